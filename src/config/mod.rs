@@ -1,0 +1,154 @@
+//! `rules.toml` -> a validated [`Config`]: serde reads raw structs (unknown keys rejected),
+//! then validation builds these typed values and reports every problem at once, each with its
+//! file, line, column and TOML key.
+//!
+//! STUB: loading and validation are being written; the typed structs are the contract.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub enforce: EnforceConfig,
+    pub allow: AllowConfig,
+    pub limits: LimitsConfig,
+    pub events: EventsConfig,
+    pub control: ControlConfig,
+    pub state: StateConfig,
+    pub metrics: MetricsConfig,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureConfig {
+    /// Interfaces captured live; empty means "the interface of the default route".
+    pub interfaces: Vec<String>,
+    /// Extra libpcap filter, ANDed with nothing: used as given. `None` when empty.
+    pub bpf_filter: Option<String>,
+    /// Bytes kept per packet; headers fit in 128.
+    pub snaplen: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// One DROP rule per offender in the chain.
+    Iptables,
+    /// Two hash:net sets with kernel timeouts, matched by one rule per family.
+    Ipset,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnforceConfig {
+    pub backend: BackendKind,
+    /// Dedicated chain name (validated: 1-28 chars of [A-Za-z0-9_-]).
+    pub chain: String,
+    /// Hooks that jump to the chain: `INPUT`, `FORWARD`, or `raw:PREROUTING` style `table:CHAIN`.
+    pub hooks: Vec<String>,
+    pub ban: Duration,
+    pub max_ban: Duration,
+    pub repeat_window: Duration,
+    pub repeat_multiplier: f64,
+    pub max_active_bans: usize,
+    pub max_new_bans_per_sec: u32,
+    pub keep_on_exit: bool,
+    pub dry_run: bool,
+    /// A banned source still over its threshold gets its ban extended.
+    pub extend_while_active: bool,
+    /// How often the kernel state is checked for external changes.
+    pub check_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowConfig {
+    /// Never flagged, never banned, and no ban on a prefix that overlaps one of these.
+    pub nets: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    /// Upper bound on per-source state; beyond it new sources are not tracked (and reported).
+    pub max_tracked_sources: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventsConfig {
+    /// Events are appended here (JSON lines) as well as written to stdout.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlConfig {
+    /// Unix socket of the running daemon.
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// Offense history and manual bans, written atomically.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricsConfig {
+    /// Prometheus endpoint; `None` disables it.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpFlagsFilter {
+    /// SYN set, ACK clear: connection attempts.
+    Syn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Packets,
+    Bytes,
+    /// Distinct destination ports (scans).
+    DstPorts,
+    /// Distinct destination addresses (sweeps).
+    DstAddrs,
+}
+
+impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Packets => "packets",
+            Metric::Bytes => "bytes",
+            Metric::DstPorts => "dst_ports",
+            Metric::DstAddrs => "dst_addrs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Unique; appears in events and in the kernel rule comments.
+    pub name: String,
+    pub protocol: Protocol,
+    pub tcp_flags: Option<TcpFlagsFilter>,
+    /// Only packets to these destination ports count; `None` means all.
+    pub dst_ports: Option<Vec<u16>>,
+    pub metric: Metric,
+    /// The rule fires when the count within `window` exceeds this.
+    pub threshold: u64,
+    pub window: Duration,
+    /// Overrides `[enforce].ban`.
+    pub ban: Option<Duration>,
+    /// Prefix lengths that group sources into one offender.
+    pub aggregate_v4: u8,
+    pub aggregate_v6: u8,
+}

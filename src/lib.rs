@@ -1,0 +1,14 @@
+//! autoblock: a server under heavy load defends itself in real time.
+//!
+//! A tour of the modules, in pipeline order:
+//! - [`packet`]: frame bytes -> [`packet::PacketMeta`] (pure; the only etherparse user).
+//! - [`config`]: `rules.toml` -> validated [`config::Config`].
+//! - [`time`]: [`time::Timestamp`], the "now" that is always passed in, never read.
+//!
+//! Pure modules never do I/O and never read the clock; everything that does lives in `sys`.
+
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod packet;
+pub mod time;

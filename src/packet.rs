@@ -1,0 +1,79 @@
+//! Raw frame bytes -> [`PacketMeta`]: the one place that reads untrusted packet bytes, and the
+//! only user of etherparse. Never panics on any input; returns a plain [`ParseError`].
+//!
+//! STUB: the parser is being written; the types below are the contract the rest of the crate
+//! relies on.
+
+use std::net::IpAddr;
+
+/// libpcap link types (DLT_*/LINKTYPE_*) that [`parse`] understands.
+pub mod link {
+    pub const NULL: i32 = 0;
+    pub const ETHERNET: i32 = 1;
+    pub const RAW_OPENBSD: i32 = 12;
+    pub const RAW: i32 = 101;
+    pub const LINUX_SLL: i32 = 113;
+    pub const IPV4: i32 = 228;
+    pub const IPV6: i32 = 229;
+    pub const LINUX_SLL2: i32 = 276;
+    pub const LOOP: i32 = 108;
+}
+
+/// Transport protocol, as far as the policy engine cares.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+    /// Any other IP protocol number (GRE, ESP, ...).
+    Other(u8),
+}
+
+/// TCP flag bits as on the wire (FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80).
+pub mod tcp_flag {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
+}
+
+/// What the pipeline needs from one packet: small, `Copy`, no borrowed bytes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PacketMeta {
+    /// Source address: who gets counted and, maybe, blocked.
+    pub src: IpAddr,
+    /// Destination address: for the `dst_addrs` (sweep) metric.
+    pub dst: IpAddr,
+    pub proto: Proto,
+    /// TCP flag bits; 0 for other protocols and for non-first fragments.
+    pub tcp_flags: u8,
+    /// Ports are `None` for non-first fragments, ICMP, or a header cut by the snaplen.
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    /// Bytes on the wire (the frame's original length), for the `bytes` metric.
+    pub len: u32,
+    /// A non-first IP fragment: counted against its source, but carries no L4 header.
+    pub fragment: bool,
+}
+
+/// Why a frame yielded no [`PacketMeta`]. Not an error of the tool: such frames are counted as
+/// `unparsed` and skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("link type {0} is not supported")]
+    UnsupportedLinkType(i32),
+    #[error("not an IP packet (ethertype/family {0:#06x})")]
+    NotIp(u32),
+    #[error("frame too short for its {0} header")]
+    Truncated(&'static str),
+    #[error("malformed {0} header")]
+    Malformed(&'static str),
+}
+
+/// Parses one captured frame of link type `linktype`. `wire_len` is the frame's length on the
+/// wire (libpcap's `len`), which may exceed `frame.len()` when the snaplen cut it.
+pub fn parse(linktype: i32, frame: &[u8], wire_len: u32) -> Result<PacketMeta, ParseError> {
+    let _ = (frame, wire_len);
+    Err(ParseError::UnsupportedLinkType(linktype))
+}
