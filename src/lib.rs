@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod packet;
 pub mod time;

@@ -1,5 +1,8 @@
-//! The `autoblock` binary: parse arguments, set up logging, run a subcommand, pick the exit code.
+//! The `autoblock` binary: parse arguments, run a subcommand, exit with its code.
+
+use clap::Parser;
 
 fn main() {
-    std::process::exit(0);
+    let cli = autoblock::cli::Cli::parse();
+    std::process::exit(autoblock::cli::run(cli));
 }

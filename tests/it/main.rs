@@ -1,0 +1,3 @@
+//! One integration-test binary with themed modules (see each module's `//!`).
+
+mod util;

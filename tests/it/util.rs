@@ -1,0 +1,71 @@
+//! Test harness: where the shared captures are, the built binary, and the skip-or-fail rule
+//! (a test that needs root or `../shared/pcaps` prints why it skips, and fails when `CI=true`).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// True on CI, where a skip is a failure.
+pub fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Skips (returns `None`, printing why) or, on CI, fails.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if on_ci() {
+        panic!("{test}: cannot run on CI: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// The shared third-party captures: `$AUTOBLOCK_PCAPS`, else `../shared/pcaps` beside the repo.
+pub fn pcaps_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("AUTOBLOCK_PCAPS") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps")
+}
+
+/// `Some(dir)` when the shared captures are present; otherwise skip (or fail on CI).
+pub fn require_pcaps(test: &str) -> Option<PathBuf> {
+    let dir = pcaps_dir();
+    if dir.join("manifest.tsv").is_file() {
+        Some(dir)
+    } else {
+        skip_or_fail(test, &format!("{} is absent", dir.display()));
+        None
+    }
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// True when running as root; otherwise skip (or fail on CI).
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        true
+    } else {
+        skip_or_fail(test, "needs root (network namespaces, iptables, ipset)");
+        false
+    }
+}
+
+/// The `autoblock` binary built for these tests.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_autoblock"))
+}
+
+/// Runs the binary with `args`; returns its output.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("spawn autoblock")
+}
+
+/// The shipped `rules.toml`.
+pub fn shipped_rules() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules.toml")
+}
