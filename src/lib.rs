@@ -9,7 +9,11 @@
 
 #![deny(unsafe_code)]
 
+pub mod bans;
 pub mod cli;
 pub mod config;
+pub mod counters;
 pub mod packet;
+pub mod policy;
 pub mod time;
+pub mod window;

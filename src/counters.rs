@@ -1,0 +1,399 @@
+//! Per-source state with a hard bound (pure): source key -> one sliding window per rule.
+//!
+//! Invariants: at most `max_sources` keys are tracked; a key unseen for longer than the longest
+//! window of its rules is idle and evicted by [`SourceTable::sweep`]; when the table is full and
+//! nothing is idle, new sources are *not* tracked and counted in `untracked`, so a spoofed flood
+//! cannot grow memory. Per-rule state lives in flat arenas indexed by slot: nothing is allocated
+//! per packet, and a freed slot is reused.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use foldhash::fast::RandomState;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use crate::window::{DistinctWindow, RateWindow, Span};
+
+/// A source as counted: an address, or a prefix when a rule aggregates (`aggregate_v4/_v6`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceKey {
+    /// Address bits, masked to `prefix`; IPv4 in the low 32 bits.
+    bits: u128,
+    v6: bool,
+    prefix: u8,
+}
+
+impl SourceKey {
+    /// The key of `addr` under the given prefix lengths (clamped to the family's width).
+    pub fn new(addr: IpAddr, prefix_v4: u8, prefix_v6: u8) -> SourceKey {
+        match addr {
+            IpAddr::V4(a) => {
+                let p = prefix_v4.min(32);
+                let mask = if p == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(p))
+                };
+                SourceKey {
+                    bits: u128::from(u32::from(a) & mask),
+                    v6: false,
+                    prefix: p,
+                }
+            }
+            IpAddr::V6(a) => {
+                let p = prefix_v6.min(128);
+                let mask = if p == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(p))
+                };
+                SourceKey {
+                    bits: u128::from(a) & mask,
+                    v6: true,
+                    prefix: p,
+                }
+            }
+        }
+    }
+
+    pub fn from_net(net: IpNet) -> SourceKey {
+        let net = net.trunc();
+        match net {
+            IpNet::V4(n) => SourceKey::new(IpAddr::V4(n.addr()), n.prefix_len(), 128),
+            IpNet::V6(n) => SourceKey::new(IpAddr::V6(n.addr()), 32, n.prefix_len()),
+        }
+    }
+
+    pub fn net(self) -> IpNet {
+        if self.v6 {
+            IpNet::V6(Ipv6Net::new_assert(self.bits.into(), self.prefix))
+        } else {
+            let a = std::net::Ipv4Addr::from(self.bits as u32);
+            IpNet::V4(Ipv4Net::new_assert(a, self.prefix))
+        }
+    }
+
+    /// True when the key is a whole single address (/32 or /128).
+    pub fn is_host(self) -> bool {
+        self.prefix == if self.v6 { 128 } else { 32 }
+    }
+}
+
+/// `203.0.113.7` for a host, `2001:db8::/64` for a prefix: how events name a target.
+impl std::fmt::Display for SourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let net = self.net();
+        if self.is_host() {
+            write!(f, "{}", net.addr())
+        } else {
+            write!(f, "{net}")
+        }
+    }
+}
+
+/// What a rule counts, and so which kind of window it keeps per source.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WindowKind {
+    Packets,
+    Bytes,
+    /// Distinct values, stored up to `cap`.
+    Distinct {
+        cap: usize,
+    },
+}
+
+/// One rule's windows for every slot.
+#[derive(Debug)]
+enum Arena {
+    Packets(Vec<RateWindow<u32>>),
+    Bytes(Vec<RateWindow<u64>>),
+    Distinct(Vec<DistinctWindow>, usize),
+}
+
+impl Arena {
+    fn new(kind: WindowKind) -> Arena {
+        match kind {
+            WindowKind::Packets => Arena::Packets(Vec::new()),
+            WindowKind::Bytes => Arena::Bytes(Vec::new()),
+            WindowKind::Distinct { cap } => Arena::Distinct(Vec::new(), cap),
+        }
+    }
+
+    fn push_default(&mut self) {
+        match self {
+            Arena::Packets(v) => v.push(RateWindow::default()),
+            Arena::Bytes(v) => v.push(RateWindow::default()),
+            Arena::Distinct(v, _) => v.push(DistinctWindow::default()),
+        }
+    }
+
+    fn reset(&mut self, slot: usize) {
+        match self {
+            Arena::Packets(v) => v[slot] = RateWindow::default(),
+            Arena::Bytes(v) => v[slot] = RateWindow::default(),
+            Arena::Distinct(v, _) => v[slot].clear(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Arena::Packets(v) => v.capacity() * std::mem::size_of::<RateWindow<u32>>(),
+            Arena::Bytes(v) => v.capacity() * std::mem::size_of::<RateWindow<u64>>(),
+            Arena::Distinct(v, _) => {
+                v.capacity() * std::mem::size_of::<DistinctWindow>()
+                    + v.iter().map(DistinctWindow::heap_bytes).sum::<usize>()
+            }
+        }
+    }
+}
+
+/// A slot's bookkeeping.
+#[derive(Copy, Clone, Debug, Default)]
+struct SlotInfo {
+    /// Last packet time (µs): what eviction looks at.
+    last_seen: u64,
+}
+
+/// Source table for a group of rules that share one aggregation.
+#[derive(Debug)]
+pub struct SourceTable {
+    map: HashMap<SourceKey, u32, RandomState>,
+    slots: Vec<SlotInfo>,
+    free: Vec<u32>,
+    arenas: Vec<Arena>,
+    spans: Vec<Span>,
+    max_sources: usize,
+    /// A key idle for this long (the longest window) can be evicted.
+    idle_us: u64,
+    last_sweep: u64,
+    /// Packets from sources that could not be tracked because the table was full.
+    pub untracked: u64,
+    /// Sources evicted as idle, in all.
+    pub evicted: u64,
+}
+
+/// Where a tracked source's state lives; valid until the next [`SourceTable::sweep`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Slot(u32);
+
+impl SourceTable {
+    /// `rules`: for each rule of the group, its window kind and span.
+    pub fn new(rules: &[(WindowKind, Span)], max_sources: usize) -> SourceTable {
+        let idle_us = rules.iter().map(|r| r.1.window_us).max().unwrap_or(1);
+        SourceTable {
+            map: HashMap::with_hasher(RandomState::default()),
+            slots: Vec::new(),
+            free: Vec::new(),
+            arenas: rules.iter().map(|r| Arena::new(r.0)).collect(),
+            spans: rules.iter().map(|r| r.1).collect(),
+            max_sources: max_sources.max(1),
+            idle_us,
+            last_sweep: 0,
+            untracked: 0,
+            evicted: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The slot of `key`, creating it if there is room (sweeping idle keys first when full).
+    /// `None` when the table is full of active sources: the packet is counted as untracked.
+    pub fn slot(&mut self, key: SourceKey, now_us: u64) -> Option<Slot> {
+        if let Some(&s) = self.map.get(&key) {
+            self.slots[s as usize].last_seen = now_us;
+            return Some(Slot(s));
+        }
+        if self.map.len() >= self.max_sources {
+            // Sweep at most once per bucket of the shortest window, so a table full of active
+            // sources does not turn every new packet into a full scan.
+            let min_bucket = self.spans.iter().map(|s| s.bucket_us).min().unwrap_or(1);
+            if now_us >= self.last_sweep.saturating_add(min_bucket) {
+                self.sweep(now_us);
+            }
+            if self.map.len() >= self.max_sources {
+                self.untracked += 1;
+                return None;
+            }
+        }
+        let s = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                let s = u32::try_from(self.slots.len()).ok()?;
+                self.slots.push(SlotInfo::default());
+                for a in &mut self.arenas {
+                    a.push_default();
+                }
+                s
+            }
+        };
+        self.slots[s as usize].last_seen = now_us;
+        self.map.insert(key, s);
+        Some(Slot(s))
+    }
+
+    /// Counts `amount` (packets or bytes) for rule `r` of the group; returns the window total.
+    pub fn add_rate(&mut self, slot: Slot, r: usize, now_us: u64, amount: u64) -> u64 {
+        let span = self.spans[r];
+        match &mut self.arenas[r] {
+            Arena::Packets(v) => v[slot.0 as usize].add(now_us, span, amount),
+            Arena::Bytes(v) => v[slot.0 as usize].add(now_us, span, amount),
+            Arena::Distinct(..) => 0,
+        }
+    }
+
+    /// Records a distinct `value` for rule `r`; returns distinct values within the window.
+    pub fn add_distinct(&mut self, slot: Slot, r: usize, now_us: u64, value: u32) -> u64 {
+        let span = self.spans[r];
+        match &mut self.arenas[r] {
+            Arena::Distinct(v, cap) => v[slot.0 as usize].add(now_us, span, value, *cap),
+            _ => 0,
+        }
+    }
+
+    /// Rule `r`'s current value for `key` (for `explain`), without changing anything.
+    pub fn value(&self, key: SourceKey, r: usize, now_us: u64) -> u64 {
+        let Some(&s) = self.map.get(&key) else {
+            return 0;
+        };
+        let span = self.spans[r];
+        match &self.arenas[r] {
+            Arena::Packets(v) => v[s as usize].total_at(now_us, span),
+            Arena::Bytes(v) => v[s as usize].total_at(now_us, span),
+            Arena::Distinct(v, _) => v[s as usize].total_at(now_us, span),
+        }
+    }
+
+    /// Sweeps when a longest-window has passed since the last sweep, so memory is released
+    /// after an attack even when the table never fills.
+    pub fn maybe_sweep(&mut self, now_us: u64) {
+        if now_us >= self.last_sweep.saturating_add(self.idle_us) || now_us < self.last_sweep {
+            self.sweep(now_us);
+        }
+    }
+
+    /// Evicts every key idle for longer than the longest window; returns how many.
+    pub fn sweep(&mut self, now_us: u64) -> usize {
+        self.last_sweep = now_us;
+        let cutoff = now_us.saturating_sub(self.idle_us);
+        let before = self.map.len();
+        let slots = &self.slots;
+        let free = &mut self.free;
+        let arenas = &mut self.arenas;
+        self.map.retain(|_, s| {
+            let last = slots[*s as usize].last_seen;
+            // Idle, or "in the future" after a clock reset.
+            let keep = last > cutoff && last <= now_us;
+            if !keep {
+                for a in arenas.iter_mut() {
+                    a.reset(*s as usize);
+                }
+                free.push(*s);
+            }
+            keep
+        });
+        let n = before - self.map.len();
+        self.evicted += n as u64;
+        n
+    }
+
+    /// Approximate bytes held (map + arenas), for reports and the memory-bound tests.
+    pub fn memory_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(SourceKey, u32)>() + 1;
+        self.map.capacity() * entry
+            + self.slots.capacity() * std::mem::size_of::<SlotInfo>()
+            + self.free.capacity() * 4
+            + self.arenas.iter().map(Arena::bytes).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn table(max: usize) -> SourceTable {
+        let span = Span::new(Duration::from_secs(1));
+        SourceTable::new(
+            &[
+                (WindowKind::Packets, span),
+                (WindowKind::Distinct { cap: 11 }, span),
+            ],
+            max,
+        )
+    }
+
+    fn v4(i: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
+    #[test]
+    fn keys_aggregate_by_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(SourceKey::new(a, 32, 64), SourceKey::new(b, 32, 64));
+        assert_ne!(SourceKey::new(a, 32, 64), SourceKey::new(c, 32, 64));
+        assert_eq!(SourceKey::new(a, 32, 64).to_string(), "2001:db8:1:2::/64");
+        let k = SourceKey::new("203.0.113.77".parse().unwrap(), 24, 128);
+        assert_eq!(k.to_string(), "203.0.113.0/24");
+        let h = SourceKey::new("203.0.113.77".parse().unwrap(), 32, 128);
+        assert_eq!(h.to_string(), "203.0.113.77");
+        assert_eq!(SourceKey::from_net(h.net()), h);
+        assert_eq!(SourceKey::new(a, 0, 0).to_string(), "::/0");
+    }
+
+    #[test]
+    fn counts_per_slot() {
+        let mut t = table(10);
+        let s = t.slot(SourceKey::new(v4(1), 32, 128), 5).unwrap();
+        t.add_rate(s, 0, 5, 1);
+        assert_eq!(t.add_rate(s, 0, 6, 1), 2);
+        assert_eq!(t.add_distinct(s, 1, 6, 80), 1);
+        assert_eq!(t.add_distinct(s, 1, 7, 443), 2);
+        assert_eq!(t.value(SourceKey::new(v4(1), 32, 128), 0, 7), 2);
+    }
+
+    #[test]
+    fn full_table_does_not_grow_and_reports_untracked() {
+        let mut t = table(100);
+        for i in 0..100 {
+            assert!(t.slot(SourceKey::new(v4(i), 32, 128), 1000).is_some());
+        }
+        let mem = t.memory_bytes();
+        // A spoofed flood of 10k new sources within the window: none tracked, memory flat.
+        for i in 100..10_100 {
+            assert!(
+                t.slot(SourceKey::new(v4(i), 32, 128), 1000 + u64::from(i))
+                    .is_none()
+            );
+        }
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.untracked, 10_000);
+        assert_eq!(t.memory_bytes(), mem);
+    }
+
+    #[test]
+    fn idle_sources_are_evicted_and_slots_reused() {
+        let mut t = table(100);
+        for i in 0..100 {
+            let s = t.slot(SourceKey::new(v4(i), 32, 128), 0).unwrap();
+            t.add_rate(s, 0, 0, 5);
+        }
+        let slots_before = t.slots.len();
+        // 2 s later the old ones are idle: new sources take their slots, with fresh windows.
+        for i in 100..200 {
+            let s = t.slot(SourceKey::new(v4(i), 32, 128), 2_000_000).unwrap();
+            assert_eq!(t.add_rate(s, 0, 2_000_000, 1), 1);
+        }
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.slots.len(), slots_before);
+        assert_eq!(t.evicted, 100);
+        assert_eq!(t.untracked, 0);
+    }
+}

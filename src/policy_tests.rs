@@ -1,0 +1,376 @@
+//! Unit tests of the policy engine: windows through the engine, aggregation, allowlist, local
+//! addresses, escalation, extension, caps. Time is moved by hand; nothing sleeps.
+
+use super::*;
+use crate::config::*;
+use std::path::PathBuf;
+
+const MS: u64 = 1000;
+const SEC: u64 = 1_000_000;
+
+fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -> Rule {
+    Rule {
+        name: name.into(),
+        protocol: Protocol::Any,
+        tcp_flags: None,
+        dst_ports: None,
+        metric,
+        threshold,
+        window: Duration::from_millis(window_ms),
+        ban: None,
+        aggregate_v4: 32,
+        aggregate_v6: 128,
+    }
+}
+
+fn config(rules: Vec<Rule>) -> Config {
+    Config {
+        capture: CaptureConfig {
+            interfaces: vec![],
+            bpf_filter: None,
+            snaplen: 128,
+        },
+        enforce: EnforceConfig {
+            backend: BackendKind::Iptables,
+            chain: "AUTOBLOCK".into(),
+            hooks: vec!["INPUT".into()],
+            ban: Duration::from_secs(600),
+            max_ban: Duration::from_secs(3600),
+            repeat_window: Duration::from_secs(3600),
+            repeat_multiplier: 2.0,
+            max_active_bans: 100,
+            max_new_bans_per_sec: 1000,
+            keep_on_exit: true,
+            dry_run: false,
+            extend_while_active: true,
+            check_interval: Duration::from_secs(10),
+        },
+        allow: AllowConfig {
+            nets: vec![
+                "127.0.0.0/8".parse().unwrap(),
+                "192.0.2.0/28".parse().unwrap(),
+            ],
+        },
+        limits: LimitsConfig {
+            max_tracked_sources: 1000,
+        },
+        events: EventsConfig::default(),
+        control: ControlConfig {
+            socket: PathBuf::from("/tmp/x.sock"),
+        },
+        state: StateConfig {
+            dir: PathBuf::from("/tmp"),
+        },
+        metrics: MetricsConfig::default(),
+        rules,
+    }
+}
+
+fn syn(src: &str, dst: &str, port: u16) -> PacketMeta {
+    PacketMeta {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        proto: Proto::Tcp,
+        tcp_flags: tcp_flag::SYN,
+        src_port: Some(40000),
+        dst_port: Some(port),
+        len: 60,
+        fragment: false,
+    }
+}
+
+fn feed(e: &mut Engine, p: &PacketMeta, n: u64, start_us: u64, step_us: u64) -> Vec<Decision> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        e.observe(p, Timestamp(start_us + i * step_us), &mut out);
+    }
+    out
+}
+
+fn blocks(d: &[Decision]) -> Vec<String> {
+    d.iter()
+        .filter_map(|d| match d {
+            Decision::Block(v) => Some(v.key.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn exactly_the_threshold_does_not_fire_one_more_does() {
+    let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 100, 1000)]), vec![]);
+    let p = syn("203.0.113.7", "10.0.0.1", 80);
+    assert!(feed(&mut e, &p, 100, 10 * SEC, MS).is_empty());
+    let d = feed(&mut e, &p, 1, 10 * SEC + 100 * MS, 0);
+    assert_eq!(blocks(&d), ["203.0.113.7"]);
+    let Decision::Block(v) = &d[0] else { panic!() };
+    assert_eq!((v.observed, v.threshold, v.offense), (101, 100, 1));
+    assert_eq!(v.ban, Duration::from_secs(600));
+    assert_eq!(v.until, Timestamp(10 * SEC + 100 * MS + 600 * SEC));
+}
+
+#[test]
+fn a_burst_split_across_a_second_boundary_is_caught() {
+    let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 100, 1000)]), vec![]);
+    let p = syn("203.0.113.7", "10.0.0.1", 80);
+    assert!(feed(&mut e, &p, 60, 4 * SEC + 900 * MS, MS).is_empty());
+    let d = feed(&mut e, &p, 60, 5 * SEC, MS);
+    assert_eq!(blocks(&d), ["203.0.113.7"]);
+}
+
+#[test]
+fn filters_select_packets() {
+    let mut r = rule("syn80", Metric::Packets, 5, 1000);
+    r.protocol = Protocol::Tcp;
+    r.tcp_flags = Some(TcpFlagsFilter::Syn);
+    r.dst_ports = Some(vec![443, 80]);
+    let mut e = Engine::new(&config(vec![r]), vec![]);
+    let mut synack = syn("203.0.113.7", "10.0.0.1", 80);
+    synack.tcp_flags = tcp_flag::SYN | tcp_flag::ACK;
+    let other_port = syn("203.0.113.7", "10.0.0.1", 22);
+    let mut udp = syn("203.0.113.7", "10.0.0.1", 80);
+    udp.proto = Proto::Udp;
+    udp.tcp_flags = 0;
+    let mut frag = syn("203.0.113.7", "10.0.0.1", 80);
+    frag.fragment = true;
+    frag.dst_port = None;
+    frag.tcp_flags = 0;
+    for p in [synack, other_port, udp, frag] {
+        assert!(feed(&mut e, &p, 50, SEC, MS).is_empty(), "{p:?}");
+    }
+    let d = feed(&mut e, &syn("203.0.113.7", "10.0.0.1", 443), 6, 2 * SEC, MS);
+    assert_eq!(blocks(&d).len(), 1);
+}
+
+#[test]
+fn port_scan_and_sweep_count_distinct_values() {
+    let mut e = Engine::new(
+        &config(vec![
+            rule("scan", Metric::DstPorts, 20, 10_000),
+            rule("sweep", Metric::DstAddrs, 20, 10_000),
+        ]),
+        vec![],
+    );
+    // Same port, same host, many times: neither fires.
+    assert!(feed(&mut e, &syn("198.51.100.1", "10.0.0.1", 80), 500, SEC, MS).is_empty());
+    let mut out = Vec::new();
+    for port in 0..21u16 {
+        e.observe(
+            &syn("198.51.100.2", "10.0.0.1", port),
+            Timestamp(SEC + u64::from(port)),
+            &mut out,
+        );
+    }
+    for host in 0..21u8 {
+        let dst = format!("10.0.1.{host}");
+        e.observe(&syn("198.51.100.3", &dst, 22), Timestamp(2 * SEC), &mut out);
+    }
+    let got: Vec<(String, String)> = out
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Block(v) => Some((v.key.to_string(), v.rule.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("198.51.100.2".to_string(), "scan".to_string()),
+            ("198.51.100.3".to_string(), "sweep".to_string())
+        ]
+    );
+}
+
+#[test]
+fn sources_in_one_v6_prefix_are_one_offender() {
+    let mut r = rule("p", Metric::Packets, 100, 1000);
+    r.aggregate_v6 = 64;
+    let mut e = Engine::new(&config(vec![r]), vec![]);
+    let mut out = Vec::new();
+    for i in 0..101u32 {
+        let src = format!("2001:db8:bad:1:{:x}::{:x}", i % 7, i);
+        e.observe(
+            &syn(&src, "2001:db8::1", 80),
+            Timestamp(SEC + u64::from(i)),
+            &mut out,
+        );
+    }
+    assert_eq!(blocks(&out), ["2001:db8:bad:1::/64"]);
+}
+
+#[test]
+fn allowlisted_sources_are_suppressed_once_not_blocked() {
+    let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 10, 1000)]), vec![]);
+    let d = feed(&mut e, &syn("127.0.0.1", "127.0.0.1", 80), 1000, SEC, MS);
+    assert!(blocks(&d).is_empty());
+    let reasons: Vec<_> = d
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Suppressed { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [SuppressReason::Allowlist]);
+}
+
+#[test]
+fn a_prefix_that_contains_an_allowlisted_net_is_not_blocked() {
+    let mut r = rule("p", Metric::Packets, 10, 1000);
+    r.aggregate_v4 = 24;
+    let mut e = Engine::new(&config(vec![r]), vec![]);
+    // 192.0.2.200 is outside 192.0.2.0/28, but its /24 contains it.
+    let d = feed(&mut e, &syn("192.0.2.200", "10.0.0.1", 80), 20, SEC, MS);
+    assert!(matches!(
+        d.as_slice(),
+        [Decision::Suppressed {
+            reason: SuppressReason::Allowlist,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn local_sources_are_never_counted_and_local_prefixes_never_blocked() {
+    let mut r = rule("p", Metric::Packets, 10, 1000);
+    r.aggregate_v4 = 24;
+    let local = vec!["10.9.9.9/32".parse().unwrap()];
+    let mut e = Engine::new(&config(vec![r]), local);
+    assert!(feed(&mut e, &syn("10.9.9.9", "10.0.0.1", 80), 1000, SEC, MS).is_empty());
+    assert_eq!(e.stats().local_packets, 1000);
+    assert_eq!(e.stats().tracked_sources, 0);
+    let d = feed(&mut e, &syn("10.9.9.1", "10.0.0.1", 80), 20, SEC, MS);
+    assert!(matches!(
+        d.as_slice(),
+        [Decision::Suppressed {
+            reason: SuppressReason::Local,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn repeat_offenders_get_longer_bans_up_to_max_ban() {
+    let mut c = config(vec![rule("p", Metric::Packets, 10, 1000)]);
+    c.enforce.ban = Duration::from_secs(60);
+    c.enforce.max_ban = Duration::from_secs(200);
+    c.enforce.repeat_window = Duration::from_secs(3600);
+    let mut e = Engine::new(&c, vec![]);
+    let p = syn("203.0.113.9", "10.0.0.1", 80);
+    let mut bans = Vec::new();
+    let mut t = SEC;
+    for _ in 0..4 {
+        let d = feed(&mut e, &p, 11, t, MS);
+        for x in &d {
+            if let Decision::Block(v) = x {
+                bans.push((v.offense, v.ban.as_secs()));
+            }
+        }
+        // Let the ban expire.
+        t += 300 * SEC;
+        let mut out = Vec::new();
+        e.tick(Timestamp(t), &mut out);
+        assert!(matches!(out.as_slice(), [Decision::Unblock { .. }]));
+    }
+    assert_eq!(bans, [(1, 60), (2, 120), (3, 200), (4, 200)]);
+    // Past the repeat window the count starts again.
+    t += 3700 * SEC;
+    let d = feed(&mut e, &p, 11, t, MS);
+    assert!(matches!(&d[..], [Decision::Block(v)] if v.offense == 1 && v.ban.as_secs() == 60));
+}
+
+#[test]
+fn a_banned_source_still_over_threshold_is_extended_then_unblocked() {
+    let mut c = config(vec![rule("p", Metric::Packets, 10, 1000)]);
+    c.enforce.ban = Duration::from_secs(20);
+    let mut e = Engine::new(&c, vec![]);
+    let p = syn("203.0.113.9", "10.0.0.1", 80);
+    // 30 s of 100 packets/s.
+    let d = feed(&mut e, &p, 3000, SEC, 10 * MS);
+    assert_eq!(blocks(&d).len(), 1);
+    let extends: Vec<_> = d
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Extend(v) => Some(v.until),
+            _ => None,
+        })
+        .collect();
+    // Extended in 2 s steps (a tenth of 20 s), about 15 times in 29 s.
+    assert!((13..=16).contains(&extends.len()), "{}", extends.len());
+    let last = *extends.last().unwrap();
+    assert_eq!(e.bans().next_deadline(), Some(last));
+    let mut out = Vec::new();
+    e.tick(last, &mut out);
+    assert!(matches!(&out[..], [Decision::Unblock { ban, .. }] if ban.peak >= 100));
+}
+
+#[test]
+fn the_ban_cap_holds() {
+    let mut c = config(vec![rule("p", Metric::Packets, 5, 1000)]);
+    c.enforce.max_active_bans = 2;
+    let mut e = Engine::new(&c, vec![]);
+    let mut out = Vec::new();
+    for i in 0..5 {
+        out.extend(feed(
+            &mut e,
+            &syn(&format!("203.0.113.{i}"), "10.0.0.1", 80),
+            6,
+            SEC,
+            MS,
+        ));
+    }
+    assert_eq!(blocks(&out).len(), 2);
+    let caps = out
+        .iter()
+        .filter(|d| {
+            matches!(
+                d,
+                Decision::Suppressed {
+                    reason: SuppressReason::Cap,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(caps, 3);
+}
+
+#[test]
+fn a_spoofed_flood_keeps_memory_flat_and_blocks_nobody() {
+    let mut c = config(vec![rule("p", Metric::Packets, 5, 1000)]);
+    c.limits.max_tracked_sources = 1000;
+    let mut e = Engine::new(&c, vec![]);
+    let mut out = Vec::new();
+    let mut peak = 0;
+    for i in 0..50_000u32 {
+        let p = syn(
+            &std::net::Ipv4Addr::from(0x0b00_0000 + i).to_string(),
+            "10.0.0.1",
+            80,
+        );
+        e.observe(&p, Timestamp(SEC + u64::from(i) * 20), &mut out);
+        e.observe(&p, Timestamp(SEC + u64::from(i) * 20 + 1), &mut out);
+        peak = peak.max(e.stats().memory_bytes);
+    }
+    assert!(out.is_empty());
+    let s = e.stats();
+    assert!(s.tracked_sources <= 1000);
+    assert!(s.untracked > 0 || s.evicted > 0);
+    assert!(peak < 1_000_000, "peak {peak} bytes for 1000 sources");
+}
+
+#[test]
+fn time_running_backwards_or_jumping_years_is_safe() {
+    let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 10, 1000)]), vec![]);
+    let p = syn("203.0.113.7", "10.0.0.1", 80);
+    let mut out = Vec::new();
+    for t in [u64::MAX - 1, SEC, u64::MAX / 3, 5, 10 * 365 * 86_400 * SEC] {
+        for _ in 0..5 {
+            e.observe(&p, Timestamp(t), &mut out);
+        }
+        e.tick(Timestamp(t), &mut out);
+    }
+    assert!(
+        blocks(&out).is_empty(),
+        "5 packets per far-apart instant never add up"
+    );
+}
