@@ -1,6 +1,10 @@
 //! Command-line interface: one file per subcommand; `main` only parses and dispatches here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+pub mod replay;
+
+use crate::config::Config;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Validate rules.toml and print a one-line summary per rule.
     Check(CheckArgs),
+    /// Replay capture files through the engine and report what would have been blocked.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -39,5 +45,12 @@ pub struct CheckArgs {
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Check(_args) => EXIT_OK,
+        Command::Replay(args) => replay::run(args),
     }
+}
+
+/// Loads and validates the configuration, printing every problem; `Err` is the exit code.
+pub fn load_config(path: Option<&Path>) -> Result<Config, i32> {
+    let _ = path;
+    Err(EXIT_USAGE)
 }

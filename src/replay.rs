@@ -1,0 +1,314 @@
+//! Replay: a capture file through exactly the parse -> count -> evaluate code that runs live,
+//! on capture time. Two threads: one reads and parses frames (libpcap + [`crate::packet`]), one
+//! owns the engine; batches of parsed packets go between them and come back for reuse, so
+//! nothing is allocated per packet and no table is shared.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use foldhash::fast::RandomState;
+use ipnet::IpNet;
+
+use crate::config::{Config, Metric};
+use crate::counters::SourceKey;
+use crate::event::Summary;
+use crate::packet::{self, PacketMeta};
+use crate::policy::{Decision, Engine};
+use crate::sys::capture::{CaptureError, CaptureFile};
+use crate::time::Timestamp;
+
+/// Packets per batch between the reader and the engine.
+const BATCH: usize = 4096;
+/// Distinct sources remembered for the report; beyond this they are still counted by the
+/// engine (within its own bound) but not listed.
+const MAX_TALKERS: usize = 4_000_000;
+
+pub struct ReplayOptions {
+    /// Our own addresses: traffic from them is never counted or blocked.
+    pub local: Vec<IpNet>,
+    /// Print progress to stderr about once a second.
+    pub progress: bool,
+}
+
+/// Per-source totals for the report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Talker {
+    pub addr: IpAddr,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+}
+
+/// What replay would have done to one target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Offender {
+    pub key: SourceKey,
+    pub rule: Arc<str>,
+    pub metric: Metric,
+    /// The highest window value seen while it fired or was banned.
+    pub observed: u64,
+    pub threshold: u64,
+    /// When it was first blocked (or suppressed).
+    pub first_decision: Timestamp,
+    pub blocks: u32,
+    /// `Some(reason)` when never blocked, only suppressed.
+    pub suppressed: Option<&'static str>,
+    /// Traffic from the target (all addresses inside a prefix target).
+    pub packets: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+pub struct ReplayReport {
+    pub summary: Summary,
+    /// Blocked first, then suppressed; each by first decision time.
+    pub offenders: Vec<Offender>,
+    /// All sources, most packets first.
+    pub talkers: Vec<Talker>,
+}
+
+/// Open failure: nothing was read.
+pub type OpenError = CaptureError;
+
+enum Msg {
+    Batch {
+        items: Vec<(PacketMeta, Timestamp)>,
+        frames: u64,
+        unparsed: u64,
+        bytes: u64,
+    },
+    Done(Result<(), CaptureError>),
+}
+
+/// Replays one file; every decision is passed to `on_decision` as it is made.
+pub fn replay_file(
+    config: &Config,
+    path: &Path,
+    opts: &ReplayOptions,
+    on_decision: &mut dyn FnMut(&Decision),
+) -> Result<ReplayReport, OpenError> {
+    let mut file = CaptureFile::open(path)?;
+    let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut engine = Engine::new(config, opts.local.clone());
+    let mut summary = Summary::new(path.display().to_string(), Timestamp(0));
+    let mut talkers: HashMap<IpAddr, Talker, RandomState> = HashMap::default();
+    let mut offenders: HashMap<SourceKey, Offender, RandomState> = HashMap::default();
+    let mut decisions = Vec::new();
+    let mut last_ts = Timestamp(0);
+    let mut bytes_read = 0u64;
+    let started = Instant::now();
+    let mut last_progress = started;
+
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(4);
+        let (back_tx, back_rx) = mpsc::channel::<Vec<(PacketMeta, Timestamp)>>();
+        scope.spawn(move || read_loop(&mut file, tx, back_rx));
+        let mut batches = 0u64;
+        for msg in rx {
+            match msg {
+                Msg::Batch {
+                    items,
+                    frames,
+                    unparsed,
+                    bytes,
+                } => {
+                    summary.packets += frames;
+                    summary.unparsed += unparsed;
+                    summary.parsed += items.len() as u64;
+                    bytes_read += bytes;
+                    for (p, ts) in &items {
+                        count_talker(&mut talkers, p, *ts);
+                        engine.observe(p, *ts, &mut decisions);
+                        last_ts = *ts;
+                        for d in decisions.drain(..) {
+                            note_offender(&mut offenders, &d);
+                            on_decision(&d);
+                        }
+                    }
+                    // The reader may be gone already; then the batch is simply dropped.
+                    let _ = back_tx.send(items);
+                    batches += 1;
+                    if batches % 16 == 0 {
+                        let m = engine.stats().memory_bytes as u64;
+                        summary.peak_table_bytes = summary.peak_table_bytes.max(m);
+                    }
+                    if opts.progress && last_progress.elapsed() >= Duration::from_secs(1) {
+                        last_progress = Instant::now();
+                        eprint!(
+                            "\r{}: {} packets, {} of {} MB",
+                            path.display(),
+                            summary.packets,
+                            bytes_read >> 20,
+                            file_size >> 20
+                        );
+                    }
+                }
+                Msg::Done(Err(e)) => {
+                    summary.complete = false;
+                    summary.error = Some(e.to_string());
+                }
+                Msg::Done(Ok(())) => {}
+            }
+        }
+    });
+    if opts.progress && started.elapsed() >= Duration::from_secs(1) {
+        eprintln!();
+    }
+
+    let stats = engine.stats();
+    summary.ts = last_ts.to_string();
+    summary.sources = talkers.len() as u64;
+    summary.local_packets = stats.local_packets;
+    summary.untracked_packets = stats.untracked;
+    summary.peak_table_bytes = summary.peak_table_bytes.max(stats.memory_bytes as u64);
+    for ban in engine.bans().iter() {
+        if let Some(o) = offenders.get_mut(&ban.key) {
+            o.observed = o.observed.max(ban.peak);
+        }
+    }
+    summary.blocked = offenders.values().filter(|o| o.suppressed.is_none()).count() as u64;
+    let offenders = finish_offenders(offenders, &talkers);
+    let mut talkers: Vec<Talker> = talkers.into_values().collect();
+    talkers.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr)));
+    Ok(ReplayReport {
+        summary,
+        offenders,
+        talkers,
+    })
+}
+
+/// The reader thread: frames -> parsed batches, until the end of the file or an error.
+fn read_loop(
+    file: &mut CaptureFile,
+    tx: mpsc::SyncSender<Msg>,
+    back: mpsc::Receiver<Vec<(PacketMeta, Timestamp)>>,
+) {
+    let linktype = file.linktype();
+    loop {
+        let mut items = back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        items.clear();
+        let (mut frames, mut unparsed, mut bytes) = (0u64, 0u64, 0u64);
+        let end = loop {
+            match file.next_frame() {
+                Ok(Some(f)) => {
+                    frames += 1;
+                    bytes += f.data.len() as u64 + 16;
+                    match packet::parse(linktype, f.data, f.wire_len) {
+                        Ok(p) => items.push((p, f.ts)),
+                        Err(_) => unparsed += 1,
+                    }
+                    if frames as usize >= BATCH {
+                        break None;
+                    }
+                }
+                Ok(None) => break Some(Ok(())),
+                Err(e) => break Some(Err(e)),
+            }
+        };
+        let batch = Msg::Batch {
+            items,
+            frames,
+            unparsed,
+            bytes,
+        };
+        if tx.send(batch).is_err() {
+            return;
+        }
+        if let Some(result) = end {
+            let _ = tx.send(Msg::Done(result));
+            return;
+        }
+    }
+}
+
+fn count_talker(talkers: &mut HashMap<IpAddr, Talker, RandomState>, p: &PacketMeta, ts: Timestamp) {
+    if let Some(t) = talkers.get_mut(&p.src) {
+        t.packets += 1;
+        t.bytes += u64::from(p.len);
+        t.last = ts;
+        return;
+    }
+    if talkers.len() < MAX_TALKERS {
+        talkers.insert(
+            p.src,
+            Talker {
+                addr: p.src,
+                packets: 1,
+                bytes: u64::from(p.len),
+                first: ts,
+                last: ts,
+            },
+        );
+    }
+}
+
+fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &Decision) {
+    let (v, suppressed) = match d {
+        Decision::Block(v) | Decision::Extend(v) => (v, None),
+        Decision::Suppressed { verdict, reason } => (verdict, Some(reason.as_str())),
+        Decision::Unblock { ban, .. } => {
+            if let Some(o) = offenders.get_mut(&ban.key) {
+                o.observed = o.observed.max(ban.peak);
+            }
+            return;
+        }
+    };
+    let o = offenders.entry(v.key).or_insert_with(|| Offender {
+        key: v.key,
+        rule: v.rule.clone(),
+        metric: v.metric,
+        observed: 0,
+        threshold: v.threshold,
+        first_decision: v.at,
+        blocks: 0,
+        suppressed,
+        packets: 0,
+        first_seen: Timestamp(0),
+        last_seen: Timestamp(0),
+    });
+    o.observed = o.observed.max(v.observed);
+    if let Decision::Block(_) = d {
+        o.blocks += 1;
+        if o.suppressed.is_some() {
+            // Blocked after all (e.g. another rule): report it as blocked by that rule.
+            o.suppressed = None;
+            o.rule = v.rule.clone();
+            o.metric = v.metric;
+            o.threshold = v.threshold;
+            o.observed = v.observed;
+        }
+    }
+}
+
+/// Adds each offender's own traffic and orders them for the report.
+fn finish_offenders(
+    offenders: HashMap<SourceKey, Offender, RandomState>,
+    talkers: &HashMap<IpAddr, Talker, RandomState>,
+) -> Vec<Offender> {
+    let mut out: Vec<Offender> = offenders.into_values().collect();
+    for o in &mut out {
+        let net = o.key.net();
+        let mine = |t: &&Talker| net.contains(&t.addr);
+        let hosts: Vec<&Talker> = if o.key.is_host() {
+            talkers.get(&net.addr()).into_iter().collect()
+        } else {
+            talkers.values().filter(mine).collect()
+        };
+        o.packets = hosts.iter().map(|t| t.packets).sum();
+        o.first_seen = hosts.iter().map(|t| t.first).min().unwrap_or_default();
+        o.last_seen = hosts.iter().map(|t| t.last).max().unwrap_or_default();
+    }
+    out.sort_by(|a, b| {
+        (a.suppressed.is_some(), a.first_decision, a.key).cmp(&(
+            b.suppressed.is_some(),
+            b.first_decision,
+            b.key,
+        ))
+    });
+    out
+}

@@ -1,0 +1,270 @@
+//! `autoblock replay` over the shared third-party captures with the shipped rules.toml:
+//! attacks and scans block their sources and nothing else, benign traffic blocks nothing,
+//! odd formats are read (or fail loudly), spoofed floods stay within the memory bound.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::{self, require_pcaps, shipped_rules};
+
+/// Runs `replay --format json` and returns (exit code, events, stderr).
+fn replay_json(files: &[&Path], extra: &[&str]) -> (i32, Vec<Value>, String) {
+    let rules = shipped_rules();
+    let mut args: Vec<String> = vec![
+        "replay".into(),
+        "--config".into(),
+        rules.display().to_string(),
+        "--format".into(),
+        "json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let out = util::bin().args(&args).output().expect("run autoblock");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code().unwrap_or(-1), events, stderr)
+}
+
+fn blocked(events: &[Value]) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "block")
+        .map(|e| e["ip"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn summary(events: &[Value]) -> &Value {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "summary")
+        .expect("a summary event")
+}
+
+/// manifest.tsv rows by file, as column name -> value.
+fn manifest(dir: &Path) -> HashMap<String, HashMap<String, String>> {
+    let text = std::fs::read_to_string(dir.join("manifest.tsv")).expect("read manifest");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    lines
+        .map(|l| {
+            let row: HashMap<String, String> = header
+                .iter()
+                .zip(l.split('\t'))
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect();
+            (row["file"].clone(), row)
+        })
+        .collect()
+}
+
+fn files_in(dir: &Path, sub: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join(sub))
+        .expect("read dir")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn syn_flood_blocks_the_flooder_and_nothing_else() {
+    let Some(dir) = require_pcaps("syn_flood_blocks_the_flooder_and_nothing_else") else {
+        return;
+    };
+    let f = dir.join("attack/cicddos2019-SynFlood.pcap");
+    let (code, events, err) = replay_json(&[&f], &["--local", "192.168.50.4"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(blocked(&events), BTreeSet::from(["172.16.0.5".to_string()]));
+    let s = summary(&events);
+    assert_eq!(s["packets"], 26316);
+    assert_eq!(s["complete"], true);
+    assert_eq!(s["blocked"], 1);
+    // The block happens early: capture time of the crossing, not of the end of the file.
+    let first = events.iter().find(|e| e["event"] == "block").expect("block");
+    assert_eq!(first["rule"], "syn-flood");
+    assert!(first["observed"].as_u64().unwrap_or(0) > first["threshold"].as_u64().unwrap_or(0));
+}
+
+#[test]
+fn each_scan_blocks_its_scanner_and_nothing_else() {
+    let Some(dir) = require_pcaps("each_scan_blocks_its_scanner_and_nothing_else") else {
+        return;
+    };
+    let scanners = [
+        ("chrissanders-synscan.pcapng", "172.16.0.8"),
+        ("esnet-masscan-tcp_0_1000_20190821.pcap", "172.31.15.102"),
+        ("esnet-masscan-udp_0_1000_20190821.pcap", "172.31.15.102"),
+        ("esnet-nmap_80_all.pcap", "10.87.1.10"),
+        ("ndpi-synscan.pcap", "172.16.0.8"),
+        ("pcaphunt-hs-icmpScan.pcapng", "10.0.0.128"),
+        ("pcaphunt-hs-tcp_synPingSweepRand.pcapng", "10.0.0.128"),
+        ("pcaphunt-ps-tcp_ack.pcap", "10.0.0.135"),
+        ("pcaphunt-ps-tcp_syn.pcap", "10.0.0.140"),
+        ("pcaphunt-ps-udp.pcap", "10.0.0.135"),
+    ];
+    let all = files_in(&dir, "scan");
+    assert_eq!(all.len(), scanners.len(), "a new file in scan/ needs its scanner listed here");
+    for (file, scanner) in scanners {
+        let (code, events, err) = replay_json(&[&dir.join("scan").join(file)], &[]);
+        assert_eq!(code, 0, "{file}: {err}");
+        assert_eq!(
+            blocked(&events),
+            BTreeSet::from([scanner.to_string()]),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn pcap_and_pcapng_copies_of_one_trace_give_identical_verdicts() {
+    let Some(dir) = require_pcaps("pcap_and_pcapng_copies_of_one_trace_give_identical_verdicts")
+    else {
+        return;
+    };
+    let (_, a, _) = replay_json(&[&dir.join("scan/chrissanders-synscan.pcapng")], &[]);
+    let (_, b, _) = replay_json(&[&dir.join("scan/ndpi-synscan.pcap")], &[]);
+    let strip = |v: &[Value]| -> Vec<Value> {
+        v.iter()
+            .filter(|e| e["event"] != "summary")
+            .cloned()
+            .collect()
+    };
+    assert!(!strip(&a).is_empty());
+    assert_eq!(strip(&a), strip(&b));
+}
+
+#[test]
+fn benign_traffic_blocks_nothing() {
+    let Some(dir) = require_pcaps("benign_traffic_blocks_nothing") else {
+        return;
+    };
+    for f in files_in(&dir, "benign") {
+        let (code, events, err) = replay_json(&[&f], &[]);
+        assert_eq!(code, 0, "{}: {err}", f.display());
+        assert!(blocked(&events).is_empty(), "{}: {:?}", f.display(), blocked(&events));
+        assert_eq!(summary(&events)["complete"], true);
+    }
+}
+
+#[test]
+fn loopback_traffic_is_exempt_by_the_default_allowlist() {
+    let Some(dir) = require_pcaps("loopback_traffic_is_exempt_by_the_default_allowlist") else {
+        return;
+    };
+    // 1000 HTTP requests in 0.6 s from ::1: fast enough to fire, but ::1 is allowlisted.
+    let f = dir.join("attack/zeek-http-1000-requests-one-dropped-response.pcap");
+    let (code, events, _) = replay_json(&[&f], &[]);
+    assert_eq!(code, 0);
+    assert!(blocked(&events).is_empty());
+    assert_eq!(summary(&events)["sources"], 1);
+}
+
+#[test]
+fn format_files_are_read_with_the_manifest_counts() {
+    let Some(dir) = require_pcaps("format_files_are_read_with_the_manifest_counts") else {
+        return;
+    };
+    let m = manifest(&dir);
+    let partial = [
+        ("pcapplusplus-many_interfaces-1.pcapng", 0u64),
+        ("pcapplusplus-pcapng-example.pcapng", 59u64),
+    ];
+    for f in files_in(&dir, "format") {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let row = &m[&format!("format/{name}")];
+        let (code, events, err) = replay_json(&[&f], &[]);
+        let s = summary(&events);
+        if let Some((_, delivered)) = partial.iter().find(|(n, _)| *n == name) {
+            assert_eq!(code, 1, "{name}: a partial read must not exit 0");
+            assert_eq!(s["complete"], false, "{name}");
+            assert_eq!(s["packets"], *delivered, "{name}");
+            assert!(err.contains("stopped after"), "{name}: {err}");
+            assert!(err.contains("different from the type of the first interface"), "{err}");
+            continue;
+        }
+        assert_eq!(code, 0, "{name}: {err}");
+        assert_eq!(s["complete"], true, "{name}");
+        let packets: u64 = row["packets"].parse().unwrap_or(0);
+        assert_eq!(s["packets"], packets, "{name}");
+        // The manifest counts non-IP frames as one more source, "(non-ip)".
+        let distinct: u64 = row["distinct_src"].parse().unwrap_or(0);
+        let non_ip = s["unparsed"].as_u64().unwrap_or(0) > 0;
+        assert_eq!(
+            s["sources"].as_u64().unwrap_or(0) + u64::from(non_ip),
+            distinct,
+            "{name}: {s}"
+        );
+    }
+}
+
+#[test]
+fn spoofed_floods_block_no_address_and_stay_within_the_memory_bound() {
+    let Some(dir) = require_pcaps("spoofed_floods_block_no_address_and_stay_within_the_memory_bound")
+    else {
+        return;
+    };
+    let m = manifest(&dir);
+    // A small table bound, so the flood (37k sources) overflows it.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rules = std::fs::read_to_string(shipped_rules()).expect("read rules");
+    let small = rules.replace("max_tracked_sources = 1000000", "max_tracked_sources = 5000");
+    assert_ne!(small, rules, "shipped rules.toml should set max_tracked_sources = 1000000");
+    let cfg = tmp.path().join("rules.toml");
+    std::fs::write(&cfg, small).expect("write rules");
+    for name in [
+        "attack/stopddos-pkt.TCP.synflood.spoofed.pcap",
+        "attack/stopddos-pkt.TCP.DOMINATE.syn.ecn.cwr.pcapng",
+    ] {
+        let out = util::bin()
+            .args(["replay", "--format", "json", "--config"])
+            .arg(&cfg)
+            .arg(dir.join(name))
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0));
+        let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert!(blocked(&events).is_empty(), "{name}");
+        let s = summary(&events);
+        let distinct: u64 = m[name]["distinct_src"].parse().unwrap_or(0);
+        assert_eq!(s["sources"], distinct, "{name}");
+        // Per tracked source the table holds a few hundred bytes at most.
+        let peak = s["peak_table_bytes"].as_u64().unwrap_or(u64::MAX);
+        assert!(peak <= 5000 * 512, "{name}: table peaked at {peak} bytes");
+    }
+}
+
+#[test]
+fn an_unreadable_capture_fails_with_how_far_it_got() {
+    let Some(dir) = require_pcaps("an_unreadable_capture_fails_with_how_far_it_got") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A copy cut in the middle of a record (in a temp dir, never in the project).
+    let bytes = std::fs::read(dir.join("scan/pcaphunt-ps-tcp_syn.pcap")).expect("read");
+    let cut = tmp.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2 + 7]).expect("write");
+    let (code, events, err) = replay_json(&[&cut], &[]);
+    assert_eq!(code, 1, "{err}");
+    let s = summary(&events);
+    assert_eq!(s["complete"], false);
+    assert!(s["packets"].as_u64().unwrap_or(0) > 1000);
+    assert!(err.contains("stopped after"), "{err}");
+    // Not a capture at all: a clear error, exit 1, no summary.
+    let junk = tmp.path().join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file").expect("write");
+    let (code, events, err) = replay_json(&[&junk], &[]);
+    assert_eq!(code, 1);
+    assert!(events.is_empty());
+    assert!(err.contains("cannot open"), "{err}");
+}
