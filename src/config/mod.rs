@@ -4,6 +4,8 @@
 //!
 //! STUB: loading and validation are being written; the typed structs are the contract.
 
+pub mod duration;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
