@@ -90,7 +90,7 @@ impl fmt::Display for Formatted {
         }
         let whole = UNITS
             .iter()
-            .find(|(_, unit)| nanos % unit == 0)
+            .find(|(_, unit)| nanos.is_multiple_of(*unit))
             .map(|(name, unit)| format!("{}{name}", nanos / unit));
         let shortest_decimal = UNITS
             .iter()
@@ -155,14 +155,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed_with_a_clear_message() {
-        for bad in ["10x", "", "s", "10", "1.s", ".5s", "1..5s", "-1s", "10 m", "1e3s", "5M"] {
+        for bad in [
+            "10x", "", "s", "10", "1.s", ".5s", "1..5s", "-1s", "10 m", "1e3s", "5M",
+        ] {
             let err = parse(bad).expect_err(bad);
             assert_eq!(
                 err.to_string(),
                 format!("expected a duration such as 90s, 10m, 2h or 1d, found `{bad}`")
             );
         }
-        assert!(matches!(parse("1.0000000001s"), Err(DurationError::TooPrecise(_))));
+        assert!(matches!(
+            parse("1.0000000001s"),
+            Err(DurationError::TooPrecise(_))
+        ));
         assert!(matches!(
             parse("99999999999999999999999999d"),
             Err(DurationError::TooLarge(_))
