@@ -1,5 +1,7 @@
 //! Command-line interface: one file per subcommand; `main` only parses and dispatches here.
 
+mod check;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -12,7 +14,11 @@ pub const EXIT_RUNTIME: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "autoblock", version, about = "A server under heavy load defends itself in real time")]
+#[command(
+    name = "autoblock",
+    version,
+    about = "A server under heavy load defends itself in real time"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -34,6 +40,6 @@ pub struct CheckArgs {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Check(_args) => EXIT_OK,
+        Command::Check(args) => check::run(&args),
     }
 }
