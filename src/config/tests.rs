@@ -396,3 +396,69 @@ fn not_utf8_is_a_config_problem_and_missing_file_a_read_error() {
         format!("cannot read {}: no such file", missing.display())
     );
 }
+
+const SHIPPED: &str = include_str!("../../rules.toml");
+
+#[test]
+fn shipped_file_is_valid_and_shows_every_key() {
+    let c = parse(SHIPPED).expect("shipped rules.toml is valid");
+    let names: Vec<&str> = c.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "syn-flood",
+            "udp-flood",
+            "icmp-flood",
+            "port-scan",
+            "host-sweep"
+        ]
+    );
+    // Its values are the defaults, apart from the rules.
+    let defaults = parse("").expect("defaults");
+    assert_eq!(
+        Config {
+            rules: Vec::new(),
+            ..c
+        },
+        defaults
+    );
+
+    let table: toml::Table = SHIPPED.parse().expect("toml");
+    let expected: [(&str, &[&str]); 8] = [
+        ("capture", &["interfaces", "bpf_filter", "snaplen"]),
+        (
+            "enforce",
+            &[
+                "backend",
+                "chain",
+                "hooks",
+                "ban",
+                "max_ban",
+                "repeat_window",
+                "repeat_multiplier",
+                "max_active_bans",
+                "max_new_bans_per_sec",
+                "keep_on_exit",
+                "dry_run",
+                "extend_while_active",
+                "check_interval",
+            ],
+        ),
+        ("allow", &["nets"]),
+        ("limits", &["max_tracked_sources"]),
+        ("events", &["file"]),
+        ("control", &["socket"]),
+        ("state", &["dir"]),
+        ("metrics", &["listen"]),
+    ];
+    for (name, keys) in expected {
+        let t = table.get(name).and_then(|t| t.as_table());
+        let mut present: Vec<&str> = t
+            .map(|t| t.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut keys = keys.to_vec();
+        present.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(present, keys, "[{name}] in the shipped rules.toml");
+    }
+}
