@@ -462,3 +462,29 @@ fn shipped_file_is_valid_and_shows_every_key() {
         assert_eq!(present, keys, "[{name}] in the shipped rules.toml");
     }
 }
+
+proptest::proptest! {
+    /// Any edit of a good file gives a config or problems, never a panic; problems always have
+    /// a position inside the text.
+    #[test]
+    fn edited_files_never_panic(cut in 0usize..GOOD.len(), len in 0usize..40, insert in "\\PC{0,8}") {
+        let mut text = GOOD.to_owned();
+        let start = (0..=cut).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let end = (start + len).min(text.len());
+        let end = (end..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        text.replace_range(start..end, &insert);
+        if let Err(e) = parse(&text) {
+            proptest::prop_assert!(!e.problems().is_empty());
+            let lines = text.lines().count() + 1;
+            for p in e.problems() {
+                let (line, _) = p.position.unwrap_or((1, 1));
+                proptest::prop_assert!(line <= lines, "{p}");
+            }
+        }
+    }
+
+    #[test]
+    fn key_near_never_panics(text in "\\PC{0,60}", offset in 0usize..80) {
+        let _ = super::validate::key_near(&text, offset);
+    }
+}

@@ -111,8 +111,11 @@ fn humanize(message: &str) -> String {
 
 /// Best guess at the dotted key for a syntax error at `offset`: the enclosing `[table]` (with
 /// `[[rule]]` counted) and the key on that line, if any.
-fn key_near(text: &str, offset: usize) -> String {
-    let offset = offset.min(text.len());
+pub(super) fn key_near(text: &str, offset: usize) -> String {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or("").trim();
     let mut table = String::new();
