@@ -2,12 +2,14 @@
 //! then validation builds these typed values and reports every problem at once, each with its
 //! file, line, column and TOML key.
 //!
-//! Files: `raw.rs` (stage one, serde), `validate.rs` + `rule.rs` (stage two, defaults and checks),
-//! `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]). The typed structs below are
-//! the contract the rest of the program relies on: once built, every value is in range.
+//! Files: `raw.rs` + `parse.rs` (stage one, serde), `validate.rs` + `rule.rs` (stage two,
+//! defaults and checks), `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]).
+//! The typed structs below are the contract the rest of the program relies on: once built,
+//! every value is in range.
 
 pub mod duration;
 mod error;
+mod parse;
 mod raw;
 mod rule;
 mod validate;

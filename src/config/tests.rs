@@ -485,6 +485,6 @@ proptest::proptest! {
 
     #[test]
     fn key_near_never_panics(text in "\\PC{0,60}", offset in 0usize..80) {
-        let _ = super::validate::key_near(&text, offset);
+        let _ = super::parse::key_near(&text, offset);
     }
 }
