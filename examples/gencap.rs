@@ -27,7 +27,10 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
-        let num = || val.parse::<u64>().map_err(|_| format!("{flag}: `{val}` is not a number"));
+        let num = || {
+            val.parse::<u64>()
+                .map_err(|_| format!("{flag}: `{val}` is not a number"))
+        };
         match flag.as_str() {
             "--out" => a.out = val.clone(),
             "--packets" => a.packets = num()?,
@@ -55,12 +58,33 @@ impl Rng {
     }
 }
 
-fn frame(buf: &mut Vec<u8>, src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16, flags: u8) {
+fn frame(
+    buf: &mut Vec<u8>,
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+) {
     buf.clear();
     buf.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00]);
     let l4_len: u16 = if proto == 6 { 20 } else { 8 + 18 };
     let total = 20 + l4_len;
-    buf.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, proto, 0, 0]);
+    buf.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        proto,
+        0,
+        0,
+    ]);
     buf.extend_from_slice(&src);
     buf.extend_from_slice(&dst);
     buf.extend_from_slice(&sport.to_be_bytes());
@@ -111,7 +135,15 @@ fn main() {
             if a.attackers > 0 && r % 10 == 0 {
                 // An attacker: a SYN flood to port 80 from one of a few addresses.
                 let k = ((r >> 8) % u64::from(a.attackers)) as u8;
-                frame(&mut buf, [203, 0, 113, k + 1], server, 6, 1024 + (r >> 16) as u16 % 60000, 80, 0x02);
+                frame(
+                    &mut buf,
+                    [203, 0, 113, k + 1],
+                    server,
+                    6,
+                    1024 + (r >> 16) as u16 % 60000,
+                    80,
+                    0x02,
+                );
             } else {
                 let s = ((r >> 8) % u64::from(a.sources.max(1))) as u32 + 1;
                 let src = [10, (s >> 16) as u8, (s >> 8) as u8, s as u8];

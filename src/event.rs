@@ -133,7 +133,8 @@ impl Summary {
 
 fn to_line<T: Serialize>(v: &T) -> String {
     // Serializing these plain structs cannot fail; keep a valid line if it ever did.
-    serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"event\":\"error\",\"error\":\"{e}\"}}"))
+    serde_json::to_string(v)
+        .unwrap_or_else(|e| format!("{{\"event\":\"error\",\"error\":\"{e}\"}}"))
 }
 
 #[cfg(test)]

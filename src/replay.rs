@@ -171,7 +171,10 @@ pub fn replay_file(
             o.observed = o.observed.max(ban.peak);
         }
     }
-    summary.blocked = offenders.values().filter(|o| o.suppressed.is_none()).count() as u64;
+    summary.blocked = offenders
+        .values()
+        .filter(|o| o.suppressed.is_none())
+        .count() as u64;
     let offenders = finish_offenders(offenders, &talkers);
     let mut talkers: Vec<Talker> = talkers.into_values().collect();
     talkers.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr)));
@@ -190,7 +193,9 @@ fn read_loop(
 ) {
     let linktype = file.linktype();
     loop {
-        let mut items = back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let mut items = back
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
         items.clear();
         let (mut frames, mut unparsed, mut bytes) = (0u64, 0u64, 0u64);
         let end = loop {

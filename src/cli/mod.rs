@@ -1,10 +1,11 @@
 //! Command-line interface: one file per subcommand; `main` only parses and dispatches here.
 
-use std::path::{Path, PathBuf};
-
+mod check;
 pub mod replay;
 
-use crate::config::Config;
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Config, ConfigError};
 
 use clap::{Parser, Subcommand};
 
@@ -44,13 +45,27 @@ pub struct CheckArgs {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Check(_args) => EXIT_OK,
+        Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(args),
     }
 }
 
 /// Loads and validates the configuration, printing every problem; `Err` is the exit code.
 pub fn load_config(path: Option<&Path>) -> Result<Config, i32> {
-    let _ = path;
-    Err(EXIT_USAGE)
+    let path = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(config::default_path);
+    config::load(&path).map_err(|e| {
+        eprintln!("{e}");
+        match e {
+            ConfigError::Invalid { .. } => {
+                eprintln!(
+                    "invalid configuration: {} (see `autoblock check`)",
+                    path.display()
+                );
+                EXIT_USAGE
+            }
+            ConfigError::Read { .. } => EXIT_RUNTIME,
+        }
+    })
 }

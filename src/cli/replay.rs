@@ -22,9 +22,11 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  tcpdump -i eth0 -w /tmp/today.pcap -c 1000000\n  \
+#[command(
+    after_help = "Example:\n  tcpdump -i eth0 -w /tmp/today.pcap -c 1000000\n  \
 autoblock replay --local 203.0.113.10 /tmp/today.pcap\n  \
-autoblock replay --format json /tmp/today.pcap | jq 'select(.event==\"block\")'")]
+autoblock replay --format json /tmp/today.pcap | jq 'select(.event==\"block\")'"
+)]
 pub struct ReplayArgs {
     /// Configuration file [default: ./rules.toml if present, else /etc/autoblock/rules.toml]
     #[arg(long, short)]
@@ -45,9 +47,9 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
     if let Ok(n) = s.parse::<IpNet>() {
         return Ok(n.trunc());
     }
-    s.parse::<std::net::IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| format!("`{s}` is not an IP address or CIDR (e.g. 203.0.113.7 or 2001:db8::/64)"))
+    s.parse::<std::net::IpAddr>().map(IpNet::from).map_err(|_| {
+        format!("`{s}` is not an IP address or CIDR (e.g. 203.0.113.7 or 2001:db8::/64)")
+    })
 }
 
 pub fn run(args: ReplayArgs) -> i32 {
@@ -67,9 +69,7 @@ pub fn run(args: ReplayArgs) -> i32 {
         let json = args.format == Format::Json;
         let mut write_err = None;
         let mut on_decision = |d: &crate::policy::Decision| {
-            if json
-                && let Err(e) = writeln!(out, "{}", decision_json(d, false))
-            {
+            if json && let Err(e) = writeln!(out, "{}", decision_json(d, false)) {
                 write_err.get_or_insert(e);
             }
         };
@@ -89,7 +89,11 @@ pub fn run(args: ReplayArgs) -> i32 {
         if !report.summary.complete {
             eprintln!(
                 "error: {}",
-                report.summary.error.as_deref().unwrap_or("capture incomplete")
+                report
+                    .summary
+                    .error
+                    .as_deref()
+                    .unwrap_or("capture incomplete")
             );
             code = EXIT_RUNTIME;
         }
@@ -121,7 +125,11 @@ fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
         if s.complete { "" } else { ", INCOMPLETE" }
     )?;
     if s.local_packets > 0 {
-        writeln!(out, "  {} packets from local addresses were not counted", s.local_packets)?;
+        writeln!(
+            out,
+            "  {} packets from local addresses were not counted",
+            s.local_packets
+        )?;
     }
     if s.untracked_packets > 0 {
         writeln!(
@@ -136,7 +144,15 @@ fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
         writeln!(
             out,
             "  {:<11} {:<26} {:<14} {:<9} {:>9} {:>9}  {:<24} {:<24} {:>9}",
-            "ACTION", "TARGET", "RULE", "METRIC", "OBSERVED", "THRESHOLD", "FIRST SEEN", "LAST SEEN", "PACKETS"
+            "ACTION",
+            "TARGET",
+            "RULE",
+            "METRIC",
+            "OBSERVED",
+            "THRESHOLD",
+            "FIRST SEEN",
+            "LAST SEEN",
+            "PACKETS"
         )?;
         for o in &r.offenders {
             let action = match o.suppressed {

@@ -2,13 +2,40 @@
 //! then validation builds these typed values and reports every problem at once, each with its
 //! file, line, column and TOML key.
 //!
-//! STUB: loading and validation are being written; the typed structs are the contract.
+//! Files: `raw.rs` + `parse.rs` (stage one, serde), `validate.rs` + `rule.rs` (stage two,
+//! defaults and checks), `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]).
+//! The typed structs below are the contract the rest of the program relies on: once built,
+//! every value is in range.
+
+pub mod duration;
+mod error;
+mod parse;
+mod raw;
+mod rule;
+mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
+
+pub use error::{ConfigError, Problem};
+pub use validate::{load, parse_str};
+
+/// Where the daemon and `check` look without `--config`: `./rules.toml` if it exists, else
+/// `/etc/autoblock/rules.toml`.
+pub fn default_path() -> PathBuf {
+    let local = Path::new("rules.toml");
+    if local.exists() {
+        local.to_owned()
+    } else {
+        PathBuf::from("/etc/autoblock/rules.toml")
+    }
+}
 
 /// The whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]

@@ -88,7 +88,10 @@ fn syn_flood_blocks_the_flooder_and_nothing_else() {
     assert_eq!(s["complete"], true);
     assert_eq!(s["blocked"], 1);
     // The block happens early: capture time of the crossing, not of the end of the file.
-    let first = events.iter().find(|e| e["event"] == "block").expect("block");
+    let first = events
+        .iter()
+        .find(|e| e["event"] == "block")
+        .expect("block");
     assert_eq!(first["rule"], "syn-flood");
     assert!(first["observed"].as_u64().unwrap_or(0) > first["threshold"].as_u64().unwrap_or(0));
 }
@@ -111,7 +114,11 @@ fn each_scan_blocks_its_scanner_and_nothing_else() {
         ("pcaphunt-ps-udp.pcap", "10.0.0.135"),
     ];
     let all = files_in(&dir, "scan");
-    assert_eq!(all.len(), scanners.len(), "a new file in scan/ needs its scanner listed here");
+    assert_eq!(
+        all.len(),
+        scanners.len(),
+        "a new file in scan/ needs its scanner listed here"
+    );
     for (file, scanner) in scanners {
         let (code, events, err) = replay_json(&[&dir.join("scan").join(file)], &[]);
         assert_eq!(code, 0, "{file}: {err}");
@@ -149,7 +156,12 @@ fn benign_traffic_blocks_nothing() {
     for f in files_in(&dir, "benign") {
         let (code, events, err) = replay_json(&[&f], &[]);
         assert_eq!(code, 0, "{}: {err}", f.display());
-        assert!(blocked(&events).is_empty(), "{}: {:?}", f.display(), blocked(&events));
+        assert!(
+            blocked(&events).is_empty(),
+            "{}: {:?}",
+            f.display(),
+            blocked(&events)
+        );
         assert_eq!(summary(&events)["complete"], true);
     }
 }
@@ -178,7 +190,11 @@ fn format_files_are_read_with_the_manifest_counts() {
         ("pcapplusplus-pcapng-example.pcapng", 59u64),
     ];
     for f in files_in(&dir, "format") {
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let row = &m[&format!("format/{name}")];
         let (code, events, err) = replay_json(&[&f], &[]);
         let s = summary(&events);
@@ -187,7 +203,10 @@ fn format_files_are_read_with_the_manifest_counts() {
             assert_eq!(s["complete"], false, "{name}");
             assert_eq!(s["packets"], *delivered, "{name}");
             assert!(err.contains("stopped after"), "{name}: {err}");
-            assert!(err.contains("different from the type of the first interface"), "{err}");
+            assert!(
+                err.contains("different from the type of the first interface"),
+                "{err}"
+            );
             continue;
         }
         assert_eq!(code, 0, "{name}: {err}");
@@ -207,7 +226,8 @@ fn format_files_are_read_with_the_manifest_counts() {
 
 #[test]
 fn spoofed_floods_block_no_address_and_stay_within_the_memory_bound() {
-    let Some(dir) = require_pcaps("spoofed_floods_block_no_address_and_stay_within_the_memory_bound")
+    let Some(dir) =
+        require_pcaps("spoofed_floods_block_no_address_and_stay_within_the_memory_bound")
     else {
         return;
     };
@@ -215,8 +235,14 @@ fn spoofed_floods_block_no_address_and_stay_within_the_memory_bound() {
     // A small table bound, so the flood (37k sources) overflows it.
     let tmp = tempfile::tempdir().expect("tempdir");
     let rules = std::fs::read_to_string(shipped_rules()).expect("read rules");
-    let small = rules.replace("max_tracked_sources = 1000000", "max_tracked_sources = 5000");
-    assert_ne!(small, rules, "shipped rules.toml should set max_tracked_sources = 1000000");
+    let small = rules.replace(
+        "max_tracked_sources = 1000000",
+        "max_tracked_sources = 5000",
+    );
+    assert_ne!(
+        small, rules,
+        "shipped rules.toml should set max_tracked_sources = 1000000"
+    );
     let cfg = tmp.path().join("rules.toml");
     std::fs::write(&cfg, small).expect("write rules");
     for name in [

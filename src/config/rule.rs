@@ -1,0 +1,266 @@
+//! Validation of the `[[rule]]` tables: required keys, names unique and safe for iptables
+//! comments, known protocol and metric, port lists, window and ban bounds, prefix lengths.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{PortSpec, RawRule, S};
+use super::validate::Ctx;
+use super::{EnforceConfig, Metric, Protocol, Rule, TcpFlagsFilter, duration};
+
+const MIN_WINDOW: Duration = Duration::from_millis(100);
+const MAX_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Every rule that is valid; problems for the others go to `ctx`.
+pub(super) fn rules(ctx: &mut Ctx, raw: &[Spanned<RawRule>], enforce: &EnforceConfig) -> Vec<Rule> {
+    let mut first_seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let prefix = format!("rule[{i}]");
+        if let Some(name) = &r.get_ref().name {
+            let line = ctx.line_of(name.span().start);
+            if let Some(first) = first_seen.get(name.get_ref().as_str()) {
+                let msg = format!(
+                    "duplicate rule name `{}` (first defined at line {first})",
+                    name.get_ref()
+                );
+                ctx.at(name.span(), &format!("{prefix}.name"), msg);
+            } else {
+                first_seen.insert(name.get_ref(), line);
+            }
+        }
+        if let Some(rule) = rule(ctx, r, &prefix, enforce) {
+            out.push(rule);
+        }
+    }
+    out
+}
+
+fn rule(
+    ctx: &mut Ctx,
+    spanned: &Spanned<RawRule>,
+    prefix: &str,
+    enforce: &EnforceConfig,
+) -> Option<Rule> {
+    let r = spanned.get_ref();
+    let key = |k: &str| format!("{prefix}.{k}");
+    let missing = |ctx: &mut Ctx, k: &str| {
+        ctx.at(
+            spanned.span(),
+            &key(k),
+            format!("missing required key `{k}`"),
+        );
+    };
+    let name = match &r.name {
+        None => {
+            missing(ctx, "name");
+            None
+        }
+        Some(n) => name(ctx, n, &key("name")),
+    };
+    let protocol = protocol(ctx, &r.protocol, &key("protocol"));
+    let tcp_flags = tcp_flags(ctx, &r.tcp_flags, protocol, &key("tcp_flags"));
+    let dst_ports = match &r.dst_ports {
+        None => Some(None),
+        Some(list) => ports(ctx, list, protocol, &key("dst_ports")).map(Some),
+    };
+    let metric = match &r.metric {
+        None => {
+            missing(ctx, "metric");
+            None
+        }
+        Some(m) => metric(ctx, m, &key("metric")),
+    };
+    let threshold = match &r.threshold {
+        None => {
+            missing(ctx, "threshold");
+            None
+        }
+        Some(_) => ctx.int(&r.threshold, &key("threshold"), 0, 1..=i64::MAX),
+    };
+    let window = match &r.window {
+        None => {
+            missing(ctx, "window");
+            None
+        }
+        Some(_) => ctx.duration(
+            &r.window,
+            &key("window"),
+            MIN_WINDOW,
+            MIN_WINDOW,
+            MAX_WINDOW,
+        ),
+    };
+    let ban = match &r.ban {
+        None => Some(None),
+        Some(b) => {
+            let d = ctx.duration(
+                &r.ban,
+                &key("ban"),
+                enforce.ban,
+                Duration::from_millis(1),
+                Duration::MAX,
+            );
+            if let Some(d) = d
+                && d > enforce.max_ban
+            {
+                let msg = format!(
+                    "{} is longer than enforce.max_ban ({})",
+                    duration::format(d),
+                    duration::format(enforce.max_ban)
+                );
+                ctx.at(b.span(), &key("ban"), msg);
+                None
+            } else {
+                d.map(Some)
+            }
+        }
+    };
+    let aggregate_v4 = ctx.int(&r.aggregate_v4, &key("aggregate_v4"), 32, 0..=32);
+    let aggregate_v6 = ctx.int(&r.aggregate_v6, &key("aggregate_v6"), 128, 0..=128);
+    Some(Rule {
+        name: name?,
+        protocol: protocol?,
+        tcp_flags: tcp_flags?,
+        dst_ports: dst_ports?,
+        metric: metric?,
+        threshold: threshold? as u64,
+        window: window?,
+        ban: ban?,
+        aggregate_v4: aggregate_v4? as u8,
+        aggregate_v6: aggregate_v6? as u8,
+    })
+}
+
+/// `[A-Za-z0-9_.-]{1,32}`: it goes into iptables comments and ipset names unquoted.
+fn name(ctx: &mut Ctx, n: &Spanned<String>, key: &str) -> Option<String> {
+    let text = n.get_ref();
+    let ok = (1..=32).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Some(text.clone())
+    } else {
+        let msg = format!("`{text}` is not a rule name (1-32 characters of A-Z a-z 0-9 _ . -)");
+        ctx.at(n.span(), key, msg);
+        None
+    }
+}
+
+fn protocol(ctx: &mut Ctx, raw: &S<String>, key: &str) -> Option<Protocol> {
+    let Some(p) = raw else {
+        return Some(Protocol::Any);
+    };
+    match p.get_ref().as_str() {
+        "tcp" => Some(Protocol::Tcp),
+        "udp" => Some(Protocol::Udp),
+        "icmp" => Some(Protocol::Icmp),
+        "any" => Some(Protocol::Any),
+        other => {
+            let msg = format!("unknown protocol `{other}`, expected `tcp`, `udp`, `icmp` or `any`");
+            ctx.at(p.span(), key, msg);
+            None
+        }
+    }
+}
+
+/// `Some(None)` when absent; `None` when invalid.
+fn tcp_flags(
+    ctx: &mut Ctx,
+    raw: &S<String>,
+    protocol: Option<Protocol>,
+    key: &str,
+) -> Option<Option<TcpFlagsFilter>> {
+    let Some(f) = raw else {
+        return Some(None);
+    };
+    if f.get_ref() != "syn" {
+        let msg = format!(
+            "unknown tcp_flags `{}`, expected `syn` (SYN set, ACK clear)",
+            f.get_ref()
+        );
+        ctx.at(f.span(), key, msg);
+        return None;
+    }
+    match protocol {
+        Some(Protocol::Tcp) => Some(Some(TcpFlagsFilter::Syn)),
+        Some(_) => {
+            ctx.at(f.span(), key, "needs protocol = \"tcp\"");
+            None
+        }
+        None => None,
+    }
+}
+
+/// Sorted, without duplicates; `None` when any entry is invalid.
+fn ports(
+    ctx: &mut Ctx,
+    list: &Spanned<Vec<Spanned<PortSpec>>>,
+    protocol: Option<Protocol>,
+    key: &str,
+) -> Option<Vec<u16>> {
+    if protocol == Some(Protocol::Icmp) {
+        let msg = "ICMP has no ports: remove dst_ports or use protocol tcp, udp or any";
+        ctx.at(list.span(), key, msg);
+        return None;
+    }
+    if list.get_ref().is_empty() {
+        let msg = "an empty list matches no packet: remove the key to count every port";
+        ctx.at(list.span(), key, msg);
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in list.get_ref().iter().enumerate() {
+        match port_range(item.get_ref()) {
+            Some((lo, hi)) => out.extend(lo..=hi),
+            None => {
+                let shown = match item.get_ref() {
+                    PortSpec::Number(n) => n.to_string(),
+                    PortSpec::Text(t) => format!("\"{t}\""),
+                };
+                let msg =
+                    format!("`{shown}` is not a port (1-65535) or a range such as \"8000-8100\"");
+                ctx.at(item.span(), &format!("{key}[{i}]"), msg);
+                ok = false;
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    ok.then_some(out)
+}
+
+fn port_range(spec: &PortSpec) -> Option<(u16, u16)> {
+    let port = |n: i64| u16::try_from(n).ok().filter(|&p| p != 0);
+    let parse = |s: &str| s.trim().parse::<i64>().ok().and_then(port);
+    match spec {
+        PortSpec::Number(n) => port(*n).map(|p| (p, p)),
+        PortSpec::Text(t) => match t.split_once('-') {
+            None => parse(t).map(|p| (p, p)),
+            Some((lo, hi)) => {
+                let (lo, hi) = (parse(lo)?, parse(hi)?);
+                (lo <= hi).then_some((lo, hi))
+            }
+        },
+    }
+}
+
+fn metric(ctx: &mut Ctx, m: &Spanned<String>, key: &str) -> Option<Metric> {
+    match m.get_ref().as_str() {
+        "packets" => Some(Metric::Packets),
+        "bytes" => Some(Metric::Bytes),
+        "dst_ports" => Some(Metric::DstPorts),
+        "dst_addrs" => Some(Metric::DstAddrs),
+        other => {
+            let msg = format!(
+                "unknown metric `{other}`, expected `packets`, `bytes`, `dst_ports` or `dst_addrs`"
+            );
+            ctx.at(m.span(), key, msg);
+            None
+        }
+    }
+}
