@@ -5,7 +5,7 @@ CARGO ?= cargo
 # System packages: libpcap to build against, the firewall tools we drive, the tools the
 # namespace tests use to make real traffic, and tcpdump for the replay benchmark.
 APT_PACKAGES := pkg-config libpcap-dev iptables ipset iproute2 kmod procps \
-                hping3 nmap tcpdump iperf3 netcat-openbsd
+                hping3 nmap tcpdump iperf3 netcat-openbsd bc
 CONFIG ?= rules.toml
 DEMO_PCAP := target/demo/generated.pcap
 
