@@ -3,11 +3,48 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::PacketBuilder;
+use etherparse::{IpNumber, Ipv6ExtensionsSlice, PacketBuilder};
 use proptest::prelude::*;
 
 use super::fixtures::{ETH_IPV4_TCP_SYN, ETH_IPV6_HBH_FRAG_FIRST_UDP, ETH_QINQ_IPV4_UDP};
 use super::*;
+
+/// One generated IPv6 extension header: (kind, length field, fragment offset, filler byte).
+type Ext = (u8, u8, u16, u8);
+
+/// Serialises a chain of extension headers ending in `last` (a transport protocol).
+fn ext_chain(exts: &[Ext], last: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, &(kind, len, offset, fill)) in exts.iter().enumerate() {
+        let next = exts.get(i + 1).map_or(last, |e| e.0);
+        match kind {
+            44 => {
+                out.extend_from_slice(&[next, 0]);
+                out.extend_from_slice(&(offset << 3 | 1).to_be_bytes());
+                out.extend_from_slice(&[fill; 4]);
+            }
+            51 => {
+                out.extend_from_slice(&[next, len, 0, 0]);
+                out.resize(out.len() + (usize::from(len) + 2) * 4 - 4, fill);
+            }
+            _ => {
+                out.extend_from_slice(&[next, len]);
+                out.resize(out.len() + (usize::from(len) + 1) * 8 - 2, fill);
+            }
+        }
+    }
+    out
+}
+
+fn ext_strategy() -> impl Strategy<Value = Ext> {
+    (
+        prop_oneof![Just(43u8), Just(44), Just(51), Just(60)],
+        0u8..4,
+        prop_oneof![Just(0u16), 1u16..8192],
+        any::<u8>(),
+    )
+        .prop_map(|(k, len, off, fill)| (k, if k == 51 { len.max(1) } else { len }, off, fill))
+}
 
 const LINK_TYPES: [i32; 10] = [
     link::NULL,
@@ -53,6 +90,57 @@ proptest! {
         let _ = parse(link::ETHERNET, &frame, 0);
         if frame.len() > 14 {
             let _ = parse(link::RAW, &frame[14..], 0);
+        }
+    }
+
+    /// The hand-written IPv6 extension walk agrees with etherparse's lax walker on well-formed
+    /// chains cut anywhere, and stops at the first non-first fragment header.
+    #[test]
+    fn ipv6_ext_walk_agrees_with_etherparse(
+        hbh in any::<bool>(),
+        exts in proptest::collection::vec(ext_strategy(), 0..5),
+        last in prop_oneof![Just(6u8), Just(17), Just(58), Just(50)],
+        tail in proptest::collection::vec(any::<u8>(), 0..24),
+        cut in any::<proptest::sample::Index>(),
+    ) {
+        let mut exts = exts;
+        if hbh {
+            exts.insert(0, (0, 0, 0, 1));
+        }
+        let Some(&(first, ..)) = exts.first() else { return Ok(()) };
+        let mut bytes = ext_chain(&exts, last);
+        let chain_len = bytes.len();
+        bytes.extend_from_slice(&tail);
+        let bytes = &bytes[..cut.index(bytes.len() + 1)];
+        let got = ipv6_ext::walk(first, bytes);
+
+        // The oracle for fragments: the first fragment header with a non-zero offset that
+        // was captured whole, before any cut header.
+        let mut at = 0;
+        let mut non_first = None;
+        for (i, &(kind, _, offset, _)) in exts.iter().enumerate() {
+            let len = ext_chain(&exts[i..=i], 0).len();
+            if at + len > bytes.len() {
+                break;
+            }
+            if kind == 44 && offset != 0 {
+                non_first = Some(exts.get(i + 1).map_or(last, |e| e.0));
+                break;
+            }
+            at += len;
+        }
+        if let Some(proto) = non_first {
+            prop_assert_eq!((got.proto, got.rest, got.non_first_fragment), (proto, &[][..], true));
+        } else {
+            let (_, next, rest, err) = Ipv6ExtensionsSlice::from_slice_lax(IpNumber(first), bytes);
+            prop_assert_eq!(got.proto, next.0);
+            prop_assert!(!got.non_first_fragment);
+            if err.is_none() {
+                prop_assert_eq!(got.rest, rest);
+                prop_assert_eq!(rest.len(), bytes.len().saturating_sub(chain_len));
+            } else {
+                prop_assert!(got.rest.is_empty());
+            }
         }
     }
 

@@ -414,3 +414,20 @@ fn dlt_loop_is_network_order() {
         Err(ParseError::NotIp(0x0200_0000))
     );
 }
+
+/// Found by the fuzz target: a chain of fragment headers that ends in a misplaced hop-by-hop
+/// header made etherparse 0.21's extension iterator read out of bounds.
+const NULL_IPV6_FRAG_CHAIN_FUZZ: [u8; 63] = [
+    0, 0, 0, 30, 96, 1, 0, 0, 0, 0, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44,
+    44, 44, 0, 20, 6, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 80, 17,
+    1, 0, 0, 0, 0, 249, 0,
+];
+
+#[test]
+fn fuzz_regression_fragment_chain_ending_in_hop_by_hop() {
+    let m = whole(link::NULL, &NULL_IPV6_FRAG_CHAIN_FUZZ).expect("parses");
+    assert_eq!(
+        (m.proto, m.src_port, m.fragment),
+        (Proto::Other(0), None, false)
+    );
+}
