@@ -1,5 +1,6 @@
 //! One integration-test binary with themed modules (see each module's `//!`).
 
 mod check;
+mod packet_pcaps;
 mod replay;
 mod util;
