@@ -26,7 +26,7 @@ pub struct Ban {
     pub offense: u32,
     /// The ban length this offense earned; an extension pushes `until` to now + this.
     pub duration: Duration,
-    /// The highest value the rule observed for this source while banned (reports).
+    /// The highest value `rule` observed for this source while banned (reports).
     pub peak: u64,
 }
 
@@ -91,6 +91,13 @@ impl BanTable {
             if let Some(b) = self.by_key.remove(&key) {
                 out.push(b);
             }
+        }
+    }
+
+    /// Sets the length later extensions use (a longer ban earned by another rule).
+    pub fn set_duration(&mut self, key: &SourceKey, duration: Duration) {
+        if let Some(b) = self.by_key.get_mut(key) {
+            b.duration = duration;
         }
     }
 

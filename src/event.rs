@@ -101,6 +101,9 @@ pub struct Summary {
     pub untracked_packets: u64,
     /// Highest estimate of the source table's memory, in bytes.
     pub peak_table_bytes: u64,
+    /// The process's peak resident memory so far (Linux `VmHWM`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
     /// False when libpcap stopped before the end of the file.
     pub complete: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,6 +124,7 @@ impl Summary {
             local_packets: 0,
             untracked_packets: 0,
             peak_table_bytes: 0,
+            peak_rss_bytes: None,
             complete: true,
             error: None,
         }

@@ -103,6 +103,8 @@ struct CompiledRule {
     syn_only: bool,
     /// Sorted destination ports; `None` matches all.
     ports: Option<Vec<u16>>,
+    /// Skip replies: service port (< 1024) -> ephemeral port (>= 1024).
+    skip_replies: bool,
     metric: Metric,
     threshold: u64,
     window: Duration,
@@ -121,6 +123,13 @@ impl CompiledRule {
             return false;
         }
         if self.syn_only && (p.tcp_flags & tcp_flag::SYN == 0 || p.tcp_flags & tcp_flag::ACK != 0) {
+            return false;
+        }
+        if self.skip_replies
+            && let (Some(sp), Some(dp)) = (p.src_port, p.dst_port)
+            && sp < 1024
+            && dp >= 1024
+        {
             return false;
         }
         match (&self.ports, p.dst_port) {
@@ -230,6 +239,7 @@ impl Engine {
                 protocol: r.protocol,
                 syn_only: r.tcp_flags == Some(TcpFlagsFilter::Syn),
                 ports,
+                skip_replies: r.skip_replies,
                 metric: r.metric,
                 threshold: r.threshold,
                 window: r.window,
@@ -388,15 +398,24 @@ fn fire(
     let s = cx.settings;
     if let Some(ban) = cx.bans.get(&key) {
         let (duration, until, offense) = (ban.duration, ban.until, ban.offense);
-        cx.bans.record_peak(&key, value);
+        if *ban.rule == *rule.name {
+            cx.bans.record_peak(&key, value);
+        }
         if !s.extend_while_active {
             return;
         }
+        // A rule with a longer ban than the one in force upgrades it.
+        let earned = ban_length(rule.ban, offense, s);
+        let upgrade = earned > duration;
+        let duration = duration.max(earned);
         let new_until = now.saturating_add(duration);
         // Extend in steps of a tenth of the ban (at least 1 s): one event, not one per packet.
         let step = (duration / 10).max(Duration::from_secs(1));
-        if new_until >= until.saturating_add(step) {
+        if new_until >= until.saturating_add(step) || (upgrade && new_until > until) {
             cx.bans.set_until(&key, new_until);
+            if upgrade {
+                cx.bans.set_duration(&key, duration);
+            }
             out.push(Decision::Extend(Verdict {
                 key,
                 rule: rule.name.clone(),

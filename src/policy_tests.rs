@@ -20,6 +20,7 @@ fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -> Rule {
         ban: None,
         aggregate_v4: 32,
         aggregate_v6: 128,
+        skip_replies: matches!(metric, Metric::DstPorts | Metric::DstAddrs),
     }
 }
 
@@ -182,6 +183,29 @@ fn port_scan_and_sweep_count_distinct_values() {
 }
 
 #[test]
+fn replies_from_service_ports_are_not_a_port_scan() {
+    let mut e = Engine::new(
+        &config(vec![rule("scan", Metric::DstPorts, 20, 10_000)]),
+        vec![],
+    );
+    let mut out = Vec::new();
+    // A DNS server answering one client's queries from port 53 to 100 ephemeral ports.
+    for port in 0..100u16 {
+        let mut p = syn("198.51.100.53", "10.0.0.1", 30_000 + port);
+        p.proto = Proto::Udp;
+        p.src_port = Some(53);
+        e.observe(&p, Timestamp(SEC + u64::from(port)), &mut out);
+    }
+    assert!(out.is_empty());
+    // The same ports probed from an ephemeral source port are a scan.
+    for port in 0..100u16 {
+        let p = syn("198.51.100.54", "10.0.0.1", 30_000 + port);
+        e.observe(&p, Timestamp(SEC + u64::from(port)), &mut out);
+    }
+    assert_eq!(blocks(&out), ["198.51.100.54"]);
+}
+
+#[test]
 fn sources_in_one_v6_prefix_are_one_offender() {
     let mut r = rule("p", Metric::Packets, 100, 1000);
     r.aggregate_v6 = 64;
@@ -301,6 +325,34 @@ fn a_banned_source_still_over_threshold_is_extended_then_unblocked() {
     let mut out = Vec::new();
     e.tick(last, &mut out);
     assert!(matches!(&out[..], [Decision::Unblock { ban, .. }] if ban.peak >= 100));
+}
+
+#[test]
+fn a_rule_with_a_longer_ban_upgrades_an_active_one() {
+    let mut short = rule("burst", Metric::Packets, 10, 1000);
+    short.ban = Some(Duration::from_secs(60));
+    let flood = rule("flood", Metric::Packets, 100, 1000);
+    let mut e = Engine::new(&config(vec![short, flood]), vec![]);
+    let d = feed(&mut e, &syn("203.0.113.9", "10.0.0.1", 80), 101, SEC, MS);
+    let kinds: Vec<(String, u64)> = d
+        .iter()
+        .map(|d| match d {
+            Decision::Block(v) => (format!("block:{}", v.rule), v.ban.as_secs()),
+            Decision::Extend(v) => (format!("extend:{}", v.rule), v.ban.as_secs()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("block:burst".to_string(), 60),
+            ("extend:flood".to_string(), 600)
+        ]
+    );
+    assert_eq!(
+        e.bans().next_deadline(),
+        Some(Timestamp(SEC + 100 * MS + 600 * SEC))
+    );
 }
 
 #[test]

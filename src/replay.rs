@@ -276,7 +276,9 @@ fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &
         first_seen: Timestamp(0),
         last_seen: Timestamp(0),
     });
-    o.observed = o.observed.max(v.observed);
+    if o.rule == v.rule {
+        o.observed = o.observed.max(v.observed);
+    }
     if let Decision::Block(_) = d {
         o.blocks += 1;
         if o.suppressed.is_some() {

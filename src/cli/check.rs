@@ -118,6 +118,7 @@ mod tests {
             ban: None,
             aggregate_v4: 32,
             aggregate_v6: 128,
+            skip_replies: false,
         }
     }
 
@@ -138,6 +139,7 @@ mod tests {
             ban: Some(Duration::from_secs(3600)),
             aggregate_v4: 24,
             aggregate_v6: 64,
+            skip_replies: true,
         };
         assert_eq!(
             rule_line(&scan, Duration::from_secs(600)),

@@ -81,6 +81,8 @@ pub fn run(args: ReplayArgs) -> i32 {
                 continue;
             }
         };
+        let mut report = report;
+        report.summary.peak_rss_bytes = crate::sys::proc::peak_rss_bytes();
         if let Some(e) = write_err {
             // stdout closed (e.g. `| head`): stop quietly with an error code.
             eprintln!("error: writing to stdout: {e}");

@@ -178,4 +178,9 @@ pub struct Rule {
     /// Prefix lengths that group sources into one offender.
     pub aggregate_v4: u8,
     pub aggregate_v6: u8,
+    /// Packets from a service port (< 1024) to an ephemeral port (>= 1024) are replies (DNS
+    /// answers, SYN-ACKs), not probes: they are not counted. Default: on for the distinct
+    /// metrics (`dst_ports`, `dst_addrs`), off for `packets` and `bytes` (a reflection flood
+    /// is made of replies).
+    pub skip_replies: bool,
 }

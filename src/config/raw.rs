@@ -102,6 +102,7 @@ pub struct RawRule {
     pub ban: S<DurationText>,
     pub aggregate_v4: S<i64>,
     pub aggregate_v6: S<i64>,
+    pub skip_replies: Option<bool>,
 }
 
 /// A duration as written (`"10m"`); parsed in validation so that every bad one is reported.

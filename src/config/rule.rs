@@ -131,6 +131,9 @@ fn rule(
         ban: ban?,
         aggregate_v4: aggregate_v4? as u8,
         aggregate_v6: aggregate_v6? as u8,
+        skip_replies: r
+            .skip_replies
+            .unwrap_or(matches!(metric?, Metric::DstPorts | Metric::DstAddrs)),
     })
 }
 

@@ -2,3 +2,4 @@
 //! small and behind plain types, so the pure core stays testable without root.
 
 pub mod capture;
+pub mod proc;
