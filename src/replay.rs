@@ -133,7 +133,7 @@ pub fn replay_file(
                     // The reader may be gone already; then the batch is simply dropped.
                     let _ = back_tx.send(items);
                     batches += 1;
-                    if batches % 16 == 0 {
+                    if batches.is_multiple_of(16) {
                         let m = engine.stats().memory_bytes as u64;
                         summary.peak_table_bytes = summary.peak_table_bytes.max(m);
                     }
