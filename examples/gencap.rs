@@ -132,7 +132,7 @@ fn main() {
         for i in 0..a.packets {
             let r = rng.next();
             let ts = start_us + i * 1_000_000 / a.rate;
-            if a.attackers > 0 && r % 10 == 0 {
+            if a.attackers > 0 && r.is_multiple_of(10) {
                 // An attacker: a SYN flood to port 80 from one of a few addresses.
                 let k = ((r >> 8) % u64::from(a.attackers)) as u8;
                 frame(
