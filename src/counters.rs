@@ -17,8 +17,10 @@ use crate::window::{DistinctWindow, RateWindow, Span};
 /// A source as counted: an address, or a prefix when a rule aggregates (`aggregate_v4/_v6`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceKey {
-    /// Address bits, masked to `prefix`; IPv4 in the low 32 bits.
-    bits: u128,
+    /// Address bits, masked to `prefix`, as two halves (not a `u128`: its 16-byte alignment
+    /// would pad every hash-table entry); IPv4 in the low 32 bits of `lo`.
+    hi: u64,
+    lo: u64,
     v6: bool,
     prefix: u8,
 }
@@ -35,7 +37,8 @@ impl SourceKey {
                     u32::MAX << (32 - u32::from(p))
                 };
                 SourceKey {
-                    bits: u128::from(u32::from(a) & mask),
+                    hi: 0,
+                    lo: u64::from(u32::from(a) & mask),
                     v6: false,
                     prefix: p,
                 }
@@ -47,8 +50,10 @@ impl SourceKey {
                 } else {
                     u128::MAX << (128 - u32::from(p))
                 };
+                let bits = u128::from(a) & mask;
                 SourceKey {
-                    bits: u128::from(a) & mask,
+                    hi: (bits >> 64) as u64,
+                    lo: bits as u64,
                     v6: true,
                     prefix: p,
                 }
@@ -66,9 +71,10 @@ impl SourceKey {
 
     pub fn net(self) -> IpNet {
         if self.v6 {
-            IpNet::V6(Ipv6Net::new_assert(self.bits.into(), self.prefix))
+            let bits = (u128::from(self.hi) << 64) | u128::from(self.lo);
+            IpNet::V6(Ipv6Net::new_assert(bits.into(), self.prefix))
         } else {
-            let a = std::net::Ipv4Addr::from(self.bits as u32);
+            let a = std::net::Ipv4Addr::from(self.lo as u32);
             IpNet::V4(Ipv4Net::new_assert(a, self.prefix))
         }
     }
@@ -102,66 +108,41 @@ pub enum WindowKind {
     },
 }
 
-/// One rule's windows for every slot.
-#[derive(Debug)]
-enum Arena {
-    Packets(Vec<RateWindow<u32>>),
-    Bytes(Vec<RateWindow<u64>>),
-    Distinct(Vec<DistinctWindow>, usize),
+/// Where rule `r`'s window lives: which arena, and its index within a slot's record there.
+#[derive(Copy, Clone, Debug)]
+enum Place {
+    Packets(usize),
+    Bytes(usize),
+    Distinct(usize),
 }
 
-impl Arena {
-    fn new(kind: WindowKind) -> Arena {
-        match kind {
-            WindowKind::Packets => Arena::Packets(Vec::new()),
-            WindowKind::Bytes => Arena::Bytes(Vec::new()),
-            WindowKind::Distinct { cap } => Arena::Distinct(Vec::new(), cap),
-        }
-    }
-
-    fn push_default(&mut self) {
-        match self {
-            Arena::Packets(v) => v.push(RateWindow::default()),
-            Arena::Bytes(v) => v.push(RateWindow::default()),
-            Arena::Distinct(v, _) => v.push(DistinctWindow::default()),
-        }
-    }
-
-    fn reset(&mut self, slot: usize) {
-        match self {
-            Arena::Packets(v) => v[slot] = RateWindow::default(),
-            Arena::Bytes(v) => v[slot] = RateWindow::default(),
-            Arena::Distinct(v, _) => v[slot].clear(),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        match self {
-            Arena::Packets(v) => v.capacity() * std::mem::size_of::<RateWindow<u32>>(),
-            Arena::Bytes(v) => v.capacity() * std::mem::size_of::<RateWindow<u64>>(),
-            Arena::Distinct(v, _) => {
-                v.capacity() * std::mem::size_of::<DistinctWindow>()
-                    + v.iter().map(DistinctWindow::heap_bytes).sum::<usize>()
-            }
-        }
-    }
-}
-
-/// A slot's bookkeeping.
-#[derive(Copy, Clone, Debug, Default)]
-struct SlotInfo {
-    /// Last packet time (µs): what eviction looks at.
+/// A tracked key: its slot, and when it was last seen (what eviction looks at).
+#[derive(Copy, Clone, Debug)]
+struct Entry {
+    slot: u32,
     last_seen: u64,
 }
 
 /// Source table for a group of rules that share one aggregation.
+///
+/// Layout: one arena per kind of window, slot-major (slot `s`'s packet windows are
+/// `packets[s * n_packets ..][..n_packets]`), so the windows a packet touches sit together.
 #[derive(Debug)]
 pub struct SourceTable {
-    map: HashMap<SourceKey, u32, RandomState>,
-    slots: Vec<SlotInfo>,
-    free: Vec<u32>,
-    arenas: Vec<Arena>,
+    map: HashMap<SourceKey, Entry, RandomState>,
+    packets: Vec<RateWindow<u32>>,
+    bytes: Vec<RateWindow<u64>>,
+    distinct: Vec<DistinctWindow>,
+    /// Windows per slot in each arena.
+    n_packets: usize,
+    n_bytes: usize,
+    n_distinct: usize,
+    places: Vec<Place>,
+    caps: Vec<usize>,
     spans: Vec<Span>,
+    /// Slots allocated so far; freed ones are reused first.
+    slots: u32,
+    free: Vec<u32>,
     max_sources: usize,
     /// A key idle for this long (the longest window) can be evicted.
     idle_us: u64,
@@ -180,12 +161,31 @@ impl SourceTable {
     /// `rules`: for each rule of the group, its window kind and span.
     pub fn new(rules: &[(WindowKind, Span)], max_sources: usize) -> SourceTable {
         let idle_us = rules.iter().map(|r| r.1.window_us).max().unwrap_or(1);
+        let (mut n_packets, mut n_bytes, mut n_distinct) = (0, 0, 0);
+        let mut places = Vec::new();
+        let mut caps = Vec::new();
+        for (kind, _) in rules {
+            let (place, cap) = match *kind {
+                WindowKind::Packets => (Place::Packets(post_inc(&mut n_packets)), 0),
+                WindowKind::Bytes => (Place::Bytes(post_inc(&mut n_bytes)), 0),
+                WindowKind::Distinct { cap } => (Place::Distinct(post_inc(&mut n_distinct)), cap),
+            };
+            places.push(place);
+            caps.push(cap);
+        }
         SourceTable {
             map: HashMap::with_hasher(RandomState::default()),
-            slots: Vec::new(),
-            free: Vec::new(),
-            arenas: rules.iter().map(|r| Arena::new(r.0)).collect(),
+            packets: Vec::new(),
+            bytes: Vec::new(),
+            distinct: Vec::new(),
+            n_packets,
+            n_bytes,
+            n_distinct,
+            places,
+            caps,
             spans: rules.iter().map(|r| r.1).collect(),
+            slots: 0,
+            free: Vec::new(),
             max_sources: max_sources.max(1),
             idle_us,
             last_sweep: 0,
@@ -205,15 +205,15 @@ impl SourceTable {
     /// The slot of `key`, creating it if there is room (sweeping idle keys first when full).
     /// `None` when the table is full of active sources: the packet is counted as untracked.
     pub fn slot(&mut self, key: SourceKey, now_us: u64) -> Option<Slot> {
-        if let Some(&s) = self.map.get(&key) {
-            self.slots[s as usize].last_seen = now_us;
-            return Some(Slot(s));
+        if let Some(e) = self.map.get_mut(&key) {
+            e.last_seen = now_us;
+            return Some(Slot(e.slot));
         }
         if self.map.len() >= self.max_sources {
             // Sweep at most once per bucket of the shortest window, so a table full of active
             // sources does not turn every new packet into a full scan.
             let min_bucket = self.spans.iter().map(|s| s.bucket_us).min().unwrap_or(1);
-            if now_us >= self.last_sweep.saturating_add(min_bucket) {
+            if now_us >= self.last_sweep.saturating_add(min_bucket) || now_us < self.last_sweep {
                 self.sweep(now_us);
             }
             if self.map.len() >= self.max_sources {
@@ -224,48 +224,63 @@ impl SourceTable {
         let s = match self.free.pop() {
             Some(s) => s,
             None => {
-                let s = u32::try_from(self.slots.len()).ok()?;
-                self.slots.push(SlotInfo::default());
-                for a in &mut self.arenas {
-                    a.push_default();
-                }
+                let s = self.slots;
+                self.slots = s.checked_add(1)?;
+                self.packets
+                    .resize_with(self.slots as usize * self.n_packets, Default::default);
+                self.bytes
+                    .resize_with(self.slots as usize * self.n_bytes, Default::default);
+                self.distinct
+                    .resize_with(self.slots as usize * self.n_distinct, Default::default);
                 s
             }
         };
-        self.slots[s as usize].last_seen = now_us;
-        self.map.insert(key, s);
+        self.map.insert(
+            key,
+            Entry {
+                slot: s,
+                last_seen: now_us,
+            },
+        );
         Some(Slot(s))
     }
 
     /// Counts `amount` (packets or bytes) for rule `r` of the group; returns the window total.
     pub fn add_rate(&mut self, slot: Slot, r: usize, now_us: u64, amount: u64) -> u64 {
         let span = self.spans[r];
-        match &mut self.arenas[r] {
-            Arena::Packets(v) => v[slot.0 as usize].add(now_us, span, amount),
-            Arena::Bytes(v) => v[slot.0 as usize].add(now_us, span, amount),
-            Arena::Distinct(..) => 0,
+        let s = slot.0 as usize;
+        match self.places[r] {
+            Place::Packets(i) => self.packets[s * self.n_packets + i].add(now_us, span, amount),
+            Place::Bytes(i) => self.bytes[s * self.n_bytes + i].add(now_us, span, amount),
+            Place::Distinct(_) => 0,
         }
     }
 
     /// Records a distinct `value` for rule `r`; returns distinct values within the window.
     pub fn add_distinct(&mut self, slot: Slot, r: usize, now_us: u64, value: u32) -> u64 {
         let span = self.spans[r];
-        match &mut self.arenas[r] {
-            Arena::Distinct(v, cap) => v[slot.0 as usize].add(now_us, span, value, *cap),
+        match self.places[r] {
+            Place::Distinct(i) => self.distinct[slot.0 as usize * self.n_distinct + i].add(
+                now_us,
+                span,
+                value,
+                self.caps[r],
+            ),
             _ => 0,
         }
     }
 
     /// Rule `r`'s current value for `key` (for `explain`), without changing anything.
     pub fn value(&self, key: SourceKey, r: usize, now_us: u64) -> u64 {
-        let Some(&s) = self.map.get(&key) else {
+        let Some(e) = self.map.get(&key) else {
             return 0;
         };
         let span = self.spans[r];
-        match &self.arenas[r] {
-            Arena::Packets(v) => v[s as usize].total_at(now_us, span),
-            Arena::Bytes(v) => v[s as usize].total_at(now_us, span),
-            Arena::Distinct(v, _) => v[s as usize].total_at(now_us, span),
+        let s = e.slot as usize;
+        match self.places[r] {
+            Place::Packets(i) => self.packets[s * self.n_packets + i].total_at(now_us, span),
+            Place::Bytes(i) => self.bytes[s * self.n_bytes + i].total_at(now_us, span),
+            Place::Distinct(i) => self.distinct[s * self.n_distinct + i].total_at(now_us, span),
         }
     }
 
@@ -282,18 +297,20 @@ impl SourceTable {
         self.last_sweep = now_us;
         let cutoff = now_us.saturating_sub(self.idle_us);
         let before = self.map.len();
-        let slots = &self.slots;
+        let (np, nb, nd) = (self.n_packets, self.n_bytes, self.n_distinct);
+        let (packets, bytes, distinct) = (&mut self.packets, &mut self.bytes, &mut self.distinct);
         let free = &mut self.free;
-        let arenas = &mut self.arenas;
-        self.map.retain(|_, s| {
-            let last = slots[*s as usize].last_seen;
+        self.map.retain(|_, e| {
             // Idle, or "in the future" after a clock reset.
-            let keep = last > cutoff && last <= now_us;
+            let keep = e.last_seen > cutoff && e.last_seen <= now_us;
             if !keep {
-                for a in arenas.iter_mut() {
-                    a.reset(*s as usize);
-                }
-                free.push(*s);
+                let s = e.slot as usize;
+                packets[s * np..(s + 1) * np].fill_with(Default::default);
+                bytes[s * nb..(s + 1) * nb].fill_with(Default::default);
+                distinct[s * nd..(s + 1) * nd]
+                    .iter_mut()
+                    .for_each(DistinctWindow::clear);
+                free.push(e.slot);
             }
             keep
         });
@@ -304,12 +321,23 @@ impl SourceTable {
 
     /// Approximate bytes held (map + arenas), for reports and the memory-bound tests.
     pub fn memory_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(SourceKey, u32)>() + 1;
+        let entry = std::mem::size_of::<(SourceKey, Entry)>() + 1;
         self.map.capacity() * entry
-            + self.slots.capacity() * std::mem::size_of::<SlotInfo>()
             + self.free.capacity() * 4
-            + self.arenas.iter().map(Arena::bytes).sum::<usize>()
+            + self.packets.capacity() * std::mem::size_of::<RateWindow<u32>>()
+            + self.bytes.capacity() * std::mem::size_of::<RateWindow<u64>>()
+            + self.distinct.capacity() * std::mem::size_of::<DistinctWindow>()
+            + self
+                .distinct
+                .iter()
+                .map(DistinctWindow::heap_bytes)
+                .sum::<usize>()
     }
+}
+
+fn post_inc(n: &mut usize) -> usize {
+    *n += 1;
+    *n - 1
 }
 
 #[cfg(test)]
@@ -385,14 +413,14 @@ mod tests {
             let s = t.slot(SourceKey::new(v4(i), 32, 128), 0).unwrap();
             t.add_rate(s, 0, 0, 5);
         }
-        let slots_before = t.slots.len();
+        let slots_before = t.slots;
         // 2 s later the old ones are idle: new sources take their slots, with fresh windows.
         for i in 100..200 {
             let s = t.slot(SourceKey::new(v4(i), 32, 128), 2_000_000).unwrap();
             assert_eq!(t.add_rate(s, 0, 2_000_000, 1), 1);
         }
         assert_eq!(t.len(), 100);
-        assert_eq!(t.slots.len(), slots_before);
+        assert_eq!(t.slots, slots_before);
         assert_eq!(t.evicted, 100);
         assert_eq!(t.untracked, 0);
     }

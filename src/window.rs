@@ -104,11 +104,29 @@ impl<C: Cell> RateWindow<C> {
     }
 }
 
-/// Distinct values seen within a sliding window, exact up to `cap` values.
+/// Distinct values kept inline before spilling to the heap: most sources touch a few ports or
+/// addresses, and keeping those inline saves a cache miss per packet.
+const INLINE: usize = 4;
+
+/// Distinct values seen within a sliding window (at bucket resolution, like [`RateWindow`]),
+/// exact up to `cap` values.
 #[derive(Clone, Debug, Default)]
 pub struct DistinctWindow {
-    /// (value, last seen µs). Unordered; at most `cap` long.
-    seen: Vec<(u32, u64)>,
+    /// (value, bucket last seen); the first `n` are in use.
+    inline: [(u32, u32); INLINE],
+    n: u32,
+    /// Values beyond the inline ones.
+    spill: Vec<(u32, u32)>,
+}
+
+/// The bucket of `now` as a wrapping 32-bit number: ages are differences modulo 2^32, so
+/// anything from "the future" (after a clock reset) has a huge age and counts as stale.
+fn bucket32(now_us: u64, span: Span) -> u32 {
+    (now_us / span.bucket_us) as u32
+}
+
+fn live(seen: u32, now: u32) -> bool {
+    now.wrapping_sub(seen) < BUCKETS as u32
 }
 
 impl DistinctWindow {
@@ -116,48 +134,72 @@ impl DistinctWindow {
     /// at most `cap`. Values beyond `cap` are not stored: the count is already past any
     /// threshold the caller sized `cap` for.
     pub fn add(&mut self, now_us: u64, span: Span, value: u32, cap: usize) -> u64 {
-        let cutoff = now_us.saturating_sub(span.window_us);
+        let b = bucket32(now_us, span);
+        let n = self.n as usize;
         let mut found = false;
-        let mut i = 0;
-        while i < self.seen.len() {
-            let (v, t) = self.seen[i];
-            // Stale, or "in the future" after a clock reset: forget it.
-            if t <= cutoff || t > now_us {
-                self.seen.swap_remove(i);
-                continue;
-            }
-            if v == value {
-                self.seen[i].1 = now_us;
+        let mut alive = 0usize;
+        for e in self.inline[..n].iter_mut().chain(self.spill.iter_mut()) {
+            if e.0 == value {
+                e.1 = b;
                 found = true;
             }
-            i += 1;
+            alive += usize::from(live(e.1, b));
         }
-        if !found && self.seen.len() < cap {
-            self.seen.push((value, now_us));
+        if !found && alive < cap {
+            if alive < n + self.spill.len() {
+                self.compact(b);
+            }
+            if (self.n as usize) < INLINE {
+                self.inline[self.n as usize] = (value, b);
+                self.n += 1;
+            } else {
+                self.spill.push((value, b));
+            }
+            alive += 1;
         }
-        self.seen.len() as u64
+        alive as u64
+    }
+
+    /// Drops stale values, refilling the inline slots from the spill.
+    fn compact(&mut self, b: u32) {
+        let mut w = 0;
+        for i in 0..self.n as usize {
+            if live(self.inline[i].1, b) {
+                self.inline[w] = self.inline[i];
+                w += 1;
+            }
+        }
+        self.spill.retain(|e| live(e.1, b));
+        while w < INLINE {
+            let Some(e) = self.spill.pop() else { break };
+            self.inline[w] = e;
+            w += 1;
+        }
+        self.n = w as u32;
     }
 
     /// Distinct values within the window as of `now` (no change).
     pub fn total_at(&self, now_us: u64, span: Span) -> u64 {
-        let cutoff = now_us.saturating_sub(span.window_us);
-        self.seen
+        let b = bucket32(now_us, span);
+        self.inline[..self.n as usize]
             .iter()
-            .filter(|&&(_, t)| t > cutoff && t <= now_us)
+            .chain(self.spill.iter())
+            .filter(|e| live(e.1, b))
             .count() as u64
     }
 
-    /// Forgets everything; keeps a small allocation for reuse, drops a large one.
+    /// Forgets everything; keeps a small spill allocation for reuse, drops a large one.
     pub fn clear(&mut self) {
-        self.seen.clear();
-        if self.seen.capacity() > 64 {
-            self.seen.shrink_to(8);
+        self.n = 0;
+        self.spill.clear();
+        if self.spill.capacity() > 64 {
+            self.spill.shrink_to(8);
         }
     }
 
     /// Bytes held on the heap (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.seen.capacity() * std::mem::size_of::<(u32, u64)>()
+        self.spill.capacity() * std::mem::size_of::<(u32, u32)>()
     }
 }
 

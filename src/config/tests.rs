@@ -407,6 +407,7 @@ fn shipped_file_is_valid_and_shows_every_key() {
         names,
         [
             "syn-flood",
+            "conn-burst",
             "udp-flood",
             "icmp-flood",
             "port-scan",
