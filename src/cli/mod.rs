@@ -12,7 +12,11 @@ pub const EXIT_RUNTIME: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "autoblock", version, about = "A server under heavy load defends itself in real time")]
+#[command(
+    name = "autoblock",
+    version,
+    about = "A server under heavy load defends itself in real time"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
