@@ -1,3 +1,5 @@
 //! One integration-test binary with themed modules (see each module's `//!`).
 
+mod firewall;
+mod netns;
 mod util;
