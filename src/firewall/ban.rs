@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 
 /// Longest reason kept; longer ones are cut.
-pub const MAX_REASON_LEN: usize = 64;
+pub(crate) const MAX_REASON_LEN: usize = 64;
 
 /// IPv4 or IPv6: each has its own tool (`iptables` / `ip6tables`) and its own set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

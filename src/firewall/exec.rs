@@ -163,6 +163,40 @@ mod tests {
     }
 
     #[test]
+    fn missing_binary_is_named() {
+        let e = System { netns: None }
+            .run(&["autoblock-no-such-binary", "-x"], None)
+            .unwrap_err();
+        assert!(
+            matches!(e, FirewallError::BinaryMissing { ref binary, ref command }
+                if binary == "autoblock-no-such-binary" && command == "autoblock-no-such-binary -x"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn large_stdin_does_not_deadlock_and_failures_keep_stderr() {
+        let text = "-A X -s 10.0.0.1/32 -j DROP\n".repeat(50_000);
+        let out = System { netns: None }.run(&["cat"], Some(&text)).unwrap();
+        assert_eq!(out.len(), text.len());
+        let e = System { netns: None }
+            .run(&["ls", "/autoblock/no/such/path"], None)
+            .unwrap_err();
+        match e {
+            FirewallError::CommandFailed {
+                command,
+                status,
+                stderr,
+            } => {
+                assert_eq!(command, "ls /autoblock/no/such/path");
+                assert!(!status.success());
+                assert!(stderr.contains("No such file"), "{stderr}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn classify_picks_specific_errors() {
         let st = ExitStatus::from_raw(1 << 8);
         let e = classify(&["iptables-restore"], "x".into(), st, "iptables-restore v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)".into());

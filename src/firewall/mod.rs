@@ -40,7 +40,7 @@ mod state;
 #[cfg(test)]
 pub(crate) mod tests_support;
 
-pub use ban::{Ban, Family, MAX_REASON_LEN};
+pub use ban::{Ban, Family};
 pub use batch::Batch;
 pub use error::FirewallError;
 pub use options::{Backend, FirewallOptions};
