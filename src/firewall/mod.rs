@@ -154,6 +154,12 @@ impl Firewall {
     /// Checks that our chains, jumps, rules and sets are all still there (by comparing counts,
     /// not every entry), restores whatever is missing from memory with the remaining TTLs, and
     /// says what it repaired (empty when all was well). Meant to run every few seconds.
+    ///
+    /// Cost is one `iptables-save -t TABLE` per family and table, plus with ipset one
+    /// `ipset list -n` and one header-only `ipset list -t` per set. Measured in a namespace
+    /// here: ipset backend 0.03 s at 100k bans; iptables backend 0.07 s at 10k rules but 3.3 s
+    /// at 100k (the kernel dump of the chain dominates), so keep iptables for small ban lists.
+    /// A ban rule replaced by an equal number of other rules is not detected (counts only).
     pub fn check_and_repair(&self) -> Result<Vec<Repair>, FirewallError> {
         let mut state = self.lock();
         self.repair(&mut state, unix_secs(SystemTime::now()))

@@ -435,12 +435,21 @@ fn packets(backend: Backend, test: &str) {
         assert!(!pair.reaches(a, dst), "banned {a} still reaches {dst}");
         assert!(pair.reaches(b, dst), "unbanned {b} blocked from {dst}");
     }
+    assert!(
+        !pair.pings(netns::CLIENT4, netns::SERVER4),
+        "banned ping answered"
+    );
+    assert!(
+        pair.pings(netns::CLIENT4_B, netns::SERVER4),
+        "unbanned ping dropped"
+    );
     let mut batch = fw.batch();
     batch.unblock(netns::CLIENT4.parse::<IpAddr>().unwrap());
     batch.unblock(netns::CLIENT6.parse::<IpAddr>().unwrap());
     batch.commit().unwrap();
     assert!(pair.reaches(netns::CLIENT4, netns::SERVER4));
     assert!(pair.reaches(netns::CLIENT6, netns::SERVER6));
+    assert!(pair.pings(netns::CLIENT4, netns::SERVER4));
     fw.flush().unwrap();
 }
 

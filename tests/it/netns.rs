@@ -182,6 +182,17 @@ impl Pair {
         bg
     }
 
+    /// True when one ICMP echo from `src` (IPv4 client address) to `dst` is answered within
+    /// 1 s (hping3; this machine has no `ping`, and hping3 has no IPv6: use [`Pair::reaches`]).
+    pub fn pings(&self, src: &str, dst: &str) -> bool {
+        self.client
+            .exec(&[
+                "timeout", "3", "hping3", "-1", "-c", "1", "-i", "u100000", "-a", src, dst,
+            ])
+            .status
+            .success()
+    }
+
     /// True when a TCP connection from `src` (a client address) to `dst` port 7000 succeeds
     /// within 1 s.
     pub fn reaches(&self, src: &str, dst: &str) -> bool {
