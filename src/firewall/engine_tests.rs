@@ -215,3 +215,9 @@ fn repair_detects_flushed_chain_and_missing_jump() {
         )
     );
 }
+
+#[test]
+fn firewall_can_be_shared_between_tasks() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Firewall>();
+}

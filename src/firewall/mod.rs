@@ -43,6 +43,8 @@ pub(crate) mod tests_support;
 pub use ban::{Ban, Family};
 pub use batch::Batch;
 pub use error::FirewallError;
+/// The address/prefix type bans use (from the `ipnet` crate), re-exported for convenience.
+pub use ipnet::IpNet;
 pub use options::{Backend, FirewallOptions};
 pub use repair::Repair;
 
