@@ -1,5 +1,5 @@
 //! The engine behind [`Firewall`]: reading the kernel, reconciling at open, committing plans,
-//! expiring, repairing and removing. Decisions are made by the pure modules (parse, mirror,
+//! expiring (repair and flush live in `repair.rs`). Decisions are made by the pure modules (parse, mirror,
 //! batch, render); this file only sequences them around [`Exec`](super::exec::Exec) calls.
 
 use std::collections::{HashMap, HashSet};
@@ -10,7 +10,7 @@ use super::mirror::Mirror;
 use super::options::Backend;
 use super::parse::{self, TableState};
 use super::render::{self, IPSET_MAX_TIMEOUT, TableEdit};
-use super::{Firewall, FirewallError, Repair};
+use super::{Firewall, FirewallError};
 
 /// What we hold between calls.
 #[derive(Debug, Default)]
@@ -23,15 +23,19 @@ pub(crate) struct State {
 }
 
 impl Firewall {
-    fn ipset(&self) -> bool {
+    pub(super) fn ipset(&self) -> bool {
         self.settings.backend == Backend::Ipset
     }
 
-    fn set_name(&self, family: Family) -> String {
+    pub(super) fn set_name(&self, family: Family) -> String {
         self.settings.set_name(family == Family::V6)
     }
 
-    fn read_table(&self, family: Family, table: &str) -> Result<TableState, FirewallError> {
+    pub(super) fn read_table(
+        &self,
+        family: Family,
+        table: &str,
+    ) -> Result<TableState, FirewallError> {
         let text = self.exec.run(&[family.save_cmd(), "-t", table], None)?;
         let set = self.ipset().then(|| self.set_name(family));
         Ok(parse::parse_save(
@@ -42,7 +46,11 @@ impl Firewall {
         ))
     }
 
-    fn iptables_restore(&self, family: Family, edits: &[TableEdit]) -> Result<(), FirewallError> {
+    pub(super) fn iptables_restore(
+        &self,
+        family: Family,
+        edits: &[TableEdit],
+    ) -> Result<(), FirewallError> {
         let text = render::restore(&self.settings.chain, edits);
         if text.is_empty() {
             return Ok(());
@@ -52,20 +60,20 @@ impl Firewall {
         Ok(())
     }
 
-    fn ipset_restore(&self, text: &str) -> Result<(), FirewallError> {
+    pub(super) fn ipset_restore(&self, text: &str) -> Result<(), FirewallError> {
         if !text.is_empty() {
             self.exec.run(&["ipset", "restore", "-exist"], Some(text))?;
         }
         Ok(())
     }
 
-    fn ipset_names(&self) -> Result<HashSet<String>, FirewallError> {
+    pub(super) fn ipset_names(&self) -> Result<HashSet<String>, FirewallError> {
         let text = self.exec.run(&["ipset", "list", "-n"], None)?;
         Ok(text.lines().map(|l| l.trim().to_string()).collect())
     }
 
     /// Our chain's full content for `family`: foreign rules first, then ours.
-    fn chain_body(
+    pub(super) fn chain_body(
         &self,
         state: &State,
         mirror: &Mirror,
@@ -87,7 +95,7 @@ impl Firewall {
     }
 
     /// Jumps in `table` that are not exactly once at position 1: (hook, copies to delete).
-    fn jump_fixes(&self, table: &str, st: &TableState) -> Vec<(String, usize)> {
+    pub(super) fn jump_fixes(&self, table: &str, st: &TableState) -> Vec<(String, usize)> {
         self.settings
             .hooks
             .iter()
@@ -302,147 +310,5 @@ impl Firewall {
         }
         bans.sort_by_key(|b| b.net);
         Ok(bans)
-    }
-
-    pub(crate) fn repair(&self, state: &mut State, now: u64) -> Result<Vec<Repair>, FirewallError> {
-        let mut repairs = Vec::new();
-        if self.ipset() {
-            // The kernel has dropped these already.
-            state.mirror.take_due(now);
-            let names = self.ipset_names()?;
-            let mut text = String::new();
-            for family in Family::BOTH {
-                let set = self.set_name(family);
-                let live: Vec<Ban> = state.mirror.family(family).collect();
-                let refill = |text: &mut String| {
-                    for b in &live {
-                        text.push_str(&render::ipset_add(&set, b, now));
-                    }
-                };
-                if !names.contains(&set) {
-                    text.push_str(&render::ipset_create(
-                        &set,
-                        family.inet(),
-                        self.settings.maxelem,
-                    ));
-                    refill(&mut text);
-                    repairs.push(Repair::SetRecreated {
-                        family,
-                        set: set.clone(),
-                        entries: live.len(),
-                    });
-                    continue;
-                }
-                let terse = self.exec.run(&["ipset", "list", "-t", &set], None)?;
-                let (header, count) = parse::parse_ipset_terse(&terse).unwrap_or_default();
-                if !parse::terse_compatible(&header, family.inet()) {
-                    return Err(FirewallError::IncompatibleSet {
-                        name: set,
-                        family: family.inet(),
-                        header,
-                    });
-                }
-                if count < live.len() {
-                    refill(&mut text);
-                    repairs.push(Repair::SetRefilled {
-                        family,
-                        set: set.clone(),
-                        entries: live.len(),
-                    });
-                }
-            }
-            self.ipset_restore(&text)?;
-        }
-        for family in Family::BOTH {
-            let mut edits = Vec::new();
-            for table in &self.settings.tables {
-                let st = self.read_table(family, table)?;
-                let mut rebuild = true;
-                if !st.chain_exists {
-                    repairs.push(Repair::ChainRecreated {
-                        family,
-                        table: table.clone(),
-                    });
-                } else {
-                    state
-                        .foreign
-                        .insert((family, table.clone()), st.foreign.clone());
-                    if self.ipset() && (st.match_rules != 1 || !st.bans.is_empty()) {
-                        repairs.push(Repair::MatchRuleRestored {
-                            family,
-                            table: table.clone(),
-                        });
-                    } else if !self.ipset() && st.bans.len() != state.mirror.count(family) {
-                        let rules = state.mirror.count(family);
-                        repairs.push(Repair::ChainRebuilt {
-                            family,
-                            table: table.clone(),
-                            rules,
-                        });
-                    } else {
-                        rebuild = false;
-                    }
-                }
-                let jumps = self.jump_fixes(table, &st);
-                for (hook, _) in &jumps {
-                    repairs.push(Repair::JumpRestored {
-                        family,
-                        table: table.clone(),
-                        hook: hook.clone(),
-                    });
-                }
-                let rules = if rebuild {
-                    self.chain_body(state, &state.mirror, family, table)
-                } else {
-                    Vec::new()
-                };
-                edits.push(TableEdit {
-                    table: table.clone(),
-                    rebuild,
-                    rules,
-                    jumps,
-                });
-            }
-            self.iptables_restore(family, &edits)?;
-        }
-        Ok(repairs)
-    }
-
-    pub(crate) fn remove_all(&self, state: &mut State) -> Result<(), FirewallError> {
-        for family in Family::BOTH {
-            let mut tables = Vec::new();
-            for table in &self.settings.tables {
-                let st = self.read_table(family, table)?;
-                if !st.chain_exists {
-                    continue;
-                }
-                let jumps = self
-                    .settings
-                    .hooks
-                    .iter()
-                    .filter(|h| &h.table == table)
-                    .map(|h| (h.chain.clone(), st.jump_positions(&h.chain).len()))
-                    .collect();
-                tables.push((table.clone(), jumps));
-            }
-            if !tables.is_empty() {
-                let text = render::remove(&self.settings.chain, &tables);
-                self.exec
-                    .run(&[family.restore_cmd(), "-w", "--noflush"], Some(&text))?;
-            }
-        }
-        if self.ipset() {
-            let names = self.ipset_names()?;
-            let text: String = Family::BOTH
-                .iter()
-                .map(|f| self.set_name(*f))
-                .filter(|n| names.contains(n))
-                .map(|n| format!("destroy {n}\n"))
-                .collect();
-            self.ipset_restore(&text)?;
-        }
-        state.mirror = Mirror::default();
-        state.foreign.clear();
-        Ok(())
     }
 }
