@@ -1,6 +1,7 @@
 //! The engine behind [`Firewall`]: reading the kernel, reconciling at open, committing plans,
-//! expiring (repair and flush live in `repair.rs`). Decisions are made by the pure modules (parse, mirror,
-//! batch, render); this file only sequences them around [`Exec`](super::exec::Exec) calls.
+//! expiring (repair and flush live in `repair.rs`). Decisions are made by the pure modules
+//! (parse, mirror, batch, render); this file only sequences them around
+//! [`Exec`](super::exec::Exec) calls.
 
 use std::collections::{HashMap, HashSet};
 
