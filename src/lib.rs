@@ -3,6 +3,8 @@
 //! A tour of the modules, in pipeline order:
 //! - [`packet`]: frame bytes -> [`packet::PacketMeta`] (pure; the only etherparse user).
 //! - [`config`]: `rules.toml` -> validated [`config::Config`].
+//! - [`firewall`]: bans in the kernel (iptables rules or ipset sets), in atomic batches; used by
+//!   the daemon's enforcer and by library users with their own signals.
 //! - [`time`]: [`time::Timestamp`], the "now" that is always passed in, never read.
 //!
 //! Pure modules never do I/O and never read the clock; everything that does lives in `sys`.
@@ -14,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod event;
+pub mod firewall;
 pub mod packet;
 pub mod policy;
 pub mod replay;

@@ -1,6 +1,8 @@
 //! One integration-test binary with themed modules (see each module's `//!`).
 
 mod check;
+mod firewall;
+mod netns;
 mod packet_pcaps;
 mod replay;
 mod util;

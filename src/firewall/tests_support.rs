@@ -1,0 +1,72 @@
+//! A recording fake for [`Exec`]: canned stdout per command line, every call kept with its
+//! stdin, so engine tests can check exactly which processes a call would start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::exec::Exec;
+use super::{Backend, Firewall, FirewallError, FirewallOptions};
+
+#[derive(Default)]
+pub(crate) struct Fake {
+    /// Command line -> stdout to return; unknown commands print nothing.
+    pub(crate) outputs: Mutex<HashMap<String, String>>,
+    /// (command line, stdin) of every call, in order.
+    pub(crate) calls: Mutex<Vec<(String, Option<String>)>>,
+}
+
+impl Fake {
+    pub(crate) fn set(&self, cmd: &str, out: &str) {
+        self.outputs
+            .lock()
+            .unwrap()
+            .insert(cmd.to_string(), out.to_string());
+    }
+
+    /// Calls so far, then forgets them.
+    pub(crate) fn take(&self) -> Vec<(String, Option<String>)> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+pub(crate) struct Shared(pub(crate) Arc<Fake>);
+
+impl Exec for Shared {
+    fn run(&self, argv: &[&str], stdin: Option<&str>) -> Result<String, FirewallError> {
+        let cmd = argv.join(" ");
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push((cmd.clone(), stdin.map(str::to_string)));
+        Ok(self
+            .0
+            .outputs
+            .lock()
+            .unwrap()
+            .get(&cmd)
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+/// Opens `opts` against `fake` at Unix time `now`.
+pub(crate) fn open(opts: FirewallOptions, fake: &Arc<Fake>, now: u64) -> Firewall {
+    let settings = opts.validate().unwrap();
+    Firewall::open_with(
+        settings,
+        Box::new(Shared(fake.clone())),
+        UNIX_EPOCH + Duration::from_secs(now),
+    )
+    .unwrap()
+}
+
+/// An iptables firewall on an empty fake kernel.
+pub(crate) fn fake_firewall() -> Firewall {
+    open(
+        FirewallOptions::new(Backend::Iptables, "AB"),
+        &Arc::new(Fake::default()),
+        1000,
+    )
+}

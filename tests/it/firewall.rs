@@ -1,0 +1,492 @@
+//! The firewall API against real iptables/ip6tables/ipset, each test inside namespaces it
+//! creates (never the host's tables): ban, expiry, extension, unban, reconcile after reopen,
+//! repair after outside damage, flush, and real packets dropped or passed. Both backends,
+//! both families.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use autoblock::firewall::{Backend, Ban, Firewall, FirewallError, FirewallOptions, Repair};
+use ipnet::IpNet;
+
+use crate::netns::{self, Netns, Pair};
+use crate::util::require_root;
+
+const V4: &str = "203.0.113.7/32";
+const V6: &str = "2001:db8:bad::/48";
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn open(ns: &Netns, backend: Backend) -> Firewall {
+    Firewall::open(
+        FirewallOptions::new(backend, "ABTEST")
+            .netns(ns.name())
+            .maxelem(1000),
+    )
+    .expect("open")
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn find<'a>(bans: &'a [Ban], n: &str) -> Vec<&'a Ban> {
+    bans.iter().filter(|b| b.net == net(n)).collect()
+}
+
+fn block(fw: &Firewall, nets: &[&str], ttl: u64, reason: &str) {
+    let mut b = fw.batch();
+    for n in nets {
+        b.block(net(n), Duration::from_secs(ttl), reason);
+    }
+    b.commit().expect("commit");
+}
+
+fn ban_list_extend_unban(backend: Backend, test: &str) {
+    if !require_root(test) {
+        return;
+    }
+    let ns = Netns::new("abt");
+    let fw = open(&ns, backend);
+    block(&fw, &[V4, V6], 600, "login-abuse");
+    let bans = fw.list().unwrap();
+    assert_eq!(bans.len(), 2, "{bans:?}");
+    let v4 = find(&bans, V4)[0];
+    assert_eq!(v4.reason, "login-abuse");
+    assert!(v4.until.abs_diff(now_secs() + 600) <= 1, "{v4:?}");
+    // Extension: the same nets again with a longer TTL replace, never duplicate.
+    block(&fw, &[V4, V6], 3600, "feed");
+    let bans = fw.list().unwrap();
+    assert_eq!(bans.len(), 2, "{bans:?}");
+    for b in &bans {
+        assert!(b.until.abs_diff(now_secs() + 3600) <= 1, "{b:?}");
+        assert_eq!(b.reason, "feed");
+    }
+    // Unban one of each family.
+    let mut b = fw.batch();
+    b.unblock(net(V4)).unblock(net(V6));
+    b.commit().unwrap();
+    assert!(fw.list().unwrap().is_empty());
+    assert!(fw.is_empty());
+    fw.flush().unwrap();
+}
+
+#[test]
+fn iptables_ban_list_extend_unban() {
+    ban_list_extend_unban(Backend::Iptables, "iptables_ban_list_extend_unban");
+}
+
+#[test]
+fn ipset_ban_list_extend_unban() {
+    ban_list_extend_unban(Backend::Ipset, "ipset_ban_list_extend_unban");
+}
+
+#[test]
+fn iptables_expiry_by_call() {
+    if !require_root("iptables_expiry_by_call") {
+        return;
+    }
+    let ns = Netns::new("abt");
+    let fw = open(&ns, Backend::Iptables);
+    block(&fw, &[V4, V6], 2, "short");
+    block(&fw, &["198.51.100.0/24"], 600, "long");
+    let next = fw.next_expiry().unwrap();
+    let due_at = next
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(due_at.abs_diff(now_secs() + 2) <= 1);
+    assert!(
+        fw.expire_due(next - Duration::from_secs(1))
+            .unwrap()
+            .is_empty()
+    );
+    let due = fw.expire_due(next).unwrap();
+    assert_eq!(due.len(), 2, "{due:?}");
+    let left = fw.list().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].net, net("198.51.100.0/24"));
+    fw.flush().unwrap();
+}
+
+#[test]
+fn ipset_expiry_by_kernel() {
+    if !require_root("ipset_expiry_by_kernel") {
+        return;
+    }
+    let ns = Netns::new("abt");
+    let fw = open(&ns, Backend::Ipset);
+    block(&fw, &[V4, V6], 2, "short");
+    block(&fw, &["198.51.100.0/24"], 600, "long");
+    assert_eq!(fw.list().unwrap().len(), 3);
+    std::thread::sleep(Duration::from_millis(3200));
+    let left = fw.list().unwrap();
+    assert_eq!(
+        left.len(),
+        1,
+        "kernel should have expired the 2 s bans: {left:?}"
+    );
+    let due = fw.expire_due(SystemTime::now()).unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(fw.len(), 1);
+    fw.flush().unwrap();
+}
+
+fn reconcile_after_reopen(backend: Backend, test: &str) {
+    if !require_root(test) {
+        return;
+    }
+    let ns = Netns::new("abt");
+    let fw = open(&ns, backend);
+    block(
+        &fw,
+        &[V4, V6, "198.51.100.0/24", "fd00:dead::/64"],
+        600,
+        "a",
+    );
+    block(&fw, &["192.0.2.9/32"], 1200, "b");
+    let before = fw.list().unwrap();
+    drop(fw); // killed without cleanup: everything stays in the kernel
+    if backend == Backend::Iptables {
+        // Damage a dead process could leave: a duplicate (older), an expired rule, a second jump.
+        ns.ok(&[
+            "iptables",
+            "-w",
+            "-A",
+            "ABTEST",
+            "-s",
+            "192.0.2.9/32",
+            "-m",
+            "comment",
+            "--comment",
+            "autoblock until=1000 rule=old",
+            "-j",
+            "DROP",
+        ]);
+        ns.ok(&[
+            "iptables",
+            "-w",
+            "-A",
+            "ABTEST",
+            "-s",
+            "192.0.2.10/32",
+            "-m",
+            "comment",
+            "--comment",
+            "autoblock until=1000 rule=expired",
+            "-j",
+            "DROP",
+        ]);
+    }
+    ns.ok(&["iptables", "-w", "-A", "INPUT", "-j", "ABTEST"]);
+    let fw = open(&ns, backend);
+    let after = fw.list().unwrap();
+    assert_eq!(after.len(), before.len(), "{after:?}");
+    for b in &before {
+        let same = find(&after, &b.net.to_string());
+        assert_eq!(same.len(), 1, "{} duplicated or lost: {after:?}", b.net);
+        assert!(
+            same[0].until.abs_diff(b.until) <= 1,
+            "{:?} vs {:?}",
+            same[0],
+            b
+        );
+        assert_eq!(same[0].reason, b.reason);
+    }
+    let dump = ns.ok(&["iptables-save", "-t", "filter"]);
+    assert_eq!(dump.matches("-A INPUT -j ABTEST").count(), 1, "{dump}");
+    assert!(
+        !dump.contains("rule=old") && !dump.contains("rule=expired"),
+        "{dump}"
+    );
+    assert_eq!(fw.len(), 5);
+    fw.flush().unwrap();
+}
+
+#[test]
+fn iptables_reconcile_after_reopen() {
+    reconcile_after_reopen(Backend::Iptables, "iptables_reconcile_after_reopen");
+}
+
+#[test]
+fn ipset_reconcile_after_reopen() {
+    reconcile_after_reopen(Backend::Ipset, "ipset_reconcile_after_reopen");
+}
+
+fn has(repairs: &[Repair], f: impl Fn(&Repair) -> bool) -> bool {
+    repairs.iter().any(f)
+}
+
+#[test]
+fn iptables_repair_after_outside_damage() {
+    if !require_root("iptables_repair_after_outside_damage") {
+        return;
+    }
+    let ns = Netns::new("abt");
+    let fw = open(&ns, Backend::Iptables);
+    block(&fw, &[V4, V6], 600, "a");
+    assert!(fw.check_and_repair().unwrap().is_empty());
+    let want = fw.list().unwrap();
+
+    ns.ok(&["iptables", "-w", "-F", "ABTEST"]);
+    let r = fw.check_and_repair().unwrap();
+    assert!(
+        has(&r, |r| matches!(r, Repair::ChainRebuilt { rules: 1, .. })),
+        "{r:?}"
+    );
+    assert_eq!(fw.list().unwrap(), want);
+
+    ns.ok(&["ip6tables", "-w", "-D", "INPUT", "-j", "ABTEST"]);
+    ns.ok(&["ip6tables", "-w", "-F", "ABTEST"]);
+    ns.ok(&["ip6tables", "-w", "-X", "ABTEST"]);
+    ns.ok(&["iptables", "-w", "-D", "INPUT", "-j", "ABTEST"]);
+    ns.ok(&["iptables", "-w", "-A", "INPUT", "-j", "ACCEPT"]);
+    let r = fw.check_and_repair().unwrap();
+    assert!(
+        has(&r, |r| matches!(r, Repair::ChainRecreated { .. })),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.iter()
+            .filter(|r| matches!(r, Repair::JumpRestored { .. }))
+            .count(),
+        2,
+        "{r:?}"
+    );
+    assert_eq!(fw.list().unwrap(), want);
+    let dump = ns.ok(&["iptables-save", "-t", "filter"]);
+    assert!(
+        dump.contains("-A INPUT -j ABTEST\n-A INPUT -j ACCEPT"),
+        "jump first: {dump}"
+    );
+    assert!(fw.check_and_repair().unwrap().is_empty());
+    fw.flush().unwrap();
+}
+
+#[test]
+fn ipset_repair_after_outside_damage() {
+    if !require_root("ipset_repair_after_outside_damage") {
+        return;
+    }
+    let ns = Netns::new("abt");
+    let fw = open(&ns, Backend::Ipset);
+    block(&fw, &[V4, V6], 600, "a");
+    assert!(fw.check_and_repair().unwrap().is_empty());
+    let want = fw.list().unwrap();
+
+    ns.ok(&["ipset", "flush", "abtest4"]);
+    let r = fw.check_and_repair().unwrap();
+    assert!(
+        has(&r, |r| matches!(r, Repair::SetRefilled { entries: 1, .. })),
+        "{r:?}"
+    );
+    let got = fw.list().unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(
+        got.iter()
+            .zip(&want)
+            .all(|(g, w)| g.net == w.net && g.until.abs_diff(w.until) <= 1)
+    );
+
+    ns.ok(&[
+        "ip6tables",
+        "-w",
+        "-D",
+        "ABTEST",
+        "-m",
+        "set",
+        "--match-set",
+        "abtest6",
+        "src",
+        "-j",
+        "DROP",
+    ]);
+    ns.ok(&["ipset", "destroy", "abtest6"]);
+    ns.ok(&["iptables", "-w", "-F", "ABTEST"]);
+    let r = fw.check_and_repair().unwrap();
+    assert!(
+        has(&r, |r| matches!(r, Repair::SetRecreated { entries: 1, .. })),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.iter()
+            .filter(|r| matches!(r, Repair::MatchRuleRestored { .. }))
+            .count(),
+        2,
+        "{r:?}"
+    );
+    assert_eq!(fw.list().unwrap().len(), 2);
+    assert!(fw.check_and_repair().unwrap().is_empty());
+    fw.flush().unwrap();
+}
+
+fn flush_keeps_foreign(backend: Backend, test: &str) {
+    if !require_root(test) {
+        return;
+    }
+    let ns = Netns::new("abt");
+    let empty = ns.firewall_dump();
+    ns.ok(&["iptables", "-w", "-N", "FOREIGN"]);
+    ns.ok(&[
+        "iptables",
+        "-w",
+        "-A",
+        "INPUT",
+        "-s",
+        "192.0.2.99/32",
+        "-j",
+        "FOREIGN",
+    ]);
+    ns.ok(&[
+        "ip6tables",
+        "-w",
+        "-A",
+        "INPUT",
+        "-s",
+        "fd00:99::/64",
+        "-j",
+        "DROP",
+    ]);
+    ns.ok(&["ipset", "create", "foreign", "hash:ip"]);
+    let foreign = ns.firewall_dump();
+    let fw = Firewall::open(
+        FirewallOptions::new(backend, "ABTEST")
+            .hooks(["INPUT", "FORWARD", "raw:PREROUTING"])
+            .netns(ns.name()),
+    )
+    .unwrap();
+    block(&fw, &[V4, V6], 600, "a");
+    let dump = ns.firewall_dump();
+    assert!(
+        dump.contains("-A PREROUTING -j ABTEST") && dump.contains("-A FORWARD -j ABTEST"),
+        "{dump}"
+    );
+    fw.flush().unwrap();
+    let after = ns.firewall_dump();
+    assert!(
+        !after.contains("ABTEST") && !after.contains("abtest"),
+        "{after}"
+    );
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    // Only our chains (declared empty in raw now, like before) differ: foreign state is intact.
+    assert_eq!(
+        strip(&after).replace(
+            "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
+            ""
+        ),
+        strip(&foreign)
+    );
+    assert_ne!(strip(&foreign), strip(&empty));
+}
+
+#[test]
+fn iptables_flush_removes_only_ours() {
+    flush_keeps_foreign(Backend::Iptables, "iptables_flush_removes_only_ours");
+}
+
+#[test]
+fn ipset_flush_removes_only_ours() {
+    flush_keeps_foreign(Backend::Ipset, "ipset_flush_removes_only_ours");
+}
+
+fn packets(backend: Backend, test: &str) {
+    if !require_root(test) {
+        return;
+    }
+    let pair = Pair::new("abt");
+    let _listeners = pair.listen();
+    for (a, b, dst) in [
+        (netns::CLIENT4, netns::CLIENT4_B, netns::SERVER4),
+        (netns::CLIENT6, netns::CLIENT6_B, netns::SERVER6),
+    ] {
+        assert!(
+            pair.reaches(a, dst) && pair.reaches(b, dst),
+            "no path {a}/{b} -> {dst} before any ban"
+        );
+    }
+    let fw =
+        Firewall::open(FirewallOptions::new(backend, "ABTEST").netns(pair.server.name())).unwrap();
+    let mut batch = fw.batch();
+    batch.block(
+        netns::CLIENT4.parse::<IpAddr>().unwrap(),
+        Duration::from_secs(60),
+        "test",
+    );
+    batch.block(
+        netns::CLIENT6.parse::<IpAddr>().unwrap(),
+        Duration::from_secs(60),
+        "test",
+    );
+    batch.commit().unwrap();
+    for (a, b, dst) in [
+        (netns::CLIENT4, netns::CLIENT4_B, netns::SERVER4),
+        (netns::CLIENT6, netns::CLIENT6_B, netns::SERVER6),
+    ] {
+        assert!(!pair.reaches(a, dst), "banned {a} still reaches {dst}");
+        assert!(pair.reaches(b, dst), "unbanned {b} blocked from {dst}");
+    }
+    assert!(
+        !pair.pings(netns::CLIENT4, netns::SERVER4),
+        "banned ping answered"
+    );
+    assert!(
+        pair.pings(netns::CLIENT4_B, netns::SERVER4),
+        "unbanned ping dropped"
+    );
+    let mut batch = fw.batch();
+    batch.unblock(netns::CLIENT4.parse::<IpAddr>().unwrap());
+    batch.unblock(netns::CLIENT6.parse::<IpAddr>().unwrap());
+    batch.commit().unwrap();
+    assert!(pair.reaches(netns::CLIENT4, netns::SERVER4));
+    assert!(pair.reaches(netns::CLIENT6, netns::SERVER6));
+    assert!(pair.pings(netns::CLIENT4, netns::SERVER4));
+    fw.flush().unwrap();
+}
+
+#[test]
+fn iptables_drops_banned_packets_only() {
+    packets(Backend::Iptables, "iptables_drops_banned_packets_only");
+}
+
+#[test]
+fn ipset_drops_banned_packets_only() {
+    packets(Backend::Ipset, "ipset_drops_banned_packets_only");
+}
+
+#[test]
+fn errors_carry_command_status_and_stderr() {
+    if !require_root("errors_carry_command_status_and_stderr") {
+        return;
+    }
+    let e = Firewall::open(
+        FirewallOptions::new(Backend::Iptables, "ABTEST").netns("abt-does-not-exist"),
+    )
+    .unwrap_err();
+    match &e {
+        FirewallError::CommandFailed {
+            command,
+            status,
+            stderr,
+        } => {
+            assert!(
+                command.starts_with("ip netns exec abt-does-not-exist iptables-save -t filter"),
+                "{command}"
+            );
+            assert!(!status.success());
+            assert!(stderr.contains("abt-does-not-exist"), "{stderr}");
+        }
+        other => panic!("unexpected: {other:?}"),
+    }
+    let e = Firewall::open(FirewallOptions::new(Backend::Iptables, "BAD NAME")).unwrap_err();
+    assert!(matches!(e, FirewallError::InvalidOption(_)), "{e}");
+}
