@@ -1,7 +1,8 @@
 //! Replay: a capture file through exactly the parse -> count -> evaluate code that runs live,
-//! on capture time. Two threads: one reads and parses frames (libpcap + [`crate::packet`]), one
-//! owns the engine; batches of parsed packets go between them and come back for reuse, so
-//! nothing is allocated per packet and no table is shared.
+//! on capture time. Two threads: one reads and parses frames (libpcap + [`crate::packet`]) and
+//! keeps the per-source totals for the report; one owns the engine. Batches of parsed packets
+//! go between them and come back for reuse, so nothing is allocated per packet and no table is
+//! shared.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -96,7 +97,6 @@ pub fn replay_file(
     let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut engine = Engine::new(config, opts.local.clone());
     let mut summary = Summary::new(path.display().to_string(), Timestamp(0));
-    let mut talkers: HashMap<IpAddr, Talker, RandomState> = HashMap::default();
     let mut offenders: HashMap<SourceKey, Offender, RandomState> = HashMap::default();
     let mut decisions = Vec::new();
     let mut last_ts = Timestamp(0);
@@ -104,10 +104,10 @@ pub fn replay_file(
     let started = Instant::now();
     let mut last_progress = started;
 
-    std::thread::scope(|scope| {
+    let talkers = std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<Msg>(4);
         let (back_tx, back_rx) = mpsc::channel::<Vec<(PacketMeta, Timestamp)>>();
-        scope.spawn(move || read_loop(&mut file, tx, back_rx));
+        let reader = scope.spawn(move || read_loop(&mut file, tx, back_rx));
         let mut batches = 0u64;
         for msg in rx {
             match msg {
@@ -122,7 +122,6 @@ pub fn replay_file(
                     summary.parsed += items.len() as u64;
                     bytes_read += bytes;
                     for (p, ts) in &items {
-                        count_talker(&mut talkers, p, *ts);
                         engine.observe(p, *ts, &mut decisions);
                         last_ts = *ts;
                         for d in decisions.drain(..) {
@@ -155,6 +154,8 @@ pub fn replay_file(
                 Msg::Done(Ok(())) => {}
             }
         }
+        // The reader ends by itself once it has sent `Done`; a panic there is a bug.
+        reader.join().unwrap_or_default()
     });
     if opts.progress && started.elapsed() >= Duration::from_secs(1) {
         eprintln!();
@@ -190,8 +191,9 @@ fn read_loop(
     file: &mut CaptureFile,
     tx: mpsc::SyncSender<Msg>,
     back: mpsc::Receiver<Vec<(PacketMeta, Timestamp)>>,
-) {
+) -> Talkers {
     let linktype = file.linktype();
+    let mut talkers = Talkers::default();
     loop {
         let mut items = back
             .try_recv()
@@ -204,7 +206,10 @@ fn read_loop(
                     frames += 1;
                     bytes += f.data.len() as u64 + 16;
                     match packet::parse(linktype, f.data, f.wire_len) {
-                        Ok(p) => items.push((p, f.ts)),
+                        Ok(p) => {
+                            count_talker(&mut talkers, &p, f.ts);
+                            items.push((p, f.ts));
+                        }
                         Err(_) => unparsed += 1,
                     }
                     if frames as usize >= BATCH {
@@ -222,16 +227,18 @@ fn read_loop(
             bytes,
         };
         if tx.send(batch).is_err() {
-            return;
+            return talkers;
         }
         if let Some(result) = end {
             let _ = tx.send(Msg::Done(result));
-            return;
+            return talkers;
         }
     }
 }
 
-fn count_talker(talkers: &mut HashMap<IpAddr, Talker, RandomState>, p: &PacketMeta, ts: Timestamp) {
+type Talkers = HashMap<IpAddr, Talker, RandomState>;
+
+fn count_talker(talkers: &mut Talkers, p: &PacketMeta, ts: Timestamp) {
     if let Some(t) = talkers.get_mut(&p.src) {
         t.packets += 1;
         t.bytes += u64::from(p.len);
