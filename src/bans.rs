@@ -28,6 +28,8 @@ pub struct Ban {
     pub duration: Duration,
     /// The highest value `rule` observed for this source while banned (reports).
     pub peak: u64,
+    /// Set by an operator (`autoblock ban`), not by a rule.
+    pub manual: bool,
 }
 
 #[derive(Debug, Default)]
@@ -126,6 +128,7 @@ mod tests {
             offense: 1,
             duration: Duration::from_secs(until),
             peak: 0,
+            manual: false,
         }
     }
 

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::config::Metric;
 use crate::policy::{Decision, Verdict};
 use crate::time::Timestamp;
 
@@ -33,6 +34,8 @@ struct DecisionEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     until: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    manual: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     dry_run: Option<bool>,
 }
 
@@ -42,10 +45,11 @@ fn from_verdict<'a>(event: &'static str, v: &'a Verdict) -> DecisionEvent<'a> {
         event,
         ip: v.key.to_string(),
         rule: &v.rule,
-        metric: Some(v.metric.as_str()),
-        observed: Some(v.observed),
-        threshold: Some(v.threshold),
-        window_secs: Some(v.window.as_secs_f64()),
+        metric: v.metric.map(Metric::as_str),
+        observed: v.metric.map(|_| v.observed),
+        threshold: v.metric.map(|_| v.threshold),
+        window_secs: v.metric.map(|_| v.window.as_secs_f64()),
+        manual: v.metric.is_none().then_some(true),
         ban_secs: Some(v.ban.as_secs()),
         offense: Some(v.offense),
         until: Some(v.until.to_string()),
@@ -63,13 +67,14 @@ pub fn decision_json(d: &Decision, dry_run: bool) -> String {
             e.reason = Some(reason.as_str());
             e
         }
-        Decision::Unblock { ban, at } => DecisionEvent {
+        Decision::Unblock { ban, at, reason } => DecisionEvent {
             ts: at.to_string(),
             event: "unblock",
             ip: ban.key.to_string(),
             rule: &ban.rule,
-            reason: Some("expired"),
+            reason: Some(reason.as_str()),
             offense: Some(ban.offense),
+            manual: ban.manual.then_some(true),
             ..Default::default()
         },
     };
@@ -144,7 +149,6 @@ fn to_line<T: Serialize>(v: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Metric;
     use crate::counters::SourceKey;
     use crate::policy::SuppressReason;
     use std::sync::Arc;
@@ -154,7 +158,7 @@ mod tests {
         Verdict {
             key: SourceKey::new("203.0.113.7".parse().unwrap(), 32, 128),
             rule: Arc::from("syn-flood"),
-            metric: Metric::Packets,
+            metric: Some(Metric::Packets),
             observed: 2001,
             threshold: 2000,
             window: Duration::from_secs(1),

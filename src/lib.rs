@@ -11,6 +11,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod ban_rate;
 pub mod bans;
 pub mod cli;
 pub mod config;

@@ -50,7 +50,8 @@ pub struct Talker {
 pub struct Offender {
     pub key: SourceKey,
     pub rule: Arc<str>,
-    pub metric: Metric,
+    /// `None` for a manual ban.
+    pub metric: Option<Metric>,
     /// The highest window value seen while it fired or was banned.
     pub observed: u64,
     pub threshold: u64,

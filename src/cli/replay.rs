@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use super::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, load_config};
+use crate::config::Metric;
 use crate::event::decision_json;
 use crate::replay::{ReplayOptions, ReplayReport, replay_file};
 
@@ -167,7 +168,7 @@ fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
                 action,
                 o.key.to_string(),
                 o.rule,
-                o.metric.as_str(),
+                o.metric.map_or("manual", Metric::as_str),
                 o.observed,
                 o.threshold,
                 o.first_seen.to_string(),

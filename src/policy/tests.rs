@@ -2,7 +2,11 @@
 //! addresses, escalation, extension, caps. Time is moved by hand; nothing sleeps.
 
 use super::*;
+use crate::bans::Ban;
 use crate::config::*;
+use crate::counters::SourceKey;
+use crate::packet::{Proto, tcp_flag};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 const MS: u64 = 1000;
@@ -425,4 +429,172 @@ fn time_running_backwards_or_jumping_years_is_safe() {
         blocks(&out).is_empty(),
         "5 packets per far-apart instant never add up"
     );
+}
+
+#[test]
+fn new_bans_are_rate_limited() {
+    let mut c = config(vec![rule("p", Metric::Packets, 2, 1000)]);
+    c.enforce.max_new_bans_per_sec = 3;
+    let mut e = Engine::new(&c, vec![]);
+    let mut out = Vec::new();
+    for i in 0..10 {
+        out.extend(feed(
+            &mut e,
+            &syn(&format!("203.0.113.{i}"), "10.0.0.1", 80),
+            3,
+            SEC,
+            1,
+        ));
+    }
+    assert_eq!(blocks(&out).len(), 3);
+    let rate = out
+        .iter()
+        .filter(|d| {
+            matches!(
+                d,
+                Decision::Suppressed {
+                    reason: SuppressReason::Rate,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(rate, 7);
+}
+
+#[test]
+fn manual_bans_respect_the_allowlist_unless_forced() {
+    let mut e = Engine::new(
+        &config(vec![rule("p", Metric::Packets, 10, 1000)]),
+        vec!["10.9.9.9/32".parse().unwrap()],
+    );
+    let t = Timestamp(SEC);
+    let allow = "127.0.0.1/32".parse().unwrap();
+    assert_eq!(
+        e.ban_manual(allow, None, "x", false, t),
+        Err(Refusal::Allowlisted("127.0.0.0/8".parse().unwrap()))
+    );
+    let local = "10.9.9.0/24".parse().unwrap();
+    assert!(matches!(
+        e.ban_manual(local, None, "x", false, t),
+        Err(Refusal::Local(_))
+    ));
+    assert!(e.ban_manual(allow, None, "x", true, t).is_ok());
+    let d = e
+        .ban_manual(
+            "198.51.100.7/32".parse().unwrap(),
+            Some(Duration::from_secs(30)),
+            "abuse",
+            false,
+            t,
+        )
+        .unwrap();
+    assert!(matches!(&d, Decision::Block(v) if v.metric.is_none() && &*v.rule == "abuse"));
+    assert!(
+        e.bans()
+            .get(&SourceKey::new("198.51.100.7".parse().unwrap(), 32, 128))
+            .is_some_and(|b| b.manual)
+    );
+    // Unban: an event; twice: nothing.
+    let net = "198.51.100.7/32".parse().unwrap();
+    assert!(matches!(
+        e.unban(net, t),
+        Some(Decision::Unblock {
+            reason: UnblockReason::Manual,
+            ..
+        })
+    ));
+    assert!(e.unban(net, t).is_none());
+}
+
+#[test]
+fn adopted_bans_expire_like_any_other() {
+    let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 10, 1000)]), vec![]);
+    let key = SourceKey::new("203.0.113.50".parse().unwrap(), 32, 128);
+    e.adopt(Ban {
+        key,
+        until: Timestamp(100 * SEC),
+        since: Timestamp(0),
+        rule: Arc::from("syn-flood"),
+        offense: 2,
+        duration: Duration::from_secs(100),
+        peak: 0,
+        manual: false,
+    });
+    // Still over threshold while adopted: extended, not blocked twice.
+    assert_eq!(e.bans().len(), 1);
+    let d = feed(
+        &mut e,
+        &syn("203.0.113.50", "10.0.0.1", 80),
+        20,
+        50 * SEC,
+        MS,
+    );
+    assert_eq!(e.bans().len(), 1, "{d:?}");
+    assert!(blocks(&d).is_empty());
+    let mut out = Vec::new();
+    // The rule's own ban for a second offense (2 x 600 s) replaced the adopted 100 s.
+    e.tick(Timestamp(1249 * SEC), &mut out);
+    assert!(out.is_empty());
+    e.tick(Timestamp(1251 * SEC), &mut out);
+    assert!(
+        matches!(
+            &out[..],
+            [Decision::Unblock {
+                reason: UnblockReason::Expired,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn explain_reports_window_values_ban_and_history() {
+    let mut r = rule("p", Metric::Packets, 10, 1000);
+    r.aggregate_v4 = 24;
+    let mut e = Engine::new(
+        &config(vec![r, rule("scan", Metric::DstPorts, 50, 10_000)]),
+        vec![],
+    );
+    feed(&mut e, &syn("203.0.113.5", "10.0.0.1", 80), 5, SEC, MS);
+    feed(&mut e, &syn("203.0.113.6", "10.0.0.1", 81), 8, SEC, MS);
+    let x = e.explain("203.0.113.5".parse().unwrap(), Timestamp(SEC + 20 * MS));
+    assert_eq!(x.rules.len(), 2);
+    assert_eq!(
+        (x.rules[0].value, x.rules[0].key.to_string().as_str()),
+        (13, "203.0.113.0/24")
+    );
+    assert!(
+        x.ban
+            .as_ref()
+            .is_some_and(|b| b.key.to_string() == "203.0.113.0/24")
+    );
+    assert_eq!(x.rules[1].value, 1);
+    assert_eq!(x.offenses, 1);
+    assert!(x.allowlisted.is_none() && !x.local);
+}
+
+#[test]
+fn reload_keeps_counters_bans_and_history_when_windows_are_unchanged() {
+    let c = config(vec![rule("p", Metric::Packets, 100, 1000)]);
+    let mut e = Engine::new(&c, vec![]);
+    let p = syn("203.0.113.7", "10.0.0.1", 80);
+    assert!(feed(&mut e, &p, 50, SEC, MS).is_empty());
+    // Lower the threshold: the 50 already counted still count.
+    let mut c2 = config(vec![rule("p", Metric::Packets, 55, 1000)]);
+    c2.rules[0].name = "renamed".into();
+    e.reconfigure(&c2);
+    let d = feed(&mut e, &p, 6, SEC + 100 * MS, MS);
+    assert!(matches!(&d[..], [Decision::Block(v)] if &*v.rule == "renamed" && v.observed == 56));
+    // A different window starts that group afresh; the ban stays.
+    e.reconfigure(&config(vec![rule("p", Metric::Packets, 55, 2000)]));
+    assert_eq!(e.stats().tracked_sources, 0);
+    assert_eq!(e.stats().active_bans, 1);
+    let saved = e.offenses();
+    assert_eq!(saved.len(), 1);
+    let mut fresh = Engine::new(&c, vec![]);
+    fresh.restore_offenses(&saved);
+    let d = feed(&mut fresh, &p, 101, 2 * SEC, MS);
+    assert!(matches!(&d[..], [Decision::Block(v)] if v.offense == 2));
 }

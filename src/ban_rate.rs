@@ -1,0 +1,93 @@
+//! The new-ban rate limit (`max_new_bans_per_sec`), on passed-in time (pure).
+//!
+//! governor's GCRA with a fake clock that the engine moves forward with `now`, so replay and
+//! live capture limit the same way. Steps are clamped (a capture that jumps years ahead simply
+//! refills the bucket) so the clock can never overflow.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::FakeRelativeClock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use crate::time::Timestamp;
+
+/// Longest single step of the fake clock; anything longer refills the bucket anyway.
+const MAX_STEP: Duration = Duration::from_secs(3600);
+/// Restart the fake clock before its nanosecond counter could overflow (~584 years).
+const MAX_TOTAL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+type Limiter =
+    RateLimiter<NotKeyed, InMemoryState, FakeRelativeClock, NoOpMiddleware<governor::nanos::Nanos>>;
+
+pub struct BanRate {
+    quota: Quota,
+    clock: FakeRelativeClock,
+    limiter: Limiter,
+    last: Option<Timestamp>,
+    total: Duration,
+}
+
+impl BanRate {
+    /// `per_sec` new bans per second, with a burst of the same size; 0 is treated as 1.
+    pub fn new(per_sec: u32) -> BanRate {
+        let quota = Quota::per_second(NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN));
+        let clock = FakeRelativeClock::default();
+        BanRate {
+            quota,
+            limiter: RateLimiter::direct_with_clock(quota, clock.clone()),
+            clock,
+            last: None,
+            total: Duration::ZERO,
+        }
+    }
+
+    /// True when one more new ban fits within the rate at `now`.
+    pub fn allow(&mut self, now: Timestamp) -> bool {
+        let step = match self.last {
+            Some(last) => now.since(last).min(MAX_STEP),
+            None => Duration::ZERO,
+        };
+        if now >= self.last.unwrap_or(now) {
+            self.last = Some(now);
+        }
+        self.total += step;
+        if self.total > MAX_TOTAL {
+            self.clock = FakeRelativeClock::default();
+            self.limiter = RateLimiter::direct_with_clock(self.quota, self.clock.clone());
+            self.total = Duration::ZERO;
+        } else if !step.is_zero() {
+            self.clock.advance(step);
+        }
+        self.limiter.check().is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_the_rate_and_refills_with_time() {
+        let mut r = BanRate::new(10);
+        let t = Timestamp::from_secs(1000);
+        let ok = (0..50).filter(|_| r.allow(t)).count();
+        assert_eq!(ok, 10, "a burst of the per-second size");
+        let later = t.saturating_add(Duration::from_millis(500));
+        let ok = (0..50).filter(|_| r.allow(later)).count();
+        assert_eq!(ok, 5, "half a second refills half");
+    }
+
+    #[test]
+    fn huge_jumps_and_time_going_back_are_safe() {
+        let mut r = BanRate::new(2);
+        for t in [0, u64::MAX, 5, u64::MAX / 2, u64::MAX] {
+            r.allow(Timestamp(t));
+        }
+        for i in 0..200_000u64 {
+            r.allow(Timestamp(i * 3_600_000_000 * 24 * 365));
+        }
+    }
+}
