@@ -6,7 +6,6 @@ use crate::bans::Ban;
 use crate::config::*;
 use crate::counters::SourceKey;
 use crate::packet::{Proto, tcp_flag};
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 const MS: u64 = 1000;
