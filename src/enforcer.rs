@@ -1,0 +1,207 @@
+//! Decisions -> the kernel, through the public [`crate::firewall`] API (the daemon has no
+//! second path). Decisions are staged, coalesced per target (the last word wins) and committed
+//! in one batch; a failed commit keeps every staged change and is retried with backoff, so a
+//! missing binary, a held lock or a full set loses nothing. In dry-run mode nothing is staged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use crate::firewall::{Firewall, FirewallError};
+use crate::policy::Decision;
+use crate::time::Timestamp;
+
+/// First retry delay after a failed commit; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// One staged change to the kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Ban `net` until `until` (wall clock), for `reason` (the rule or the operator's reason).
+    Block {
+        net: IpNet,
+        until: Timestamp,
+        reason: String,
+    },
+    Unblock {
+        net: IpNet,
+    },
+}
+
+/// What a commit did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    pub blocks: usize,
+    pub unblocks: usize,
+    /// Time the commit took (process calls included).
+    pub took: Duration,
+}
+
+pub struct Enforcer {
+    /// `None` in dry-run mode: decisions are logged, the kernel is untouched.
+    fw: Option<Arc<Firewall>>,
+    /// Staged ops by target, and the order targets were first staged in.
+    staged: HashMap<IpNet, Op>,
+    order: Vec<IpNet>,
+    backoff: Duration,
+    retry_at: Option<Instant>,
+    /// Failed commits so far.
+    pub errors: u64,
+}
+
+impl Enforcer {
+    pub fn new(fw: Option<Arc<Firewall>>) -> Enforcer {
+        Enforcer {
+            fw,
+            staged: HashMap::new(),
+            order: Vec::new(),
+            backoff: FIRST_BACKOFF,
+            retry_at: None,
+            errors: 0,
+        }
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.fw.is_none()
+    }
+
+    /// Stages the kernel change a decision calls for (if any).
+    pub fn stage(&mut self, d: &Decision) {
+        if self.fw.is_none() {
+            return;
+        }
+        let op = match d {
+            Decision::Block(v) | Decision::Extend(v) => Op::Block {
+                net: v.key.net(),
+                until: v.until,
+                reason: v.rule.to_string(),
+            },
+            Decision::Unblock { ban, .. } => Op::Unblock { net: ban.key.net() },
+            Decision::Suppressed { .. } => return,
+        };
+        self.stage_op(op);
+    }
+
+    pub fn stage_op(&mut self, op: Op) {
+        let net = match &op {
+            Op::Block { net, .. } | Op::Unblock { net } => *net,
+        };
+        if self.staged.insert(net, op).is_none() {
+            self.order.push(net);
+        }
+    }
+
+    /// Changes waiting for the kernel.
+    pub fn pending(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// When a failed commit may be retried; `None` when nothing failed.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Commits everything staged in one batch, unless a retry is not due yet (`Ok(None)`).
+    /// `now` is the wall clock, for TTLs; `instant` the monotonic clock, for backoff.
+    pub fn commit(
+        &mut self,
+        now: Timestamp,
+        instant: Instant,
+    ) -> Result<Option<Applied>, FirewallError> {
+        let Some(fw) = self.fw.clone() else {
+            return Ok(None);
+        };
+        if self.staged.is_empty() || self.retry_at.is_some_and(|t| instant < t) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let mut batch = fw.batch();
+        let mut applied = Applied::default();
+        for net in &self.order {
+            match self.staged.get(net) {
+                Some(Op::Block { net, until, reason }) => {
+                    // A ban whose end already passed while it waited is not worth adding.
+                    if *until <= now {
+                        batch.unblock(*net);
+                        applied.unblocks += 1;
+                        continue;
+                    }
+                    batch.block(*net, until.since(now), reason);
+                    applied.blocks += 1;
+                }
+                Some(Op::Unblock { net }) => {
+                    batch.unblock(*net);
+                    applied.unblocks += 1;
+                }
+                None => {}
+            }
+        }
+        match batch.commit() {
+            Ok(()) => {
+                self.staged.clear();
+                self.order.clear();
+                self.backoff = FIRST_BACKOFF;
+                self.retry_at = None;
+                applied.took = started.elapsed();
+                Ok(Some(applied))
+            }
+            Err(e) => {
+                self.errors += 1;
+                self.retry_at = Some(instant + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Metric;
+    use crate::counters::SourceKey;
+    use crate::policy::Verdict;
+
+    fn block(ip: &str, until: u64) -> Decision {
+        Decision::Block(Verdict {
+            key: SourceKey::new(ip.parse().unwrap(), 32, 128),
+            rule: Arc::from("r"),
+            metric: Some(Metric::Packets),
+            observed: 2,
+            threshold: 1,
+            window: Duration::from_secs(1),
+            ban: Duration::from_secs(until),
+            until: Timestamp::from_secs(until),
+            offense: 1,
+            at: Timestamp(0),
+        })
+    }
+
+    #[test]
+    fn dry_run_stages_nothing() {
+        let mut e = Enforcer::new(None);
+        e.stage(&block("203.0.113.1", 10));
+        assert_eq!(e.pending(), 0);
+        assert!(e.dry_run());
+        assert_eq!(e.commit(Timestamp(0), Instant::now()).ok(), Some(None));
+    }
+
+    #[test]
+    fn the_last_word_per_target_wins() {
+        // Staging is pure; a firewall is only needed to commit.
+        let mut e = Enforcer::new(None);
+        let net: IpNet = "203.0.113.1/32".parse().unwrap();
+        e.stage_op(Op::Block {
+            net,
+            until: Timestamp::from_secs(10),
+            reason: "r".into(),
+        });
+        e.stage_op(Op::Unblock { net });
+        assert_eq!(e.pending(), 1);
+        assert_eq!(e.order, [net]);
+        assert_eq!(e.staged.get(&net), Some(&Op::Unblock { net }));
+    }
+}
