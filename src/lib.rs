@@ -16,6 +16,7 @@ pub mod bans;
 pub mod cli;
 pub mod config;
 pub mod counters;
+pub mod daemon_support;
 pub mod enforcer;
 pub mod event;
 pub mod firewall;

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand; `main` only parses and dispatches here.
 
 mod check;
+pub mod flush;
 pub mod replay;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Replay capture files through the engine and report what would have been blocked.
     Replay(replay::ReplayArgs),
+    /// Remove everything autoblock created in the kernel (jumps, chain, sets), nothing else.
+    Flush(flush::FlushArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(args),
+        Command::Flush(args) => flush::run(args),
     }
 }
 
