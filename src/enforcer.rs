@@ -94,6 +94,15 @@ impl Enforcer {
         }
     }
 
+    /// The staged changes, in staging order (e.g. to carry them over).
+    pub fn into_staged(mut self) -> Vec<Op> {
+        let order = std::mem::take(&mut self.order);
+        order
+            .into_iter()
+            .filter_map(|n| self.staged.remove(&n))
+            .collect()
+    }
+
     /// Changes waiting for the kernel.
     pub fn pending(&self) -> usize {
         self.staged.len()

@@ -22,7 +22,7 @@ use crate::time::Timestamp;
 pub enum Refusal {
     /// Overlaps this allowlisted net (`--force` overrides).
     Allowlisted(IpNet),
-    /// Contains one of our own addresses (`--force` overrides).
+    /// Contains one of our own addresses (never overridden: it would lock us out).
     Local(IpNet),
     /// `max_active_bans` reached.
     Cap,
@@ -32,7 +32,7 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Allowlisted(n) => write!(f, "overlaps allowlisted {n} (use --force)"),
-            Refusal::Local(n) => write!(f, "contains our own address {n} (use --force)"),
+            Refusal::Local(n) => write!(f, "contains our own address {n}: never banned"),
             Refusal::Cap => write!(f, "max_active_bans reached"),
         }
     }
@@ -65,8 +65,9 @@ pub struct Explained {
 
 impl Engine {
     /// Bans `net` by hand for `duration` (default `[enforce].ban`, capped at `max_ban`).
-    /// Refused when it overlaps the allowlist or our own addresses (unless `force`) or the cap
-    /// is reached. A manual ban replaces any rule ban on the same target.
+    /// Refused when it overlaps the allowlist (unless `force`), when it contains one of our own
+    /// addresses (always: that is a lockout), or when the cap is reached. A manual ban
+    /// replaces any rule ban on the same target.
     pub fn ban_manual(
         &mut self,
         net: IpNet,

@@ -1,0 +1,49 @@
+//! Engine facts -> control-protocol answers (pure).
+
+use std::time::Duration;
+
+use crate::bans::Ban;
+use crate::control::protocol::{BanInfo, Explanation, RuleWindow};
+use crate::policy::Explained;
+use crate::time::Timestamp;
+
+pub fn ban_info(b: &Ban, now: Timestamp) -> BanInfo {
+    BanInfo {
+        target: b.key.net(),
+        reason: b.rule.to_string(),
+        since: b.since.to_string(),
+        until: b.until.to_string(),
+        remaining_secs: b.until.since(now).as_secs(),
+        offense: b.offense,
+        manual: b.manual,
+    }
+}
+
+pub fn explanation(x: &Explained, now: Timestamp) -> Explanation {
+    Explanation {
+        addr: x.addr,
+        allowlisted: x.allowlisted.is_some(),
+        allowlisted_by: x.allowlisted,
+        local: x.local,
+        rules: x
+            .rules
+            .iter()
+            .map(|r| RuleWindow {
+                rule: r.rule.to_string(),
+                metric: r.metric.as_str().to_string(),
+                value: r.value,
+                threshold: r.threshold,
+                window_secs: r.window.as_secs_f64(),
+                key: r.key.net(),
+            })
+            .collect(),
+        ban: x.ban.as_ref().map(|b| ban_info(b, now)),
+        offenses: x.offenses,
+        last_offense: x.last_offense.map(|t| t.to_string()),
+    }
+}
+
+/// `Some(d)` for a requested duration in seconds (0 means the default).
+pub fn requested_duration(secs: Option<u64>) -> Option<Duration> {
+    secs.filter(|s| *s > 0).map(Duration::from_secs)
+}

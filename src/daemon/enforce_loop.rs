@@ -1,0 +1,151 @@
+//! The enforcer thread: decisions in, batched kernel commits out, never on the packet path.
+//! Also checks the kernel every `check_interval` and repairs outside damage (a flushed chain,
+//! a deleted set, a removed jump), emitting `repaired`. Errors are events; nothing is dropped.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+
+use super::Shared;
+use crate::enforcer::Enforcer;
+use crate::firewall::Firewall;
+use crate::policy::Decision;
+use crate::time::Timestamp;
+
+pub enum EnforceMsg {
+    Decision(Decision),
+    /// Commit what is staged, then end the thread.
+    Stop,
+}
+
+pub struct EnforceLoop {
+    pub fw: Arc<Firewall>,
+    pub rx: Receiver<EnforceMsg>,
+    pub shared: Arc<Shared>,
+    pub check_interval: Duration,
+}
+
+pub fn wall_now() -> Timestamp {
+    Timestamp::from_unix(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+impl EnforceLoop {
+    pub fn run(self) {
+        let mut enforcer = Enforcer::new(Some(self.fw.clone()));
+        // Crossing times of the blocks staged since the last commit (reaction time).
+        let mut crossings: Vec<Timestamp> = Vec::new();
+        let mut next_check = Instant::now() + self.check_interval;
+        let mut stopping = false;
+        loop {
+            let now = Instant::now();
+            let mut wake = next_check;
+            if let Some(r) = enforcer.retry_at() {
+                wake = wake.min(r);
+            }
+            let wait = wake.saturating_duration_since(now).min(Duration::from_secs(1));
+            let first = if enforcer.pending() > 0 && enforcer.retry_at().is_none() {
+                self.rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+            } else {
+                self.rx.recv_timeout(wait)
+            };
+            let mut take = |m: EnforceMsg, enforcer: &mut Enforcer| match m {
+                EnforceMsg::Decision(d) => {
+                    if let Decision::Block(v) = &d {
+                        crossings.push(v.at);
+                    }
+                    enforcer.stage(&d);
+                }
+                EnforceMsg::Stop => stopping = true,
+            };
+            match first {
+                Ok(m) => take(m, &mut enforcer),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => stopping = true,
+            }
+            while let Ok(m) = self.rx.try_recv() {
+                take(m, &mut enforcer);
+            }
+            if stopping {
+                // One last try, whatever the backoff says: leave nothing staged.
+                enforcer = retry_now(enforcer, &self.fw);
+            }
+            self.commit(&mut enforcer, &mut crossings);
+            if Instant::now() >= next_check && !stopping {
+                next_check = Instant::now() + self.check_interval;
+                self.check();
+            }
+            self.shared
+                .pending
+                .store(enforcer.pending() as u64, Ordering::Relaxed);
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    fn commit(&self, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) {
+        match enforcer.commit(wall_now(), Instant::now()) {
+            Ok(Some(applied)) => {
+                let done = wall_now();
+                for at in crossings.drain(..) {
+                    self.shared.metrics.observe_reaction(done.since(at));
+                }
+                tracing::debug!(
+                    blocks = applied.blocks,
+                    unblocks = applied.unblocks,
+                    took_ms = applied.took.as_millis() as u64,
+                    "committed"
+                );
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.shared.metrics.enforcer_error();
+                self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
+                self.shared.event(
+                    "enforcer_error",
+                    json!({
+                        "error": e.to_string(),
+                        "pending": enforcer.pending(),
+                        "retry_in_secs": enforcer
+                            .retry_at()
+                            .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64()),
+                    }),
+                );
+            }
+        }
+    }
+
+    fn check(&self) {
+        match self.fw.check_and_repair() {
+            Ok(repairs) if repairs.is_empty() => {}
+            Ok(repairs) => {
+                self.shared.metrics.repair();
+                let what: Vec<String> = repairs.iter().map(ToString::to_string).collect();
+                self.shared.event("repaired", json!({ "repairs": what }));
+            }
+            Err(e) => {
+                self.shared.metrics.enforcer_error();
+                self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .event("enforcer_error", json!({ "error": e.to_string(), "during": "check" }));
+            }
+        }
+    }
+}
+
+/// A fresh enforcer with the same staged work and no backoff (used when stopping).
+fn retry_now(enforcer: Enforcer, fw: &Arc<Firewall>) -> Enforcer {
+    let mut fresh = Enforcer::new(Some(fw.clone()));
+    fresh.errors = enforcer.errors;
+    for op in enforcer.into_staged() {
+        fresh.stage_op(op);
+    }
+    fresh
+}

@@ -1,0 +1,221 @@
+//! The engine thread: the only owner of the policy engine. Packet batches from the capture
+//! threads, requests from the control socket and reloads arrive here; decisions leave as
+//! events (immediately) and as kernel changes (to the enforcer thread, never waited on).
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use super::convert::{ban_info, explanation, requested_duration};
+use super::enforce_loop::{EnforceMsg, wall_now};
+use super::Shared;
+use crate::config::Config;
+use crate::control::protocol::{Refusal, Request, Response};
+use crate::event::decision_json;
+use crate::policy::{Decision, Engine};
+use crate::sys::live::{Items, LiveBatch};
+use crate::sys::state::SavedState;
+use crate::time::Timestamp;
+
+/// Longest the loop sleeps when nothing arrives (control requests are polled this often).
+const IDLE: Duration = Duration::from_millis(5);
+/// State is saved at most this often while something changed.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+pub enum EngineMsg {
+    Control(Request, SyncSender<Response>),
+    Reload(Box<Config>),
+    /// Save state and end the thread.
+    Stop,
+}
+
+pub struct EngineLoop {
+    pub engine: Engine,
+    pub batches: Receiver<LiveBatch>,
+    /// Where each interface's emptied vectors go back (index = interface index).
+    pub recycle: Vec<Sender<Items>>,
+    pub msgs: Receiver<EngineMsg>,
+    /// `None` in dry-run mode.
+    pub enforcer: Option<Sender<EnforceMsg>>,
+    pub shared: Arc<Shared>,
+}
+
+impl EngineLoop {
+    pub fn run(mut self) {
+        let mut out: Vec<Decision> = Vec::new();
+        let mut dirty = false;
+        let mut last_save = Instant::now();
+        let mut last_stats = Instant::now();
+        loop {
+            match self.batches.recv_timeout(IDLE) {
+                Ok(batch) => {
+                    self.shared.metrics.add_packets(batch.iface_index, batch.items.len() as u64);
+                    for (p, ts) in &batch.items {
+                        self.engine.observe(p, *ts, &mut out);
+                    }
+                    if let Some(back) = self.recycle.get(batch.iface_index) {
+                        let _ = back.send(batch.items);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            }
+            // Expiries and housekeeping run on the wall clock even when no packet arrives.
+            let now = wall_now();
+            if self.engine.next_deadline().is_some_and(|d| d <= now)
+                || last_stats.elapsed() >= Duration::from_millis(200)
+            {
+                self.engine.tick(now, &mut out);
+            }
+            dirty |= !out.is_empty();
+            self.dispatch(&mut out);
+            while let Ok(msg) = self.msgs.try_recv() {
+                match msg {
+                    EngineMsg::Control(req, reply) => {
+                        let resp = self.control(req, &mut out);
+                        dirty |= !out.is_empty();
+                        self.dispatch(&mut out);
+                        let _ = reply.send(resp);
+                    }
+                    EngineMsg::Reload(config) => self.engine.reconfigure(&config),
+                    EngineMsg::Stop => {
+                        self.save();
+                        return;
+                    }
+                }
+            }
+            if last_stats.elapsed() >= Duration::from_millis(200) {
+                last_stats = Instant::now();
+                let s = self.engine.stats();
+                self.shared.metrics.set_tracked_sources(s.tracked_sources as u64);
+                self.shared.metrics.set_active_bans(s.active_bans as u64);
+                self.shared
+                    .tracked_sources
+                    .store(s.tracked_sources as u64, Ordering::Relaxed);
+                self.shared.active_bans.store(s.active_bans as u64, Ordering::Relaxed);
+            }
+            if dirty && last_save.elapsed() >= SAVE_EVERY {
+                self.save();
+                dirty = false;
+                last_save = Instant::now();
+            }
+        }
+    }
+
+    /// Events first (log watchers see the decision at once), then the kernel.
+    fn dispatch(&mut self, out: &mut Vec<Decision>) {
+        for d in out.drain(..) {
+            let m = &self.shared.metrics;
+            let kind = match &d {
+                Decision::Block(v) => {
+                    m.ban(&v.rule);
+                    self.shared.bans_total.fetch_add(1, Ordering::Relaxed);
+                    "block"
+                }
+                Decision::Extend(v) => {
+                    m.extend(&v.rule);
+                    "extend"
+                }
+                Decision::Unblock { ban, .. } => {
+                    m.unban(&ban.rule);
+                    "unblock"
+                }
+                Decision::Suppressed { reason, .. } => {
+                    m.suppressed(*reason);
+                    "suppressed"
+                }
+            };
+            self.shared
+                .emit(kind, &decision_json(&d, self.enforcer.is_none()));
+            if let Some(tx) = &self.enforcer
+                && !matches!(d, Decision::Suppressed { .. })
+            {
+                let _ = tx.send(EnforceMsg::Decision(d));
+            }
+        }
+    }
+
+    fn control(&mut self, req: Request, out: &mut Vec<Decision>) -> Response {
+        let now = wall_now();
+        match req {
+            Request::List => {
+                let mut bans: Vec<_> = self.engine.bans().iter().map(|b| ban_info(b, now)).collect();
+                bans.sort_by(|a, b| a.until.cmp(&b.until).then(a.target.cmp(&b.target)));
+                Response::List(bans)
+            }
+            Request::Explain { addr } => {
+                Response::Explain(explanation(&self.engine.explain(addr, now), now))
+            }
+            Request::Ban {
+                targets,
+                duration_secs,
+                reason,
+                force,
+            } => {
+                let mut applied = Vec::new();
+                let mut refused = Vec::new();
+                let reason = reason.unwrap_or_else(|| "manual".to_string());
+                for target in targets {
+                    let d = requested_duration(duration_secs);
+                    match self.engine.ban_manual(target, d, &reason, force, now) {
+                        Ok(decision) => {
+                            if let Some(b) = self.engine.bans().get(&crate::counters::SourceKey::from_net(target)) {
+                                applied.push(ban_info(b, now));
+                            }
+                            out.push(decision);
+                        }
+                        Err(r) => refused.push(Refusal {
+                            target,
+                            reason: r.to_string(),
+                        }),
+                    }
+                }
+                Response::Banned { applied, refused }
+            }
+            Request::Unban { targets } => {
+                let mut removed: Vec<IpNet> = Vec::new();
+                let mut not_found = Vec::new();
+                for target in targets {
+                    match self.engine.unban(target, now) {
+                        Some(d) => {
+                            removed.push(target.trunc());
+                            out.push(d);
+                        }
+                        None => not_found.push(target),
+                    }
+                }
+                Response::Unbanned { removed, not_found }
+            }
+            // Answered by the handler from shared counters; not routed here.
+            Request::Status => Response::Error {
+                message: "status is answered by the daemon, not the engine".into(),
+            },
+        }
+    }
+
+    fn save(&self) {
+        let state = SavedState {
+            version: 0,
+            offenses: self
+                .engine
+                .offenses()
+                .into_iter()
+                .map(|(n, c, t)| (n, c, t.as_micros()))
+                .collect(),
+            manual_bans: self
+                .engine
+                .bans()
+                .iter()
+                .filter(|b| b.manual)
+                .map(|b| (b.key.net(), b.until.as_micros(), b.rule.to_string()))
+                .collect(),
+        };
+        if let Err(e) = crate::sys::state::save(&self.shared.state_dir, &state) {
+            self.shared
+                .event("state_error", serde_json::json!({ "error": e.to_string() }));
+        }
+    }
+}
+

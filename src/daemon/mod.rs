@@ -1,0 +1,389 @@
+//! `autoblock run`: the live daemon. Wiring only; each part lives in its own thread or task:
+//! capture threads (one per interface, never waiting on anything but libpcap) -> the engine
+//! thread (sole owner of the policy engine) -> events at once, and the enforcer thread (kernel
+//! commits). tokio runs the edges: signals, the control socket, the metrics endpoint.
+
+mod convert;
+mod enforce_loop;
+mod engine_loop;
+mod handler;
+mod monitor;
+mod reload;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::config::Config;
+use crate::daemon_support::{adopted_ban, firewall_options};
+use crate::firewall::Firewall;
+use crate::metrics::Metrics;
+use crate::policy::Engine;
+use crate::sys::events::EventSink;
+use crate::sys::live::{LiveCapture, LiveOptions};
+use crate::time::Timestamp;
+use enforce_loop::{EnforceLoop, EnforceMsg, wall_now};
+use engine_loop::{EngineLoop, EngineMsg};
+
+/// Capture batches waiting for the engine; beyond this, capture threads drop (and count).
+const BATCH_QUEUE: usize = 1024;
+/// Suppressed events per second before they are summarized.
+const SUPPRESSED_PER_SEC: u32 = 20;
+
+/// What `autoblock run` was asked to do, beyond the configuration file.
+pub struct RunOptions {
+    pub config_path: PathBuf,
+    pub interfaces: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// State every thread may read: counters for `status` and metrics, and the event sink.
+pub struct Shared {
+    pub metrics: Arc<Metrics>,
+    events: Mutex<EventSink>,
+    pub tracked_sources: AtomicU64,
+    pub active_bans: AtomicU64,
+    pub bans_total: AtomicU64,
+    pub enforcer_errors: AtomicU64,
+    pub pending: AtomicU64,
+    pub state_dir: PathBuf,
+    pub last_reload: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Writes one rendered event line.
+    pub fn emit(&self, kind: &str, line: &str) {
+        if let Ok(mut sink) = self.events.lock() {
+            sink.emit(kind, line);
+        }
+    }
+
+    /// A daemon event: `{"ts":..,"event":kind, ...fields}`.
+    pub fn event(&self, kind: &str, fields: serde_json::Value) {
+        let mut obj = serde_json::Map::new();
+        obj.insert("ts".into(), json!(wall_now().to_string()));
+        obj.insert("event".into(), json!(kind));
+        if let serde_json::Value::Object(f) = fields {
+            obj.extend(f);
+        }
+        self.emit(kind, &serde_json::Value::Object(obj).to_string());
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
+pub fn run(opts: RunOptions, mut config: Config) -> i32 {
+    if !opts.interfaces.is_empty() {
+        config.capture.interfaces = opts.interfaces.clone();
+    }
+    config.enforce.dry_run |= opts.dry_run;
+    match start(&opts.config_path, config) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn start(config_path: &Path, config: Config) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    let started = Instant::now();
+    let interfaces = if config.capture.interfaces.is_empty() {
+        vec![crate::sys::host::default_route_interface()
+            .context("no [capture] interfaces given and no default route to pick one")?]
+    } else {
+        config.capture.interfaces.clone()
+    };
+    let mut local = crate::sys::host::local_addresses(None)
+        .context("cannot list the host's own addresses")?;
+    local.extend(crate::sys::host::loopback());
+    let sink = EventSink::new(config.events.file.clone(), SUPPRESSED_PER_SEC)
+        .context("cannot open the events file")?;
+    let metrics = Arc::new(Metrics::new(
+        interfaces.iter().cloned(),
+        config.rules.iter().map(|r| r.name.clone()),
+    ));
+    let shared = Arc::new(Shared {
+        metrics: metrics.clone(),
+        events: Mutex::new(sink),
+        tracked_sources: AtomicU64::new(0),
+        active_bans: AtomicU64::new(0),
+        bans_total: AtomicU64::new(0),
+        enforcer_errors: AtomicU64::new(0),
+        pending: AtomicU64::new(0),
+        state_dir: config.state.dir.clone(),
+        last_reload: Mutex::new(None),
+    });
+
+    // The kernel first: adopt what a previous run left (no gap, no duplicate).
+    let dry_run = config.enforce.dry_run;
+    let fw = if dry_run {
+        None
+    } else {
+        Some(Arc::new(
+            Firewall::open(firewall_options(&config)).context("cannot set up the firewall")?,
+        ))
+    };
+    let now = wall_now();
+    let mut engine = Engine::new(&config, local.clone());
+    let saved = match crate::sys::state::load(&config.state.dir) {
+        Ok(s) => s,
+        Err(e) => {
+            shared.event("state_error", json!({ "error": e.to_string() }));
+            Default::default()
+        }
+    };
+    let offenses: Vec<_> = saved
+        .offenses
+        .iter()
+        .map(|(n, c, t)| (*n, *c, Timestamp(*t)))
+        .collect();
+    engine.restore_offenses(&offenses);
+    let mut adopted = 0usize;
+    if let Some(fw) = &fw {
+        for b in fw.list().context("cannot read the bans already in the kernel")? {
+            let manual = saved.manual_bans.iter().any(|m| m.0 == b.net);
+            engine.adopt(adopted_ban(&b, now, manual));
+            adopted += 1;
+        }
+    }
+    // Manual bans the kernel lost (keep_on_exit = false, a flush) come back until they end.
+    let (enf_tx, enf_rx) = mpsc::channel::<EnforceMsg>();
+    for (net, until, reason) in &saved.manual_bans {
+        let until = Timestamp(*until);
+        if until > now && engine.bans().get(&crate::counters::SourceKey::from_net(*net)).is_none()
+            && let Ok(d) = engine.ban_manual(*net, Some(until.since(now)), reason, true, now)
+        {
+            let _ = enf_tx.send(EnforceMsg::Decision(d));
+        }
+    }
+
+    // Threads: enforcer, engine, captures.
+    let enforcer_thread = match &fw {
+        Some(fw) => {
+            let lp = EnforceLoop {
+                fw: fw.clone(),
+                rx: enf_rx,
+                shared: shared.clone(),
+                check_interval: config.enforce.check_interval,
+            };
+            Some(
+                std::thread::Builder::new()
+                    .name("enforcer".into())
+                    .spawn(move || lp.run())
+                    .context("cannot start the enforcer thread")?,
+            )
+        }
+        None => None,
+    };
+    let (batch_tx, batch_rx) = mpsc::sync_channel(BATCH_QUEUE);
+    let (msg_tx, msg_rx) = mpsc::channel::<EngineMsg>();
+    let mut recycle = Vec::new();
+    let mut recycle_rx = Vec::new();
+    for _ in &interfaces {
+        let (tx, rx) = mpsc::channel();
+        recycle.push(tx);
+        recycle_rx.push(rx);
+    }
+    let engine_loop = EngineLoop {
+        engine,
+        batches: batch_rx,
+        recycle,
+        msgs: msg_rx,
+        enforcer: fw.as_ref().map(|_| enf_tx.clone()),
+        shared: shared.clone(),
+    };
+    let engine_thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || engine_loop.run())
+        .context("cannot start the engine thread")?;
+    let live = LiveOptions {
+        snaplen: config.capture.snaplen,
+        filter: config.capture.bpf_filter.clone(),
+        ..LiveOptions::default()
+    };
+    let mut captures = Vec::new();
+    for (i, (iface, rx)) in interfaces.iter().zip(recycle_rx).enumerate() {
+        match LiveCapture::start(iface, i, &live, batch_tx.clone(), rx) {
+            Ok(c) => captures.push(c),
+            Err(e) => {
+                for c in captures {
+                    let _ = c.stop();
+                }
+                let _ = msg_tx.send(EngineMsg::Stop);
+                let _ = engine_thread.join();
+                let _ = enf_tx.send(EnforceMsg::Stop);
+                if let Some(t) = enforcer_thread {
+                    let _ = t.join();
+                }
+                return Err(anyhow::Error::new(e).context("cannot start capturing"));
+            }
+        }
+    }
+    drop(batch_tx);
+    let captures = Arc::new(Mutex::new(captures));
+    shared.event(
+        "started",
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "config": config_path.display().to_string(),
+            "interfaces": interfaces,
+            "backend": if dry_run { "none (dry run)" } else { backend_name(&config) },
+            "chain": config.enforce.chain,
+            "dry_run": dry_run,
+            "adopted_bans": adopted,
+            "local_addresses": local.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "rules": config.rules.len(),
+        }),
+    );
+
+    let ctx = handler::Context {
+        shared: shared.clone(),
+        engine: Mutex::new(msg_tx.clone()),
+        captures: captures.clone(),
+        started,
+        config_path: config_path.to_path_buf(),
+        backend: backend_name(&config).to_string(),
+        chain: config.enforce.chain.clone(),
+        dry_run,
+    };
+    let code = run_async(config_path, config.clone(), ctx, msg_tx.clone())?;
+
+    // Stop: captures first (nothing new), then the engine (saves state), then the enforcer
+    // (commits what is staged), then the kernel clean-up if asked.
+    let stop_started = Instant::now();
+    let caps = std::mem::take(&mut *captures.lock().unwrap_or_else(|p| p.into_inner()));
+    for c in caps {
+        if let Err(e) = c.stop() {
+            shared.event("capture_error", json!({ "error": e.to_string() }));
+        }
+    }
+    let _ = msg_tx.send(EngineMsg::Stop);
+    let _ = engine_thread.join();
+    let _ = enf_tx.send(EnforceMsg::Stop);
+    drop(enf_tx);
+    if let Some(t) = enforcer_thread {
+        let _ = t.join();
+    }
+    let mut flushed = false;
+    if let Some(fw) = fw
+        && !config.enforce.keep_on_exit
+    {
+        match Arc::try_unwrap(fw) {
+            Ok(fw) => match fw.flush() {
+                Ok(()) => flushed = true,
+                Err(e) => shared.event("enforcer_error", json!({ "error": e.to_string() })),
+            },
+            Err(_) => shared.event(
+                "enforcer_error",
+                json!({ "error": "firewall still in use at exit; chain kept" }),
+            ),
+        }
+    }
+    shared.event(
+        "stopped",
+        json!({
+            "kept_bans": config.enforce.keep_on_exit && !dry_run,
+            "flushed": flushed,
+            "stop_secs": stop_started.elapsed().as_secs_f64(),
+        }),
+    );
+    Ok(code)
+}
+
+fn backend_name(config: &Config) -> &'static str {
+    match config.enforce.backend {
+        crate::config::BackendKind::Iptables => "iptables",
+        crate::config::BackendKind::Ipset => "ipset",
+    }
+}
+
+/// The tokio side: control socket, metrics, signals. Returns when asked to stop.
+fn run_async(
+    config_path: &Path,
+    config: Config,
+    ctx: handler::Context,
+    engine: mpsc::Sender<EngineMsg>,
+) -> anyhow::Result<i32> {
+    use anyhow::Context as _;
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("autoblock-io")
+        .build()
+        .context("cannot start the async runtime")?;
+    let shared = ctx.shared.clone();
+    let captures = ctx.captures.clone();
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let handler: Arc<dyn crate::control::server::ControlHandler> = Arc::new(ctx);
+        let socket = config.control.socket.clone();
+        let ctl_stop = stop_rx.clone();
+        let control = tokio::spawn(async move {
+            crate::control::server::serve(&socket, handler, ctl_stop).await
+        });
+        let metrics_task = config.metrics.listen.map(|addr| {
+            let m = shared.metrics.clone();
+            let s = stop_rx.clone();
+            tokio::spawn(async move { crate::sys::metrics_http::serve_metrics(addr, m, s).await })
+        });
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        let mut current = config;
+        let mut monitor = monitor::DropMonitor::default();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let code = loop {
+            tokio::select! {
+                _ = term.recv() => break 0,
+                _ = int.recv() => break 0,
+                _ = hup.recv() => {
+                    reload::reload(config_path, &mut current, &shared, &engine);
+                }
+                _ = tick.tick() => {
+                    monitor.check(&captures, &shared);
+                    if let Ok(mut sink) = shared.events.lock() {
+                        sink.flush_dropped(&wall_now().to_string());
+                    }
+                }
+                res = wait_control(&control) => {
+                    // The control server only ends early on a startup error.
+                    if let Some(e) = res {
+                        shared.event("control_error", json!({ "error": e }));
+                        eprintln!("error: control socket: {e}");
+                        break 1;
+                    }
+                }
+            }
+        };
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), control).await;
+        if let Some(m) = metrics_task {
+            let _ = tokio::time::timeout(Duration::from_secs(1), m).await;
+        }
+        Ok(code)
+    })
+}
+
+/// Resolves when the control server task has finished with an error (never otherwise).
+async fn wait_control(
+    task: &tokio::task::JoinHandle<Result<(), crate::control::ControlError>>,
+) -> Option<String> {
+    loop {
+        if task.is_finished() {
+            return Some("the control server stopped".to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Keeps `Ordering` in scope for the submodules' shared counters.
+pub(crate) fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
