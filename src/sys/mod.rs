@@ -2,4 +2,5 @@
 //! small and behind plain types, so the pure core stays testable without root.
 
 pub mod capture;
+pub mod metrics_http;
 pub mod proc;
