@@ -5,6 +5,7 @@
 //! - [`config`]: `rules.toml` -> validated [`config::Config`].
 //! - [`firewall`]: bans in the kernel (iptables rules or ipset sets), in atomic batches; used by
 //!   the daemon's enforcer and by library users with their own signals.
+//! - [`metrics`]: lock-free Prometheus counters shared by all threads; renders the text format.
 //! - [`time`]: [`time::Timestamp`], the "now" that is always passed in, never read.
 //!
 //! Pure modules never do I/O and never read the clock; everything that does lives in `sys`.
@@ -20,6 +21,7 @@ pub mod daemon_support;
 pub mod enforcer;
 pub mod event;
 pub mod firewall;
+pub mod metrics;
 pub mod packet;
 pub mod policy;
 pub mod replay;

@@ -2,5 +2,7 @@
 //! small and behind plain types, so the pure core stays testable without root.
 
 pub mod capture;
+pub mod events;
+pub mod metrics_http;
 pub mod proc;
 pub mod state;
