@@ -34,10 +34,11 @@ const BUCKET_NS: [u64; 11] = [
 ];
 
 /// Every suppression reason, in rendering order (indexes `Metrics::suppressed`).
-const REASONS: [SuppressReason; 3] = [
+const REASONS: [SuppressReason; 4] = [
     SuppressReason::Allowlist,
     SuppressReason::Local,
     SuppressReason::Cap,
+    SuppressReason::Rate,
 ];
 
 /// One capture interface's counters, alone on a cache line (its thread writes it per packet).
@@ -203,6 +204,7 @@ impl Metrics {
             SuppressReason::Allowlist => 0,
             SuppressReason::Local => 1,
             SuppressReason::Cap => 2,
+            SuppressReason::Rate => 3,
         };
         self.suppressed[i].fetch_add(1, Relaxed);
     }

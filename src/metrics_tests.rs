@@ -57,6 +57,7 @@ autoblock_extends_total{rule="syn-flood"} 1
 autoblock_suppressed_total{reason="allowlist"} 1
 autoblock_suppressed_total{reason="local"} 0
 autoblock_suppressed_total{reason="cap"} 2
+autoblock_suppressed_total{reason="rate"} 0
 # HELP autoblock_enforcer_errors_total Firewall commands that failed.
 # TYPE autoblock_enforcer_errors_total counter
 autoblock_enforcer_errors_total 1
