@@ -3,6 +3,7 @@
 mod check;
 pub mod flush;
 pub mod replay;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: capture, decide and block in real time.
+    Run(run::RunArgs),
     /// Validate rules.toml and print a one-line summary per rule.
     Check(CheckArgs),
     /// Replay capture files through the engine and report what would have been blocked.
@@ -48,6 +51,7 @@ pub struct CheckArgs {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(args),
         Command::Flush(args) => flush::run(args),

@@ -11,7 +11,7 @@ mod monitor;
 mod reload;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,6 +62,11 @@ impl Shared {
         }
     }
 
+    /// Suppressed events summarized away by the rate limit, since start.
+    pub fn suppressed_dropped(&self) -> u64 {
+        self.events.lock().map_or(0, |s| s.dropped_suppressed())
+    }
+
     /// A daemon event: `{"ts":..,"event":kind, ...fields}`.
     pub fn event(&self, kind: &str, fields: serde_json::Value) {
         let mut obj = serde_json::Map::new();
@@ -76,11 +81,12 @@ impl Shared {
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub fn run(opts: RunOptions, mut config: Config) -> i32 {
-    if !opts.interfaces.is_empty() {
-        config.capture.interfaces = opts.interfaces.clone();
-    }
-    config.enforce.dry_run |= opts.dry_run;
-    match start(&opts.config_path, config) {
+    let overrides = reload::Overrides {
+        interfaces: opts.interfaces.clone(),
+        dry_run: opts.dry_run,
+    };
+    overrides.apply(&mut config);
+    match start(&opts.config_path, config, overrides) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -89,7 +95,11 @@ pub fn run(opts: RunOptions, mut config: Config) -> i32 {
     }
 }
 
-fn start(config_path: &Path, config: Config) -> anyhow::Result<i32> {
+fn start(
+    config_path: &Path,
+    config: Config,
+    overrides: reload::Overrides,
+) -> anyhow::Result<i32> {
     use anyhow::Context;
     let started = Instant::now();
     let interfaces = if config.capture.interfaces.is_empty() {
@@ -252,7 +262,7 @@ fn start(config_path: &Path, config: Config) -> anyhow::Result<i32> {
         chain: config.enforce.chain.clone(),
         dry_run,
     };
-    let code = run_async(config_path, config.clone(), ctx, msg_tx.clone())?;
+    let code = run_async(config_path, config.clone(), overrides, ctx, msg_tx.clone())?;
 
     // Stop: captures first (nothing new), then the engine (saves state), then the enforcer
     // (commits what is staged), then the kernel clean-up if asked.
@@ -307,6 +317,7 @@ fn backend_name(config: &Config) -> &'static str {
 fn run_async(
     config_path: &Path,
     config: Config,
+    overrides: reload::Overrides,
     ctx: handler::Context,
     engine: mpsc::Sender<EngineMsg>,
 ) -> anyhow::Result<i32> {
@@ -344,7 +355,10 @@ fn run_async(
                 _ = term.recv() => break 0,
                 _ = int.recv() => break 0,
                 _ = hup.recv() => {
-                    reload::reload(config_path, &mut current, &shared, &engine);
+                    if let Ok(mut sink) = shared.events.lock() {
+                        let _ = sink.reopen();
+                    }
+                    reload::reload(config_path, &overrides, &mut current, &shared, &engine);
                 }
                 _ = tick.tick() => {
                     monitor.check(&captures, &shared);
@@ -383,7 +397,3 @@ async fn wait_control(
     }
 }
 
-/// Keeps `Ordering` in scope for the submodules' shared counters.
-pub(crate) fn load(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
-}
