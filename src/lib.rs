@@ -5,6 +5,7 @@
 //! - [`config`]: `rules.toml` -> validated [`config::Config`].
 //! - [`firewall`]: bans in the kernel (iptables rules or ipset sets), in atomic batches; used by
 //!   the daemon's enforcer and by library users with their own signals.
+//! - [`control`]: the control socket protocol, its server edge and the CLI's client.
 //! - [`time`]: [`time::Timestamp`], the "now" that is always passed in, never read.
 //!
 //! Pure modules never do I/O and never read the clock; everything that does lives in `sys`.
@@ -14,6 +15,7 @@
 pub mod bans;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod counters;
 pub mod event;
 pub mod firewall;
