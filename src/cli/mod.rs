@@ -1,7 +1,13 @@
 //! Command-line interface: one file per subcommand; `main` only parses and dispatches here.
 
+pub mod ban;
 mod check;
+pub mod explain;
+pub mod list;
+pub mod remote;
 pub mod replay;
+pub mod status;
+pub mod unban;
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +39,16 @@ pub enum Command {
     Check(CheckArgs),
     /// Replay capture files through the engine and report what would have been blocked.
     Replay(replay::ReplayArgs),
+    /// Show the running daemon's state: capture, sources, bans, errors.
+    Status(status::StatusArgs),
+    /// List the active bans.
+    List(list::ListArgs),
+    /// Ban addresses or networks now, by hand or from a list file.
+    Ban(ban::BanArgs),
+    /// Lift bans now.
+    Unban(unban::UnbanArgs),
+    /// Show how an address stands against the allowlist and every rule, and why it is banned.
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +63,11 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(args),
+        Command::Status(args) => status::run(&args),
+        Command::List(args) => list::run(&args),
+        Command::Ban(args) => ban::run(&args),
+        Command::Unban(args) => unban::run(&args),
+        Command::Explain(args) => explain::run(&args),
     }
 }
 
