@@ -49,7 +49,7 @@ pub async fn serve(
     let conn_shutdown = shutdown.clone();
     loop {
         tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            () = stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let handler = Arc::clone(&handler);
@@ -75,6 +75,12 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Resolves once shutdown is asked for, or its sender is gone (the daemon is exiting anyway).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`: drop it here, not in the caller's `select!`.
+    let _ = shutdown.wait_for(|stop| *stop).await.is_ok();
 }
 
 /// Removes the socket file it was made for, if that file is still ours (same inode).
@@ -156,7 +162,7 @@ async fn connection(
         let limit = u64::try_from(MAX_LINE).unwrap_or(u64::MAX) + 1;
         let mut limited = (&mut reader).take(limit);
         let read = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = stopped(&mut shutdown) => return,
             r = tokio::time::timeout(IDLE_TIMEOUT, limited.read_until(b'\n', &mut line)) => r,
         };
         let n = match read {
