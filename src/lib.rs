@@ -6,6 +6,7 @@
 //! - [`firewall`]: bans in the kernel (iptables rules or ipset sets), in atomic batches; used by
 //!   the daemon's enforcer and by library users with their own signals.
 //! - [`metrics`]: lock-free Prometheus counters shared by all threads; renders the text format.
+//! - [`control`]: the control socket protocol, its server edge and the CLI's client.
 //! - [`time`]: [`time::Timestamp`], the "now" that is always passed in, never read.
 //!
 //! Pure modules never do I/O and never read the clock; everything that does lives in `sys`.
@@ -16,7 +17,9 @@ pub mod ban_rate;
 pub mod bans;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod counters;
+pub mod daemon;
 pub mod daemon_support;
 pub mod enforcer;
 pub mod event;

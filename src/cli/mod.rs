@@ -1,9 +1,15 @@
 //! Command-line interface: one file per subcommand; `main` only parses and dispatches here.
 
+pub mod ban;
 mod check;
 pub mod flush;
+pub mod explain;
+pub mod list;
+pub mod remote;
 pub mod replay;
 pub mod run;
+pub mod status;
+pub mod unban;
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +45,16 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Remove everything autoblock created in the kernel (jumps, chain, sets), nothing else.
     Flush(flush::FlushArgs),
+    /// Show the running daemon's state: capture, sources, bans, errors.
+    Status(status::StatusArgs),
+    /// List the active bans.
+    List(list::ListArgs),
+    /// Ban addresses or networks now, by hand or from a list file.
+    Ban(ban::BanArgs),
+    /// Lift bans now.
+    Unban(unban::UnbanArgs),
+    /// Show how an address stands against the allowlist and every rule, and why it is banned.
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +71,11 @@ pub fn run(cli: Cli) -> i32 {
         Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(args),
         Command::Flush(args) => flush::run(args),
+        Command::Status(args) => status::run(&args),
+        Command::List(args) => list::run(&args),
+        Command::Ban(args) => ban::run(&args),
+        Command::Unban(args) => unban::run(&args),
+        Command::Explain(args) => explain::run(&args),
     }
 }
 

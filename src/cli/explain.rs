@@ -1,0 +1,107 @@
+//! `autoblock explain`: how one address stands: allowlist, local, every rule's current window
+//! against its threshold, its ban and offense history.
+
+use std::net::IpAddr;
+
+use super::remote::{Format, RemoteArgs, emit, human_secs, table, unexpected};
+use super::{EXIT_OK, EXIT_RUNTIME};
+use crate::config::duration::Formatted;
+use crate::control::protocol::{Explanation, Request, Response, net_text};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  sudo autoblock explain 203.0.113.7\n  \
+sudo autoblock explain 2001:db8::7 --format json | jq .rules")]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The address to explain
+    #[arg(value_name = "IP", value_parser = parse_addr)]
+    pub addr: IpAddr,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+fn parse_addr(text: &str) -> Result<IpAddr, String> {
+    text.parse()
+        .map_err(|_| format!("`{text}` is not an IP address (e.g. 203.0.113.7 or 2001:db8::1)"))
+}
+
+pub fn run(args: &ExplainArgs) -> i32 {
+    match args.remote.call(&Request::Explain { addr: args.addr }) {
+        Ok(Response::Explain(x)) => match args.format {
+            Format::Table => {
+                emit(&render(&x));
+                EXIT_OK
+            }
+            Format::Json => match serde_json::to_string_pretty(&x) {
+                Ok(text) => {
+                    emit(&(text + "\n"));
+                    EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    EXIT_RUNTIME
+                }
+            },
+        },
+        Ok(other) => unexpected(other),
+        Err(code) => code,
+    }
+}
+
+/// The human view.
+pub fn render(x: &Explanation) -> String {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let allow = match (x.allowlisted, &x.allowlisted_by) {
+        (true, Some(net)) => format!("yes (by {})", net_text(net)),
+        (b, _) => yes_no(b).to_owned(),
+    };
+    let ban = match &x.ban {
+        Some(b) => format!(
+            "yes: {} by {} until {} ({} left, offense {}{})",
+            net_text(&b.target),
+            b.reason,
+            b.until,
+            human_secs(b.remaining_secs),
+            b.offense,
+            if b.manual { ", manual" } else { "" }
+        ),
+        None => "no".to_owned(),
+    };
+    let offenses = match &x.last_offense {
+        Some(t) => format!("{} (last {t})", x.offenses),
+        None => x.offenses.to_string(),
+    };
+    let mut out = format!(
+        "{}\n  allowlisted: {allow}\n  local:       {}\n  banned:      {ban}\n  offenses:    {offenses}\n",
+        x.addr,
+        yes_no(x.local)
+    );
+    if x.rules.is_empty() {
+        out.push_str("no rule applies\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = x
+        .rules
+        .iter()
+        .map(|r| {
+            let window = std::time::Duration::try_from_secs_f64(r.window_secs)
+                .map(|d| Formatted(d).to_string())
+                .unwrap_or_else(|_| format!("{}s", r.window_secs));
+            vec![
+                r.rule.clone(),
+                net_text(&r.key),
+                r.metric.clone(),
+                format!("{} / {}", r.value, r.threshold),
+                window,
+                if r.value > r.threshold { "over" } else { "" }.to_owned(),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&table(
+        &["RULE", "COUNTED AS", "METRIC", "NOW / LIMIT", "WINDOW", ""],
+        &rows,
+    ));
+    out
+}
