@@ -2,4 +2,6 @@
 //! small and behind plain types, so the pure core stays testable without root.
 
 pub mod capture;
+pub mod host;
+pub mod live;
 pub mod proc;
