@@ -8,12 +8,13 @@
 //!   falls behind and the channel is full, the batch is dropped and counted
 //!   ([`CaptureStats::batches_dropped`]). Detection may lose packets under overload; capture
 //!   never stalls (a stalled reader would make the kernel drop instead, uncounted by us).
-//! - A frame waits in a partial batch at most about `max_hold` + `read_timeout` (2 ms by
-//!   default): batches leave when full, when a read finds the link quiet, or when aged.
+//! - A frame never waits for a later frame: a batch leaves when full or when a read emptied
+//!   the kernel ring ([`FlushPolicy`]). Under load batches grow by themselves.
 //! - [`LiveCapture::stop`] returns promptly on an idle link: it sets a flag the thread checks
-//!   after every read and calls `pcap_breakloop`, which wakes a read in progress; the read
-//!   timeout bounds the wait even without it. (A blocking read without immediate mode can
-//!   hang forever on an idle link: TPACKET_V3 never retires an empty block.)
+//!   after every read and calls `pcap_breakloop`, which (libpcap >= 1.10 on Linux) wakes a read
+//!   in progress through an eventfd. Reads block in poll(2) with no periodic wakeup on an idle
+//!   link. (libpcap 1.10 does not return from a blocking read on its timeout: it polls again;
+//!   without immediate mode TPACKET_V3 never even wakes on an idle link.)
 //! - Timestamps are nanosecond precision on Linux (libpcap >= 1.5 offers it on every device
 //!   there); microseconds elsewhere.
 
@@ -57,12 +58,11 @@ pub struct LiveOptions {
     /// Kernel capture buffer: what absorbs a burst while the thread is busy. Each frame takes
     /// about snaplen + 64 bytes of it, so 32 MiB holds ~170k frames at snaplen 128.
     pub buffer_bytes: usize,
-    /// Frames per batch.
+    /// Frames per batch (and the most one read delivers).
     pub batch_frames: usize,
-    /// Longest a frame waits in a partial batch while traffic keeps arriving.
-    pub max_hold: Duration,
-    /// libpcap read timeout (whole ms, at least 1): how soon a quiet link flushes a partial
-    /// batch. The thread wakes this often when idle (measured cost in `tests/it/live.rs`).
+    /// libpcap read timeout (whole ms, at least 1). libpcap 1.10 on Linux only wakes poll(2)
+    /// this often inside a read and polls again, so it neither flushes nor stops anything;
+    /// it is a bound for libpcap builds that do return on it.
     pub read_timeout: Duration,
     /// How often libpcap's own counters are copied into [`CaptureStats`].
     pub stats_every: Duration,
@@ -75,8 +75,7 @@ impl Default for LiveOptions {
             filter: None,
             buffer_bytes: 32 << 20,
             batch_frames: 256,
-            max_hold: Duration::from_millis(1),
-            read_timeout: Duration::from_millis(1),
+            read_timeout: Duration::from_millis(100),
             stats_every: Duration::from_secs(1),
         }
     }

@@ -2,6 +2,7 @@
 
 mod check;
 mod firewall;
+mod live;
 mod netns;
 mod packet_pcaps;
 mod replay;

@@ -1,6 +1,6 @@
-//! The capture thread's loop: read with `pcap_dispatch` (a ring's worth of frames per call),
-//! parse into the current batch, flush by [`FlushPolicy`], refresh libpcap's counters now and
-//! then. It owns the libpcap handle; other threads see only [`super::Shared`].
+//! The capture thread's loop: read with `pcap_dispatch` (up to a batch of queued frames per
+//! call), parse into the current batch, flush by [`FlushPolicy`], refresh libpcap's counters
+//! every `stats_every`. It owns the libpcap handle; other threads see only [`super::Shared`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,8 +27,7 @@ pub(super) struct Worker {
     items: Items,
     frames_in_batch: usize,
     unparsed_in_batch: u64,
-    /// When the batch's first frame was added (µs since `clock`).
-    oldest_us: u64,
+    /// For the libpcap counters' refresh only; batching needs no clock.
     clock: Instant,
     stats: CaptureStats,
     received: Wrapping32,
@@ -56,16 +55,12 @@ impl Worker {
             iface_index,
             linktype,
             nanos: cfg!(target_os = "linux"),
-            policy: FlushPolicy {
-                max_frames,
-                max_hold_us: u64::try_from(opts.max_hold.as_micros()).unwrap_or(u64::MAX),
-            },
+            policy: FlushPolicy { max_frames },
             tx,
             recycle,
             items: Vec::with_capacity(max_frames),
             frames_in_batch: 0,
             unparsed_in_batch: 0,
-            oldest_us: 0,
             clock: Instant::now(),
             stats: CaptureStats::default(),
             received: Wrapping32::default(),
@@ -80,20 +75,17 @@ impl Worker {
     /// Runs until stopped, until the engine is gone, or until libpcap fails.
     pub(super) fn run(mut self, mut cap: Capture<Active>) -> Result<(), LiveError> {
         let mut next_stats = 0u64;
-        // At most one batch per dispatch call, so the loop comes round (stop flag, ageing,
-        // stats) even under a flood that never lets the ring drain.
-        let per_read = Some(self.policy.max_frames);
+        // At most one batch per dispatch call, so the loop comes round (stop flag, stats) even
+        // under a flood that never lets the ring drain.
+        let per_read = Some(self.policy.per_read());
         let mut result = Ok(());
         while !self.shared.stop.load(Ordering::Acquire) && !self.gone {
             match cap.dispatch(per_read, |p| self.on_frame(p)) {
                 Ok(got) => {
-                    let now = self.now_us();
-                    let when =
-                        self.policy
-                            .after_read(self.frames_in_batch, got, self.oldest_us, now);
-                    if when != Flush::Keep {
+                    if self.policy.after_read(self.frames_in_batch, got) != Flush::Keep {
                         self.flush();
                     }
+                    let now = self.now_us();
                     if now >= next_stats {
                         self.refresh_pcap_stats(&mut cap);
                         next_stats = now.saturating_add(self.stats_every_us);
@@ -118,9 +110,6 @@ impl Worker {
     }
 
     fn on_frame(&mut self, p: pcap::Packet<'_>) {
-        if self.frames_in_batch == 0 {
-            self.oldest_us = self.now_us();
-        }
         self.stats.frames += 1;
         self.frames_in_batch += 1;
         match packet::parse(self.linktype, p.data, p.header.len) {
