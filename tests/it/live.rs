@@ -268,3 +268,32 @@ fn host_facts_in_namespace() {
     ]);
     assert_eq!(host(&pair.server)["default_route"], "d0", "IPv4 first");
 }
+
+#[test]
+fn unprivileged_user_gets_permission_error() {
+    if !require_root("unprivileged_user_gets_permission_error") {
+        return;
+    }
+    let ns = Netns::new("lv9");
+    let bin = probe_bin().to_str().expect("utf-8 path").to_string();
+    let out = ns.exec(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        &bin,
+        "--iface",
+        "lo",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "probe as nobody: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(msg.contains("interface lo: permission denied"), "{msg}");
+    assert!(msg.contains("CAP_NET_RAW"), "{msg}");
+}
