@@ -55,22 +55,13 @@ impl EnforceLoop {
             } else {
                 self.rx.recv_timeout(wait)
             };
-            let mut take = |m: EnforceMsg, enforcer: &mut Enforcer| match m {
-                EnforceMsg::Decision(d) => {
-                    if let Decision::Block(v) = &d {
-                        crossings.push(v.at);
-                    }
-                    enforcer.stage(&d);
-                }
-                EnforceMsg::Stop => stopping = true,
-            };
             match first {
-                Ok(m) => take(m, &mut enforcer),
+                Ok(m) => stopping |= take(m, &mut enforcer, &mut crossings),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => stopping = true,
             }
             while let Ok(m) = self.rx.try_recv() {
-                take(m, &mut enforcer);
+                stopping |= take(m, &mut enforcer, &mut crossings);
             }
             if stopping {
                 // One last try, whatever the backoff says: leave nothing staged.
@@ -137,6 +128,20 @@ impl EnforceLoop {
                     .event("enforcer_error", json!({ "error": e.to_string(), "during": "check" }));
             }
         }
+    }
+}
+
+/// Stages one message; true when it asks the thread to stop.
+fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) -> bool {
+    match m {
+        EnforceMsg::Decision(d) => {
+            if let Decision::Block(v) = &d {
+                crossings.push(v.at);
+            }
+            enforcer.stage(&d);
+            false
+        }
+        EnforceMsg::Stop => true,
     }
 }
 

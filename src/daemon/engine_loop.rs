@@ -18,7 +18,6 @@ use crate::event::decision_json;
 use crate::policy::{Decision, Engine};
 use crate::sys::live::{Items, LiveBatch};
 use crate::sys::state::SavedState;
-use crate::time::Timestamp;
 
 /// Longest the loop sleeps when nothing arrives (control requests are polled this often).
 const IDLE: Duration = Duration::from_millis(5);

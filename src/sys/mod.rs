@@ -3,6 +3,8 @@
 
 pub mod capture;
 pub mod events;
+pub mod host;
+pub mod live;
 pub mod metrics_http;
 pub mod proc;
 pub mod state;

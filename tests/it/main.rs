@@ -3,6 +3,7 @@
 mod check;
 mod control;
 mod firewall;
+mod live;
 mod netns;
 mod packet_pcaps;
 mod replay;
