@@ -2,8 +2,8 @@
 
 pub mod ban;
 mod check;
-pub mod flush;
 pub mod explain;
+pub mod flush;
 pub mod list;
 pub mod remote;
 pub mod replay;

@@ -12,9 +12,11 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Events (JSON lines) go to stdout; logs go to stderr.\n\nExamples:\n  \
+#[command(
+    after_help = "Events (JSON lines) go to stdout; logs go to stderr.\n\nExamples:\n  \
 autoblock run --dry-run                 # watch what it would block, touch nothing\n  \
-autoblock run --interface eth0 | jq 'select(.event==\"block\")'")]
+autoblock run --interface eth0 | jq 'select(.event==\"block\")'"
+)]
 pub struct RunArgs {
     /// Configuration file [default: ./rules.toml if present, else /etc/autoblock/rules.toml]
     #[arg(long, short)]
@@ -32,7 +34,10 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> i32 {
     init_logs(args.log_format);
-    let path = args.config.clone().unwrap_or_else(crate::config::default_path);
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(crate::config::default_path);
     let config = match load_config(Some(&path)) {
         Ok(c) => c,
         Err(code) => return code,

@@ -2,9 +2,9 @@
 //! Also checks the kernel every `check_interval` and repairs outside damage (a flushed chain,
 //! a deleted set, a removed jump), emitting `repaired`. Errors are events; nothing is dropped.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
@@ -49,7 +49,9 @@ impl EnforceLoop {
             if let Some(r) = enforcer.retry_at() {
                 wake = wake.min(r);
             }
-            let wait = wake.saturating_duration_since(now).min(Duration::from_secs(1));
+            let wait = wake
+                .saturating_duration_since(now)
+                .min(Duration::from_secs(1));
             let first = if enforcer.pending() > 0 && enforcer.retry_at().is_none() {
                 self.rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
             } else {
@@ -85,14 +87,21 @@ impl EnforceLoop {
         match enforcer.commit(wall_now(), Instant::now()) {
             Ok(Some(applied)) => {
                 let done = wall_now();
+                let mut slowest = Duration::ZERO;
                 for at in crossings.drain(..) {
-                    self.shared.metrics.observe_reaction(done.since(at));
+                    let reaction = done.since(at);
+                    slowest = slowest.max(reaction);
+                    self.shared.metrics.observe_reaction(reaction);
                 }
-                tracing::debug!(
-                    blocks = applied.blocks,
-                    unblocks = applied.unblocks,
-                    took_ms = applied.took.as_millis() as u64,
-                    "committed"
+                // When the kernel got it: the other half of explaining a decision.
+                self.shared.event(
+                    "applied",
+                    json!({
+                        "blocks": applied.blocks,
+                        "unblocks": applied.unblocks,
+                        "commit_ms": ms(applied.took),
+                        "reaction_ms": (applied.blocks > 0).then(|| ms(slowest)),
+                    }),
                 );
             }
             Ok(None) => {}
@@ -124,11 +133,17 @@ impl EnforceLoop {
             Err(e) => {
                 self.shared.metrics.enforcer_error();
                 self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
-                self.shared
-                    .event("enforcer_error", json!({ "error": e.to_string(), "during": "check" }));
+                self.shared.event(
+                    "enforcer_error",
+                    json!({ "error": e.to_string(), "during": "check" }),
+                );
             }
         }
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// Stages one message; true when it asks the thread to stop.

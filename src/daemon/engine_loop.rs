@@ -2,16 +2,16 @@
 //! threads, requests from the control socket and reloads arrive here; decisions leave as
 //! events (immediately) and as kernel changes (to the enforcer thread, never waited on).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
+use super::Shared;
 use super::convert::{ban_info, explanation, requested_duration};
 use super::enforce_loop::{EnforceMsg, wall_now};
-use super::Shared;
 use crate::config::Config;
 use crate::control::protocol::{Refusal, Request, Response};
 use crate::event::decision_json;
@@ -51,7 +51,9 @@ impl EngineLoop {
         loop {
             match self.batches.recv_timeout(IDLE) {
                 Ok(batch) => {
-                    self.shared.metrics.add_packets(batch.iface_index, batch.items.len() as u64);
+                    self.shared
+                        .metrics
+                        .add_packets(batch.iface_index, batch.items.len() as u64);
                     for (p, ts) in &batch.items {
                         self.engine.observe(p, *ts, &mut out);
                     }
@@ -88,12 +90,16 @@ impl EngineLoop {
             if last_stats.elapsed() >= Duration::from_millis(200) {
                 last_stats = Instant::now();
                 let s = self.engine.stats();
-                self.shared.metrics.set_tracked_sources(s.tracked_sources as u64);
+                self.shared
+                    .metrics
+                    .set_tracked_sources(s.tracked_sources as u64);
                 self.shared.metrics.set_active_bans(s.active_bans as u64);
                 self.shared
                     .tracked_sources
                     .store(s.tracked_sources as u64, Ordering::Relaxed);
-                self.shared.active_bans.store(s.active_bans as u64, Ordering::Relaxed);
+                self.shared
+                    .active_bans
+                    .store(s.active_bans as u64, Ordering::Relaxed);
             }
             if dirty && last_save.elapsed() >= SAVE_EVERY {
                 self.save();
@@ -140,7 +146,12 @@ impl EngineLoop {
         let now = wall_now();
         match req {
             Request::List => {
-                let mut bans: Vec<_> = self.engine.bans().iter().map(|b| ban_info(b, now)).collect();
+                let mut bans: Vec<_> = self
+                    .engine
+                    .bans()
+                    .iter()
+                    .map(|b| ban_info(b, now))
+                    .collect();
                 bans.sort_by(|a, b| a.until.cmp(&b.until).then(a.target.cmp(&b.target)));
                 Response::List(bans)
             }
@@ -160,7 +171,11 @@ impl EngineLoop {
                     let d = requested_duration(duration_secs);
                     match self.engine.ban_manual(target, d, &reason, force, now) {
                         Ok(decision) => {
-                            if let Some(b) = self.engine.bans().get(&crate::counters::SourceKey::from_net(target)) {
+                            if let Some(b) = self
+                                .engine
+                                .bans()
+                                .get(&crate::counters::SourceKey::from_net(target))
+                            {
                                 applied.push(ban_info(b, now));
                             }
                             out.push(decision);
@@ -217,4 +232,3 @@ impl EngineLoop {
         }
     }
 }
-

@@ -7,8 +7,8 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::engine_loop::EngineMsg;
 use super::Shared;
+use super::engine_loop::EngineMsg;
 use crate::control::protocol::{InterfaceStats, Request, Response, StatusInfo};
 use crate::control::server::ControlHandler;
 use crate::sys::live::LiveCapture;

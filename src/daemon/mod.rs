@@ -95,22 +95,22 @@ pub fn run(opts: RunOptions, mut config: Config) -> i32 {
     }
 }
 
-fn start(
-    config_path: &Path,
-    config: Config,
-    overrides: reload::Overrides,
-) -> anyhow::Result<i32> {
+fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> anyhow::Result<i32> {
     use anyhow::Context;
     let started = Instant::now();
     let interfaces = if config.capture.interfaces.is_empty() {
-        vec![crate::sys::host::default_route_interface()
-            .context("no [capture] interfaces given and no default route to pick one")?]
+        vec![
+            crate::sys::host::default_route_interface()
+                .context("no [capture] interfaces given and no default route to pick one")?,
+        ]
     } else {
         config.capture.interfaces.clone()
     };
-    let mut local = crate::sys::host::local_addresses(None)
-        .context("cannot list the host's own addresses")?;
+    let mut local =
+        crate::sys::host::local_addresses(None).context("cannot list the host's own addresses")?;
     local.extend(crate::sys::host::loopback());
+    local.sort();
+    local.dedup();
     let sink = EventSink::new(config.events.file.clone(), SUPPRESSED_PER_SEC)
         .context("cannot open the events file")?;
     let metrics = Arc::new(Metrics::new(
@@ -155,7 +155,10 @@ fn start(
     engine.restore_offenses(&offenses);
     let mut adopted = 0usize;
     if let Some(fw) = &fw {
-        for b in fw.list().context("cannot read the bans already in the kernel")? {
+        for b in fw
+            .list()
+            .context("cannot read the bans already in the kernel")?
+        {
             let manual = saved.manual_bans.iter().any(|m| m.0 == b.net);
             engine.adopt(adopted_ban(&b, now, manual));
             adopted += 1;
@@ -165,7 +168,11 @@ fn start(
     let (enf_tx, enf_rx) = mpsc::channel::<EnforceMsg>();
     for (net, until, reason) in &saved.manual_bans {
         let until = Timestamp(*until);
-        if until > now && engine.bans().get(&crate::counters::SourceKey::from_net(*net)).is_none()
+        if until > now
+            && engine
+                .bans()
+                .get(&crate::counters::SourceKey::from_net(*net))
+                .is_none()
             && let Ok(d) = engine.ban_manual(*net, Some(until.since(now)), reason, true, now)
         {
             let _ = enf_tx.send(EnforceMsg::Decision(d));
@@ -336,9 +343,10 @@ fn run_async(
         let handler: Arc<dyn crate::control::server::ControlHandler> = Arc::new(ctx);
         let socket = config.control.socket.clone();
         let ctl_stop = stop_rx.clone();
-        let control = tokio::spawn(async move {
-            crate::control::server::serve(&socket, handler, ctl_stop).await
-        });
+        let control =
+            tokio::spawn(
+                async move { crate::control::server::serve(&socket, handler, ctl_stop).await },
+            );
         let metrics_task = config.metrics.listen.map(|addr| {
             let m = shared.metrics.clone();
             let s = stop_rx.clone();
@@ -396,4 +404,3 @@ async fn wait_control(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
-

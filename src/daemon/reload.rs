@@ -6,9 +6,9 @@ use std::sync::mpsc::Sender;
 
 use serde_json::json;
 
-use super::engine_loop::EngineMsg;
-use super::enforce_loop::wall_now;
 use super::Shared;
+use super::enforce_loop::wall_now;
+use super::engine_loop::EngineMsg;
 use crate::config::{self, Config};
 
 /// What `--interface` and `--dry-run` override, applied to every loaded file alike.
@@ -35,14 +35,32 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             v.push(key);
         }
     };
-    check(old.capture.interfaces != new.capture.interfaces, "capture.interfaces");
-    check(old.capture.bpf_filter != new.capture.bpf_filter, "capture.bpf_filter");
-    check(old.capture.snaplen != new.capture.snaplen, "capture.snaplen");
-    check(old.enforce.backend != new.enforce.backend, "enforce.backend");
+    check(
+        old.capture.interfaces != new.capture.interfaces,
+        "capture.interfaces",
+    );
+    check(
+        old.capture.bpf_filter != new.capture.bpf_filter,
+        "capture.bpf_filter",
+    );
+    check(
+        old.capture.snaplen != new.capture.snaplen,
+        "capture.snaplen",
+    );
+    check(
+        old.enforce.backend != new.enforce.backend,
+        "enforce.backend",
+    );
     check(old.enforce.chain != new.enforce.chain, "enforce.chain");
     check(old.enforce.hooks != new.enforce.hooks, "enforce.hooks");
-    check(old.enforce.dry_run != new.enforce.dry_run, "enforce.dry_run");
-    check(old.enforce.check_interval != new.enforce.check_interval, "enforce.check_interval");
+    check(
+        old.enforce.dry_run != new.enforce.dry_run,
+        "enforce.dry_run",
+    );
+    check(
+        old.enforce.check_interval != new.enforce.check_interval,
+        "enforce.check_interval",
+    );
     check(old.control.socket != new.control.socket, "control.socket");
     check(old.state.dir != new.state.dir, "state.dir");
     check(old.metrics.listen != new.metrics.listen, "metrics.listen");
@@ -87,12 +105,20 @@ pub fn reload(
         );
         return;
     }
-    shared.metrics.add_rules(new.rules.iter().map(|r| r.name.clone()));
-    if engine.send(EngineMsg::Reload(Box::new(new.clone()))).is_err() {
+    shared
+        .metrics
+        .add_rules(new.rules.iter().map(|r| r.name.clone()));
+    if engine
+        .send(EngineMsg::Reload(Box::new(new.clone())))
+        .is_err()
+    {
         return;
     }
     let rules: Vec<&str> = new.rules.iter().map(|r| r.name.as_str()).collect();
-    shared.event("reloaded", json!({ "config": path.display().to_string(), "rules": rules }));
+    shared.event(
+        "reloaded",
+        json!({ "config": path.display().to_string(), "rules": rules }),
+    );
     if let Ok(mut l) = shared.last_reload.lock() {
         *l = Some(wall_now().to_string());
     }
