@@ -1,6 +1,7 @@
 //! One integration-test binary with themed modules (see each module's `//!`).
 
 mod check;
+mod examples;
 mod firewall;
 mod netns;
 mod packet_pcaps;
