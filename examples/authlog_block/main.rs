@@ -121,7 +121,7 @@ fn main() -> ExitCode {
         if args.once {
             return ExitCode::SUCCESS;
         }
-        std::thread::sleep(args.poll);
+        std::thread::sleep(args.poll.max(Duration::from_millis(10)));
     }
 }
 
@@ -155,7 +155,12 @@ fn cycle(
     }
     failures.prune(now);
     for ban in fw.expire_due(SystemTime::now())? {
-        println!("unblocked {} (expired)", ban.net.addr());
+        let net = ban.net;
+        if net.prefix_len() == net.max_prefix_len() {
+            println!("unblocked {} (expired; {})", net.addr(), ban.reason);
+        } else {
+            println!("unblocked {net} (expired; {})", ban.reason);
+        }
     }
     Ok(())
 }

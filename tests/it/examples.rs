@@ -284,7 +284,7 @@ fn authlog_follow_survives_rotation_and_truncation_and_expires_bans() {
     append(&log, &failed_password(CLIENT4));
     ex.expect_line(&format!("blocked {CLIENT4} "), 10);
     assert_reach(&pair, &[CLIENT4], &[CLIENT4_B]);
-    ex.expect_line(&format!("unblocked {CLIENT4} (expired)"), 10);
+    ex.expect_line(&format!("unblocked {CLIENT4} (expired; sshd-failures)"), 10);
     assert_reach(&pair, &[], &[CLIENT4, CLIENT4_B]);
 
     // Rotation: the file is renamed and a new one created at the path.
@@ -379,6 +379,11 @@ fn blocklist_syncs(backend: Backend, test: &str) {
         "{stdout}"
     );
     assert_reach(&pair, &[CLIENT4, CLIENT6], &[CLIENT4_B, CLIENT6_B]);
+    assert!(!pair.pings(CLIENT4, netns::SERVER4), "listed ping answered");
+    assert!(
+        pair.pings(CLIENT4_B, netns::SERVER4),
+        "unlisted ping dropped"
+    );
 
     // The attacker left the list: the next load unblocks it, and keeps other reasons' bans.
     std::fs::write(&file, "198.51.100.0/24\n2001:db8:bad::/48\n").unwrap();
