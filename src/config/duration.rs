@@ -78,7 +78,7 @@ pub fn format(d: Duration) -> String {
     Formatted(d).to_string()
 }
 
-/// `Display` adapter for [`format`], handy in `format!` arguments.
+/// `Display` adapter for [`format()`], handy in `format!` arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Formatted(pub Duration);
 

@@ -4,6 +4,21 @@
 use std::process::ExitStatus;
 
 /// An error from [`Firewall`](super::Firewall) and its [`Batch`](super::Batch).
+///
+/// `Display` gives one line with everything an operator needs; the fields are there for
+/// programs that react differently, e.g. to a missing binary:
+///
+/// ```no_run
+/// use autoblock::firewall::{Backend, Firewall, FirewallError, FirewallOptions};
+/// match Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP")) {
+///     Ok(_fw) => { /* block, list, expire ... */ }
+///     Err(FirewallError::BinaryMissing { binary, .. }) => eprintln!("please install {binary}"),
+///     Err(FirewallError::CommandFailed { command, status, stderr }) => {
+///         eprintln!("`{command}` exited with {status}: {stderr}")
+///     }
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FirewallError {

@@ -1,15 +1,51 @@
 //! Blocking rules in the kernel, from Rust: open (or adopt) a chain and its jumps, add, change
 //! and remove bans in atomic batches, read them back, expire them, repair outside damage, and
-//! remove everything again. The daemon's enforcer and library users share this one engine.
+//! remove everything again. The daemon's enforcer and library users (an application that sees
+//! failed logins, a WAF, an abuse feed) share this one engine.
 //!
-//! Two backends ([`Backend`]): one `DROP` rule per ban whose comment records the expiry
-//! (`iptables`/`ip6tables`), or a `hash:net` set per family with kernel timeouts (`ipset`).
-//! Commands are argument vectors with restore text on stdin, never a shell; with
-//! [`FirewallOptions::netns`] every one runs as `ip netns exec NAME ...`.
+//! # The model
+//!
+//! - **Chain.** Everything lives in one iptables chain of your naming
+//!   ([`FirewallOptions::new`]), created in IPv4 (`iptables`) and IPv6 (`ip6tables`) alike. A
+//!   ban is a source net ([`IpNet`]: an address or a prefix) whose packets are dropped, with an
+//!   expiry and a short reason. Rules in the chain that are not ours are kept.
+//! - **Hooks.** Packets enter the chain through a jump at position 1 of each hook
+//!   ([`FirewallOptions::hooks`]): `INPUT` by default, or e.g. `FORWARD` for a router, or
+//!   `raw:PREROUTING` to drop before connection tracking.
+//! - **Backends** ([`Backend`]). [`Backend::Iptables`]: one `DROP` rule per ban, its expiry
+//!   written in the rule's comment (`autoblock until=UNIXSECS rule=REASON`); visible in
+//!   `iptables -S`, but every packet walks the list, so keep it to a few thousand bans.
+//!   [`Backend::Ipset`]: two `hash:net` sets (`<chain>4`, `<chain>6`, lowercase) with kernel
+//!   timeouts, matched by one rule per family; lookup cost does not grow with the list, and bans
+//!   end on time even when your process is gone. Pick ipset unless `ipset` is unavailable or
+//!   you want bans readable as plain rules. Ipset timeouts are capped at 2,147,483 s (~24 days).
+//! - **Batches.** Changes are queued on a [`Batch`] and applied by [`Batch::commit`] with one
+//!   process call per family (`iptables-restore` / `ip6tables-restore`) or one `ipset restore`:
+//!   10,000 bans commit in about 0.1 s (see `BENCHMARKS.md`). Within a batch the last change
+//!   per net wins; blocking a net already blocked replaces its expiry and reason.
+//! - **Expiry.** A ban ends at `until` ([`Ban::until`]). With ipset the kernel removes it; with
+//!   iptables the rule stays until you call [`Firewall::expire_due`], ideally at
+//!   [`Firewall::next_expiry`]. Either way `expire_due` keeps memory in step and tells you what
+//!   ended.
+//! - **Reconcile at open.** [`Firewall::open`] reads what the kernel holds and adopts it: a
+//!   restarted program keeps its bans with their remaining time, duplicates collapse to the
+//!   latest expiry, expired leftovers are removed, a missing or misplaced jump is fixed.
+//! - **Repair.** Someone may flush the chain, destroy a set or delete a jump.
+//!   [`Firewall::check_and_repair`] notices (by counts) and restores from memory; call it every
+//!   few seconds if that matters to you. [`Firewall::flush`] removes all we created, and only
+//!   that.
+//! - **Namespaces.** [`FirewallOptions::netns`] runs every command as `ip netns exec NAME ...`:
+//!   a container's firewall, or a test's.
+//! - **Errors.** Commands are argument vectors with restore text on stdin, never a shell. A
+//!   failing command becomes a [`FirewallError`] that keeps its command line, exit status and
+//!   stderr, so an operator can rerun it. On a failed commit, the kernel and memory keep their
+//!   previous state.
+//! - **Dry run is yours.** There is no dry-run mode: a program that wants one decides not to
+//!   call [`Batch::commit`] (a batch is inert until then).
 //!
 //! Invariants: the in-memory mirror holds exactly one entry per net, and after every
-//! successful call it matches what the kernel holds for our chain (or set); anything in our
-//! chain that is not ours is kept. Only [`Firewall::flush`] removes what `open` created.
+//! successful call it matches what the kernel holds for our chain (or set). All calls need
+//! `CAP_NET_ADMIN` (root) in the target namespace.
 //!
 //! ```no_run
 //! use autoblock::firewall::{Backend, Firewall, FirewallOptions};
@@ -26,6 +62,12 @@
 //! fw.flush()?;
 //! # Ok(()) }
 //! ```
+//!
+//! Complete programs: `examples/authlog_block` (bans after N failed sshd logins in a window,
+//! following the auth log) and `examples/blocklist_load` (loads and syncs an abuse feed in one
+//! commit).
+
+#![warn(missing_docs)]
 
 mod ban;
 mod batch;
@@ -120,6 +162,16 @@ impl Firewall {
 
     /// The bans the kernel holds now in our chain (iptables: the first hook's table) or sets,
     /// ordered by net. Read from the kernel, not from memory.
+    ///
+    /// ```no_run
+    /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+    /// # use std::time::SystemTime;
+    /// # let fw = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
+    /// for ban in fw.list()?.iter().filter(|b| b.reason == "feed") {
+    ///     println!("{} for {:?} more", ban.net, ban.remaining(SystemTime::now()));
+    /// }
+    /// # Ok::<(), autoblock::firewall::FirewallError>(())
+    /// ```
     pub fn list(&self) -> Result<Vec<Ban>, FirewallError> {
         let _guard = self.lock();
         self.read_bans(unix_secs(SystemTime::now()))
@@ -135,6 +187,25 @@ impl Firewall {
 
     /// When the earliest ban ends (so the caller knows when to call
     /// [`expire_due`](Self::expire_due)); `None` without bans.
+    ///
+    /// A loop that keeps iptables bans on time (with ipset the kernel does it, and this only
+    /// updates memory):
+    ///
+    /// ```no_run
+    /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+    /// # use std::time::{Duration, SystemTime};
+    /// # let fw = Firewall::open(FirewallOptions::new(Backend::Iptables, "MYAPP"))?;
+    /// loop {
+    ///     let now = SystemTime::now();
+    ///     for ban in fw.expire_due(now)? {
+    ///         println!("{} ({}) ended", ban.net, ban.reason);
+    ///     }
+    ///     let wait = fw.next_expiry().and_then(|t| t.duration_since(now).ok());
+    ///     std::thread::sleep(wait.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1)));
+    /// #   break;
+    /// }
+    /// # Ok::<(), autoblock::firewall::FirewallError>(())
+    /// ```
     pub fn next_expiry(&self) -> Option<SystemTime> {
         let state = self.lock();
         state
@@ -162,13 +233,29 @@ impl Firewall {
     /// here: ipset backend 0.03 s at 100k bans; iptables backend 0.07 s at 10k rules but 3.3 s
     /// at 100k (the kernel dump of the chain dominates), so keep iptables for small ban lists.
     /// A ban rule replaced by an equal number of other rules is not detected (counts only).
+    ///
+    /// ```no_run
+    /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+    /// # let fw = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
+    /// for repair in fw.check_and_repair()? {
+    ///     eprintln!("firewall repaired: {repair}");
+    /// }
+    /// # Ok::<(), autoblock::firewall::FirewallError>(())
+    /// ```
     pub fn check_and_repair(&self) -> Result<Vec<Repair>, FirewallError> {
         let mut state = self.lock();
         self.repair(&mut state, unix_secs(SystemTime::now()))
     }
 
     /// Removes the jumps, chains and sets this firewall uses, and nothing else. Other rules in
-    /// the hooks' chains, and other chains and sets, stay.
+    /// the hooks' chains, and other chains and sets, stay. To stop without lifting the bans,
+    /// drop the `Firewall` instead.
+    ///
+    /// ```no_run
+    /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+    /// Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?.flush()?;
+    /// # Ok::<(), autoblock::firewall::FirewallError>(())
+    /// ```
     pub fn flush(self) -> Result<(), FirewallError> {
         let mut state = self.lock();
         self.remove_all(&mut state)
