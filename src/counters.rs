@@ -15,7 +15,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use crate::window::{DistinctWindow, RateWindow, Span};
 
 /// A source as counted: an address, or a prefix when a rule aggregates (`aggregate_v4/_v6`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SourceKey {
     /// Address bits, masked to `prefix`, as two halves (not a `u128`: its 16-byte alignment
     /// would pad every hash-table entry); IPv4 in the low 32 bits of `lo`.
@@ -23,6 +23,20 @@ pub struct SourceKey {
     lo: u64,
     v6: bool,
     prefix: u8,
+}
+
+/// Hashes only what distinguishes keys, in as few words as possible (this runs per packet):
+/// an IPv4 key is one word. Injective within each family; the hasher is seeded.
+impl std::hash::Hash for SourceKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if self.v6 {
+            state.write_u64(self.hi);
+            state.write_u64(self.lo);
+            state.write_u8(self.prefix);
+        } else {
+            state.write_u64(self.lo | (u64::from(self.prefix) << 32));
+        }
+    }
 }
 
 impl SourceKey {

@@ -177,8 +177,9 @@ pub fn replay_file(
         .values()
         .filter(|o| o.suppressed.is_none())
         .count() as u64;
+    let talkers = talkers.into_vec();
     let offenders = finish_offenders(offenders, &talkers);
-    let mut talkers: Vec<Talker> = talkers.into_values().collect();
+    let mut talkers = talkers;
     talkers.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr)));
     Ok(ReplayReport {
         summary,
@@ -237,26 +238,86 @@ fn read_loop(
     }
 }
 
-type Talkers = HashMap<IpAddr, Talker, RandomState>;
+/// Per-source totals keyed by the address as one number (IPv4 mapped into IPv6): one hash
+/// word for IPv4, and a small entry, since this runs per packet.
+#[derive(Default)]
+struct Talkers {
+    v4: HashMap<u32, Totals, RandomState>,
+    v6: HashMap<u128, Totals, RandomState>,
+}
+
+#[derive(Clone, Copy)]
+struct Totals {
+    packets: u64,
+    bytes: u64,
+    first: Timestamp,
+    last: Timestamp,
+}
+
+impl Totals {
+    fn new(len: u32, ts: Timestamp) -> Totals {
+        Totals {
+            packets: 1,
+            bytes: u64::from(len),
+            first: ts,
+            last: ts,
+        }
+    }
+
+    fn add(&mut self, len: u32, ts: Timestamp) {
+        self.packets += 1;
+        self.bytes += u64::from(len);
+        self.last = ts;
+    }
+}
+
+impl Talkers {
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn into_vec(self) -> Vec<Talker> {
+        let v4 = self
+            .v4
+            .into_iter()
+            .map(|(a, t)| talker(IpAddr::V4(a.into()), &t));
+        let v6 = self
+            .v6
+            .into_iter()
+            .map(|(a, t)| talker(IpAddr::V6(a.into()), &t));
+        v4.chain(v6).collect()
+    }
+}
+
+fn talker(addr: IpAddr, t: &Totals) -> Talker {
+    Talker {
+        addr,
+        packets: t.packets,
+        bytes: t.bytes,
+        first: t.first,
+        last: t.last,
+    }
+}
 
 fn count_talker(talkers: &mut Talkers, p: &PacketMeta, ts: Timestamp) {
-    if let Some(t) = talkers.get_mut(&p.src) {
-        t.packets += 1;
-        t.bytes += u64::from(p.len);
-        t.last = ts;
-        return;
-    }
-    if talkers.len() < MAX_TALKERS {
-        talkers.insert(
-            p.src,
-            Talker {
-                addr: p.src,
-                packets: 1,
-                bytes: u64::from(p.len),
-                first: ts,
-                last: ts,
-            },
-        );
+    let full = talkers.len() >= MAX_TALKERS;
+    match p.src {
+        IpAddr::V4(a) => {
+            let k = u32::from(a);
+            if let Some(t) = talkers.v4.get_mut(&k) {
+                t.add(p.len, ts);
+            } else if !full {
+                talkers.v4.insert(k, Totals::new(p.len, ts));
+            }
+        }
+        IpAddr::V6(a) => {
+            let k = u128::from(a);
+            if let Some(t) = talkers.v6.get_mut(&k) {
+                t.add(p.len, ts);
+            } else if !full {
+                talkers.v6.insert(k, Totals::new(p.len, ts));
+            }
+        }
     }
 }
 
@@ -303,16 +364,18 @@ fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &
 /// Adds each offender's own traffic and orders them for the report.
 fn finish_offenders(
     offenders: HashMap<SourceKey, Offender, RandomState>,
-    talkers: &HashMap<IpAddr, Talker, RandomState>,
+    talkers: &[Talker],
 ) -> Vec<Offender> {
+    let by_addr: HashMap<IpAddr, &Talker, RandomState> =
+        talkers.iter().map(|t| (t.addr, t)).collect();
     let mut out: Vec<Offender> = offenders.into_values().collect();
     for o in &mut out {
         let net = o.key.net();
         let mine = |t: &&Talker| net.contains(&t.addr);
         let hosts: Vec<&Talker> = if o.key.is_host() {
-            talkers.get(&net.addr()).into_iter().collect()
+            by_addr.get(&net.addr()).copied().into_iter().collect()
         } else {
-            talkers.values().filter(mine).collect()
+            talkers.iter().filter(mine).collect()
         };
         o.packets = hosts.iter().map(|t| t.packets).sum();
         o.first_seen = hosts.iter().map(|t| t.first).min().unwrap_or_default();
