@@ -3,8 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::remote::{Format, RemoteArgs, emit, human_secs, table, unexpected};
-use super::{EXIT_OK, EXIT_RUNTIME};
+use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
 use crate::config::duration::Formatted;
 use crate::control::protocol::{Explanation, Request, Response, net_text};
 
@@ -28,22 +27,7 @@ fn parse_addr(text: &str) -> Result<IpAddr, String> {
 
 pub fn run(args: &ExplainArgs) -> i32 {
     match args.remote.call(&Request::Explain { addr: args.addr }) {
-        Ok(Response::Explain(x)) => match args.format {
-            Format::Table => {
-                emit(&render(&x));
-                EXIT_OK
-            }
-            Format::Json => match serde_json::to_string_pretty(&x) {
-                Ok(text) => {
-                    emit(&(text + "\n"));
-                    EXIT_OK
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    EXIT_RUNTIME
-                }
-            },
-        },
+        Ok(Response::Explain(x)) => show(args.format, &x, render),
         Ok(other) => unexpected(other),
         Err(code) => code,
     }

@@ -1,7 +1,6 @@
 //! `autoblock list`: the active bans, soonest to expire first, as a table or JSON.
 
-use super::remote::{Format, RemoteArgs, emit, human_secs, table, unexpected};
-use super::{EXIT_OK, EXIT_RUNTIME};
+use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
 use crate::control::protocol::{BanInfo, Request, Response, net_text};
 
 #[derive(Debug, clap::Args)]
@@ -18,22 +17,7 @@ pub fn run(args: &ListArgs) -> i32 {
     match args.remote.call(&Request::List) {
         Ok(Response::List(mut bans)) => {
             bans.sort_by_key(|b| b.remaining_secs);
-            match args.format {
-                Format::Table => {
-                    emit(&render(&bans));
-                    EXIT_OK
-                }
-                Format::Json => match serde_json::to_string(&bans) {
-                    Ok(text) => {
-                        emit(&(text + "\n"));
-                        EXIT_OK
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        EXIT_RUNTIME
-                    }
-                },
-            }
+            show(args.format, &bans, |b| render(b))
         }
         Ok(other) => unexpected(other),
         Err(code) => code,

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{EXIT_RUNTIME, load_config};
+use super::{EXIT_OK, EXIT_RUNTIME, load_config};
 use crate::config::duration;
 use crate::control::client;
 use crate::control::protocol::{Request, Response};
@@ -87,6 +87,26 @@ pub fn unexpected(resp: Response) -> i32 {
 /// Writes `text` to stdout; a closed stdout (`| head`) is not an error worth reporting.
 pub fn emit(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// Prints `value` as a table (through `render`) or as JSON; returns the exit code.
+pub fn show<T: serde::Serialize>(format: Format, value: &T, render: impl Fn(&T) -> String) -> i32 {
+    match format {
+        Format::Table => {
+            emit(&render(value));
+            EXIT_OK
+        }
+        Format::Json => match serde_json::to_string_pretty(value) {
+            Ok(text) => {
+                emit(&(text + "\n"));
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_RUNTIME
+            }
+        },
+    }
 }
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.

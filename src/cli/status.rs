@@ -1,7 +1,6 @@
 //! `autoblock status`: the running daemon's state in a few lines (or its JSON).
 
-use super::remote::{Format, RemoteArgs, emit, human_secs, table, unexpected};
-use super::{EXIT_OK, EXIT_RUNTIME};
+use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
 use crate::control::protocol::{Request, Response, StatusInfo};
 
 #[derive(Debug, clap::Args)]
@@ -16,22 +15,7 @@ pub struct StatusArgs {
 
 pub fn run(args: &StatusArgs) -> i32 {
     match args.remote.call(&Request::Status) {
-        Ok(Response::Status(info)) => match args.format {
-            Format::Table => {
-                emit(&render(&info));
-                EXIT_OK
-            }
-            Format::Json => match serde_json::to_string_pretty(&info) {
-                Ok(text) => {
-                    emit(&(text + "\n"));
-                    EXIT_OK
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    EXIT_RUNTIME
-                }
-            },
-        },
+        Ok(Response::Status(info)) => show(args.format, &info, render),
         Ok(other) => unexpected(other),
         Err(code) => code,
     }
