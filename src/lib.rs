@@ -42,7 +42,7 @@
 //! # Modules
 //!
 //! A tour, in pipeline order:
-//! - [`packet`]: frame bytes -> [`packet::PacketMeta`] (pure; the only etherparse user).
+//! - [`packet`]: frame bytes -> [`packet::PacketMeta`] (pure, hand-written, never panics).
 //! - [`config`]: `rules.toml` -> validated [`config::Config`].
 //! - [`firewall`]: bans in the kernel (iptables rules or ipset sets), in atomic batches; used by
 //!   the daemon's enforcer and by library users with their own signals.
