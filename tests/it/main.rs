@@ -2,6 +2,7 @@
 
 mod check;
 mod control;
+mod enforcer;
 mod examples;
 mod firewall;
 mod live;
