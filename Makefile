@@ -9,7 +9,7 @@ APT_PACKAGES := pkg-config libpcap-dev iptables ipset iproute2 kmod procps \
 CONFIG ?= rules.toml
 DEMO_PCAP := target/demo/generated.pcap
 
-.PHONY: all deps build run test lint unit bench clean
+.PHONY: all deps build run replay-demo test lint bench clean
 
 all: build
 
@@ -27,10 +27,15 @@ deps:
 build: deps
 	$(CARGO) build --release --locked
 
-# Until the live daemon lands, the main job checks the shipped rules and replays a capture
-# that the project generates itself.
+# The main job: the daemon with the shipped rules, in the foreground (events on stdout;
+# Ctrl-C stops it; bans stay in the kernel until they expire, see keep_on_exit).
+# Try `make run ARGS=--dry-run` first to see what it would block without touching the firewall.
 run: build
 	./target/release/autoblock check --config $(CONFIG)
+	./target/release/autoblock run --config $(CONFIG) $(ARGS)
+
+# A replay of a capture the project generates itself: no root, no firewall.
+replay-demo: build
 	mkdir -p $(dir $(DEMO_PCAP))
 	$(CARGO) run --release --locked --example gencap -- --out $(DEMO_PCAP) --packets 200000 --sources 5000 --attackers 3
 	./target/release/autoblock replay --config $(CONFIG) $(DEMO_PCAP)

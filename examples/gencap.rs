@@ -2,7 +2,7 @@
 //! (TCP with ACKs, UDP, a little IPv6) plus a few attackers sending SYN floods, at a fixed
 //! packet rate. Deterministic for a given seed. Classic pcap, Ethernet, microsecond stamps.
 //!
-//! cargo run --release --example gencap -- --out F.pcap --packets 2000000 --sources 64000 --attackers 4
+//! cargo run --release --example gencap -- --out F.pcap --packets 2000000 --sources 64000 --attackers 4 [--skewed]
 
 use std::io::{BufWriter, Write};
 
@@ -13,6 +13,9 @@ struct Args {
     attackers: u32,
     rate: u64,
     seed: u64,
+    /// Pick sources log-uniformly (a few busy, many quiet: like real traffic) instead of
+    /// uniformly (every packet from a random one of all sources: the cache's worst case).
+    skewed: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -23,9 +26,14 @@ fn parse_args() -> Result<Args, String> {
         attackers: 4,
         rate: 200_000,
         seed: 1,
+        skewed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--skewed" {
+            a.skewed = true;
+            continue;
+        }
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
         let num = || {
             val.parse::<u64>()
@@ -145,7 +153,14 @@ fn main() {
                     0x02,
                 );
             } else {
-                let s = ((r >> 8) % u64::from(a.sources.max(1))) as u32 + 1;
+                let n = u64::from(a.sources.max(1));
+                let s = if a.skewed {
+                    // rank = n^u - 1 for u uniform in [0, 1): log-uniform, heavy head.
+                    let u = (r >> 11) as f64 / (1u64 << 53) as f64;
+                    ((n as f64).powf(u) as u64).min(n) as u32
+                } else {
+                    ((r >> 8) % n) as u32 + 1
+                };
                 let src = [10, (s >> 16) as u8, (s >> 8) as u8, s as u8];
                 let sport = 1024 + (s % 60000) as u16;
                 match (r >> 40) % 10 {
