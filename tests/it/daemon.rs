@@ -27,7 +27,10 @@ fn banned_in_kernel(t: &Topo, backend: &str, addr: &str) -> bool {
             .victim
             .set_members(SET4)
             .is_some_and(|m| m.iter().any(|l| l.starts_with(&format!("{addr} ")))),
-        _ => t.victim.chain(CHAIN).is_some_and(|c| drops_of(&c, addr) == 1),
+        _ => t
+            .victim
+            .chain(CHAIN)
+            .is_some_and(|c| drops_of(&c, addr) == 1),
     }
 }
 
@@ -40,7 +43,10 @@ fn syn_flood_blocked_client_served_ban_expires() {
     }
     let t = Topo::new("abdf");
     let _svc = t.serve();
-    assert!(t.attacker_connects(), "the attacker reaches the service before");
+    assert!(
+        t.attacker_connects(),
+        "the attacker reaches the service before"
+    );
     let mut s = Setup::new();
     s.backend("ipset").bans("4s");
     s.write();
@@ -135,7 +141,9 @@ fn kill9_restart_keeps_block_without_gap_or_duplicate() {
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (samples, missing, duplicated) = sampler.join().expect("sampler");
-    eprintln!("kill -9 + restart: {samples} samples of {CHAIN}, {missing} without the ban, {duplicated} with two");
+    eprintln!(
+        "kill -9 + restart: {samples} samples of {CHAIN}, {missing} without the ban, {duplicated} with two"
+    );
     assert!(samples >= 10, "too few samples: {samples}");
     assert_eq!((missing, duplicated), (0, 0), "a gap or a duplicate");
     assert_eq!(jumps(&t.victim, CHAIN), 1, "one jump from INPUT");
@@ -146,14 +154,224 @@ fn kill9_restart_keeps_block_without_gap_or_duplicate() {
     let bans = list.as_array().expect("array");
     assert_eq!(bans.len(), 1, "{list}");
     assert_eq!(bans[0]["target"], ATTACKER4);
-    assert!(!t.attacker_connects(), "the attacker connects after the restart");
+    assert!(
+        !t.attacker_connects(),
+        "the attacker connects after the restart"
+    );
     let mut d2 = d2;
     let flood = t.flood(300, 1000, &[]);
     d2.wait_event(EVENT, "extend", is_attacker_block);
     flood.wait(Duration::from_secs(30));
-    assert!(d2.of("block").is_empty(), "a second block: {:?}", d2.of("block"));
+    assert!(
+        d2.of("block").is_empty(),
+        "a second block: {:?}",
+        d2.of("block")
+    );
     std::thread::sleep(Duration::from_millis(300));
     let chain = t.victim.chain(CHAIN).expect("chain");
     assert_eq!(drops_of(&chain, ATTACKER4), 1, "{chain}");
     assert_eq!(jumps(&t.victim, CHAIN), 1);
+}
+
+/// SIGHUP: a good file is swapped in (a raised threshold stops bans), a broken file and a
+/// change that needs a restart are refused with `reload_failed` while the last good
+/// configuration keeps running, and going back to the shipped thresholds bans again.
+#[test]
+fn sighup_good_bad_and_restart_needed() {
+    if !require_root("daemon::sighup_good_bad_and_restart_needed") {
+        return;
+    }
+    let t = Topo::new("abdh");
+    let _svc = t.serve();
+    let mut s = Setup::new();
+    s.write();
+    let shipped = s.text().to_string();
+    let mut d = Daemon::start(&t.victim, &s, &[]);
+    let explain_conn_burst = |d: &Daemon| -> serde_json::Value {
+        let x: serde_json::Value =
+            serde_json::from_str(&d.cli_ok(&["explain", ATTACKER4, "--format", "json"]))
+                .expect("explain json");
+        x["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .find(|r| r["rule"] == "conn-burst")
+            .cloned()
+            .unwrap_or_else(|| panic!("no conn-burst in {x}"))
+    };
+    assert_eq!(explain_conn_burst(&d)["threshold"], 28);
+
+    // Good: conn-burst raised to 1000 and syn-flood to 5000.
+    s.set("threshold = 28", "threshold = 1000").set(
+        "threshold = 1000\nwindow = \"1s\"\n\n# A burst",
+        "threshold = 5000\nwindow = \"1s\"\n\n# A burst",
+    );
+    s.write();
+    d.signal("HUP");
+    let reloaded = d.wait_event(EVENT, "reloaded", |_| true);
+    assert!(
+        reloaded["rules"].as_array().is_some_and(|r| r.len() == 6),
+        "{reloaded}"
+    );
+    assert_eq!(explain_conn_burst(&d)["threshold"], 1000);
+    assert!(d.status()["last_reload"].is_string());
+    t.flood(300, 1000, &[]).wait(Duration::from_secs(30));
+    let seen = explain_conn_burst(&d);
+    assert!(
+        seen["value"].as_u64() >= Some(100),
+        "the flood was not counted: {seen}"
+    );
+    assert!(
+        d.of("block").is_empty(),
+        "banned under the raised threshold"
+    );
+
+    // Bad: a syntax error and an unknown key; the old configuration keeps running.
+    std::fs::write(&s.config, format!("{}\n[enforce2]\nnope = 1\n", s.text())).expect("write");
+    d.signal("HUP");
+    let failed = d.wait_event(EVENT, "reload_failed", |_| true);
+    assert!(
+        failed["errors"].as_array().is_some_and(|e| !e.is_empty()),
+        "{failed}"
+    );
+    std::fs::write(&s.config, "[[rule]]\nname = \"x\"\nthreshold = \n").expect("write");
+    d.signal("HUP");
+    d.wait_event(EVENT, "reload_failed", |e| e != &failed);
+    assert_eq!(explain_conn_burst(&d)["threshold"], 1000);
+
+    // Needs a restart: refused, and says which key.
+    let mut ipset = Setup::new();
+    ipset.backend("ipset");
+    let text = ipset
+        .text()
+        .replace(&path_of(&ipset.socket), &path_of(&s.socket))
+        .replace(
+            &path_of(&ipset.dir.path().join("state")),
+            &path_of(&s.dir.path().join("state")),
+        );
+    std::fs::write(&s.config, text).expect("write");
+    d.signal("HUP");
+    let restart = d.wait_event(EVENT, "reload_failed", |e| {
+        e.to_string().contains("enforce.backend")
+    });
+    assert!(!restart.to_string().contains("control.socket"), "{restart}");
+    assert_eq!(d.of("reloaded").len(), 1);
+
+    // Back to the shipped thresholds: the next flood is banned.
+    std::fs::write(&s.config, &shipped).expect("write");
+    d.signal("HUP");
+    poll(EVENT, || d.of("reloaded").len() == 2);
+    assert_eq!(explain_conn_burst(&d)["threshold"], 28);
+    let flood = t.flood(300, 1000, &[]);
+    d.wait_event(EVENT, "block", is_attacker_block);
+    flood.wait(Duration::from_secs(30));
+    assert!(poll(EVENT, || banned_in_kernel(&t, "iptables", ATTACKER4)));
+}
+
+fn path_of(p: &std::path::Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+/// The CLI against the running daemon (ipset backend): ban (IPv4 and an IPv6 prefix), list,
+/// explain, status, unban; refusals and exit codes; every change reaches the kernel's sets.
+#[test]
+fn cli_ban_list_explain_status_unban() {
+    if !require_root("daemon::cli_ban_list_explain_status_unban") {
+        return;
+    }
+    let t = Topo::new("abdc");
+    let mut s = Setup::new();
+    s.backend("ipset");
+    s.write();
+    let mut d = Daemon::start(&t.victim, &s, &[]);
+    let out = d.cli_ok(&[
+        "ban",
+        "10.201.9.9",
+        "fd00:201:9::/64",
+        "--for",
+        "1h",
+        "--reason",
+        "abuse report 12",
+    ]);
+    assert!(
+        out.contains("10.201.9.9") && out.contains("fd00:201:9::/64"),
+        "{out}"
+    );
+    assert!(
+        poll(EVENT, || t.victim.set_members(SET4).is_some_and(|m| m
+            .iter()
+            .any(|l| l.starts_with("10.201.9.9 ")))),
+        "{:?}",
+        t.victim.set_members(SET4)
+    );
+    assert!(
+        poll(EVENT, || t.victim.set_members(SET6).is_some_and(|m| m
+            .iter()
+            .any(|l| l.starts_with("fd00:201:9::/64 ")))),
+        "{:?}",
+        t.victim.set_members(SET6)
+    );
+    let blocks = d.of("block");
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    assert!(
+        blocks
+            .iter()
+            .all(|b| b["manual"] == true && b["rule"] == "abuse report 12")
+    );
+
+    let list: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["list", "--format", "json"])).expect("list json");
+    let list = list.as_array().expect("array").clone();
+    assert_eq!(list.len(), 2);
+    for b in &list {
+        assert_eq!(b["manual"], true);
+        assert_eq!(b["reason"], "abuse report 12");
+        let left = b["remaining_secs"].as_u64().expect("remaining");
+        assert!((3500..=3600).contains(&left), "{b}");
+    }
+    let table = d.cli_ok(&["list"]);
+    assert!(table.contains("2 active bans"), "{table}");
+    let x: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["explain", "10.201.9.9", "--format", "json"]))
+            .expect("explain json");
+    assert_eq!(x["ban"]["reason"], "abuse report 12", "{x}");
+    assert_eq!(x["local"], false);
+    let x: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["explain", VICTIM_A4, "--format", "json"]))
+            .expect("explain json");
+    assert_eq!(x["local"], true, "{x}");
+    assert!(
+        d.cli_ok(&["explain", "fd00:201:9::77"])
+            .contains("abuse report 12")
+    );
+    let st = d.status();
+    assert_eq!(st["backend"], "ipset");
+    assert_eq!(st["active_bans"], 2, "{st}");
+    assert_eq!(st["bans_total"], 2, "{st}");
+    assert_eq!(st["dry_run"], false);
+    assert_eq!(st["interfaces"].as_array().map(Vec::len), Some(2), "{st}");
+
+    // Refused: our own address, and loopback (allowlisted); exit 1, nothing in the kernel.
+    let out = d.cli(&["ban", VICTIM_A4, "127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(t.victim.set_members(SET4).map(|m| m.len()), Some(1));
+
+    let out = d.cli_ok(&["unban", "10.201.9.9", "fd00:201:9::/64"]);
+    assert!(out.contains("unbanned 10.201.9.9"), "{out}");
+    assert!(
+        poll(EVENT, || t
+            .victim
+            .set_members(SET4)
+            .is_some_and(|m| m.is_empty())
+            && t.victim.set_members(SET6).is_some_and(|m| m.is_empty())),
+        "{:?} {:?}",
+        t.victim.set_members(SET4),
+        t.victim.set_members(SET6)
+    );
+    d.wait_event(EVENT, "unblock", |e| e["ip"] == "10.201.9.9");
+    let out = d.cli(&["unban", "10.201.9.9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not banned"));
+    assert!(d.cli_ok(&["list"]).contains("no active bans"));
+    assert_eq!(d.status()["active_bans"], 0);
 }

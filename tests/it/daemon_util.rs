@@ -192,8 +192,7 @@ impl Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("autoblock.sock");
         let state = dir.path().join("state");
-        let text =
-            std::fs::read_to_string(crate::util::shipped_rules()).expect("read rules.toml");
+        let text = std::fs::read_to_string(crate::util::shipped_rules()).expect("read rules.toml");
         let mut s = Setup {
             config: dir.path().join("rules.toml"),
             socket: socket.clone(),
