@@ -375,3 +375,278 @@ fn cli_ban_list_explain_status_unban() {
     assert!(d.cli_ok(&["list"]).contains("no active bans"));
     assert_eq!(d.status()["active_bans"], 0);
 }
+
+/// An nmap SYN scan, paced under the connection-burst rule (20 probes/s), is banned by the
+/// `port-scan` rule (distinct destination ports) of the shipped config (iptables backend).
+#[test]
+fn nmap_port_scan_blocked_by_dst_ports_rule() {
+    if !require_root("daemon::nmap_port_scan_blocked_by_dst_ports_rule") {
+        return;
+    }
+    let t = Topo::new("abdn");
+    let _svc = t.serve();
+    let s = Setup::new();
+    let mut d = Daemon::start(&t.victim, &s, &[]);
+    let scan = std::process::Command::new("ip")
+        .args(["netns", "exec", t.attacker.name()])
+        .args([
+            "timeout",
+            "60",
+            "nmap",
+            "-Pn",
+            "-n",
+            "-sS",
+            "--max-rate",
+            "20",
+            "--max-retries",
+            "0",
+            "--host-timeout",
+            "40s",
+            "-p",
+            "1-150",
+            VICTIM_A4,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn nmap");
+    let report = String::from_utf8_lossy(&scan.stdout);
+    let block = d.wait_event(EVENT, "block", is_attacker_block);
+    assert_eq!(block["rule"], "port-scan", "{block}\n{report}");
+    assert_eq!(block["metric"], "dst_ports");
+    assert!(block["observed"].as_u64() > Some(60), "{block}");
+    assert!(
+        poll(EVENT, || banned_in_kernel(&t, "iptables", ATTACKER4)),
+        "no DROP for the scanner"
+    );
+    // The probes after the ban went unanswered: nmap saw filtered ports.
+    assert!(
+        report.contains("filtered"),
+        "nmap saw no filtered port:\n{report}"
+    );
+    assert!(!t.attacker_connects());
+    assert!(t.client_connects());
+    eprintln!("nmap scan banned: {block}");
+}
+
+/// `hping3 --rand-source`: many spoofed sources, one packet each. No per-address ban, the
+/// source table stops at `max_tracked_sources`, and the daemon's peak RSS stays bounded.
+#[test]
+fn random_source_flood_no_bans_bounded_memory() {
+    if !require_root("daemon::random_source_flood_no_bans_bounded_memory") {
+        return;
+    }
+    const MAX_TRACKED: u64 = 2000;
+    let t = Topo::new("abdr");
+    let mut s = Setup::new();
+    s.backend("ipset").set(
+        "max_tracked_sources = 1000000",
+        &format!("max_tracked_sources = {MAX_TRACKED}"),
+    );
+    s.write();
+    let mut d = Daemon::start(&t.victim, &s, &[]);
+    let before = d.peak_rss();
+    let started = Instant::now();
+    t.flood(40_000, 10, &["--rand-source"])
+        .wait(Duration::from_secs(60));
+    let secs = started.elapsed().as_secs_f64();
+    // Let the engine drain what was captured.
+    let mut packets = 0;
+    poll(Duration::from_secs(10), || {
+        let st = d.status();
+        let now: u64 = st["interfaces"]
+            .as_array()
+            .expect("interfaces")
+            .iter()
+            .map(|i| i["packets"].as_u64().unwrap_or(0))
+            .sum();
+        let settled = now == packets && now > 0;
+        packets = now;
+        settled
+    });
+    let st = d.status();
+    let peak = d.peak_rss();
+    let tracked = st["tracked_sources"].as_u64().expect("tracked");
+    eprintln!(
+        "random-source flood: {packets} packets captured in {secs:.1}s (~{:.0}/s), tracked {tracked} \
+         (max {MAX_TRACKED}), peak RSS {:.1} MiB (before the flood {:.1} MiB)",
+        packets as f64 / secs,
+        peak as f64 / 1048576.0,
+        before as f64 / 1048576.0
+    );
+    assert!(packets >= 20_000, "too few packets captured: {packets}");
+    assert!(tracked <= MAX_TRACKED, "{st}");
+    assert!(tracked >= MAX_TRACKED / 2, "the table was not filled: {st}");
+    assert!(
+        d.of("block").is_empty(),
+        "per-address bans: {:?}",
+        d.of("block")
+    );
+    assert_eq!(st["active_bans"], 0);
+    assert_eq!(t.victim.set_members(SET4).map(|m| m.len()), Some(0));
+    // Bound: the fixed part (two 32 MiB capture rings, touched as they wrap, plus code, heap
+    // and tokio) is measured before the flood; the flood may add the table (MAX_TRACKED
+    // sources x windows for 6 rules, well under 4 MiB) and batch buffers. 48 MiB of growth
+    // leaves room for the rings being touched the whole way.
+    let growth = peak.saturating_sub(before);
+    assert!(
+        growth <= 48 << 20,
+        "peak RSS grew by {:.1} MiB",
+        growth as f64 / 1048576.0
+    );
+    assert!(
+        peak <= 160 << 20,
+        "peak RSS {:.1} MiB",
+        peak as f64 / 1048576.0
+    );
+}
+
+/// `--dry-run`: decisions are events with `"dry_run":true`; the kernel is never touched
+/// (no chain, no set, no jump), for automatic and manual bans alike.
+#[test]
+fn dry_run_logs_but_leaves_the_kernel_alone() {
+    if !require_root("daemon::dry_run_logs_but_leaves_the_kernel_alone") {
+        return;
+    }
+    let t = Topo::new("abdd");
+    let _svc = t.serve();
+    let s = Setup::new();
+    let before = t.victim.normalized_dump();
+    let mut d = Daemon::start(&t.victim, &s, &["--dry-run"]);
+    assert_eq!(d.of("started")[0]["dry_run"], true);
+    let flood = t.flood(300, 1000, &[]);
+    let block = d.wait_event(EVENT, "block", is_attacker_block);
+    assert_eq!(block["dry_run"], true, "{block}");
+    flood.wait(Duration::from_secs(30));
+    d.cli_ok(&["ban", "10.201.9.9"]);
+    let manual = d.wait_event(EVENT, "block", |e| e["ip"] == "10.201.9.9");
+    assert_eq!(manual["dry_run"], true, "{manual}");
+    assert_eq!(d.status()["dry_run"], true);
+    assert!(t.attacker_connects(), "dry run blocked the attacker");
+    assert!(d.of("applied").is_empty());
+    assert!(t.victim.chain(CHAIN).is_none(), "a chain in dry run");
+    let all = t.victim.ok(&["iptables-save"]);
+    assert!(!all.contains(CHAIN), "{all}");
+    assert_eq!(t.victim.normalized_dump(), before);
+}
+
+/// Adds rules and a set autoblock does not own; returns the normalized dump with them.
+fn foreign_rules(t: &Topo) -> String {
+    let v = &t.victim;
+    v.ok(&[
+        "iptables",
+        "-w",
+        "-A",
+        "INPUT",
+        "-s",
+        "10.201.7.7",
+        "-j",
+        "DROP",
+    ]);
+    v.ok(&["iptables", "-w", "-N", "MINE"]);
+    v.ok(&[
+        "iptables",
+        "-w",
+        "-A",
+        "MINE",
+        "-s",
+        "10.201.7.8",
+        "-j",
+        "DROP",
+    ]);
+    v.ok(&[
+        "ip6tables",
+        "-w",
+        "-A",
+        "INPUT",
+        "-s",
+        "fd00:201:7::7",
+        "-j",
+        "DROP",
+    ]);
+    v.ok(&["ipset", "create", "keepme", "hash:ip"]);
+    v.ok(&["ipset", "add", "keepme", "10.201.7.9"]);
+    v.normalized_dump()
+}
+
+/// SIGTERM with `keep_on_exit = true` stops within 5 s and leaves the bans in the kernel;
+/// then `autoblock flush` removes exactly what autoblock created. Both backends.
+#[test]
+fn sigterm_keeps_bans_then_flush_removes_only_ours() {
+    if !require_root("daemon::sigterm_keeps_bans_then_flush_removes_only_ours") {
+        return;
+    }
+    for backend in ["iptables", "ipset"] {
+        let t = Topo::new("abdt");
+        let original = foreign_rules(&t);
+        let mut s = Setup::new();
+        s.backend(backend);
+        s.write();
+        let mut d = Daemon::start(&t.victim, &s, &[]);
+        d.cli_ok(&["ban", "10.201.9.9", "fd00:201:9::/64"]);
+        assert!(poll(EVENT, || banned_in_kernel(&t, backend, "10.201.9.9")));
+        d.signal("TERM");
+        let (st, took) = d.wait_exit(Duration::from_secs(10));
+        assert!(st.success(), "{backend}: exit {st}");
+        assert!(
+            took <= Duration::from_secs(5),
+            "{backend}: stopped in {took:?}"
+        );
+        let stopped = d.of("stopped");
+        assert_eq!(stopped.len(), 1, "{backend}");
+        assert_eq!(stopped[0]["kept_bans"], true);
+        assert_eq!(stopped[0]["flushed"], false);
+        assert!(
+            banned_in_kernel(&t, backend, "10.201.9.9"),
+            "{backend}: ban gone"
+        );
+        assert_eq!(jumps(&t.victim, CHAIN), 1);
+        assert_ne!(t.victim.normalized_dump(), original);
+        eprintln!("{backend}: SIGTERM (keep) stopped in {took:?}");
+
+        let out = t.victim.exec(&[
+            env!("CARGO_BIN_EXE_autoblock"),
+            "flush",
+            "--config",
+            s.config.to_str().expect("utf-8 path"),
+        ]);
+        assert!(out.status.success(), "{backend}: flush: {out:?}");
+        assert_eq!(
+            t.victim.normalized_dump(),
+            original,
+            "{backend}: flush left or took more"
+        );
+    }
+}
+
+/// SIGTERM with `keep_on_exit = false`: stops within 5 s and removes the chain, its jumps
+/// and sets, and nothing else. Both backends.
+#[test]
+fn sigterm_without_keep_removes_the_chain() {
+    if !require_root("daemon::sigterm_without_keep_removes_the_chain") {
+        return;
+    }
+    for backend in ["iptables", "ipset"] {
+        let t = Topo::new("abdu");
+        let original = foreign_rules(&t);
+        let mut s = Setup::new();
+        s.backend(backend)
+            .set("keep_on_exit = true", "keep_on_exit = false");
+        s.write();
+        let mut d = Daemon::start(&t.victim, &s, &[]);
+        d.cli_ok(&["ban", "10.201.9.9"]);
+        assert!(poll(EVENT, || banned_in_kernel(&t, backend, "10.201.9.9")));
+        d.signal("TERM");
+        let (st, took) = d.wait_exit(Duration::from_secs(10));
+        assert!(st.success(), "{backend}: exit {st}");
+        assert!(
+            took <= Duration::from_secs(5),
+            "{backend}: stopped in {took:?}"
+        );
+        let stopped = d.of("stopped");
+        assert_eq!(stopped[0]["kept_bans"], false, "{backend}");
+        assert_eq!(stopped[0]["flushed"], true, "{backend}");
+        assert!(t.victim.chain(CHAIN).is_none(), "{backend}: chain left");
+        assert_eq!(t.victim.normalized_dump(), original, "{backend}");
+        eprintln!("{backend}: SIGTERM (no keep) stopped in {took:?}");
+    }
+}
