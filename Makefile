@@ -9,7 +9,7 @@ APT_PACKAGES := pkg-config libpcap-dev iptables ipset iproute2 kmod procps \
 CONFIG ?= rules.toml
 DEMO_PCAP := target/demo/generated.pcap
 
-.PHONY: all deps build run test lint unit bench clean
+.PHONY: all deps build run test lint unit bench bench-reaction clean
 
 all: build
 
@@ -44,6 +44,10 @@ test: deps lint
 
 bench: build
 	./benches/replay.sh
+
+# Flood -> DROP in the kernel, end to end in namespaces (as root): BENCHMARKS.md "Reaction time".
+bench-reaction: build
+	./benches/reaction.sh
 
 clean:
 	$(CARGO) clean

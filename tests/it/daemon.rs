@@ -473,7 +473,7 @@ fn random_source_flood_no_bans_bounded_memory() {
         peak as f64 / 1048576.0,
         before as f64 / 1048576.0
     );
-    assert!(packets >= 20_000, "too few packets captured: {packets}");
+    assert!(packets >= 10_000, "too few packets captured: {packets}");
     assert!(tracked <= MAX_TRACKED, "{st}");
     assert!(tracked >= MAX_TRACKED / 2, "the table was not filled: {st}");
     assert!(
