@@ -401,13 +401,22 @@ impl Daemon {
 
     /// `VmHWM` (peak resident set) of the daemon, in bytes.
     pub fn peak_rss(&self) -> u64 {
+        self.proc_status_bytes("VmHWM:")
+    }
+
+    /// `RssAnon` (resident heap and stacks, not the mapped binary) of the daemon, in bytes.
+    pub fn anon_rss(&self) -> u64 {
+        self.proc_status_bytes("RssAnon:")
+    }
+
+    fn proc_status_bytes(&self, field: &str) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("proc status");
         let kb: u64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM");
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid));
         kb * 1024
     }
 
