@@ -9,7 +9,7 @@ APT_PACKAGES := pkg-config libpcap-dev iptables ipset iproute2 kmod procps \
 CONFIG ?= rules.toml
 DEMO_PCAP := target/demo/generated.pcap
 
-.PHONY: all deps build run replay-demo test lint bench clean
+.PHONY: all deps build run replay-demo test lint bench bench-reaction clean
 
 all: build
 
@@ -49,6 +49,10 @@ test: deps lint
 
 bench: build
 	./benches/replay.sh
+
+# Flood -> DROP in the kernel, end to end in namespaces (as root): BENCHMARKS.md "Reaction time".
+bench-reaction: build
+	./benches/reaction.sh
 
 clean:
 	$(CARGO) clean

@@ -78,6 +78,8 @@ impl EngineLoop {
                         let resp = self.control(req, &mut out);
                         dirty |= !out.is_empty();
                         self.dispatch(&mut out);
+                        // `ban` then `status` must agree, without waiting for the next tick.
+                        self.publish_stats();
                         let _ = reply.send(resp);
                     }
                     EngineMsg::Reload(config) => self.engine.reconfigure(&config),
@@ -89,17 +91,7 @@ impl EngineLoop {
             }
             if last_stats.elapsed() >= Duration::from_millis(200) {
                 last_stats = Instant::now();
-                let s = self.engine.stats();
-                self.shared
-                    .metrics
-                    .set_tracked_sources(s.tracked_sources as u64);
-                self.shared.metrics.set_active_bans(s.active_bans as u64);
-                self.shared
-                    .tracked_sources
-                    .store(s.tracked_sources as u64, Ordering::Relaxed);
-                self.shared
-                    .active_bans
-                    .store(s.active_bans as u64, Ordering::Relaxed);
+                self.publish_stats();
             }
             if dirty && last_save.elapsed() >= SAVE_EVERY {
                 self.save();
@@ -107,6 +99,21 @@ impl EngineLoop {
                 last_save = Instant::now();
             }
         }
+    }
+
+    /// Copies the engine's counts to `status` and the metrics.
+    fn publish_stats(&self) {
+        let s = self.engine.stats();
+        self.shared
+            .metrics
+            .set_tracked_sources(s.tracked_sources as u64);
+        self.shared.metrics.set_active_bans(s.active_bans as u64);
+        self.shared
+            .tracked_sources
+            .store(s.tracked_sources as u64, Ordering::Relaxed);
+        self.shared
+            .active_bans
+            .store(s.active_bans as u64, Ordering::Relaxed);
     }
 
     /// Events first (log watchers see the decision at once), then the kernel.

@@ -2,6 +2,8 @@
 
 mod check;
 mod control;
+mod daemon;
+mod daemon_util;
 mod enforcer;
 mod examples;
 mod firewall;
