@@ -163,6 +163,8 @@ pub struct SourceTable {
     last_sweep: u64,
     /// Packets from sources that could not be tracked because the table was full.
     pub untracked: u64,
+    /// A source was turned away since the last sweep (batch mode sweeps between batches).
+    full: bool,
     /// Sources evicted as idle, in all.
     pub evicted: u64,
 }
@@ -204,6 +206,7 @@ impl SourceTable {
             idle_us,
             last_sweep: 0,
             untracked: 0,
+            full: false,
             evicted: 0,
         }
     }
@@ -235,11 +238,17 @@ impl SourceTable {
                 return None;
             }
         }
+        Some(self.insert(key, now_us))
+    }
+
+    /// Allocates a slot for a new key (a freed one first). The table is never larger than
+    /// `max_sources` (at most u32::MAX) keys, so slot numbers cannot run out.
+    fn insert(&mut self, key: SourceKey, now_us: u64) -> Slot {
         let s = match self.free.pop() {
             Some(s) => s,
             None => {
                 let s = self.slots;
-                self.slots = s.checked_add(1)?;
+                self.slots = s.saturating_add(1);
                 self.packets
                     .resize_with(self.slots as usize * self.n_packets, Default::default);
                 self.bytes
@@ -256,7 +265,35 @@ impl SourceTable {
                 last_seen: now_us,
             },
         );
-        Some(Slot(s))
+        Slot(s)
+    }
+
+    /// Like [`SourceTable::slot`] but never sweeps (slots handed out earlier stay valid): when
+    /// the table is full the source is untracked, and [`SourceTable::sweep_if_full`] sweeps
+    /// before the next batch.
+    pub fn slot_deferred(&mut self, key: SourceKey, now_us: u64) -> Option<Slot> {
+        if let Some(e) = self.map.get_mut(&key) {
+            e.last_seen = now_us;
+            return Some(Slot(e.slot));
+        }
+        if self.map.len() >= self.max_sources {
+            self.untracked += 1;
+            self.full = true;
+            return None;
+        }
+        Some(self.insert(key, now_us))
+    }
+
+    /// Sweeps idle keys if the table filled up since the last sweep (at most once per bucket
+    /// of the shortest window).
+    pub fn sweep_if_full(&mut self, now_us: u64) {
+        let min_bucket = self.spans.iter().map(|s| s.bucket_us).min().unwrap_or(1);
+        if self.full
+            && (now_us >= self.last_sweep.saturating_add(min_bucket) || now_us < self.last_sweep)
+        {
+            self.full = false;
+            self.sweep(now_us);
+        }
     }
 
     /// Counts `amount` (packets or bytes) for rule `r` of the group; returns the window total.

@@ -122,13 +122,13 @@ pub fn replay_file(
                     summary.unparsed += unparsed;
                     summary.parsed += items.len() as u64;
                     bytes_read += bytes;
-                    for (p, ts) in &items {
-                        engine.observe(p, *ts, &mut decisions);
+                    engine.observe_batch(&items, &mut decisions);
+                    if let Some((_, ts)) = items.last() {
                         last_ts = *ts;
-                        for d in decisions.drain(..) {
-                            note_offender(&mut offenders, &d);
-                            on_decision(&d);
-                        }
+                    }
+                    for d in decisions.drain(..) {
+                        note_offender(&mut offenders, &d);
+                        on_decision(&d);
                     }
                     // The reader may be gone already; then the batch is simply dropped.
                     let _ = back_tx.send(items);

@@ -54,9 +54,7 @@ impl EngineLoop {
                     self.shared
                         .metrics
                         .add_packets(batch.iface_index, batch.items.len() as u64);
-                    for (p, ts) in &batch.items {
-                        self.engine.observe(p, *ts, &mut out);
-                    }
+                    self.engine.observe_batch(&batch.items, &mut out);
                     if let Some(back) = self.recycle.get(batch.iface_index) {
                         let _ = back.send(batch.items);
                     }

@@ -25,7 +25,7 @@ use ipnet::IpNet;
 use crate::ban_rate::BanRate;
 use crate::bans::{Ban, BanTable};
 use crate::config::{Config, Metric};
-use crate::counters::SourceKey;
+use crate::counters::{Slot, SourceKey};
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
 use fire::{FireCtx, fire};
@@ -162,6 +162,8 @@ pub struct Engine {
     quiet: HashMap<(SourceKey, usize), Timestamp, RandomState>,
     /// `max_new_bans_per_sec`, on passed-in time.
     rate: BanRate,
+    /// Reused per batch: each packet's key, slot and whether it is ours.
+    scratch: Vec<(SourceKey, Option<Slot>, bool)>,
     /// The latest time seen (time never runs backwards here except on a clock reset).
     now: Timestamp,
     next_maintenance: Timestamp,
@@ -184,6 +186,7 @@ impl Engine {
             offenses: HashMap::with_hasher(RandomState::default()),
             quiet: HashMap::with_hasher(RandomState::default()),
             rate: BanRate::new(config.enforce.max_new_bans_per_sec),
+            scratch: Vec::new(),
             now: Timestamp(0),
             next_maintenance: Timestamp(0),
             packets: 0,
@@ -206,42 +209,106 @@ impl Engine {
         for gi in 0..self.groups.len() {
             let g = &mut self.groups[gi];
             let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
-            let Some(slot) = g.table.slot(key, now_us) else {
-                continue;
+            if let Some(slot) = g.table.slot(key, now_us) {
+                self.count(gi, key, slot, p, now, out);
+            }
+        }
+    }
+
+    /// Counts a batch of packets in arrival order: the same decisions as [`Engine::observe`]
+    /// on each in turn, but the sources of the whole batch are looked up first, so their cache
+    /// misses overlap instead of queueing (the per-source table is the hot spot with many
+    /// sources). Table sweeps happen only between batches, so slots stay valid within one.
+    pub fn observe_batch(&mut self, items: &[(PacketMeta, Timestamp)], out: &mut Vec<Decision>) {
+        let Some(&(_, first)) = items.first() else {
+            return;
+        };
+        if self.groups.len() != 1 {
+            for (p, ts) in items {
+                self.observe(p, *ts, out);
+            }
+            return;
+        }
+        let now = self.advance(first);
+        if self.bans.next_deadline().is_some_and(|d| d <= now) || now >= self.next_maintenance {
+            self.tick(now, out);
+        }
+        self.groups[0].table.sweep_if_full(now.as_micros());
+        let mut slots = std::mem::take(&mut self.scratch);
+        slots.clear();
+        let g = &mut self.groups[0];
+        for (p, ts) in items {
+            let local = self.local.iter().any(|n| n.contains(&p.src));
+            let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
+            let slot = if local {
+                None
+            } else {
+                g.table
+                    .slot_deferred(key, ts.as_micros().max(now.as_micros()))
             };
-            for (r, &ri) in g.rules.iter().enumerate() {
-                let rule = &self.rules[ri];
-                if !rule.matches(p) {
-                    continue;
-                }
-                let value = match rule.metric {
-                    Metric::Packets => g.table.add_rate(slot, r, now_us, 1),
-                    Metric::Bytes => g.table.add_rate(slot, r, now_us, u64::from(p.len)),
-                    Metric::DstPorts => match p.dst_port {
-                        Some(port) => g.table.add_distinct(slot, r, now_us, u32::from(port)),
-                        None => continue,
+            slots.push((key, slot, local));
+        }
+        for ((p, ts), &(key, slot, local)) in items.iter().zip(&slots) {
+            let now = self.advance(*ts);
+            self.packets += 1;
+            if local {
+                self.local_packets += 1;
+                continue;
+            }
+            if self.bans.next_deadline().is_some_and(|d| d <= now) {
+                self.expire(now, out);
+            }
+            if let Some(slot) = slot {
+                self.count(0, key, slot, p, now, out);
+            }
+        }
+        self.scratch = slots;
+    }
+
+    /// Counts `p` for every matching rule of group `gi` and fires those that go over.
+    fn count(
+        &mut self,
+        gi: usize,
+        key: SourceKey,
+        slot: Slot,
+        p: &PacketMeta,
+        now: Timestamp,
+        out: &mut Vec<Decision>,
+    ) {
+        let now_us = now.as_micros();
+        let g = &mut self.groups[gi];
+        for (r, &ri) in g.rules.iter().enumerate() {
+            let rule = &self.rules[ri];
+            if !rule.matches(p) {
+                continue;
+            }
+            let value = match rule.metric {
+                Metric::Packets => g.table.add_rate(slot, r, now_us, 1),
+                Metric::Bytes => g.table.add_rate(slot, r, now_us, u64::from(p.len)),
+                Metric::DstPorts => match p.dst_port {
+                    Some(port) => g.table.add_distinct(slot, r, now_us, u32::from(port)),
+                    None => continue,
+                },
+                Metric::DstAddrs => g.table.add_distinct(slot, r, now_us, fold(p.dst)),
+            };
+            if value > rule.threshold {
+                fire(
+                    &self.rules[ri],
+                    ri,
+                    key,
+                    value,
+                    now,
+                    FireCtx {
+                        settings: &self.settings,
+                        allow: &self.allow,
+                        local: &self.local,
+                        bans: &mut self.bans,
+                        offenses: &mut self.offenses,
+                        quiet: &mut self.quiet,
+                        rate: &mut self.rate,
                     },
-                    Metric::DstAddrs => g.table.add_distinct(slot, r, now_us, fold(p.dst)),
-                };
-                if value > rule.threshold {
-                    fire(
-                        &self.rules[ri],
-                        ri,
-                        key,
-                        value,
-                        now,
-                        FireCtx {
-                            settings: &self.settings,
-                            allow: &self.allow,
-                            local: &self.local,
-                            bans: &mut self.bans,
-                            offenses: &mut self.offenses,
-                            quiet: &mut self.quiet,
-                            rate: &mut self.rate,
-                        },
-                        out,
-                    );
-                }
+                    out,
+                );
             }
         }
     }
@@ -249,13 +316,7 @@ impl Engine {
     /// Expires bans due at `now` (appending `Unblock`s) and does periodic housekeeping.
     pub fn tick(&mut self, ts: Timestamp, out: &mut Vec<Decision>) {
         let now = self.advance(ts);
-        let mut expired = Vec::new();
-        self.bans.pop_expired(now, &mut expired);
-        out.extend(expired.into_iter().map(|ban| Decision::Unblock {
-            ban,
-            at: now,
-            reason: UnblockReason::Expired,
-        }));
+        self.expire(now, out);
         if now >= self.next_maintenance {
             self.next_maintenance = now.saturating_add(Duration::from_secs(1));
             for g in &mut self.groups {
@@ -266,6 +327,17 @@ impl Engine {
                 .retain(|_, (_, last)| last.saturating_add(rw) >= now && *last <= now);
             self.quiet.retain(|_, until| *until > now);
         }
+    }
+
+    /// Ends the bans due at `now` (appending `Unblock`s).
+    fn expire(&mut self, now: Timestamp, out: &mut Vec<Decision>) {
+        let mut expired = Vec::new();
+        self.bans.pop_expired(now, &mut expired);
+        out.extend(expired.into_iter().map(|ban| Decision::Unblock {
+            ban,
+            at: now,
+            reason: UnblockReason::Expired,
+        }));
     }
 
     /// When the engine next needs a [`Engine::tick`] even if no packet arrives.

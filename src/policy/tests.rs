@@ -597,3 +597,37 @@ fn reload_keeps_counters_bans_and_history_when_windows_are_unchanged() {
     let d = feed(&mut fresh, &p, 101, 2 * SEC, MS);
     assert!(matches!(&d[..], [Decision::Block(v)] if v.offense == 2));
 }
+
+#[test]
+fn a_batch_decides_exactly_like_packet_by_packet() {
+    let rules = vec![
+        rule("p", Metric::Packets, 20, 1000),
+        rule("scan", Metric::DstPorts, 15, 10_000),
+        rule("sweep", Metric::DstAddrs, 15, 10_000),
+    ];
+    let mut c = config(rules);
+    c.enforce.ban = Duration::from_millis(300);
+    let local = vec!["10.9.9.9/32".parse().unwrap()];
+    let mut one = Engine::new(&c, local.clone());
+    let mut batch = Engine::new(&c, local);
+    let mut items = Vec::new();
+    for i in 0..5000u32 {
+        let src = format!("203.0.113.{}", i % 7);
+        let src = if i % 13 == 0 { "10.9.9.9".to_string() } else { src };
+        let dst = format!("10.0.{}.{}", (i / 250) % 4, i % 250);
+        let p = syn(&src, &dst, (i % 40) as u16 + 1);
+        items.push((p, Timestamp(SEC + u64::from(i) * 997)));
+    }
+    let mut a = Vec::new();
+    for (p, ts) in &items {
+        one.observe(p, *ts, &mut a);
+    }
+    let mut b = Vec::new();
+    for chunk in items.chunks(256) {
+        batch.observe_batch(chunk, &mut b);
+    }
+    assert!(a.iter().any(|d| matches!(d, Decision::Block(_))));
+    assert!(a.iter().any(|d| matches!(d, Decision::Unblock { .. })));
+    assert_eq!(a, b);
+    assert_eq!(one.stats().local_packets, batch.stats().local_packets);
+}
