@@ -5,11 +5,15 @@ CARGO ?= cargo
 # System packages: libpcap to build against, the firewall tools we drive, the tools the
 # namespace tests use to make real traffic, and tcpdump for the replay benchmark.
 APT_PACKAGES := pkg-config libpcap-dev iptables ipset iproute2 kmod procps \
-                hping3 nmap tcpdump iperf3 netcat-openbsd bc
+                hping3 nmap tcpdump iperf3 netcat-openbsd bc \
+                dpkg-dev systemd man-db jq logrotate
+# Packaging: `cargo deb` builds target/debian/autoblock_*.deb (metadata in Cargo.toml).
+CARGO_DEB_VERSION := 3.8.0
+ASSETS := target/assets
 CONFIG ?= rules.toml
 DEMO_PCAP := target/demo/generated.pcap
 
-.PHONY: all deps build run replay-demo test lint bench bench-reaction clean
+.PHONY: all deps build run replay-demo test lint bench bench-reaction clean deb assets demo
 
 all: build
 
@@ -23,6 +27,8 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install a Rust toolchain (rustup) first" >&2; exit 1; }
+	@$(CARGO) deb --version 2>/dev/null | grep -qx 'cargo-deb $(CARGO_DEB_VERSION)' || \
+	  { echo "installing cargo-deb $(CARGO_DEB_VERSION)"; $(CARGO) install --locked --quiet cargo-deb --version $(CARGO_DEB_VERSION); }
 
 build: deps
 	$(CARGO) build --release --locked
@@ -44,8 +50,28 @@ lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-test: deps lint
+# The packaging tests inspect the .deb that `make deb` just built (cargo deb inside cargo test
+# would fight over the build lock).
+test: deps lint deb
 	$(CARGO) test --locked -- --test-threads=2
+
+# Man pages and completions from the CLI definition, and the packaged rules.toml: the repo's
+# file with the events file switched on (the service keeps it under /var/log/autoblock, which
+# logrotate rotates; a run from the checkout writes events to stdout only).
+assets: deps
+	rm -rf $(ASSETS)
+	$(CARGO) run --locked --quiet --example gen-docs -- $(ASSETS)
+	sed 's|^file = ""$$|file = "/var/log/autoblock/events.jsonl"|' rules.toml > $(ASSETS)/rules.toml
+	grep -qx 'file = "/var/log/autoblock/events.jsonl"' $(ASSETS)/rules.toml
+	$(CARGO) run --locked --quiet -- check --config $(ASSETS)/rules.toml >/dev/null
+
+deb: assets
+	$(CARGO) deb --locked --strip
+	@ls -1 target/debian/*.deb
+
+# Two network namespaces, a bounded SYN flood, a ban and its expiry; nothing is left behind.
+demo: build
+	bash packaging/demo.sh
 
 bench: build
 	./benches/replay.sh

@@ -28,7 +28,15 @@ pub const EXIT_USAGE: i32 = 2;
 #[command(
     name = "autoblock",
     version,
-    about = "A server under heavy load defends itself in real time"
+    about = "A server under heavy load defends itself in real time",
+    after_help = "Exit codes:\n  \
+0  success\n  \
+1  runtime error (I/O, firewall command, capture, daemon not reachable)\n  \
+2  usage or configuration error\n\n\
+Example:\n  \
+autoblock check --config /etc/autoblock/rules.toml\n  \
+sudo systemctl start autoblock && sudo autoblock status\n\n\
+Each subcommand has its own --help with examples."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -58,6 +66,10 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  autoblock check --config /etc/autoblock/rules.toml && \
+sudo systemctl reload autoblock"
+)]
 pub struct CheckArgs {
     /// Configuration file [default: ./rules.toml if present, else /etc/autoblock/rules.toml]
     #[arg(long, short)]

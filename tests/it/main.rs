@@ -9,6 +9,7 @@ mod examples;
 mod firewall;
 mod live;
 mod netns;
+mod packaging;
 mod packet_pcaps;
 mod replay;
 mod util;
