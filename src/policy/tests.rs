@@ -613,7 +613,11 @@ fn a_batch_decides_exactly_like_packet_by_packet() {
     let mut items = Vec::new();
     for i in 0..5000u32 {
         let src = format!("203.0.113.{}", i % 7);
-        let src = if i % 13 == 0 { "10.9.9.9".to_string() } else { src };
+        let src = if i % 13 == 0 {
+            "10.9.9.9".to_string()
+        } else {
+            src
+        };
         let dst = format!("10.0.{}.{}", (i / 250) % 4, i % 250);
         let p = syn(&src, &dst, (i % 40) as u16 + 1);
         items.push((p, Timestamp(SEC + u64::from(i) * 997)));
