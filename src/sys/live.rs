@@ -8,13 +8,13 @@
 //!   falls behind and the channel is full, the batch is dropped and counted
 //!   ([`CaptureStats::batches_dropped`]). Detection may lose packets under overload; capture
 //!   never stalls (a stalled reader would make the kernel drop instead, uncounted by us).
-//! - A frame never waits for a later frame: a batch leaves when full or when a read emptied
-//!   the kernel ring ([`FlushPolicy`]). Under load batches grow by themselves.
-//! - [`LiveCapture::stop`] returns promptly on an idle link: it sets a flag the thread checks
-//!   after every read and calls `pcap_breakloop`, which (libpcap >= 1.10 on Linux) wakes a read
-//!   in progress through an eventfd. Reads block in poll(2) with no periodic wakeup on an idle
-//!   link. (libpcap 1.10 does not return from a blocking read on its timeout: it polls again;
-//!   without immediate mode TPACKET_V3 never even wakes on an idle link.)
+//! - Reads never block (libpcap non-blocking mode): the thread reads what the kernel ring holds,
+//!   sends the batch, and naps ~1 ms when the ring is empty (10 ms after 1 s of quiet), so a
+//!   frame waits about one nap at most and batches grow with the rate ([`FlushPolicy`]).
+//! - [`LiveCapture::stop`] returns within about one nap, idle link or not: the thread checks a
+//!   stop flag after every read. (A blocking read cannot do this: libpcap 1.10 on Linux never
+//!   returns from one on its timeout, it polls again; without immediate mode TPACKET_V3 never
+//!   even wakes on an idle link.)
 //! - Timestamps are nanosecond precision on Linux (libpcap >= 1.5 offers it on every device
 //!   there); microseconds elsewhere.
 
@@ -60,10 +60,12 @@ pub struct LiveOptions {
     pub buffer_bytes: usize,
     /// Frames per batch (and the most one read delivers).
     pub batch_frames: usize,
-    /// libpcap read timeout (whole ms, at least 1). libpcap 1.10 on Linux only wakes poll(2)
-    /// this often inside a read and polls again, so it neither flushes nor stops anything;
-    /// it is a bound for libpcap builds that do return on it.
-    pub read_timeout: Duration,
+    /// Nap when the ring is empty: the latency bound while traffic flows.
+    pub nap: Duration,
+    /// Nap once the link has been quiet for `idle_after`: the delay of the first packet after a
+    /// quiet spell, and how often an idle interface wakes the thread.
+    pub idle_nap: Duration,
+    pub idle_after: Duration,
     /// How often libpcap's own counters are copied into [`CaptureStats`].
     pub stats_every: Duration,
 }
@@ -75,7 +77,9 @@ impl Default for LiveOptions {
             filter: None,
             buffer_bytes: 32 << 20,
             batch_frames: 256,
-            read_timeout: Duration::from_millis(100),
+            nap: Duration::from_millis(1),
+            idle_nap: Duration::from_millis(10),
+            idle_after: Duration::from_secs(1),
             stats_every: Duration::from_secs(1),
         }
     }
@@ -114,7 +118,6 @@ pub enum LiveError {
 pub struct LiveCapture {
     iface: String,
     shared: Arc<Shared>,
-    breaker: pcap::BreakLoop,
     thread: Option<JoinHandle<Result<(), LiveError>>>,
 }
 
@@ -129,8 +132,7 @@ impl LiveCapture {
         tx: SyncSender<LiveBatch>,
         recycle: Receiver<Items>,
     ) -> Result<LiveCapture, LiveError> {
-        let mut cap = open(iface, opts)?;
-        let breaker = cap.breakloop_handle();
+        let cap = open(iface, opts)?;
         let shared = Arc::new(Shared::default());
         let worker = worker::Worker::new(
             iface,
@@ -151,7 +153,6 @@ impl LiveCapture {
         Ok(LiveCapture {
             iface: iface.to_string(),
             shared,
-            breaker,
             thread: Some(thread),
         })
     }
@@ -171,7 +172,7 @@ impl LiveCapture {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
-    /// Stops the thread (promptly, even on an idle link), sends the last partial batch if the
+    /// Stops the thread (within about one nap, even on an idle link), sends the last partial batch if the
     /// channel has room, and returns the final numbers, or the error that ended it earlier.
     pub fn stop(mut self) -> Result<CaptureStats, LiveError> {
         self.shutdown()
@@ -179,7 +180,6 @@ impl LiveCapture {
 
     fn shutdown(&mut self) -> Result<CaptureStats, LiveError> {
         self.shared.stop.store(true, Ordering::Release);
-        self.breaker.breakloop();
         if let Some(thread) = self.thread.take() {
             match thread.join() {
                 Ok(result) => result?,
@@ -204,7 +204,6 @@ impl Drop for LiveCapture {
 
 /// Creates, configures and activates the capture, then installs the filter.
 fn open(iface: &str, opts: &LiveOptions) -> Result<Capture<Active>, LiveError> {
-    let ms = opts.read_timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
     let precision = if cfg!(target_os = "linux") {
         Precision::Nano
     } else {
@@ -219,7 +218,6 @@ fn open(iface: &str, opts: &LiveOptions) -> Result<Capture<Active>, LiveError> {
         .snaplen(i32::try_from(opts.snaplen).unwrap_or(i32::MAX))
         .buffer_size(i32::try_from(opts.buffer_bytes).unwrap_or(i32::MAX))
         .promisc(false)
-        .timeout(ms)
         .precision(precision)
         .open()
         .map_err(|e| classify_open(iface, &e))?;
@@ -230,7 +228,10 @@ fn open(iface: &str, opts: &LiveOptions) -> Result<Capture<Active>, LiveError> {
             msg: pcap_msg(&e),
         })?;
     }
-    Ok(cap)
+    cap.setnonblock().map_err(|e| LiveError::Open {
+        iface: iface.to_string(),
+        msg: pcap_msg(&e),
+    })
 }
 
 /// libpcap's activation error, sorted by what the operator has to do about it.

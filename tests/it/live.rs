@@ -43,7 +43,7 @@ fn probe_bin() -> &'static PathBuf {
 /// A running probe; killed (by its own pid) if the test panics before `finish`.
 struct Probe {
     child: Child,
-    out: BufReader<ChildStdout>,
+    out: Option<BufReader<ChildStdout>>,
 }
 
 impl Probe {
@@ -62,18 +62,30 @@ impl Probe {
         let mut line = String::new();
         out.read_line(&mut line).expect("read probe");
         if line.trim() == "ready" {
-            return Ok(Probe { child, out });
+            return Ok(Probe {
+                child,
+                out: Some(out),
+            });
         }
         let _ = child.wait();
         Err(serde_json::from_str(&line).unwrap_or_else(|_| panic!("probe said {line:?}")))
     }
 
-    /// Lets in-flight packets land, stops the capture, returns the report.
+    /// Lets in-flight packets land, stops the capture, returns the report. A probe that does
+    /// not report within 5 s (a stop that hangs) fails the test and is killed on drop.
     fn finish(mut self) -> Value {
         std::thread::sleep(Duration::from_millis(150));
         let _ = self.child.stdin.take().expect("stdin").write_all(b"stop\n");
-        let mut line = String::new();
-        self.out.read_line(&mut line).expect("read report");
+        let mut out = self.out.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = out.read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("probe did not report within 5 s of stop");
         let _ = self.child.wait();
         let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("report {line:?}"));
         assert!(v["error"].is_null(), "capture error: {}", v["error"]);
@@ -217,7 +229,9 @@ fn lone_packet_reaches_consumer_within_20ms() {
     }
     let pair = Pair::new("lv7");
     let probe = Probe::start(&pair.server, &["--iface", "vs"]).expect("start");
-    // Five SYNs 200 ms apart: each meets an idle capture and a partial batch.
+    // After more than a second of quiet (the capture naps 10 ms then), then five SYNs 200 ms
+    // apart (1 ms naps): both delays stay well under 20 ms.
+    std::thread::sleep(Duration::from_millis(1200));
     syns(&pair, SERVER4, 80, 5, 200_000);
     let r = probe.finish();
     assert!(u(&source(&r, CLIENT4)["syn"]) >= 5);

@@ -1,11 +1,11 @@
-//! The capture thread's loop: read with `pcap_dispatch` (up to a batch of queued frames per
-//! call), parse into the current batch, flush by [`FlushPolicy`], refresh libpcap's counters
-//! every `stats_every`. It owns the libpcap handle; other threads see only [`super::Shared`].
+//! The capture thread's loop: read with a non-blocking `pcap_dispatch` (up to a batch of queued
+//! frames per call), parse into the current batch, flush and nap by [`FlushPolicy`], refresh
+//! libpcap's counters every `stats_every`. It owns the libpcap handle; other threads see only [`super::Shared`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pcap::{Active, Capture};
 
@@ -27,7 +27,7 @@ pub(super) struct Worker {
     items: Items,
     frames_in_batch: usize,
     unparsed_in_batch: u64,
-    /// For the libpcap counters' refresh only; batching needs no clock.
+    /// Monotonic clock for naps and the counters' refresh (µs since the thread started).
     clock: Instant,
     stats: CaptureStats,
     received: Wrapping32,
@@ -55,7 +55,12 @@ impl Worker {
             iface_index,
             linktype,
             nanos: cfg!(target_os = "linux"),
-            policy: FlushPolicy { max_frames },
+            policy: FlushPolicy {
+                max_frames,
+                nap_us: micros(opts.nap),
+                idle_nap_us: micros(opts.idle_nap),
+                idle_after_us: micros(opts.idle_after),
+            },
             tx,
             recycle,
             items: Vec::with_capacity(max_frames),
@@ -66,7 +71,7 @@ impl Worker {
             received: Wrapping32::default(),
             dropped: Wrapping32::default(),
             if_dropped: Wrapping32::default(),
-            stats_every_us: u64::try_from(opts.stats_every.as_micros()).unwrap_or(u64::MAX),
+            stats_every_us: micros(opts.stats_every),
             shared,
             gone: false,
         }
@@ -74,7 +79,7 @@ impl Worker {
 
     /// Runs until stopped, until the engine is gone, or until libpcap fails.
     pub(super) fn run(mut self, mut cap: Capture<Active>) -> Result<(), LiveError> {
-        let mut next_stats = 0u64;
+        let (mut next_stats, mut last_frame) = (0u64, 0u64);
         // At most one batch per dispatch call, so the loop comes round (stop flag, stats) even
         // under a flood that never lets the ring drain.
         let per_read = Some(self.policy.per_read());
@@ -86,14 +91,19 @@ impl Worker {
                         self.flush();
                     }
                     let now = self.now_us();
+                    if got > 0 {
+                        last_frame = now;
+                    }
                     if now >= next_stats {
                         self.refresh_pcap_stats(&mut cap);
                         next_stats = now.saturating_add(self.stats_every_us);
                     }
+                    let nap = self.policy.nap_us(got, now.saturating_sub(last_frame));
+                    if nap > 0 {
+                        std::thread::sleep(Duration::from_micros(nap));
+                    }
                 }
-                // pcap_breakloop makes the read fail; anything else is a real failure
-                // (interface gone, socket error).
-                Err(_) if self.shared.stop.load(Ordering::Acquire) => break,
+                // A real failure: interface gone, socket error.
                 Err(e) => {
                     result = Err(LiveError::Read {
                         iface: self.iface.clone(),
@@ -176,4 +186,8 @@ impl Worker {
     fn now_us(&self) -> u64 {
         u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
