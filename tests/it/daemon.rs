@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::daemon_util::{
     ATTACKER4, CLIENT4, Daemon, Kernel, Setup, Topo, VICTIM_A4, drops_of, jumps, poll,
 };
+use crate::netns::Netns;
 use crate::util::require_root;
 
 const CHAIN: &str = "AUTOBLOCK";
@@ -511,7 +512,9 @@ fn dry_run_logs_but_leaves_the_kernel_alone() {
     }
     let t = Topo::new("abdd");
     let _svc = t.serve();
-    let s = Setup::new();
+    let mut s = Setup::new();
+    s.set("listen = \"\"", "listen = \"127.0.0.1:9477\"");
+    s.write();
     let before = t.victim.normalized_dump();
     let mut d = Daemon::start(&t.victim, &s, &["--dry-run"]);
     assert_eq!(d.of("started")[0]["dry_run"], true);
@@ -526,9 +529,62 @@ fn dry_run_logs_but_leaves_the_kernel_alone() {
     assert!(t.attacker_connects(), "dry run blocked the attacker");
     assert!(d.of("applied").is_empty());
     assert!(t.victim.chain(CHAIN).is_none(), "a chain in dry run");
+    // The Prometheus endpoint (inside the namespace, on its loopback) counts what happened.
+    let metrics = fetch_metrics(&t.victim, "127.0.0.1", "9477");
+    assert!(
+        metrics.starts_with("HTTP/1.0 200") || metrics.starts_with("HTTP/1.1 200"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("autoblock_bans_total{rule=\"conn-burst\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("autoblock_reaction_seconds_count"),
+        "{metrics}"
+    );
+    let packets = metrics
+        .lines()
+        .find(|l| l.starts_with("autoblock_packets_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(packets >= 300, "packets seen: {packets}\n{metrics}");
     let all = t.victim.ok(&["iptables-save"]);
     assert!(!all.contains(CHAIN), "{all}");
     assert_eq!(t.victim.normalized_dump(), before);
+}
+
+/// `GET /metrics` from inside `ns` with netcat (a request line on stdin, the answer on stdout).
+fn fetch_metrics(ns: &Netns, host: &str, port: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "nc",
+            "-N",
+            "-w",
+            "3",
+            host,
+            port,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nc");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    }
+    let out = child.wait_with_output().expect("nc output");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Adds rules and a set autoblock does not own; returns the normalized dump with them.
