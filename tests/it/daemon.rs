@@ -708,3 +708,66 @@ fn sigterm_without_keep_removes_the_chain() {
         eprintln!("{backend}: SIGTERM (no keep) stopped in {took:?}");
     }
 }
+
+#[test]
+fn offense_history_and_manual_bans_survive_a_restart() {
+    if !require_root("daemon::offense_history_and_manual_bans_survive_a_restart") {
+        return;
+    }
+    let t = Topo::new("abds");
+    let _svc = t.serve();
+    let mut s = Setup::new();
+    // The chain is removed at exit, so anything back after the restart came from the state file.
+    s.set("keep_on_exit = true", "keep_on_exit = false");
+    s.write();
+    let mut d = Daemon::start_as(&t.victim, &s, &[], "first");
+    let flood = t.flood(300, 1000, &[]);
+    let first = d.wait_event(EVENT, "block", is_attacker_block);
+    assert_eq!(first["offense"], 1, "{first}");
+    flood.wait(Duration::from_secs(30));
+    d.cli_ok(&["unban", ATTACKER4]);
+    d.cli_ok(&[
+        "ban",
+        "198.51.100.77",
+        "--for",
+        "1h",
+        "--reason",
+        "abuse-report",
+    ]);
+    d.signal("TERM");
+    let (status, _) = d.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    assert!(
+        t.victim.chain(CHAIN).is_none(),
+        "keep_on_exit = false removes the chain"
+    );
+
+    let mut d2 = Daemon::start_as(&t.victim, &s, &[], "second");
+    // The manual ban is back in the kernel, with its reason and about an hour left.
+    assert!(
+        poll(EVENT, || banned_in_kernel(&t, "iptables", "198.51.100.77")),
+        "manual ban not restored"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&d2.cli_ok(&["list", "--format", "json"])).expect("list json");
+    let manual = list
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["target"] == "198.51.100.77"))
+        .cloned()
+        .expect("manual ban listed");
+    assert_eq!(manual["manual"], true, "{manual}");
+    assert_eq!(manual["reason"], "abuse-report", "{manual}");
+    assert!(
+        manual["remaining_secs"].as_u64().unwrap_or(0) > 3500,
+        "{manual}"
+    );
+    // The attacker comes back: a repeat offense, so a longer ban.
+    let flood = t.flood(300, 1000, &[]);
+    let second = d2.wait_event(EVENT, "block", is_attacker_block);
+    assert_eq!(second["offense"], 2, "{second}");
+    assert!(
+        second["ban_secs"].as_u64().unwrap_or(0) > first["ban_secs"].as_u64().unwrap_or(0),
+        "{first} then {second}"
+    );
+    flood.wait(Duration::from_secs(30));
+}
