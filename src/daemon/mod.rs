@@ -129,6 +129,20 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
         last_reload: Mutex::new(None),
     });
 
+    // A daemon already answering on our socket owns the chain: touch nothing of it.
+    let probe = crate::control::client::request(
+        &config.control.socket,
+        &crate::control::protocol::Request::Status,
+        Duration::from_secs(2),
+    );
+    if let Ok(crate::control::protocol::Response::Status(other)) = probe {
+        anyhow::bail!(
+            "another autoblock is running (pid {}, socket {}); stop it first",
+            other.pid,
+            config.control.socket.display()
+        );
+    }
+
     // The kernel first: adopt what a previous run left (no gap, no duplicate).
     let dry_run = config.enforce.dry_run;
     let fw = if dry_run {

@@ -771,3 +771,38 @@ fn offense_history_and_manual_bans_survive_a_restart() {
     );
     flood.wait(Duration::from_secs(30));
 }
+
+#[test]
+fn a_second_daemon_refuses_to_start_and_touches_nothing() {
+    if !require_root("daemon::a_second_daemon_refuses_to_start_and_touches_nothing") {
+        return;
+    }
+    let t = Topo::new("abd2");
+    let _svc = t.serve();
+    let mut s = Setup::new();
+    s.set("keep_on_exit = true", "keep_on_exit = false");
+    s.write();
+    let d = Daemon::start_as(&t.victim, &s, &[], "first");
+    d.cli_ok(&["ban", "198.51.100.88"]);
+    assert!(poll(EVENT, || banned_in_kernel(
+        &t,
+        "iptables",
+        "198.51.100.88"
+    )));
+    let before = t.victim.chain(CHAIN);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", t.victim.name()])
+        .arg(env!("CARGO_BIN_EXE_autoblock"))
+        .args(["run", "--config"])
+        .arg(&s.config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("second daemon");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another autoblock is running"), "{err}");
+    // It neither emitted `started` nor flushed the first daemon's chain on its way out.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"started\""));
+    assert_eq!(t.victim.chain(CHAIN), before);
+    assert_eq!(d.status()["active_bans"], 1);
+}
