@@ -46,13 +46,13 @@ impl BanRate {
 
     /// True when one more new ban fits within the rate at `now`.
     pub fn allow(&mut self, now: Timestamp) -> bool {
+        // Time going back (a clock step, glued captures) is a new reference point: the
+        // bucket keeps what it had and refills from there as time moves on.
         let step = match self.last {
             Some(last) => now.since(last).min(MAX_STEP),
             None => Duration::ZERO,
         };
-        if now >= self.last.unwrap_or(now) {
-            self.last = Some(now);
-        }
+        self.last = Some(now);
         self.total += step;
         if self.total > MAX_TOTAL {
             self.clock = FakeRelativeClock::default();
@@ -89,5 +89,25 @@ mod tests {
         for i in 0..200_000u64 {
             r.allow(Timestamp(i * 3_600_000_000 * 24 * 365));
         }
+    }
+}
+
+#[cfg(test)]
+mod clock_step_tests {
+    use super::*;
+    #[test]
+    fn refills_after_time_goes_back() {
+        let mut r = BanRate::new(2);
+        let t = Timestamp::from_secs(10_000);
+        assert_eq!((0..10).filter(|_| r.allow(t)).count(), 2);
+        // One hour back, then 100 s of time passing: should refill.
+        let mut ok = 0;
+        for s in 0..100 {
+            ok += usize::from(r.allow(Timestamp::from_secs(6_400 + s)));
+        }
+        assert!(
+            ok >= 50,
+            "only {ok} allowed in 100 s after the clock went back"
+        );
     }
 }

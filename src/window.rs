@@ -125,8 +125,10 @@ fn bucket32(now_us: u64, span: Span) -> u32 {
     (now_us / span.bucket_us) as u32
 }
 
+/// Seen within the window, or at most a window ahead (packets slightly out of order across
+/// interfaces); anything further ahead is from before a clock reset and is stale.
 fn live(seen: u32, now: u32) -> bool {
-    now.wrapping_sub(seen) < BUCKETS as u32
+    now.wrapping_sub(seen) < BUCKETS as u32 || seen.wrapping_sub(now) < BUCKETS as u32
 }
 
 impl DistinctWindow {

@@ -489,3 +489,17 @@ proptest::proptest! {
         let _ = super::parse::key_near(&text, offset);
     }
 }
+
+#[test]
+fn ipset_bans_cannot_outlive_the_kernel_timeout_and_checks_are_bounded() {
+    let p =
+        problems("[enforce]\nbackend = \"ipset\"\nmax_ban = \"30d\"\ncheck_interval = \"0s\"\n");
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(
+        p[0].starts_with("rules.toml:3:11: enforce.max_ban: 30d is longer than ipset allows"),
+        "{p:?}"
+    );
+    assert!(p[1].contains("enforce.check_interval"), "{p:?}");
+    // The same ban length is fine with iptables (the expiry lives in a comment).
+    assert!(parse("[enforce]\nbackend = \"iptables\"\nmax_ban = \"30d\"\n").is_ok());
+}

@@ -291,12 +291,26 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
         "enforce.repeat_window",
         Duration::from_secs(3600),
     );
-    let check_interval = dur(
-        ctx,
+    let check_interval = ctx.duration(
         &raw.check_interval,
         "enforce.check_interval",
         Duration::from_secs(10),
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
     );
+    // ipset keeps a timeout of at most 2^31 - 1 s... in practice 2,147,483 s (24.8 days) per
+    // entry: a longer ban would silently end early in the kernel.
+    if backend == BackendKind::Ipset
+        && let (Some(m), Some(v)) = (max_ban, &raw.max_ban)
+        && m > IPSET_MAX_TIMEOUT
+    {
+        let msg = format!(
+            "{} is longer than ipset allows for a timeout ({}); lower it or use backend = \"iptables\"",
+            duration::format(m),
+            duration::format(IPSET_MAX_TIMEOUT)
+        );
+        ctx.at(v.span(), "enforce.max_ban", msg);
+    }
     let repeat_multiplier = match &raw.repeat_multiplier {
         None => 2.0,
         Some(m) => {
@@ -341,6 +355,9 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
         check_interval: check_interval.unwrap_or_default(),
     }
 }
+
+/// The longest timeout an ipset entry can carry.
+const IPSET_MAX_TIMEOUT: Duration = Duration::from_secs(2_147_483);
 
 /// `INPUT`, `FORWARD`, or `table:CHAIN` with table filter, raw or mangle.
 fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>) -> Vec<String> {

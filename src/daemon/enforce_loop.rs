@@ -41,7 +41,7 @@ impl EnforceLoop {
         let mut enforcer = Enforcer::new(Some(self.fw.clone()));
         // Crossing times of the blocks staged since the last commit (reaction time).
         let mut crossings: Vec<Timestamp> = Vec::new();
-        let mut next_check = Instant::now() + self.check_interval;
+        let mut next_check = later(self.check_interval);
         let mut stopping = false;
         loop {
             let now = Instant::now();
@@ -71,7 +71,7 @@ impl EnforceLoop {
             }
             self.commit(&mut enforcer, &mut crossings);
             if Instant::now() >= next_check && !stopping {
-                next_check = Instant::now() + self.check_interval;
+                next_check = later(self.check_interval);
                 self.check();
             }
             self.shared
@@ -140,6 +140,13 @@ impl EnforceLoop {
             }
         }
     }
+}
+
+/// `now + d`, or far ahead when that does not fit.
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(3600))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -27,6 +27,8 @@ const SAVE_EVERY: Duration = Duration::from_secs(5);
 pub enum EngineMsg {
     Control(Request, SyncSender<Response>),
     Reload(Box<Config>),
+    /// Our own addresses changed.
+    SetLocal(Vec<IpNet>),
     /// Save state and end the thread.
     Stop,
 }
@@ -80,7 +82,14 @@ impl EngineLoop {
                         self.publish_stats();
                         let _ = reply.send(resp);
                     }
-                    EngineMsg::Reload(config) => self.engine.reconfigure(&config),
+                    EngineMsg::Reload(config) => {
+                        self.engine.reconfigure(&config, wall_now(), &mut out);
+                        self.dispatch(&mut out);
+                    }
+                    EngineMsg::SetLocal(local) => {
+                        self.engine.set_local(local, wall_now(), &mut out);
+                        self.dispatch(&mut out);
+                    }
                     EngineMsg::Stop => {
                         self.save();
                         return;
@@ -215,6 +224,9 @@ impl EngineLoop {
     }
 
     fn save(&self) {
+        if !self.shared.state_writable.load(Ordering::Relaxed) {
+            return;
+        }
         let state = SavedState {
             version: 0,
             offenses: self

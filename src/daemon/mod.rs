@@ -51,6 +51,9 @@ pub struct Shared {
     pub enforcer_errors: AtomicU64,
     pub pending: AtomicU64,
     pub state_dir: PathBuf,
+    /// False when the state file exists but could not be read: it is then never overwritten
+    /// (its history and manual bans are not lost to an empty save).
+    pub state_writable: std::sync::atomic::AtomicBool,
     pub last_reload: Mutex<Option<String>>,
 }
 
@@ -126,9 +129,13 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
         enforcer_errors: AtomicU64::new(0),
         pending: AtomicU64::new(0),
         state_dir: config.state.dir.clone(),
+        state_writable: std::sync::atomic::AtomicBool::new(true),
         last_reload: Mutex::new(None),
     });
 
+    // One daemon per socket: an exclusive lock held for the whole run, taken before anything
+    // touches the kernel (two daemons on one chain would undo each other's work).
+    let _lock = lock_instance(&config.control.socket)?;
     // A daemon already answering on our socket owns the chain: touch nothing of it.
     let probe = crate::control::client::request(
         &config.control.socket,
@@ -157,7 +164,15 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     let saved = match crate::sys::state::load(&config.state.dir) {
         Ok(s) => s,
         Err(e) => {
-            shared.event("state_error", json!({ "error": e.to_string() }));
+            if matches!(e, crate::sys::state::StateError::Read { .. }) {
+                shared
+                    .state_writable
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+            shared.event(
+                "state_error",
+                json!({ "error": e.to_string(), "saving": matches!(e, crate::sys::state::StateError::Corrupt { .. }) }),
+            );
             Default::default()
         }
     };
@@ -178,8 +193,15 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
             adopted += 1;
         }
     }
-    // Manual bans the kernel lost (keep_on_exit = false, a flush) come back until they end.
     let (enf_tx, enf_rx) = mpsc::channel::<EnforceMsg>();
+    // Adopted bans the allowlist or our own addresses now cover are lifted at once.
+    let mut lifted = Vec::new();
+    engine.lift_protected(now, &mut lifted);
+    for d in lifted {
+        shared.emit("unblock", &crate::event::decision_json(&d, dry_run));
+        let _ = enf_tx.send(EnforceMsg::Decision(d));
+    }
+    // Manual bans the kernel lost (keep_on_exit = false, a flush) come back until they end.
     for (net, until, reason) in &saved.manual_bans {
         let until = Timestamp(*until);
         if until > now
@@ -327,6 +349,50 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     Ok(code)
 }
 
+/// Takes `<socket>.lock` exclusively (never blocking); the lock ends with the process.
+fn lock_instance(socket: &Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = socket.with_extension("lock");
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another autoblock is running (it holds {}); stop it first",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// The host's own addresses now (empty if they cannot be read: then nothing changes).
+fn local_now() -> Vec<ipnet::IpNet> {
+    let Ok(mut local) = crate::sys::host::local_addresses(None) else {
+        return Vec::new();
+    };
+    local.extend(crate::sys::host::loopback());
+    local.sort();
+    local.dedup();
+    local
+}
+
 fn backend_name(config: &Config) -> &'static str {
     match config.enforce.backend {
         crate::config::BackendKind::Iptables => "iptables",
@@ -371,6 +437,8 @@ fn run_async(
         let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
         let mut current = config;
         let mut monitor = monitor::DropMonitor::default();
+        let mut local = local_now();
+        let mut local_check = tokio::time::interval(Duration::from_secs(30));
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let code = loop {
             tokio::select! {
@@ -381,6 +449,18 @@ fn run_async(
                         let _ = sink.reopen();
                     }
                     reload::reload(config_path, &overrides, &mut current, &shared, &engine);
+                }
+                _ = local_check.tick() => {
+                    // Addresses come and go (DHCP, IPv6 temporary addresses, a VIP): ours are
+                    // never counted or banned, so the engine must know the current set.
+                    let fresh = local_now();
+                    if !fresh.is_empty() && fresh != local {
+                        shared.event("local_addresses", json!({
+                            "addresses": fresh.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        }));
+                        let _ = engine.send(EngineMsg::SetLocal(fresh.clone()));
+                        local = fresh;
+                    }
                 }
                 _ = tick.tick() => {
                     monitor.check(&captures, &shared);

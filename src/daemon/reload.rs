@@ -61,6 +61,12 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         old.enforce.check_interval != new.enforce.check_interval,
         "enforce.check_interval",
     );
+    // The ipset sets' size (maxelem) is fixed when they are created.
+    check(
+        new.enforce.backend == config::BackendKind::Ipset
+            && old.enforce.max_active_bans != new.enforce.max_active_bans,
+        "enforce.max_active_bans (with ipset)",
+    );
     check(old.control.socket != new.control.socket, "control.socket");
     check(old.state.dir != new.state.dir, "state.dir");
     check(old.metrics.listen != new.metrics.listen, "metrics.listen");

@@ -30,8 +30,8 @@ fn open_on_empty_kernel_creates_chain_and_jump_per_family() {
         [
             "iptables-save -t filter",
             "ip6tables-save -t filter",
-            "iptables-restore -w --noflush",
-            "ip6tables-restore -w --noflush"
+            "iptables-restore -w 5 --noflush",
+            "ip6tables-restore -w 5 --noflush"
         ]
     );
     assert_eq!(
@@ -110,7 +110,7 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
     b.commit().unwrap();
     let calls = fake.take();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].0, "iptables-restore -w --noflush");
+    assert_eq!(calls[0].0, "iptables-restore -w 5 --noflush");
     assert_eq!(
         calls[0].1.as_deref(),
         Some("*filter\n:AB - [0:0]\nCOMMIT\n*raw\n:AB - [0:0]\nCOMMIT\n")
@@ -206,7 +206,7 @@ fn repair_detects_flushed_chain_and_missing_jump() {
     );
     let calls = fake.take();
     assert_eq!(calls.len(), 3, "two saves, one restore");
-    assert_eq!(calls[1].0, "iptables-restore -w --noflush");
+    assert_eq!(calls[1].0, "iptables-restore -w 5 --noflush");
     assert_eq!(
         calls[1].1.as_deref(),
         Some(

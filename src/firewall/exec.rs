@@ -7,6 +7,10 @@ use std::process::{Command, ExitStatus, Stdio};
 
 use super::FirewallError;
 
+/// Seconds `iptables-restore -w` waits for the xtables lock before failing (the enforcer
+/// keeps the change and retries): never an unbounded wait, so a stop stays prompt.
+pub(crate) const XTABLES_WAIT: &str = "5";
+
 /// Runs one firewall tool. A trait so the engine can be driven by a recording fake in tests.
 pub(crate) trait Exec: Send + Sync {
     /// Runs `argv` with `stdin` fed to it; returns its stdout on success.

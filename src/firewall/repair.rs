@@ -2,6 +2,7 @@
 //! missing and put back (its `Display` is a short sentence for logs and `repaired` events), the
 //! check itself (counts, not entry-by-entry diffs), and removal of everything by `flush`.
 
+use super::exec::XTABLES_WAIT;
 use std::fmt;
 
 use super::ban::{Ban, Family};
@@ -237,8 +238,10 @@ impl Firewall {
             }
             if !tables.is_empty() {
                 let text = render::remove(&self.settings.chain, &tables);
-                self.exec
-                    .run(&[family.restore_cmd(), "-w", "--noflush"], Some(&text))?;
+                self.exec.run(
+                    &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
+                    Some(&text),
+                )?;
             }
         }
         if self.ipset() {

@@ -3,6 +3,7 @@
 //! (parse, mirror, batch, render); this file only sequences them around
 //! [`Exec`](super::exec::Exec) calls.
 
+use super::exec::XTABLES_WAIT;
 use std::collections::{HashMap, HashSet};
 
 use super::ban::{Ban, Family};
@@ -56,8 +57,10 @@ impl Firewall {
         if text.is_empty() {
             return Ok(());
         }
-        self.exec
-            .run(&[family.restore_cmd(), "-w", "--noflush"], Some(&text))?;
+        self.exec.run(
+            &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
+            Some(&text),
+        )?;
         Ok(())
     }
 

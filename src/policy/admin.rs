@@ -79,21 +79,21 @@ impl Engine {
         let now = self.advance(ts);
         let key = SourceKey::from_net(net);
         let net = key.net();
-        if !force {
-            if let Some(a) = self
+        // Our own addresses: never, not even with `force` (that is a lockout).
+        if let Some(l) = self
+            .local
+            .iter()
+            .find(|l| l.contains(&net) || net.contains(*l))
+        {
+            return Err(Refusal::Local(*l));
+        }
+        if !force
+            && let Some(a) = self
                 .allow
                 .iter()
                 .find(|a| a.contains(&net) || net.contains(*a))
-            {
-                return Err(Refusal::Allowlisted(*a));
-            }
-            if let Some(l) = self
-                .local
-                .iter()
-                .find(|l| l.contains(&net) || net.contains(*l))
-            {
-                return Err(Refusal::Local(*l));
-            }
+        {
+            return Err(Refusal::Allowlisted(*a));
         }
         if self.bans.get(&key).is_none() && self.bans.len() >= self.settings.max_active_bans {
             return Err(Refusal::Cap);
@@ -189,8 +189,9 @@ impl Engine {
 
     /// Applies a new configuration: rules, thresholds, allowlist and ban settings take effect
     /// at once; active bans, offense history and the counters of every group whose window
-    /// layout (aggregation, metric kinds, windows) is unchanged are kept.
-    pub fn reconfigure(&mut self, config: &Config) {
+    /// layout (aggregation, metric kinds, windows) is unchanged are kept. Rule bans that the
+    /// new allowlist covers are lifted (appended to `out` as `Unblock`s).
+    pub fn reconfigure(&mut self, config: &Config, ts: Timestamp, out: &mut Vec<Decision>) {
         let (rules, mut groups) = rules::compile(config);
         let mut old = std::mem::take(&mut self.groups);
         for g in &mut groups {
@@ -208,11 +209,44 @@ impl Engine {
         self.settings = Settings::from_config(config);
         self.rate = BanRate::new(config.enforce.max_new_bans_per_sec);
         self.quiet.clear();
+        self.lift_protected(ts, out);
     }
 
-    /// Replaces our own addresses (they can change while running).
-    pub fn set_local(&mut self, local: Vec<IpNet>) {
+    /// Lifts every rule ban on a target that overlaps the allowlist or our own addresses (after
+    /// a reload, after adopting the kernel's bans, after our addresses changed). Manual bans an
+    /// operator forced onto an allowlisted net stay; none can cover our own addresses.
+    pub fn lift_protected(&mut self, ts: Timestamp, out: &mut Vec<Decision>) {
+        let now = self.advance(ts);
+        let doomed: Vec<SourceKey> = self
+            .bans
+            .iter()
+            .filter(|b| {
+                let net = b.key.net();
+                overlaps_any(net, &self.local) || (!b.manual && overlaps_any(net, &self.allow))
+            })
+            .map(|b| b.key)
+            .collect();
+        for key in doomed {
+            if let Some(ban) = self.bans.remove(&key) {
+                out.push(Decision::Unblock {
+                    ban,
+                    at: now,
+                    reason: UnblockReason::Protected,
+                });
+            }
+        }
+    }
+
+    /// Replaces our own addresses (they can change while running) and lifts bans that now
+    /// cover one of them.
+    pub fn set_local(&mut self, local: Vec<IpNet>, ts: Timestamp, out: &mut Vec<Decision>) {
         self.local = local.iter().map(IpNet::trunc).collect();
+        self.lift_protected(ts, out);
+    }
+
+    /// Our own addresses, as the engine uses them.
+    pub fn local(&self) -> &[IpNet] {
+        &self.local
     }
 
     /// Offense history, for saving across restarts: (target, count, last offense).

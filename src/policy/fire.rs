@@ -13,6 +13,9 @@ use crate::bans::{Ban, BanTable};
 use crate::counters::SourceKey;
 use crate::time::Timestamp;
 
+/// Most (target, rule) pairs whose suppression is remembered.
+pub(super) const MAX_QUIET: usize = 10_000;
+
 /// The mutable parts `fire` needs, borrowed apart from the source tables.
 pub(super) struct FireCtx<'a> {
     pub(super) settings: &'a Settings,
@@ -36,6 +39,11 @@ pub(super) fn fire(
 ) {
     let s = cx.settings;
     if let Some(ban) = cx.bans.get(&key) {
+        // A protected target is never extended (its ban is lifted on reload or adoption).
+        let net = key.net();
+        if !ban.manual && (overlaps_any(net, cx.allow) || overlaps_any(net, cx.local)) {
+            return;
+        }
         let (duration, until, offense) = (ban.duration, ban.until, ban.offense);
         if *ban.rule == *rule.name {
             cx.bans.record_peak(&key, value);
@@ -100,7 +108,13 @@ pub(super) fn fire(
         at: now,
     };
     if let Some(reason) = reason {
-        // Report once per would-be ban, not once per packet.
+        // Report once per would-be ban, not once per packet. The memory of what was reported
+        // is bounded: past it (a spoofed flood) every suppression is reported, and the event
+        // sink's own rate limit summarizes them.
+        if cx.quiet.len() >= MAX_QUIET && !cx.quiet.contains_key(&(key, ri)) {
+            out.push(Decision::Suppressed { verdict, reason });
+            return;
+        }
         let quiet_until = cx.quiet.entry((key, ri)).or_insert(Timestamp(0));
         if *quiet_until <= now {
             *quiet_until = verdict.until;

@@ -99,6 +99,8 @@ pub enum Decision {
 pub enum UnblockReason {
     Expired,
     Manual,
+    /// The allowlist or our own addresses now cover it (reload, adoption, address change).
+    Protected,
 }
 
 impl UnblockReason {
@@ -106,6 +108,7 @@ impl UnblockReason {
         match self {
             UnblockReason::Expired => "expired",
             UnblockReason::Manual => "manual",
+            UnblockReason::Protected => "protected",
         }
     }
 }
@@ -210,7 +213,7 @@ impl Engine {
             let g = &mut self.groups[gi];
             let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
             if let Some(slot) = g.table.slot(key, now_us) {
-                self.count(gi, key, slot, p, now, out);
+                self.count(gi, key, slot, p, ts, now, out);
             }
         }
     }
@@ -259,23 +262,29 @@ impl Engine {
                 self.expire(now, out);
             }
             if let Some(slot) = slot {
-                self.count(0, key, slot, p, now, out);
+                self.count(0, key, slot, p, *ts, now, out);
             }
         }
         self.scratch = slots;
     }
 
     /// Counts `p` for every matching rule of group `gi` and fires those that go over.
+    ///
+    /// The windows use the packet's own time `ts`: a backlog processed late (the engine was
+    /// busy, a wall-clock tick already ran ahead) or a packet slightly out of order is counted
+    /// when it happened, not piled into the latest bucket. Bans use the engine's clock `now`.
+    #[allow(clippy::too_many_arguments)]
     fn count(
         &mut self,
         gi: usize,
         key: SourceKey,
         slot: Slot,
         p: &PacketMeta,
+        ts: Timestamp,
         now: Timestamp,
         out: &mut Vec<Decision>,
     ) {
-        let now_us = now.as_micros();
+        let now_us = ts.as_micros();
         let g = &mut self.groups[gi];
         for (r, &ri) in g.rules.iter().enumerate() {
             let rule = &self.rules[ri];

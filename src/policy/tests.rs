@@ -583,11 +583,15 @@ fn reload_keeps_counters_bans_and_history_when_windows_are_unchanged() {
     // Lower the threshold: the 50 already counted still count.
     let mut c2 = config(vec![rule("p", Metric::Packets, 55, 1000)]);
     c2.rules[0].name = "renamed".into();
-    e.reconfigure(&c2);
+    e.reconfigure(&c2, Timestamp(SEC), &mut Vec::new());
     let d = feed(&mut e, &p, 6, SEC + 100 * MS, MS);
     assert!(matches!(&d[..], [Decision::Block(v)] if &*v.rule == "renamed" && v.observed == 56));
     // A different window starts that group afresh; the ban stays.
-    e.reconfigure(&config(vec![rule("p", Metric::Packets, 55, 2000)]));
+    e.reconfigure(
+        &config(vec![rule("p", Metric::Packets, 55, 2000)]),
+        Timestamp(SEC),
+        &mut Vec::new(),
+    );
     assert_eq!(e.stats().tracked_sources, 0);
     assert_eq!(e.stats().active_bans, 1);
     let saved = e.offenses();
@@ -634,4 +638,178 @@ fn a_batch_decides_exactly_like_packet_by_packet() {
     assert!(a.iter().any(|d| matches!(d, Decision::Unblock { .. })));
     assert_eq!(a, b);
     assert_eq!(one.stats().local_packets, batch.stats().local_packets);
+}
+
+// Found by a second read of the engine (clock steps, stalls, reloads, floods).
+
+/// R1: `--force` must never override the local-address refusal (doc: "never overridden").
+#[test]
+fn force_does_not_override_local() {
+    let mut e = Engine::new(
+        &config(vec![rule("p", Metric::Packets, 10, 1000)]),
+        vec!["10.9.9.9/32".parse().unwrap()],
+    );
+    let r = e.ban_manual(
+        "0.0.0.0/0".parse().unwrap(),
+        None,
+        "x",
+        true,
+        Timestamp(SEC),
+    );
+    assert!(matches!(r, Err(Refusal::Local(_))), "got {r:?}");
+}
+
+/// R2: after a backward clock reset (> 60 s) the new-ban limiter never refills until time
+/// catches up with the old maximum: every new offender is suppressed with reason `rate`.
+#[test]
+fn rate_limit_freezes_after_backward_reset() {
+    let mut c = config(vec![rule("p", Metric::Packets, 2, 1000)]);
+    c.enforce.max_new_bans_per_sec = 3;
+    c.enforce.max_active_bans = 10_000;
+    let mut e = Engine::new(&c, vec![]);
+    let mut out = Vec::new();
+    // Burst at t = 1000 s uses the bucket.
+    for i in 0..3 {
+        out.extend(feed(
+            &mut e,
+            &syn(&format!("203.0.113.{i}"), "10.0.0.1", 80),
+            3,
+            1000 * SEC,
+            1,
+        ));
+    }
+    assert_eq!(blocks(&out).len(), 3);
+    out.clear();
+    // Clock steps back 10 minutes; then one new attacker per second for 60 s.
+    for s in 0..60u64 {
+        let t = 400 * SEC + s * SEC;
+        out.extend(feed(
+            &mut e,
+            &syn(&format!("198.51.100.{s}"), "10.0.0.1", 80),
+            3,
+            t,
+            1,
+        ));
+        e.tick(Timestamp(t), &mut out);
+    }
+    let n = blocks(&out).len();
+    assert!(
+        n >= 50,
+        "only {n} of 60 new attackers blocked after the clock reset"
+    );
+}
+
+/// R3a: the engine holds time at the latest value seen. In the daemon the wall-clock tick
+/// moves `now` ahead of queued packets; after a 1 s stall of the engine thread the backlog is
+/// counted in one bucket, and a steady 100 pkt/s source trips a 150 pkt/s rule.
+#[test]
+fn backlog_after_a_stall_is_counted_at_tick_time() {
+    let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 150, 1000)]), vec![]);
+    let p = syn("203.0.113.9", "10.0.0.1", 80);
+    let mut out = Vec::new();
+    // Packets every 10 ms; batches of 1 packet; a tick (wall = ts + 1 ms) every 200 ms,
+    // as engine_loop does. Between 10 s and 11 s the engine thread is stalled (e.g. fsync in
+    // save()); the batches queue up and are processed right after the wall tick at 11 s.
+    let pkt = |i: u64| (p, Timestamp(i * 10 * MS));
+    for i in 0..1000u64 {
+        e.observe_batch(&[pkt(i)], &mut out);
+        if i % 20 == 0 {
+            e.tick(Timestamp(i * 10 * MS + MS), &mut out);
+        }
+    }
+    // Stall: 100 packets (10.00 s .. 10.99 s) queued; the engine wakes at 11.0 s.
+    e.observe_batch(&[pkt(1000)], &mut out);
+    e.tick(Timestamp(11 * SEC), &mut out);
+    for i in 1001..1100u64 {
+        e.observe_batch(&[pkt(i)], &mut out);
+    }
+    // Then on time again for another second.
+    for i in 1100..1200u64 {
+        e.observe_batch(&[pkt(i)], &mut out);
+        if i % 20 == 0 {
+            e.tick(Timestamp(i * 10 * MS + MS), &mut out);
+        }
+    }
+    assert!(
+        blocks(&out).is_empty(),
+        "a steady 100 pkt/s source was blocked by a 150/s rule: {:?}",
+        out.first()
+    );
+}
+
+/// R3b: the same hold turns a 30 s NTP step back into 30 s of packets in one bucket.
+#[test]
+fn small_backward_clock_step_inflates_rates() {
+    let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 150, 1000)]), vec![]);
+    let p = syn("203.0.113.9", "10.0.0.1", 80);
+    let mut out = Vec::new();
+    // 100 pkt/s for 20 s, then the wall clock steps back 30 s and traffic goes on at 100/s.
+    for i in 0..2000u64 {
+        e.observe(&p, Timestamp(100 * SEC + i * 10 * MS), &mut out);
+    }
+    for i in 0..500u64 {
+        e.observe(&p, Timestamp(90 * SEC + i * 10 * MS), &mut out);
+    }
+    assert!(
+        blocks(&out).is_empty(),
+        "steady 100/s blocked by a 150/s rule after a 30 s clock step"
+    );
+}
+
+/// R4: a source added to the allowlist by a reload keeps its ban, and the ban keeps being
+/// extended while it sends (fire() extends without looking at the allowlist).
+#[test]
+fn allowlisted_by_reload_stays_banned_and_is_extended() {
+    let mut c = config(vec![rule("p", Metric::Packets, 10, 1000)]);
+    c.enforce.ban = Duration::from_secs(20);
+    let mut e = Engine::new(&c, vec![]);
+    let p = syn("198.51.100.7", "10.0.0.1", 80);
+    let d = feed(&mut e, &p, 20, SEC, 10 * MS);
+    assert_eq!(blocks(&d).len(), 1);
+    c.allow.nets.push("198.51.100.7/32".parse().unwrap());
+    let mut lifted = Vec::new();
+    e.reconfigure(&c, Timestamp(2 * SEC), &mut lifted);
+    assert!(matches!(
+        &lifted[..],
+        [Decision::Unblock {
+            reason: UnblockReason::Protected,
+            ..
+        }]
+    ));
+    // 60 s more of the (now allowlisted) source's traffic.
+    let d = feed(&mut e, &p, 6000, 2 * SEC, 10 * MS);
+    let extends = d
+        .iter()
+        .filter(|d| matches!(d, Decision::Extend(_)))
+        .count();
+    let key = SourceKey::new("198.51.100.7".parse().unwrap(), 32, 128);
+    assert!(
+        e.bans().get(&key).is_none() && extends == 0,
+        "allowlisted source still banned ({extends} extensions, until {:?})",
+        e.bans().get(&key).map(|b| b.until)
+    );
+}
+
+/// R5: the `quiet` map is not bounded by the source table: under a flood of distinct
+/// offenders past the rate limit it grows by one entry per offender for a whole ban length.
+#[test]
+fn quiet_map_grows_past_the_source_bound() {
+    let mut c = config(vec![rule("p", Metric::Packets, 2, 1000)]);
+    c.limits.max_tracked_sources = 1000;
+    c.enforce.max_new_bans_per_sec = 1;
+    let mut e = Engine::new(&c, vec![]);
+    let mut out = Vec::new();
+    // 50k distinct sources, 3 packets each, spread over 100 s (the table evicts them after 1 s).
+    for i in 0..50_000u32 {
+        let src = std::net::Ipv4Addr::from(0x0b00_0000 + i).to_string();
+        let t = SEC + u64::from(i) * 2 * MS;
+        out.extend(feed(&mut e, &syn(&src, "10.0.0.1", 80), 3, t, 1));
+        out.clear();
+    }
+    assert!(e.stats().tracked_sources <= 1000);
+    assert!(
+        e.quiet.len() <= 10_000,
+        "quiet holds {} entries",
+        e.quiet.len()
+    );
 }
