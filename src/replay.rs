@@ -134,7 +134,7 @@ pub fn replay_file(
                     let _ = back_tx.send(items);
                     batches += 1;
                     if batches.is_multiple_of(16) {
-                        let m = engine.stats().memory_bytes as u64;
+                        let m = engine.memory_bytes() as u64;
                         summary.peak_table_bytes = summary.peak_table_bytes.max(m);
                     }
                     if opts.progress && last_progress.elapsed() >= Duration::from_secs(1) {
@@ -167,7 +167,7 @@ pub fn replay_file(
     summary.sources = talkers.len() as u64;
     summary.local_packets = stats.local_packets;
     summary.untracked_packets = stats.untracked;
-    summary.peak_table_bytes = summary.peak_table_bytes.max(stats.memory_bytes as u64);
+    summary.peak_table_bytes = summary.peak_table_bytes.max(engine.memory_bytes() as u64);
     for ban in engine.bans().iter() {
         if let Some(o) = offenders.get_mut(&ban.key) {
             o.observed = o.observed.max(ban.peak);

@@ -148,6 +148,8 @@ pub struct EngineStats {
     pub untracked: u64,
     pub tracked_sources: usize,
     pub evicted: u64,
+    /// Not filled by [`Engine::stats`] (it walks every tracked source): see
+    /// [`Engine::memory_bytes`].
     pub memory_bytes: usize,
     pub active_bans: usize,
 }
@@ -358,6 +360,12 @@ impl Engine {
         &self.bans
     }
 
+    /// Bytes the source tables hold. Walks every tracked source: call it now and then, not
+    /// per packet (the daemon's status does not need it; replay samples it).
+    pub fn memory_bytes(&self) -> usize {
+        self.groups.iter().map(|g| g.table.memory_bytes()).sum()
+    }
+
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             packets: self.packets,
@@ -365,7 +373,7 @@ impl Engine {
             untracked: self.groups.iter().map(|g| g.table.untracked).sum(),
             tracked_sources: self.groups.iter().map(|g| g.table.len()).sum(),
             evicted: self.groups.iter().map(|g| g.table.evicted).sum(),
-            memory_bytes: self.groups.iter().map(|g| g.table.memory_bytes()).sum(),
+            memory_bytes: 0,
             active_bans: self.bans.len(),
         }
     }

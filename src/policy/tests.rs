@@ -404,7 +404,7 @@ fn a_spoofed_flood_keeps_memory_flat_and_blocks_nobody() {
         );
         e.observe(&p, Timestamp(SEC + u64::from(i) * 20), &mut out);
         e.observe(&p, Timestamp(SEC + u64::from(i) * 20 + 1), &mut out);
-        peak = peak.max(e.stats().memory_bytes);
+        peak = peak.max(e.memory_bytes());
     }
     assert!(out.is_empty());
     let s = e.stats();
