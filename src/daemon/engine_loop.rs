@@ -46,6 +46,20 @@ pub struct EngineLoop {
 
 impl EngineLoop {
     pub fn run(mut self) {
+        let (state_tx, state_rx) = std::sync::mpsc::channel::<SavedState>();
+        let shared = self.shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("state".into())
+            .spawn(move || state_writer(shared, state_rx));
+        self.run_loop(&state_tx);
+        // The final snapshot was sent by the loop; let the writer finish it.
+        drop(state_tx);
+        if let Ok(w) = writer {
+            let _ = w.join();
+        }
+    }
+
+    fn run_loop(&mut self, state_tx: &Sender<SavedState>) {
         let mut out: Vec<Decision> = Vec::new();
         let mut dirty = false;
         let mut last_save = Instant::now();
@@ -91,7 +105,7 @@ impl EngineLoop {
                         self.dispatch(&mut out);
                     }
                     EngineMsg::Stop => {
-                        self.save();
+                        self.save(state_tx);
                         return;
                     }
                 }
@@ -101,7 +115,7 @@ impl EngineLoop {
                 self.publish_stats();
             }
             if dirty && last_save.elapsed() >= SAVE_EVERY {
-                self.save();
+                self.save(state_tx);
                 dirty = false;
                 last_save = Instant::now();
             }
@@ -223,7 +237,9 @@ impl EngineLoop {
         }
     }
 
-    fn save(&self) {
+    /// Takes a snapshot and hands it to the state writer (serializing and fsync happen there,
+    /// not on the packet path).
+    fn save(&self, writer: &Sender<SavedState>) {
         if !self.shared.state_writable.load(Ordering::Relaxed) {
             return;
         }
@@ -243,9 +259,20 @@ impl EngineLoop {
                 .map(|b| (b.key.net(), b.until.as_micros(), b.rule.to_string()))
                 .collect(),
         };
-        if let Err(e) = crate::sys::state::save(&self.shared.state_dir, &state) {
-            self.shared
-                .event("state_error", serde_json::json!({ "error": e.to_string() }));
+        let _ = writer.send(state);
+    }
+}
+
+/// The state writer thread: writes the newest snapshot it has, atomically; ends when the
+/// engine drops its sender (after the final snapshot).
+fn state_writer(shared: Arc<Shared>, rx: Receiver<SavedState>) {
+    while let Ok(mut state) = rx.recv() {
+        while let Ok(newer) = rx.try_recv() {
+            state = newer;
+        }
+        state.offenses.sort_by_key(|o| (o.2, o.0));
+        if let Err(e) = crate::sys::state::save(&shared.state_dir, &state) {
+            shared.event("state_error", serde_json::json!({ "error": e.to_string() }));
         }
     }
 }

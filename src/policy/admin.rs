@@ -249,15 +249,12 @@ impl Engine {
         &self.local
     }
 
-    /// Offense history, for saving across restarts: (target, count, last offense).
+    /// Offense history, for saving across restarts: (target, count, last offense), unordered.
     pub fn offenses(&self) -> Vec<(IpNet, u32, Timestamp)> {
-        let mut v: Vec<_> = self
-            .offenses
+        self.offenses
             .iter()
             .map(|(k, (n, t))| (k.net(), *n, *t))
-            .collect();
-        v.sort_by_key(|o| (o.2, o.0));
-        v
+            .collect()
     }
 
     /// Restores saved offense history (entries older than `repeat_window` are dropped later).
