@@ -83,6 +83,17 @@ impl BanTable {
         self.by_expiry.first().map(|(t, _)| *t)
     }
 
+    /// Moves every ban's end `by` earlier (the clock was set back: each keeps the time it had
+    /// left, as the kernel's relative timeouts do).
+    pub fn shift_earlier(&mut self, by: Duration) {
+        self.by_expiry.clear();
+        for b in self.by_key.values_mut() {
+            b.until = b.until.saturating_sub(by);
+            b.since = b.since.saturating_sub(by);
+            self.by_expiry.insert((b.until, b.key));
+        }
+    }
+
     /// Removes and returns every ban whose end is at or before `now`, earliest first.
     pub fn pop_expired(&mut self, now: Timestamp, out: &mut Vec<Ban>) {
         while let Some(&(t, key)) = self.by_expiry.first() {

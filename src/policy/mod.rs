@@ -383,6 +383,8 @@ impl Engine {
     fn advance(&mut self, ts: Timestamp) -> Timestamp {
         if ts >= self.now || self.now.since(ts) > CLOCK_RESET {
             if ts < self.now {
+                // A clock reset: active bans keep the time they had left.
+                self.bans.shift_earlier(self.now.since(ts));
                 self.next_maintenance = ts;
             }
             self.now = ts;

@@ -813,3 +813,34 @@ fn quiet_map_grows_past_the_source_bound() {
         e.quiet.len()
     );
 }
+
+#[test]
+fn a_clock_set_back_keeps_each_ban_s_remaining_time() {
+    let mut c = config(vec![rule("p", Metric::Packets, 10, 1000)]);
+    c.enforce.ban = Duration::from_secs(600);
+    let mut e = Engine::new(&c, vec![]);
+    let t = 10_000 * SEC;
+    assert_eq!(
+        blocks(&feed(
+            &mut e,
+            &syn("203.0.113.9", "10.0.0.1", 80),
+            11,
+            t,
+            MS
+        ))
+        .len(),
+        1
+    );
+    // The wall clock steps back one hour, 100 s later: 500 s of the ban are left, as in the
+    // kernel (ipset timeouts are relative).
+    let back = t + 100 * SEC - 3600 * SEC;
+    let mut out = Vec::new();
+    e.tick(Timestamp(t + 100 * SEC), &mut out);
+    e.tick(Timestamp(back), &mut out);
+    assert!(out.is_empty());
+    let until = e.bans().next_deadline().expect("still banned");
+    let left = until.since(Timestamp(back)).as_secs();
+    assert!((499..=500).contains(&left), "{left} s left");
+    e.tick(Timestamp(back + 501 * SEC), &mut out);
+    assert!(matches!(&out[..], [Decision::Unblock { .. }]));
+}
