@@ -38,6 +38,8 @@ pub fn wall_now() -> Timestamp {
 
 impl EnforceLoop {
     pub fn run(self) {
+        let shared = self.shared.clone();
+        let _alive = super::AliveGuard(&shared.enforcer_alive);
         let mut enforcer = Enforcer::new(Some(self.fw.clone()));
         // Crossing times of the blocks staged since the last commit (reaction time).
         let mut crossings: Vec<Timestamp> = Vec::new();

@@ -46,6 +46,8 @@ pub struct EngineLoop {
 
 impl EngineLoop {
     pub fn run(mut self) {
+        let alive = self.shared.clone();
+        let _alive = super::AliveGuard(&alive.engine_alive);
         let (state_tx, state_rx) = std::sync::mpsc::channel::<SavedState>();
         let shared = self.shared.clone();
         let writer = std::thread::Builder::new()

@@ -55,6 +55,19 @@ pub struct Shared {
     /// (its history and manual bans are not lost to an empty save).
     pub state_writable: std::sync::atomic::AtomicBool,
     pub last_reload: Mutex<Option<String>>,
+    enforcer_expected: bool,
+    /// Worker threads still running (cleared when one ends, even by a panic).
+    pub engine_alive: std::sync::atomic::AtomicBool,
+    pub enforcer_alive: std::sync::atomic::AtomicBool,
+}
+
+/// Clears an "alive" flag when dropped: at the end of a thread, however it ends.
+pub struct AliveGuard<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for AliveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Shared {
@@ -63,6 +76,11 @@ impl Shared {
         if let Ok(mut sink) = self.events.lock() {
             sink.emit(kind, line);
         }
+    }
+
+    /// True when an enforcer thread runs (not in dry-run mode).
+    fn enforce_expected(&self) -> bool {
+        self.enforcer_expected
     }
 
     /// Suppressed events summarized away by the rate limit, since start.
@@ -131,6 +149,9 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
         state_dir: config.state.dir.clone(),
         state_writable: std::sync::atomic::AtomicBool::new(true),
         last_reload: Mutex::new(None),
+        enforcer_expected: !config.enforce.dry_run,
+        engine_alive: std::sync::atomic::AtomicBool::new(true),
+        enforcer_alive: std::sync::atomic::AtomicBool::new(!config.enforce.dry_run),
     });
 
     // One daemon per socket: an exclusive lock held for the whole run, taken before anything
@@ -382,6 +403,21 @@ fn lock_instance(socket: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// What makes the daemon useless if it goes on: a worker thread or a capture that ended.
+fn broken(shared: &Shared, captures: &Arc<Mutex<Vec<LiveCapture>>>) -> Option<String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if !shared.engine_alive.load(Relaxed) {
+        return Some("the engine thread stopped unexpectedly".into());
+    }
+    if shared.enforce_expected() && !shared.enforcer_alive.load(Relaxed) {
+        return Some("the enforcer thread stopped unexpectedly".into());
+    }
+    let caps = captures.lock().ok()?;
+    caps.iter()
+        .find(|c| c.is_finished())
+        .map(|c| format!("the capture on {} stopped (interface gone?)", c.iface()))
+}
+
 /// The host's own addresses now (empty if they cannot be read: then nothing changes).
 fn local_now() -> Vec<ipnet::IpNet> {
     let Ok(mut local) = crate::sys::host::local_addresses(None) else {
@@ -463,6 +499,12 @@ fn run_async(
                     }
                 }
                 _ = tick.tick() => {
+                    if let Some(why) = broken(&shared, &captures) {
+                        // Better a restart by the service manager than silent blindness.
+                        shared.event("fatal", json!({ "error": why }));
+                        eprintln!("error: {why}");
+                        break 1;
+                    }
                     monitor.check(&captures, &shared);
                     if let Ok(mut sink) = shared.events.lock() {
                         sink.flush_dropped(&wall_now().to_string());

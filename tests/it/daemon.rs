@@ -806,3 +806,34 @@ fn a_second_daemon_refuses_to_start_and_touches_nothing() {
     assert_eq!(t.victim.chain(CHAIN), before);
     assert_eq!(d.status()["active_bans"], 1);
 }
+
+#[test]
+fn a_capture_that_dies_stops_the_daemon_for_a_restart() {
+    if !require_root("daemon::a_capture_that_dies_stops_the_daemon_for_a_restart") {
+        return;
+    }
+    let t = Topo::new("abdf");
+    let s = Setup::new();
+    let mut d = Daemon::start(&t.victim, &s, &[]);
+    // The client's link disappears (a hot-unplug, a container gone): capture on it ends.
+    t.victim.ok(&["ip", "link", "del", "vc"]);
+    let (status, took) = d.wait_exit(Duration::from_secs(15));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "exit so that Restart=on-failure restarts it"
+    );
+    assert!(took < Duration::from_secs(10), "noticed in {took:?}");
+    let fatal = d.of("fatal");
+    assert_eq!(fatal.len(), 1, "{:?}", d.events());
+    assert!(
+        fatal[0]["error"].as_str().unwrap_or("").contains("vc"),
+        "{}",
+        fatal[0]
+    );
+    assert_eq!(
+        d.of("stopped").len(),
+        1,
+        "a clean stop after the fatal event"
+    );
+}
