@@ -366,20 +366,37 @@ fn finish_offenders(
     offenders: HashMap<SourceKey, Offender, RandomState>,
     talkers: &[Talker],
 ) -> Vec<Offender> {
-    let by_addr: HashMap<IpAddr, &Talker, RandomState> =
-        talkers.iter().map(|t| (t.addr, t)).collect();
+    // Each talker is added to the offender that covers it, one pass per distinct prefix
+    // length: linear in talkers, however many prefix offenders a flood produced.
+    let mut totals: HashMap<SourceKey, (u64, Timestamp, Timestamp), RandomState> =
+        HashMap::default();
+    let mut lengths: Vec<(u8, bool)> = offenders
+        .keys()
+        .map(|k| (k.net().prefix_len(), k.net().addr().is_ipv6()))
+        .collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    for t in talkers {
+        for &(len, v6) in &lengths {
+            if t.addr.is_ipv6() != v6 {
+                continue;
+            }
+            let key = SourceKey::new(t.addr, len, len);
+            if offenders.contains_key(&key) {
+                let e = totals.entry(key).or_insert((0, t.first, t.last));
+                e.0 += t.packets;
+                e.1 = e.1.min(t.first);
+                e.2 = e.2.max(t.last);
+            }
+        }
+    }
     let mut out: Vec<Offender> = offenders.into_values().collect();
     for o in &mut out {
-        let net = o.key.net();
-        let mine = |t: &&Talker| net.contains(&t.addr);
-        let hosts: Vec<&Talker> = if o.key.is_host() {
-            by_addr.get(&net.addr()).copied().into_iter().collect()
-        } else {
-            talkers.iter().filter(mine).collect()
-        };
-        o.packets = hosts.iter().map(|t| t.packets).sum();
-        o.first_seen = hosts.iter().map(|t| t.first).min().unwrap_or_default();
-        o.last_seen = hosts.iter().map(|t| t.last).max().unwrap_or_default();
+        if let Some(&(packets, first, last)) = totals.get(&o.key) {
+            o.packets = packets;
+            o.first_seen = first;
+            o.last_seen = last;
+        }
     }
     out.sort_by(|a, b| {
         (a.suppressed.is_some(), a.first_decision, a.key).cmp(&(

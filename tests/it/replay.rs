@@ -305,3 +305,34 @@ fn an_unreadable_capture_fails_with_how_far_it_got() {
     assert!(events.is_empty());
     assert!(err.contains("cannot open"), "{err}");
 }
+
+#[test]
+fn the_table_reports_a_prefix_offender_with_its_traffic() {
+    let Some(dir) = require_pcaps("the_table_reports_a_prefix_offender_with_its_traffic") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rules = std::fs::read_to_string(shipped_rules()).expect("read rules");
+    // Every 1 s rule counts per /24.
+    let agg = rules.replace("window = \"1s\"\n", "window = \"1s\"\naggregate_v4 = 24\n");
+    assert_ne!(agg, rules);
+    let cfg = tmp.path().join("rules.toml");
+    std::fs::write(&cfg, agg).expect("write rules");
+    let out = util::bin()
+        .args(["replay", "--local", "192.168.50.4", "--config"])
+        .arg(&cfg)
+        .arg(dir.join("attack/cicddos2019-SynFlood.pcap"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("172.16.0.0/24"))
+        .unwrap_or_else(|| panic!("no /24 offender:\n{text}"));
+    assert!(line.trim_start().starts_with("block"), "{line}");
+    assert!(
+        line.trim_end().ends_with("18778"),
+        "all of the flooder's packets: {line}"
+    );
+}
