@@ -227,10 +227,7 @@ impl SourceTable {
             return Some(Slot(e.slot));
         }
         if self.map.len() >= self.max_sources {
-            // Sweep at most once per bucket of the shortest window, so a table full of active
-            // sources does not turn every new packet into a full scan.
-            let min_bucket = self.spans.iter().map(|s| s.bucket_us).min().unwrap_or(1);
-            if now_us >= self.last_sweep.saturating_add(min_bucket) || now_us < self.last_sweep {
+            if self.sweep_due(now_us) {
                 self.sweep(now_us);
             }
             if self.map.len() >= self.max_sources {
@@ -287,13 +284,17 @@ impl SourceTable {
     /// Sweeps idle keys if the table filled up since the last sweep (at most once per bucket
     /// of the shortest window).
     pub fn sweep_if_full(&mut self, now_us: u64) {
-        let min_bucket = self.spans.iter().map(|s| s.bucket_us).min().unwrap_or(1);
-        if self.full
-            && (now_us >= self.last_sweep.saturating_add(min_bucket) || now_us < self.last_sweep)
-        {
+        if self.full && self.sweep_due(now_us) {
             self.full = false;
             self.sweep(now_us);
         }
+    }
+
+    /// A full table sweeps at most once per bucket of the shortest window, so a table full of
+    /// active sources does not turn every new packet into a full scan.
+    fn sweep_due(&self, now_us: u64) -> bool {
+        let min_bucket = self.spans.iter().map(|s| s.bucket_us).min().unwrap_or(1);
+        now_us >= self.last_sweep.saturating_add(min_bucket) || now_us < self.last_sweep
     }
 
     /// Counts `amount` (packets or bytes) for rule `r` of the group; returns the window total.

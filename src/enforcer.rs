@@ -94,13 +94,9 @@ impl Enforcer {
         }
     }
 
-    /// The staged changes, in staging order (e.g. to carry them over).
-    pub fn into_staged(mut self) -> Vec<Op> {
-        let order = std::mem::take(&mut self.order);
-        order
-            .into_iter()
-            .filter_map(|n| self.staged.remove(&n))
-            .collect()
+    /// Lets the next commit run now, whatever the backoff says (a last try before stopping).
+    pub fn retry_now(&mut self) {
+        self.retry_at = None;
     }
 
     /// Changes waiting for the kernel.

@@ -6,17 +6,7 @@
 use autoblock::packet::{link, parse};
 use libfuzzer_sys::fuzz_target;
 
-const LINK_TYPES: [i32; 9] = [
-    link::NULL,
-    link::ETHERNET,
-    link::RAW_OPENBSD,
-    link::RAW,
-    link::LOOP,
-    link::LINUX_SLL,
-    link::IPV4,
-    link::IPV6,
-    link::LINUX_SLL2,
-];
+const LINK_TYPES: [i32; 9] = link::ALL;
 
 fuzz_target!(|data: &[u8]| {
     if let Some((&pick, frame)) = data.split_first() {

@@ -69,7 +69,7 @@ impl EnforceLoop {
             }
             if stopping {
                 // One last try, whatever the backoff says: leave nothing staged.
-                enforcer = retry_now(enforcer, &self.fw);
+                enforcer.retry_now();
             }
             self.commit(&mut enforcer, &mut crossings);
             if Instant::now() >= next_check && !stopping {
@@ -167,14 +167,4 @@ fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) 
         }
         EnforceMsg::Stop => true,
     }
-}
-
-/// A fresh enforcer with the same staged work and no backoff (used when stopping).
-fn retry_now(enforcer: Enforcer, fw: &Arc<Firewall>) -> Enforcer {
-    let mut fresh = Enforcer::new(Some(fw.clone()));
-    fresh.errors = enforcer.errors;
-    for op in enforcer.into_staged() {
-        fresh.stage_op(op);
-    }
-    fresh
 }

@@ -127,11 +127,7 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     } else {
         config.capture.interfaces.clone()
     };
-    let mut local =
-        crate::sys::host::local_addresses(None).context("cannot list the host's own addresses")?;
-    local.extend(crate::sys::host::loopback());
-    local.sort();
-    local.dedup();
+    let local = host_addresses().context("cannot list the host's own addresses")?;
     let sink = EventSink::new(config.events.file.clone(), SUPPRESSED_PER_SEC)
         .context("cannot open the events file")?;
     let metrics = Arc::new(Metrics::new(
@@ -418,15 +414,18 @@ fn broken(shared: &Shared, captures: &Arc<Mutex<Vec<LiveCapture>>>) -> Option<St
         .map(|c| format!("the capture on {} stopped (interface gone?)", c.iface()))
 }
 
-/// The host's own addresses now (empty if they cannot be read: then nothing changes).
-fn local_now() -> Vec<ipnet::IpNet> {
-    let Ok(mut local) = crate::sys::host::local_addresses(None) else {
-        return Vec::new();
-    };
+/// The host's own addresses and loopback: what the engine treats as "us".
+fn host_addresses() -> Result<Vec<ipnet::IpNet>, crate::sys::host::HostError> {
+    let mut local = crate::sys::host::local_addresses(None)?;
     local.extend(crate::sys::host::loopback());
     local.sort();
     local.dedup();
-    local
+    Ok(local)
+}
+
+/// The host's own addresses now (empty if they cannot be read: then nothing changes).
+fn local_now() -> Vec<ipnet::IpNet> {
+    host_addresses().unwrap_or_default()
 }
 
 fn backend_name(config: &Config) -> &'static str {

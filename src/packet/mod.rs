@@ -32,6 +32,19 @@ pub mod link {
     pub const IPV6: i32 = 229;
     pub const LINUX_SLL2: i32 = 276;
     pub const LOOP: i32 = 108;
+
+    /// Every link type `parse` reads (tests and the fuzz target iterate over it).
+    pub const ALL: [i32; 9] = [
+        NULL,
+        ETHERNET,
+        RAW_OPENBSD,
+        RAW,
+        LOOP,
+        LINUX_SLL,
+        IPV4,
+        IPV6,
+        LINUX_SLL2,
+    ];
 }
 
 /// Transport protocol, as far as the policy engine cares.

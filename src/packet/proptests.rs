@@ -46,19 +46,6 @@ fn ext_strategy() -> impl Strategy<Value = Ext> {
         .prop_map(|(k, len, off, fill)| (k, if k == 51 { len.max(1) } else { len }, off, fill))
 }
 
-const LINK_TYPES: [i32; 10] = [
-    link::NULL,
-    link::ETHERNET,
-    link::RAW_OPENBSD,
-    link::RAW,
-    link::LOOP,
-    link::LINUX_SLL,
-    link::IPV4,
-    link::IPV6,
-    link::LINUX_SLL2,
-    -1,
-];
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -67,7 +54,8 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..200),
         wire_len in any::<u32>(),
     ) {
-        for lt in LINK_TYPES {
+        // Every supported link type, and one that is not.
+        for lt in link::ALL.into_iter().chain([-1]) {
             let _ = parse(lt, &bytes, wire_len);
         }
     }

@@ -288,17 +288,7 @@ fn version_mismatch_is_malformed() {
 
 #[test]
 fn empty_input_is_truncated_for_every_link_type() {
-    for lt in [
-        link::NULL,
-        link::ETHERNET,
-        link::RAW_OPENBSD,
-        link::RAW,
-        link::LOOP,
-        link::LINUX_SLL,
-        link::IPV4,
-        link::IPV6,
-        link::LINUX_SLL2,
-    ] {
+    for lt in link::ALL {
         assert!(
             matches!(parse(lt, &[], 0), Err(ParseError::Truncated(_))),
             "link type {lt}"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::fire::overlaps_any;
+use super::fire::lifted_by_protection;
 use super::rules;
 use super::{Decision, Engine, Settings, UnblockReason, Verdict};
 use crate::ban_rate::BanRate;
@@ -220,10 +220,7 @@ impl Engine {
         let doomed: Vec<SourceKey> = self
             .bans
             .iter()
-            .filter(|b| {
-                let net = b.key.net();
-                overlaps_any(net, &self.local) || (!b.manual && overlaps_any(net, &self.allow))
-            })
+            .filter(|b| lifted_by_protection(b, &self.allow, &self.local))
             .map(|b| b.key)
             .collect();
         for key in doomed {
@@ -262,10 +259,5 @@ impl Engine {
         for (net, n, t) in saved {
             self.offenses.insert(SourceKey::from_net(*net), (*n, *t));
         }
-    }
-
-    /// True when `net` overlaps the allowlist or our own addresses (for adopted bans).
-    pub fn is_protected(&self, net: IpNet) -> bool {
-        overlaps_any(net, &self.allow) || overlaps_any(net, &self.local)
     }
 }

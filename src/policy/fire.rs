@@ -40,8 +40,7 @@ pub(super) fn fire(
     let s = cx.settings;
     if let Some(ban) = cx.bans.get(&key) {
         // A protected target is never extended (its ban is lifted on reload or adoption).
-        let net = key.net();
-        if !ban.manual && (overlaps_any(net, cx.allow) || overlaps_any(net, cx.local)) {
+        if lifted_by_protection(ban, cx.allow, cx.local) {
             return;
         }
         let (duration, until, offense) = (ban.duration, ban.until, ban.offense);
@@ -145,6 +144,13 @@ pub fn ban_length(base: Duration, offense: u32, s: &Settings) -> Duration {
         return s.max_ban.max(base.min(s.max_ban));
     }
     Duration::from_secs_f64(secs)
+}
+
+/// A ban that must go because it covers our own addresses, or (unless an operator forced it)
+/// an allowlisted net.
+pub(super) fn lifted_by_protection(ban: &Ban, allow: &[IpNet], local: &[IpNet]) -> bool {
+    let net = ban.key.net();
+    overlaps_any(net, local) || (!ban.manual && overlaps_any(net, allow))
 }
 
 /// True when `net` and any of `nets` share an address.
