@@ -106,14 +106,7 @@ impl Mirror {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ban(net: &str, until: u64, reason: &str) -> Ban {
-        Ban {
-            net: net.parse().unwrap(),
-            until,
-            reason: reason.into(),
-        }
-    }
+    use crate::firewall::tests_support::ban;
 
     #[test]
     fn adopt_dedupes_keeping_latest_and_drops_expired() {

@@ -1,6 +1,7 @@
 //! Fixtures for the parsers: real `iptables-save` / `ipset` output shapes, plus odd cases.
 
 use super::*;
+use crate::firewall::tests_support::ban;
 
 /// iptables-save (nf_tables) with two tables, our chain holding ours, a duplicate, a foreign
 /// rule and an odd-spaced comment; two jumps in INPUT (one not first).
@@ -71,14 +72,6 @@ Size in memory: 664
 References: 1
 Number of entries: 2
 "#;
-
-fn ban(net: &str, until: u64, reason: &str) -> Ban {
-    Ban {
-        net: net.parse().unwrap(),
-        until,
-        reason: reason.into(),
-    }
-}
 
 #[test]
 fn tokenize_handles_quotes_and_escapes() {

@@ -102,14 +102,7 @@ pub(crate) fn ipset_del(set: &str, net: &ipnet::IpNet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ban(net: &str, until: u64, reason: &str) -> Ban {
-        Ban {
-            net: net.parse().unwrap(),
-            until,
-            reason: reason.into(),
-        }
-    }
+    use crate::firewall::tests_support::ban;
 
     #[test]
     fn append_text() {

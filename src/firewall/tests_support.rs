@@ -8,6 +8,15 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::exec::Exec;
 use super::{Backend, Firewall, FirewallError, FirewallOptions};
 
+/// A ban for fixtures: `net` parsed, ending at `until` (unix seconds), for `reason`.
+pub(crate) fn ban(net: &str, until: u64, reason: &str) -> super::Ban {
+    super::Ban {
+        net: net.parse().unwrap(),
+        until,
+        reason: reason.into(),
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Fake {
     /// Command line -> stdout to return; unknown commands print nothing.

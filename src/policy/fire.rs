@@ -62,18 +62,9 @@ pub(super) fn fire(
             if upgrade {
                 cx.bans.set_duration(&key, duration);
             }
-            out.push(Decision::Extend(Verdict {
-                key,
-                rule: rule.name.clone(),
-                metric: Some(rule.metric),
-                observed: value,
-                threshold: rule.threshold,
-                window: rule.window,
-                ban: duration,
-                until: new_until,
-                offense,
-                at: now,
-            }));
+            out.push(Decision::Extend(verdict(
+                rule, key, value, duration, new_until, offense, now,
+            )));
         }
         return;
     }
@@ -94,18 +85,7 @@ pub(super) fn fire(
         _ => 1,
     };
     let ban = ban_length(rule.ban, offense, s);
-    let verdict = Verdict {
-        key,
-        rule: rule.name.clone(),
-        metric: Some(rule.metric),
-        observed: value,
-        threshold: rule.threshold,
-        window: rule.window,
-        ban,
-        until: now.saturating_add(ban),
-        offense,
-        at: now,
-    };
+    let verdict = verdict(rule, key, value, ban, now.saturating_add(ban), offense, now);
     if let Some(reason) = reason {
         // Report once per would-be ban, not once per packet. The memory of what was reported
         // is bounded: past it (a spoofed flood) every suppression is reported, and the event
@@ -133,6 +113,30 @@ pub(super) fn fire(
         manual: false,
     });
     out.push(Decision::Block(verdict));
+}
+
+/// What `rule` saw for `key`, and the ban it calls for.
+fn verdict(
+    rule: &CompiledRule,
+    key: SourceKey,
+    observed: u64,
+    ban: Duration,
+    until: Timestamp,
+    offense: u32,
+    at: Timestamp,
+) -> Verdict {
+    Verdict {
+        key,
+        rule: rule.name.clone(),
+        metric: Some(rule.metric),
+        observed,
+        threshold: rule.threshold,
+        window: rule.window,
+        ban,
+        until,
+        offense,
+        at,
+    }
 }
 
 /// `base` x multiplier^(offense-1), capped at `max_ban`.
