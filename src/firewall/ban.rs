@@ -83,6 +83,20 @@ impl Ban {
     }
 }
 
+/// `net` with an IPv4-mapped IPv6 address or prefix (`::ffff:203.0.113.7`,
+/// `::ffff:10.0.0.0/104`) turned into its IPv4 form: a dual-stack listener reports IPv4
+/// clients that way, and their packets reach the kernel as IPv4. Host bits are cleared.
+pub(crate) fn canonical(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net
+        && v6.prefix_len() >= 96
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(n.trunc());
+    }
+    net.trunc()
+}
+
 /// Whole Unix seconds at `t` (0 before the epoch).
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -124,6 +138,17 @@ mod tests {
         assert_eq!(sanitize_reason(""), "-");
         assert_eq!(sanitize_reason("é"), "_");
         assert_eq!(sanitize_reason(&"x".repeat(100)).len(), MAX_REASON_LEN);
+    }
+
+    #[test]
+    fn ipv4_mapped_becomes_ipv4() {
+        let c = |s: &str| canonical(s.parse().unwrap()).to_string();
+        assert_eq!(c("::ffff:203.0.113.7/128"), "203.0.113.7/32");
+        assert_eq!(c("::ffff:10.1.2.3/104"), "10.0.0.0/8");
+        assert_eq!(c("::ffff:0:0/96"), "0.0.0.0/0");
+        assert_eq!(c("::ffff:0:0/95"), "::fffe:0:0/95");
+        assert_eq!(c("2001:db8::1/64"), "2001:db8::/64");
+        assert_eq!(c("10.1.2.3/24"), "10.1.2.0/24");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::ban::{Ban, Family, sanitize_reason};
+use super::ban::{Ban, Family, canonical, sanitize_reason};
 use super::mirror::Mirror;
 use super::{Firewall, FirewallError};
 
@@ -47,14 +47,15 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    /// Blocks `net` (an address or a prefix; host bits are cleared) for `ttl` from commit time,
+    /// Blocks `net` (an address or a prefix; host bits are cleared, an IPv4-mapped IPv6
+    /// address becomes its IPv4 address) for `ttl` from commit time,
     /// rounded up to whole seconds (at least 1). Blocking a net that is already blocked replaces
     /// its expiry and reason: the latest call wins, shorter or longer. `reason` is reduced to
     /// `[A-Za-z0-9_.:-]` (others become `_`) and cut to 64 characters.
     pub fn block(&mut self, net: impl Into<IpNet>, ttl: Duration, reason: &str) -> &mut Self {
         let ttl_secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         self.ops.push(Op::Block {
-            net: net.into().trunc(),
+            net: canonical(net.into()),
             ttl_secs: ttl_secs.max(1),
             reason: sanitize_reason(reason),
         });
@@ -65,7 +66,7 @@ impl Batch<'_> {
     /// that is not blocked does nothing.
     pub fn unblock(&mut self, net: impl Into<IpNet>) -> &mut Self {
         self.ops.push(Op::Unblock {
-            net: net.into().trunc(),
+            net: canonical(net.into()),
         });
         self
     }

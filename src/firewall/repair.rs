@@ -68,6 +68,16 @@ pub enum Repair {
         /// Entries put back.
         entries: usize,
     },
+    /// Our nftables table was missing or damaged (`problem`: what was wrong); it was rebuilt
+    /// in one transaction with `entries` bans (remaining TTLs).
+    TableRestored {
+        /// `inet <name>`.
+        table: String,
+        /// What was missing or changed, e.g. `table missing`, `chain input missing`.
+        problem: String,
+        /// Bans put back.
+        entries: usize,
+    },
 }
 
 impl fmt::Display for Repair {
@@ -110,12 +120,25 @@ impl fmt::Display for Repair {
             } => {
                 write!(f, "{family}: set {set} refilled with {entries} entries")
             }
+            Repair::TableRestored {
+                table,
+                problem,
+                entries,
+            } => {
+                write!(
+                    f,
+                    "nftables table {table} rebuilt with {entries} entries ({problem})"
+                )
+            }
         }
     }
 }
 
 impl Firewall {
     pub(crate) fn repair(&self, state: &mut State, now: u64) -> Result<Vec<Repair>, FirewallError> {
+        if self.nft() {
+            return self.nft_repair(state, now);
+        }
         let mut repairs = Vec::new();
         if self.ipset() {
             // The kernel has dropped these already.
@@ -220,6 +243,9 @@ impl Firewall {
     }
 
     pub(crate) fn remove_all(&self, state: &mut State) -> Result<(), FirewallError> {
+        if self.nft() {
+            return self.nft_remove_all(state);
+        }
         for family in Family::BOTH {
             let mut tables = Vec::new();
             for table in &self.settings.tables {

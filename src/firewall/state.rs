@@ -22,6 +22,8 @@ pub(crate) struct State {
     /// Rules in our chain that are not ours, per (family, table), as last read: a rebuild
     /// keeps them.
     pub(crate) foreign: HashMap<(Family, String), Vec<String>>,
+    /// nftables: the sets (family, prefix length) our chains match.
+    pub(crate) nft_sets: std::collections::BTreeSet<super::nft_render::SetKey>,
 }
 
 impl Firewall {
@@ -126,6 +128,9 @@ impl Firewall {
 
     /// Adopts the kernel's state and creates whatever is missing (see [`Firewall::open`]).
     pub(crate) fn reconcile(&self, state: &mut State, now: u64) -> Result<(), FirewallError> {
+        if self.nft() {
+            return self.nft_reconcile(state, now);
+        }
         let mut adopted: Vec<Ban> = Vec::new();
         let mut in_set: HashSet<ipnet::IpNet> = HashSet::new();
         if self.ipset() {
@@ -219,6 +224,9 @@ impl Firewall {
         ops: &[Op],
         now: u64,
     ) -> Result<(), FirewallError> {
+        if self.nft() {
+            return self.nft_commit(state, ops, now);
+        }
         let max_ttl = if self.ipset() {
             IPSET_MAX_TIMEOUT
         } else {
@@ -277,7 +285,7 @@ impl Firewall {
     pub(crate) fn expire(&self, state: &mut State, now: u64) -> Result<Vec<Ban>, FirewallError> {
         let mut next = state.mirror.clone();
         let due = next.take_due(now);
-        if !self.ipset() {
+        if !self.ipset() && !self.nft() {
             for family in Family::BOTH {
                 if due.iter().any(|b| Family::of(&b.net) == family) {
                     let edits = self.rebuild_edits(state, &next, family);
@@ -290,6 +298,11 @@ impl Firewall {
     }
 
     pub(crate) fn read_bans(&self, now: u64) -> Result<Vec<Ban>, FirewallError> {
+        if self.nft() {
+            let mut bans = self.nft_read_bans(now)?;
+            bans.sort_by_key(|b| b.net);
+            return Ok(bans);
+        }
         let mut bans = Vec::new();
         if self.ipset() {
             let names = self.ipset_names()?;
