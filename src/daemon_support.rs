@@ -16,10 +16,12 @@ pub fn firewall_options(config: &Config) -> FirewallOptions {
     let backend = match e.backend {
         BackendKind::Iptables => Backend::Iptables,
         BackendKind::Ipset => Backend::Ipset,
+        BackendKind::Nftables => Backend::Nftables,
     };
     FirewallOptions::new(backend, e.chain.clone())
         .hooks(e.hooks.iter().cloned())
         .maxelem(u32::try_from(e.max_active_bans).unwrap_or(u32::MAX))
+        .priority(e.priority)
 }
 
 /// A ban read from the kernel, as the engine keeps it. Its start and offense are unknown, so

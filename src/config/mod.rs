@@ -67,6 +67,8 @@ pub enum BackendKind {
     Iptables,
     /// Two hash:net sets with kernel timeouts, matched by one rule per family.
     Ipset,
+    /// A table of our own with timeout sets, changed by `nft -f` transactions.
+    Nftables,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +90,8 @@ pub struct EnforceConfig {
     pub extend_while_active: bool,
     /// How often the kernel state is checked for external changes.
     pub check_interval: Duration,
+    /// nftables: base-chain priority relative to the hook's table (default -10).
+    pub priority: i32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -50,6 +50,7 @@ pub struct RawEnforce {
     pub dry_run: Option<bool>,
     pub extend_while_active: Option<bool>,
     pub check_interval: S<DurationText>,
+    pub priority: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -299,7 +299,7 @@ const SEVERAL: &str = r#"
 snaplen = 10
 
 [enforce]
-backend = "nftables"
+backend = "pf"
 chain = "TOO LONG AND SPACED"
 hooks = ["OUTPUT", "nat:PREROUTING", "raw:PREROUTING"]
 ban = "2d"
@@ -502,4 +502,33 @@ fn ipset_bans_cannot_outlive_the_kernel_timeout_and_checks_are_bounded() {
     assert!(p[1].contains("enforce.check_interval"), "{p:?}");
     // The same ban length is fine with iptables (the expiry lives in a comment).
     assert!(parse("[enforce]\nbackend = \"iptables\"\nmax_ban = \"30d\"\n").is_ok());
+}
+
+#[test]
+fn nftables_backend_priority_and_hooks() {
+    let c = parse(
+        "[enforce]\nbackend = \"nftables\"\npriority = -20\nhooks = [\"INPUT\", \"raw:PREROUTING\"]\nmax_ban = \"30d\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.enforce.backend, BackendKind::Nftables);
+    assert_eq!(c.enforce.priority, -20);
+    assert_eq!(parse("").unwrap().enforce.priority, -10);
+    let p = problems(
+        "[enforce]\nbackend = \"nftables\"\npriority = 5000\nhooks = [\"mangle:FOO\"]\nmax_ban = \"5000d\"\n",
+    );
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(
+        p[0].starts_with("rules.toml:3:12: enforce.priority"),
+        "{p:?}"
+    );
+    assert!(
+        p[1].starts_with("rules.toml:4:10: enforce.hooks[0]: `mangle:FOO` is not an nftables hook"),
+        "{p:?}"
+    );
+    assert!(
+        p[2].contains("enforce.max_ban: 5000d is longer than nft accepts"),
+        "{p:?}"
+    );
+    // The same hook is accepted by iptables (a user chain may be called so).
+    assert!(parse("[enforce]\nhooks = [\"mangle:FOO\"]\n").is_ok());
 }

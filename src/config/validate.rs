@@ -247,8 +247,10 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
     {
         None | Some(("iptables", _)) => BackendKind::Iptables,
         Some(("ipset", _)) => BackendKind::Ipset,
+        Some(("nftables", _)) => BackendKind::Nftables,
         Some((other, span)) => {
-            let msg = format!("unknown backend `{other}`, expected `iptables` or `ipset`");
+            let msg =
+                format!("unknown backend `{other}`, expected `iptables`, `ipset` or `nftables`");
             ctx.at(span, "enforce.backend", msg);
             BackendKind::Iptables
         }
@@ -269,7 +271,10 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
             text.clone()
         }
     };
-    let hooks = hooks(ctx, &raw.hooks);
+    let hooks = hooks(ctx, &raw.hooks, backend);
+    let priority = ctx
+        .int(&raw.priority, "enforce.priority", -10, -1000..=1000)
+        .unwrap_or(-10) as i32;
     let dur = |ctx: &mut Ctx, v: &S<DurationText>, key: &str, default: Duration| {
         ctx.duration(v, key, default, Duration::from_millis(1), Duration::MAX)
     };
@@ -308,6 +313,17 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
             "{} is longer than ipset allows for a timeout ({}); lower it or use backend = \"iptables\"",
             duration::format(m),
             duration::format(IPSET_MAX_TIMEOUT)
+        );
+        ctx.at(v.span(), "enforce.max_ban", msg);
+    }
+    if backend == BackendKind::Nftables
+        && let (Some(m), Some(v)) = (max_ban, &raw.max_ban)
+        && m > NFT_MAX_TIMEOUT
+    {
+        let msg = format!(
+            "{} is longer than nft accepts for a timeout ({})",
+            duration::format(m),
+            duration::format(NFT_MAX_TIMEOUT)
         );
         ctx.at(v.span(), "enforce.max_ban", msg);
     }
@@ -353,14 +369,33 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
         dry_run: raw.dry_run.unwrap_or(false),
         extend_while_active: raw.extend_while_active.unwrap_or(true),
         check_interval: check_interval.unwrap_or_default(),
+        priority,
     }
 }
 
 /// The longest timeout an ipset entry can carry.
 const IPSET_MAX_TIMEOUT: Duration = Duration::from_secs(2_147_483);
 
-/// `INPUT`, `FORWARD`, or `table:CHAIN` with table filter, raw or mangle.
-fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>) -> Vec<String> {
+/// The longest element timeout `nft` accepts (see the firewall's nftables backend).
+const NFT_MAX_TIMEOUT: Duration = Duration::from_secs(99_999_999);
+
+/// Hooks nftables has, as `table:CHAIN` (the firewall maps them to base chains).
+const NFT_HOOKS: [&str; 10] = [
+    "filter:INPUT",
+    "filter:FORWARD",
+    "filter:OUTPUT",
+    "raw:PREROUTING",
+    "raw:OUTPUT",
+    "mangle:PREROUTING",
+    "mangle:INPUT",
+    "mangle:FORWARD",
+    "mangle:OUTPUT",
+    "mangle:POSTROUTING",
+];
+
+/// `INPUT`, `FORWARD`, or `table:CHAIN` with table filter, raw or mangle (with nftables, only
+/// chains that are nftables hooks).
+fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>, backend: BackendKind) -> Vec<String> {
     let Some(list) = raw else {
         return vec!["INPUT".to_owned()];
     };
@@ -380,10 +415,18 @@ fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>) -> Vec<String> {
                     && chain.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
             }
         };
+        let qualified = if text.contains(':') {
+            text.clone()
+        } else {
+            format!("filter:{text}")
+        };
         if !ok {
             let msg = format!(
                 "unknown hook `{text}`, expected INPUT, FORWARD or table:CHAIN with table filter, raw or mangle (such as raw:PREROUTING)"
             );
+            ctx.at(hook.span(), &key, msg);
+        } else if backend == BackendKind::Nftables && !NFT_HOOKS.contains(&qualified.as_str()) {
+            let msg = format!("`{text}` is not an nftables hook, expected one of {NFT_HOOKS:?}");
             ctx.at(hook.span(), &key, msg);
         } else if hooks.contains(text) {
             ctx.at(hook.span(), &key, format!("`{text}` is listed twice"));

@@ -432,6 +432,7 @@ fn backend_name(config: &Config) -> &'static str {
     match config.enforce.backend {
         crate::config::BackendKind::Iptables => "iptables",
         crate::config::BackendKind::Ipset => "ipset",
+        crate::config::BackendKind::Nftables => "nftables",
     }
 }
 

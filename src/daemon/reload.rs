@@ -54,6 +54,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.enforce.chain != new.enforce.chain, "enforce.chain");
     check(old.enforce.hooks != new.enforce.hooks, "enforce.hooks");
     check(
+        old.enforce.priority != new.enforce.priority,
+        "enforce.priority",
+    );
+    check(
         old.enforce.dry_run != new.enforce.dry_run,
         "enforce.dry_run",
     );
@@ -61,11 +65,16 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         old.enforce.check_interval != new.enforce.check_interval,
         "enforce.check_interval",
     );
-    // The ipset sets' size (maxelem) is fixed when they are created.
+    // The ipset and nftables sets' size (maxelem) is fixed when they are created.
     check(
         new.enforce.backend == config::BackendKind::Ipset
             && old.enforce.max_active_bans != new.enforce.max_active_bans,
         "enforce.max_active_bans (with ipset)",
+    );
+    check(
+        new.enforce.backend == config::BackendKind::Nftables
+            && old.enforce.max_active_bans != new.enforce.max_active_bans,
+        "enforce.max_active_bans (with nftables)",
     );
     check(old.control.socket != new.control.socket, "control.socket");
     check(old.state.dir != new.state.dir, "state.dir");

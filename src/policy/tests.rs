@@ -48,6 +48,7 @@ fn config(rules: Vec<Rule>) -> Config {
             dry_run: false,
             extend_while_active: true,
             check_interval: Duration::from_secs(10),
+            priority: -10,
         },
         allow: AllowConfig {
             nets: vec![
