@@ -242,16 +242,6 @@ impl<'a> Script<'a> {
         self
     }
 
-    /// Empties and removes a chain of ours (e.g. a hook no longer configured).
-    pub(crate) fn delete_chain(&mut self, name: &str) -> &mut Self {
-        let _ = writeln!(
-            self.out,
-            "flush chain inet {t} {name}\ndelete chain inet {t} {name}",
-            t = self.table
-        );
-        self
-    }
-
     pub(crate) fn add_set(&mut self, key: SetKey, size: u32) -> &mut Self {
         let _ = writeln!(
             self.out,
@@ -410,8 +400,7 @@ mod tests {
                 ],
                 1000,
             )
-            .delete_elements(k, &["192.0.2.1/32".parse().unwrap()])
-            .delete_chain("forward");
+            .delete_elements(k, &["192.0.2.1/32".parse().unwrap()]);
         assert_eq!(
             s.text(),
             "add table inet ab\n\
@@ -420,8 +409,7 @@ mod tests {
              add rule inet ab input ip saddr @v4_32 counter drop\n\
              add element inet ab v4_32 { 203.0.113.7 timeout 600s comment \"login-abuse\", 203.0.113.8 timeout 1s comment \"past\" }\n\
              add element inet ab v4_32 { 192.0.2.1 timeout 1s }\n\
-             delete element inet ab v4_32 { 192.0.2.1 }\n\
-             flush chain inet ab forward\ndelete chain inet ab forward\n"
+             delete element inet ab v4_32 { 192.0.2.1 }\n"
         );
     }
 

@@ -47,7 +47,7 @@ fn block(fw: &Firewall, nets: &[&str], ttl: u64, reason: &str) {
     b.commit().expect("commit");
 }
 
-fn ban_list_extend_unban(backend: Backend, test: &str) {
+pub(crate) fn ban_list_extend_unban(backend: Backend, test: &str) {
     if !require_root(test) {
         return;
     }
@@ -399,7 +399,7 @@ fn ipset_flush_removes_only_ours() {
     flush_keeps_foreign(Backend::Ipset, "ipset_flush_removes_only_ours");
 }
 
-fn packets(backend: Backend, test: &str) {
+pub(crate) fn packets(backend: Backend, test: &str) {
     if !require_root(test) {
         return;
     }
