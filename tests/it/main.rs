@@ -3,6 +3,7 @@
 mod check;
 mod control;
 mod daemon;
+mod daemon_nft;
 mod daemon_util;
 mod enforcer;
 mod examples;
