@@ -74,6 +74,7 @@ mod batch;
 mod error;
 mod exec;
 mod mirror;
+mod monitor;
 mod nft;
 mod nft_parse;
 mod nft_render;
@@ -90,6 +91,7 @@ pub use batch::Batch;
 pub use error::FirewallError;
 /// The address/prefix type bans use (from the `ipnet` crate), re-exported for convenience.
 pub use ipnet::IpNet;
+pub use monitor::Watch;
 pub use options::{Backend, FirewallOptions};
 pub use repair::Repair;
 

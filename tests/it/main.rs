@@ -15,3 +15,4 @@ mod packaging;
 mod packet_pcaps;
 mod replay;
 mod util;
+mod watch;

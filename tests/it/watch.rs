@@ -1,0 +1,99 @@
+//! `Firewall::watch` on a real kernel (inside namespaces): an `nft flush ruleset` or an
+//! `iptables -F` wakes the watcher at once, `check_and_repair` then restores every ban, and
+//! our own commits do not wake it (nftables backend).
+
+use std::time::{Duration, Instant};
+
+use autoblock::firewall::{Backend, Firewall, FirewallOptions, Repair};
+
+use crate::netns::{self, Netns, Pair};
+use crate::util::require_root;
+
+/// Lets `nft monitor` subscribe before the test changes anything.
+const SUBSCRIBE: Duration = Duration::from_millis(300);
+
+#[test]
+fn nft_flush_ruleset_is_repaired_on_the_event() {
+    if !require_root("nft_flush_ruleset_is_repaired_on_the_event") {
+        return;
+    }
+    let pair = Pair::new("abw");
+    let _listeners = pair.listen();
+    let fw = Firewall::open(
+        FirewallOptions::new(Backend::Nftables, "ABWATCH").netns(pair.server.name()),
+    )
+    .unwrap();
+    let watch = fw.watch().unwrap();
+    std::thread::sleep(SUBSCRIBE);
+    let mut b = fw.batch();
+    b.block(
+        netns::CLIENT4.parse::<std::net::IpAddr>().unwrap(),
+        Duration::from_secs(600),
+        "a",
+    );
+    b.block(
+        "198.51.100.9".parse::<std::net::IpAddr>().unwrap(),
+        Duration::from_secs(600),
+        "b",
+    );
+    b.commit().unwrap();
+    let mut b = fw.batch();
+    b.unblock("198.51.100.9".parse::<std::net::IpAddr>().unwrap());
+    b.commit().unwrap();
+    assert_eq!(
+        watch.wait_for_change(Duration::from_millis(500)).unwrap(),
+        None,
+        "our own commits woke the watcher"
+    );
+    assert!(!pair.reaches(netns::CLIENT4, netns::SERVER4));
+
+    let t0 = Instant::now();
+    pair.server.ok(&["nft", "flush", "ruleset"]);
+    let event = watch.wait_for_change(Duration::from_secs(10)).unwrap();
+    assert!(event.is_some(), "no event after nft flush ruleset");
+    let repairs = fw.check_and_repair().unwrap();
+    let took = t0.elapsed();
+    eprintln!("nft flush ruleset -> repaired in {took:?} ({:?})", event);
+    assert!(
+        matches!(&repairs[..], [Repair::TableRestored { entries: 1, .. }]),
+        "{repairs:?}"
+    );
+    assert!(!pair.reaches(netns::CLIENT4, netns::SERVER4), "ban back");
+    assert!(pair.reaches(netns::CLIENT4_B, netns::SERVER4));
+    drop(watch);
+    fw.flush().unwrap();
+}
+
+#[test]
+fn iptables_flush_wakes_the_watch_of_an_iptables_backend() {
+    if !require_root("iptables_flush_wakes_the_watch_of_an_iptables_backend") {
+        return;
+    }
+    let ns = Netns::new("abw");
+    let fw = Firewall::open(FirewallOptions::new(Backend::Iptables, "ABWATCH").netns(ns.name()))
+        .unwrap();
+    let mut b = fw.batch();
+    b.block(
+        "203.0.113.7".parse::<std::net::IpAddr>().unwrap(),
+        Duration::from_secs(600),
+        "a",
+    );
+    b.commit().unwrap();
+    let watch = fw.watch().unwrap();
+    std::thread::sleep(SUBSCRIBE);
+    ns.ok(&["iptables", "-w", "-F", "ABWATCH"]);
+    let event = watch.wait_for_change(Duration::from_secs(10)).unwrap();
+    assert!(
+        event
+            .as_deref()
+            .is_some_and(|e| e.starts_with("delete rule ip filter ABWATCH")),
+        "{event:?}"
+    );
+    let repairs = fw.check_and_repair().unwrap();
+    assert!(
+        matches!(&repairs[..], [Repair::ChainRebuilt { rules: 1, .. }]),
+        "{repairs:?}"
+    );
+    drop(watch);
+    fw.flush().unwrap();
+}
