@@ -80,6 +80,7 @@ mod nft_parse;
 mod nft_render;
 mod options;
 mod parse;
+mod probe;
 mod render;
 mod repair;
 mod state;

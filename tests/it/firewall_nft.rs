@@ -344,3 +344,28 @@ fn nft_flush_removes_only_ours() {
     fw.flush().unwrap();
     assert_eq!(strip(ns.ok(&["nft", "list", "ruleset"])), foreign);
 }
+
+#[test]
+fn probe_changes_nothing_and_names_what_fails() {
+    if !require_root("probe_changes_nothing_and_names_what_fails") {
+        return;
+    }
+    let ns = Netns::new("abn");
+    for b in [Backend::Nftables, Backend::Ipset, Backend::Iptables] {
+        b.probe(Some(ns.name()))
+            .unwrap_or_else(|e| panic!("{b:?}: {e}"));
+    }
+    assert_eq!(
+        ns.ok(&["nft", "list", "ruleset"]),
+        "",
+        "the probe committed something"
+    );
+    let e = Backend::Nftables
+        .probe(Some("abn-does-not-exist"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("nft -c -f -") && e.contains("abn-does-not-exist"),
+        "{e}"
+    );
+}
