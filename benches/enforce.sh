@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Enforcement benchmark (as root; everything inside two network namespaces this script creates
-# and deletes): time to apply / expire / remove 10k bans with each backend, check_and_repair at
-# 100k, and small-UDP-packet throughput client -> server with 0, 10k and 100k active bans
+# and deletes): time to apply / expire / remove 10k bans with each backend (iptables, ipset,
+# nftables), apply + check_and_repair at 10k and 100k, the time from someone else's flush
+# (`nft flush ruleset`, `iptables -F`) to bans restored by the watch + check_and_repair path,
+# and small-UDP-packet throughput client -> server with 0, 10k and 100k active bans
 # (iperf3 -u -l 64 -b 0 -t $SECS, median of $RUNS). Results: BENCHMARKS.md, "Enforcement".
 # Client and server iperf3 are pinned to one core ($CPU): the veth receive path and netfilter
 # then run on that core too, which makes the per-packet cost of the rules visible and the
@@ -34,11 +36,23 @@ ip -n "$S" addr add 10.200.0.2/24 dev vs
 ip -n "$C" link set vc up; ip -n "$S" link set vs up
 
 echo "## timing (bans as 198.18.0.0/15 /32s, one process call per family per commit)"
-for backend in iptables ipset; do
+for backend in iptables ipset nftables; do
   "$BIN" --netns "$S" --backend "$backend" --mode timing --bans 10000
 done
-"$BIN" --netns "$S" --backend iptables --mode fill --bans 10000
-"$BIN" --netns "$S" --backend iptables --mode flush
+echo "## apply + check_and_repair (fill mode), 10k and 100k"
+for backend in iptables ipset nftables; do
+  for n in 10000 100000; do
+    "$BIN" --netns "$S" --backend "$backend" --mode fill --bans "$n"
+    "$BIN" --netns "$S" --backend "$backend" --mode flush
+  done
+done
+echo "## flush from outside -> watch event -> check_and_repair"
+for n in 10000 100000; do
+  for backend in ipset nftables; do
+    "$BIN" --netns "$S" --backend "$backend" --mode flushrepair --bans "$n"
+  done
+done
+"$BIN" --netns "$S" --backend iptables --mode flushrepair --bans 10000
 
 echo "## throughput: iperf3 -u -l 64 -b 0 -t $SECS, both pinned to CPU $CPU, 10.200.0.3 -> 10.200.0.2, median of $RUNS (receiver packets/s)"
 ip netns exec "$S" taskset -c "$CPU" iperf3 -s -B 10.200.0.2 >/dev/null 2>&1 &
@@ -49,7 +63,7 @@ rate() {
   ip netns exec "$C" timeout $((SECS + 10)) taskset -c "$CPU" iperf3 -c 10.200.0.2 -u -l 64 -b 0 -t "$SECS" -J |
     python3 -c 'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print(int((s["packets"]-s["lost_packets"])/s["seconds"]))'
 }
-for backend in iptables ipset; do
+for backend in iptables ipset nftables; do
   for n in $COUNTS; do
     if [ "$n" -gt 0 ]; then "$BIN" --netns "$S" --backend "$backend" --mode fill --bans "$n"; fi
     runs=""

@@ -2,7 +2,11 @@
 //! times applying, expiring and repairing bans through `autoblock::firewall`, or leaves N bans
 //! in place for a throughput run.
 //!
-//! `enforce --netns NS --backend iptables|ipset --mode timing|fill|flush [--bans N]`
+//! `enforce --netns NS --backend iptables|ipset|nftables --mode timing|fill|flush|flushrepair [--bans N]`
+//!
+//! `flushrepair` fills N bans, starts [`Firewall::watch`], has someone else wipe the
+//! firewall (`nft flush ruleset`; with iptables/ipset `iptables -F AUTOBLOCK`), and times
+//! the flush -> event -> `check_and_repair` path.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant, SystemTime};
@@ -26,7 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = match get("--backend").as_deref() {
         Some("iptables") => Backend::Iptables,
         Some("ipset") => Backend::Ipset,
-        _ => return Err("--backend iptables|ipset".into()),
+        Some("nftables") => Backend::Nftables,
+        _ => return Err("--backend iptables|ipset|nftables".into()),
     };
     let bans: u32 = get("--bans")
         .map(|b| b.parse())
@@ -34,10 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(10_000);
     let mode = get("--mode").unwrap_or_else(|| "timing".into());
     let opts = FirewallOptions::new(backend, "AUTOBLOCK")
-        .netns(netns)
+        .netns(netns.clone())
         .maxelem(2 * bans.max(100_000));
     let name = format!("{backend:?}").to_lowercase();
     match mode.as_str() {
+        "flushrepair" => flush_repair(opts, &netns, backend, bans, &name)?,
         "fill" => {
             let fw = Firewall::open(opts)?;
             let mut batch = fw.batch();
@@ -107,5 +113,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => return Err(format!("unknown --mode {other}").into()),
     }
+    Ok(())
+}
+
+/// Fill, watch, have the firewall wiped from outside, and time until it is repaired.
+fn flush_repair(
+    opts: FirewallOptions,
+    netns: &str,
+    backend: Backend,
+    bans: u32,
+    name: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let fw = Firewall::open(opts)?;
+    let mut batch = fw.batch();
+    for i in 0..bans {
+        batch.block(addr(i), Duration::from_secs(3600), "bench");
+    }
+    batch.commit()?;
+    let watch = fw.watch()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let wipe: &[&str] = match backend {
+        Backend::Nftables => &["nft", "flush", "ruleset"],
+        _ => &["iptables", "-w", "-F", "AUTOBLOCK"],
+    };
+    let t = Instant::now();
+    let status = std::process::Command::new("ip")
+        .args(["netns", "exec", netns])
+        .args(wipe)
+        .status()?;
+    if !status.success() {
+        return Err(format!("{wipe:?} failed: {status}").into());
+    }
+    let event = watch.wait_for_change(Duration::from_secs(30))?;
+    let seen = t.elapsed();
+    let repairs = fw.check_and_repair()?;
+    let repaired = t.elapsed();
+    let back = fw.list()?.len();
+    println!(
+        "{name} flush->repaired bans={bans} event_s={:.3} repaired_s={:.3} repairs={} listed_after={back} event={event:?}",
+        seen.as_secs_f64(),
+        repaired.as_secs_f64(),
+        repairs.len()
+    );
+    drop(watch);
+    fw.flush()?;
     Ok(())
 }
