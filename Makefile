@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # System packages: libpcap to build against, the firewall tools we drive, the tools the
 # namespace tests use to make real traffic, and tcpdump for the replay benchmark.
-APT_PACKAGES := pkg-config libpcap-dev iptables ipset iproute2 kmod procps \
+APT_PACKAGES := pkg-config libpcap-dev iptables ipset nftables iproute2 kmod procps \
                 hping3 nmap tcpdump iperf3 netcat-openbsd bc \
                 dpkg-dev systemd man-db jq logrotate
 # Packaging: `cargo deb` builds target/debian/autoblock_*.deb (metadata in Cargo.toml).

@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match mode.as_str() {
         "flushrepair" => flush_repair(opts, &netns, backend, bans, &name)?,
         "fill" => {
-            let fw = Firewall::open(opts)?;
+            let fw = Firewall::open(opts.clone())?;
             let mut batch = fw.batch();
             for i in 0..bans {
                 batch.block(addr(i), Duration::from_secs(3600), "bench");
@@ -62,6 +62,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "{name} check_and_repair bans={bans} s={:.3} repairs={}",
                 t.elapsed().as_secs_f64(),
                 repairs.len()
+            );
+            // A restart: open again and adopt every ban, then read them all back.
+            drop(fw);
+            let t = Instant::now();
+            let fw = Firewall::open(opts)?;
+            let reopen = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let listed = fw.list()?.len();
+            println!(
+                "{name} reopen bans={} s={reopen:.3} list={listed} list_s={:.3}",
+                fw.len(),
+                t.elapsed().as_secs_f64()
             );
             // Dropped without flush: the bans stay for the throughput run.
         }
@@ -130,8 +142,9 @@ fn flush_repair(
         batch.block(addr(i), Duration::from_secs(3600), "bench");
     }
     batch.commit()?;
+    let t = Instant::now();
     let watch = fw.watch()?;
-    std::thread::sleep(Duration::from_millis(300));
+    let subscribed = t.elapsed().as_secs_f64();
     let wipe: &[&str] = match backend {
         Backend::Nftables => &["nft", "flush", "ruleset"],
         _ => &["iptables", "-w", "-F", "AUTOBLOCK"],
@@ -150,7 +163,7 @@ fn flush_repair(
     let repaired = t.elapsed();
     let back = fw.list()?.len();
     println!(
-        "{name} flush->repaired bans={bans} event_s={:.3} repaired_s={:.3} repairs={} listed_after={back} event={event:?}",
+        "{name} flush->repaired bans={bans} watch_start_s={subscribed:.3} event_s={:.3} repaired_s={:.3} repairs={} listed_after={back} event={event:?}",
         seen.as_secs_f64(),
         repaired.as_secs_f64(),
         repairs.len()

@@ -13,8 +13,10 @@
 //! - **hooks**: built-in chains (`INPUT` by default, `FORWARD`, `raw:PREROUTING`, ...) jump to it
 //!   at position 1;
 //! - **backends**: [`firewall::Backend::Ipset`] (hash sets with kernel timeouts; constant cost per
-//!   packet, the default choice) or [`firewall::Backend::Iptables`] (one rule per ban, expiry in
-//!   the rule comment `until=`; fine for a few thousand bans, no ipset needed);
+//!   packet, the default choice), [`firewall::Backend::Nftables`] (a table of its own with
+//!   timeout sets; constant cost, one `nft -f` transaction per commit) or
+//!   [`firewall::Backend::Iptables`] (one rule per ban, expiry in the rule comment `until=`;
+//!   fine for a few thousand bans, no ipset needed);
 //! - **batches**: changes are queued and committed at once, one process call per family;
 //! - **expiry**: bans carry an end time; the kernel (ipset) or [`firewall::Firewall::expire_due`]
 //!   (iptables) ends them;

@@ -433,6 +433,7 @@ fn shipped_file_is_valid_and_shows_every_key() {
                 "backend",
                 "chain",
                 "hooks",
+                "priority",
                 "ban",
                 "max_ban",
                 "repeat_window",

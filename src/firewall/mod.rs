@@ -19,6 +19,12 @@
 //!   timeouts, matched by one rule per family; lookup cost does not grow with the list, and bans
 //!   end on time even when your process is gone. Pick ipset unless `ipset` is unavailable or
 //!   you want bans readable as plain rules. Ipset timeouts are capped at 2,147,483 s (~24 days).
+//!   [`Backend::Nftables`]: a table of our own, `inet <chain lowercase>`, with one timeout set
+//!   per family and prefix length (`v4_32`, `v4_24`, `v6_64`, ...), one base chain per hook
+//!   (`INPUT` -> `input` at priority -10, see [`FirewallOptions::priority`]) and one counted
+//!   drop rule per set; every commit is one `nft -f -` transaction, the kernel expires bans,
+//!   and nothing in it is shared with iptables (`iptables -F` leaves it alone). Timeouts are
+//!   capped at 99,999,999 s (~3 years). [`Backend::probe`] tells whether a backend is usable.
 //! - **Batches.** Changes are queued on a [`Batch`] and applied by [`Batch::commit`] with one
 //!   process call per family (`iptables-restore` / `ip6tables-restore`) or one `ipset restore`:
 //!   10,000 bans commit in about 0.1 s (see `BENCHMARKS.md`). Within a batch the last change
@@ -32,7 +38,8 @@
 //!   latest expiry, expired leftovers are removed, a missing or misplaced jump is fixed.
 //! - **Repair.** Someone may flush the chain, destroy a set or delete a jump.
 //!   [`Firewall::check_and_repair`] notices (by counts) and restores from memory; call it every
-//!   few seconds if that matters to you. [`Firewall::flush`] removes all we created, and only
+//!   few seconds if that matters to you, and at once when [`Firewall::watch`] reports a
+//!   deletion (it follows the kernel's nf_tables notifications). [`Firewall::flush`] removes all we created, and only
 //!   that.
 //! - **Namespaces.** [`FirewallOptions::netns`] runs every command as `ip netns exec NAME ...`:
 //!   a container's firewall, or a test's.

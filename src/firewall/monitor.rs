@@ -20,6 +20,15 @@ use super::{Backend, Firewall, FirewallError};
 const SETTLE_MAX: Duration = Duration::from_millis(200);
 /// Quiet time that ends a burst (one transaction's notifications arrive together).
 const SETTLE_QUIET: Duration = Duration::from_millis(20);
+/// How long [`Firewall::watch`] waits for `nft monitor` to subscribe: it first reads the whole
+/// ruleset, every set element included (~2 s at 100k bans here), and misses what happens
+/// before it subscribes.
+const READY_LIMIT: Duration = Duration::from_secs(30);
+/// First wait for a readiness marker; doubled after each miss up to [`READY_RETRY_MAX`]. Each
+/// marker changes the ruleset, which restarts a dump in progress (the kernel marks it
+/// interrupted), so markers must come less often than one dump takes.
+const READY_RETRY: Duration = Duration::from_millis(100);
+const READY_RETRY_MAX: Duration = Duration::from_secs(4);
 
 /// A running watch on this firewall's tables; see [`Firewall::watch`]. Dropping it stops the
 /// monitor process.
@@ -44,12 +53,20 @@ fn watched(fw: &Firewall) -> Vec<(&'static str, String)> {
     }
 }
 
-/// True for `delete table|chain|rule|set FAMILY TABLE ...` on a watched table. Element
-/// deletions are left out: our own unblocks make them.
+/// True for `delete table|chain|rule|set FAMILY TABLE ...` on a watched table, and for
+/// `nft`'s own `# ERROR` lines (e.g. "We lost some netlink events!": anything may have
+/// changed). Element deletions are left out: our own unblocks make them.
 pub(crate) fn relevant(line: &str, tables: &[(&str, String)]) -> bool {
     let w: Vec<&str> = line.split_whitespace().collect();
-    matches!(w.as_slice(), ["delete", "table" | "chain" | "rule" | "set", family, table, ..]
+    line.starts_with("# ERROR")
+        || matches!(w.as_slice(), ["delete", "table" | "chain" | "rule" | "set", family, table, ..]
         if tables.iter().any(|(f, t)| f == family && t == table))
+}
+
+/// The throwaway table whose creation and deletion (one transaction) tells us the monitor
+/// is subscribed.
+fn marker_table(fw: &Firewall) -> String {
+    format!("{}_watch", table_name(&fw.settings.chain))
 }
 
 impl Firewall {
@@ -62,7 +79,10 @@ impl Firewall {
     /// firewall uses (nftables: our table; iptables and ipset: `ip`/`ip6` tables of the hooks),
     /// whoever made it — also our own chain rebuilds with the iptables backend, so expect
     /// spurious wake-ups there; the check is idempotent. Needs the `nft` binary and an
-    /// nf_tables kernel; the subscription takes a few milliseconds to start after this returns.
+    /// nf_tables kernel. Returns once the monitor is subscribed (it reads the whole ruleset
+    /// first: ~2 s with 100k bans, and starts over whenever the ruleset changes meanwhile, so
+    /// start it before heavy commits), proven by creating and deleting a throwaway table
+    /// `inet <table>_watch`; an error when that takes over 30 s.
     ///
     /// ```no_run
     /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
@@ -115,27 +135,78 @@ impl Firewall {
             });
         };
         let (tx, changes) = mpsc::sync_channel(1);
+        let (ready_tx, ready) = mpsc::sync_channel(1);
         let tables = watched(self);
+        let marker = marker_table(self);
+        let marker_line = format!("delete table inet {marker}");
         let reader = std::thread::Builder::new()
             .name("firewall-watch".into())
-            .spawn(move || forward(BufReader::new(stdout), &tables, &tx))
+            .spawn(move || {
+                forward(
+                    BufReader::new(stdout),
+                    &tables,
+                    &tx,
+                    Some((&marker_line, &ready_tx)),
+                )
+            })
             .map_err(|source| FirewallError::Io {
                 command: command.clone(),
                 source,
             })?;
-        Ok(Watch {
+        let watch = Watch {
             child,
             changes,
             reader: Some(reader),
             command,
+        };
+        self.await_subscription(&marker, &ready, &watch)?;
+        Ok(watch)
+    }
+
+    /// Creates and deletes the marker table until the monitor reports it.
+    fn await_subscription(
+        &self,
+        marker: &str,
+        ready: &Receiver<()>,
+        watch: &Watch,
+    ) -> Result<(), FirewallError> {
+        let script = format!("add table inet {marker}\ndelete table inet {marker}\n");
+        let deadline = Instant::now() + READY_LIMIT;
+        let mut wait = READY_RETRY;
+        while Instant::now() < deadline {
+            self.exec.run(&["nft", "-f", "-"], Some(&script))?;
+            match ready.recv_timeout(wait) {
+                Ok(()) => return Ok(()),
+                Err(RecvTimeoutError::Timeout) => wait = (wait * 2).min(READY_RETRY_MAX),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Err(FirewallError::Io {
+            command: watch.command.clone(),
+            source: std::io::Error::other(format!(
+                "the monitor did not report a change within {}s",
+                READY_LIMIT.as_secs()
+            )),
         })
     }
 }
 
-/// Sends one signal per relevant line (dropped while one is pending: they coalesce).
-fn forward(lines: impl BufRead, tables: &[(&str, String)], tx: &SyncSender<String>) {
+/// Sends one signal per relevant line (dropped while one is pending: they coalesce), and one
+/// on `ready` when `marker` is seen.
+fn forward(
+    lines: impl BufRead,
+    tables: &[(&str, String)],
+    tx: &SyncSender<String>,
+    marker: Option<(&str, &SyncSender<()>)>,
+) {
     for line in lines.lines() {
         let Ok(line) = line else { return };
+        if let Some((m, ready)) = marker
+            && line == m
+        {
+            let _ = ready.try_send(());
+            continue;
+        }
         if relevant(&line, tables) {
             match tx.try_send(line) {
                 Ok(()) | Err(TrySendError::Full(_)) => {}
@@ -201,6 +272,7 @@ mod tests {
         assert!(!relevant("delete table inet other", &nft));
         assert!(!relevant("delete rule ip filter INPUT handle 2", &nft));
         assert!(!relevant("add table inet autoblock", &nft));
+        assert!(relevant("# ERROR: We lost some netlink events!", &nft));
         let ipt = [("ip", "filter".to_string()), ("ip6", "filter".to_string())];
         assert!(relevant("delete rule ip filter INPUT handle 2", &ipt));
         assert!(relevant("delete chain ip6 filter AUTOBLOCK", &ipt));
@@ -214,7 +286,15 @@ mod tests {
                     delete set inet ab v4_32\n\
                     delete table inet ab\n";
         let (tx, rx) = mpsc::sync_channel(1);
-        forward(text.as_bytes(), &[("inet", "ab".to_string())], &tx);
+        let (ready_tx, ready) = mpsc::sync_channel(1);
+        let text = format!("delete table inet ab_watch\n{text}");
+        forward(
+            text.as_bytes(),
+            &[("inet", "ab".to_string())],
+            &tx,
+            Some(("delete table inet ab_watch", &ready_tx)),
+        );
+        assert!(ready.try_recv().is_ok());
         assert_eq!(
             rx.try_recv().ok().as_deref(),
             Some("delete rule inet ab input handle 6")

@@ -42,16 +42,18 @@ impl Firewall {
         Ok(())
     }
 
-    /// Our table as the kernel holds it (`terse`: without elements); `None` when absent.
+    /// Our table as the kernel holds it; `None` when absent. `terse` leaves the elements out
+    /// and costs a few ms whatever their number: it lists the whole ruleset with `-t`, since
+    /// nft 1.0.6 fetches every element for `-t list table` (0.6 s at 100k, measured).
     fn nft_read(&self, terse: bool) -> Result<Option<NftTable>, FirewallError> {
         let table = self.nft_table();
-        let mut argv = vec!["nft"];
-        if terse {
-            argv.push("-t");
-        }
-        argv.extend(["list", "table", "inet", table.as_str()]);
-        match self.exec.run(&argv, None) {
-            Ok(text) => Ok(parse_table(&text)),
+        let argv: &[&str] = if terse {
+            &["nft", "-t", "list", "ruleset"]
+        } else {
+            &["nft", "list", "table", "inet", &table]
+        };
+        match self.exec.run(argv, None) {
+            Ok(text) => Ok(parse_table(&text, &table)),
             Err(FirewallError::CommandFailed { stderr, .. })
                 if stderr.starts_with("Error: No such file or directory") =>
             {

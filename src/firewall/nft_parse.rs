@@ -71,18 +71,31 @@ enum At {
     Chain(String),
 }
 
-/// Parses `nft list table inet T` output; `None` when it holds no table.
-pub(crate) fn parse_table(text: &str) -> Option<NftTable> {
+/// Parses table `inet NAME` from `nft list table` or `nft list ruleset` output (other tables
+/// are skipped); `None` when the text does not hold it.
+pub(crate) fn parse_table(text: &str, name: &str) -> Option<NftTable> {
+    let header = format!("table inet {name} {{");
     let mut table: Option<NftTable> = None;
+    let mut inside = false;
     let mut at = At::Top;
     for raw in text.lines() {
         let line = raw.trim();
         if line.starts_with("table ") && line.ends_with('{') {
-            table = Some(NftTable::default());
+            inside = line == header;
+            if inside {
+                table = Some(NftTable::default());
+                at = At::Top;
+            }
             continue;
         }
-        let Some(t) = table.as_mut() else { continue };
+        let Some(t) = table.as_mut().filter(|_| inside) else {
+            continue;
+        };
         at = match at {
+            At::Top if line == "}" => {
+                inside = false;
+                At::Top
+            }
             At::Top => top_line(t, line),
             At::Set(name) => set_line(t, name, line),
             At::Elements(name, mut buf) => {
@@ -129,50 +142,14 @@ fn set_line(t: &mut NftTable, name: String, line: &str) -> At {
     At::Set(name)
 }
 
-/// Collects `{ ... }` element text across lines; parses it once the brace closes.
-fn elements_or_more(t: &mut NftTable, name: String, buf: String) -> At {
-    if !closes(&buf) {
-        return At::Elements(name, buf);
-    }
-    let inner = buf
-        .trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .to_string();
-    if let Some(set) = t.sets.get_mut(&name) {
-        set.elements.extend(
-            split_outside_quotes(&inner)
-                .iter()
-                .filter_map(|e| element(e)),
-        );
-    }
-    At::Set(name)
-}
-
-/// True when `text` ends with a `}` that is not inside quotes.
-fn closes(text: &str) -> bool {
-    let mut quoted = false;
-    let mut last = ' ';
-    let mut escaped = false;
-    for c in text.chars() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' && quoted {
-            escaped = true;
-        } else if c == '"' {
-            quoted = !quoted;
-        }
-        if !c.is_whitespace() {
-            last = c;
-        }
-    }
-    !quoted && last == '}'
-}
-
-fn split_outside_quotes(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
+/// Parses element text as it comes, line by line: complete elements (up to a comma or the
+/// closing brace outside quotes) are parsed at once; an unfinished one is carried to the next
+/// line. Linear in the listing's size.
+fn elements_or_more(t: &mut NftTable, name: String, text: String) -> At {
     let mut cur = String::new();
     let (mut quoted, mut escaped) = (false, false);
+    let mut done = false;
+    let mut found = Vec::new();
     for c in text.chars() {
         if escaped {
             escaped = false;
@@ -180,14 +157,27 @@ fn split_outside_quotes(text: &str) -> Vec<String> {
             escaped = true;
         } else if c == '"' {
             quoted = !quoted;
-        } else if c == ',' && !quoted {
-            out.push(std::mem::take(&mut cur));
+        } else if !quoted && (c == ',' || c == '}') {
+            found.extend(element(&cur));
+            cur.clear();
+            if c == '}' {
+                done = true;
+                break;
+            }
+            continue;
+        } else if !quoted && c == '{' && cur.trim().is_empty() {
             continue;
         }
         cur.push(c);
     }
-    out.push(cur);
-    out
+    if let Some(set) = t.sets.get_mut(&name) {
+        set.elements.extend(found);
+    }
+    if done {
+        At::Set(name)
+    } else {
+        At::Elements(name, cur)
+    }
 }
 
 /// `ADDR timeout T expires E comment "C"` (other words skipped); `None` without `expires`.

@@ -51,7 +51,7 @@ pub(crate) const TABLE_FULL: &str = r#"table inet autoblock {
 
 #[test]
 fn full_listing() {
-    let t = parse_table(TABLE_FULL).unwrap();
+    let t = parse_table(TABLE_FULL, "autoblock").unwrap();
     assert_eq!(
         t.sets.keys().collect::<Vec<_>>(),
         ["v4_24", "v4_32", "v6_128", "v6_64"]
@@ -93,12 +93,16 @@ fn full_listing() {
 #[test]
 fn terse_listing_and_no_table() {
     let terse = "table inet ab {\n\tset v4_32 {\n\t\ttype ipv4_addr\n\t\tsize 1000\n\t\tflags interval,timeout\n\t}\n\n\tchain input {\n\t\ttype filter hook input priority -5; policy accept;\n\t}\n}\n";
-    let t = parse_table(terse).unwrap();
+    let t = parse_table(terse, "ab").unwrap();
     assert_eq!(t.sets["v4_32"].flags, ["interval", "timeout"]);
     assert!(!t.sets["v4_32"].fits(SetKey::host(Family::V4)), "interval");
     assert_eq!(t.chains["input"].priority, Some(-5));
-    assert_eq!(parse_table(""), None);
-    assert_eq!(parse_table("Error: No such file or directory\n"), None);
+    assert_eq!(parse_table("", "ab"), None);
+    assert_eq!(parse_table(terse, "abc"), None);
+    assert_eq!(
+        parse_table("Error: No such file or directory\n", "ab"),
+        None
+    );
 }
 
 #[test]
@@ -122,4 +126,43 @@ fn priorities() {
     assert_eq!(parse_priority("filter"), Some(0));
     assert_eq!(parse_priority("-400"), Some(-400));
     assert_eq!(parse_priority("nonsense - 1"), None);
+}
+
+#[test]
+fn a_long_listing_parses_every_element() {
+    // 20k elements over 10k lines, as nft wraps them (two per line).
+    let mut text = String::from(
+        "table inet ab {\n\tset v4_32 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { ",
+    );
+    for i in 0..20_000u32 {
+        let addr = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        text.push_str(&format!("{addr} timeout 1h expires 59m comment \"r\""));
+        text.push_str(match (i == 19_999, i % 2) {
+            (true, _) => " }\n",
+            (false, 1) => ",\n\t\t\t     ",
+            _ => ", ",
+        });
+    }
+    text.push_str("\t}\n}\n");
+    let t = parse_table(&text, "ab").unwrap();
+    assert_eq!(t.sets["v4_32"].elements.len(), 20_000);
+    assert!(
+        t.sets["v4_32"]
+            .elements
+            .iter()
+            .all(|e| e.expires_ms == 3_540_000)
+    );
+}
+
+#[test]
+fn our_table_is_picked_out_of_a_ruleset() {
+    let ruleset = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tip saddr 192.0.2.1 counter packets 0 bytes 0 drop\n\t}\n}\n\
+table inet ab {\n\tset v4_32 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t}\n\n\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n\t\tip saddr @v4_32 counter packets 0 bytes 0 drop\n\t}\n}\n\
+table inet abc {\n\tset v4_24 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t}\n\n\tchain forward {\n\t\ttype filter hook forward priority 0; policy accept;\n\t}\n}\n";
+    let t = parse_table(ruleset, "ab").unwrap();
+    assert_eq!(t.sets.keys().collect::<Vec<_>>(), ["v4_32"]);
+    assert_eq!(t.chains.keys().collect::<Vec<_>>(), ["input"]);
+    assert_eq!(t.chains["input"].rules, ["ip saddr @v4_32 counter drop"]);
+    let other = parse_table(ruleset, "abc").unwrap();
+    assert_eq!(other.chains.keys().collect::<Vec<_>>(), ["forward"]);
 }

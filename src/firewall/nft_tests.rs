@@ -8,7 +8,7 @@ use crate::firewall::tests_support::{Fake, open};
 use crate::firewall::{Backend, FirewallOptions, Repair};
 
 const LIST: &str = "nft list table inet ab";
-const TERSE: &str = "nft -t list table inet ab";
+const TERSE: &str = "nft -t list ruleset";
 
 fn opts() -> FirewallOptions {
     FirewallOptions::new(Backend::Nftables, "AB").maxelem(10)

@@ -84,8 +84,9 @@ impl FirewallOptions {
         self
     }
 
-    /// Maximum number of entries in each set ([`Backend::Ipset`]); size it at about twice the
-    /// number of bans you expect to hold at once. Ignored by [`Backend::Iptables`].
+    /// Maximum number of entries in each set ([`Backend::Ipset`], and each prefix length's set
+    /// with [`Backend::Nftables`]); size it at about twice the number of bans you expect to
+    /// hold at once. Ignored by [`Backend::Iptables`].
     pub fn maxelem(mut self, maxelem: u32) -> Self {
         self.maxelem = maxelem;
         self

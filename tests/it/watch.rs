@@ -1,6 +1,7 @@
 //! `Firewall::watch` on a real kernel (inside namespaces): an `nft flush ruleset` or an
 //! `iptables -F` wakes the watcher at once, `check_and_repair` then restores every ban, and
-//! our own commits do not wake it (nftables backend).
+//! our own commits do not wake it (nftables backend). `watch()` returns once subscribed: no
+//! sleep is needed before the damage.
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +9,6 @@ use autoblock::firewall::{Backend, Firewall, FirewallOptions, Repair};
 
 use crate::netns::{self, Netns, Pair};
 use crate::util::require_root;
-
-/// Lets `nft monitor` subscribe before the test changes anything.
-const SUBSCRIBE: Duration = Duration::from_millis(300);
 
 #[test]
 fn nft_flush_ruleset_is_repaired_on_the_event() {
@@ -24,7 +22,6 @@ fn nft_flush_ruleset_is_repaired_on_the_event() {
     )
     .unwrap();
     let watch = fw.watch().unwrap();
-    std::thread::sleep(SUBSCRIBE);
     let mut b = fw.batch();
     b.block(
         netns::CLIENT4.parse::<std::net::IpAddr>().unwrap(),
@@ -80,7 +77,6 @@ fn iptables_flush_wakes_the_watch_of_an_iptables_backend() {
     );
     b.commit().unwrap();
     let watch = fw.watch().unwrap();
-    std::thread::sleep(SUBSCRIBE);
     ns.ok(&["iptables", "-w", "-F", "ABWATCH"]);
     let event = watch.wait_for_change(Duration::from_secs(10)).unwrap();
     assert!(
