@@ -72,3 +72,25 @@ for backend in iptables ipset nftables; do
     "$BIN" --netns "$S" --backend "$backend" --mode flush
   done
 done
+
+# On a shared machine the rate drifts by tens of percent between minutes; the ratio the
+# targets are about (100k bans vs none) is measured in alternating pairs, close in time.
+PAIRS=${PAIRS:-5}
+if [ "$PAIRS" -gt 0 ]; then
+  echo "## alternating pairs: 0 bans (no table/chain) then 100k bans, $PAIRS pairs, per backend"
+  for backend in ipset nftables; do
+    zero=""; full=""; ratios=""
+    for _ in $(seq "$PAIRS"); do
+      "$BIN" --netns "$S" --backend "$backend" --mode flush
+      z=$(rate)
+      "$BIN" --netns "$S" --backend "$backend" --mode fill --bans 100000 >/dev/null
+      f=$(rate)
+      zero="$zero $z"; full="$full $f"
+      ratios="$ratios $(echo "scale=3; $f / $z" | bc)"
+    done
+    "$BIN" --netns "$S" --backend "$backend" --mode flush
+    echo "$backend pairs: 0 bans [$zero ] median=$(for r in $zero; do echo "$r"; done | median)" \
+      "100k bans [$full ] median=$(for r in $full; do echo "$r"; done | median)" \
+      "ratio per pair [$ratios ] median=$(for r in $ratios; do echo "$r"; done | median)"
+  done
+fi

@@ -88,7 +88,7 @@ pub struct StatusInfo {
     pub uptime_secs: u64,
     /// The configuration file the daemon loaded.
     pub config: String,
-    /// `iptables` or `ipset`.
+    /// `iptables`, `ipset` or `nftables`.
     pub backend: String,
     pub chain: String,
     /// Decisions are logged, the kernel is left alone.

@@ -246,6 +246,10 @@ impl Firewall {
     /// here: ipset backend 0.03 s at 100k bans; iptables backend 0.07 s at 10k rules but 3.3 s
     /// at 100k (the kernel dump of the chain dominates), so keep iptables for small ban lists.
     /// A ban rule replaced by an equal number of other rules is not detected (counts only).
+    /// With nftables the check is one `nft -t list ruleset` (structure only: a few ms at 100k
+    /// bans), and any damage (table, chain, set or rule missing, a chain hooked elsewhere) is
+    /// fixed by rebuilding our table with every ban in one transaction (0.5-1 s at 100k);
+    /// elements deleted one by one by someone else are not noticed.
     ///
     /// ```no_run
     /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
