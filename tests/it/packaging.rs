@@ -172,7 +172,7 @@ fn deb_holds_everything_a_package_install_needs() {
     for dep in ["libpcap0.8", "iptables"] {
         assert!(depends.contains(dep), "Depends lacks {dep}: {depends}");
     }
-    assert_eq!(field("Recommends"), "ipset");
+    assert_eq!(field("Recommends"), "ipset, nftables");
     let conffiles = ok(Command::new("dpkg-deb")
         .arg("-I")
         .arg(&deb)
