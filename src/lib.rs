@@ -64,7 +64,7 @@ pub mod daemon;
 pub mod daemon_support;
 pub mod enforcer;
 pub mod event;
-pub mod firewall;
+pub use autoblock_firewall as firewall;
 pub mod metrics;
 pub mod packet;
 pub mod policy;

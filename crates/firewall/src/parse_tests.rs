@@ -1,7 +1,7 @@
 //! Fixtures for the parsers: real `iptables-save` / `ipset` output shapes, plus odd cases.
 
 use super::*;
-use crate::firewall::tests_support::ban;
+use crate::tests_support::ban;
 
 /// iptables-save (nf_tables) with two tables, our chain holding ours, a duplicate, a foreign
 /// rule and an odd-spaced comment; two jumps in INPUT (one not first).

@@ -9,7 +9,7 @@ use std::process::ExitStatus;
 /// programs that react differently, e.g. to a missing binary:
 ///
 /// ```no_run
-/// use autoblock::firewall::{Backend, Firewall, FirewallError, FirewallOptions};
+/// use autoblock_firewall::{Backend, Firewall, FirewallError, FirewallOptions};
 /// match Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP")) {
 ///     Ok(_fw) => { /* block, list, expire ... */ }
 ///     Err(FirewallError::BinaryMissing { binary, .. }) => eprintln!("please install {binary}"),

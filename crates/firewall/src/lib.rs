@@ -48,7 +48,7 @@
 //! `CAP_NET_ADMIN` (root) in the target namespace.
 //!
 //! ```no_run
-//! use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+//! use autoblock_firewall::{Backend, Firewall, FirewallOptions};
 //! use std::{net::IpAddr, time::{Duration, SystemTime}};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let fw = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
@@ -71,6 +71,7 @@
 
 mod ban;
 mod batch;
+mod engine;
 mod error;
 mod exec;
 mod mirror;
@@ -78,7 +79,6 @@ mod options;
 mod parse;
 mod render;
 mod repair;
-mod state;
 #[cfg(test)]
 pub(crate) mod tests_support;
 
@@ -94,9 +94,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ban::unix_secs;
+use engine::State;
 use exec::{Exec, System};
 use options::Settings;
-use state::State;
 
 /// A handle on our chain (and sets) in one network namespace.
 ///
@@ -123,9 +123,9 @@ impl Firewall {
     /// collapse to the latest expiry, expired ones are removed, rules that are not ours stay.
     ///
     /// ```no_run
-    /// use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+    /// use autoblock_firewall::{Backend, Firewall, FirewallOptions};
     /// let fw = Firewall::open(FirewallOptions::new(Backend::Iptables, "AUTOBLOCK").hooks(["INPUT", "FORWARD"]))?;
-    /// # Ok::<(), autoblock::firewall::FirewallError>(())
+    /// # Ok::<(), autoblock_firewall::FirewallError>(())
     /// ```
     pub fn open(options: FirewallOptions) -> Result<Firewall, FirewallError> {
         let settings = options.validate()?;
@@ -164,13 +164,13 @@ impl Firewall {
     /// ordered by net. Read from the kernel, not from memory.
     ///
     /// ```no_run
-    /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+    /// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
     /// # use std::time::SystemTime;
     /// # let fw = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
     /// for ban in fw.list()?.iter().filter(|b| b.reason == "feed") {
     ///     println!("{} for {:?} more", ban.net, ban.remaining(SystemTime::now()));
     /// }
-    /// # Ok::<(), autoblock::firewall::FirewallError>(())
+    /// # Ok::<(), autoblock_firewall::FirewallError>(())
     /// ```
     pub fn list(&self) -> Result<Vec<Ban>, FirewallError> {
         let _guard = self.lock();
@@ -192,7 +192,7 @@ impl Firewall {
     /// updates memory):
     ///
     /// ```no_run
-    /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+    /// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
     /// # use std::time::{Duration, SystemTime};
     /// # let fw = Firewall::open(FirewallOptions::new(Backend::Iptables, "MYAPP"))?;
     /// loop {
@@ -204,7 +204,7 @@ impl Firewall {
     ///     std::thread::sleep(wait.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1)));
     /// #   break;
     /// }
-    /// # Ok::<(), autoblock::firewall::FirewallError>(())
+    /// # Ok::<(), autoblock_firewall::FirewallError>(())
     /// ```
     pub fn next_expiry(&self) -> Option<SystemTime> {
         let state = self.lock();
@@ -235,12 +235,12 @@ impl Firewall {
     /// A ban rule replaced by an equal number of other rules is not detected (counts only).
     ///
     /// ```no_run
-    /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+    /// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
     /// # let fw = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
     /// for repair in fw.check_and_repair()? {
     ///     eprintln!("firewall repaired: {repair}");
     /// }
-    /// # Ok::<(), autoblock::firewall::FirewallError>(())
+    /// # Ok::<(), autoblock_firewall::FirewallError>(())
     /// ```
     pub fn check_and_repair(&self) -> Result<Vec<Repair>, FirewallError> {
         let mut state = self.lock();
@@ -252,9 +252,9 @@ impl Firewall {
     /// drop the `Firewall` instead.
     ///
     /// ```no_run
-    /// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+    /// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
     /// Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?.flush()?;
-    /// # Ok::<(), autoblock::firewall::FirewallError>(())
+    /// # Ok::<(), autoblock_firewall::FirewallError>(())
     /// ```
     pub fn flush(self) -> Result<(), FirewallError> {
         let mut state = self.lock();

@@ -6,10 +6,10 @@ use super::exec::XTABLES_WAIT;
 use std::fmt;
 
 use super::ban::{Ban, Family};
+use super::engine::State;
 use super::mirror::Mirror;
 use super::parse;
 use super::render::{self, TableEdit};
-use super::state::State;
 use super::{Firewall, FirewallError};
 
 /// One repair made by [`Firewall::check_and_repair`](super::Firewall::check_and_repair).

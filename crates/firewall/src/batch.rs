@@ -29,7 +29,7 @@ pub(crate) enum Op {
 /// kernel until `commit`; dropping an uncommitted batch discards it.
 ///
 /// ```no_run
-/// # use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+/// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
 /// # use std::{net::IpAddr, time::Duration};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let fw = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn block_normalizes_and_rounds_up() {
-        let fw = crate::firewall::tests_support::fake_firewall();
+        let fw = crate::tests_support::fake_firewall();
         let mut b = fw.batch();
         b.block(
             "10.1.2.3/8".parse::<IpNet>().unwrap(),

@@ -19,7 +19,7 @@ pub enum Backend {
 /// Settings for [`Firewall::open`](super::Firewall::open).
 ///
 /// ```
-/// use autoblock::firewall::{Backend, FirewallOptions};
+/// use autoblock_firewall::{Backend, FirewallOptions};
 /// let opts = FirewallOptions::new(Backend::Ipset, "MYAPP")
 ///     .hooks(["INPUT", "raw:PREROUTING"])
 ///     .maxelem(200_000)

@@ -102,7 +102,7 @@ pub(crate) fn ipset_del(set: &str, net: &ipnet::IpNet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::tests_support::ban;
+    use crate::tests_support::ban;
 
     #[test]
     fn append_text() {

@@ -106,7 +106,7 @@ impl Mirror {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::tests_support::ban;
+    use crate::tests_support::ban;
 
     #[test]
     fn adopt_dedupes_keeping_latest_and_drops_expired() {
