@@ -39,36 +39,44 @@
 //!
 //! Runnable programs: `examples/authlog_block` and `examples/blocklist_load`.
 //!
-//! # Modules
+//! # The code, in pipeline order
 //!
-//! A tour, in pipeline order:
-//! - [`packet`]: frame bytes -> [`packet::PacketMeta`] (pure, hand-written, never panics).
-//! - [`config`]: `rules.toml` -> validated [`config::Config`].
-//! - [`firewall`]: bans in the kernel (iptables rules or ipset sets), in atomic batches; used by
-//!   the daemon's enforcer and by library users with their own signals.
-//! - [`metrics`]: lock-free Prometheus counters shared by all threads; renders the text format.
-//! - [`control`]: the control socket protocol, its server edge and the CLI's client.
-//! - [`time`]: [`time::Timestamp`], the "now" that is always passed in, never read.
+//! ```text
+//!  libpcap frames ─► packet ─► engine (sources × windows × rules ─► decisions) ─► event
+//!   sys::live          pure      pure core: never does I/O, never reads the clock     │
+//!   sys::capture                                                                     ├─► sys::events (stdout, file)
+//!                                                                                    └─► sys::enforcer ─► firewall
+//!  wiring: daemon (live: threads, channels, signals)   replay (offline, capture time)
+//!  cli: one file per subcommand; sys::control is the socket between the CLI and the daemon
+//! ```
 //!
-//! Pure modules never do I/O and never read the clock; everything that does lives in `sys`.
+//! - [`packet`] (pure): frame bytes -> [`packet::PacketMeta`]; hand-written, never panics.
+//! - [`config`] (pure but for reading the file): `rules.toml` -> validated [`config::Config`].
+//! - `engine` (the pure core): per-source sliding windows, rules, bans, escalation and guards
+//!   -> decisions. Time is an argument ([`time`]), never read.
+//! - `event` (pure): decisions and reports -> the JSON event lines watchers read.
+//! - [`sys`] (the I/O edges, each small): capture (files, live), the events sink, the state
+//!   file, host facts, the control socket, metrics and their endpoint, the enforcer that drives
+//!   [`firewall`].
+//! - [`firewall`]: the `autoblock-firewall` crate, re-exported: bans in the kernel in atomic
+//!   batches; the daemon's enforcer and library users share it.
+//! - `daemon` and `replay`: wiring only (threads, channels, shutdown), the one place the core
+//!   meets the edges.
+//! - [`cli`]: parses arguments and runs a subcommand; `main` prints errors and exits.
+//!
+//! Pure modules (`packet`, `engine`, `event`, [`time`]) never do I/O and never read the clock;
+//! a test (`tests/it/layout.rs`) keeps it so.
 
 #![deny(unsafe_code)]
 
-pub mod ban_rate;
-pub mod bans;
 pub mod cli;
 pub mod config;
-pub mod control;
-pub mod counters;
-pub mod daemon;
-pub mod daemon_support;
-pub mod enforcer;
-pub mod event;
-pub use autoblock_firewall as firewall;
-pub mod metrics;
+pub(crate) mod daemon;
+pub(crate) mod engine;
+pub(crate) mod event;
 pub mod packet;
-pub mod policy;
-pub mod replay;
+pub(crate) mod replay;
 pub mod sys;
-pub mod time;
-pub mod window;
+
+pub use autoblock_firewall as firewall;
+pub use engine::time;

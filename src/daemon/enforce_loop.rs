@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 
 use super::Shared;
-use crate::enforcer::Enforcer;
+use crate::engine::Decision;
 use crate::firewall::Firewall;
-use crate::policy::Decision;
+use crate::sys::enforcer::Enforcer;
 use crate::time::Timestamp;
 
 pub enum EnforceMsg {

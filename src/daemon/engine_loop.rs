@@ -13,9 +13,9 @@ use super::Shared;
 use super::convert::{ban_info, explanation, requested_duration};
 use super::enforce_loop::{EnforceMsg, wall_now};
 use crate::config::Config;
-use crate::control::protocol::{Refusal, Request, Response};
+use crate::engine::{Decision, Engine};
 use crate::event::decision_json;
-use crate::policy::{Decision, Engine};
+use crate::sys::control::protocol::{Refusal, Request, Response};
 use crate::sys::live::{Items, LiveBatch};
 use crate::sys::state::SavedState;
 
@@ -204,7 +204,7 @@ impl EngineLoop {
                             if let Some(b) = self
                                 .engine
                                 .bans()
-                                .get(&crate::counters::SourceKey::from_net(target))
+                                .get(&crate::engine::sources::SourceKey::from_net(target))
                             {
                                 applied.push(ban_info(b, now));
                             }

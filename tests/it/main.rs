@@ -7,6 +7,7 @@ mod daemon_util;
 mod enforcer;
 mod examples;
 mod firewall;
+mod layout;
 mod live;
 mod netns;
 mod packaging;

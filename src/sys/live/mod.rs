@@ -18,7 +18,7 @@
 //! - Timestamps are nanosecond precision on Linux (libpcap >= 1.5 offers it on every device
 //!   there); microseconds elsewhere.
 
-mod policy;
+mod batching;
 mod worker;
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use pcap::{Active, Capture, Precision};
 
-pub use policy::{CaptureStats, Flush, FlushPolicy, Wrapping32};
+pub use batching::{CaptureStats, Flush, FlushPolicy, Wrapping32};
 
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;

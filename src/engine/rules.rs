@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, Metric, Protocol, TcpFlagsFilter};
-use crate::counters::{SourceTable, WindowKind};
+use crate::engine::sources::{SourceTable, WindowKind};
+use crate::engine::window::Span;
 use crate::packet::{PacketMeta, Proto, tcp_flag};
-use crate::window::Span;
 
 /// Distinct-value windows keep at most this many values per source.
 const MAX_DISTINCT_CAP: u64 = 16_384;

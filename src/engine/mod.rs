@@ -10,10 +10,15 @@
 //! within `repeat_window`, capped at `max_ban`.
 
 mod admin;
+pub mod ban_rate;
+pub mod bans;
 mod fire;
 mod rules;
+pub mod sources;
+pub mod time;
+pub mod window;
 
-pub use admin::{Explained, Refusal, RuleValue};
+pub use admin::Explained;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,10 +27,10 @@ use std::time::Duration;
 use foldhash::fast::RandomState;
 use ipnet::IpNet;
 
-use crate::ban_rate::BanRate;
-use crate::bans::{Ban, BanTable};
 use crate::config::{Config, Metric};
-use crate::counters::{Slot, SourceKey};
+use crate::engine::ban_rate::BanRate;
+use crate::engine::bans::{Ban, BanTable};
+use crate::engine::sources::{Slot, SourceKey};
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
 use fire::{FireCtx, fire};

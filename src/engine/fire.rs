@@ -8,9 +8,9 @@ use ipnet::IpNet;
 
 use super::rules::CompiledRule;
 use super::{Decision, Settings, SuppressReason, Verdict};
-use crate::ban_rate::BanRate;
-use crate::bans::{Ban, BanTable};
-use crate::counters::SourceKey;
+use crate::engine::ban_rate::BanRate;
+use crate::engine::bans::{Ban, BanTable};
+use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
 
 /// Most (target, rule) pairs whose suppression is remembered.

@@ -11,10 +11,10 @@ use ipnet::IpNet;
 use super::fire::lifted_by_protection;
 use super::rules;
 use super::{Decision, Engine, Settings, UnblockReason, Verdict};
-use crate::ban_rate::BanRate;
-use crate::bans::Ban;
 use crate::config::{Config, Metric};
-use crate::counters::SourceKey;
+use crate::engine::ban_rate::BanRate;
+use crate::engine::bans::Ban;
+use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
 
 /// Why a manual ban was refused.
@@ -239,11 +239,6 @@ impl Engine {
     pub fn set_local(&mut self, local: Vec<IpNet>, ts: Timestamp, out: &mut Vec<Decision>) {
         self.local = local.iter().map(IpNet::trunc).collect();
         self.lift_protected(ts, out);
-    }
-
-    /// Our own addresses, as the engine uses them.
-    pub fn local(&self) -> &[IpNet] {
-        &self.local
     }
 
     /// Offense history, for saving across restarts: (target, count, last offense), unordered.

@@ -319,5 +319,4 @@ mod nets {
 }
 
 #[cfg(test)]
-#[path = "protocol_tests.rs"]
 mod tests;

@@ -68,7 +68,7 @@ pub async fn serve(
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving, but do not spin.
-                    tracing::warn!(target: "autoblock::control", error = %e, "accept failed");
+                    tracing::warn!(target: "autoblock::sys::control", error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -202,7 +202,7 @@ async fn answer(line: &[u8], handler: &Arc<dyn ControlHandler>) -> Response {
     match tokio::task::spawn_blocking(move || handler.handle(req)).await {
         Ok(resp) => resp,
         Err(e) => {
-            tracing::error!(target: "autoblock::control", error = %e, "control handler failed");
+            tracing::error!(target: "autoblock::sys::control", error = %e, "control handler failed");
             Response::Error {
                 message: "internal error in the daemon while answering; see its log".into(),
             }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::policy::SuppressReason;
+use crate::engine::SuppressReason;
 
 /// Upper bounds of the reaction-time buckets, as rendered in `le` (seconds).
 const BUCKET_LABELS: [&str; 11] = [
@@ -386,5 +386,4 @@ fn escape_label(o: &mut String, v: &str) {
 }
 
 #[cfg(test)]
-#[path = "metrics_tests.rs"]
 mod tests;

@@ -1,10 +1,11 @@
 //! Unit tests of the policy engine: windows through the engine, aggregation, allowlist, local
 //! addresses, escalation, extension, caps. Time is moved by hand; nothing sleeps.
 
+use super::admin::Refusal;
 use super::*;
-use crate::bans::Ban;
 use crate::config::*;
-use crate::counters::SourceKey;
+use crate::engine::bans::Ban;
+use crate::engine::sources::SourceKey;
 use crate::packet::{Proto, tcp_flag};
 use std::path::PathBuf;
 

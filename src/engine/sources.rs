@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use foldhash::fast::RandomState;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::window::{DistinctWindow, RateWindow, Span};
+use crate::engine::window::{DistinctWindow, RateWindow, Span};
 
 /// A source as counted: an address, or a prefix when a rule aggregates (`aggregate_v4/_v6`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -213,10 +213,6 @@ impl SourceTable {
 
     pub fn len(&self) -> usize {
         self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 
     /// The slot of `key`, creating it if there is room (sweeping idle keys first when full).

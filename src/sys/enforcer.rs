@@ -9,13 +9,26 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::firewall::{Firewall, FirewallError};
-use crate::policy::Decision;
+use crate::config::{BackendKind, Config};
+use crate::engine::Decision;
+use crate::firewall::{Backend, Firewall, FirewallError, FirewallOptions};
 use crate::time::Timestamp;
 
 /// First retry delay after a failed commit; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The firewall the configuration describes.
+pub fn firewall_options(config: &Config) -> FirewallOptions {
+    let e = &config.enforce;
+    let backend = match e.backend {
+        BackendKind::Iptables => Backend::Iptables,
+        BackendKind::Ipset => Backend::Ipset,
+    };
+    FirewallOptions::new(backend, e.chain.clone())
+        .hooks(e.hooks.iter().cloned())
+        .maxelem(u32::try_from(e.max_active_bans).unwrap_or(u32::MAX))
+}
 
 /// One staged change to the kernel.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,8 +180,8 @@ impl Enforcer {
 mod tests {
     use super::*;
     use crate::config::Metric;
-    use crate::counters::SourceKey;
-    use crate::policy::Verdict;
+    use crate::engine::Verdict;
+    use crate::engine::sources::SourceKey;
 
     fn block(ip: &str, until: u64) -> Decision {
         Decision::Block(Verdict {

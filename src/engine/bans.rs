@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use foldhash::fast::RandomState;
 
-use crate::counters::SourceKey;
+use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
 
 /// One active ban.
@@ -41,10 +41,6 @@ pub struct BanTable {
 impl BanTable {
     pub fn len(&self) -> usize {
         self.by_key.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
     }
 
     pub fn get(&self, key: &SourceKey) -> Option<&Ban> {
@@ -162,6 +158,6 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!(t.next_deadline(), Some(Timestamp::from_secs(40)));
         assert!(t.remove(&ban("10.0.0.2", 0).key).is_some());
-        assert!(t.is_empty() && t.next_deadline().is_none());
+        assert!(t.len() == 0 && t.next_deadline().is_none());
     }
 }

@@ -146,6 +146,7 @@ impl<W: Write, C: Clock> EventSink<W, C> {
     }
 
     /// The writer standing in for stdout (tests read what was written).
+    #[cfg(test)]
     pub fn writer(&self) -> &W {
         &self.out
     }
@@ -258,5 +259,4 @@ fn open_append(path: &Path) -> io::Result<(File, (u64, u64))> {
 }
 
 #[cfg(test)]
-#[path = "events_tests.rs"]
 mod tests;
