@@ -240,11 +240,21 @@ impl Container {
 
     /// Panics with `why` and the end of the console log.
     pub fn fail(&self, why: &str) -> ! {
+        let journal = self.exec(&[
+            "journalctl",
+            "--no-pager",
+            "-n",
+            "60",
+            "-u",
+            "autoblock.service",
+        ]);
+        let journal = String::from_utf8_lossy(&journal.stdout).into_owned();
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         panic!(
-            "{why}\n--- end of the container console ---\n{}",
+            "{why}\n--- journalctl -u autoblock (last 60 lines) ---\n{journal}\n\
+             --- end of the container console ---\n{}",
             tail.join("\n")
         );
     }
