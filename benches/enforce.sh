@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cargo build --release --locked --example enforce >/dev/null 2>&1 || cargo build --release --example enforce
+cargo build --release --locked -p autoblock-firewall --example enforce >/dev/null 2>&1 || cargo build --release -p autoblock-firewall --example enforce
 BIN=./target/release/examples/enforce
 
 ip netns add "$C"; ip netns add "$S"
