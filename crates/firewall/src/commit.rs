@@ -71,6 +71,7 @@ impl Firewall {
             }
             let mut next_rules = state.rules.clone();
             rules.apply_to(&mut next_rules, family);
+            self.refresh_foreign(state, family)?;
             let edits = self.rebuild_edits(state, &next_bans, &next_rules, family);
             self.iptables_restore(family, &edits)?;
             state.mirror = next_bans;
@@ -163,6 +164,7 @@ impl Firewall {
                     .iter()
                     .any(|r| r.rule.family() == Some(family));
             if in_chain {
+                self.refresh_foreign(state, family)?;
                 let edits = self.rebuild_edits(state, &bans, &rules, family);
                 self.iptables_restore(family, &edits)?;
             }

@@ -79,6 +79,11 @@ fn typed_rules_live_in_the_chain_next_to_the_set_match() {
     b.block(sig().action(Action::LogAndDrop), MIN, "ike flood");
     let _ = fw.commit(b).unwrap();
     let calls = fake.take();
+    assert_eq!(
+        calls[0].0, "iptables-save -t filter",
+        "foreign rules read again"
+    );
+    let calls = &calls[1..];
     assert_eq!(calls.len(), 1);
     let text = calls[0].1.as_deref().unwrap();
     assert!(
@@ -94,7 +99,7 @@ fn typed_rules_live_in_the_chain_next_to_the_set_match() {
     let mut b = Batch::new();
     b.unblock(sig());
     let _ = fw.commit(b).unwrap();
-    let calls = fake.take();
+    let calls = fake.take_changes();
     assert_eq!(
         calls[0].1.as_deref(),
         Some("*filter\n:AB - [0:0]\n-A AB -m set --match-set ab4 src -j DROP\nCOMMIT\n")
@@ -122,7 +127,7 @@ fn typed_rules_expire_by_call_with_either_backend() {
         let expired = fw.expire_due(end).unwrap();
         assert_eq!(expired.rules.len(), 1);
         assert!(expired.bans.is_empty());
-        let calls = fake.take();
+        let calls = fake.take_changes();
         assert_eq!(calls.len(), 1, "{backend}: one rebuild");
         assert!(!calls[0].1.as_deref().unwrap().contains("10.10.10.10"));
         assert!(fw.is_empty());
@@ -293,4 +298,25 @@ fn a_chain_named_like_ours_but_for_case_is_refused_before_any_change() {
         "{e}"
     );
     assert!(fake.take().iter().all(|(c, _)| c.contains("-save")));
+}
+
+#[test]
+fn a_rebuild_keeps_foreign_rules_added_since_open() {
+    let fake = Arc::new(Fake::default());
+    let fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    let mut b = Batch::new();
+    b.block(Ipv4Addr::new(192, 0, 2, 1), MIN, "x");
+    let _ = fw.commit(b).unwrap();
+    fake.set(
+        "iptables-save -t filter",
+        "*filter\n:AB - [0:0]\n-A INPUT -j AB\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n",
+    );
+    fake.take();
+    let mut b = Batch::new();
+    b.unblock(Ipv4Addr::new(192, 0, 2, 1));
+    let _ = fw.commit(b).unwrap();
+    assert_eq!(
+        fake.take_changes()[0].1.as_deref(),
+        Some("*filter\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n")
+    );
 }

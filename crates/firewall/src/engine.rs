@@ -159,6 +159,22 @@ impl Firewall {
             .collect()
     }
 
+    /// Reads the rules in our chain that are not ours again (someone may have added one since
+    /// the last read), so a rebuild keeps them.
+    pub(super) fn refresh_foreign(
+        &self,
+        state: &mut State,
+        family: Family,
+    ) -> Result<(), FirewallError> {
+        for table in &self.settings.tables {
+            let st = self.read_table(family, table)?;
+            if st.chain_exists {
+                state.foreign.insert((family, table.clone()), st.foreign);
+            }
+        }
+        Ok(())
+    }
+
     /// A rebuild of our chain in every table of `family` from `bans` and `rules`.
     pub(super) fn rebuild_edits(
         &self,

@@ -108,7 +108,7 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
     let mut b = Batch::new();
     b.unblock(std::net::IpAddr::from([192, 0, 2, 7]));
     let _ = fw.commit(b).unwrap();
-    let calls = fake.take();
+    let calls = fake.take_changes();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, "iptables-restore -w 5 --noflush");
     assert_eq!(
@@ -183,7 +183,7 @@ fn expire_due_rebuilds_only_families_with_due_bans() {
     assert!(fake.take().is_empty());
     let due = fw.expire_due(secs(6000)).unwrap();
     assert_eq!(due.bans.len(), 1);
-    let calls = fake.take();
+    let calls = fake.take_changes();
     assert_eq!(calls.len(), 1);
     assert_eq!(
         calls[0].1.as_deref(),

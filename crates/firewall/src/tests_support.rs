@@ -43,6 +43,14 @@ impl Fake {
             .insert(cmd.to_string(), stderr.to_string());
     }
 
+    /// Calls so far that change something (reads left out), then forgets all calls.
+    pub(crate) fn take_changes(&self) -> Vec<(String, Option<String>)> {
+        self.take()
+            .into_iter()
+            .filter(|(cmd, _)| !cmd.contains("-save") && !cmd.starts_with("ipset list"))
+            .collect()
+    }
+
     /// Calls so far, then forgets them.
     pub(crate) fn take(&self) -> Vec<(String, Option<String>)> {
         std::mem::take(&mut *self.calls.lock().unwrap())
