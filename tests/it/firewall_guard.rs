@@ -257,6 +257,17 @@ fn bad_hooks_and_chain_names_leave_nothing_behind() {
     }
     let strip = |s: String| -> String { s.lines().filter(|l| !l.starts_with('#')).collect() };
     assert_eq!(strip(ns.firewall_dump()), strip(before));
+    // A user chain that exists is a hook (Docker's DOCKER-USER).
+    ns.ok(&["iptables", "-w", "-N", "DOCKER-USER"]);
+    ns.ok(&["ip6tables", "-w", "-N", "DOCKER-USER"]);
+    let fw = Firewall::open(
+        FirewallOptions::new(Backend::Iptables, "ABTEST")
+            .hooks(["DOCKER-USER"])
+            .netns(ns.name()),
+    )
+    .unwrap();
+    assert!(ns.firewall_dump().contains("-A DOCKER-USER -j ABTEST"));
+    fw.flush().unwrap();
     // Allowed explicitly, a special range can be blocked.
     let fw = Firewall::open(
         FirewallOptions::new(Backend::Ipset, "ABTEST")

@@ -320,3 +320,28 @@ fn a_rebuild_keeps_foreign_rules_added_since_open() {
         Some("*filter\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n")
     );
 }
+
+#[test]
+fn a_hook_that_is_neither_built_in_nor_existing_is_refused_before_any_change() {
+    let fake = Arc::new(Fake::default());
+    let typo = FirewallOptions::new(Backend::Ipset, "AB").hooks(["INPUT", "OUTPUTT"]);
+    let e = try_open(typo, &fake, 1000).unwrap_err();
+    assert!(matches!(e, FirewallError::InvalidOption(_)), "{e}");
+    assert!(e.to_string().contains("hook \"OUTPUTT\""), "{e}");
+    assert!(fake.take().iter().all(|(c, _)| c.contains("-save")));
+    // A user chain that exists (Docker's) is a fine hook.
+    let docker = "*filter\n:INPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\nCOMMIT\n";
+    fake.set("iptables-save -t filter", docker);
+    fake.set("ip6tables-save -t filter", docker);
+    let opts = FirewallOptions::new(Backend::Iptables, "AB").hooks(["DOCKER-USER"]);
+    let _fw = open(opts, &fake, 1000);
+    let calls = fake.take_changes();
+    assert!(
+        calls[0]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("-I DOCKER-USER 1 -j AB"),
+        "{calls:?}"
+    );
+}

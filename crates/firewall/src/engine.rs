@@ -218,6 +218,7 @@ impl Firewall {
         for family in Family::BOTH {
             for table in &self.settings.tables {
                 let st = self.read_table(family, table)?;
+                self.check_user_hooks(family, table, &st)?;
                 if let Some(other) = st.set_users.first() {
                     return Err(FirewallError::ChainInUse {
                         chain: self.settings.chain.clone(),
@@ -298,6 +299,28 @@ impl Firewall {
         state.mirror = mirror;
         state.rules = rules;
         Ok(())
+    }
+
+    /// A hook that is not a built-in chain must be a chain that exists (`DOCKER-USER`): a typo
+    /// such as `OUTPUTT` is refused before anything changes.
+    fn check_user_hooks(
+        &self,
+        family: Family,
+        table: &str,
+        st: &TableState,
+    ) -> Result<(), FirewallError> {
+        let missing = self
+            .settings
+            .hooks
+            .iter()
+            .find(|h| h.table == table && !h.builtin && !st.chains.contains(&h.chain));
+        match missing {
+            Some(h) => Err(FirewallError::InvalidOption(format!(
+                "hook {:?}: the {table} table ({family}) has no chain {:?}: not a built-in chain, and no chain of that name exists",
+                h.chain, h.chain
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// True when `st` holds exactly our entries of `family` (and, with ipset, one match rule).

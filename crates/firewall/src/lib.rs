@@ -124,3 +124,8 @@ pub use rule::{Action, Net, Ports, Protocol, Rule, TcpFlags};
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod engine_tests;
+
+/// The README's examples compile as written (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

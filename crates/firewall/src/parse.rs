@@ -13,6 +13,8 @@ use super::rule_text::{self, Line, Target, parse_net};
 pub(crate) struct TableState {
     /// `:CHAIN` is declared in this table.
     pub(crate) chain_exists: bool,
+    /// Every chain declared in this table (built-in and user chains).
+    pub(crate) chains: Vec<String>,
     /// Our plain bans, in chain order (may hold duplicates and expired bans).
     pub(crate) bans: Vec<Ban>,
     /// Our typed rules, in chain order (may hold duplicates and expired ones).
@@ -135,8 +137,11 @@ pub(crate) fn parse_save(
         if !in_table {
             continue;
         }
-        if line.starts_with(&decl) {
-            st.chain_exists = true;
+        if let Some(decl_line) = line.strip_prefix(':') {
+            st.chain_exists |= line.starts_with(&decl);
+            if let Some(name) = decl_line.split_whitespace().next() {
+                st.chains.push(name.to_string());
+            }
             continue;
         }
         let Some(rest) = line.strip_prefix("-A ") else {

@@ -172,7 +172,7 @@ fn missing_chain() {
     assert_eq!(
         st,
         TableState {
-            jumps: vec![],
+            chains: vec!["INPUT".into()],
             ..Default::default()
         }
     );

@@ -199,8 +199,9 @@ impl std::fmt::Display for TcpFlags {
 /// whatever its action.
 ///
 /// ```
-/// use autoblock_firewall::{Action, Protocol, Rule, TcpFlags};
+/// use autoblock_firewall::{Action, Ipv4Net, Protocol, Rule, TcpFlags};
 /// use std::net::Ipv4Addr;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 ///
 /// // A plain ban.
 /// let ban = Rule::from(Ipv4Addr::new(203, 0, 113, 7));
@@ -215,12 +216,13 @@ impl std::fmt::Display for TcpFlags {
 ///
 /// // New TCP connections from a network to a port range, refused with a reset-like answer.
 /// let scan = Rule::new()
-///     .src("198.51.100.0/24".parse::<ipnet::Ipv4Net>().unwrap())
+///     .src("198.51.100.0/24".parse::<Ipv4Net>()?)
 ///     .protocol(Protocol::Tcp)
 ///     .dport(1000..=2000)
 ///     .tcp_flags(TcpFlags::syn())
 ///     .action(Action::Reject);
 /// assert!(!scan.is_source_ban());
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
