@@ -382,6 +382,16 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "serde")]
+    #[test]
+    fn backends_serialize_as_their_names() {
+        assert_eq!(serde_json::to_string(&Backend::Ipset).unwrap(), "\"ipset\"");
+        let b: Backend = serde_json::from_str("\"iptables\"").unwrap();
+        assert_eq!(b, Backend::Iptables);
+        let e = serde_json::from_str::<Backend>("\"pf\"").unwrap_err();
+        assert!(e.to_string().contains("expected `iptables` or `ipset`"), "{e}");
+    }
+
     #[test]
     fn guard_options_are_kept() {
         let s = FirewallOptions::new(Backend::Ipset, "AB")

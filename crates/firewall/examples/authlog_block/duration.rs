@@ -31,7 +31,7 @@ pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
     for (name, unit) in UNITS {
         let unit = u128::from(unit);
-        if ms >= unit && ms % unit == 0 {
+        if ms >= unit && ms.is_multiple_of(unit) {
             return format!("{}{name}", ms / unit);
         }
     }
