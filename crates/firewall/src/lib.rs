@@ -34,7 +34,8 @@
 //!
 //! - **Chain.** Everything lives in one iptables chain of your naming
 //!   ([`FirewallOptions::new`]), created in IPv4 (`iptables`) and IPv6 (`ip6tables`) alike.
-//!   Rules in the chain that are not ours are kept, through rebuilds and [`Firewall::flush`].
+//!   Rules in the chain that are not ours are kept, through rebuilds (each reads the chain
+//!   again first, so a rule added by hand a moment ago survives) and [`Firewall::flush`].
 //! - **Hooks.** Packets enter the chain through a jump at position 1 of each hook
 //!   ([`FirewallOptions::hooks`]): `INPUT` by default, or e.g. `FORWARD` for a router, or
 //!   `raw:PREROUTING` to drop before connection tracking.
