@@ -237,32 +237,11 @@ impl Firewall {
                 tables.push((family, table.clone(), st));
             }
         }
-        let mut in_set: HashSet<ipnet::IpNet> = HashSet::new();
-        if self.ipset() {
-            let names = self.ipset_names()?;
-            let mut create = String::new();
-            for family in Family::BOTH {
-                let name = self.set_name(family);
-                if names.contains(&name) {
-                    for (net, left, reason) in self.read_set(family)? {
-                        in_set.insert(net);
-                        bans.push(Ban {
-                            net,
-                            until: now + left,
-                            reason,
-                        });
-                    }
-                } else {
-                    create.push_str(&render::ipset_create(
-                        &name,
-                        family.inet(),
-                        self.settings.maxelem,
-                    ));
-                    created.sets.push(name);
-                }
-            }
-            self.ipset_restore(&create)?;
-        }
+        let in_set = if self.ipset() {
+            self.adopt_sets(now, &mut bans, created)?
+        } else {
+            HashSet::new()
+        };
         let mirror = Mirror::adopt(bans, now);
         let rules = Mirror::adopt(rules, now);
         if self.ipset() {
@@ -321,6 +300,41 @@ impl Firewall {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Reads our sets into `bans` and creates the missing ones; returns the nets already in a
+    /// set.
+    fn adopt_sets(
+        &self,
+        now: u64,
+        bans: &mut Vec<Ban>,
+        created: &mut Created,
+    ) -> Result<HashSet<ipnet::IpNet>, FirewallError> {
+        let mut in_set = HashSet::new();
+        let names = self.ipset_names()?;
+        let mut create = String::new();
+        for family in Family::BOTH {
+            let name = self.set_name(family);
+            if names.contains(&name) {
+                for (net, left, reason) in self.read_set(family)? {
+                    in_set.insert(net);
+                    bans.push(Ban {
+                        net,
+                        until: now + left,
+                        reason,
+                    });
+                }
+            } else {
+                create.push_str(&render::ipset_create(
+                    &name,
+                    family.inet(),
+                    self.settings.maxelem,
+                ));
+                created.sets.push(name);
+            }
+        }
+        self.ipset_restore(&create)?;
+        Ok(in_set)
     }
 
     /// True when `st` holds exactly our entries of `family` (and, with ipset, one match rule).

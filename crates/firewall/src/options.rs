@@ -264,33 +264,7 @@ impl FirewallOptions {
         if self.hooks.is_empty() {
             problems.push("at least one hook is required".to_string());
         }
-        let mut hooks: Vec<Hook> = Vec::new();
-        for raw in &self.hooks {
-            let (table, chain) = raw.split_once(':').unwrap_or(("filter", raw.as_str()));
-            let Some((_, builtins)) = TABLES.iter().find(|(t, _)| *t == table) else {
-                let names: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
-                problems.push(format!("hook {raw:?}: table must be one of {names:?}"));
-                continue;
-            };
-            // A built-in chain of another table in this one is a mistake, not a user chain.
-            let misplaced =
-                !builtins.contains(&chain) && TABLES.iter().any(|(_, b)| b.contains(&chain));
-            if !is_name(chain, 28) || chain == self.chain || misplaced {
-                problems.push(format!(
-                    "hook {raw:?}: the {table} table has no built-in chain {chain:?} (one of {}, or a chain of yours that exists, such as DOCKER-USER)",
-                    builtins.join(", ")
-                ));
-            } else {
-                let hook = Hook {
-                    table: table.to_string(),
-                    chain: chain.to_string(),
-                    builtin: builtins.contains(&chain),
-                };
-                if !hooks.contains(&hook) {
-                    hooks.push(hook);
-                }
-            }
-        }
+        let hooks = self.validate_hooks(&mut problems);
         if self.maxelem == 0 {
             problems.push("maxelem must be at least 1".to_string());
         }
@@ -333,6 +307,38 @@ impl FirewallOptions {
             },
             lock_dir: self.lock_dir.clone(),
         })
+    }
+
+    /// The hooks as (table, chain), without duplicates; problems are added to `problems`.
+    fn validate_hooks(&self, problems: &mut Vec<String>) -> Vec<Hook> {
+        let mut hooks: Vec<Hook> = Vec::new();
+        for raw in &self.hooks {
+            let (table, chain) = raw.split_once(':').unwrap_or(("filter", raw.as_str()));
+            let Some((_, builtins)) = TABLES.iter().find(|(t, _)| *t == table) else {
+                let names: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
+                problems.push(format!("hook {raw:?}: table must be one of {names:?}"));
+                continue;
+            };
+            // A built-in chain of another table in this one is a mistake, not a user chain.
+            let misplaced =
+                !builtins.contains(&chain) && TABLES.iter().any(|(_, b)| b.contains(&chain));
+            if !is_name(chain, 28) || chain == self.chain || misplaced {
+                problems.push(format!(
+                    "hook {raw:?}: the {table} table has no built-in chain {chain:?} (one of {}, or a chain of yours that exists, such as DOCKER-USER)",
+                    builtins.join(", ")
+                ));
+            } else {
+                let hook = Hook {
+                    table: table.to_string(),
+                    chain: chain.to_string(),
+                    builtin: builtins.contains(&chain),
+                };
+                if !hooks.contains(&hook) {
+                    hooks.push(hook);
+                }
+            }
+        }
+        hooks
     }
 }
 
@@ -389,7 +395,10 @@ mod tests {
         let b: Backend = serde_json::from_str("\"iptables\"").unwrap();
         assert_eq!(b, Backend::Iptables);
         let e = serde_json::from_str::<Backend>("\"pf\"").unwrap_err();
-        assert!(e.to_string().contains("expected `iptables` or `ipset`"), "{e}");
+        assert!(
+            e.to_string().contains("expected `iptables` or `ipset`"),
+            "{e}"
+        );
     }
 
     #[test]
