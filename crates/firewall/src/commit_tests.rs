@@ -345,3 +345,22 @@ fn a_hook_that_is_neither_built_in_nor_existing_is_refused_before_any_change() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn a_drop_all_left_by_an_older_version_is_removed_at_open() {
+    let fake = Arc::new(Fake::default());
+    // `-s 0.0.0.0/0` is not printed: an old /0 ban reads back as a rule without address.
+    fake.set(
+        "iptables-save -t filter",
+        "*filter\n:AB - [0:0]\n-A INPUT -j AB\n\
+         -A AB -m comment --comment \"autoblock until=99999 rule=oops\" -j DROP\nCOMMIT\n",
+    );
+    let fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    assert!(fw.is_empty());
+    let calls = fake.take_changes();
+    assert_eq!(
+        calls[0].1.as_deref(),
+        Some("*filter\n:AB - [0:0]\nCOMMIT\n"),
+        "{calls:?}"
+    );
+}

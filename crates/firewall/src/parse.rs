@@ -19,7 +19,8 @@ pub(crate) struct TableState {
     pub(crate) bans: Vec<Ban>,
     /// Our typed rules, in chain order (may hold duplicates and expired ones).
     pub(crate) rules: Vec<RuleEntry>,
-    /// Lines of ours that make no entry (a log line without its drop): a rebuild drops them.
+    /// Lines of ours that make no entry (a log line without its drop, a rule without any
+    /// address): a rebuild drops them.
     pub(crate) orphans: usize,
     /// How many `-m set --match-set SET src -j DROP` rules our chain holds.
     pub(crate) match_rules: usize,
@@ -47,6 +48,12 @@ impl TableState {
         let (mut logs, rest): (Vec<Line>, Vec<Line>) =
             lines.into_iter().partition(|l| l.target == Target::Log);
         for line in rest {
+            if line.rule.src.is_none() && line.rule.dst.is_none() {
+                // No address: a drop-all an older version let through (`0.0.0.0/0` prints as
+                // nothing). Ours, and removed by the next rebuild.
+                self.orphans += 1;
+                continue;
+            }
             let mut action = match line.target {
                 Target::Reject => Action::Reject,
                 _ => Action::Drop,
@@ -73,7 +80,7 @@ impl TableState {
                 }),
             }
         }
-        self.orphans = logs.len();
+        self.orphans += logs.len();
     }
 }
 
