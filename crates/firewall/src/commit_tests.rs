@@ -364,3 +364,30 @@ fn a_drop_all_left_by_an_older_version_is_removed_at_open() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn a_failed_ipset_restore_leaves_memory_as_the_kernel_is() {
+    let fake = Arc::new(Fake::default());
+    let fw = ipset_fw(&fake);
+    // ipset restore applies lines up to the failing one: the first add made it.
+    fake.fail(
+        "ipset restore -exist",
+        "ipset v7.17: Error in line 2: Hash is full",
+    );
+    fake.set(
+        "ipset save ab4",
+        "create ab4 hash:net family inet hashsize 1024 maxelem 1 timeout 0 comment\n\
+         add ab4 192.0.2.1 timeout 59 comment \"a\"\n",
+    );
+    fake.set(
+        "ipset save ab6",
+        "create ab6 hash:net family inet6 hashsize 1024 maxelem 1 timeout 0 comment\n",
+    );
+    let mut b = Batch::new();
+    b.block(Ipv4Addr::new(192, 0, 2, 1), MIN, "a")
+        .block(Ipv4Addr::new(192, 0, 2, 2), MIN, "a");
+    assert!(fw.commit(b).is_err());
+    assert!(fw.is_blocked(Ipv4Addr::new(192, 0, 2, 1)));
+    assert!(!fw.is_blocked(Ipv4Addr::new(192, 0, 2, 2)));
+    assert_eq!(fw.len(), 1);
+}
