@@ -61,6 +61,13 @@ impl EngineLoop {
         }
     }
 
+    /// Tells the firewall's guard what the engine protects now.
+    fn protect(&self) {
+        if let Some(tx) = &self.enforcer {
+            let _ = tx.send(EnforceMsg::Protect(self.engine.protected()));
+        }
+    }
+
     fn run_loop(&mut self, state_tx: &Sender<SavedState>) {
         let mut out: Vec<Decision> = Vec::new();
         let mut dirty = false;
@@ -101,10 +108,12 @@ impl EngineLoop {
                     EngineMsg::Reload(config) => {
                         self.engine.reconfigure(&config, wall_now(), &mut out);
                         self.dispatch(&mut out);
+                        self.protect();
                     }
                     EngineMsg::SetLocal(local) => {
                         self.engine.set_local(local, wall_now(), &mut out);
                         self.dispatch(&mut out);
+                        self.protect();
                     }
                     EngineMsg::Stop => {
                         self.save(state_tx);

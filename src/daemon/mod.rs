@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::firewall::Firewall;
-use crate::sys::enforcer::firewall_options;
+use crate::sys::enforcer::{firewall_options, protected};
 use crate::sys::events::EventSink;
 use crate::sys::live::{LiveCapture, LiveOptions};
 use crate::sys::metrics::Metrics;
@@ -174,7 +174,8 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
         None
     } else {
         Some(Arc::new(
-            Firewall::open(firewall_options(&config)).context("cannot set up the firewall")?,
+            Firewall::open(firewall_options(&config).protect(protected(&config, &local)))
+                .context("cannot set up the firewall")?,
         ))
     };
     let now = wall_now();
@@ -430,10 +431,7 @@ fn local_now() -> Vec<ipnet::IpNet> {
 }
 
 fn backend_name(config: &Config) -> &'static str {
-    match config.enforce.backend {
-        crate::config::BackendKind::Iptables => "iptables",
-        crate::config::BackendKind::Ipset => "ipset",
-    }
+    config.enforce.backend.as_str()
 }
 
 /// The tokio side: control socket, metrics, signals. Returns when asked to stop.
