@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::config::Metric;
-use crate::policy::{Decision, Verdict};
+use crate::engine::{Decision, Verdict};
 use crate::time::Timestamp;
 
 /// The fields of a decision event; absent fields are omitted.
@@ -149,8 +149,8 @@ fn to_line<T: Serialize>(v: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::SourceKey;
-    use crate::policy::SuppressReason;
+    use crate::engine::SuppressReason;
+    use crate::engine::sources::SourceKey;
     use std::sync::Arc;
     use std::time::Duration;
 

@@ -15,10 +15,10 @@ use foldhash::fast::RandomState;
 use ipnet::IpNet;
 
 use crate::config::{Config, Metric};
-use crate::counters::SourceKey;
+use crate::engine::sources::SourceKey;
+use crate::engine::{Decision, Engine};
 use crate::event::Summary;
 use crate::packet::{self, PacketMeta};
-use crate::policy::{Decision, Engine};
 use crate::sys::capture::{CaptureError, CaptureFile};
 use crate::time::Timestamp;
 

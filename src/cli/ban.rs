@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use super::remote::{RemoteArgs, emit, human_secs, parse_duration, unexpected};
 use super::replay::parse_net;
 use super::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
-use crate::control::protocol::{BanInfo, Refusal, Request, Response, net_text};
+use crate::sys::control::protocol::{BanInfo, Refusal, Request, Response, net_text};
 
 /// Targets per request: 10k of the longest IPv6 CIDR text stay well under 1 MiB.
 pub const CHUNK: usize = 10_000;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
 use crate::config::duration::Formatted;
-use crate::control::protocol::{Explanation, Request, Response, net_text};
+use crate::sys::control::protocol::{Explanation, Request, Response, net_text};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  sudo autoblock explain 203.0.113.7\n  \

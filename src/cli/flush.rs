@@ -2,8 +2,8 @@
 //! and nothing else. Bans are lost; run it after stopping the daemon.
 
 use super::{EXIT_OK, EXIT_RUNTIME, load_config};
-use crate::daemon_support::firewall_options;
 use crate::firewall::Firewall;
+use crate::sys::enforcer::firewall_options;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  systemctl stop autoblock && autoblock flush")]

@@ -1,7 +1,7 @@
 //! `autoblock list`: the active bans, soonest to expire first, as a table or JSON.
 
 use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
-use crate::control::protocol::{BanInfo, Request, Response, net_text};
+use crate::sys::control::protocol::{BanInfo, Request, Response, net_text};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  sudo autoblock list\n  \

@@ -1,15 +1,15 @@
 //! Command-line interface: one file per subcommand; `main` only parses and dispatches here.
 
-pub mod ban;
+pub(crate) mod ban;
 mod check;
-pub mod explain;
-pub mod flush;
-pub mod list;
-pub mod remote;
-pub mod replay;
-pub mod run;
-pub mod status;
-pub mod unban;
+pub(crate) mod explain;
+pub(crate) mod flush;
+pub(crate) mod list;
+pub(crate) mod remote;
+pub(crate) mod replay;
+pub(crate) mod run;
+pub(crate) mod status;
+pub(crate) mod unban;
 
 use std::path::{Path, PathBuf};
 

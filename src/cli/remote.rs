@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::{EXIT_OK, EXIT_RUNTIME, load_config};
 use crate::config::duration;
-use crate::control::client;
-use crate::control::protocol::{Request, Response};
+use crate::sys::control::client;
+use crate::sys::control::protocol::{Request, Response};
 
 #[derive(Debug, clap::Args)]
 pub struct RemoteArgs {

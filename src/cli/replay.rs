@@ -69,7 +69,7 @@ pub fn run(args: ReplayArgs) -> i32 {
         };
         let json = args.format == Format::Json;
         let mut write_err = None;
-        let mut on_decision = |d: &crate::policy::Decision| {
+        let mut on_decision = |d: &crate::engine::Decision| {
             if json && let Err(e) = writeln!(out, "{}", decision_json(d, false)) {
                 write_err.get_or_insert(e);
             }

@@ -1,7 +1,7 @@
 //! `autoblock status`: the running daemon's state in a few lines (or its JSON).
 
 use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
-use crate::control::protocol::{Request, Response, StatusInfo};
+use crate::sys::control::protocol::{Request, Response, StatusInfo};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  sudo autoblock status\n  \

@@ -5,7 +5,7 @@ use ipnet::IpNet;
 use super::remote::{RemoteArgs, emit, unexpected};
 use super::replay::parse_net;
 use super::{EXIT_OK, EXIT_RUNTIME};
-use crate::control::protocol::{Request, Response, net_text};
+use crate::sys::control::protocol::{Request, Response, net_text};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  sudo autoblock unban 203.0.113.7 2001:db8:42::/64")]

@@ -16,7 +16,7 @@ use super::error::{ConfigError, Problem, line_col};
 use super::parse::deserialize;
 use super::raw::{self, DurationText, RawConfig, S};
 use super::{
-    AllowConfig, BackendKind, CaptureConfig, Config, ControlConfig, EnforceConfig, EventsConfig,
+    AllowConfig, Backend, CaptureConfig, Config, ControlConfig, EnforceConfig, EventsConfig,
     LimitsConfig, MetricsConfig, StateConfig,
 };
 
@@ -243,16 +243,13 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
     let backend = match raw
         .backend
         .as_ref()
-        .map(|b| (b.get_ref().as_str(), b.span()))
+        .map(|b| (b.get_ref().parse(), b.span()))
     {
-        None | Some(("iptables", _)) => BackendKind::Iptables,
-        Some(("ipset", _)) => BackendKind::Ipset,
-        Some(("nftables", _)) => BackendKind::Nftables,
-        Some((other, span)) => {
-            let msg =
-                format!("unknown backend `{other}`, expected `iptables`, `ipset` or `nftables`");
-            ctx.at(span, "enforce.backend", msg);
-            BackendKind::Iptables
+        None => Backend::Iptables,
+        Some((Ok(backend), _)) => backend,
+        Some((Err(e), span)) => {
+            ctx.at(span, "enforce.backend", e.to_string());
+            Backend::Iptables
         }
     };
     let chain = match &raw.chain {
@@ -305,7 +302,7 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
     );
     // ipset keeps a timeout of at most 2^31 - 1 s... in practice 2,147,483 s (24.8 days) per
     // entry: a longer ban would silently end early in the kernel.
-    if backend == BackendKind::Ipset
+    if backend == Backend::Ipset
         && let (Some(m), Some(v)) = (max_ban, &raw.max_ban)
         && m > IPSET_MAX_TIMEOUT
     {
@@ -316,7 +313,7 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
         );
         ctx.at(v.span(), "enforce.max_ban", msg);
     }
-    if backend == BackendKind::Nftables
+    if backend == Backend::Nftables
         && let (Some(m), Some(v)) = (max_ban, &raw.max_ban)
         && m > NFT_MAX_TIMEOUT
     {
@@ -395,7 +392,7 @@ const NFT_HOOKS: [&str; 10] = [
 
 /// `INPUT`, `FORWARD`, or `table:CHAIN` with table filter, raw or mangle (with nftables, only
 /// chains that are nftables hooks).
-fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>, backend: BackendKind) -> Vec<String> {
+fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>, backend: Backend) -> Vec<String> {
     let Some(list) = raw else {
         return vec!["INPUT".to_owned()];
     };
@@ -425,7 +422,7 @@ fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>, backend: BackendKind) -> 
                 "unknown hook `{text}`, expected INPUT, FORWARD or table:CHAIN with table filter, raw or mangle (such as raw:PREROUTING)"
             );
             ctx.at(hook.span(), &key, msg);
-        } else if backend == BackendKind::Nftables && !NFT_HOOKS.contains(&qualified.as_str()) {
+        } else if backend == Backend::Nftables && !NFT_HOOKS.contains(&qualified.as_str()) {
             let msg = format!("`{text}` is not an nftables hook, expected one of {NFT_HOOKS:?}");
             ctx.at(hook.span(), &key, msg);
         } else if hooks.contains(text) {

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 
 use super::Shared;
-use crate::enforcer::Enforcer;
+use crate::engine::Decision;
 use crate::firewall::Firewall;
-use crate::policy::Decision;
+use crate::sys::enforcer::Enforcer;
 use crate::time::Timestamp;
 
 pub enum EnforceMsg {
     Decision(Decision),
+    /// The allowlist or our own addresses changed: the firewall refuses bans on these.
+    Protect(Vec<ipnet::IpNet>),
     /// Commit what is staged, then end the thread.
     Stop,
 }
@@ -88,6 +90,14 @@ impl EnforceLoop {
     fn commit(&self, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) {
         match enforcer.commit(wall_now(), Instant::now()) {
             Ok(Some(applied)) => {
+                for refused in &applied.refused {
+                    self.shared.metrics.enforcer_error();
+                    self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
+                    self.shared.event(
+                        "enforcer_error",
+                        json!({ "error": refused.to_string(), "during": "commit" }),
+                    );
+                }
                 let done = wall_now();
                 let mut slowest = Duration::ZERO;
                 for at in crossings.drain(..) {
@@ -163,6 +173,10 @@ fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) 
                 crossings.push(v.at);
             }
             enforcer.stage(&d);
+            false
+        }
+        EnforceMsg::Protect(nets) => {
+            enforcer.set_protected(nets);
             false
         }
         EnforceMsg::Stop => true,

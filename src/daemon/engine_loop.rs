@@ -13,9 +13,9 @@ use super::Shared;
 use super::convert::{ban_info, explanation, requested_duration};
 use super::enforce_loop::{EnforceMsg, wall_now};
 use crate::config::Config;
-use crate::control::protocol::{Refusal, Request, Response};
+use crate::engine::{Decision, Engine};
 use crate::event::decision_json;
-use crate::policy::{Decision, Engine};
+use crate::sys::control::protocol::{Refusal, Request, Response};
 use crate::sys::live::{Items, LiveBatch};
 use crate::sys::state::SavedState;
 
@@ -61,6 +61,13 @@ impl EngineLoop {
         }
     }
 
+    /// Tells the firewall's guard what the engine protects now.
+    fn protect(&self) {
+        if let Some(tx) = &self.enforcer {
+            let _ = tx.send(EnforceMsg::Protect(self.engine.protected()));
+        }
+    }
+
     fn run_loop(&mut self, state_tx: &Sender<SavedState>) {
         let mut out: Vec<Decision> = Vec::new();
         let mut dirty = false;
@@ -101,10 +108,12 @@ impl EngineLoop {
                     EngineMsg::Reload(config) => {
                         self.engine.reconfigure(&config, wall_now(), &mut out);
                         self.dispatch(&mut out);
+                        self.protect();
                     }
                     EngineMsg::SetLocal(local) => {
                         self.engine.set_local(local, wall_now(), &mut out);
                         self.dispatch(&mut out);
+                        self.protect();
                     }
                     EngineMsg::Stop => {
                         self.save(state_tx);
@@ -204,7 +213,7 @@ impl EngineLoop {
                             if let Some(b) = self
                                 .engine
                                 .bans()
-                                .get(&crate::counters::SourceKey::from_net(target))
+                                .get(&crate::engine::sources::SourceKey::from_net(target))
                             {
                                 applied.push(ban_info(b, now));
                             }

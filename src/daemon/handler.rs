@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::engine_loop::EngineMsg;
-use crate::control::protocol::{InterfaceStats, Request, Response, StatusInfo};
-use crate::control::server::ControlHandler;
+use crate::sys::control::protocol::{InterfaceStats, Request, Response, StatusInfo};
+use crate::sys::control::server::ControlHandler;
 use crate::sys::live::LiveCapture;
 
 /// How long a request may wait for the engine thread.

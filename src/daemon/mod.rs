@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::daemon_support::{adopted_ban, firewall_options};
+use crate::engine::Engine;
 use crate::firewall::Firewall;
-use crate::metrics::Metrics;
-use crate::policy::Engine;
+use crate::sys::enforcer::{firewall_options, protected};
 use crate::sys::events::EventSink;
 use crate::sys::live::{LiveCapture, LiveOptions};
+use crate::sys::metrics::Metrics;
 use crate::time::Timestamp;
+use convert::adopted_ban;
 use enforce_loop::{EnforceLoop, EnforceMsg, wall_now};
 use engine_loop::{EngineLoop, EngineMsg};
 
@@ -154,12 +155,12 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     // touches the kernel (two daemons on one chain would undo each other's work).
     let _lock = lock_instance(&config.control.socket)?;
     // A daemon already answering on our socket owns the chain: touch nothing of it.
-    let probe = crate::control::client::request(
+    let probe = crate::sys::control::client::request(
         &config.control.socket,
-        &crate::control::protocol::Request::Status,
+        &crate::sys::control::protocol::Request::Status,
         Duration::from_secs(2),
     );
-    if let Ok(crate::control::protocol::Response::Status(other)) = probe {
+    if let Ok(crate::sys::control::protocol::Response::Status(other)) = probe {
         anyhow::bail!(
             "another autoblock is running (pid {}, socket {}); stop it first",
             other.pid,
@@ -173,7 +174,8 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
         None
     } else {
         Some(Arc::new(
-            Firewall::open(firewall_options(&config)).context("cannot set up the firewall")?,
+            Firewall::open(firewall_options(&config).protect(protected(&config, &local)))
+                .context("cannot set up the firewall")?,
         ))
     };
     let now = wall_now();
@@ -224,7 +226,7 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
         if until > now
             && engine
                 .bans()
-                .get(&crate::counters::SourceKey::from_net(*net))
+                .get(&crate::engine::sources::SourceKey::from_net(*net))
                 .is_none()
             && let Ok(d) = engine.ban_manual(*net, Some(until.since(now)), reason, true, now)
         {
@@ -429,11 +431,7 @@ fn local_now() -> Vec<ipnet::IpNet> {
 }
 
 fn backend_name(config: &Config) -> &'static str {
-    match config.enforce.backend {
-        crate::config::BackendKind::Iptables => "iptables",
-        crate::config::BackendKind::Ipset => "ipset",
-        crate::config::BackendKind::Nftables => "nftables",
-    }
+    config.enforce.backend.as_str()
 }
 
 /// The tokio side: control socket, metrics, signals. Returns when asked to stop.
@@ -456,13 +454,12 @@ fn run_async(
     let captures = ctx.captures.clone();
     rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let handler: Arc<dyn crate::control::server::ControlHandler> = Arc::new(ctx);
+        let handler: Arc<dyn crate::sys::control::server::ControlHandler> = Arc::new(ctx);
         let socket = config.control.socket.clone();
         let ctl_stop = stop_rx.clone();
-        let control =
-            tokio::spawn(
-                async move { crate::control::server::serve(&socket, handler, ctl_stop).await },
-            );
+        let control = tokio::spawn(async move {
+            crate::sys::control::server::serve(&socket, handler, ctl_stop).await
+        });
         let metrics_task = config.metrics.listen.map(|addr| {
             let m = shared.metrics.clone();
             let s = stop_rx.clone();
@@ -531,7 +528,7 @@ fn run_async(
 
 /// Resolves when the control server task has finished with an error (never otherwise).
 async fn wait_control(
-    task: &tokio::task::JoinHandle<Result<(), crate::control::ControlError>>,
+    task: &tokio::task::JoinHandle<Result<(), crate::sys::control::ControlError>>,
 ) -> Option<String> {
     loop {
         if task.is_finished() {

@@ -65,14 +65,14 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         old.enforce.check_interval != new.enforce.check_interval,
         "enforce.check_interval",
     );
-    // The ipset and nftables sets' size (maxelem) is fixed when they are created.
+    // The ipset sets' size (maxelem) is fixed when they are created.
     check(
-        new.enforce.backend == config::BackendKind::Ipset
+        new.enforce.backend == config::Backend::Ipset
             && old.enforce.max_active_bans != new.enforce.max_active_bans,
         "enforce.max_active_bans (with ipset)",
     );
     check(
-        new.enforce.backend == config::BackendKind::Nftables
+        new.enforce.backend == config::Backend::Nftables
             && old.enforce.max_active_bans != new.enforce.max_active_bans,
         "enforce.max_active_bans (with nftables)",
     );
@@ -151,7 +151,7 @@ mod tests {
         new.enforce.ban = std::time::Duration::from_secs(5);
         new.allow.nets.clear();
         assert!(restart_needed(&old, &new).is_empty());
-        new.enforce.backend = config::BackendKind::Ipset;
+        new.enforce.backend = config::Backend::Ipset;
         new.capture.interfaces = vec!["eth9".into()];
         assert_eq!(
             restart_needed(&old, &new),

@@ -11,11 +11,11 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use autoblock::control::protocol::{
+use autoblock::sys::control::protocol::{
     BanInfo, Explanation, InterfaceStats, Refusal, Request, Response, RuleWindow, StatusInfo,
     net_text, parse_net,
 };
-use autoblock::control::{ControlError, ControlHandler, serve};
+use autoblock::sys::control::{ControlError, ControlHandler, serve};
 use tokio::sync::watch;
 
 use crate::util;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use autoblock::enforcer::{Enforcer, Op};
 use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+use autoblock::sys::enforcer::{Enforcer, Op};
 use autoblock::time::Timestamp;
 
 use crate::netns::Netns;
@@ -22,9 +22,10 @@ fn wall() -> Timestamp {
 
 fn block(net: &str, secs: u64) -> Op {
     Op::Block {
-        net: autoblock::cli::replay::parse_net(net).expect("net"),
+        net: autoblock::sys::control::protocol::parse_net(net).expect("net"),
         until: wall().saturating_add(Duration::from_secs(secs)),
         reason: "syn-flood".into(),
+        manual: false,
     }
 }
 

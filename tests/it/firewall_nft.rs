@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use autoblock::firewall::{Backend, Ban, Firewall, FirewallOptions, Repair};
+use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallOptions, Repair};
 use ipnet::IpNet;
 
 use crate::firewall::{ban_list_extend_unban, packets};
@@ -32,11 +32,12 @@ fn open(ns: &Netns) -> Firewall {
 }
 
 fn block(fw: &Firewall, nets: &[&str], ttl: u64, reason: &str) {
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     for n in nets {
         b.block(net(n), Duration::from_secs(ttl), reason);
     }
-    b.commit().expect("commit");
+    let done = fw.commit(b).expect("commit");
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
 }
 
 fn same_bans(a: &[Ban], b: &[Ban]) -> bool {
@@ -80,7 +81,7 @@ fn nft_expiry_by_kernel() {
     );
     assert_eq!(left[0].net, net("198.51.100.0/24"));
     let due = fw.expire_due(SystemTime::now()).unwrap();
-    assert_eq!(due.len(), 2);
+    assert_eq!(due.bans.len(), 2);
     assert_eq!(fw.len(), 1);
     fw.flush().unwrap();
 }
@@ -111,10 +112,11 @@ fn nft_prefixes_match_their_whole_range_and_may_overlap() {
         "inside the /64"
     );
     assert_eq!(fw.list().unwrap().len(), 4);
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.unblock(net("10.200.0.0/24"))
         .unblock(net("fd00:200::/64"));
-    b.commit().unwrap();
+    let done = fw.commit(b).unwrap();
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
     assert!(pair.reaches(netns::CLIENT4_B, netns::SERVER4));
     assert!(pair.reaches(netns::CLIENT6_B, netns::SERVER6));
     assert!(
@@ -141,17 +143,19 @@ fn nft_ipv4_mapped_blocks_the_ipv4_address() {
     let _listeners = pair.listen();
     let fw = Firewall::open(opts(pair.server.name())).unwrap();
     let mapped: IpAddr = format!("::ffff:{}", netns::CLIENT4).parse().unwrap();
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.block(mapped, Duration::from_secs(60), "dual-stack");
-    b.commit().unwrap();
+    let done = fw.commit(b).unwrap();
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
     let bans = fw.list().unwrap();
     assert_eq!(bans.len(), 1);
     assert_eq!(bans[0].net, net(&format!("{}/32", netns::CLIENT4)));
     assert!(!pair.reaches(netns::CLIENT4, netns::SERVER4));
     assert!(pair.reaches(netns::CLIENT4_B, netns::SERVER4));
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.unblock(mapped);
-    b.commit().unwrap();
+    let done = fw.commit(b).unwrap();
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
     assert!(fw.list().unwrap().is_empty());
     assert!(pair.reaches(netns::CLIENT4, netns::SERVER4));
     fw.flush().unwrap();

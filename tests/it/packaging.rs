@@ -20,7 +20,7 @@ fn root() -> PathBuf {
 }
 
 /// True when `tool` is on PATH; otherwise skip (or fail on CI: `make deps` installs it).
-fn require_tool(test: &str, tool: &str) -> bool {
+pub fn require_tool(test: &str, tool: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()
@@ -32,7 +32,7 @@ fn require_tool(test: &str, tool: &str) -> bool {
 }
 
 /// The .deb of this version that `make deb` built, or skip (fail on CI).
-fn require_deb(test: &str) -> Option<PathBuf> {
+pub fn require_deb(test: &str) -> Option<PathBuf> {
     let dir = root().join("target/debian");
     let prefix = format!("autoblock_{}-", env!("CARGO_PKG_VERSION"));
     let deb = std::fs::read_dir(&dir).ok().and_then(|entries| {

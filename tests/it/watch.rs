@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use autoblock::firewall::{Backend, Firewall, FirewallOptions, Repair};
+use autoblock::firewall::{Backend, Batch, Firewall, FirewallOptions, Repair};
 
 use crate::netns::{self, Netns, Pair};
 use crate::util::require_root;
@@ -22,7 +22,7 @@ fn nft_flush_ruleset_is_repaired_on_the_event() {
     )
     .unwrap();
     let watch = fw.watch().unwrap();
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.block(
         netns::CLIENT4.parse::<std::net::IpAddr>().unwrap(),
         Duration::from_secs(600),
@@ -33,10 +33,12 @@ fn nft_flush_ruleset_is_repaired_on_the_event() {
         Duration::from_secs(600),
         "b",
     );
-    b.commit().unwrap();
-    let mut b = fw.batch();
+    let done = fw.commit(b).unwrap();
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
+    let mut b = Batch::new();
     b.unblock("198.51.100.9".parse::<std::net::IpAddr>().unwrap());
-    b.commit().unwrap();
+    let done = fw.commit(b).unwrap();
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
     assert_eq!(
         watch.wait_for_change(Duration::from_millis(500)).unwrap(),
         None,
@@ -69,13 +71,14 @@ fn iptables_flush_wakes_the_watch_of_an_iptables_backend() {
     let ns = Netns::new("abw");
     let fw = Firewall::open(FirewallOptions::new(Backend::Iptables, "ABWATCH").netns(ns.name()))
         .unwrap();
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.block(
         "203.0.113.7".parse::<std::net::IpAddr>().unwrap(),
         Duration::from_secs(600),
         "a",
     );
-    b.commit().unwrap();
+    let done = fw.commit(b).unwrap();
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
     let watch = fw.watch().unwrap();
     ns.ok(&["iptables", "-w", "-F", "ABWATCH"]);
     let event = watch.wait_for_change(Duration::from_secs(10)).unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use pcap::{Active, Capture};
 
-use super::policy::{CaptureStats, Flush, FlushPolicy, Wrapping32};
+use super::batching::{CaptureStats, Flush, FlushPolicy, Wrapping32};
 use super::{Items, LiveBatch, LiveError, LiveOptions, Shared};
 use crate::packet;
 use crate::time::Timestamp;

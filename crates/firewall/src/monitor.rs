@@ -1,0 +1,304 @@
+//! [`Watch`]: wakes a caller within milliseconds when someone deletes netfilter objects this
+//! firewall uses, so [`Firewall::check_and_repair`] can run at once instead of at the next
+//! poll. It follows the kernel's nf_tables change notifications through `nft monitor destroy`
+//! (a child process whose lines a thread reads), which also carries iptables-nft changes: on
+//! an nf_tables host (`iptables -V` says `nf_tables`) it serves all three backends. It cannot
+//! see ipset's own sets (`ipset flush`/`destroy` are not nf_tables), nor anything done with
+//! iptables-legacy: keep polling as the fallback.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::exec::display;
+use super::nft_render::table_name;
+use super::{Backend, Firewall, FirewallError};
+
+/// How long a burst of events may go on before [`Watch::wait_for_change`] returns anyway.
+const SETTLE_MAX: Duration = Duration::from_millis(200);
+/// Quiet time that ends a burst (one transaction's notifications arrive together).
+const SETTLE_QUIET: Duration = Duration::from_millis(20);
+/// How long [`Firewall::watch`] waits for `nft monitor` to subscribe: it first reads the whole
+/// ruleset, every set element included (~2 s at 100k bans here), and misses what happens
+/// before it subscribes.
+const READY_LIMIT: Duration = Duration::from_secs(30);
+/// First wait for a readiness marker; doubled after each miss up to [`READY_RETRY_MAX`]. Each
+/// marker changes the ruleset, which restarts a dump in progress (the kernel marks it
+/// interrupted), so markers must come less often than one dump takes.
+const READY_RETRY: Duration = Duration::from_millis(100);
+const READY_RETRY_MAX: Duration = Duration::from_secs(4);
+
+/// A running watch on this firewall's tables; see [`Firewall::watch`]. Dropping it stops the
+/// monitor process.
+#[derive(Debug)]
+pub struct Watch {
+    child: Child,
+    changes: Receiver<String>,
+    reader: Option<JoinHandle<()>>,
+    command: String,
+}
+
+/// Which tables' deletions matter: (nft family, table name).
+fn watched(fw: &Firewall) -> Vec<(&'static str, String)> {
+    match fw.settings.backend {
+        Backend::Nftables => vec![("inet", table_name(&fw.settings.chain))],
+        Backend::Iptables | Backend::Ipset => fw
+            .settings
+            .tables
+            .iter()
+            .flat_map(|t| [("ip", t.clone()), ("ip6", t.clone())])
+            .collect(),
+    }
+}
+
+/// True for `delete table|chain|rule|set FAMILY TABLE ...` on a watched table, and for
+/// `nft`'s own `# ERROR` lines (e.g. "We lost some netlink events!": anything may have
+/// changed). Element deletions are left out: our own unblocks make them.
+pub(crate) fn relevant(line: &str, tables: &[(&str, String)]) -> bool {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    line.starts_with("# ERROR")
+        || matches!(w.as_slice(), ["delete", "table" | "chain" | "rule" | "set", family, table, ..]
+        if tables.iter().any(|(f, t)| f == family && t == table))
+}
+
+/// The throwaway table whose creation and deletion (one transaction) tells us the monitor
+/// is subscribed.
+fn marker_table(fw: &Firewall) -> String {
+    format!("{}_watch", table_name(&fw.settings.chain))
+}
+
+impl Firewall {
+    /// Starts following the kernel's change notifications (`nft monitor destroy`, inside
+    /// [`FirewallOptions::netns`](super::FirewallOptions::netns) if set). Use it beside a slow
+    /// poll: call [`check_and_repair`](Self::check_and_repair) whenever
+    /// [`Watch::wait_for_change`] says something changed, and every few seconds anyway.
+    ///
+    /// A change is signalled for deleted tables, chains, rules and sets in the tables this
+    /// firewall uses (nftables: our table; iptables and ipset: `ip`/`ip6` tables of the hooks),
+    /// whoever made it — also our own chain rebuilds with the iptables backend, so expect
+    /// spurious wake-ups there; the check is idempotent. Needs the `nft` binary and an
+    /// nf_tables kernel. Returns once the monitor is subscribed (it reads the whole ruleset
+    /// first: ~2 s with 100k bans, and starts over whenever the ruleset changes meanwhile, so
+    /// start it before heavy commits), proven by creating and deleting a throwaway table
+    /// `inet <table>_watch`; an error when that takes over 30 s.
+    ///
+    /// ```no_run
+    /// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
+    /// # use std::time::Duration;
+    /// # let fw = Firewall::open(FirewallOptions::new(Backend::Nftables, "MYAPP"))?;
+    /// let watch = fw.watch()?;
+    /// loop {
+    ///     // Wakes within milliseconds of an `nft flush ruleset`; polls every 10 s otherwise.
+    ///     let _changed = watch.wait_for_change(Duration::from_secs(10))?;
+    ///     for repair in fw.check_and_repair()? {
+    ///         eprintln!("firewall repaired: {repair}");
+    ///     }
+    /// #   break;
+    /// }
+    /// # Ok::<(), autoblock_firewall::FirewallError>(())
+    /// ```
+    pub fn watch(&self) -> Result<Watch, FirewallError> {
+        let mut argv: Vec<&str> = Vec::new();
+        if let Some(ns) = &self.settings.netns {
+            argv.extend(["ip", "netns", "exec", ns.as_str()]);
+        }
+        argv.extend(["nft", "monitor", "destroy"]);
+        let command = display(&argv);
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    FirewallError::BinaryMissing {
+                        binary: argv[0].to_string(),
+                        command: command.clone(),
+                    }
+                } else {
+                    FirewallError::Io {
+                        command: command.clone(),
+                        source,
+                    }
+                }
+            })?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(FirewallError::Io {
+                command,
+                source: std::io::Error::other("no stdout pipe"),
+            });
+        };
+        let (tx, changes) = mpsc::sync_channel(1);
+        let (ready_tx, ready) = mpsc::sync_channel(1);
+        let tables = watched(self);
+        let marker = marker_table(self);
+        let marker_line = format!("delete table inet {marker}");
+        let reader = std::thread::Builder::new()
+            .name("firewall-watch".into())
+            .spawn(move || {
+                forward(
+                    BufReader::new(stdout),
+                    &tables,
+                    &tx,
+                    Some((&marker_line, &ready_tx)),
+                )
+            })
+            .map_err(|source| FirewallError::Io {
+                command: command.clone(),
+                source,
+            })?;
+        let watch = Watch {
+            child,
+            changes,
+            reader: Some(reader),
+            command,
+        };
+        self.await_subscription(&marker, &ready, &watch)?;
+        Ok(watch)
+    }
+
+    /// Creates and deletes the marker table until the monitor reports it.
+    fn await_subscription(
+        &self,
+        marker: &str,
+        ready: &Receiver<()>,
+        watch: &Watch,
+    ) -> Result<(), FirewallError> {
+        let script = format!("add table inet {marker}\ndelete table inet {marker}\n");
+        let deadline = Instant::now() + READY_LIMIT;
+        let mut wait = READY_RETRY;
+        while Instant::now() < deadline {
+            self.exec.run(&["nft", "-f", "-"], Some(&script))?;
+            match ready.recv_timeout(wait) {
+                Ok(()) => return Ok(()),
+                Err(RecvTimeoutError::Timeout) => wait = (wait * 2).min(READY_RETRY_MAX),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Err(FirewallError::Io {
+            command: watch.command.clone(),
+            source: std::io::Error::other(format!(
+                "the monitor did not report a change within {}s",
+                READY_LIMIT.as_secs()
+            )),
+        })
+    }
+}
+
+/// Sends one signal per relevant line (dropped while one is pending: they coalesce), and one
+/// on `ready` when `marker` is seen.
+fn forward(
+    lines: impl BufRead,
+    tables: &[(&str, String)],
+    tx: &SyncSender<String>,
+    marker: Option<(&str, &SyncSender<()>)>,
+) {
+    for line in lines.lines() {
+        let Ok(line) = line else { return };
+        if let Some((m, ready)) = marker
+            && line == m
+        {
+            let _ = ready.try_send(());
+            continue;
+        }
+        if relevant(&line, tables) {
+            match tx.try_send(line) {
+                Ok(()) | Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
+impl Watch {
+    /// Waits up to `timeout` for a relevant deletion; `Ok(Some(line))` with the first event
+    /// line of the burst (after the burst has settled, at most 0.2 s), `Ok(None)` on timeout.
+    /// An error means the monitor process ended (e.g. `nft` cannot subscribe): fall back to
+    /// polling.
+    pub fn wait_for_change(&self, timeout: Duration) -> Result<Option<String>, FirewallError> {
+        let first = match self.changes.recv_timeout(timeout) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => return Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(FirewallError::Io {
+                    command: self.command.clone(),
+                    source: std::io::Error::other("the monitor process ended"),
+                });
+            }
+        };
+        let deadline = Instant::now() + SETTLE_MAX;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.changes.recv_timeout(left.min(SETTLE_QUIET)) {
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(Some(first))
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // Our own child, by its pid.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_deletions_in_watched_tables_count() {
+        let nft = [("inet", "autoblock".to_string())];
+        assert!(relevant("delete table inet autoblock", &nft));
+        assert!(relevant("delete chain inet autoblock input", &nft));
+        assert!(relevant("delete rule inet autoblock input handle 6", &nft));
+        assert!(relevant("delete set inet autoblock v4_32", &nft));
+        assert!(!relevant(
+            "delete element inet autoblock v4_32 { 10.0.0.7 timeout 2s expires 1s996ms }",
+            &nft
+        ));
+        assert!(!relevant("delete table inet other", &nft));
+        assert!(!relevant("delete rule ip filter INPUT handle 2", &nft));
+        assert!(!relevant("add table inet autoblock", &nft));
+        assert!(relevant("# ERROR: We lost some netlink events!", &nft));
+        let ipt = [("ip", "filter".to_string()), ("ip6", "filter".to_string())];
+        assert!(relevant("delete rule ip filter INPUT handle 2", &ipt));
+        assert!(relevant("delete chain ip6 filter AUTOBLOCK", &ipt));
+        assert!(!relevant("delete rule ip raw PREROUTING handle 2", &ipt));
+    }
+
+    #[test]
+    fn lines_are_forwarded_and_coalesced() {
+        let text = "delete element inet ab v4_32 { 1.2.3.4 }\n\
+                    delete rule inet ab input handle 6\n\
+                    delete set inet ab v4_32\n\
+                    delete table inet ab\n";
+        let (tx, rx) = mpsc::sync_channel(1);
+        let (ready_tx, ready) = mpsc::sync_channel(1);
+        let text = format!("delete table inet ab_watch\n{text}");
+        forward(
+            text.as_bytes(),
+            &[("inet", "ab".to_string())],
+            &tx,
+            Some(("delete table inet ab_watch", &ready_tx)),
+        );
+        assert!(ready.try_recv().is_ok());
+        assert_eq!(
+            rx.try_recv().ok().as_deref(),
+            Some("delete rule inet ab input handle 6")
+        );
+        assert!(rx.try_recv().is_err(), "coalesced into one pending signal");
+    }
+}
