@@ -37,6 +37,7 @@ macro_rules! backend_tests {
 backend_tests! {
     package_under_systemd_iptables => "iptables",
     package_under_systemd_ipset => "ipset",
+    package_under_systemd_nftables => "nftables",
 }
 
 fn package_under_systemd(test: &str, backend: &str) {
