@@ -519,7 +519,7 @@ fn examples_exit_2_on_bad_input_and_1_on_firewall_errors() {
     assert!(text(&out.stderr).contains("missing.log"));
     let out = run(
         "authlog_block",
-        &[&["--log", missing, "--backend", "nftables"], &common[..]].concat(),
+        &[&["--log", missing, "--backend", "pf"], &common[..]].concat(),
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let out = run(

@@ -373,3 +373,39 @@ fn probe_changes_nothing_and_names_what_fails() {
         "{e}"
     );
 }
+
+/// Reasons are stored verbatim in element comments and read back exactly, also on reopen:
+/// spaces, commas, braces, quotes of the other kind, backslashes, non-ASCII, 128 bytes.
+#[test]
+fn nft_reasons_are_kept_verbatim() {
+    if !require_root("nft_reasons_are_kept_verbatim") {
+        return;
+    }
+    let ns = Netns::new("abn");
+    let fw = open(&ns);
+    let long = "x".repeat(128);
+    let reasons = [
+        "abuse feed #42",
+        "a, b }",
+        "x\\y 'q'",
+        "ünïcode ✓",
+        long.as_str(),
+    ];
+    let mut b = Batch::new();
+    for (i, r) in reasons.iter().enumerate() {
+        b.block(
+            net(&format!("192.0.2.{}/32", i + 1)),
+            Duration::from_secs(600),
+            r,
+        );
+    }
+    let done = fw.commit(b).unwrap();
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
+    let got: Vec<String> = fw.list().unwrap().into_iter().map(|b| b.reason).collect();
+    assert_eq!(got, reasons);
+    drop(fw);
+    let fw = open(&ns);
+    let got: Vec<String> = fw.list().unwrap().into_iter().map(|b| b.reason).collect();
+    assert_eq!(got, reasons, "after reopen");
+    fw.flush().unwrap();
+}

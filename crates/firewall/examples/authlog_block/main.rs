@@ -2,7 +2,7 @@
 //! `autoblock_firewall` alone (the library, without autoblock's packet detector).
 //!
 //! ```text
-//! authlog_block --log /var/log/auth.log --chain SSHGUARD --backend ipset|iptables
+//! authlog_block --log /var/log/auth.log --chain SSHGUARD --backend ipset|iptables|nftables
 //!               [--netns NS] [--failures 5] [--window 60s] [--ban 10m] [--poll 1s] [--once|--follow]
 //! ```
 //!

@@ -3,7 +3,7 @@
 //! that are no longer in the file are unblocked in that same commit.
 //!
 //! ```text
-//! blocklist_load --file PATH --chain NAME --backend ipset|iptables [--netns NS]
+//! blocklist_load --file PATH --chain NAME --backend ipset|iptables|nftables [--netns NS]
 //!                [--ttl 1d] [--reason feed] [--skip-bad]
 //! ```
 //!
