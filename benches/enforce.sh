@@ -74,24 +74,34 @@ for backend in iptables ipset nftables; do
   done
 done
 
-# On a shared machine the rate drifts by tens of percent between minutes; the ratio the
-# targets are about (100k bans vs none) is measured in alternating pairs, close in time.
+# On a shared machine the rate drifts by tens of percent between minutes. Two things help: the
+# runs alternate (no table/chain, one ban, 100k bans) close in time, and besides the rate each
+# run reports CPU time per packet (iperf3's own client + server CPU, which includes the veth
+# and netfilter softirq work done in their context): far less sensitive to other load.
 PAIRS=${PAIRS:-5}
+measure() {
+  ip netns exec "$C" timeout $((SECS + 10)) taskset -c "$CPU" iperf3 -c 10.200.0.2 -u -l 64 -b 0 -t "$SECS" -J |
+    python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]; s=e["sum"]; c=e["cpu_utilization_percent"]; print(int((s["packets"]-s["lost_packets"])/s["seconds"]), int((c["host_total"]+c["remote_total"])/100*s["seconds"]/s["packets"]*1e9))'
+}
+ratio() { echo "scale=3; $1 / $2" | bc; }
 if [ "$PAIRS" -gt 0 ]; then
-  echo "## alternating pairs: 0 bans (no table/chain) then 100k bans, $PAIRS pairs, per backend"
+  echo "## alternating: no table/chain, 1 ban, 100k bans; $PAIRS rounds per backend; pps and CPU ns/packet"
   for backend in ipset nftables; do
-    zero=""; full=""; ratios=""
+    p_one=""; p_full=""; c_one=""; c_full=""
     for _ in $(seq "$PAIRS"); do
       "$BIN" --netns "$S" --backend "$backend" --mode flush
-      z=$(rate)
+      read -r zp zc < <(measure)
+      "$BIN" --netns "$S" --backend "$backend" --mode fill --bans 1 >/dev/null
+      read -r op oc < <(measure)
       "$BIN" --netns "$S" --backend "$backend" --mode fill --bans 100000 >/dev/null
-      f=$(rate)
-      zero="$zero $z"; full="$full $f"
-      ratios="$ratios $(echo "scale=3; $f / $z" | bc)"
+      read -r fp fc < <(measure)
+      echo "$backend round: pps none=$zp one=$op 100k=$fp  cpu_ns none=$zc one=$oc 100k=$fc"
+      p_one="$p_one $(ratio "$op" "$zp")"; p_full="$p_full $(ratio "$fp" "$zp")"
+      c_one="$c_one $(ratio "$oc" "$zc")"; c_full="$c_full $(ratio "$fc" "$zc")"
     done
     "$BIN" --netns "$S" --backend "$backend" --mode flush
-    echo "$backend pairs: 0 bans [$zero ] median=$(for r in $zero; do echo "$r"; done | median)" \
-      "100k bans [$full ] median=$(for r in $full; do echo "$r"; done | median)" \
-      "ratio per pair [$ratios ] median=$(for r in $ratios; do echo "$r"; done | median)"
+    med() { for r in "$@"; do echo "$r"; done | median; }
+    echo "$backend pps ratio one/none [$p_one ] median=$(med $p_one); 100k/none [$p_full ] median=$(med $p_full)"
+    echo "$backend cpu ratio one/none [$c_one ] median=$(med $c_one); 100k/none [$c_full ] median=$(med $c_full)"
   done
 fi
