@@ -79,7 +79,8 @@ impl Firewall {
     /// firewall uses (nftables: our table; iptables and ipset: `ip`/`ip6` tables of the hooks),
     /// whoever made it — also our own chain rebuilds with the iptables backend, so expect
     /// spurious wake-ups there; the check is idempotent. Needs the `nft` binary and an
-    /// nf_tables kernel. Returns once the monitor is subscribed (it reads the whole ruleset
+    /// nf_tables kernel; with the iptables and ipset backends, an iptables-nft host (an
+    /// iptables-legacy one is refused: its changes never reach nf_tables). Returns once the monitor is subscribed (it reads the whole ruleset
     /// first: ~2 s with 100k bans, and starts over whenever the ruleset changes meanwhile, so
     /// start it before heavy commits), proven by creating and deleting a throwaway table
     /// `inet <table>_watch`; an error when that takes over 30 s.
@@ -100,6 +101,7 @@ impl Firewall {
     /// # Ok::<(), autoblock_firewall::FirewallError>(())
     /// ```
     pub fn watch(&self) -> Result<Watch, FirewallError> {
+        self.check_watchable()?;
         let mut argv: Vec<&str> = Vec::new();
         if let Some(ns) = &self.settings.netns {
             argv.extend(["ip", "netns", "exec", ns.as_str()]);
@@ -161,6 +163,22 @@ impl Firewall {
         };
         self.await_subscription(&marker, &ready, &watch)?;
         Ok(watch)
+    }
+
+    /// With the iptables and ipset backends, refuses an iptables-legacy host: its changes never
+    /// reach nf_tables, so a watch would stay silent while the chain is flushed.
+    fn check_watchable(&self) -> Result<(), FirewallError> {
+        if self.settings.backend == Backend::Nftables {
+            return Ok(());
+        }
+        let version = self.exec.run(&["iptables", "-V"], None)?;
+        if version.contains("legacy") {
+            return Err(FirewallError::InvalidOption(format!(
+                "watch: `iptables -V` says {:?}: iptables-legacy changes are invisible to nft monitor; poll check_and_repair instead",
+                version.trim()
+            )));
+        }
+        Ok(())
     }
 
     /// Creates and deletes the marker table until the monitor reports it.
@@ -277,6 +295,17 @@ mod tests {
         assert!(relevant("delete rule ip filter INPUT handle 2", &ipt));
         assert!(relevant("delete chain ip6 filter AUTOBLOCK", &ipt));
         assert!(!relevant("delete rule ip raw PREROUTING handle 2", &ipt));
+    }
+
+    #[test]
+    fn a_legacy_iptables_host_is_refused() {
+        use crate::tests_support::{Fake, open};
+        use crate::{Backend, FirewallOptions};
+        let fake = std::sync::Arc::new(Fake::default());
+        fake.set("iptables -V", "iptables v1.8.9 (legacy)\n");
+        let fw = open(FirewallOptions::new(Backend::Ipset, "AB"), &fake, 1000);
+        let e = fw.watch().unwrap_err().to_string();
+        assert!(e.contains("iptables-legacy changes are invisible"), "{e}");
     }
 
     #[test]
