@@ -57,6 +57,7 @@
 pub mod ban_rate;
 pub mod bans;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod counters;
