@@ -1,0 +1,158 @@
+//! What to do with one payload from the fleet (pure; `now` is an argument): apply it, or skip
+//! it as our own, as already over, as a repeat, or as malformed.
+//!
+//! Repeats: JetStream delivers at least once (a redelivery after a missed ack, a replay after
+//! a restart of this process are possible), so the last [`Inbox::new`]`(cap)` applied events
+//! are remembered by (origin, kind, target, until): one event is applied once however often it
+//! arrives. Across restarts of this node the engine's own rule covers it: a ban that is already
+//! active with the same or a later end is not applied again.
+
+use std::collections::{HashSet, VecDeque};
+
+use ipnet::IpNet;
+
+use super::message::{BanKind, BanMessage, DecodeError, decode};
+use crate::time::Timestamp;
+
+/// The verdict on one payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A valid, current event of another node, seen for the first time.
+    Apply(BanMessage),
+    /// Published by this node.
+    Own,
+    /// Its end time has passed (for an unblock: the lifted ban would have ended by now).
+    Expired,
+    /// Already applied.
+    Repeat,
+    Malformed(DecodeError),
+}
+
+type EventKey = (String, BanKind, IpNet, Timestamp);
+
+/// Judges payloads for one node.
+#[derive(Debug)]
+pub struct Inbox {
+    node: String,
+    cap: usize,
+    seen: HashSet<EventKey>,
+    order: VecDeque<EventKey>,
+}
+
+impl Inbox {
+    /// For node `node`, remembering the last `cap` applied events.
+    pub fn new(node: &str, cap: usize) -> Inbox {
+        Inbox {
+            node: node.to_owned(),
+            cap: cap.max(1),
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub fn judge(&mut self, payload: &[u8], now: Timestamp) -> Incoming {
+        let m = match decode(payload) {
+            Ok(m) => m,
+            Err(e) => return Incoming::Malformed(e),
+        };
+        if m.origin == self.node {
+            return Incoming::Own;
+        }
+        if m.until <= now {
+            return Incoming::Expired;
+        }
+        let key = (m.origin.clone(), m.kind, m.target, m.until);
+        if !self.seen.insert(key.clone()) {
+            return Incoming::Repeat;
+        }
+        self.order.push_back(key);
+        if self.order.len() > self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        Incoming::Apply(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(origin: &str, kind: BanKind, target: &str, until_s: u64) -> Vec<u8> {
+        BanMessage::new(
+            format!("{origin}-1-{until_s}"),
+            origin.into(),
+            kind,
+            target.parse().expect("net"),
+            Timestamp::from_secs(until_s),
+            Timestamp::from_secs(100),
+            "syn-flood",
+            1,
+            false,
+        )
+        .encode()
+    }
+
+    const NOW: Timestamp = Timestamp(500_000_000);
+
+    #[test]
+    fn current_bans_of_others_are_applied_once() {
+        let mut inbox = Inbox::new("b", 100);
+        let p = payload("a", BanKind::Block, "192.0.2.1/32", 600);
+        let Incoming::Apply(m) = inbox.judge(&p, NOW) else {
+            panic!("not applied");
+        };
+        assert_eq!(
+            (m.origin.as_str(), m.until),
+            ("a", Timestamp::from_secs(600))
+        );
+        assert_eq!(inbox.judge(&p, NOW), Incoming::Repeat, "redelivery");
+        // The same event under another id (a re-send) is still a repeat...
+        let mut again = decode(&p).expect("valid");
+        again.id = "a-2-1".into();
+        assert_eq!(inbox.judge(&again.encode(), NOW), Incoming::Repeat);
+        // ...but an extension, an unblock, or another node's ban on the same target are not.
+        for p in [
+            payload("a", BanKind::Extend, "192.0.2.1/32", 900),
+            payload("a", BanKind::Unblock, "192.0.2.1/32", 900),
+            payload("c", BanKind::Block, "192.0.2.1/32", 600),
+        ] {
+            assert!(matches!(inbox.judge(&p, NOW), Incoming::Apply(_)));
+        }
+    }
+
+    #[test]
+    fn own_expired_and_malformed_are_skipped() {
+        let mut inbox = Inbox::new("b", 100);
+        let own = payload("b", BanKind::Block, "192.0.2.1/32", 600);
+        assert_eq!(inbox.judge(&own, NOW), Incoming::Own);
+        let over = payload("a", BanKind::Block, "192.0.2.1/32", 500);
+        assert_eq!(
+            inbox.judge(&over, NOW),
+            Incoming::Expired,
+            "ends exactly now"
+        );
+        let lifted = payload("a", BanKind::Unblock, "192.0.2.1/32", 400);
+        assert_eq!(inbox.judge(&lifted, NOW), Incoming::Expired);
+        assert!(matches!(
+            inbox.judge(b"{\"v\":1}", NOW),
+            Incoming::Malformed(DecodeError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn memory_is_bounded_oldest_first() {
+        let mut inbox = Inbox::new("b", 2);
+        let targets = ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"];
+        for t in targets {
+            let p = payload("a", BanKind::Block, t, 600);
+            assert!(matches!(inbox.judge(&p, NOW), Incoming::Apply(_)));
+        }
+        assert_eq!(inbox.seen.len(), 2);
+        let newest = payload("a", BanKind::Block, targets[2], 600);
+        assert_eq!(inbox.judge(&newest, NOW), Incoming::Repeat);
+        let oldest = payload("a", BanKind::Block, targets[0], 600);
+        assert!(matches!(inbox.judge(&oldest, NOW), Incoming::Apply(_)));
+    }
+}
