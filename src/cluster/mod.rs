@@ -5,15 +5,28 @@
 //! of our decisions are published), [`inbox`] (what to do with a payload from the fleet),
 //! [`outbox`] (our publications waiting for the broker), and the names below.
 //!
+//! The edge: [`start`] returns a [`ClusterHandle`] (`publish` never blocks; `status`; `close`)
+//! and a channel of [`BanMessage`]s from other nodes; `link.rs` owns the connection,
+//! `publisher.rs` and `consumer.rs` are its two tasks, `status.rs` their counters.
+//!
 //! Layout in the broker, for fleet `F` and node `N`: one stream `AUTOBLOCK_F` on subjects
 //! `autoblock.F.bans.>` (file storage, max age = `[enforce] max_ban`, so it holds exactly what
 //! can still be active); node `N` publishes to `autoblock.F.bans.N` and reads the whole fleet
 //! through its durable consumer `N` (its own messages are skipped by origin).
 
+mod consumer;
 pub mod inbox;
+mod link;
 pub mod message;
 pub mod outbox;
+mod publisher;
 pub mod share;
+mod status;
+
+pub use link::{ClusterError, ClusterHandle, resolve_node, start};
+pub use message::{BanKind, BanMessage};
+pub use share::{BanNotice, notice_for};
+pub use status::ClusterStatus;
 
 #[cfg(test)]
 mod message_tests;
