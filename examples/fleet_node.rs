@@ -9,8 +9,9 @@
 //!         burst N FIRST_IPV4 SECS   (N blocks of consecutive addresses)
 //!         raw TEXT                  (TEXT as-is on this node's subject, for malformed-input tests)
 //!         status | close
-//! stdout: ready | sent TARGET T_US | burst-sent N T_US | status JSON | raw-ok | raw-err WHY
-//!         recv KIND TARGET UNTIL_MS ORIGIN T_US | closed JSON
+//! stdout: ready | sent TARGET UNTIL_MS T_US | burst-sent N T_US | status JSON | raw-ok
+//!         raw-err WHY | recv KIND TARGET UNTIL_MS ORIGIN T_US | closed JSON
+//!         connected T_US | disconnected T_US   (link state changes, seen within 10 ms)
 //! ```
 
 use std::net::Ipv4Addr;
@@ -74,6 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     });
+    tokio::spawn(watch_connection(handle.clone()));
     println!("ready");
     let mut lines = stdin_lines();
     while let Some(line) = lines.recv().await {
@@ -89,6 +91,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     handle.close(Duration::from_secs(5)).await;
     Ok(())
+}
+
+/// Prints each change of the link's connection state.
+async fn watch_connection(handle: ClusterHandle) {
+    let mut was = false;
+    loop {
+        let connected = handle.status().connected;
+        if connected != was {
+            let word = if connected {
+                "connected"
+            } else {
+                "disconnected"
+            };
+            println!("{word} {}", now().as_micros());
+            was = connected;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Lines of stdin, read by a thread of their own (tokio's stdin is not enabled here).
@@ -121,7 +141,17 @@ async fn command(
             let rule = rest.first().copied().unwrap_or("manual");
             publish(handle, kind, target_net(target)?, secs, rule);
         }
-        ["unblock", target] => publish(handle, BanKind::Unblock, target_net(target)?, 0, "manual"),
+        // An unblock carries the end of the ban it lifts; here: at most max_ban away.
+        ["unblock", target] => {
+            let secs = duration::parse(&args.max_ban)?.as_secs();
+            publish(
+                handle,
+                BanKind::Unblock,
+                target_net(target)?,
+                secs,
+                "manual",
+            );
+        }
         ["burst", n, first, secs] => {
             let (n, first, secs): (u32, Ipv4Addr, u64) =
                 (n.parse()?, first.parse()?, secs.parse()?);
@@ -156,21 +186,34 @@ fn target_net(text: &str) -> Result<IpNet, String> {
 
 fn publish(handle: &ClusterHandle, kind: BanKind, target: IpNet, secs: u64, rule: &str) {
     let t = now().as_micros();
-    notice(handle, kind, target, secs, rule);
-    println!("sent {} {t}", cluster::message::target_text(target));
+    let until = notice(handle, kind, target, secs, rule);
+    let until_ms = until.as_micros() / 1000;
+    println!(
+        "sent {} {until_ms} {t}",
+        cluster::message::target_text(target)
+    );
 }
 
-fn notice(handle: &ClusterHandle, kind: BanKind, target: IpNet, secs: u64, rule: &str) {
+/// Publishes; returns the end time sent.
+fn notice(
+    handle: &ClusterHandle,
+    kind: BanKind,
+    target: IpNet,
+    secs: u64,
+    rule: &str,
+) -> Timestamp {
     let at = now();
+    let until = at.saturating_add(Duration::from_secs(secs));
     handle.publish(BanNotice {
         kind,
         target,
-        until: at.saturating_add(Duration::from_secs(secs)),
+        until,
         at,
         rule: rule.to_owned(),
         offense: 1,
         manual: true,
     });
+    until
 }
 
 /// Publishes `text` unchecked on this node's subject through a separate connection.

@@ -93,6 +93,7 @@ struct Inner {
     seq: AtomicU64,
     tx: mpsc::Sender<BanMessage>,
     stats: Arc<Stats>,
+    client: async_nats::Client,
     shutdown: watch::Sender<bool>,
     publisher: Mutex<Option<JoinHandle<()>>>,
     consumer: Mutex<Option<JoinHandle<()>>>,
@@ -180,6 +181,7 @@ pub async fn start(
             seq: AtomicU64::new(0),
             tx,
             stats,
+            client: ctx.client.clone(),
             shutdown,
             publisher: Mutex::new(Some(publisher)),
             consumer: Mutex::new(consumer),
@@ -221,8 +223,10 @@ impl ClusterHandle {
     }
 
     /// Stops the link: publications still queued get up to `grace` to reach the broker, then
-    /// both tasks end. Later `publish` calls are dropped (and counted).
+    /// both tasks end and the acknowledgements already made are flushed to the broker (so a
+    /// restart does not get them again). Later `publish` calls are dropped (and counted).
     pub async fn close(&self, grace: Duration) {
+        let started = tokio::time::Instant::now();
         let _ = self.inner.shutdown.send(true);
         let publisher = self.inner.publisher.lock().ok().and_then(|mut p| p.take());
         if let Some(mut p) = publisher
@@ -234,6 +238,10 @@ impl ClusterHandle {
         if let Some(c) = consumer {
             c.abort();
         }
+        let left = grace
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(100));
+        let _ = tokio::time::timeout(left, self.inner.client.flush()).await;
     }
 }
 

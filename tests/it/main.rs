@@ -7,6 +7,8 @@ mod daemon_util;
 mod enforcer;
 mod examples;
 mod firewall;
+mod fleet;
+mod fleet_util;
 mod live;
 mod netns;
 mod packaging;
