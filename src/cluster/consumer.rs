@@ -115,7 +115,7 @@ async fn deliver(
         Err(_) => 0,
     };
     let at = now();
-    let ack = match inbox.judge(&msg.payload, at) {
+    let ack = match inbox.judge(&msg.subject, &msg.payload, at) {
         Incoming::Apply(m) => {
             let delay = at.since(m.at).as_micros();
             stats

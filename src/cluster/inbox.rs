@@ -50,11 +50,20 @@ impl Inbox {
         }
     }
 
-    pub fn judge(&mut self, payload: &[u8], now: Timestamp) -> Incoming {
+    /// Judges `payload`, published on `subject`: a node publishes on its own subject only
+    /// (`...bans.<node>`; with per-node NATS permissions that makes `origin` trustworthy), so
+    /// an origin that does not match the subject's last token is malformed.
+    pub fn judge(&mut self, subject: &str, payload: &[u8], now: Timestamp) -> Incoming {
         let m = match decode(payload) {
             Ok(m) => m,
             Err(e) => return Incoming::Malformed(e),
         };
+        if subject.rsplit('.').next() != Some(m.origin.as_str()) {
+            return Incoming::Malformed(DecodeError::Field {
+                field: "origin",
+                why: format!("`{}` does not match the subject {subject}", m.origin),
+            });
+        }
         if m.origin == self.node {
             return Incoming::Own;
         }
@@ -100,45 +109,67 @@ mod tests {
     fn current_bans_of_others_are_applied_once() {
         let mut inbox = Inbox::new("b", 100);
         let p = payload("a", BanKind::Block, "192.0.2.1/32", 600);
-        let Incoming::Apply(m) = inbox.judge(&p, NOW) else {
+        let Incoming::Apply(m) = inbox.judge("x.bans.a", &p, NOW) else {
             panic!("not applied");
         };
         assert_eq!(
             (m.origin.as_str(), m.until),
             ("a", Timestamp::from_secs(600))
         );
-        assert_eq!(inbox.judge(&p, NOW), Incoming::Repeat, "redelivery");
+        assert_eq!(
+            inbox.judge("x.bans.a", &p, NOW),
+            Incoming::Repeat,
+            "redelivery"
+        );
         // The same event under another id (a re-send) is still a repeat...
         let mut again = decode(&p).expect("valid");
         again.id = "a-2-1".into();
-        assert_eq!(inbox.judge(&again.encode(), NOW), Incoming::Repeat);
+        assert_eq!(
+            inbox.judge("x.bans.a", &again.encode(), NOW),
+            Incoming::Repeat
+        );
         // ...but an extension, an unblock, or another node's ban on the same target are not.
-        for p in [
-            payload("a", BanKind::Extend, "192.0.2.1/32", 900),
-            payload("a", BanKind::Unblock, "192.0.2.1/32", 900),
-            payload("c", BanKind::Block, "192.0.2.1/32", 600),
+        for (subject, p) in [
+            (
+                "x.bans.a",
+                payload("a", BanKind::Extend, "192.0.2.1/32", 900),
+            ),
+            (
+                "x.bans.a",
+                payload("a", BanKind::Unblock, "192.0.2.1/32", 900),
+            ),
+            (
+                "x.bans.c",
+                payload("c", BanKind::Block, "192.0.2.1/32", 600),
+            ),
         ] {
-            assert!(matches!(inbox.judge(&p, NOW), Incoming::Apply(_)));
+            assert!(matches!(inbox.judge(subject, &p, NOW), Incoming::Apply(_)));
         }
     }
 
     #[test]
-    fn own_expired_and_malformed_are_skipped() {
+    fn own_expired_forged_and_malformed_are_skipped() {
         let mut inbox = Inbox::new("b", 100);
         let own = payload("b", BanKind::Block, "192.0.2.1/32", 600);
-        assert_eq!(inbox.judge(&own, NOW), Incoming::Own);
+        assert_eq!(inbox.judge("x.bans.b", &own, NOW), Incoming::Own);
         let over = payload("a", BanKind::Block, "192.0.2.1/32", 500);
-        assert_eq!(
-            inbox.judge(&over, NOW),
-            Incoming::Expired,
-            "ends exactly now"
-        );
+        let ended = inbox.judge("x.bans.a", &over, NOW);
+        assert_eq!(ended, Incoming::Expired, "ends exactly now");
         let lifted = payload("a", BanKind::Unblock, "192.0.2.1/32", 400);
-        assert_eq!(inbox.judge(&lifted, NOW), Incoming::Expired);
+        assert_eq!(inbox.judge("x.bans.a", &lifted, NOW), Incoming::Expired);
         assert!(matches!(
-            inbox.judge(b"{\"v\":1}", NOW),
+            inbox.judge("x.bans.a", b"{\"v\":1}", NOW),
             Incoming::Malformed(DecodeError::Json(_))
         ));
+        // Node c cannot speak for node a.
+        let forged = payload("a", BanKind::Block, "192.0.2.9/32", 600);
+        let Incoming::Malformed(e) = inbox.judge("x.bans.c", &forged, NOW) else {
+            panic!("forged origin accepted");
+        };
+        assert_eq!(
+            e.to_string(),
+            "field `origin`: `a` does not match the subject x.bans.c"
+        );
     }
 
     #[test]
@@ -147,12 +178,18 @@ mod tests {
         let targets = ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"];
         for t in targets {
             let p = payload("a", BanKind::Block, t, 600);
-            assert!(matches!(inbox.judge(&p, NOW), Incoming::Apply(_)));
+            assert!(matches!(
+                inbox.judge("x.bans.a", &p, NOW),
+                Incoming::Apply(_)
+            ));
         }
         assert_eq!(inbox.seen.len(), 2);
         let newest = payload("a", BanKind::Block, targets[2], 600);
-        assert_eq!(inbox.judge(&newest, NOW), Incoming::Repeat);
+        assert_eq!(inbox.judge("x.bans.a", &newest, NOW), Incoming::Repeat);
         let oldest = payload("a", BanKind::Block, targets[0], 600);
-        assert!(matches!(inbox.judge(&oldest, NOW), Incoming::Apply(_)));
+        assert!(matches!(
+            inbox.judge("x.bans.a", &oldest, NOW),
+            Incoming::Apply(_)
+        ));
     }
 }

@@ -71,11 +71,27 @@ impl LinkCtx {
     }
 
     /// The fleet's stream, created when missing (a new broker, or one that lost its store).
+    /// When it keeps bans for less than our `max_ban` (nodes with different settings), its max
+    /// age is raised to ours: the longest wins, so no node misses a ban it could still apply.
     pub async fn ensure_stream(&self) -> Result<stream::Stream, String> {
-        self.js
+        let why = |e: &dyn std::fmt::Display| format!("stream {}: {e}", self.names.stream);
+        let stream = self
+            .js
             .get_or_create_stream(self.stream.clone())
             .await
-            .map_err(|e| format!("stream {}: {e}", self.names.stream))
+            .map_err(|e| why(&e))?;
+        let current = &stream.cached_info().config;
+        if current.max_age >= self.stream.max_age {
+            return Ok(stream);
+        }
+        let mut longer = current.clone();
+        longer.max_age = self.stream.max_age;
+        // Best effort: the stream works as it is, only a shorter catch-up window is at stake.
+        if let Err(e) = self.js.update_stream(&longer).await {
+            self.stats
+                .error(now(), why(&format!("cannot raise max age: {e}")));
+        }
+        Ok(stream)
     }
 }
 

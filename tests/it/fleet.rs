@@ -351,3 +351,25 @@ fn a_three_server_nats_cluster_keeps_the_fleet_going_when_one_server_dies() {
         "{s}"
     );
 }
+
+/// Nodes with different `max_ban`: the stream keeps bans as long as the longest (so none is
+/// missed by a node that could still apply it), and both still publish.
+#[test]
+fn the_stream_keeps_bans_as_long_as_the_longest_max_ban() {
+    if !require_fleet("fleet::the_stream_keeps_bans_as_long_as_the_longest_max_ban") {
+        return;
+    }
+    let ns = Netns::new("abF-fa");
+    let broker = Broker::start(&ns, 4222);
+    let servers = [broker.url()];
+    let mut a = Node::start(&ns, "web", "a", &servers, &["--max-ban", "1m"]);
+    a.send("block 192.0.2.61 30");
+    wait_status(&mut a, &[("published", 1)]);
+    assert_eq!(broker.stream_max_age_secs("AUTOBLOCK_web"), Some(60));
+    let mut b = Node::start(&ns, "web", "b", &servers, &["--max-ban", "2h"]);
+    b.send("block 192.0.2.62 3600");
+    assert_eq!(a.wait_received(1, LONG).len(), 1);
+    assert_eq!(b.wait_received(1, LONG).len(), 1);
+    assert_eq!(broker.stream_max_age_secs("AUTOBLOCK_web"), Some(7200));
+    assert_eq!(b.status()["last_error"], serde_json::Value::Null);
+}

@@ -113,6 +113,19 @@ impl Broker {
         }
     }
 
+    /// The max age (s) of `stream` as the broker stored it (its JetStream meta file).
+    pub fn stream_max_age_secs(&self, stream: &str) -> Option<u64> {
+        let meta = self
+            .store
+            .path()
+            .join("js/jetstream/$G/streams")
+            .join(stream)
+            .join("meta.inf");
+        let text = std::fs::read_to_string(meta).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(json["max_age"].as_u64()? / 1_000_000_000)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.store.path().join("nats.log")).unwrap_or_default()
     }
