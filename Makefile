@@ -15,7 +15,7 @@ ASSETS := target/assets
 CONFIG ?= rules.toml
 DEMO_PCAP := target/demo/generated.pcap
 
-.PHONY: all deps build run replay-demo test lint bench bench-reaction clean deb assets demo
+.PHONY: all deps build run replay-demo test lint bench bench-reaction bench-fleet clean deb assets demo
 
 all: build
 
@@ -81,6 +81,11 @@ bench: build
 # Flood -> DROP in the kernel, end to end in namespaces (as root): BENCHMARKS.md "Reaction time".
 bench-reaction: build
 	./benches/reaction.sh
+
+# Ban propagation between two fleet nodes through nats-server (as root, in a namespace):
+# BENCHMARKS.md "Fleet".
+bench-fleet: deps
+	./benches/fleet.sh
 
 clean:
 	$(CARGO) clean

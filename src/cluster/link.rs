@@ -374,6 +374,28 @@ mod tests {
         assert_eq!(c.subjects, ["autoblock.web.bans.>"]);
     }
 
+    /// A missing or unreadable credentials file stops the start with a clear error (before
+    /// any connection attempt); so does a disabled config.
+    #[tokio::test]
+    async fn credentials_problems_are_start_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let garbage = dir.path().join("bad.creds");
+        std::fs::write(&garbage, "not a creds file").expect("write");
+        for path in [dir.path().join("missing.creds"), garbage] {
+            let config = ClusterConfig {
+                servers: vec!["nats://192.0.2.1:4222".into()],
+                credentials: Some(path.clone()),
+                ..ClusterConfig::default()
+            };
+            let err = start(&config, "a", Duration::from_secs(60)).await.err();
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            let want = format!("cannot read the NATS credentials file {}", path.display());
+            assert!(text.starts_with(&want), "{text}");
+        }
+        let off = start(&ClusterConfig::default(), "a", Duration::from_secs(60)).await;
+        assert!(matches!(off.err(), Some(ClusterError::Disabled)));
+    }
+
     #[test]
     fn node_name_from_config_first() {
         let config = ClusterConfig {

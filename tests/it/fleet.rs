@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fleet_util::{Broker, Node, Recv, require_fleet};
+use crate::fleet_util::{Broker, Node, Recv, make_tls_files, require_fleet};
 use crate::netns::Netns;
 
 const LONG: Duration = Duration::from_secs(10);
@@ -372,4 +372,85 @@ fn the_stream_keeps_bans_as_long_as_the_longest_max_ban() {
     assert_eq!(b.wait_received(1, LONG).len(), 1);
     assert_eq!(broker.stream_max_age_secs("AUTOBLOCK_web"), Some(7200));
     assert_eq!(b.status()["last_error"], serde_json::Value::Null);
+}
+
+/// `tls://` URLs: the link speaks TLS and verifies the server against the trusted roots
+/// (`SSL_CERT_FILE` here, the system's store otherwise); a node that does not trust the
+/// server's CA never connects.
+#[test]
+fn tls_urls_connect_with_a_verified_server_only() {
+    if !require_fleet("fleet::tls_urls_connect_with_a_verified_server_only") {
+        return;
+    }
+    let certs = tempfile::tempdir().expect("temp dir");
+    make_tls_files(certs.path());
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let ns = Netns::new("abF-ft");
+    let (cert, key) = (file("server.pem"), file("server.key"));
+    let broker = Broker::start_with(&ns, 4222, &["--tls", "--tlscert", &cert, "--tlskey", &key]);
+    let servers = [format!("tls://127.0.0.1:{}", broker.port)];
+    let ca = certs.path().join("ca.pem");
+    let env = [("SSL_CERT_FILE", ca.as_path())];
+    let mut a = Node::start_env(&ns, "web", "a", &servers, &[], &env);
+    let mut b = Node::start_env(&ns, "web", "b", &servers, &[], &env);
+    a.send("block 192.0.2.71 600");
+    assert_eq!(b.wait_received(1, LONG).len(), 1, "{}", b.status());
+
+    let mut stranger = Node::start(&ns, "web", "c", &servers, &[]);
+    stranger.drain(Duration::from_secs(2));
+    let s = stranger.status();
+    assert_eq!(
+        (s["connected"].as_bool(), s["received"].as_u64()),
+        (Some(false), Some(0)),
+        "{s}"
+    );
+    // The client reports only "IO error" for a failed handshake (its cause is not passed on).
+    assert!(
+        s["last_error"].as_str().is_some_and(|e| e.contains("NATS")),
+        "{s}"
+    );
+}
+
+/// With no broker at all (a closed port on loopback), `publish` returns at once however many
+/// bans come: they wait in the bounded queue, and what does not fit is dropped and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_never_waits_for_a_broker_and_counts_what_it_drops() {
+    use autoblock::cluster::{self, BanKind, BanNotice};
+    use autoblock::config::ClusterConfig;
+    use autoblock::time::Timestamp;
+
+    let config = ClusterConfig {
+        servers: vec!["nats://127.0.0.1:1".into()],
+        ..ClusterConfig::default()
+    };
+    let (handle, _remote) = cluster::start(&config, "a", Duration::from_secs(600))
+        .await
+        .expect("starts without a broker");
+    const N: u32 = 130_000;
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..N {
+        let t = Instant::now();
+        handle.publish(BanNotice {
+            kind: BanKind::Block,
+            target: std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)).into(),
+            until: Timestamp::from_secs(4_000_000_000),
+            at: Timestamp::from_secs(3_999_999_000),
+            rule: "r".into(),
+            offense: 1,
+            manual: false,
+        });
+        slowest = slowest.max(t.elapsed());
+    }
+    eprintln!(
+        "{N} publish calls without a broker: {:?} in all, slowest {slowest:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = handle.status();
+    assert!(!s.connected);
+    assert_eq!(s.queued + s.dropped, u64::from(N), "{s:?}");
+    assert!(s.queued <= 100_000 + 16_384 && s.dropped > 0, "{s:?}");
+    assert!(s.last_error.is_some(), "{s:?}");
+    handle.close(Duration::from_millis(100)).await;
 }

@@ -190,7 +190,20 @@ fn fleet_node_bin() -> PathBuf {
 impl Node {
     /// Starts node `name` of fleet `fleet` inside `ns`; returns once it printed `ready`.
     pub fn start(ns: &Netns, fleet: &str, name: &str, servers: &[String], extra: &[&str]) -> Node {
+        Node::start_env(ns, fleet, name, servers, extra, &[])
+    }
+
+    /// [`Node::start`] with environment variables (such as `SSL_CERT_FILE`).
+    pub fn start_env(
+        ns: &Netns,
+        fleet: &str,
+        name: &str,
+        servers: &[String],
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Node {
         let mut cmd = Command::new("ip");
+        cmd.envs(env.iter().copied());
         cmd.args(["netns", "exec", ns.name()])
             .arg(fleet_node_bin())
             .args(["--fleet", fleet, "--node", name]);
@@ -331,6 +344,76 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it (openssl), in `dir`:
+/// `ca.pem`, `server.pem`, `server.key`.
+pub fn make_tls_files(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("spawn openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=autoblock test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("write san.cnf");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ]);
 }
 
 pub fn parse_recv(text: &str) -> Option<Recv> {
