@@ -4,11 +4,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # System packages: libpcap to build against, the firewall tools we drive, the tools the
 # namespace tests use to make real traffic, tcpdump for the replay benchmark, and nats-server
-# (JetStream) for the fleet tests and benchmark (its package enables a system service: the
-# tests start their own broker inside a namespace and never use that one).
+# (JetStream) and openssl (a test CA) for the fleet tests and benchmark (the nats-server
+# package enables a system service: the tests start their own brokers inside namespaces and
+# never use that one).
 APT_PACKAGES := pkg-config libpcap-dev iptables ipset iproute2 kmod procps \
                 hping3 nmap tcpdump iperf3 netcat-openbsd bc \
-                dpkg-dev systemd man-db jq logrotate nats-server
+                dpkg-dev systemd man-db jq logrotate nats-server openssl
 # Packaging: `cargo deb` builds target/debian/autoblock_*.deb (metadata in Cargo.toml).
 CARGO_DEB_VERSION := 3.8.0
 ASSETS := target/assets
