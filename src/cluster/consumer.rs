@@ -37,7 +37,7 @@ pub(super) async fn run(
     out: mpsc::Sender<BanMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut inbox = Inbox::new(&ctx.node, REMEMBERED);
+    let mut inbox = Inbox::new(&ctx.node, &ctx.own_ids, ctx.started, REMEMBERED);
     while !*shutdown.borrow() {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -128,6 +128,14 @@ async fn deliver(
             AckKind::Ack
         }
         Incoming::Own => counted(&stats.own),
+        Incoming::NameClash => {
+            let why = format!(
+                "another process publishes as node `{}`: node names must be unique in the fleet ([cluster] node)",
+                ctx.node
+            );
+            stats.error(at, why);
+            counted(&stats.name_clashes)
+        }
         Incoming::Expired => counted(&stats.expired),
         Incoming::Repeat => counted(&stats.repeats),
         Incoming::Malformed(e) => {

@@ -1,6 +1,10 @@
 //! What to do with one payload from the fleet (pure; `now` is an argument): apply it, or skip
 //! it as our own, as already over, as a repeat, or as malformed.
 //!
+//! Our own: published under our node name. One made since we started that does not carry our
+//! message-id prefix comes from another process using the same name (a cloned machine keeps
+//! its host name): its bans would never reach us, so that is reported, not silently skipped.
+//!
 //! Repeats: JetStream delivers at least once (a redelivery after a missed ack, a replay after
 //! a restart of this process are possible), so the last [`Inbox::new`]`(cap)` applied events
 //! are remembered by (origin, kind, target, until): one event is applied once however often it
@@ -21,6 +25,8 @@ pub enum Incoming {
     Apply(BanMessage),
     /// Published by this node.
     Own,
+    /// Published under this node's name by someone else, since we started.
+    NameClash,
     /// Its end time has passed (for an unblock: the lifted ban would have ended by now).
     Expired,
     /// Already applied.
@@ -34,16 +40,22 @@ type EventKey = (String, BanKind, IpNet, Timestamp);
 #[derive(Debug)]
 pub struct Inbox {
     node: String,
+    /// Our messages' ids start with this (`<node>-<boot>-`).
+    own_ids: String,
+    started: Timestamp,
     cap: usize,
     seen: HashSet<EventKey>,
     order: VecDeque<EventKey>,
 }
 
 impl Inbox {
-    /// For node `node`, remembering the last `cap` applied events.
-    pub fn new(node: &str, cap: usize) -> Inbox {
+    /// For node `node`, whose messages since `started` have ids starting with `own_ids`,
+    /// remembering the last `cap` applied events.
+    pub fn new(node: &str, own_ids: &str, started: Timestamp, cap: usize) -> Inbox {
         Inbox {
             node: node.to_owned(),
+            own_ids: own_ids.to_owned(),
+            started,
             cap: cap.max(1),
             seen: HashSet::new(),
             order: VecDeque::new(),
@@ -65,6 +77,9 @@ impl Inbox {
             });
         }
         if m.origin == self.node {
+            if m.at >= self.started && !m.id.starts_with(&self.own_ids) {
+                return Incoming::NameClash;
+            }
             return Incoming::Own;
         }
         if m.until <= now {
@@ -107,7 +122,7 @@ mod tests {
 
     #[test]
     fn current_bans_of_others_are_applied_once() {
-        let mut inbox = Inbox::new("b", 100);
+        let mut inbox = Inbox::new("b", "b-1f-", Timestamp::from_secs(300), 100);
         let p = payload("a", BanKind::Block, "192.0.2.1/32", 600);
         let Incoming::Apply(m) = inbox.judge("x.bans.a", &p, NOW) else {
             panic!("not applied");
@@ -149,9 +164,19 @@ mod tests {
 
     #[test]
     fn own_expired_forged_and_malformed_are_skipped() {
-        let mut inbox = Inbox::new("b", 100);
-        let own = payload("b", BanKind::Block, "192.0.2.1/32", 600);
-        assert_eq!(inbox.judge("x.bans.b", &own, NOW), Incoming::Own);
+        let mut inbox = Inbox::new("b", "b-1f-", Timestamp::from_secs(300), 100);
+        // Ours: made by us (our prefix), or before we started (a previous run).
+        let mut own = decode(&payload("b", BanKind::Block, "192.0.2.1/32", 600)).expect("valid");
+        own.id = "b-1f-7".into();
+        assert_eq!(inbox.judge("x.bans.b", &own.encode(), NOW), Incoming::Own);
+        let earlier = payload("b", BanKind::Block, "192.0.2.1/32", 600);
+        assert_eq!(inbox.judge("x.bans.b", &earlier, NOW), Incoming::Own);
+        // Someone else under our name, since we started.
+        let mut clash = own.clone();
+        clash.id = "b-2a-1".into();
+        clash.at = Timestamp::from_secs(400);
+        let verdict = inbox.judge("x.bans.b", &clash.encode(), NOW);
+        assert_eq!(verdict, Incoming::NameClash);
         let over = payload("a", BanKind::Block, "192.0.2.1/32", 500);
         let ended = inbox.judge("x.bans.a", &over, NOW);
         assert_eq!(ended, Incoming::Expired, "ends exactly now");
@@ -174,7 +199,7 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_oldest_first() {
-        let mut inbox = Inbox::new("b", 2);
+        let mut inbox = Inbox::new("b", "b-1f-", Timestamp::from_secs(300), 2);
         let targets = ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"];
         for t in targets {
             let p = payload("a", BanKind::Block, t, 600);

@@ -63,6 +63,9 @@ pub(super) struct LinkCtx {
     pub stream: stream::Config,
     pub stats: Arc<Stats>,
     pub node: String,
+    /// Our message ids start with this (`<node>-<boot>-`), for messages since `started`.
+    pub own_ids: String,
+    pub started: Timestamp,
 }
 
 impl LinkCtx {
@@ -104,8 +107,8 @@ pub struct ClusterHandle {
 struct Inner {
     fleet: String,
     node: String,
-    /// Makes message ids unique across restarts of this node: `<node>-<boot>-<seq>`.
-    boot: String,
+    /// `<node>-<boot>-`: with a sequence number, message ids unique across restarts.
+    id_prefix: String,
     seq: AtomicU64,
     tx: mpsc::Sender<BanMessage>,
     stats: Arc<Stats>,
@@ -166,6 +169,8 @@ pub async fn start(
         .await
         .map_err(|e| ClusterError::Connect(e.to_string()))?;
     let names = FleetNames::new(&config.name, node);
+    let started = now();
+    let id_prefix = format!("{node}-{:x}-", started.as_micros());
     let ctx = Arc::new(LinkCtx {
         js: jetstream::ContextBuilder::new()
             .timeout(Duration::from_secs(5))
@@ -175,6 +180,8 @@ pub async fn start(
         names,
         stats: stats.clone(),
         node: node.to_owned(),
+        own_ids: id_prefix.clone(),
+        started,
     });
     let (tx, rx) = mpsc::channel(PUBLISH_CHANNEL);
     let (remote_tx, remote_rx) = mpsc::channel(REMOTE_CHANNEL);
@@ -193,7 +200,7 @@ pub async fn start(
         inner: Arc::new(Inner {
             fleet: config.name.clone(),
             node: node.to_owned(),
-            boot: format!("{:x}", now().as_micros()),
+            id_prefix,
             seq: AtomicU64::new(0),
             tx,
             stats,
@@ -213,7 +220,7 @@ impl ClusterHandle {
         let i = &self.inner;
         let seq = i.seq.fetch_add(1, Relaxed);
         let m = BanMessage::new(
-            format!("{}-{}-{seq}", i.node, i.boot),
+            format!("{}{seq}", i.id_prefix),
             i.node.clone(),
             notice.kind,
             notice.target,

@@ -33,6 +33,8 @@ pub struct ClusterStatus {
     pub expired: u64,
     pub repeats: u64,
     pub malformed: u64,
+    /// Messages under our node name from another process: node names are not unique.
+    pub name_clashes: u64,
     /// Connections after the first one.
     pub reconnects: u64,
     /// Origin's decision -> handed to our engine, for the last ban received (µs; across hosts
@@ -55,6 +57,7 @@ pub(super) struct Stats {
     pub expired: AtomicU64,
     pub repeats: AtomicU64,
     pub malformed: AtomicU64,
+    pub name_clashes: AtomicU64,
     pub connects: AtomicU64,
     pub last_delay_us: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -87,6 +90,7 @@ impl Stats {
             expired: self.expired.load(Relaxed),
             repeats: self.repeats.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
+            name_clashes: self.name_clashes.load(Relaxed),
             reconnects: self.connects.load(Relaxed).saturating_sub(1),
             last_delay_us: self.last_delay_us.load(Relaxed),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),

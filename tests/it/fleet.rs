@@ -454,3 +454,28 @@ async fn publish_never_waits_for_a_broker_and_counts_what_it_drops() {
     assert!(s.last_error.is_some(), "{s:?}");
     handle.close(Duration::from_millis(100)).await;
 }
+
+/// Two processes under one node name (a cloned machine keeps its host name): the one that
+/// reads the fleet reports it instead of taking the other's bans for its own in silence.
+#[test]
+fn a_node_name_used_twice_is_reported() {
+    if !require_fleet("fleet::a_node_name_used_twice_is_reported") {
+        return;
+    }
+    let ns = Netns::new("abF-fn");
+    let broker = Broker::start(&ns, 4222);
+    let servers = [broker.url()];
+    let mut a = Node::start(&ns, "web", "a", &servers, &[]);
+    a.send("block 192.0.2.80 600");
+    wait_status(&mut a, &[("own", 1)]);
+    let mut twin = Node::start(&ns, "web", "a", &servers, &["--no-accept"]);
+    twin.send("block 192.0.2.81 600");
+    let s = wait_status(&mut a, &[("name_clashes", 1)]);
+    assert_eq!(
+        (s["name_clashes"].as_u64(), s["own"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    let e = s["last_error"].as_str().unwrap_or_default();
+    assert!(e.contains("node names must be unique"), "{e}");
+}
