@@ -15,7 +15,9 @@
 # RSS (VmHWM); and trafgen's achieved rate (packets / its wall time). A run with no capturer
 # gives the generator's own rate. RUNS rounds, capturers alternating; medians at the end.
 #
-# Usage: benches/live.sh   (env: RUNS=3 COUNT=3000000 MODES="many few" CONFIG=rules.toml)
+# Usage: benches/live.sh   (env: RUNS=3 COUNT=3000000 MODES="many few" CONFIG=rules.toml
+#   BIN=target/release/autoblock; PERF_DIR=DIR also records `perf record -g` of each capturer
+#   during the flood into DIR/MODE-CAPTURER-RUN.data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "live.sh: needs root (network namespaces)" >&2; exit 1; }
@@ -37,8 +39,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cargo build --release --locked --quiet --bin autoblock
-BIN=$PWD/target/release/autoblock
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked --quiet --bin autoblock
+  BIN=$PWD/target/release/autoblock
+fi
+PERF_DIR=${PERF_DIR:-}
 HZ=$(getconf CLK_TCK)
 
 ip netns add "$A"; ip netns add "$V"
@@ -98,8 +103,16 @@ run_one() {
       wait_for "$out.events" '"event":"started"' 300 ;;
   esac
   [ -n "$CPID" ] && c0=$(cpu_ticks "$CPID")
+  local ppid=""
+  if [ -n "$PERF_DIR" ] && [ -n "$CPID" ]; then
+    mkdir -p "$PERF_DIR"
+    perf record -q -e cpu-clock -g -p "$CPID" -o "$PERF_DIR/$mode-$cap-$run.data" 2>/dev/null &
+    ppid=$!
+    sleep 0.5
+  fi
   read -r sent secs < <(flood "$mode")
   sleep 1.5 # the capturer drains its buffer; the daemon's drop monitor takes a sample
+  [ -n "$ppid" ] && { kill -INT "$ppid"; wait "$ppid" 2>/dev/null || true; }
   captured=0 kdrop=0 qdrop=0 hwm=0 c1=0 c0=${c0:-0}
   if [ -n "$CPID" ]; then
     c1=$(cpu_ticks "$CPID"); hwm=$(hwm_kb "$CPID")

@@ -13,8 +13,9 @@
 # Each file is replayed with every rule set in RULESETS (default: the shipped rules.toml and
 # benches/rules-six.toml, three of whose six rules count distinct values), alternating with
 # `tcpdump -r F -w /dev/null` RUNS times (the order rotates each run). Prints each run, then
-# a table of medians: wall time, and autoblock's wall time / tcpdump's (the target is <= 1.5).
-# CPU is user+sys of the process (autoblock replay runs two threads).
+# a table of medians: wall time, and autoblock's wall time / tcpdump's (the target is <= 1.5);
+# CPU is user+sys of the process (autoblock replay runs two threads), and the CPU ratio next to
+# the wall ratio: on a shared, loaded machine it is the steadier of the two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=${1:-2000000}
@@ -102,11 +103,12 @@ for mix in "${mixes[@]}"; do
   done
   distinct=$("$ab" replay --config rules.toml --format json "$file" | tail -1 | sed -n 's/.*"sources":\([0-9]*\).*/\1/p')
   md=$(tr ' ' '\n' <<<"${wall[tcpdump]}" | grep . | median)
-  row="$(printf '| %-8s | %s | %s | %.3f s (%.1f Mpps) |' "$mix" "$(basename "$file")" "$distinct" "$md" "$(echo "$packets / $md / 1000000" | bc -l)")"
+  mdc=$(tr ' ' '\n' <<<"${cpu[tcpdump]}" | grep . | median)
+  row="$(printf '| %-8s | %s | %s | %.3f s, cpu %.3f s |' "$mix" "$(basename "$file")" "$distinct" "$md" "$mdc")"
   for t in "${rulesets[@]}"; do
     m=$(tr ' ' '\n' <<<"${wall[$t]}" | grep . | median)
     mc=$(tr ' ' '\n' <<<"${cpu[$t]}" | grep . | median)
-    row+="$(printf ' %.3f s, cpu %.3f s | **%.2f** |' "$m" "$mc" "$(echo "$m / $md" | bc -l)")"
+    row+="$(printf ' %.3f s, cpu %.3f s | **%.2f** (cpu %.2f) |' "$m" "$mc" "$(echo "$m / $md" | bc -l)" "$(echo "$mc / $mdc" | bc -l)")"
   done
   summary+=("$row")
 done
@@ -114,7 +116,7 @@ done
 echo
 header="| mix | file | sources | tcpdump -r F -w /dev/null |"
 sep="|---|---|---|---|"
-for t in "${rulesets[@]}"; do header+=" autoblock, $t rules | ratio |"; sep+="---|---|"; done
+for t in "${rulesets[@]}"; do header+=" autoblock, $t rules | ratio (cpu ratio) |"; sep+="---|---|"; done
 echo "medians of $runs runs, $(nproc) cores, load average at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$header"
 echo "$sep"
