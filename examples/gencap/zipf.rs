@@ -1,6 +1,6 @@
 //! gencap's `zipf` mix: built to be unlike the other mixes, so that tuning does not fit one
 //! file. Sources are heavy-tailed (Zipf, s = 1.0: a few very busy, a long tail seen once or
-//! twice), a fifth of them IPv6, scattered over the address space; arrivals are bursty (Poisson
+//! twice), an eighth of them IPv6, scattered over the address space; arrivals are bursty (Poisson
 //! with a rate that changes every 4096 packets); traffic spans many ports and protocols, with
 //! fragments, VLAN tags, ARP and GRE/ESP; and attackers of every kind the rules look for.
 //!
@@ -25,7 +25,7 @@ struct Attackers {
     sweep_addr: [u16; 2],
 }
 
-/// A client of the given Zipf rank (a fifth IPv6, by hash of the rank) and a server of its family.
+/// A client of the given Zipf rank (an eighth IPv6, by hash of the rank) and a server of its family.
 fn client_server(rank: u64, server: u8) -> Ips {
     if rank.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61 == 0 {
         Ips::V6 {
