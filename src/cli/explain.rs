@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
+use super::OutputFormat;
+use super::remote::{RemoteArgs, human_secs, show, table, unexpected};
 use crate::config::duration::Formatted;
 use crate::sys::control::protocol::{Explanation, Request, Response, net_text};
 
@@ -17,7 +18,7 @@ pub struct ExplainArgs {
     #[arg(value_name = "IP", value_parser = parse_addr)]
     pub addr: IpAddr,
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: OutputFormat,
 }
 
 fn parse_addr(text: &str) -> Result<IpAddr, String> {

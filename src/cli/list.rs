@@ -1,6 +1,7 @@
 //! `autoblock list`: the active bans, soonest to expire first, as a table or JSON.
 
-use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
+use super::OutputFormat;
+use super::remote::{RemoteArgs, human_secs, show, table, unexpected};
 use crate::sys::control::protocol::{BanInfo, Request, Response, net_text};
 
 #[derive(Debug, clap::Args)]
@@ -10,7 +11,7 @@ pub struct ListArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: OutputFormat,
 }
 
 pub fn run(args: &ListArgs) -> i32 {

@@ -65,6 +65,15 @@ pub enum Command {
     Explain(explain::ExplainArgs),
 }
 
+/// How a subcommand prints its answer (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for people
+    Table,
+    /// JSON for scripts
+    Json,
+}
+
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Example:\n  autoblock check --config /etc/autoblock/rules.toml && \

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{EXIT_OK, EXIT_RUNTIME, load_config};
+use super::{EXIT_OK, EXIT_RUNTIME, OutputFormat, load_config};
 use crate::config::duration;
 use crate::sys::control::client;
 use crate::sys::control::protocol::{Request, Response};
@@ -23,14 +23,6 @@ pub struct RemoteArgs {
     /// How long to wait for the daemon's answer
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Aligned columns for people
-    Table,
-    /// JSON for scripts (the protocol's own field names)
-    Json,
 }
 
 impl RemoteArgs {
@@ -90,13 +82,17 @@ pub fn emit(text: &str) {
 }
 
 /// Prints `value` as a table (through `render`) or as JSON; returns the exit code.
-pub fn show<T: serde::Serialize>(format: Format, value: &T, render: impl Fn(&T) -> String) -> i32 {
+pub fn show<T: serde::Serialize>(
+    format: OutputFormat,
+    value: &T,
+    render: impl Fn(&T) -> String,
+) -> i32 {
     match format {
-        Format::Table => {
+        OutputFormat::Table => {
             emit(&render(value));
             EXIT_OK
         }
-        Format::Json => match serde_json::to_string_pretty(value) {
+        OutputFormat::Json => match serde_json::to_string_pretty(value) {
             Ok(text) => {
                 emit(&(text + "\n"));
                 EXIT_OK

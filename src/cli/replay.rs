@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, load_config};
+use super::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, OutputFormat, load_config};
 use crate::config::Metric;
 use crate::event::decision_json;
 use crate::replay::{ReplayOptions, ReplayReport, replay_file};
@@ -15,12 +15,6 @@ use crate::replay::{ReplayOptions, ReplayReport, replay_file};
 const PROGRESS_BYTES: u64 = 64 << 20;
 /// Top talkers listed in the table.
 const TOP_TALKERS: usize = 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -37,7 +31,7 @@ pub struct ReplayArgs {
     pub local: Vec<IpNet>,
     /// Output: a human table, or one JSON event per line (then a summary event per file)
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: OutputFormat,
     /// Capture files (pcap or pcapng; the format is read from the bytes)
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -67,7 +61,7 @@ pub fn run(args: ReplayArgs) -> i32 {
             local: args.local.clone(),
             progress: big && std::io::stderr().is_terminal(),
         };
-        let json = args.format == Format::Json;
+        let json = args.format == OutputFormat::Json;
         let mut write_err = None;
         let mut on_decision = |d: &crate::engine::Decision| {
             if json && let Err(e) = writeln!(out, "{}", decision_json(d, false)) {

@@ -7,9 +7,9 @@ use foldhash::fast::RandomState;
 use ipnet::IpNet;
 
 use super::rules::CompiledRule;
-use super::{Decision, Settings, SuppressReason, Verdict};
+use super::{BanSettings, Decision, SuppressReason, Verdict};
 use crate::engine::ban_rate::BanRate;
-use crate::engine::bans::{Ban, BanTable};
+use crate::engine::bans::{ActiveBan, BanTable};
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
 
@@ -18,7 +18,7 @@ pub(super) const MAX_QUIET: usize = 10_000;
 
 /// The mutable parts `fire` needs, borrowed apart from the source tables.
 pub(super) struct FireCtx<'a> {
-    pub(super) settings: &'a Settings,
+    pub(super) settings: &'a BanSettings,
     pub(super) allow: &'a [IpNet],
     pub(super) local: &'a [IpNet],
     pub(super) bans: &'a mut BanTable,
@@ -102,7 +102,7 @@ pub(super) fn fire(
         return;
     }
     cx.offenses.insert(key, (offense, now));
-    cx.bans.insert(Ban {
+    cx.bans.insert(ActiveBan {
         key,
         until: verdict.until,
         since: now,
@@ -140,7 +140,7 @@ fn verdict(
 }
 
 /// `base` x multiplier^(offense-1), capped at `max_ban`.
-pub fn ban_length(base: Duration, offense: u32, s: &Settings) -> Duration {
+pub fn ban_length(base: Duration, offense: u32, s: &BanSettings) -> Duration {
     let exp = i32::try_from(offense.saturating_sub(1)).unwrap_or(i32::MAX);
     let factor = s.repeat_multiplier.max(1.0).powi(exp);
     let secs = base.as_secs_f64() * factor;
@@ -152,7 +152,7 @@ pub fn ban_length(base: Duration, offense: u32, s: &Settings) -> Duration {
 
 /// A ban that must go because it covers our own addresses, or (unless an operator forced it)
 /// an allowlisted net.
-pub(super) fn lifted_by_protection(ban: &Ban, allow: &[IpNet], local: &[IpNet]) -> bool {
+pub(super) fn lifted_by_protection(ban: &ActiveBan, allow: &[IpNet], local: &[IpNet]) -> bool {
     let net = ban.key.net();
     overlaps_any(net, local) || (!ban.manual && overlaps_any(net, allow))
 }

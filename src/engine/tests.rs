@@ -1,10 +1,10 @@
 //! Unit tests of the policy engine: windows through the engine, aggregation, allowlist, local
 //! addresses, escalation, extension, caps. Time is moved by hand; nothing sleeps.
 
-use super::admin::Refusal;
+use super::admin::RefuseReason;
 use super::*;
 use crate::config::*;
-use crate::engine::bans::Ban;
+use crate::engine::bans::ActiveBan;
 use crate::engine::sources::SourceKey;
 use crate::packet::{Proto, tcp_flag};
 use std::path::PathBuf;
@@ -472,12 +472,12 @@ fn manual_bans_respect_the_allowlist_unless_forced() {
     let allow = "127.0.0.1/32".parse().unwrap();
     assert_eq!(
         e.ban_manual(allow, None, "x", false, t),
-        Err(Refusal::Allowlisted("127.0.0.0/8".parse().unwrap()))
+        Err(RefuseReason::Allowlisted("127.0.0.0/8".parse().unwrap()))
     );
     let local = "10.9.9.0/24".parse().unwrap();
     assert!(matches!(
         e.ban_manual(local, None, "x", false, t),
-        Err(Refusal::Local(_))
+        Err(RefuseReason::Local(_))
     ));
     assert!(e.ban_manual(allow, None, "x", true, t).is_ok());
     let d = e
@@ -511,7 +511,7 @@ fn manual_bans_respect_the_allowlist_unless_forced() {
 fn adopted_bans_expire_like_any_other() {
     let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 10, 1000)]), vec![]);
     let key = SourceKey::new("203.0.113.50".parse().unwrap(), 32, 128);
-    e.adopt(Ban {
+    e.adopt(ActiveBan {
         key,
         until: Timestamp(100 * SEC),
         since: Timestamp(0),
@@ -657,7 +657,7 @@ fn force_does_not_override_local() {
         true,
         Timestamp(SEC),
     );
-    assert!(matches!(r, Err(Refusal::Local(_))), "got {r:?}");
+    assert!(matches!(r, Err(RefuseReason::Local(_))), "got {r:?}");
 }
 
 /// R2: after a backward clock reset (> 60 s) the new-ban limiter never refills until time

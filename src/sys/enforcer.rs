@@ -32,7 +32,7 @@ pub fn firewall_options(config: &Config) -> FirewallOptions {
 
 /// One staged change to the kernel.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Op {
+pub enum KernelOp {
     /// Ban `net` until `until` (wall clock), for `reason` (the rule or the operator's reason).
     Block {
         net: IpNet,
@@ -57,7 +57,7 @@ pub struct Enforcer {
     /// `None` in dry-run mode: decisions are logged, the kernel is untouched.
     fw: Option<Arc<Firewall>>,
     /// Staged ops by target, and the order targets were first staged in.
-    staged: HashMap<IpNet, Op>,
+    staged: HashMap<IpNet, KernelOp>,
     order: Vec<IpNet>,
     backoff: Duration,
     retry_at: Option<Instant>,
@@ -87,20 +87,20 @@ impl Enforcer {
             return;
         }
         let op = match d {
-            Decision::Block(v) | Decision::Extend(v) => Op::Block {
+            Decision::Block(v) | Decision::Extend(v) => KernelOp::Block {
                 net: v.key.net(),
                 until: v.until,
                 reason: v.rule.to_string(),
             },
-            Decision::Unblock { ban, .. } => Op::Unblock { net: ban.key.net() },
+            Decision::Unblock { ban, .. } => KernelOp::Unblock { net: ban.key.net() },
             Decision::Suppressed { .. } => return,
         };
         self.stage_op(op);
     }
 
-    pub fn stage_op(&mut self, op: Op) {
+    pub fn stage_op(&mut self, op: KernelOp) {
         let net = match &op {
-            Op::Block { net, .. } | Op::Unblock { net } => *net,
+            KernelOp::Block { net, .. } | KernelOp::Unblock { net } => *net,
         };
         if self.staged.insert(net, op).is_none() {
             self.order.push(net);
@@ -140,7 +140,7 @@ impl Enforcer {
         let mut applied = Applied::default();
         for net in &self.order {
             match self.staged.get(net) {
-                Some(Op::Block { net, until, reason }) => {
+                Some(KernelOp::Block { net, until, reason }) => {
                     // A ban whose end already passed while it waited is not worth adding.
                     if *until <= now {
                         batch.unblock(*net);
@@ -150,7 +150,7 @@ impl Enforcer {
                     batch.block(*net, until.since(now), reason);
                     applied.blocks += 1;
                 }
-                Some(Op::Unblock { net }) => {
+                Some(KernelOp::Unblock { net }) => {
                     batch.unblock(*net);
                     applied.unblocks += 1;
                 }
@@ -212,14 +212,14 @@ mod tests {
         // Staging is pure; a firewall is only needed to commit.
         let mut e = Enforcer::new(None);
         let net: IpNet = "203.0.113.1/32".parse().unwrap();
-        e.stage_op(Op::Block {
+        e.stage_op(KernelOp::Block {
             net,
             until: Timestamp::from_secs(10),
             reason: "r".into(),
         });
-        e.stage_op(Op::Unblock { net });
+        e.stage_op(KernelOp::Unblock { net });
         assert_eq!(e.pending(), 1);
         assert_eq!(e.order, [net]);
-        assert_eq!(e.staged.get(&net), Some(&Op::Unblock { net }));
+        assert_eq!(e.staged.get(&net), Some(&KernelOp::Unblock { net }));
     }
 }

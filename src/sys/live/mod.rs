@@ -117,7 +117,7 @@ pub enum LiveError {
 /// A running capture on one interface. Dropping it stops it too (without the final stats).
 pub struct LiveCapture {
     iface: String,
-    shared: Arc<Shared>,
+    shared: Arc<CaptureCounters>,
     thread: Option<JoinHandle<Result<(), LiveError>>>,
 }
 
@@ -133,7 +133,7 @@ impl LiveCapture {
         recycle: Receiver<Items>,
     ) -> Result<LiveCapture, LiveError> {
         let cap = open(iface, opts)?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(CaptureCounters::default());
         let worker = worker::Worker::new(
             iface,
             iface_index,
@@ -256,9 +256,9 @@ fn pcap_msg(e: &pcap::Error) -> String {
     }
 }
 
-/// Counters the capture thread publishes and any thread reads.
+/// Counters the capture thread publishes and any thread reads, and the flag that stops it.
 #[derive(Default)]
-struct Shared {
+struct CaptureCounters {
     stop: AtomicBool,
     frames: AtomicU64,
     unparsed: AtomicU64,
@@ -270,7 +270,7 @@ struct Shared {
     pcap_if_dropped: AtomicU64,
 }
 
-impl Shared {
+impl CaptureCounters {
     fn store(&self, s: &CaptureStats) {
         let r = Ordering::Relaxed;
         self.frames.store(s.frames, r);
