@@ -1,5 +1,5 @@
-//! Raw frame bytes -> [`PacketMeta`]: the one place that reads untrusted packet bytes, and the
-//! only user of etherparse. Never panics on any input; returns a plain [`ParseError`].
+//! Raw frame bytes -> [`PacketMeta`]: the one place that reads untrusted packet bytes. Never
+//! panics on any input; returns a plain [`ParseError`].
 //!
 //! Layout: `linklayer.rs` strips the link-layer header, `ip.rs` reads IPv4/IPv6 and the
 //! transport header, `ipv6_ext.rs` walks IPv6 extension headers. All hand-written for speed;
