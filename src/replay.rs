@@ -163,7 +163,7 @@ pub fn replay_file(
     }
 
     let stats = engine.stats();
-    summary.ts = last_ts.to_string();
+    summary.ts = last_ts;
     summary.sources = talkers.len() as u64;
     summary.local_packets = stats.local_packets;
     summary.untracked_packets = stats.untracked;

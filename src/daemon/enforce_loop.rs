@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime};
-
-use serde_json::json;
+use std::time::{Duration, Instant};
 
 use super::Shared;
 use crate::engine::Decision;
+use crate::event::Event;
 use crate::firewall::Firewall;
+use crate::sys::clock::wall_now;
 use crate::sys::enforcer::Enforcer;
 use crate::time::Timestamp;
 
@@ -26,14 +26,6 @@ pub struct EnforceLoop {
     pub rx: Receiver<EnforceMsg>,
     pub shared: Arc<Shared>,
     pub check_interval: Duration,
-}
-
-pub fn wall_now() -> Timestamp {
-    Timestamp::from_unix(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default(),
-    )
 }
 
 impl EnforceLoop {
@@ -96,30 +88,24 @@ impl EnforceLoop {
                     self.shared.metrics.observe_reaction(reaction);
                 }
                 // When the kernel got it: the other half of explaining a decision.
-                self.shared.event(
-                    "applied",
-                    json!({
-                        "blocks": applied.blocks,
-                        "unblocks": applied.unblocks,
-                        "commit_ms": ms(applied.took),
-                        "reaction_ms": (applied.blocks > 0).then(|| ms(slowest)),
-                    }),
-                );
+                self.shared.events.emit_now(Event::Applied {
+                    blocks: applied.blocks,
+                    unblocks: applied.unblocks,
+                    commit_ms: ms(applied.took),
+                    reaction_ms: (applied.blocks > 0).then(|| ms(slowest)),
+                });
             }
             Ok(None) => {}
             Err(e) => {
                 self.shared.metrics.enforcer_error();
                 self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
-                self.shared.event(
-                    "enforcer_error",
-                    json!({
-                        "error": e.to_string(),
-                        "pending": enforcer.pending(),
-                        "retry_in_secs": enforcer
-                            .retry_at()
-                            .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64()),
-                    }),
-                );
+                self.shared.events.emit_now(Event::CommitFailed {
+                    error: e.to_string(),
+                    pending: enforcer.pending(),
+                    retry_in_secs: enforcer
+                        .retry_at()
+                        .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64()),
+                });
             }
         }
     }
@@ -130,15 +116,17 @@ impl EnforceLoop {
             Ok(repairs) => {
                 self.shared.metrics.repair();
                 let what: Vec<String> = repairs.iter().map(ToString::to_string).collect();
-                self.shared.event("repaired", json!({ "repairs": what }));
+                self.shared
+                    .events
+                    .emit_now(Event::Repaired { repairs: what });
             }
             Err(e) => {
                 self.shared.metrics.enforcer_error();
                 self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
-                self.shared.event(
-                    "enforcer_error",
-                    json!({ "error": e.to_string(), "during": "check" }),
-                );
+                self.shared.events.emit_now(Event::CheckFailed {
+                    error: e.to_string(),
+                    during: "check",
+                });
             }
         }
     }

@@ -11,10 +11,11 @@ use ipnet::IpNet;
 
 use super::Shared;
 use super::convert::{ban_info, explanation, requested_duration};
-use super::enforce_loop::{EnforceMsg, wall_now};
+use super::enforce_loop::EnforceMsg;
 use crate::config::Config;
 use crate::engine::{Decision, Engine};
-use crate::event::decision_json;
+use crate::event::Event;
+use crate::sys::clock::wall_now;
 use crate::sys::control::protocol::{Refusal, Request, Response};
 use crate::sys::live::{Items, LiveBatch};
 use crate::sys::state::SavedState;
@@ -143,27 +144,18 @@ impl EngineLoop {
     fn dispatch(&mut self, out: &mut Vec<Decision>) {
         for d in out.drain(..) {
             let m = &self.shared.metrics;
-            let kind = match &d {
+            match &d {
                 Decision::Block(v) => {
                     m.ban(&v.rule);
                     self.shared.bans_total.fetch_add(1, Ordering::Relaxed);
-                    "block"
                 }
-                Decision::Extend(v) => {
-                    m.extend(&v.rule);
-                    "extend"
-                }
-                Decision::Unblock { ban, .. } => {
-                    m.unban(&ban.rule);
-                    "unblock"
-                }
-                Decision::Suppressed { reason, .. } => {
-                    m.suppressed(*reason);
-                    "suppressed"
-                }
-            };
+                Decision::Extend(v) => m.extend(&v.rule),
+                Decision::Unblock { ban, .. } => m.unban(&ban.rule),
+                Decision::Suppressed { reason, .. } => m.suppressed(*reason),
+            }
             self.shared
-                .emit(kind, &decision_json(&d, self.enforcer.is_none()));
+                .events
+                .emit(Event::decision(&d, self.enforcer.is_none()));
             if let Some(tx) = &self.enforcer
                 && !matches!(d, Decision::Suppressed { .. })
             {
@@ -274,7 +266,9 @@ fn state_writer(shared: Arc<Shared>, rx: Receiver<SavedState>) {
         }
         state.offenses.sort_by_key(|o| (o.2, o.0));
         if let Err(e) = crate::sys::state::save(&shared.state_dir, &state) {
-            shared.event("state_error", serde_json::json!({ "error": e.to_string() }));
+            shared.events.emit_now(Event::StateSaveFailed {
+                error: e.to_string(),
+            });
         }
     }
 }

@@ -82,7 +82,7 @@ impl Context {
             tracked_sources: s.tracked_sources.load(Ordering::Relaxed),
             active_bans: s.active_bans.load(Ordering::Relaxed),
             bans_total: s.bans_total.load(Ordering::Relaxed),
-            events_suppressed: s.suppressed_dropped(),
+            events_suppressed: s.events.dropped_suppressed(),
             last_reload: s.last_reload.lock().ok().and_then(|l| l.clone()),
             enforcer_errors: s.enforcer_errors.load(Ordering::Relaxed),
             pending_decisions: s.pending.load(Ordering::Relaxed),

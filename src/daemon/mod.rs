@@ -16,18 +16,18 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::event::{Event, StartedFields};
 use crate::firewall::Firewall;
+use crate::sys::clock::wall_now;
 use crate::sys::enforcer::firewall_options;
-use crate::sys::events::EventSink;
+use crate::sys::events::{EventLog, EventSink};
 use crate::sys::live::{LiveCapture, LiveOptions};
 use crate::sys::metrics::Metrics;
 use crate::time::Timestamp;
 use convert::adopted_ban;
-use enforce_loop::{EnforceLoop, EnforceMsg, wall_now};
+use enforce_loop::{EnforceLoop, EnforceMsg};
 use engine_loop::{EngineLoop, EngineMsg};
 
 /// Capture batches waiting for the engine; beyond this, capture threads drop (and count).
@@ -45,7 +45,7 @@ pub struct RunOptions {
 /// State every thread may read: counters for `status` and metrics, and the event sink.
 pub struct Shared {
     pub metrics: Arc<Metrics>,
-    events: Mutex<EventSink>,
+    pub events: EventLog,
     pub tracked_sources: AtomicU64,
     pub active_bans: AtomicU64,
     pub bans_total: AtomicU64,
@@ -72,32 +72,9 @@ impl Drop for AliveGuard<'_> {
 }
 
 impl Shared {
-    /// Writes one rendered event line.
-    pub fn emit(&self, kind: &str, line: &str) {
-        if let Ok(mut sink) = self.events.lock() {
-            sink.emit(kind, line);
-        }
-    }
-
     /// True when an enforcer thread runs (not in dry-run mode).
     fn enforce_expected(&self) -> bool {
         self.enforcer_expected
-    }
-
-    /// Suppressed events summarized away by the rate limit, since start.
-    pub fn suppressed_dropped(&self) -> u64 {
-        self.events.lock().map_or(0, |s| s.dropped_suppressed())
-    }
-
-    /// A daemon event: `{"ts":..,"event":kind, ...fields}`.
-    pub fn event(&self, kind: &str, fields: serde_json::Value) {
-        let mut obj = serde_json::Map::new();
-        obj.insert("ts".into(), json!(wall_now().to_string()));
-        obj.insert("event".into(), json!(kind));
-        if let serde_json::Value::Object(f) = fields {
-            obj.extend(f);
-        }
-        self.emit(kind, &serde_json::Value::Object(obj).to_string());
     }
 }
 
@@ -137,7 +114,7 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     ));
     let shared = Arc::new(Shared {
         metrics: metrics.clone(),
-        events: Mutex::new(sink),
+        events: EventLog::new(sink),
         tracked_sources: AtomicU64::new(0),
         active_bans: AtomicU64::new(0),
         bans_total: AtomicU64::new(0),
@@ -187,10 +164,10 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
                     .state_writable
                     .store(false, std::sync::atomic::Ordering::Relaxed);
             }
-            shared.event(
-                "state_error",
-                json!({ "error": e.to_string(), "saving": matches!(e, crate::sys::state::StateError::Corrupt { .. }) }),
-            );
+            shared.events.emit_now(Event::StateLoadFailed {
+                error: e.to_string(),
+                saving: matches!(e, crate::sys::state::StateError::Corrupt { .. }),
+            });
             Default::default()
         }
     };
@@ -216,7 +193,7 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     let mut lifted = Vec::new();
     engine.lift_protected(now, &mut lifted);
     for d in lifted {
-        shared.emit("unblock", &crate::event::decision_json(&d, dry_run));
+        shared.events.emit(Event::decision(&d, dry_run));
         let _ = enf_tx.send(EnforceMsg::Decision(d));
     }
     // Manual bans the kernel lost (keep_on_exit = false, a flush) come back until they end.
@@ -297,21 +274,24 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     }
     drop(batch_tx);
     let captures = Arc::new(Mutex::new(captures));
-    shared.event(
-        "started",
-        json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": std::process::id(),
-            "config": config_path.display().to_string(),
-            "interfaces": interfaces,
-            "backend": if dry_run { "none (dry run)" } else { backend_name(&config) },
-            "chain": config.enforce.chain,
-            "dry_run": dry_run,
-            "adopted_bans": adopted,
-            "local_addresses": local.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "rules": config.rules.len(),
-        }),
-    );
+    shared
+        .events
+        .emit_now(Event::Started(Box::new(StartedFields {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            config: config_path.display().to_string(),
+            interfaces: interfaces.clone(),
+            backend: if dry_run {
+                "none (dry run)"
+            } else {
+                backend_name(&config)
+            },
+            chain: config.enforce.chain.clone(),
+            dry_run,
+            adopted_bans: adopted,
+            local_addresses: local.iter().map(ToString::to_string).collect(),
+            rules: config.rules.len(),
+        })));
 
     let ctx = handler::Context {
         shared: shared.clone(),
@@ -331,7 +311,9 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     let caps = std::mem::take(&mut *captures.lock().unwrap_or_else(|p| p.into_inner()));
     for c in caps {
         if let Err(e) = c.stop() {
-            shared.event("capture_error", json!({ "error": e.to_string() }));
+            shared.events.emit_now(Event::CaptureError {
+                error: e.to_string(),
+            });
         }
     }
     let _ = msg_tx.send(EngineMsg::Stop);
@@ -348,22 +330,20 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
         match Arc::try_unwrap(fw) {
             Ok(fw) => match fw.flush() {
                 Ok(()) => flushed = true,
-                Err(e) => shared.event("enforcer_error", json!({ "error": e.to_string() })),
+                Err(e) => shared.events.emit_now(Event::EnforcerError {
+                    error: e.to_string(),
+                }),
             },
-            Err(_) => shared.event(
-                "enforcer_error",
-                json!({ "error": "firewall still in use at exit; chain kept" }),
-            ),
+            Err(_) => shared.events.emit_now(Event::EnforcerError {
+                error: "firewall still in use at exit; chain kept".into(),
+            }),
         }
     }
-    shared.event(
-        "stopped",
-        json!({
-            "kept_bans": config.enforce.keep_on_exit && !dry_run,
-            "flushed": flushed,
-            "stop_secs": stop_started.elapsed().as_secs_f64(),
-        }),
-    );
+    shared.events.emit_now(Event::Stopped {
+        kept_bans: config.enforce.keep_on_exit && !dry_run,
+        flushed,
+        stop_secs: stop_started.elapsed().as_secs_f64(),
+    });
     Ok(code)
 }
 
@@ -480,9 +460,7 @@ fn run_async(
                 _ = term.recv() => break 0,
                 _ = int.recv() => break 0,
                 _ = hup.recv() => {
-                    if let Ok(mut sink) = shared.events.lock() {
-                        let _ = sink.reopen();
-                    }
+                    let _ = shared.events.reopen();
                     reload::reload(config_path, &overrides, &mut current, &shared, &engine);
                 }
                 _ = local_check.tick() => {
@@ -490,9 +468,9 @@ fn run_async(
                     // never counted or banned, so the engine must know the current set.
                     let fresh = local_now();
                     if !fresh.is_empty() && fresh != local {
-                        shared.event("local_addresses", json!({
-                            "addresses": fresh.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                        }));
+                        shared.events.emit_now(Event::LocalAddresses {
+                            addresses: fresh.iter().map(ToString::to_string).collect(),
+                        });
                         let _ = engine.send(EngineMsg::SetLocal(fresh.clone()));
                         local = fresh;
                     }
@@ -500,19 +478,17 @@ fn run_async(
                 _ = tick.tick() => {
                     if let Some(why) = broken(&shared, &captures) {
                         // Better a restart by the service manager than silent blindness.
-                        shared.event("fatal", json!({ "error": why }));
+                        shared.events.emit_now(Event::Fatal { error: why.clone() });
                         eprintln!("error: {why}");
                         break 1;
                     }
                     monitor.check(&captures, &shared);
-                    if let Ok(mut sink) = shared.events.lock() {
-                        sink.flush_dropped(&wall_now().to_string());
-                    }
+                    shared.events.flush_dropped(wall_now());
                 }
                 res = wait_control(&control) => {
                     // The control server only ends early on a startup error.
                     if let Some(e) = res {
-                        shared.event("control_error", json!({ "error": e }));
+                        shared.events.emit_now(Event::ControlError { error: e.clone() });
                         eprintln!("error: control socket: {e}");
                         break 1;
                     }

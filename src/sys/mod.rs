@@ -2,6 +2,7 @@
 //! small and behind plain types, so the pure core stays testable without root.
 
 pub(crate) mod capture;
+pub(crate) mod clock;
 pub mod control;
 pub mod enforcer;
 pub(crate) mod events;
