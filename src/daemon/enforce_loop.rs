@@ -98,7 +98,6 @@ impl EnforceLoop {
             Ok(None) => {}
             Err(e) => {
                 self.shared.metrics.enforcer_error();
-                self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
                 self.shared.events.emit_now(Event::CommitFailed {
                     error: e.to_string(),
                     pending: enforcer.pending(),
@@ -122,7 +121,6 @@ impl EnforceLoop {
             }
             Err(e) => {
                 self.shared.metrics.enforcer_error();
-                self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
                 self.shared.events.emit_now(Event::CheckFailed {
                     error: e.to_string(),
                     during: "check",

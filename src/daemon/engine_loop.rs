@@ -132,12 +132,6 @@ impl EngineLoop {
             .metrics
             .set_tracked_sources(s.tracked_sources as u64);
         self.shared.metrics.set_active_bans(s.active_bans as u64);
-        self.shared
-            .tracked_sources
-            .store(s.tracked_sources as u64, Ordering::Relaxed);
-        self.shared
-            .active_bans
-            .store(s.active_bans as u64, Ordering::Relaxed);
     }
 
     /// Events first (log watchers see the decision at once), then the kernel.
@@ -145,10 +139,7 @@ impl EngineLoop {
         for d in out.drain(..) {
             let m = &self.shared.metrics;
             match &d {
-                Decision::Block(v) => {
-                    m.ban(&v.rule);
-                    self.shared.bans_total.fetch_add(1, Ordering::Relaxed);
-                }
+                Decision::Block(v) => m.ban(&v.rule),
                 Decision::Extend(v) => m.extend(&v.rule),
                 Decision::Unblock { ban, .. } => m.unban(&ban.rule),
                 Decision::Suppressed { reason, .. } => m.suppressed(*reason),

@@ -46,10 +46,6 @@ pub struct RunOptions {
 pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub events: EventLog,
-    pub tracked_sources: AtomicU64,
-    pub active_bans: AtomicU64,
-    pub bans_total: AtomicU64,
-    pub enforcer_errors: AtomicU64,
     pub pending: AtomicU64,
     pub state_dir: PathBuf,
     /// False when the state file exists but could not be read: it is then never overwritten
@@ -115,10 +111,6 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     let shared = Arc::new(Shared {
         metrics: metrics.clone(),
         events: EventLog::new(sink),
-        tracked_sources: AtomicU64::new(0),
-        active_bans: AtomicU64::new(0),
-        bans_total: AtomicU64::new(0),
-        enforcer_errors: AtomicU64::new(0),
         pending: AtomicU64::new(0),
         state_dir: config.state.dir.clone(),
         state_writable: std::sync::atomic::AtomicBool::new(true),

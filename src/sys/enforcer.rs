@@ -61,8 +61,6 @@ pub struct Enforcer {
     order: Vec<IpNet>,
     backoff: Duration,
     retry_at: Option<Instant>,
-    /// Failed commits so far.
-    pub errors: u64,
 }
 
 impl Enforcer {
@@ -73,7 +71,6 @@ impl Enforcer {
             order: Vec::new(),
             backoff: FIRST_BACKOFF,
             retry_at: None,
-            errors: 0,
         }
     }
 
@@ -167,7 +164,6 @@ impl Enforcer {
                 Ok(Some(applied))
             }
             Err(e) => {
-                self.errors += 1;
                 self.retry_at = Some(instant + self.backoff);
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(e)

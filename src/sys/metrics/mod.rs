@@ -148,6 +148,27 @@ impl Metrics {
         }
     }
 
+    /// Sources in the counter table, as last published.
+    pub fn tracked_sources(&self) -> u64 {
+        load(&self.tracked_sources)
+    }
+
+    /// Bans in force, as last published.
+    pub fn active_bans(&self) -> u64 {
+        load(&self.active_bans)
+    }
+
+    /// Bans put in force since start, all rules together.
+    pub fn bans_total(&self) -> u64 {
+        let rules = self.rules.read().unwrap_or_else(|p| p.into_inner());
+        rules.values().map(|r| load(&r.bans)).sum()
+    }
+
+    /// Failed firewall commits and checks since start.
+    pub fn enforcer_errors(&self) -> u64 {
+        load(&self.enforcer_errors)
+    }
+
     pub fn set_tracked_sources(&self, n: u64) {
         self.tracked_sources.store(n, Relaxed);
     }
