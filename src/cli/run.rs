@@ -46,14 +46,20 @@ pub fn run(args: RunArgs) -> i32 {
         eprintln!("error: --interface needs a name");
         return EXIT_USAGE;
     }
-    run_daemon(
+    match run_daemon(
         RunOptions {
             config_path: path,
             interfaces: args.interfaces,
             dry_run: args.dry_run,
         },
         config,
-    )
+    ) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
 }
 
 fn init_logs(format: LogFormat) {

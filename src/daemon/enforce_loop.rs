@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::Shared;
+use super::DaemonState;
+use super::workers::EndGuard;
 use crate::engine::Decision;
 use crate::event::Event;
 use crate::firewall::Firewall;
@@ -15,23 +16,30 @@ use crate::sys::clock::wall_now;
 use crate::sys::enforcer::Enforcer;
 use crate::time::Timestamp;
 
+/// What the engine thread sends the enforcer thread.
 pub enum EnforceMsg {
+    /// A decision to put into the kernel.
     Decision(Decision),
     /// Commit what is staged, then end the thread.
     Stop,
 }
 
+/// The enforcer thread's state.
 pub struct EnforceLoop {
+    /// The kernel's firewall.
     pub fw: Arc<Firewall>,
+    /// Decisions from the engine thread.
     pub rx: Receiver<EnforceMsg>,
-    pub shared: Arc<Shared>,
+    /// Events and metrics.
+    pub shared: Arc<DaemonState>,
+    /// How often the kernel is checked for outside damage.
     pub check_interval: Duration,
 }
 
 impl EnforceLoop {
-    pub fn run(self) {
-        let shared = self.shared.clone();
-        let _alive = super::AliveGuard(&shared.enforcer_alive);
+    /// Runs until [`EnforceMsg::Stop`] (after a last commit); `_ended` reports the thread's
+    /// end, however it ends.
+    pub fn run(self, _ended: EndGuard) {
         let mut enforcer = Enforcer::new(Some(self.fw.clone()));
         // Crossing times of the blocks staged since the last commit (reaction time).
         let mut crossings: Vec<Timestamp> = Vec::new();

@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Shared;
+use super::DaemonState;
 use super::engine_loop::EngineMsg;
 use crate::sys::control::protocol::{InterfaceStats, Request, Response, StatusInfo};
 use crate::sys::control::server::ControlHandler;
@@ -17,7 +17,7 @@ use crate::sys::live::LiveCapture;
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Context {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<DaemonState>,
     pub engine: Mutex<Sender<EngineMsg>>,
     pub captures: Arc<Mutex<Vec<LiveCapture>>>,
     pub started: Instant,

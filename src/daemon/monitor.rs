@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Shared;
+use super::DaemonState;
 use crate::event::{Event, PARTLY_BLIND};
 use crate::sys::live::LiveCapture;
 
@@ -22,7 +22,7 @@ pub struct DropMonitor {
 }
 
 impl DropMonitor {
-    pub fn check(&mut self, captures: &Arc<Mutex<Vec<LiveCapture>>>, shared: &Shared) {
+    pub fn check(&mut self, captures: &Arc<Mutex<Vec<LiveCapture>>>, shared: &DaemonState) {
         let Ok(caps) = captures.lock() else { return };
         let now = Instant::now();
         self.samples.resize_with(caps.len(), VecDeque::new);

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::mpsc::Sender;
 
-use super::Shared;
+use super::DaemonState;
 use super::engine_loop::EngineMsg;
 use crate::config::{self, Config};
 use crate::event::Event;
@@ -77,7 +77,7 @@ pub fn reload(
     path: &Path,
     overrides: &Overrides,
     current: &mut Config,
-    shared: &Shared,
+    shared: &DaemonState,
     engine: &Sender<EngineMsg>,
 ) {
     let mut new = match config::load(path) {

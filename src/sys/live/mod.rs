@@ -132,6 +132,19 @@ impl LiveCapture {
         tx: SyncSender<LiveBatch>,
         recycle: Receiver<Items>,
     ) -> Result<LiveCapture, LiveError> {
+        LiveCapture::start_watched(iface, iface_index, opts, tx, recycle, || {})
+    }
+
+    /// Like [`LiveCapture::start`]; `on_end` runs on the capture thread as it ends, however it
+    /// ends (stopped, engine gone, read error, panic), so a watcher learns of it at once.
+    pub fn start_watched(
+        iface: &str,
+        iface_index: usize,
+        opts: &LiveOptions,
+        tx: SyncSender<LiveBatch>,
+        recycle: Receiver<Items>,
+        on_end: impl FnOnce() + Send + 'static,
+    ) -> Result<LiveCapture, LiveError> {
         let cap = open(iface, opts)?;
         let shared = Arc::new(CaptureCounters::default());
         let worker = worker::Worker::new(
@@ -145,7 +158,10 @@ impl LiveCapture {
         );
         let thread = std::thread::Builder::new()
             .name(format!("cap-{iface}"))
-            .spawn(move || worker.run(cap))
+            .spawn(move || {
+                let _end = OnDrop(Some(on_end));
+                worker.run(cap)
+            })
             .map_err(|source| LiveError::Spawn {
                 iface: iface.to_string(),
                 source,
@@ -198,6 +214,17 @@ impl Drop for LiveCapture {
     fn drop(&mut self) {
         if self.thread.is_some() {
             let _ = self.shutdown();
+        }
+    }
+}
+
+/// Runs its closure when dropped.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
         }
     }
 }
