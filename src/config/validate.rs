@@ -22,9 +22,9 @@ use super::{
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     match String::from_utf8(bytes) {
         Ok(text) => parse_str(&text, path),

@@ -174,7 +174,7 @@ fn missing_file_exits_1_and_says_so() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out).trim(),
-        format!("cannot read {}: no such file", path.display())
+        format!("error: cannot read {}: no such file", path.display())
     );
 }
 
