@@ -128,11 +128,11 @@ impl Edge {
     fn spawn_metrics(
         &self,
         stop: watch::Receiver<bool>,
-    ) -> Option<JoinHandle<Result<(), crate::sys::metrics_http::MetricsError>>> {
+    ) -> Option<JoinHandle<Result<(), crate::sys::metrics::http::MetricsError>>> {
         let addr = self.config.metrics.listen?;
         let m = self.shared.metrics.clone();
         Some(tokio::spawn(async move {
-            crate::sys::metrics_http::serve_metrics(addr, m, stop).await
+            crate::sys::metrics::http::serve_metrics(addr, m, stop).await
         }))
     }
 
@@ -187,7 +187,7 @@ impl Edge {
 }
 
 /// The metrics endpoint is optional: when it fails the daemon goes on without it.
-fn metrics_ended(res: Result<Result<(), crate::sys::metrics_http::MetricsError>, JoinError>) {
+fn metrics_ended(res: Result<Result<(), crate::sys::metrics::http::MetricsError>, JoinError>) {
     match res {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "metrics endpoint stopped"),

@@ -19,6 +19,7 @@ use crate::event::Event;
 use crate::sys::clock::wall_now;
 use crate::sys::control::protocol::{Refusal, Request, Response};
 use crate::sys::live::{Items, LiveBatch};
+use crate::sys::metrics::MANUAL;
 use crate::sys::state::SavedState;
 
 /// Longest the loop sleeps when nothing arrives (control requests are polled this often).
@@ -192,9 +193,9 @@ impl EngineLoop {
         for d in self.out.drain(..) {
             let m = &self.shared.metrics;
             match &d {
-                Decision::Block(v) => m.ban(&v.rule),
-                Decision::Extend(v) => m.extend(&v.rule),
-                Decision::Unblock { ban, .. } => m.unban(&ban.rule),
+                Decision::Block(v) => m.ban(rule_label(&v.rule, v.metric.is_none())),
+                Decision::Extend(v) => m.extend(rule_label(&v.rule, v.metric.is_none())),
+                Decision::Unblock { ban, .. } => m.unban(rule_label(&ban.rule, ban.manual)),
                 Decision::Suppressed { reason, .. } => m.suppressed(*reason),
             }
             self.shared
@@ -300,6 +301,12 @@ impl EngineLoop {
         };
         let _ = writer.send(state);
     }
+}
+
+/// The metrics' `rule` label: the rule's name, or [`MANUAL`] for a manual ban (its reason is
+/// free text, which must not become a label value).
+fn rule_label(rule: &str, manual: bool) -> &str {
+    if manual { MANUAL } else { rule }
 }
 
 /// The state writer thread: writes the newest snapshot it has, atomically; ends when the

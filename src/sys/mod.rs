@@ -9,6 +9,5 @@ pub(crate) mod events;
 pub mod host;
 pub mod live;
 pub(crate) mod metrics;
-pub(crate) mod metrics_http;
 pub(crate) mod proc;
 pub(crate) mod state;
