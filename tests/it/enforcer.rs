@@ -9,8 +9,8 @@ use autoblock::firewall::{Backend, Firewall, FirewallOptions};
 use autoblock::sys::enforcer::{Enforcer, KernelOp};
 use autoblock::time::Timestamp;
 
-use crate::netns::Netns;
-use crate::util::require_root;
+use crate::harness::netns::Netns;
+use crate::harness::require_root;
 
 fn wall() -> Timestamp {
     Timestamp::from_unix(
@@ -30,7 +30,7 @@ fn block(net: &str, secs: u64) -> KernelOp {
 
 #[test]
 fn a_failed_commit_loses_nothing_and_is_retried() {
-    if !require_root("a_failed_commit_loses_nothing_and_is_retried") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abenf");

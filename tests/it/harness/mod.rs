@@ -1,7 +1,13 @@
 //! Test harness: where the shared captures are, the built binary, and the skip-or-fail rule
 //! (a test that needs root or `../shared/pcaps` prints why it skips, and fails when `CI=true`).
+//! A test states only its scenario: `if !require_root() { return; }` names the test by itself
+//! (libtest runs each test on a thread named after its path). `netns` makes network
+//! namespaces, `daemon` runs the real daemon inside one.
 
 #![allow(dead_code)]
+
+pub mod daemon;
+pub mod netns;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -11,7 +17,15 @@ pub fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// Skips (returns `None`, printing why) or, on CI, fails.
+/// The running test's path (`daemon::sigterm_keeps_bans...`), from its thread's name.
+pub fn test_name() -> String {
+    match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_string(),
+        _ => "(unnamed test)".to_string(),
+    }
+}
+
+/// Skips (printing why) or, on CI, fails.
 pub fn skip_or_fail(test: &str, why: &str) {
     if on_ci() {
         panic!("{test}: cannot run on CI: {why}");
@@ -28,12 +42,12 @@ pub fn pcaps_dir() -> PathBuf {
 }
 
 /// `Some(dir)` when the shared captures are present; otherwise skip (or fail on CI).
-pub fn require_pcaps(test: &str) -> Option<PathBuf> {
+pub fn require_pcaps() -> Option<PathBuf> {
     let dir = pcaps_dir();
     if dir.join("manifest.tsv").is_file() {
         Some(dir)
     } else {
-        skip_or_fail(test, &format!("{} is absent", dir.display()));
+        skip_or_fail(&test_name(), &format!("{} is absent", dir.display()));
         None
     }
 }
@@ -46,11 +60,14 @@ pub fn is_root() -> bool {
 }
 
 /// True when running as root; otherwise skip (or fail on CI).
-pub fn require_root(test: &str) -> bool {
+pub fn require_root() -> bool {
     if is_root() {
         true
     } else {
-        skip_or_fail(test, "needs root (network namespaces, iptables, ipset)");
+        skip_or_fail(
+            &test_name(),
+            "needs root (network namespaces, iptables, ipset)",
+        );
         false
     }
 }
@@ -63,6 +80,11 @@ pub fn bin() -> Command {
 /// Runs the binary with `args`; returns its output.
 pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("spawn autoblock")
+}
+
+#[test]
+fn a_test_knows_its_own_name() {
+    assert_eq!(test_name(), "harness::a_test_knows_its_own_name");
 }
 
 /// The shipped `rules.toml`.
