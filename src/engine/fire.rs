@@ -27,6 +27,49 @@ pub(super) struct FireCtx<'a> {
     pub(super) rate: &'a mut BanRate,
 }
 
+/// A rule fired for `key`, which is banned already: record the peak and extend the ban (at
+/// most once per tenth of its length), upgrading it when this rule earns a longer one.
+fn extend_active(
+    rule: &CompiledRule,
+    key: SourceKey,
+    value: u64,
+    now: Timestamp,
+    cx: &mut FireCtx<'_>,
+    out: &mut Vec<Decision>,
+) {
+    let s = cx.settings;
+    let Some(ban) = cx.bans.get(&key) else {
+        return;
+    };
+    // A protected target is never extended (its ban is lifted on reload or adoption).
+    if lifted_by_protection(ban, cx.allow, cx.local) {
+        return;
+    }
+    let (duration, until, offense) = (ban.duration, ban.until, ban.offense);
+    if *ban.rule == *rule.name {
+        cx.bans.record_peak(&key, value);
+    }
+    if !s.extend_while_active {
+        return;
+    }
+    // A rule with a longer ban than the one in force upgrades it.
+    let earned = ban_length(rule.ban, offense, s);
+    let upgrade = earned > duration;
+    let duration = duration.max(earned);
+    let new_until = now.saturating_add(duration);
+    // Extend in steps of a tenth of the ban (at least 1 s): one event, not one per packet.
+    let step = (duration / 10).max(Duration::from_secs(1));
+    if new_until >= until.saturating_add(step) || (upgrade && new_until > until) {
+        cx.bans.set_until(&key, new_until);
+        if upgrade {
+            cx.bans.set_duration(&key, duration);
+        }
+        out.push(Decision::Extend(verdict(
+            rule, key, value, duration, new_until, offense, now,
+        )));
+    }
+}
+
 /// A rule fired for `key` with `value`: block, extend, or suppress.
 pub(super) fn fire(
     rule: &CompiledRule,
@@ -34,38 +77,12 @@ pub(super) fn fire(
     key: SourceKey,
     value: u64,
     now: Timestamp,
-    cx: FireCtx<'_>,
+    mut cx: FireCtx<'_>,
     out: &mut Vec<Decision>,
 ) {
     let s = cx.settings;
-    if let Some(ban) = cx.bans.get(&key) {
-        // A protected target is never extended (its ban is lifted on reload or adoption).
-        if lifted_by_protection(ban, cx.allow, cx.local) {
-            return;
-        }
-        let (duration, until, offense) = (ban.duration, ban.until, ban.offense);
-        if *ban.rule == *rule.name {
-            cx.bans.record_peak(&key, value);
-        }
-        if !s.extend_while_active {
-            return;
-        }
-        // A rule with a longer ban than the one in force upgrades it.
-        let earned = ban_length(rule.ban, offense, s);
-        let upgrade = earned > duration;
-        let duration = duration.max(earned);
-        let new_until = now.saturating_add(duration);
-        // Extend in steps of a tenth of the ban (at least 1 s): one event, not one per packet.
-        let step = (duration / 10).max(Duration::from_secs(1));
-        if new_until >= until.saturating_add(step) || (upgrade && new_until > until) {
-            cx.bans.set_until(&key, new_until);
-            if upgrade {
-                cx.bans.set_duration(&key, duration);
-            }
-            out.push(Decision::Extend(verdict(
-                rule, key, value, duration, new_until, offense, now,
-            )));
-        }
+    if cx.bans.get(&key).is_some() {
+        extend_active(rule, key, value, now, &mut cx, out);
         return;
     }
     let net = key.net();
