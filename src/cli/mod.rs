@@ -37,11 +37,14 @@ autoblock check --config /etc/autoblock/rules.toml\n  \
 sudo systemctl start autoblock && sudo autoblock status\n\n\
 Each subcommand has its own --help with examples."
 )]
+/// The command line: one subcommand.
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: capture, decide and block in real time.
@@ -78,6 +81,7 @@ pub enum OutputFormat {
     after_help = "Example:\n  autoblock check --config /etc/autoblock/rules.toml && \
 sudo systemctl reload autoblock"
 )]
+/// `autoblock check`.
 pub struct CheckArgs {
     /// Configuration file [default: ./rules.toml if present, else /etc/autoblock/rules.toml]
     #[arg(long, short)]

@@ -11,10 +11,18 @@ pub enum ConfigError {
     /// Missing, unreadable (permissions), a directory, ...
     // `error` is not a `source`: the message already says it, in plain words.
     #[error("cannot read {}: {}", path.display(), describe_io(error))]
-    Read { path: PathBuf, error: io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        error: io::Error,
+    },
     /// Read, but not a valid configuration. Never empty.
     #[error("{}", Problems(problems))]
-    Invalid { problems: Vec<Problem> },
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
 }
 
 impl ConfigError {

@@ -35,11 +35,16 @@ pub fn firewall_options(config: &Config) -> FirewallOptions {
 pub enum KernelOp {
     /// Ban `net` until `until` (wall clock), for `reason` (the rule or the operator's reason).
     Block {
+        /// The target.
         net: IpNet,
+        /// When the ban ends.
         until: Timestamp,
+        /// Shown in the kernel rule's comment.
         reason: String,
     },
+    /// Lift the ban on `net`.
     Unblock {
+        /// The target.
         net: IpNet,
     },
 }
@@ -47,12 +52,15 @@ pub enum KernelOp {
 /// What a commit did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
+    /// Bans added or changed.
     pub blocks: usize,
+    /// Bans removed.
     pub unblocks: usize,
     /// Time the commit took (process calls included).
     pub took: Duration,
 }
 
+/// Decisions staged for the kernel, committed in batches with retries.
 pub struct Enforcer {
     /// `None` in dry-run mode: decisions are logged, the kernel is untouched.
     fw: Option<Arc<Firewall>>,
@@ -64,6 +72,7 @@ pub struct Enforcer {
 }
 
 impl Enforcer {
+    /// An enforcer for `fw`; `None` is dry-run mode (nothing is ever staged).
     pub fn new(fw: Option<Arc<Firewall>>) -> Enforcer {
         Enforcer {
             fw,
@@ -74,6 +83,7 @@ impl Enforcer {
         }
     }
 
+    /// True in dry-run mode.
     pub fn dry_run(&self) -> bool {
         self.fw.is_none()
     }
@@ -95,6 +105,7 @@ impl Enforcer {
         self.stage_op(op);
     }
 
+    /// Stages one change; a later change to the same target replaces it.
     pub fn stage_op(&mut self, op: KernelOp) {
         let net = match &op {
             KernelOp::Block { net, .. } | KernelOp::Unblock { net } => *net,

@@ -43,6 +43,7 @@ pub struct LiveBatch {
     /// Which interface: the `iface_index` given to [`LiveCapture::start`], so the engine knows
     /// where to send the vector back.
     pub iface_index: usize,
+    /// The parsed packets.
     pub items: Items,
     /// Frames in this batch that did not parse (not IP, cut short, ...).
     pub unparsed: u64,
@@ -65,6 +66,7 @@ pub struct LiveOptions {
     /// Nap once the link has been quiet for `idle_after`: the delay of the first packet after a
     /// quiet spell, and how often an idle interface wakes the thread.
     pub idle_nap: Duration,
+    /// Quiet time after which the longer nap applies.
     pub idle_after: Duration,
     /// How often libpcap's own counters are copied into [`CaptureStats`].
     pub stats_every: Duration,
@@ -85,33 +87,68 @@ impl Default for LiveOptions {
     }
 }
 
+/// Why a live capture could not start or ended. Every variant names the interface; `msg` is
+/// libpcap's own text.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    /// The interface does not exist.
     #[error("interface {iface}: no such interface ({msg})")]
-    NoSuchInterface { iface: String, msg: String },
+    NoSuchInterface {
+        /// The interface.
+        iface: String,
+        /// libpcap's message.
+        msg: String,
+    },
+    /// Capturing needs root or CAP_NET_RAW.
     #[error("interface {iface}: permission denied: live capture needs root or CAP_NET_RAW ({msg})")]
-    PermissionDenied { iface: String, msg: String },
+    PermissionDenied {
+        /// The interface.
+        iface: String,
+        /// libpcap's message.
+        msg: String,
+    },
+    /// The BPF filter does not compile.
     #[error("interface {iface}: bad capture filter {filter:?}: {msg}")]
     BadFilter {
+        /// The interface.
         iface: String,
+        /// The filter as given.
         filter: String,
+        /// libpcap's message.
         msg: String,
     },
+    /// libpcap could not open or set up the capture.
     #[error("interface {iface}: cannot open a live capture: {msg}")]
-    Open { iface: String, msg: String },
+    Open {
+        /// The interface.
+        iface: String,
+        /// libpcap's message.
+        msg: String,
+    },
+    /// The capture thread could not be started.
     #[error("interface {iface}: cannot start the capture thread: {source}")]
     Spawn {
+        /// The interface.
         iface: String,
+        /// What the OS said.
         source: std::io::Error,
     },
+    /// Reading failed after the capture ran for a while (interface gone, ...).
     #[error("interface {iface}: capture failed after {frames} frames: {msg}")]
     Read {
+        /// The interface.
         iface: String,
+        /// Frames read before it failed.
         frames: u64,
+        /// libpcap's message.
         msg: String,
     },
+    /// The capture thread panicked (a bug).
     #[error("interface {iface}: the capture thread panicked")]
-    Panicked { iface: String },
+    Panicked {
+        /// The interface.
+        iface: String,
+    },
 }
 
 /// A running capture on one interface. Dropping it stops it too (without the final stats).
@@ -173,6 +210,7 @@ impl LiveCapture {
         })
     }
 
+    /// The interface captured.
     pub fn iface(&self) -> &str {
         &self.iface
     }
