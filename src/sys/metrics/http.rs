@@ -159,6 +159,8 @@ async fn serve_connection(stream: TcpStream, metrics: Arc<Metrics>) {
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEAD)
+        // A client may shut its side once the request is sent (`nc -N`): still answer it.
+        .half_close(true)
         .keep_alive(false);
     let conn = http.serve_connection(TokioIo::new(stream), service);
     match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
@@ -253,6 +255,23 @@ mod tests {
             .unwrap();
         assert!(res.is_ok());
         assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
+    }
+
+    /// `nc -N` sends the request, then shuts its side while the server works on the answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() {
+        let (addr, _tx, _task) = start().await;
+        for _ in 0..200 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+            s.shutdown().await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out:?}");
+        }
     }
 
     #[tokio::test]
