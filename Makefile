@@ -3,10 +3,12 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 # System packages: libpcap to build against, the firewall tools we drive, the tools the
-# namespace tests use to make real traffic, and tcpdump for the replay benchmark.
+# namespace tests use to make real traffic, tcpdump for the replay benchmark, and debootstrap
+# + systemd-nspawn for the test of the .deb in a Debian container booted by systemd.
 APT_PACKAGES := pkg-config libpcap-dev iptables ipset iproute2 kmod procps \
                 hping3 nmap tcpdump iperf3 netcat-openbsd bc \
-                dpkg-dev systemd man-db jq logrotate
+                dpkg-dev systemd man-db jq logrotate \
+                debootstrap systemd-container
 # Packaging: `cargo deb` builds target/debian/autoblock_*.deb (metadata in Cargo.toml).
 CARGO_DEB_VERSION := 3.8.0
 ASSETS := target/assets

@@ -16,6 +16,9 @@
 //!   packet, the default choice) or [`firewall::Backend::Iptables`] (one rule per ban, expiry in
 //!   the rule comment `until=`; fine for a few thousand bans, no ipset needed);
 //! - **batches**: changes are queued and committed at once, one process call per family;
+//! - **guard rails**: a commit refuses, entry by entry, `/0` and too-short prefixes, loopback
+//!   and other special ranges, protected nets, host bits, and reports each refusal;
+//! - **typed rules**: source/destination, protocol, ports, TCP flags; drop, reject or log;
 //! - **expiry**: bans carry an end time; the kernel (ipset) or [`firewall::Firewall::expire_due`]
 //!   (iptables) ends them;
 //! - **reconcile and repair**: opening adopts what the kernel already holds (a restart keeps its
@@ -24,20 +27,23 @@
 //!   caller's business (do not commit).
 //!
 //! ```no_run
-//! use std::net::IpAddr;
+//! use std::net::Ipv4Addr;
 //! use std::time::Duration;
-//! use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+//! use autoblock::firewall::{Backend, Batch, Firewall, FirewallOptions};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let fw = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
-//! let mut batch = fw.batch();
-//! batch.block("203.0.113.7".parse::<IpAddr>()?, Duration::from_secs(600), "failed-logins");
-//! batch.unblock("198.51.100.9".parse::<IpAddr>()?);
-//! batch.commit()?;
+//! let mut batch = Batch::new();
+//! batch.block(Ipv4Addr::new(203, 0, 113, 7), Duration::from_secs(600), "failed-logins");
+//! batch.unblock(Ipv4Addr::new(198, 51, 100, 9));
+//! for refused in fw.commit(batch)?.refused {
+//!     eprintln!("{refused}");
+//! }
 //! # Ok(()) }
 //! ```
 //!
-//! Runnable programs: `examples/authlog_block` and `examples/blocklist_load`.
+//! Runnable programs: `crates/firewall/examples/authlog_block` and
+//! `crates/firewall/examples/blocklist_load`.
 //!
 //! # The code, in pipeline order
 //!

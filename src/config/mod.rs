@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+/// `enforce.backend`: the firewall library's own type (`iptables` or `ipset`).
+pub use crate::firewall::Backend;
 pub use error::{ConfigError, Problem};
 pub use validate::{load, parse_str};
 
@@ -71,20 +73,11 @@ pub struct CaptureConfig {
     pub snaplen: u32,
 }
 
-/// `[enforce] backend`: where bans live in the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendKind {
-    /// One DROP rule per offender in the chain.
-    Iptables,
-    /// Two hash:net sets with kernel timeouts, matched by one rule per family.
-    Ipset,
-}
-
 /// `[enforce]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnforceConfig {
-    /// iptables rules or ipset sets.
-    pub backend: BackendKind,
+    /// One DROP rule per offender in the chain, or two hash:net sets with kernel timeouts.
+    pub backend: Backend,
     /// Dedicated chain name (validated: 1-28 chars of [A-Za-z0-9_-]).
     pub chain: String,
     /// Hooks that jump to the chain: `INPUT`, `FORWARD`, or `raw:PREROUTING` style `table:CHAIN`.

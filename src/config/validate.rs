@@ -16,7 +16,7 @@ use super::error::{ConfigError, Problem, line_col};
 use super::parse::deserialize;
 use super::raw::{self, DurationText, RawConfig, S};
 use super::{
-    AllowConfig, BackendKind, CaptureConfig, Config, ControlConfig, EnforceConfig, EventsConfig,
+    AllowConfig, Backend, CaptureConfig, Config, ControlConfig, EnforceConfig, EventsConfig,
     LimitsConfig, MetricsConfig, StateConfig,
 };
 
@@ -239,18 +239,17 @@ fn capture(ctx: &mut Ctx, raw: &raw::RawCapture) -> CaptureConfig {
 const DEFAULT_BAN: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_BAN: Duration = Duration::from_secs(24 * 3600);
 
-fn backend(ctx: &mut Ctx, raw: &raw::RawEnforce) -> BackendKind {
+fn backend(ctx: &mut Ctx, raw: &raw::RawEnforce) -> Backend {
     match raw
         .backend
         .as_ref()
-        .map(|b| (b.get_ref().as_str(), b.span()))
+        .map(|b| (b.get_ref().parse(), b.span()))
     {
-        None | Some(("iptables", _)) => BackendKind::Iptables,
-        Some(("ipset", _)) => BackendKind::Ipset,
-        Some((other, span)) => {
-            let msg = format!("unknown backend `{other}`, expected `iptables` or `ipset`");
-            ctx.at(span, "enforce.backend", msg);
-            BackendKind::Iptables
+        None => Backend::Iptables,
+        Some((Ok(backend), _)) => backend,
+        Some((Err(e), span)) => {
+            ctx.at(span, "enforce.backend", e.to_string());
+            Backend::Iptables
         }
     }
 }
@@ -320,7 +319,7 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
     );
     // ipset keeps a timeout of at most 2^31 - 1 s... in practice 2,147,483 s (24.8 days) per
     // entry: a longer ban would silently end early in the kernel.
-    if backend == BackendKind::Ipset
+    if backend == Backend::Ipset
         && let (Some(m), Some(v)) = (max_ban, &raw.max_ban)
         && m > IPSET_MAX_TIMEOUT
     {

@@ -20,6 +20,8 @@ use crate::time::Timestamp;
 pub enum EnforceMsg {
     /// A decision to put into the kernel.
     Decision(Decision),
+    /// The allowlist or our own addresses changed: the firewall refuses bans on these.
+    Protect(Vec<ipnet::IpNet>),
     /// Commit what is staged, then end the thread.
     Stop,
 }
@@ -88,6 +90,13 @@ impl EnforceLoop {
     fn commit(&self, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) {
         match enforcer.commit(wall_now(), Instant::now()) {
             Ok(Some(applied)) => {
+                for refused in &applied.refused {
+                    self.shared.metrics.enforcer_error();
+                    self.shared.events.emit_now(Event::Refused {
+                        error: refused.to_string(),
+                        during: "commit",
+                    });
+                }
                 let done = wall_now();
                 let mut slowest = Duration::ZERO;
                 for at in crossings.drain(..) {
@@ -157,6 +166,10 @@ fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) 
                 crossings.push(v.at);
             }
             enforcer.stage(&d);
+            false
+        }
+        EnforceMsg::Protect(nets) => {
+            enforcer.set_protected(nets);
             false
         }
         EnforceMsg::Stop => true,

@@ -106,6 +106,13 @@ impl EngineLoop {
         drop(ended);
     }
 
+    /// Tells the firewall's guard what the engine protects now.
+    fn protect(&self) {
+        if let Some(tx) = &self.enforcer {
+            let _ = tx.send(EnforceMsg::Protect(self.engine.protected()));
+        }
+    }
+
     fn run_loop(&mut self, state_tx: &Sender<SavedState>) {
         loop {
             self.take_batch();
@@ -169,10 +176,12 @@ impl EngineLoop {
             EngineMsg::Reload(config) => {
                 self.engine.reconfigure(&config, wall_now(), &mut self.out);
                 self.dispatch();
+                self.protect();
             }
             EngineMsg::SetLocal(local) => {
                 self.engine.set_local(local, wall_now(), &mut self.out);
                 self.dispatch();
+                self.protect();
             }
             EngineMsg::Stop => {}
         }

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::config::{BackendKind, Config};
+use crate::config::Config;
 use crate::event::{Event, StartedFields};
 use crate::firewall::Firewall;
 use crate::sys::events::EventLog;
@@ -200,8 +200,5 @@ fn started_event(
 }
 
 fn backend_name(config: &Config) -> &'static str {
-    match config.enforce.backend {
-        BackendKind::Iptables => "iptables",
-        BackendKind::Ipset => "ipset",
-    }
+    config.enforce.backend.as_str()
 }

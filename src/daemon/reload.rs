@@ -62,7 +62,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     // The ipset sets' size (maxelem) is fixed when they are created.
     check(
-        new.enforce.backend == config::BackendKind::Ipset
+        new.enforce.backend == config::Backend::Ipset
             && old.enforce.max_active_bans != new.enforce.max_active_bans,
         "enforce.max_active_bans (with ipset)",
     );
@@ -137,7 +137,7 @@ mod tests {
         new.enforce.ban = std::time::Duration::from_secs(5);
         new.allow.nets.clear();
         assert!(restart_needed(&old, &new).is_empty());
-        new.enforce.backend = config::BackendKind::Ipset;
+        new.enforce.backend = config::Backend::Ipset;
         new.capture.interfaces = vec!["eth9".into()];
         assert_eq!(
             restart_needed(&old, &new),

@@ -20,7 +20,7 @@ use crate::event::Event;
 use crate::firewall::Firewall;
 use crate::sys::clock::wall_now;
 use crate::sys::control::{client, protocol};
-use crate::sys::enforcer::firewall_options;
+use crate::sys::enforcer::{firewall_options, protected};
 use crate::sys::events::{EventLog, EventSink};
 use crate::sys::metrics::Metrics;
 use crate::sys::state::{self, SavedState, StateError};
@@ -66,7 +66,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
     let fw = if config.enforce.dry_run {
         None
     } else {
-        let opened = Firewall::open(firewall_options(config));
+        let options = firewall_options(config).protect(protected(config, &local));
+        let opened = Firewall::open(options);
         Some(Arc::new(opened.context("cannot set up the firewall")?))
     };
     let mut engine = Engine::new(config, local.clone());

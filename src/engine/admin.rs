@@ -241,6 +241,12 @@ impl Engine {
         self.lift_protected(ts, out);
     }
 
+    /// What no automatic ban may touch: the allowlist and our own addresses (the firewall's
+    /// guard gets the same list).
+    pub fn protected(&self) -> Vec<IpNet> {
+        self.allow.iter().chain(&self.local).copied().collect()
+    }
+
     /// Offense history, for saving across restarts: (target, count, last offense), unordered.
     pub fn offenses(&self) -> Vec<(IpNet, u32, Timestamp)> {
         self.offenses

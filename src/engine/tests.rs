@@ -36,7 +36,7 @@ fn config(rules: Vec<Rule>) -> Config {
             snaplen: 128,
         },
         enforce: EnforceConfig {
-            backend: BackendKind::Iptables,
+            backend: Backend::Iptables,
             chain: "AUTOBLOCK".into(),
             hooks: vec!["INPUT".into()],
             ban: Duration::from_secs(600),

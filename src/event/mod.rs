@@ -99,6 +99,14 @@ pub enum Event {
         /// Always `check`.
         during: &'static str,
     },
+    /// The firewall's guard refused a change (not retried).
+    #[serde(rename = "enforcer_error")]
+    Refused {
+        /// What was refused and why.
+        error: String,
+        /// Always `commit`.
+        during: &'static str,
+    },
     /// The firewall could not be cleaned up at exit.
     EnforcerError {
         /// What went wrong.
@@ -320,6 +328,7 @@ impl Event {
             Event::Repaired { .. } => "repaired",
             Event::CommitFailed { .. }
             | Event::CheckFailed { .. }
+            | Event::Refused { .. }
             | Event::EnforcerError { .. } => "enforcer_error",
             Event::CaptureDrops { .. } => "capture_drops",
             Event::CaptureError { .. } => "capture_error",

@@ -216,7 +216,7 @@ fn repaired() {
 }
 
 #[test]
-fn enforcer_error_in_three_shapes() {
+fn enforcer_error_in_four_shapes() {
     let commit = Event::CommitFailed {
         error: "ipset: not found".into(),
         pending: 4,
@@ -239,6 +239,14 @@ fn enforcer_error_in_three_shapes() {
     assert_eq!(
         line(check),
         r#"{"ts":"2026-11-24T10:00:00.123Z","event":"enforcer_error","error":"x","during":"check"}"#
+    );
+    let refused = Event::Refused {
+        error: "203.0.113.0/24: protected".into(),
+        during: "commit",
+    };
+    assert_eq!(
+        line(refused),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"enforcer_error","error":"203.0.113.0/24: protected","during":"commit"}"#
     );
     let exit = Event::EnforcerError {
         error: "firewall still in use at exit; chain kept".into(),

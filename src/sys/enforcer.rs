@@ -1,7 +1,9 @@
 //! Decisions -> the kernel, through the public [`crate::firewall`] API (the daemon has no
 //! second path). Decisions are staged, coalesced per target (the last word wins) and committed
-//! in one batch; a failed commit keeps every staged change and is retried with backoff, so a
-//! missing binary, a held lock or a full set loses nothing. In dry-run mode nothing is staged.
+//! in one exact batch (the engine owns the end times); a failed commit keeps every staged change
+//! and is retried with backoff, so a missing binary, a held lock or a full set loses nothing.
+//! A change the firewall's guard refuses is reported, not retried. In dry-run mode nothing is
+//! staged.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,31 +11,68 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::config::{BackendKind, Config};
+use crate::config::Config;
 use crate::engine::Decision;
-use crate::firewall::{Backend, Firewall, FirewallError, FirewallOptions};
+use crate::firewall::{Batch, Firewall, FirewallError, FirewallOptions, Refused, Special};
 use crate::time::Timestamp;
 
 /// First retry delay after a failed commit; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// The firewall the configuration describes.
+/// The firewall the configuration describes. Its guard protects the `[allow]` nets (the
+/// daemon adds its own addresses, [`protected`]); the shortest prefix it accepts is the
+/// library's default or the shortest `aggregate_v4`/`aggregate_v6` of a rule, whichever is
+/// shorter; link-local sources (a flooding neighbour) may be banned, as before the guard.
 pub fn firewall_options(config: &Config) -> FirewallOptions {
     let e = &config.enforce;
-    let backend = match e.backend {
-        BackendKind::Iptables => Backend::Iptables,
-        BackendKind::Ipset => Backend::Ipset,
+    let shortest = |f: fn(&crate::config::Rule) -> u8, default: u8| {
+        config.rules.iter().map(f).fold(default, u8::min).max(1)
     };
-    FirewallOptions::new(backend, e.chain.clone())
+    FirewallOptions::new(e.backend, e.chain.clone())
         .hooks(e.hooks.iter().cloned())
         .maxelem(u32::try_from(e.max_active_bans).unwrap_or(u32::MAX))
+        .min_prefix(
+            shortest(|r| r.aggregate_v4, 8),
+            shortest(|r| r.aggregate_v6, 16),
+        )
+        .allow(Special::LinkLocal)
+        .protect(config.allow.nets.iter().copied())
+}
+
+/// What no automatic ban may touch: the `[allow]` nets and the host's own addresses.
+pub fn protected(config: &Config, local: &[IpNet]) -> Vec<IpNet> {
+    config.allow.nets.iter().chain(local).copied().collect()
+}
+
+/// `reason` as the kernel can keep it: the library refuses `"`, control characters, empty and
+/// over-long reasons rather than rewrite them; the daemon must not lose a ban over an
+/// operator's free-text reason, so it makes that choice here, visibly.
+fn kernel_reason(reason: &str) -> String {
+    let mut out = String::new();
+    for c in reason.chars() {
+        let c = match c {
+            '"' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        };
+        if out.len() + c.len_utf8() > 128 {
+            break;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        out.push_str("manual");
+    }
+    out
 }
 
 /// One staged change to the kernel.
 #[derive(Clone, Debug, PartialEq)]
 pub enum KernelOp {
     /// Ban `net` until `until` (wall clock), for `reason` (the rule or the operator's reason).
+    /// A `manual` ban was checked by the engine (`ban --force` may cover an allowlisted net),
+    /// so the firewall's protected nets do not apply to it.
     Block {
         /// The target.
         net: IpNet,
@@ -41,6 +80,8 @@ pub enum KernelOp {
         until: Timestamp,
         /// Shown in the kernel rule's comment.
         reason: String,
+        /// Set by an operator: the firewall's protected nets do not apply.
+        manual: bool,
     },
     /// Lift the ban on `net`.
     Unblock {
@@ -58,6 +99,8 @@ pub struct Applied {
     pub unblocks: usize,
     /// Time the commit took (process calls included).
     pub took: Duration,
+    /// Changes the firewall's guard refused (not retried).
+    pub refused: Vec<Refused>,
 }
 
 /// Decisions staged for the kernel, committed in batches with retries.
@@ -98,6 +141,8 @@ impl Enforcer {
                 net: v.key.net(),
                 until: v.until,
                 reason: v.rule.to_string(),
+                // Only manual bans carry no metric.
+                manual: v.metric.is_none(),
             },
             Decision::Unblock { ban, .. } => KernelOp::Unblock { net: ban.key.net() },
             Decision::Suppressed { .. } => return,
@@ -112,6 +157,14 @@ impl Enforcer {
         };
         if self.staged.insert(net, op).is_none() {
             self.order.push(net);
+        }
+    }
+
+    /// Replaces the nets the firewall refuses to ban (see [`protected`]).
+    pub fn set_protected(&self, nets: Vec<IpNet>) {
+        if let Some(fw) = &self.fw {
+            // Bans already covering them are the engine's to lift (it does, on the same change).
+            let _ = fw.set_protected(nets);
         }
     }
 
@@ -130,7 +183,8 @@ impl Enforcer {
         self.retry_at
     }
 
-    /// Commits everything staged in one batch, unless a retry is not due yet (`Ok(None)`).
+    /// Commits everything staged in one exact batch (two when manual bans are staged: those may
+    /// cover allowlisted nets), unless a retry is not due yet (`Ok(None)`).
     /// `now` is the wall clock, for TTLs; `instant` the monotonic clock, for backoff.
     pub fn commit(
         &mut self,
@@ -144,34 +198,23 @@ impl Enforcer {
             return Ok(None);
         }
         let started = Instant::now();
-        let mut batch = fw.batch();
-        let mut applied = Applied::default();
-        for net in &self.order {
-            match self.staged.get(net) {
-                Some(KernelOp::Block { net, until, reason }) => {
-                    // A ban whose end already passed while it waited is not worth adding.
-                    if *until <= now {
-                        batch.unblock(*net);
-                        applied.unblocks += 1;
-                        continue;
-                    }
-                    batch.block(*net, until.since(now), reason);
-                    applied.blocks += 1;
-                }
-                Some(KernelOp::Unblock { net }) => {
-                    batch.unblock(*net);
-                    applied.unblocks += 1;
-                }
-                None => {}
-            }
+        let (automatic, manual, mut applied) = self.batches(now);
+        let mut result = Ok(Vec::new());
+        for batch in [manual, automatic].into_iter().filter(|b| !b.is_empty()) {
+            result = result.and_then(|mut refused: Vec<Refused>| {
+                refused.extend(fw.commit(batch)?.refused);
+                Ok(refused)
+            });
         }
-        match batch.commit() {
-            Ok(()) => {
+        match result {
+            Ok(refused) => {
                 self.staged.clear();
                 self.order.clear();
                 self.backoff = FIRST_BACKOFF;
                 self.retry_at = None;
                 applied.took = started.elapsed();
+                applied.blocks -= refused.len().min(applied.blocks);
+                applied.refused = refused;
                 Ok(Some(applied))
             }
             Err(e) => {
@@ -180,6 +223,43 @@ impl Enforcer {
                 Err(e)
             }
         }
+    }
+
+    /// The staged changes as two exact batches, automatic and manual, at `now`.
+    fn batches(&self, now: Timestamp) -> (Batch, Batch, Applied) {
+        let mut automatic = Batch::new().exact();
+        let mut manual = Batch::new().exact().override_protected();
+        let mut applied = Applied::default();
+        for net in &self.order {
+            match self.staged.get(net) {
+                Some(KernelOp::Block {
+                    net,
+                    until,
+                    reason,
+                    manual: by_hand,
+                }) => {
+                    // A ban whose end already passed while it waited is not worth adding.
+                    if *until <= now {
+                        automatic.unblock(*net);
+                        applied.unblocks += 1;
+                        continue;
+                    }
+                    let batch = if *by_hand {
+                        &mut manual
+                    } else {
+                        &mut automatic
+                    };
+                    batch.block(*net, until.since(now), &kernel_reason(reason));
+                    applied.blocks += 1;
+                }
+                Some(KernelOp::Unblock { net }) => {
+                    automatic.unblock(*net);
+                    applied.unblocks += 1;
+                }
+                None => {}
+            }
+        }
+        (automatic, manual, applied)
     }
 }
 
@@ -223,10 +303,41 @@ mod tests {
             net,
             until: Timestamp::from_secs(10),
             reason: "r".into(),
+            manual: false,
         });
         e.stage_op(KernelOp::Unblock { net });
         assert_eq!(e.pending(), 1);
         assert_eq!(e.order, [net]);
         assert_eq!(e.staged.get(&net), Some(&KernelOp::Unblock { net }));
+    }
+
+    #[test]
+    fn reasons_the_kernel_cannot_keep_are_made_keepable() {
+        assert_eq!(kernel_reason("abuse report #12"), "abuse report #12");
+        assert_eq!(kernel_reason("say \"hi\"\n"), "say 'hi' ");
+        assert_eq!(kernel_reason(""), "manual");
+        assert_eq!(kernel_reason(&"é".repeat(100)).len(), 128);
+    }
+
+    #[test]
+    fn manual_and_automatic_bans_go_in_separate_batches() {
+        let mut e = Enforcer::new(None);
+        for (ip, manual) in [("203.0.113.1/32", false), ("203.0.113.2/32", true)] {
+            e.stage_op(KernelOp::Block {
+                net: ip.parse().unwrap(),
+                until: Timestamp::from_secs(10),
+                reason: "r".into(),
+                manual,
+            });
+        }
+        e.stage_op(KernelOp::Block {
+            net: "203.0.113.3/32".parse().unwrap(),
+            until: Timestamp::from_secs(1),
+            reason: "r".into(),
+            manual: true,
+        });
+        let (automatic, manual, applied) = e.batches(Timestamp::from_secs(5));
+        assert_eq!((automatic.len(), manual.len()), (2, 1));
+        assert_eq!((applied.blocks, applied.unblocks), (2, 1));
     }
 }

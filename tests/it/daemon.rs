@@ -1,7 +1,7 @@
 //! Issue 4 acceptance, end to end: `autoblock run` inside a victim namespace, real floods
 //! (hping3) and scans (nmap) from an attacker namespace, a client namespace that must keep
 //! being served, the CLI over the control socket, signals, restarts, both backends. See
-//! `daemon_util` for the topology; nothing here touches the host's own tables.
+//! `harness::daemon` for the topology; nothing here touches the host's own tables.
 
 use std::time::{Duration, Instant};
 

@@ -25,6 +25,7 @@ fn block(net: &str, secs: u64) -> KernelOp {
         net: autoblock::sys::control::protocol::parse_net(net).expect("net"),
         until: wall().saturating_add(Duration::from_secs(secs)),
         reason: "syn-flood".into(),
+        manual: false,
     }
 }
 

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use autoblock::firewall::{Backend, Ban, Firewall, FirewallError, FirewallOptions, Repair};
+use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallError, FirewallOptions, Repair};
 use ipnet::IpNet;
 
 use crate::harness::netns::{self, Netns, Pair};
@@ -40,11 +40,12 @@ fn find<'a>(bans: &'a [Ban], n: &str) -> Vec<&'a Ban> {
 }
 
 fn block(fw: &Firewall, nets: &[&str], ttl: u64, reason: &str) {
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     for n in nets {
         b.block(net(n), Duration::from_secs(ttl), reason);
     }
-    b.commit().expect("commit");
+    let done = fw.commit(b).expect("commit");
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
 }
 
 fn ban_list_extend_unban(backend: Backend) {
@@ -68,9 +69,9 @@ fn ban_list_extend_unban(backend: Backend) {
         assert_eq!(b.reason, "feed");
     }
     // Unban one of each family.
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.unblock(net(V4)).unblock(net(V6));
-    b.commit().unwrap();
+    let _ = fw.commit(b).unwrap();
     assert!(fw.list().unwrap().is_empty());
     assert!(fw.is_empty());
     fw.flush().unwrap();
@@ -106,7 +107,7 @@ fn iptables_expiry_by_call() {
             .unwrap()
             .is_empty()
     );
-    let due = fw.expire_due(next).unwrap();
+    let due = fw.expire_due(next).unwrap().bans;
     assert_eq!(due.len(), 2, "{due:?}");
     let left = fw.list().unwrap();
     assert_eq!(left.len(), 1);
@@ -131,7 +132,7 @@ fn ipset_expiry_by_kernel() {
         1,
         "kernel should have expired the 2 s bans: {left:?}"
     );
-    let due = fw.expire_due(SystemTime::now()).unwrap();
+    let due = fw.expire_due(SystemTime::now()).unwrap().bans;
     assert_eq!(due.len(), 2);
     assert_eq!(fw.len(), 1);
     fw.flush().unwrap();
@@ -416,7 +417,7 @@ fn packets(backend: Backend) {
     }
     let fw =
         Firewall::open(FirewallOptions::new(backend, "ABTEST").netns(pair.server.name())).unwrap();
-    let mut batch = fw.batch();
+    let mut batch = Batch::new();
     batch.block(
         netns::CLIENT4.parse::<IpAddr>().unwrap(),
         Duration::from_secs(60),
@@ -427,7 +428,7 @@ fn packets(backend: Backend) {
         Duration::from_secs(60),
         "test",
     );
-    batch.commit().unwrap();
+    let _ = fw.commit(batch).unwrap();
     for (a, b, dst) in [
         (netns::CLIENT4, netns::CLIENT4_B, netns::SERVER4),
         (netns::CLIENT6, netns::CLIENT6_B, netns::SERVER6),
@@ -443,10 +444,10 @@ fn packets(backend: Backend) {
         pair.pings(netns::CLIENT4_B, netns::SERVER4),
         "unbanned ping dropped"
     );
-    let mut batch = fw.batch();
+    let mut batch = Batch::new();
     batch.unblock(netns::CLIENT4.parse::<IpAddr>().unwrap());
     batch.unblock(netns::CLIENT6.parse::<IpAddr>().unwrap());
-    batch.commit().unwrap();
+    let _ = fw.commit(batch).unwrap();
     assert!(pair.reaches(netns::CLIENT4, netns::SERVER4));
     assert!(pair.reaches(netns::CLIENT6, netns::SERVER6));
     assert!(pair.pings(netns::CLIENT4, netns::SERVER4));
@@ -464,29 +465,47 @@ fn ipset_drops_banned_packets_only() {
 }
 
 #[test]
-fn errors_carry_command_status_and_stderr() {
+fn errors_carry_command_status_stderr_and_the_failing_line() {
     if !require_root() {
         return;
     }
+    let ns = Netns::new("abt");
+    let fw = open(&ns, Backend::Iptables);
+    // Someone removes our chain: the next append fails in the kernel.
+    ns.ok(&["iptables", "-w", "-D", "INPUT", "-j", "ABTEST"]);
+    ns.ok(&["iptables", "-w", "-X", "ABTEST"]);
+    let mut b = Batch::new();
+    b.block(net(V4), Duration::from_secs(60), "abuse feed #42");
+    let e = fw.commit(b).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        e.command().is_some_and(
+            |c| c.starts_with(&format!("ip netns exec {} iptables-restore", ns.name()))
+        ),
+        "{text}"
+    );
+    assert!(e.status().is_some_and(|s| !s.success()), "{text}");
+    assert!(e.stderr().is_some_and(|s| s.contains("line 2")), "{text}");
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(
+        text.contains(
+            "(input line 2: `-A ABTEST -s 203.0.113.7/32 -m comment --comment \"autoblock until="
+        ),
+        "{text}"
+    );
+    assert!(fw.is_empty(), "nothing recorded for a failed commit");
+    assert!(!fw.check_and_repair().unwrap().is_empty());
+    fw.flush().unwrap();
+
     let e = Firewall::open(
         FirewallOptions::new(Backend::Iptables, "ABTEST").netns("abt-does-not-exist"),
     )
     .unwrap_err();
-    match &e {
-        FirewallError::CommandFailed {
-            command,
-            status,
-            stderr,
-        } => {
-            assert!(
-                command.starts_with("ip netns exec abt-does-not-exist iptables-save -t filter"),
-                "{command}"
-            );
-            assert!(!status.success());
-            assert!(stderr.contains("abt-does-not-exist"), "{stderr}");
-        }
-        other => panic!("unexpected: {other:?}"),
-    }
+    assert!(
+        e.to_string()
+            .contains("network namespace \"abt-does-not-exist\" not found"),
+        "{e}"
+    );
     let e = Firewall::open(FirewallOptions::new(Backend::Iptables, "BAD NAME")).unwrap_err();
     assert!(matches!(e, FirewallError::InvalidOption(_)), "{e}");
 }

@@ -13,49 +13,10 @@ use std::process::Command;
 
 use clap::CommandFactory;
 
-use crate::harness::{self, require_root, skip_or_fail, test_name};
+use crate::harness::{self, require_deb, require_root, require_tool};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// True when `tool` is on PATH; otherwise skip (or fail on CI: `make deps` installs it).
-fn require_tool(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        skip_or_fail(
-            &test_name(),
-            &format!("{tool} is missing (make deps installs it)"),
-        );
-    }
-    found
-}
-
-/// The .deb of this version that `make deb` built, or skip (fail on CI).
-fn require_deb() -> Option<PathBuf> {
-    let dir = root().join("target/debian");
-    let prefix = format!("autoblock_{}-", env!("CARGO_PKG_VERSION"));
-    let deb = std::fs::read_dir(&dir).ok().and_then(|entries| {
-        entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
-            })
-            .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-    });
-    if deb.is_none() {
-        skip_or_fail(
-            &test_name(),
-            &format!("no {prefix}*.deb in {}: run `make deb`", dir.display()),
-        );
-    }
-    deb
 }
 
 fn ok(cmd: &mut Command) -> String {

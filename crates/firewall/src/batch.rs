@@ -1,72 +1,106 @@
-//! [`Batch`]: changes collected by the caller and applied in one [`Batch::commit`], plus the
-//! pure planning step that turns them, against the mirror, into additions, replacements and
-//! removals.
+//! [`Batch`]: changes collected by the caller and applied by
+//! [`Firewall::commit`](super::Firewall::commit), which reports what it refused
+//! ([`Committed`]); plus the pure steps behind it: checking every change against the guard
+//! (`check`) and planning the rest against the mirror (`plan`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ipnet::IpNet;
-
-use super::ban::{Ban, Family, sanitize_reason};
-use super::mirror::Mirror;
-use super::{Firewall, FirewallError};
+use super::ban::{Ban, RuleEntry};
+use super::guard::{Guard, Refused, canonical_rule};
+use super::mirror::{Keyed, Mirror};
+use super::rule::Rule;
 
 /// One requested change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
     Block {
-        net: IpNet,
+        rule: Rule,
         ttl_secs: u64,
         reason: String,
     },
     Unblock {
-        net: IpNet,
+        rule: Rule,
     },
 }
 
-/// A set of changes for one [`Firewall`], applied together by [`Batch::commit`].
+/// Changes to apply together with [`Firewall::commit`](super::Firewall::commit).
 ///
-/// Later calls for the same net override earlier ones in the same batch. Nothing reaches the
-/// kernel until `commit`; dropping an uncommitted batch discards it.
+/// A batch is a plain value: build it anywhere (another thread, a `spawn_blocking` closure),
+/// commit it on any handle. Later changes to the same target override earlier ones in the same
+/// batch; nothing reaches the kernel until the commit.
+///
+/// By default a block never shortens a ban that already lasts longer ("keep the longer": a feed
+/// reloaded with a 1 h TTL leaves a 1 d ban of the same net alone); [`Batch::exact`] sets
+/// expiries exactly instead.
 ///
 /// ```no_run
-/// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
-/// # use std::{net::IpAddr, time::Duration};
+/// use autoblock_firewall::{Backend, Batch, Firewall, FirewallOptions, IpNet};
+/// use std::{net::Ipv4Addr, time::Duration};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let fw = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
-/// let mut batch = fw.batch();
-/// batch.block("203.0.113.7".parse::<IpAddr>()?, Duration::from_secs(600), "login-abuse");
-/// batch.block("2001:db8:bad::/48".parse::<ipnet::IpNet>()?, Duration::from_secs(3600), "feed");
-/// batch.unblock("198.51.100.9".parse::<IpAddr>()?);
-/// batch.commit()?;
+/// let mut batch = Batch::new();
+/// batch.block(Ipv4Addr::new(203, 0, 113, 7), Duration::from_secs(600), "login-abuse");
+/// batch.block("2001:db8:bad::/48".parse::<IpNet>()?, Duration::from_secs(3600), "feed");
+/// batch.unblock(Ipv4Addr::new(198, 51, 100, 9));
+/// let committed = fw.commit(batch)?;
+/// for refused in &committed.refused {
+///     eprintln!("{refused}");
+/// }
 /// # Ok(()) }
 /// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use = "a batch does nothing until committed"]
-pub struct Batch<'a> {
-    pub(crate) fw: &'a Firewall,
+pub struct Batch {
     pub(crate) ops: Vec<Op>,
+    pub(crate) exact: bool,
+    pub(crate) override_protected: bool,
 }
 
-impl Batch<'_> {
-    /// Blocks `net` (an address or a prefix; host bits are cleared) for `ttl` from commit time,
-    /// rounded up to whole seconds (at least 1). Blocking a net that is already blocked replaces
-    /// its expiry and reason: the latest call wins, shorter or longer. `reason` is reduced to
-    /// `[A-Za-z0-9_.:-]` (others become `_`) and cut to 64 characters.
-    pub fn block(&mut self, net: impl Into<IpNet>, ttl: Duration, reason: &str) -> &mut Self {
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Blocks `target` for `ttl` from commit time, rounded up to whole seconds (at least 1).
+    ///
+    /// `target` is an address or a prefix (a plain ban on that source) or a [`Rule`]. An
+    /// IPv4-mapped IPv6 address (`::ffff:203.0.113.7`, as a dual-stack socket reports IPv4
+    /// peers) is blocked as the IPv4 address it is. `reason` is stored verbatim (1-128 bytes,
+    /// no `"`, no control characters); the commit refuses what breaks a rule, see
+    /// [`Refusal`](super::Refusal).
+    pub fn block(&mut self, target: impl Into<Rule>, ttl: Duration, reason: &str) -> &mut Self {
         let ttl_secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         self.ops.push(Op::Block {
-            net: net.into().trunc(),
+            rule: target.into(),
             ttl_secs: ttl_secs.max(1),
-            reason: sanitize_reason(reason),
+            reason: reason.to_string(),
         });
         self
     }
 
-    /// Removes the ban on exactly `net` (not on nets inside or around it). Unblocking a net
-    /// that is not blocked does nothing.
-    pub fn unblock(&mut self, net: impl Into<IpNet>) -> &mut Self {
+    /// Removes the entry for exactly `target` (a ban on exactly that net, not on nets inside or
+    /// around it; a rule with exactly those matches, whatever its action). Removing what is
+    /// not blocked does nothing.
+    pub fn unblock(&mut self, target: impl Into<Rule>) -> &mut Self {
         self.ops.push(Op::Unblock {
-            net: net.into().trunc(),
+            rule: target.into(),
         });
+        self
+    }
+
+    /// Every block in this batch sets its expiry exactly, shortening a longer ban (for a
+    /// program that keeps the authoritative end times itself, like autoblock's daemon).
+    pub fn exact(mut self) -> Batch {
+        self.exact = true;
+        self
+    }
+
+    /// Blocks in this batch may cover protected nets. Meant for an operator's explicit,
+    /// confirmed decision; every other guard still applies.
+    pub fn override_protected(mut self) -> Batch {
+        self.override_protected = true;
         self
     }
 
@@ -79,85 +113,167 @@ impl Batch<'_> {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+}
 
-    /// Applies every change: with [`Backend::Iptables`](super::Backend::Iptables) one
-    /// `iptables-restore` / `ip6tables-restore` call per family that changed (pure additions are
-    /// appended; any removal or replacement rebuilds the chain), with
-    /// [`Backend::Ipset`](super::Backend::Ipset) one `ipset restore` call. On error the kernel
-    /// and the mirror keep their previous state for the family that failed.
-    pub fn commit(self) -> Result<(), FirewallError> {
-        self.fw.apply(&self.ops)
+/// What [`Firewall::commit`](super::Firewall::commit) did with a batch: every change was applied
+/// except those in `refused`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "refused changes are only reported here"]
+pub struct Committed {
+    /// Changes refused before anything reached the kernel, each with the reason; the rest of
+    /// the batch was applied.
+    pub refused: Vec<Refused>,
+}
+
+/// Set or remove one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Desired<E: Keyed> {
+    Set(E),
+    Remove(E::Key),
+}
+
+/// A batch after the guard: the last change per target, split into bans and typed rules.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    pub(crate) bans: Vec<Desired<Ban>>,
+    pub(crate) rules: Vec<Desired<RuleEntry>>,
+    pub(crate) refused: Vec<Refused>,
+}
+
+/// Runs every change of `batch` past `guard` at `now`, caps ban TTLs at `max_ban_ttl`, and keeps
+/// the last change per target.
+pub(crate) fn check(batch: &Batch, guard: &Guard, now: u64, max_ban_ttl: u64) -> Checked {
+    let mut bans: BTreeMap<_, Desired<Ban>> = BTreeMap::new();
+    let mut rules: BTreeMap<_, Desired<RuleEntry>> = BTreeMap::new();
+    let mut refused = Vec::new();
+    for op in &batch.ops {
+        let (asked, checked) = match op {
+            Op::Block {
+                rule,
+                ttl_secs,
+                reason,
+            } => (
+                rule,
+                guard
+                    .check_block(rule, reason, batch.override_protected)
+                    .map(|r| (r, Some((*ttl_secs, reason)))),
+            ),
+            Op::Unblock { rule } => (rule, canonical_rule(rule).map(|r| (r, None))),
+        };
+        let (rule, set) = match checked {
+            Ok(ok) => ok,
+            Err(refusal) => {
+                refused.push(Refused {
+                    rule: *asked,
+                    refusal,
+                });
+                continue;
+            }
+        };
+        match (rule.is_source_ban().then_some(rule.src).flatten(), set) {
+            (Some(net), Some((ttl, reason))) => {
+                let until = now.saturating_add(ttl.min(max_ban_ttl));
+                let ban = Ban {
+                    net,
+                    until,
+                    reason: reason.clone(),
+                };
+                bans.insert(net, Desired::Set(ban));
+            }
+            (Some(net), None) => {
+                bans.insert(net, Desired::Remove(net));
+            }
+            (None, Some((ttl, reason))) => {
+                let entry = RuleEntry {
+                    rule,
+                    until: now.saturating_add(ttl),
+                    reason: reason.clone(),
+                };
+                rules.insert(rule.key(), Desired::Set(entry));
+            }
+            (None, None) => {
+                rules.insert(rule.key(), Desired::Remove(rule.key()));
+            }
+        }
+    }
+    Checked {
+        bans: bans.into_values().collect(),
+        rules: rules.into_values().collect(),
+        refused,
     }
 }
 
-/// What a batch means against the current mirror.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Plan {
-    /// Nets not currently banned.
-    pub(crate) add: Vec<Ban>,
-    /// Nets banned now whose expiry or reason changes.
-    pub(crate) replace: Vec<Ban>,
-    /// Nets banned now that are to be unbanned.
-    pub(crate) remove: Vec<IpNet>,
+/// What the desired changes mean against the current mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan<E: Keyed> {
+    /// Entries not present now.
+    pub(crate) add: Vec<E>,
+    /// Entries present now whose expiry, reason or action changes.
+    pub(crate) replace: Vec<E>,
+    /// Entries present now that are to be removed.
+    pub(crate) remove: Vec<E::Key>,
 }
 
-impl Plan {
+impl<E: Keyed> Default for Plan<E> {
+    fn default() -> Self {
+        Plan {
+            add: Vec::new(),
+            replace: Vec::new(),
+            remove: Vec::new(),
+        }
+    }
+}
+
+impl<E: Keyed> Plan<E> {
     /// True when the family needs more than appends.
-    pub(crate) fn rebuilds(&self, family: Family) -> bool {
-        self.replace.iter().any(|b| Family::of(&b.net) == family)
-            || self.remove.iter().any(|n| Family::of(n) == family)
+    pub(crate) fn rebuilds(&self, family: super::Family) -> bool {
+        self.replace.iter().any(|e| e.family() == family)
+            || self.remove.iter().any(|k| E::key_family(k) == family)
     }
 
-    pub(crate) fn touches(&self, family: Family) -> bool {
-        self.rebuilds(family) || self.add.iter().any(|b| Family::of(&b.net) == family)
+    pub(crate) fn touches(&self, family: super::Family) -> bool {
+        self.rebuilds(family) || self.add.iter().any(|e| e.family() == family)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.replace.is_empty() && self.remove.is_empty()
     }
 
     /// The mirror after this plan, for one family (others untouched).
-    pub(crate) fn apply_to(&self, mirror: &mut Mirror, family: Family) {
-        for net in self.remove.iter().filter(|n| Family::of(n) == family) {
-            mirror.remove(net);
+    pub(crate) fn apply_to(&self, mirror: &mut Mirror<E>, family: super::Family) {
+        for key in self.remove.iter().filter(|k| E::key_family(k) == family) {
+            mirror.remove(key);
         }
-        for ban in self
+        for e in self
             .add
             .iter()
             .chain(&self.replace)
-            .filter(|b| Family::of(&b.net) == family)
+            .filter(|e| e.family() == family)
         {
-            mirror.insert(ban.clone());
+            mirror.insert(e.clone());
         }
     }
 }
 
-/// Collapses `ops` (last per net wins) into a [`Plan`] at `now`, capping TTLs at `max_ttl`.
-pub(crate) fn plan(ops: &[Op], mirror: &Mirror, now: u64, max_ttl: u64) -> Plan {
-    let mut last: std::collections::BTreeMap<IpNet, &Op> = Default::default();
-    for op in ops {
-        let net = match op {
-            Op::Block { net, .. } | Op::Unblock { net } => *net,
-        };
-        last.insert(net, op);
-    }
+/// Plans `desired` against `mirror`: with `exact` a block sets the entry as given, else a block
+/// never shortens what is there.
+pub(crate) fn plan<E: Keyed>(desired: &[Desired<E>], mirror: &Mirror<E>, exact: bool) -> Plan<E> {
     let mut plan = Plan::default();
-    for (net, op) in last {
-        let current = mirror.get(&net);
-        match op {
-            Op::Block {
-                ttl_secs, reason, ..
-            } => {
-                let ban = Ban {
-                    net,
-                    until: now.saturating_add((*ttl_secs).min(max_ttl)),
-                    reason: reason.clone(),
-                };
-                match current {
-                    None => plan.add.push(ban),
-                    Some(cur) if cur == ban => {}
-                    Some(_) => plan.replace.push(ban),
+    for d in desired {
+        match d {
+            Desired::Set(e) => match mirror.get(&e.key()) {
+                None => plan.add.push(e.clone()),
+                Some(cur) => {
+                    let want = if exact { e.clone() } else { cur.keep_longer(e) };
+                    if &want != cur {
+                        plan.replace.push(want);
+                    }
                 }
-            }
-            Op::Unblock { .. } => {
-                if current.is_some() {
-                    plan.remove.push(net);
+            },
+            Desired::Remove(key) => {
+                if mirror.get(key).is_some() {
+                    plan.remove.push(*key);
                 }
             }
         }
@@ -166,103 +282,5 @@ pub(crate) fn plan(ops: &[Op], mirror: &Mirror, now: u64, max_ttl: u64) -> Plan 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn block(net: &str, ttl_secs: u64, reason: &str) -> Op {
-        Op::Block {
-            net: net.parse().unwrap(),
-            ttl_secs,
-            reason: reason.into(),
-        }
-    }
-    fn unblock(net: &str) -> Op {
-        Op::Unblock {
-            net: net.parse().unwrap(),
-        }
-    }
-
-    #[test]
-    fn last_op_per_net_wins_and_noops_vanish() {
-        let mirror = Mirror::adopt(
-            [
-                Ban {
-                    net: "192.0.2.1/32".parse().unwrap(),
-                    until: 1100,
-                    reason: "a".into(),
-                },
-                Ban {
-                    net: "192.0.2.2/32".parse().unwrap(),
-                    until: 1100,
-                    reason: "a".into(),
-                },
-                Ban {
-                    net: "fd00::/64".parse().unwrap(),
-                    until: 1100,
-                    reason: "a".into(),
-                },
-            ],
-            1000,
-        );
-        let ops = [
-            block("192.0.2.1/32", 100, "a"), // same expiry and reason: nothing to do
-            block("192.0.2.2/32", 50, "a"),  // shorter: replace
-            block("10.9.0.0/16", 60, "new"), // add
-            unblock("10.9.0.0/16"),          // ...then unblock, of a net not banned: nothing
-            block("10.8.0.0/16", 60, "x"),   // add
-            unblock("fd00::/64"),            // remove
-            unblock("fd00:1::/64"),          // not banned: nothing
-        ];
-        let p = plan(&ops, &mirror, 1000, u64::MAX);
-        assert_eq!(
-            p.add,
-            vec![Ban {
-                net: "10.8.0.0/16".parse().unwrap(),
-                until: 1060,
-                reason: "x".into()
-            }]
-        );
-        assert_eq!(
-            p.replace,
-            vec![Ban {
-                net: "192.0.2.2/32".parse().unwrap(),
-                until: 1050,
-                reason: "a".into()
-            }]
-        );
-        assert_eq!(p.remove, vec!["fd00::/64".parse::<IpNet>().unwrap()]);
-        assert!(p.rebuilds(Family::V4) && p.rebuilds(Family::V6));
-        let mut m = mirror.clone();
-        p.apply_to(&mut m, Family::V6);
-        assert_eq!(m.count(Family::V6), 0);
-        assert_eq!(m.get(&"192.0.2.2/32".parse().unwrap()).unwrap().until, 1100);
-    }
-
-    #[test]
-    fn pure_additions_only_append_and_ttl_is_capped() {
-        let p = plan(
-            &[block("10.0.0.0/8", 10_000_000, "x")],
-            &Mirror::default(),
-            5,
-            2_147_483,
-        );
-        assert_eq!(p.add[0].until, 5 + 2_147_483);
-        assert!(!p.rebuilds(Family::V4));
-        assert!(p.touches(Family::V4) && !p.touches(Family::V6));
-    }
-
-    #[test]
-    fn block_normalizes_and_rounds_up() {
-        let fw = crate::tests_support::fake_firewall();
-        let mut b = fw.batch();
-        b.block(
-            "10.1.2.3/8".parse::<IpNet>().unwrap(),
-            Duration::from_millis(1500),
-            "a b",
-        )
-        .block(std::net::IpAddr::from([192, 0, 2, 1]), Duration::ZERO, "");
-        assert_eq!(b.ops[0], block("10.0.0.0/8", 2, "a_b"));
-        assert_eq!(b.ops[1], block("192.0.2.1/32", 1, "-"));
-        assert_eq!(b.len(), 2);
-    }
-}
+#[path = "batch_tests.rs"]
+mod tests;

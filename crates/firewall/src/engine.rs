@@ -1,27 +1,51 @@
-//! The engine behind [`Firewall`]: reading the kernel, reconciling at open, committing plans,
-//! expiring (repair and flush live in `repair.rs`). Decisions are made by the pure modules
-//! (parse, mirror, batch, render); this file only sequences them around
-//! [`Exec`](super::exec::Exec) calls.
+//! The engine behind [`Firewall`]: what we hold between calls, the shared helpers (reading a
+//! table, restoring, the chain's full content), reconciling at open and reading entries back.
+//! Committing and expiring live in `commit.rs`, repair and flush in `repair.rs`. Decisions are
+//! made by the pure modules (parse, mirror, batch, render, guard); these files only sequence
+//! them around [`Exec`](super::exec::Exec) calls.
 
-use super::exec::XTABLES_WAIT;
 use std::collections::{HashMap, HashSet};
 
-use super::ban::{Ban, Family};
-use super::batch::{self, Op};
+use super::ban::{Ban, Family, RuleEntry};
+use super::exec::XTABLES_WAIT;
+use super::guard::Guard;
 use super::mirror::Mirror;
 use super::options::Backend;
 use super::parse::{self, TableState};
-use super::render::{self, IPSET_MAX_TIMEOUT, TableEdit};
+use super::render::{self, TableEdit};
 use super::{Firewall, FirewallError};
 
 /// What we hold between calls.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct State {
-    /// Our bans, one per net.
-    pub(crate) mirror: Mirror,
+    /// Our plain bans, one per net.
+    pub(crate) mirror: Mirror<Ban>,
+    /// Our typed rules, one per set of matches.
+    pub(crate) rules: Mirror<RuleEntry>,
     /// Rules in our chain that are not ours, per (family, table), as last read: a rebuild
     /// keeps them.
     pub(crate) foreign: HashMap<(Family, String), Vec<String>>,
+    /// What blocks are refused; its protected nets change with `set_protected`.
+    pub(crate) guard: Guard,
+}
+
+impl State {
+    pub(crate) fn new(guard: Guard) -> State {
+        State {
+            mirror: Mirror::default(),
+            rules: Mirror::default(),
+            foreign: HashMap::new(),
+            guard,
+        }
+    }
+}
+
+/// What `open` created, so a failure can take it back.
+#[derive(Default)]
+struct Created {
+    sets: Vec<String>,
+    /// (family, table) where our chain did not exist before.
+    chains: Vec<(Family, String)>,
 }
 
 impl Firewall {
@@ -45,6 +69,7 @@ impl Firewall {
             table,
             &self.settings.chain,
             set.as_deref(),
+            family,
         ))
     }
 
@@ -76,26 +101,49 @@ impl Firewall {
         Ok(text.lines().map(|l| l.trim().to_string()).collect())
     }
 
-    /// Our chain's full content for `family`: foreign rules first, then ours.
+    /// Our set of `family` as the kernel holds it: (net, seconds left, comment) per entry.
+    pub(super) fn read_set(
+        &self,
+        family: Family,
+    ) -> Result<Vec<(ipnet::IpNet, u64, String)>, FirewallError> {
+        let name = self.set_name(family);
+        let text = self.exec.run(&["ipset", "save", &name], None)?;
+        let set = parse::parse_ipset_save(&text, &name)
+            .filter(|s| s.compatible(family.inet()))
+            .ok_or_else(|| FirewallError::IncompatibleSet {
+                name: name.clone(),
+                family: family.inet(),
+                header: text.lines().next().unwrap_or_default().to_string(),
+            })?;
+        Ok(set.entries)
+    }
+
+    /// Our chain's full content for `family`: foreign rules first, then bans (or the set match
+    /// rule), then typed rules.
     pub(super) fn chain_body(
         &self,
-        state: &State,
-        mirror: &Mirror,
+        foreign: &HashMap<(Family, String), Vec<String>>,
+        bans: &Mirror<Ban>,
+        rules: &Mirror<RuleEntry>,
         family: Family,
         table: &str,
     ) -> Vec<String> {
         let chain = &self.settings.chain;
-        let mut rules = state
-            .foreign
+        let mut body = foreign
             .get(&(family, table.to_string()))
             .cloned()
             .unwrap_or_default();
         if self.ipset() {
-            rules.push(render::match_rule(chain, &self.set_name(family)));
+            body.push(render::match_rule(chain, &self.set_name(family)));
         } else {
-            rules.extend(mirror.family(family).map(|b| render::ban_rule(chain, &b)));
+            body.extend(bans.family(family).map(|b| render::ban_rule(chain, b)));
         }
-        rules
+        body.extend(
+            rules
+                .family(family)
+                .flat_map(|r| render::typed_rule(chain, r)),
+        );
+        body
     }
 
     /// Jumps in `table` that are not exactly once at position 1: (hook, copies to delete).
@@ -111,200 +159,257 @@ impl Firewall {
             .collect()
     }
 
-    fn rebuild_edits(&self, state: &State, mirror: &Mirror, family: Family) -> Vec<TableEdit> {
+    /// Reads the rules in our chain that are not ours again (someone may have added one since
+    /// the last read), so a rebuild keeps them.
+    pub(super) fn refresh_foreign(
+        &self,
+        state: &mut State,
+        family: Family,
+    ) -> Result<(), FirewallError> {
+        for table in &self.settings.tables {
+            let st = self.read_table(family, table)?;
+            if st.chain_exists {
+                state.foreign.insert((family, table.clone()), st.foreign);
+            }
+        }
+        Ok(())
+    }
+
+    /// A rebuild of our chain in every table of `family` from `bans` and `rules`.
+    pub(super) fn rebuild_edits(
+        &self,
+        state: &State,
+        bans: &Mirror<Ban>,
+        rules: &Mirror<RuleEntry>,
+        family: Family,
+    ) -> Vec<TableEdit> {
         self.settings
             .tables
             .iter()
             .map(|table| TableEdit {
                 table: table.clone(),
                 rebuild: true,
-                rules: self.chain_body(state, mirror, family, table),
+                rules: self.chain_body(&state.foreign, bans, rules, family, table),
                 jumps: Vec::new(),
             })
             .collect()
     }
 
-    /// Adopts the kernel's state and creates whatever is missing (see [`Firewall::open`]).
+    /// Adopts the kernel's state and creates whatever is missing (see [`Firewall::open`]). On
+    /// failure, what this call created is removed again.
     pub(crate) fn reconcile(&self, state: &mut State, now: u64) -> Result<(), FirewallError> {
-        let mut adopted: Vec<Ban> = Vec::new();
-        let mut in_set: HashSet<ipnet::IpNet> = HashSet::new();
-        if self.ipset() {
-            let names = self.ipset_names()?;
-            let mut create = String::new();
-            for family in Family::BOTH {
-                let name = self.set_name(family);
-                if names.contains(&name) {
-                    let text = self.exec.run(&["ipset", "save", &name], None)?;
-                    let set = parse::parse_ipset_save(&text, &name)
-                        .filter(|s| s.compatible(family.inet()))
-                        .ok_or_else(|| FirewallError::IncompatibleSet {
-                            name: name.clone(),
-                            family: family.inet(),
-                            header: text.lines().next().unwrap_or_default().to_string(),
-                        })?;
-                    for (net, left, reason) in set.entries {
-                        in_set.insert(net);
-                        adopted.push(Ban {
-                            net,
-                            until: now + left,
-                            reason,
-                        });
-                    }
-                } else {
-                    create.push_str(&render::ipset_create(
-                        &name,
-                        family.inet(),
-                        self.settings.maxelem,
-                    ));
-                }
-            }
-            self.ipset_restore(&create)?;
+        let mut created = Created::default();
+        let result = self.reconcile_steps(state, now, &mut created);
+        if result.is_err() {
+            self.undo_open(&created);
         }
+        result
+    }
+
+    fn reconcile_steps(
+        &self,
+        state: &mut State,
+        now: u64,
+        created: &mut Created,
+    ) -> Result<(), FirewallError> {
+        // Read everything first: a conflict is found before anything changes.
         let mut tables = Vec::new();
+        let (mut bans, mut rules) = (Vec::new(), Vec::new());
         for family in Family::BOTH {
             for table in &self.settings.tables {
                 let st = self.read_table(family, table)?;
+                self.check_user_hooks(family, table, &st)?;
+                if let Some(other) = st.set_users.first() {
+                    return Err(FirewallError::ChainInUse {
+                        chain: self.settings.chain.clone(),
+                        holder: format!(
+                            "chain {other} matches the same set {}: chain names differing only in case share their sets",
+                            self.set_name(family)
+                        ),
+                    });
+                }
                 // With ipset, per-rule bans left by the iptables backend move into the set.
-                adopted.extend(st.bans.iter().cloned());
+                bans.extend(st.bans.iter().cloned());
+                rules.extend(st.rules.iter().cloned());
                 state
                     .foreign
                     .insert((family, table.clone()), st.foreign.clone());
                 tables.push((family, table.clone(), st));
             }
         }
-        let mirror = Mirror::adopt(adopted, now);
+        let in_set = if self.ipset() {
+            self.adopt_sets(now, &mut bans, created)?
+        } else {
+            HashSet::new()
+        };
+        let mirror = Mirror::adopt(bans, now);
+        let rules = Mirror::adopt(rules, now);
         if self.ipset() {
             let adds: String = mirror
                 .all()
                 .filter(|b| !in_set.contains(&b.net))
-                .map(|b| render::ipset_add(&self.set_name(Family::of(&b.net)), &b, now))
+                .map(|b| render::ipset_add(&self.set_name(Family::of(&b.net)), b, now))
                 .collect();
             self.ipset_restore(&adds)?;
         }
         for family in Family::BOTH {
-            let mut wanted: Vec<Ban> = mirror.family(family).collect();
-            wanted.sort_by_key(|b| b.net);
             let mut edits = Vec::new();
+            let mut new_chains = Vec::new();
             for (_, table, st) in tables.iter().filter(|(f, _, _)| *f == family) {
-                let mut have = st.bans.clone();
-                have.sort_by_key(|b| b.net);
-                let content_ok = if self.ipset() {
-                    st.match_rules == 1 && st.bans.is_empty()
-                } else {
-                    have == wanted
-                };
-                let jumps = self.jump_fixes(table, st);
-                let rebuild = !st.chain_exists || !content_ok;
+                let rebuild = !st.chain_exists || !self.content_ok(st, &mirror, &rules, family);
+                if !st.chain_exists {
+                    new_chains.push((family, table.clone()));
+                }
                 edits.push(TableEdit {
                     table: table.clone(),
                     rebuild,
                     rules: if rebuild {
-                        self.chain_body(state, &mirror, family, table)
+                        self.chain_body(&state.foreign, &mirror, &rules, family, table)
                     } else {
                         Vec::new()
                     },
-                    jumps,
+                    jumps: self.jump_fixes(table, st),
                 });
             }
+            // One restore per family is all or nothing: only a successful one created chains.
             self.iptables_restore(family, &edits)?;
+            created.chains.extend(new_chains);
         }
         state.mirror = mirror;
+        state.rules = rules;
         Ok(())
     }
 
-    /// Applies a batch (see [`Batch::commit`](super::Batch::commit)).
-    pub(crate) fn commit_ops(
+    /// A hook that is not a built-in chain must be a chain that exists (`DOCKER-USER`): a typo
+    /// such as `OUTPUTT` is refused before anything changes.
+    fn check_user_hooks(
         &self,
-        state: &mut State,
-        ops: &[Op],
-        now: u64,
+        family: Family,
+        table: &str,
+        st: &TableState,
     ) -> Result<(), FirewallError> {
-        let max_ttl = if self.ipset() {
-            IPSET_MAX_TIMEOUT
-        } else {
-            u64::MAX
-        };
-        let plan = batch::plan(ops, &state.mirror, now, max_ttl);
-        if self.ipset() {
-            let mut text = String::new();
-            for net in &plan.remove {
-                text.push_str(&render::ipset_del(&self.set_name(Family::of(net)), net));
-            }
-            for ban in plan.add.iter().chain(&plan.replace) {
-                text.push_str(&render::ipset_add(
-                    &self.set_name(Family::of(&ban.net)),
-                    ban,
-                    now,
-                ));
-            }
-            self.ipset_restore(&text)?;
-            for family in Family::BOTH {
-                plan.apply_to(&mut state.mirror, family);
-            }
-            return Ok(());
+        let missing = self
+            .settings
+            .hooks
+            .iter()
+            .find(|h| h.table == table && !h.builtin && !st.chains.contains(&h.chain));
+        match missing {
+            Some(h) => Err(FirewallError::InvalidOption(format!(
+                "hook {:?}: the {table} table ({family}) has no chain {:?}: not a built-in chain, and no chain of that name exists",
+                h.chain, h.chain
+            ))),
+            None => Ok(()),
         }
-        for family in Family::BOTH.into_iter().filter(|f| plan.touches(*f)) {
-            if plan.rebuilds(family) {
-                let mut next = state.mirror.clone();
-                plan.apply_to(&mut next, family);
-                let edits = self.rebuild_edits(state, &next, family);
-                self.iptables_restore(family, &edits)?;
-                state.mirror = next;
-            } else {
-                let rules: Vec<String> = plan
-                    .add
-                    .iter()
-                    .filter(|b| Family::of(&b.net) == family)
-                    .map(|b| render::ban_rule(&self.settings.chain, b))
-                    .collect();
-                let edits: Vec<TableEdit> = self
-                    .settings
-                    .tables
-                    .iter()
-                    .map(|t| TableEdit {
-                        table: t.clone(),
-                        rules: rules.clone(),
-                        ..Default::default()
-                    })
-                    .collect();
-                self.iptables_restore(family, &edits)?;
-                plan.apply_to(&mut state.mirror, family);
-            }
-        }
-        Ok(())
     }
 
-    pub(crate) fn expire(&self, state: &mut State, now: u64) -> Result<Vec<Ban>, FirewallError> {
-        let mut next = state.mirror.clone();
-        let due = next.take_due(now);
-        if !self.ipset() {
-            for family in Family::BOTH {
-                if due.iter().any(|b| Family::of(&b.net) == family) {
-                    let edits = self.rebuild_edits(state, &next, family);
-                    self.iptables_restore(family, &edits)?;
+    /// Reads our sets into `bans` and creates the missing ones; returns the nets already in a
+    /// set.
+    fn adopt_sets(
+        &self,
+        now: u64,
+        bans: &mut Vec<Ban>,
+        created: &mut Created,
+    ) -> Result<HashSet<ipnet::IpNet>, FirewallError> {
+        let mut in_set = HashSet::new();
+        let names = self.ipset_names()?;
+        let mut create = String::new();
+        for family in Family::BOTH {
+            let name = self.set_name(family);
+            if names.contains(&name) {
+                for (net, left, reason) in self.read_set(family)? {
+                    in_set.insert(net);
+                    bans.push(Ban {
+                        net,
+                        until: now + left,
+                        reason,
+                    });
                 }
+            } else {
+                create.push_str(&render::ipset_create(
+                    &name,
+                    family.inet(),
+                    self.settings.maxelem,
+                ));
+                created.sets.push(name);
             }
         }
-        state.mirror = next;
-        Ok(due)
+        self.ipset_restore(&create)?;
+        Ok(in_set)
     }
 
-    pub(crate) fn read_bans(&self, now: u64) -> Result<Vec<Ban>, FirewallError> {
+    /// True when `st` holds exactly our entries of `family` (and, with ipset, one match rule).
+    fn content_ok(
+        &self,
+        st: &TableState,
+        bans: &Mirror<Ban>,
+        rules: &Mirror<RuleEntry>,
+        family: Family,
+    ) -> bool {
+        let bans_ok = if self.ipset() {
+            st.match_rules == 1 && st.bans.is_empty()
+        } else {
+            let mut have = st.bans.clone();
+            have.sort_by_key(|b| b.net);
+            have.iter().eq(bans.family(family))
+        };
+        let mut have = st.rules.clone();
+        have.sort_by_key(|r| r.rule.key());
+        bans_ok && st.orphans == 0 && have.iter().eq(rules.family(family))
+    }
+
+    /// Best effort: removes the chains and sets a failed open created.
+    fn undo_open(&self, created: &Created) {
+        for family in Family::BOTH {
+            let tables: Vec<render::Removal> = created
+                .chains
+                .iter()
+                .filter(|(f, _)| *f == family)
+                .map(|(_, table)| {
+                    let jumps = self
+                        .settings
+                        .hooks
+                        .iter()
+                        .filter(|h| &h.table == table)
+                        .map(|h| (h.chain.clone(), 1))
+                        .collect();
+                    (table.clone(), jumps, Vec::new())
+                })
+                .collect();
+            if !tables.is_empty() {
+                let text = render::remove(&self.settings.chain, &tables);
+                let _ = self.exec.run(
+                    &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
+                    Some(&text),
+                );
+            }
+        }
+        let destroy: String = created
+            .sets
+            .iter()
+            .map(|s| format!("destroy {s}\n"))
+            .collect();
+        let _ = self.ipset_restore(&destroy);
+    }
+
+    /// The plain bans the kernel holds now (see [`Firewall::list`]). With ipset, whose
+    /// timeouts count down in whole seconds, an entry within a second of what memory holds is
+    /// reported with memory's end time, so `list` and `next_expiry` agree.
+    pub(crate) fn read_bans(&self, state: &State, now: u64) -> Result<Vec<Ban>, FirewallError> {
         let mut bans = Vec::new();
         if self.ipset() {
             let names = self.ipset_names()?;
             for family in Family::BOTH {
-                let name = self.set_name(family);
-                if !names.contains(&name) {
+                if !names.contains(&self.set_name(family)) {
                     continue;
                 }
-                let text = self.exec.run(&["ipset", "save", &name], None)?;
-                if let Some(set) = parse::parse_ipset_save(&text, &name) {
-                    bans.extend(set.entries.into_iter().map(|(net, left, reason)| Ban {
-                        net,
-                        until: now + left,
-                        reason,
-                    }));
+                for (net, left, reason) in self.read_set(family)? {
+                    let mut until = now + left;
+                    if let Some(mine) = state.mirror.get(&net)
+                        && (until..=until + 1).contains(&mine.until)
+                    {
+                        until = mine.until;
+                    }
+                    bans.push(Ban { net, until, reason });
                 }
             }
         } else if let Some(table) = self.settings.tables.first() {
@@ -314,5 +419,17 @@ impl Firewall {
         }
         bans.sort_by_key(|b| b.net);
         Ok(bans)
+    }
+
+    /// The typed rules the kernel holds now in our chain (first hook's table).
+    pub(crate) fn read_rules(&self) -> Result<Vec<RuleEntry>, FirewallError> {
+        let mut rules = Vec::new();
+        if let Some(table) = self.settings.tables.first() {
+            for family in Family::BOTH {
+                rules.extend(self.read_table(family, table)?.rules);
+            }
+        }
+        rules.sort_by_key(|r| r.rule);
+        Ok(rules)
     }
 }

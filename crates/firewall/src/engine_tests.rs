@@ -82,9 +82,9 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
         1000,
     );
     fake.take();
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.block(
-        ipnet::IpNet::from(std::net::IpAddr::from([192, 0, 2, 7])),
+        std::net::IpAddr::from([192, 0, 2, 7]),
         Duration::from_secs(600),
         "x",
     );
@@ -93,7 +93,7 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
         Duration::from_secs(600),
         "y",
     );
-    b.commit().unwrap();
+    assert!(fw.commit(b).unwrap().refused.is_empty());
     let calls = fake.take();
     assert_eq!(calls.len(), 2);
     let text = calls[0].1.as_deref().unwrap();
@@ -105,10 +105,10 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
     );
     assert!(text.starts_with("*filter\n") && text.contains("*raw\n"));
 
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.unblock(std::net::IpAddr::from([192, 0, 2, 7]));
-    b.commit().unwrap();
-    let calls = fake.take();
+    let _ = fw.commit(b).unwrap();
+    let calls = fake.take_changes();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, "iptables-restore -w 5 --noflush");
     assert_eq!(
@@ -127,9 +127,20 @@ fn ipset_commit_is_one_restore_call() {
         1000,
     );
     let calls = fake.take();
-    assert_eq!(calls[1].0, "ipset restore -exist");
+    let cmds: Vec<&str> = calls.iter().map(|(c, _)| c.as_str()).collect();
     assert_eq!(
-        calls[1].1.as_deref(),
+        cmds,
+        [
+            "iptables-save -t filter",
+            "ip6tables-save -t filter",
+            "ipset list -n",
+            "ipset restore -exist",
+            "iptables-restore -w 5 --noflush",
+            "ip6tables-restore -w 5 --noflush"
+        ]
+    );
+    assert_eq!(
+        calls[3].1.as_deref(),
         Some(
             "create ab4 hash:net family inet timeout 0 comment maxelem 10\n\
              create ab6 hash:net family inet6 timeout 0 comment maxelem 10\n"
@@ -142,14 +153,14 @@ fn ipset_commit_is_one_restore_call() {
             .unwrap()
             .contains("-A AB -m set --match-set ab4 src -j DROP\n")
     );
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.block(
         "198.51.100.0/24".parse::<ipnet::IpNet>().unwrap(),
         Duration::from_secs(60),
         "feed",
     )
     .unblock("fd00::1".parse::<std::net::IpAddr>().unwrap());
-    b.commit().unwrap();
+    let _ = fw.commit(b).unwrap();
     let calls = fake.take();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, "ipset restore -exist");
@@ -171,8 +182,8 @@ fn expire_due_rebuilds_only_families_with_due_bans() {
     assert!(fw.expire_due(secs(5999)).unwrap().is_empty());
     assert!(fake.take().is_empty());
     let due = fw.expire_due(secs(6000)).unwrap();
-    assert_eq!(due.len(), 1);
-    let calls = fake.take();
+    assert_eq!(due.bans.len(), 1);
+    let calls = fake.take_changes();
     assert_eq!(calls.len(), 1);
     assert_eq!(
         calls[0].1.as_deref(),

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::process::{Command, ExitStatus, Stdio};
 
 use super::FirewallError;
+use super::error::failed_input_line;
 
 /// Seconds `iptables-restore -w` waits for the xtables lock before failing (the enforcer
 /// keeps the change and retries): never an unbounded wait, so a stop stays prompt.
@@ -81,7 +82,8 @@ impl Exec for System {
         };
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         if !output.status.success() {
-            return Err(classify(argv, command, output.status, stderr));
+            let input = stdin.and_then(|text| failed_input_line(&stderr, text));
+            return Err(classify(argv, command, output.status, stderr, input));
         }
         String::from_utf8(output.stdout).map_err(|e| FirewallError::Io {
             command,
@@ -91,7 +93,13 @@ impl Exec for System {
 }
 
 /// Turns a failed command into the most specific error its stderr allows.
-fn classify(argv: &[&str], command: String, status: ExitStatus, stderr: String) -> FirewallError {
+fn classify(
+    argv: &[&str],
+    command: String,
+    status: ExitStatus,
+    stderr: String,
+    input: Option<(usize, String)>,
+) -> FirewallError {
     let tool = argv.first().copied().unwrap_or_default();
     // `ip netns exec` reports a missing program this way (exit 255).
     if stderr.contains("exec of") && stderr.contains("No such file or directory") {
@@ -125,6 +133,7 @@ fn classify(argv: &[&str], command: String, status: ExitStatus, stderr: String) 
         command,
         status,
         stderr,
+        input,
     }
 }
 
@@ -191,6 +200,7 @@ mod tests {
                 command,
                 status,
                 stderr,
+                ..
             } => {
                 assert_eq!(command, "ls /autoblock/no/such/path");
                 assert!(!status.success());
@@ -203,13 +213,14 @@ mod tests {
     #[test]
     fn classify_picks_specific_errors() {
         let st = ExitStatus::from_raw(1 << 8);
-        let e = classify(&["iptables-restore"], "x".into(), st, "iptables-restore v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)".into());
+        let e = classify(&["iptables-restore"], "x".into(), st, "iptables-restore v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)".into(), None);
         assert!(matches!(e, FirewallError::PermissionDenied { .. }), "{e}");
         let e = classify(
             &["ipset"],
             "x".into(),
             st,
             "ipset v7.17: Cannot open session to kernel.".into(),
+            None,
         );
         assert!(matches!(e, FirewallError::IpsetUnsupported { .. }), "{e}");
         let e = classify(
@@ -217,6 +228,7 @@ mod tests {
             "ip netns exec a ipset".into(),
             ExitStatus::from_raw(255 << 8),
             "exec of \"ipset\" failed: No such file or directory".into(),
+            None,
         );
         assert!(
             matches!(e, FirewallError::BinaryMissing { ref binary, .. } if binary == "ipset"),
@@ -227,6 +239,7 @@ mod tests {
             "iptables-restore -w".into(),
             st,
             "line 2 failed".into(),
+            None,
         );
         assert_eq!(
             e.to_string(),

@@ -1,73 +1,131 @@
-//! The in-memory mirror of our bans (pure): one entry per net, ordered by net for stable
-//! rendering, plus an expiry index for `take_due` / `next_expiry`. Time is always passed in.
+//! The in-memory mirror of our entries (pure): one per key (a ban's net, a typed rule's
+//! matches), ordered by key for stable rendering, plus an expiry index for `take_due` /
+//! `next_expiry`. Time is always passed in.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
-use super::ban::{Ban, Family};
+use super::ban::{Ban, Family, RuleEntry};
+use super::rule::Rule;
 
-/// Our bans as we believe the kernel holds them.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Mirror {
-    /// net -> (until, reason).
-    bans: BTreeMap<IpNet, (u64, String)>,
-    /// (until, net) for every entry of `bans`.
-    by_expiry: BTreeSet<(u64, IpNet)>,
+/// An entry the mirror can hold: bans by net, typed rules by their matches.
+pub(crate) trait Keyed: Clone + PartialEq {
+    type Key: Ord + Copy + std::fmt::Debug;
+    fn key(&self) -> Self::Key;
+    fn until(&self) -> u64;
+    fn key_family(key: &Self::Key) -> Family;
+    fn family(&self) -> Family {
+        Self::key_family(&self.key())
+    }
+    /// What a block of `new` on the same key leaves when the longer expiry is kept.
+    fn keep_longer(&self, new: &Self) -> Self;
 }
 
-impl Mirror {
-    /// Adopts bans read from the kernel: one per net (the latest expiry wins), none that ended
-    /// at or before `now`.
-    pub(crate) fn adopt(bans: impl IntoIterator<Item = Ban>, now: u64) -> Mirror {
-        let mut m = Mirror::default();
-        for ban in bans {
-            if ban.until <= now {
+impl Keyed for Ban {
+    type Key = IpNet;
+    fn key(&self) -> IpNet {
+        self.net
+    }
+    fn until(&self) -> u64 {
+        self.until
+    }
+    fn key_family(key: &IpNet) -> Family {
+        Family::of(key)
+    }
+    fn keep_longer(&self, new: &Ban) -> Ban {
+        if new.until > self.until { new } else { self }.clone()
+    }
+}
+
+impl Keyed for RuleEntry {
+    type Key = Rule;
+    fn key(&self) -> Rule {
+        self.rule.key()
+    }
+    fn until(&self) -> u64 {
+        self.until
+    }
+    fn key_family(key: &Rule) -> Family {
+        key.family().unwrap_or(Family::V4)
+    }
+    /// The new action always applies; expiry and reason only when the new one lasts longer.
+    fn keep_longer(&self, new: &RuleEntry) -> RuleEntry {
+        if new.until > self.until {
+            new.clone()
+        } else {
+            RuleEntry {
+                rule: new.rule,
+                ..self.clone()
+            }
+        }
+    }
+}
+
+/// Our entries of one kind as we believe the kernel holds them.
+#[derive(Debug, Clone)]
+pub(crate) struct Mirror<E: Keyed> {
+    entries: BTreeMap<E::Key, E>,
+    /// (until, key) for every entry.
+    by_expiry: BTreeSet<(u64, E::Key)>,
+}
+
+impl<E: Keyed> Default for Mirror<E> {
+    fn default() -> Self {
+        Mirror {
+            entries: BTreeMap::new(),
+            by_expiry: BTreeSet::new(),
+        }
+    }
+}
+
+impl<E: Keyed> Mirror<E> {
+    /// Adopts entries read from the kernel: one per key (the latest expiry wins), none that
+    /// ended at or before `now`.
+    pub(crate) fn adopt(entries: impl IntoIterator<Item = E>, now: u64) -> Self {
+        let mut m: Mirror<E> = Mirror::default();
+        for e in entries {
+            if e.until() <= now {
                 continue;
             }
-            if m.get(&ban.net).is_some_and(|old| old.until >= ban.until) {
+            if m.get(&e.key())
+                .is_some_and(|old: &E| old.until() >= e.until())
+            {
                 continue;
             }
-            m.insert(ban);
+            m.insert(e);
         }
         m
     }
 
-    pub(crate) fn get(&self, net: &IpNet) -> Option<Ban> {
-        self.bans.get(net).map(|(until, reason)| Ban {
-            net: *net,
-            until: *until,
-            reason: reason.clone(),
-        })
+    pub(crate) fn get(&self, key: &E::Key) -> Option<&E> {
+        self.entries.get(key)
     }
 
-    /// Inserts or replaces; returns the previous ban for that net.
-    pub(crate) fn insert(&mut self, ban: Ban) -> Option<Ban> {
-        let old = self.remove(&ban.net);
-        self.by_expiry.insert((ban.until, ban.net));
-        self.bans.insert(ban.net, (ban.until, ban.reason));
+    /// Inserts or replaces; returns the previous entry for that key.
+    pub(crate) fn insert(&mut self, e: E) -> Option<E> {
+        let key = e.key();
+        let old = self.remove(&key);
+        self.by_expiry.insert((e.until(), key));
+        self.entries.insert(key, e);
         old
     }
 
-    pub(crate) fn remove(&mut self, net: &IpNet) -> Option<Ban> {
-        let (until, reason) = self.bans.remove(net)?;
-        self.by_expiry.remove(&(until, *net));
-        Some(Ban {
-            net: *net,
-            until,
-            reason,
-        })
+    pub(crate) fn remove(&mut self, key: &E::Key) -> Option<E> {
+        let e = self.entries.remove(key)?;
+        self.by_expiry.remove(&(e.until(), *key));
+        Some(e)
     }
 
-    /// Removes and returns every ban whose `until <= now`, earliest first.
-    pub(crate) fn take_due(&mut self, now: u64) -> Vec<Ban> {
-        let due: Vec<IpNet> = self
+    /// Removes and returns every entry whose `until <= now`, earliest first.
+    pub(crate) fn take_due(&mut self, now: u64) -> Vec<E> {
+        let due: Vec<E::Key> = self
             .by_expiry
             .iter()
             .take_while(|(until, _)| *until <= now)
-            .map(|(_, net)| *net)
+            .map(|(_, k)| *k)
             .collect();
-        due.iter().filter_map(|net| self.remove(net)).collect()
+        due.iter().filter_map(|k| self.remove(k)).collect()
     }
 
     /// The earliest `until`, if any.
@@ -76,30 +134,32 @@ impl Mirror {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.bans.len()
+        self.entries.len()
     }
 
-    /// Bans of one family, ordered by net.
-    pub(crate) fn family(&self, family: Family) -> impl Iterator<Item = Ban> + '_ {
-        self.bans
-            .iter()
-            .filter(move |(net, _)| Family::of(net) == family)
-            .map(|(net, (until, reason))| Ban {
-                net: *net,
-                until: *until,
-                reason: reason.clone(),
-            })
+    /// Entries of one family, ordered by key.
+    pub(crate) fn family(&self, family: Family) -> impl Iterator<Item = &E> + '_ {
+        self.entries.values().filter(move |e| e.family() == family)
     }
 
     pub(crate) fn count(&self, family: Family) -> usize {
-        self.bans
-            .keys()
-            .filter(|net| Family::of(net) == family)
-            .count()
+        self.family(family).count()
     }
 
-    pub(crate) fn all(&self) -> impl Iterator<Item = Ban> + '_ {
-        self.family(Family::V4).chain(self.family(Family::V6))
+    pub(crate) fn all(&self) -> impl Iterator<Item = &E> + '_ {
+        self.entries.values()
+    }
+}
+
+impl Mirror<Ban> {
+    /// The ban covering `addr` (the longest prefix wins), if any ends after `now`.
+    pub(crate) fn covering(&self, addr: std::net::IpAddr, now: u64) -> Option<&Ban> {
+        let host = IpNet::from(addr);
+        (0..=host.max_prefix_len())
+            .rev()
+            .filter_map(|len| IpNet::new(addr, len).ok())
+            .filter_map(|net| self.get(&net.trunc()))
+            .find(|b| b.until > now)
     }
 }
 
@@ -165,5 +225,23 @@ mod tests {
         let v4: Vec<String> = m.family(Family::V4).map(|b| b.net.to_string()).collect();
         assert_eq!(v4, ["10.0.0.1/32", "10.0.0.2/32"]);
         assert_eq!(m.all().count(), 3);
+    }
+
+    #[test]
+    fn covering_finds_the_longest_live_prefix() {
+        let m = Mirror::adopt(
+            [
+                ban("198.51.100.0/24", 100, "net"),
+                ban("198.51.100.7/32", 50, "host"),
+                ban("2001:db8::/32", 100, "v6"),
+            ],
+            0,
+        );
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(m.covering(ip("198.51.100.7"), 10).unwrap().reason, "host");
+        assert_eq!(m.covering(ip("198.51.100.7"), 60).unwrap().reason, "net");
+        assert!(m.covering(ip("198.51.101.7"), 10).is_none());
+        assert_eq!(m.covering(ip("2001:db8:1::9"), 10).unwrap().reason, "v6");
+        assert!(m.covering(ip("198.51.100.7"), 100).is_none());
     }
 }

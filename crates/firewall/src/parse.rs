@@ -4,21 +4,32 @@
 
 use ipnet::IpNet;
 
-use super::ban::{Ban, sanitize_reason};
+use super::ban::{Ban, Family, RuleEntry};
+use super::rule::Action;
+use super::rule_text::{self, Line, Target, parse_net};
 
 /// What one table says about our chain and its jumps.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct TableState {
     /// `:CHAIN` is declared in this table.
     pub(crate) chain_exists: bool,
-    /// Our per-ban rules, in chain order (may hold duplicates and expired bans).
+    /// Every chain declared in this table (built-in and user chains).
+    pub(crate) chains: Vec<String>,
+    /// Our plain bans, in chain order (may hold duplicates and expired bans).
     pub(crate) bans: Vec<Ban>,
+    /// Our typed rules, in chain order (may hold duplicates and expired ones).
+    pub(crate) rules: Vec<RuleEntry>,
+    /// Lines of ours that make no entry (a log line without its drop, a rule without any
+    /// address): a rebuild drops them.
+    pub(crate) orphans: usize,
     /// How many `-m set --match-set SET src -j DROP` rules our chain holds.
     pub(crate) match_rules: usize,
     /// Other rules in our chain, as `-A CHAIN ...` lines, in order.
     pub(crate) foreign: Vec<String>,
     /// For each built-in chain with jumps to ours: the 1-based positions of `-A HOOK -j CHAIN`.
     pub(crate) jumps: Vec<(String, Vec<usize>)>,
+    /// Chains named like ours but for case that match our set: they would share our sets.
+    pub(crate) set_users: Vec<String>,
 }
 
 impl TableState {
@@ -30,11 +41,52 @@ impl TableState {
             .map(|(_, p)| p.as_slice())
             .unwrap_or(&[])
     }
+
+    /// Sorts our lines into bans, typed rules and orphans: a log line pairs with the drop line
+    /// of the same matches, expiry and reason.
+    fn classify(&mut self, lines: Vec<Line>) {
+        let (mut logs, rest): (Vec<Line>, Vec<Line>) =
+            lines.into_iter().partition(|l| l.target == Target::Log);
+        for line in rest {
+            if line.rule.src.is_none() && line.rule.dst.is_none() {
+                // No address: a drop-all an older version let through (`0.0.0.0/0` prints as
+                // nothing). Ours, and removed by the next rebuild.
+                self.orphans += 1;
+                continue;
+            }
+            let mut action = match line.target {
+                Target::Reject => Action::Reject,
+                _ => Action::Drop,
+            };
+            if line.target == Target::Drop
+                && let Some(i) = logs.iter().position(|l| {
+                    (l.rule, l.until, &l.reason) == (line.rule, line.until, &line.reason)
+                })
+            {
+                logs.swap_remove(i);
+                action = Action::LogAndDrop;
+            }
+            let rule = line.rule.action(action);
+            match rule.src.filter(|_| rule.is_source_ban()) {
+                Some(net) => self.bans.push(Ban {
+                    net,
+                    until: line.until,
+                    reason: line.reason,
+                }),
+                None => self.rules.push(RuleEntry {
+                    rule,
+                    until: line.until,
+                    reason: line.reason,
+                }),
+            }
+        }
+        self.orphans += logs.len();
+    }
 }
 
-/// Splits an `iptables-save` / `ipset save` line into words; double quotes group, `\"` and
-/// `\\` escape inside them.
-pub(crate) fn tokenize(line: &str) -> Vec<String> {
+/// Splits an `iptables-save` / `ipset save` line into words; double quotes group. With
+/// `escapes` (iptables), `\"` and `\\` escape inside quotes; ipset prints comments raw.
+pub(crate) fn tokenize(line: &str, escapes: bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -46,7 +98,7 @@ pub(crate) fn tokenize(line: &str) -> Vec<String> {
                 quoted = !quoted;
                 in_word = true;
             }
-            '\\' if quoted => {
+            '\\' if quoted && escapes => {
                 if let Some(n) = chars.next() {
                     cur.push(n);
                 }
@@ -69,56 +121,17 @@ pub(crate) fn tokenize(line: &str) -> Vec<String> {
     out
 }
 
-/// Parses our comment `autoblock until=SECS rule=REASON` (words in any order, any spacing).
-pub(crate) fn parse_comment(comment: &str) -> Option<(u64, String)> {
-    let mut words = comment.split_whitespace();
-    if words.next()? != "autoblock" {
-        return None;
-    }
-    let mut until = None;
-    let mut reason = String::from("-");
-    for word in words {
-        match word.split_once('=') {
-            Some(("until", v)) => until = Some(v.parse().ok()?),
-            Some(("rule", v)) => reason = sanitize_reason(v),
-            _ => {}
-        }
-    }
-    Some((until?, reason))
-}
-
-fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
-        .map(|n| n.trunc())
-}
-
-/// Recognizes `-A CHAIN -s NET -m comment --comment "autoblock until=.. rule=.." -j DROP`.
-fn parse_ban_rule(words: &[String]) -> Option<Ban> {
-    let (mut net, mut comment, mut drop) = (None, None, false);
-    let mut it = words.iter();
-    while let Some(w) = it.next() {
-        match w.as_str() {
-            "-s" | "--source" => net = Some(parse_net(it.next()?)?),
-            "-m" | "--match" if it.next()? == "comment" => {}
-            "--comment" => comment = Some(parse_comment(it.next()?)?),
-            "-j" | "--jump" if it.next()? == "DROP" => drop = true,
-            _ => return None,
-        }
-    }
-    let (until, reason) = comment?;
-    drop.then_some(Ban {
-        net: net?,
-        until,
-        reason,
-    })
-}
-
-/// Reads `table` from `iptables-save` output (one or many tables) for our `chain`; a rule that
-/// matches `set` (if given) counts as our match rule.
-pub(crate) fn parse_save(text: &str, table: &str, chain: &str, set: Option<&str>) -> TableState {
+/// Reads `table` from `iptables-save` output (one or many tables) of `family` for our
+/// `chain`; a rule that matches `set` (if given) counts as our match rule.
+pub(crate) fn parse_save(
+    text: &str,
+    table: &str,
+    chain: &str,
+    set: Option<&str>,
+    family: Family,
+) -> TableState {
     let mut st = TableState::default();
+    let mut lines = Vec::new();
     let mut in_table = false;
     let mut counters: Vec<(String, usize)> = Vec::new();
     let decl = format!(":{chain} ");
@@ -131,32 +144,38 @@ pub(crate) fn parse_save(text: &str, table: &str, chain: &str, set: Option<&str>
         if !in_table {
             continue;
         }
-        if line.starts_with(&decl) {
-            st.chain_exists = true;
+        if let Some(decl_line) = line.strip_prefix(':') {
+            st.chain_exists |= line.starts_with(&decl);
+            if let Some(name) = decl_line.split_whitespace().next() {
+                st.chains.push(name.to_string());
+            }
             continue;
         }
         let Some(rest) = line.strip_prefix("-A ") else {
             continue;
         };
-        let words = tokenize(rest);
+        let words = tokenize(rest, true);
         let Some((owner, args)) = words.split_first() else {
             continue;
         };
+        let is_match = |set: &str| {
+            args.len() == 7
+                && args[..3] == ["-m", "set", "--match-set"]
+                && args[3] == set
+                && args[4..] == ["src", "-j", "DROP"]
+        };
         if owner == chain {
-            let is_match = set.is_some_and(|set| {
-                args.len() == 7
-                    && args[..3] == ["-m", "set", "--match-set"]
-                    && args[3] == set
-                    && args[4..] == ["src", "-j", "DROP"]
-            });
-            if is_match {
+            if set.is_some_and(is_match) {
                 st.match_rules += 1;
-            } else if let Some(ban) = parse_ban_rule(args) {
-                st.bans.push(ban);
+            } else if let Some(l) = rule_text::parse_line(args, family) {
+                lines.push(l);
             } else {
                 st.foreign.push(line.to_string());
             }
             continue;
+        }
+        if owner.eq_ignore_ascii_case(chain) && set.is_some_and(is_match) {
+            st.set_users.push(owner.clone());
         }
         let pos = match counters.iter_mut().find(|(c, _)| c == owner) {
             Some((_, n)) => {
@@ -175,6 +194,7 @@ pub(crate) fn parse_save(text: &str, table: &str, chain: &str, set: Option<&str>
             }
         }
     }
+    st.classify(lines);
     st
 }
 
@@ -207,7 +227,7 @@ fn header_compatible(header: &str, inet: &str) -> bool {
 pub(crate) fn parse_ipset_save(text: &str, name: &str) -> Option<SetState> {
     let mut state: Option<SetState> = None;
     for line in text.lines() {
-        let words = tokenize(line);
+        let words = tokenize(line, false);
         match words.first().map(String::as_str) {
             Some("create") if words.get(1).is_some_and(|n| n == name) => {
                 state = Some(SetState {
@@ -226,9 +246,7 @@ pub(crate) fn parse_ipset_save(text: &str, name: &str) -> Option<SetState> {
                 while let Some(w) = it.next() {
                     match w.as_str() {
                         "timeout" => timeout = it.next().and_then(|t| t.parse::<u64>().ok()),
-                        "comment" => {
-                            comment = it.next().map(|c| sanitize_reason(c)).unwrap_or_default()
-                        }
+                        "comment" => comment = it.next().cloned().unwrap_or_default(),
                         "nomatch" => ok = false,
                         "packets" | "bytes" | "skbmark" | "skbprio" | "skbqueue" => {
                             it.next();

@@ -1,6 +1,7 @@
 //! Fixtures for the parsers: real `iptables-save` / `ipset` output shapes, plus odd cases.
 
 use super::*;
+use crate::rule::{Protocol, Rule, TcpFlags};
 use crate::tests_support::ban;
 
 /// iptables-save (nf_tables) with two tables, our chain holding ours, a duplicate, a foreign
@@ -27,7 +28,7 @@ COMMIT
 -A FORWARD -j AUTOBLOCK
 -A AUTOBLOCK -s 203.0.113.7/32 -m comment --comment "autoblock until=1795566000 rule=syn-flood" -j DROP
 -A AUTOBLOCK -s 10.0.0.0/8 -j ACCEPT
--A AUTOBLOCK -s 203.0.113.7/32 -m comment --comment "autoblock   rule=login-abuse    until=1795566100 " -j DROP
+-A AUTOBLOCK -s 203.0.113.7/32 -m comment --comment "autoblock   until=1795566100 rule=login abuse \"x\"" -j DROP
 -A AUTOBLOCK -s 192.0.2.1/32 -m comment --comment "someone else's note" -j DROP
 -A AUTOBLOCK -s 192.0.2.2/32 -p tcp -m comment --comment "autoblock until=5 rule=x" -j DROP
 -A AUTOBLOCK -m set --match-set autoblock4 src -j DROP
@@ -54,6 +55,7 @@ add autoblock4 203.0.113.7 timeout 599 comment "login-abuse"
 add autoblock4 10.1.0.0/16 timeout 0 comment "permanent, not ours"
 add autoblock4 10.2.0.0/16 timeout 30 nomatch comment "x"
 add autoblock4 198.51.100.0/24 timeout 20 comment "feed"
+add autoblock4 198.51.100.9 timeout 20 comment "abuse feed #42 \ x"
 "#;
 
 const IPSET_SAVE_V6: &str = r#"create autoblock6 hash:net family inet6 hashsize 1024 maxelem 1000 timeout 0 comment bucketsize 12 initval 0x76a1437e
@@ -76,21 +78,32 @@ Number of entries: 2
 #[test]
 fn tokenize_handles_quotes_and_escapes() {
     assert_eq!(
-        tokenize(r#"-A X --comment "a  b \"c\"" -j DROP"#),
-        vec!["-A", "X", "--comment", "a  b \"c\"", "-j", "DROP"]
+        tokenize(r#"-A X --comment "a  b \"c\" \\" -j DROP"#, true),
+        vec!["-A", "X", "--comment", "a  b \"c\" \\", "-j", "DROP"]
     );
-    assert_eq!(tokenize(r#"x "" y"#), vec!["x", "", "y"]);
+    assert_eq!(tokenize(r#"x "" y"#, true), vec!["x", "", "y"]);
+    // ipset prints comments raw: a backslash is just a backslash.
+    assert_eq!(
+        tokenize(r#"add s 10.0.0.1 comment "a\\b""#, false),
+        vec!["add", "s", "10.0.0.1", "comment", r"a\\b"]
+    );
 }
 
 #[test]
 fn filter_table_with_foreign_rules_duplicates_and_jumps() {
-    let st = parse_save(SAVE_V4_MIXED, "filter", "AUTOBLOCK", Some("autoblock4"));
+    let st = parse_save(
+        SAVE_V4_MIXED,
+        "filter",
+        "AUTOBLOCK",
+        Some("autoblock4"),
+        Family::V4,
+    );
     assert!(st.chain_exists);
     assert_eq!(
         st.bans,
         vec![
             ban("203.0.113.7/32", 1795566000, "syn-flood"),
-            ban("203.0.113.7/32", 1795566100, "login-abuse"),
+            ban("203.0.113.7/32", 1795566100, "login abuse \"x\""),
         ]
     );
     assert_eq!(st.match_rules, 1);
@@ -99,8 +112,18 @@ fn filter_table_with_foreign_rules_duplicates_and_jumps() {
         vec![
             "-A AUTOBLOCK -s 10.0.0.0/8 -j ACCEPT",
             r#"-A AUTOBLOCK -s 192.0.2.1/32 -m comment --comment "someone else's note" -j DROP"#,
-            r#"-A AUTOBLOCK -s 192.0.2.2/32 -p tcp -m comment --comment "autoblock until=5 rule=x" -j DROP"#,
         ]
+    );
+    // A source and a protocol: a typed rule of ours.
+    assert_eq!(
+        st.rules,
+        vec![RuleEntry {
+            rule: Rule::new()
+                .src("192.0.2.2/32".parse::<IpNet>().unwrap())
+                .protocol(Protocol::Tcp),
+            until: 5,
+            reason: "x".into()
+        }]
     );
     assert_eq!(st.jump_positions("INPUT"), &[2, 4]);
     assert_eq!(st.jump_positions("FORWARD"), &[1]);
@@ -110,23 +133,29 @@ fn filter_table_with_foreign_rules_duplicates_and_jumps() {
 
 #[test]
 fn raw_table_is_read_separately() {
-    let st = parse_save(SAVE_V4_MIXED, "raw", "AUTOBLOCK", None);
+    let st = parse_save(SAVE_V4_MIXED, "raw", "AUTOBLOCK", None, Family::V4);
     assert!(st.chain_exists);
     assert_eq!(st.bans, vec![ban("198.51.100.0/24", 50, "raw")]);
     assert_eq!(st.jump_positions("PREROUTING"), &[1]);
-    assert!(!parse_save(SAVE_V4_MIXED, "mangle", "AUTOBLOCK", None).chain_exists);
+    assert!(!parse_save(SAVE_V4_MIXED, "mangle", "AUTOBLOCK", None, Family::V4).chain_exists);
 }
 
 #[test]
 fn without_set_name_match_rule_is_foreign() {
-    let st = parse_save(SAVE_V4_MIXED, "filter", "AUTOBLOCK", None);
+    let st = parse_save(SAVE_V4_MIXED, "filter", "AUTOBLOCK", None, Family::V4);
     assert_eq!(st.match_rules, 0);
-    assert_eq!(st.foreign.len(), 4);
+    assert_eq!(st.foreign.len(), 3);
 }
 
 #[test]
 fn ipv6_rules() {
-    let st = parse_save(SAVE_V6, "filter", "AUTOBLOCK", Some("autoblock6"));
+    let st = parse_save(
+        SAVE_V6,
+        "filter",
+        "AUTOBLOCK",
+        Some("autoblock6"),
+        Family::V6,
+    );
     assert_eq!(
         st.bans,
         vec![
@@ -139,26 +168,76 @@ fn ipv6_rules() {
 
 #[test]
 fn missing_chain() {
-    let st = parse_save(SAVE_NO_CHAIN, "filter", "AUTOBLOCK", None);
+    let st = parse_save(SAVE_NO_CHAIN, "filter", "AUTOBLOCK", None, Family::V4);
     assert_eq!(
         st,
         TableState {
-            jumps: vec![],
+            chains: vec!["INPUT".into()],
             ..Default::default()
         }
     );
 }
 
+/// Typed rules beside bans: a log-and-drop pair, a reject, a lone log line (damage), and a
+/// chain named like ours but for case that matches our set.
+const SAVE_TYPED: &str = r#"*filter
+:INPUT ACCEPT [0:0]
+:AUTOBLOCK - [0:0]
+:autoblock - [0:0]
+-A INPUT -j AUTOBLOCK
+-A AUTOBLOCK -m set --match-set autoblock4 src -j DROP
+-A AUTOBLOCK -d 10.10.10.10/32 -p udp -m udp --sport 4500 -m comment --comment "autoblock until=90 rule=ike flood" -m limit --limit 10/sec --limit-burst 20 -j LOG --log-prefix "AUTOBLOCK "
+-A AUTOBLOCK -d 10.10.10.10/32 -p udp -m udp --sport 4500 -m comment --comment "autoblock until=90 rule=ike flood" -j DROP
+-A AUTOBLOCK -s 198.51.100.0/24 -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "autoblock until=80 rule=scan" -j REJECT --reject-with icmp-port-unreachable
+-A AUTOBLOCK -s 192.0.2.1/32 -p icmp -m comment --comment "autoblock until=70 rule=x" -m limit --limit 10/sec --limit-burst 20 -j LOG --log-prefix "AUTOBLOCK "
+-A AUTOBLOCK -m comment --comment "autoblock until=95 rule=oops" -j DROP
+-A autoblock -m set --match-set autoblock4 src -j DROP
+COMMIT
+"#;
+
 #[test]
-fn comments() {
-    assert_eq!(
-        parse_comment("autoblock until=7 rule=a"),
-        Some((7, "a".into()))
+fn typed_rules_pair_and_orphans_count() {
+    let st = parse_save(
+        SAVE_TYPED,
+        "filter",
+        "AUTOBLOCK",
+        Some("autoblock4"),
+        Family::V4,
     );
-    assert_eq!(parse_comment(" autoblock\tuntil=7 "), Some((7, "-".into())));
-    assert_eq!(parse_comment("autoblock rule=a"), None);
-    assert_eq!(parse_comment("autoblock until=x rule=a"), None);
-    assert_eq!(parse_comment("other until=7"), None);
+    assert_eq!(st.match_rules, 1);
+    assert!(st.bans.is_empty() && st.foreign.is_empty(), "{st:?}");
+    let sig = Rule::new()
+        .dst("10.10.10.10/32".parse::<IpNet>().unwrap())
+        .protocol(Protocol::Udp)
+        .sport(4500);
+    let scan = Rule::new()
+        .src("198.51.100.0/24".parse::<IpNet>().unwrap())
+        .protocol(Protocol::Tcp)
+        .tcp_flags(TcpFlags::syn());
+    assert_eq!(
+        st.rules,
+        vec![
+            RuleEntry {
+                rule: sig.action(Action::LogAndDrop),
+                until: 90,
+                reason: "ike flood".into()
+            },
+            RuleEntry {
+                rule: scan.action(Action::Reject),
+                until: 80,
+                reason: "scan".into()
+            },
+        ]
+    );
+    // The lone log line, and a drop-all left by an older version (`-s 0.0.0.0/0` is not printed).
+    assert_eq!(st.orphans, 2);
+    assert_eq!(st.set_users, ["autoblock"]);
+    // Without a set of ours, nobody shares it.
+    assert!(
+        parse_save(SAVE_TYPED, "filter", "AUTOBLOCK", None, Family::V4)
+            .set_users
+            .is_empty()
+    );
 }
 
 #[test]
@@ -175,6 +254,11 @@ fn ipset_save_entries() {
                 "login-abuse".to_string()
             ),
             ("198.51.100.0/24".parse().unwrap(), 20, "feed".to_string()),
+            (
+                "198.51.100.9/32".parse().unwrap(),
+                20,
+                r"abuse feed #42 \ x".to_string()
+            ),
         ]
     );
     let st6 = parse_ipset_save(IPSET_SAVE_V6, "autoblock6").unwrap();

@@ -1,20 +1,25 @@
 //! Restore text (pure): `iptables-restore --noflush` input for appends, chain rebuilds, jump
 //! fixes and removal, and `ipset restore` input. Every value that reaches this text is typed
-//! (nets, numbers) or already validated (chain, hook, set names, sanitized reasons).
+//! (nets, numbers) or already validated (chain, hook and set names; reasons without `"` or
+//! control characters, escaped for iptables where needed).
 
 use std::fmt::Write;
 
-use super::ban::Ban;
+use super::ban::{Ban, RuleEntry};
+use super::rule::Rule;
+use super::rule_text::entry_lines;
 
 /// The kernel's largest ipset timeout, in seconds.
 pub(crate) const IPSET_MAX_TIMEOUT: u64 = 2_147_483;
 
 /// `-A CHAIN -s NET -m comment --comment "autoblock until=U rule=R" -j DROP`
 pub(crate) fn ban_rule(chain: &str, ban: &Ban) -> String {
-    format!(
-        "-A {chain} -s {} -m comment --comment \"autoblock until={} rule={}\" -j DROP",
-        ban.net, ban.until, ban.reason
-    )
+    entry_lines(chain, &Rule::from(ban.net), ban.until, &ban.reason).concat()
+}
+
+/// The `-A` lines of a typed rule (two for [`Action::LogAndDrop`](super::Action::LogAndDrop)).
+pub(crate) fn typed_rule(chain: &str, e: &RuleEntry) -> Vec<String> {
+    entry_lines(chain, &e.rule, e.until, &e.reason)
 }
 
 /// `-A CHAIN -m set --match-set SET src -j DROP`
@@ -64,18 +69,30 @@ pub(crate) fn restore(chain: &str, edits: &[TableEdit]) -> String {
     out
 }
 
-/// Input for `iptables-restore --noflush` that removes our chain from each table:
-/// (table, [(hook, jump copies)]).
-pub(crate) fn remove(chain: &str, tables: &[(String, Vec<(String, usize)>)]) -> String {
+/// One table's part of a removal: the table, the jumps to delete (hook, copies), and the
+/// foreign rules to keep (when there are any, the chain stays, holding only them).
+pub(crate) type Removal = (String, Vec<(String, usize)>, Vec<String>);
+
+/// Input for `iptables-restore --noflush` that removes our jumps and our rules from each table,
+/// and our chain too unless foreign rules are kept in it.
+pub(crate) fn remove(chain: &str, tables: &[Removal]) -> String {
     let mut out = String::new();
-    for (table, jumps) in tables {
+    for (table, jumps, keep) in tables {
         let _ = writeln!(out, "*{table}");
         for (hook, n) in jumps {
             for _ in 0..*n {
                 let _ = writeln!(out, "-D {hook} -j {chain}");
             }
         }
-        let _ = writeln!(out, "-F {chain}\n-X {chain}\nCOMMIT");
+        if keep.is_empty() {
+            let _ = writeln!(out, "-F {chain}\n-X {chain}");
+        } else {
+            let _ = writeln!(out, ":{chain} - [0:0]");
+            for rule in keep {
+                let _ = writeln!(out, "{rule}");
+            }
+        }
+        out.push_str("COMMIT\n");
     }
     out
 }
@@ -85,7 +102,8 @@ pub(crate) fn ipset_create(name: &str, inet: &str, maxelem: u32) -> String {
     format!("create {name} hash:net family {inet} timeout 0 comment maxelem {maxelem}\n")
 }
 
-/// `add SET NET timeout T comment "R"`, T = seconds from `now` to the ban's end, 1..=max.
+/// `add SET NET timeout T comment "R"`, T = seconds from `now` to the ban's end, 1..=max. The
+/// reason goes in raw: ipset takes everything between the quotes literally.
 pub(crate) fn ipset_add(set: &str, ban: &Ban, now: u64) -> String {
     let timeout = ban.until.saturating_sub(now).clamp(1, IPSET_MAX_TIMEOUT);
     format!(
@@ -180,13 +198,18 @@ mod tests {
             (
                 "filter".to_string(),
                 vec![("INPUT".to_string(), 1), ("FORWARD".to_string(), 2)],
+                vec![],
             ),
-            ("raw".to_string(), vec![]),
+            (
+                "raw".to_string(),
+                vec![],
+                vec!["-A AB -s 10.0.0.0/8 -j RETURN".to_string()],
+            ),
         ];
         assert_eq!(
             remove("AB", &t),
             "*filter\n-D INPUT -j AB\n-D FORWARD -j AB\n-D FORWARD -j AB\n-F AB\n-X AB\nCOMMIT\n\
-             *raw\n-F AB\n-X AB\nCOMMIT\n"
+             *raw\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n"
         );
     }
 

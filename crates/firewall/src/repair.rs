@@ -8,7 +8,7 @@ use std::fmt;
 use super::ban::{Ban, Family};
 use super::engine::State;
 use super::mirror::Mirror;
-use super::parse;
+use super::parse::{self, TableState};
 use super::render::{self, TableEdit};
 use super::{Firewall, FirewallError};
 
@@ -23,14 +23,14 @@ pub enum Repair {
         /// The table (`filter`, `raw`, `mangle`).
         table: String,
     },
-    /// Our chain held fewer or more ban rules than we hold bans (flushed or edited); it was
-    /// rebuilt with `rules` ban rules (iptables backend).
+    /// Our chain held fewer or more of our rules than we hold entries (flushed or edited); it
+    /// was rebuilt with `rules` of them (ban rules with the iptables backend, plus typed rules).
     ChainRebuilt {
         /// Which tool's tables.
         family: Family,
         /// The table.
         table: String,
-        /// Ban rules the chain holds now.
+        /// Entries the chain holds now.
         rules: usize,
     },
     /// The `--match-set` rule was missing or duplicated and was put back once (ipset backend).
@@ -118,82 +118,20 @@ impl Firewall {
     pub(crate) fn repair(&self, state: &mut State, now: u64) -> Result<Vec<Repair>, FirewallError> {
         let mut repairs = Vec::new();
         if self.ipset() {
-            // The kernel has dropped these already.
-            state.mirror.take_due(now);
-            let names = self.ipset_names()?;
-            let mut text = String::new();
-            for family in Family::BOTH {
-                let set = self.set_name(family);
-                let live: Vec<Ban> = state.mirror.family(family).collect();
-                let refill = |text: &mut String| {
-                    for b in &live {
-                        text.push_str(&render::ipset_add(&set, b, now));
-                    }
-                };
-                if !names.contains(&set) {
-                    text.push_str(&render::ipset_create(
-                        &set,
-                        family.inet(),
-                        self.settings.maxelem,
-                    ));
-                    refill(&mut text);
-                    repairs.push(Repair::SetRecreated {
-                        family,
-                        set: set.clone(),
-                        entries: live.len(),
-                    });
-                    continue;
-                }
-                let terse = self.exec.run(&["ipset", "list", "-t", &set], None)?;
-                let (header, count) = parse::parse_ipset_terse(&terse).unwrap_or_default();
-                if !parse::terse_compatible(&header, family.inet()) {
-                    return Err(FirewallError::IncompatibleSet {
-                        name: set,
-                        family: family.inet(),
-                        header,
-                    });
-                }
-                if count < live.len() {
-                    refill(&mut text);
-                    repairs.push(Repair::SetRefilled {
-                        family,
-                        set: set.clone(),
-                        entries: live.len(),
-                    });
-                }
-            }
-            self.ipset_restore(&text)?;
+            self.repair_sets(state, now, &mut repairs)?;
         }
         for family in Family::BOTH {
             let mut edits = Vec::new();
             for table in &self.settings.tables {
                 let st = self.read_table(family, table)?;
-                let mut rebuild = true;
-                if !st.chain_exists {
-                    repairs.push(Repair::ChainRecreated {
-                        family,
-                        table: table.clone(),
-                    });
-                } else {
+                let problem = self.chain_problem(state, &st, family, table);
+                if st.chain_exists {
                     state
                         .foreign
                         .insert((family, table.clone()), st.foreign.clone());
-                    if self.ipset() && (st.match_rules != 1 || !st.bans.is_empty()) {
-                        repairs.push(Repair::MatchRuleRestored {
-                            family,
-                            table: table.clone(),
-                        });
-                    } else if !self.ipset() && st.bans.len() != state.mirror.count(family) {
-                        let rules = state.mirror.count(family);
-                        repairs.push(Repair::ChainRebuilt {
-                            family,
-                            table: table.clone(),
-                            rules,
-                        });
-                    } else {
-                        rebuild = false;
-                    }
                 }
+                let rebuild = problem.is_some();
+                repairs.extend(problem);
                 let jumps = self.jump_fixes(table, &st);
                 for (hook, _) in &jumps {
                     repairs.push(Repair::JumpRestored {
@@ -203,7 +141,7 @@ impl Firewall {
                     });
                 }
                 let rules = if rebuild {
-                    self.chain_body(state, &state.mirror, family, table)
+                    self.chain_body(&state.foreign, &state.mirror, &state.rules, family, table)
                 } else {
                     Vec::new()
                 };
@@ -219,9 +157,94 @@ impl Firewall {
         Ok(repairs)
     }
 
+    /// What is wrong with our chain in one table (by counts), as the repair that fixes it.
+    fn chain_problem(
+        &self,
+        state: &State,
+        st: &TableState,
+        family: Family,
+        table: &str,
+    ) -> Option<Repair> {
+        let table = table.to_string();
+        if !st.chain_exists {
+            return Some(Repair::ChainRecreated { family, table });
+        }
+        if self.ipset() && (st.match_rules != 1 || !st.bans.is_empty()) {
+            return Some(Repair::MatchRuleRestored { family, table });
+        }
+        let bans = if self.ipset() {
+            0
+        } else {
+            state.mirror.count(family)
+        };
+        let rules = state.rules.count(family);
+        (st.bans.len() != bans || st.rules.len() != rules || st.orphans > 0).then(|| {
+            Repair::ChainRebuilt {
+                family,
+                table,
+                rules: bans + rules,
+            }
+        })
+    }
+
+    fn repair_sets(
+        &self,
+        state: &mut State,
+        now: u64,
+        repairs: &mut Vec<Repair>,
+    ) -> Result<(), FirewallError> {
+        // The kernel has dropped these already.
+        state.mirror.take_due(now);
+        let names = self.ipset_names()?;
+        let mut text = String::new();
+        for family in Family::BOTH {
+            let set = self.set_name(family);
+            let live: Vec<&Ban> = state.mirror.family(family).collect();
+            let refill = |text: &mut String| {
+                for b in &live {
+                    text.push_str(&render::ipset_add(&set, b, now));
+                }
+            };
+            if !names.contains(&set) {
+                text.push_str(&render::ipset_create(
+                    &set,
+                    family.inet(),
+                    self.settings.maxelem,
+                ));
+                refill(&mut text);
+                repairs.push(Repair::SetRecreated {
+                    family,
+                    set: set.clone(),
+                    entries: live.len(),
+                });
+                continue;
+            }
+            let terse = self.exec.run(&["ipset", "list", "-t", &set], None)?;
+            let (header, count) = parse::parse_ipset_terse(&terse).unwrap_or_default();
+            if !parse::terse_compatible(&header, family.inet()) {
+                return Err(FirewallError::IncompatibleSet {
+                    name: set,
+                    family: family.inet(),
+                    header,
+                });
+            }
+            if count < live.len() {
+                refill(&mut text);
+                repairs.push(Repair::SetRefilled {
+                    family,
+                    set: set.clone(),
+                    entries: live.len(),
+                });
+            }
+        }
+        self.ipset_restore(&text)
+    }
+
+    /// Removes our jumps, rules and sets (see [`Firewall::flush`]): a chain holding foreign
+    /// rules stays, with only those.
     pub(crate) fn remove_all(&self, state: &mut State) -> Result<(), FirewallError> {
         for family in Family::BOTH {
-            let mut tables = Vec::new();
+            let mut tables: Vec<render::Removal> = Vec::new();
             for table in &self.settings.tables {
                 let st = self.read_table(family, table)?;
                 if !st.chain_exists {
@@ -234,7 +257,7 @@ impl Firewall {
                     .filter(|h| &h.table == table)
                     .map(|h| (h.chain.clone(), st.jump_positions(&h.chain).len()))
                     .collect();
-                tables.push((table.clone(), jumps));
+                tables.push((table.clone(), jumps, st.foreign));
             }
             if !tables.is_empty() {
                 let text = render::remove(&self.settings.chain, &tables);
@@ -255,6 +278,7 @@ impl Firewall {
             self.ipset_restore(&text)?;
         }
         state.mirror = Mirror::default();
+        state.rules = Mirror::default();
         state.foreign.clear();
         Ok(())
     }

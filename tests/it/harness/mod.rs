@@ -2,12 +2,16 @@
 //! (a test that needs root or `../shared/pcaps` prints why it skips, and fails when `CI=true`).
 //! A test states only its scenario: `if !require_root() { return; }` names the test by itself
 //! (libtest runs each test on a thread named after its path). `netns` makes network
-//! namespaces, `daemon` runs the real daemon inside one.
+//! namespaces, `daemon` runs the real daemon inside one; `nspawn_root`, `nspawn` and `systemd`
+//! boot the installed package under a real systemd in a container.
 
 #![allow(dead_code)]
 
 pub mod daemon;
 pub mod netns;
+pub mod nspawn;
+pub mod nspawn_root;
+pub mod systemd;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -70,6 +74,45 @@ pub fn require_root() -> bool {
         );
         false
     }
+}
+
+/// True when `tool` is on PATH; otherwise skip (or fail on CI: `make deps` installs it).
+pub fn require_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        skip_or_fail(
+            &test_name(),
+            &format!("{tool} is missing (make deps installs it)"),
+        );
+    }
+    found
+}
+
+/// The .deb of this version that `make deb` built, or skip (fail on CI).
+pub fn require_deb() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debian");
+    let prefix = format!("autoblock_{}-", env!("CARGO_PKG_VERSION"));
+    let deb = std::fs::read_dir(&dir).ok().and_then(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
+            })
+            .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+    });
+    if deb.is_none() {
+        skip_or_fail(
+            &test_name(),
+            &format!("no {prefix}*.deb in {}: run `make deb`", dir.display()),
+        );
+    }
+    deb
 }
 
 /// The `autoblock` binary built for these tests.

@@ -1,5 +1,5 @@
 //! Enforcement benchmark driver (run by `benches/enforce.sh`, as root, against a namespace):
-//! times applying, expiring and repairing bans through `autoblock::firewall`, or leaves N bans
+//! times applying, expiring and repairing bans through `autoblock_firewall`, or leaves N bans
 //! in place for a throughput run.
 //!
 //! `enforce --netns NS --backend iptables|ipset --mode timing|fill|flush [--bans N]`
@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+use autoblock_firewall::{Backend, Batch, Firewall, FirewallOptions};
 
 /// The i-th address of 198.18.0.0/15 (the benchmarking range), never one the traffic uses.
 fn addr(i: u32) -> IpAddr {
@@ -23,11 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .cloned()
     };
     let netns = get("--netns").ok_or("--netns NS is required")?;
-    let backend = match get("--backend").as_deref() {
-        Some("iptables") => Backend::Iptables,
-        Some("ipset") => Backend::Ipset,
-        _ => return Err("--backend iptables|ipset".into()),
-    };
+    let backend: Backend = get("--backend")
+        .ok_or("--backend iptables|ipset is required")?
+        .parse()?;
     let bans: u32 = get("--bans")
         .map(|b| b.parse())
         .transpose()?
@@ -36,16 +34,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = FirewallOptions::new(backend, "AUTOBLOCK")
         .netns(netns)
         .maxelem(2 * bans.max(100_000));
-    let name = format!("{backend:?}").to_lowercase();
+    let name = backend.to_string();
     match mode.as_str() {
         "fill" => {
             let fw = Firewall::open(opts)?;
-            let mut batch = fw.batch();
+            let mut batch = Batch::new();
             for i in 0..bans {
                 batch.block(addr(i), Duration::from_secs(3600), "bench");
             }
             let t = Instant::now();
-            batch.commit()?;
+            check(fw.commit(batch)?)?;
             println!(
                 "{name} fill bans={bans} commit_s={:.3}",
                 t.elapsed().as_secs_f64()
@@ -63,22 +61,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "timing" => {
             let fw = Firewall::open(opts)?;
             // Apply `bans` short and `bans` long bans: two commits, each one process call.
-            let mut batch = fw.batch();
+            let mut batch = Batch::new();
             for i in 0..bans {
                 batch.block(addr(i), Duration::from_secs(30), "short");
             }
             let t = Instant::now();
-            batch.commit()?;
+            check(fw.commit(batch)?)?;
             println!(
                 "{name} apply bans={bans} s={:.3}",
                 t.elapsed().as_secs_f64()
             );
-            let mut batch = fw.batch();
+            let mut batch = Batch::new();
             for i in bans..2 * bans {
                 batch.block(addr(i), Duration::from_secs(3600), "long");
             }
             let t = Instant::now();
-            batch.commit()?;
+            check(fw.commit(batch)?)?;
             println!(
                 "{name} apply bans={bans} present={bans} s={:.3}",
                 t.elapsed().as_secs_f64()
@@ -88,17 +86,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let due = fw.expire_due(SystemTime::now() + Duration::from_secs(31))?;
             println!(
                 "{name} expire bans={} present={} s={:.3}",
-                due.len(),
+                due.bans.len(),
                 2 * bans,
                 t.elapsed().as_secs_f64()
             );
             // Explicit removal of the long ones (a rebuild to empty for iptables, `del` lines for ipset).
-            let mut batch = fw.batch();
+            let mut batch = Batch::new();
             for i in bans..2 * bans {
                 batch.unblock(addr(i));
             }
             let t = Instant::now();
-            batch.commit()?;
+            check(fw.commit(batch)?)?;
             println!(
                 "{name} unblock bans={bans} s={:.3}",
                 t.elapsed().as_secs_f64()
@@ -108,4 +106,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown --mode {other}").into()),
     }
     Ok(())
+}
+
+/// Every ban of the benchmark is a plain address: none may be refused.
+fn check(done: autoblock_firewall::Committed) -> Result<(), String> {
+    match done.refused.first() {
+        Some(r) => Err(r.to_string()),
+        None => Ok(()),
+    }
 }

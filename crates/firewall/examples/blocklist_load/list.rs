@@ -1,17 +1,19 @@
 //! Blocklist text -> nets, with every bad line reported by number. Pure.
 //!
 //! One address or CIDR per line; `#` starts a comment (whole line or after the entry); blank
-//! lines are ignored. Host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`); duplicates
-//! collapse. A `/0` is refused: it would block everyone.
+//! lines are ignored; duplicates collapse. A prefix with host bits set (`10.1.2.3/8`) is a bad
+//! line that names the network it lies in: the list says something other than what it means.
+//! What the firewall refuses to block (`0.0.0.0/0`, loopback, ...) is its business: the commit
+//! reports it.
 
 use std::collections::BTreeSet;
 
-use autoblock::firewall::IpNet;
+use autoblock_firewall::IpNet;
 
 /// What a blocklist holds.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    /// The nets to block, normalized and without duplicates.
+    /// The nets to block, without duplicates.
     pub nets: BTreeSet<IpNet>,
     /// Lines that are not entries: (1-based line number, what is wrong).
     pub bad: Vec<(usize, String)>,
@@ -43,10 +45,13 @@ fn parse_entry(entry: &str) -> Result<IpNet, String> {
             .map(IpNet::from)
             .map_err(|_| format!("`{entry}` is not an IP address or CIDR"))?,
     };
-    if net.prefix_len() == 0 {
-        return Err(format!("`{entry}` would block every address"));
+    if net.trunc() != net {
+        return Err(format!(
+            "`{entry}` has host bits set (did you mean {}?)",
+            net.trunc()
+        ));
     }
-    Ok(net.trunc())
+    Ok(net)
 }
 
 #[cfg(test)]
@@ -63,7 +68,7 @@ mod tests {
         assert_eq!(
             nets,
             [
-                "10.0.0.0/8",
+                "0.0.0.0/0",
                 "198.51.100.0/24",
                 "203.0.113.7/32",
                 "2001:db8::5/128",
@@ -71,7 +76,12 @@ mod tests {
             ]
         );
         let lines: Vec<usize> = p.bad.iter().map(|(n, _)| *n).collect();
-        assert_eq!(lines, [9, 10, 11]);
-        assert!(p.bad[0].1.contains("example.com"));
+        assert_eq!(lines, [5, 9, 10]);
+        assert!(
+            p.bad[0].1.contains("did you mean 10.0.0.0/8"),
+            "{:?}",
+            p.bad
+        );
+        assert!(p.bad[1].1.contains("example.com"));
     }
 }

@@ -1,17 +1,19 @@
 //! Loads a blocklist file (an abuse feed) into the firewall in one commit, through
-//! `autoblock::firewall`, and keeps it in sync: entries loaded earlier with the same reason that
-//! are no longer in the file are unblocked in that same commit.
+//! `autoblock_firewall` alone, and keeps it in sync: entries loaded earlier with the same reason
+//! that are no longer in the file are unblocked in that same commit.
 //!
 //! ```text
 //! blocklist_load --file PATH --chain NAME --backend ipset|iptables [--netns NS]
 //!                [--ttl 1d] [--reason feed] [--skip-bad]
 //! ```
 //!
-//! Every listed net is (re)blocked for `--ttl` from now, so running it from cron more often
-//! than the TTL keeps the list in force. Bad lines are all reported with their line numbers;
-//! without `--skip-bad` the program then exits 2 before touching the kernel. Exit status: 0
-//! loaded, 1 firewall error (with the command, its exit status and stderr), 2 bad arguments,
-//! unreadable file or bad lines.
+//! Every listed net is blocked for `--ttl` from now (a ban that already lasts longer is kept),
+//! so running it from cron more often than the TTL keeps the list in force. Lines that are not
+//! addresses are all reported with their line numbers; without `--skip-bad` the program then
+//! exits 2 before touching the kernel. Entries the firewall refuses to block (`0.0.0.0/0`,
+//! loopback, ...) are reported one by one and the rest is loaded: one bad line does not sink
+//! the feed. Exit status: 0 loaded, 1 firewall error (with the command, its exit status and
+//! stderr), 2 bad arguments, unreadable file or bad lines.
 
 mod list;
 
@@ -20,9 +22,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use autoblock::config::duration;
-use autoblock::firewall::{Backend, Firewall, FirewallError, FirewallOptions, IpNet};
-use clap::{Parser, ValueEnum};
+use autoblock_firewall::{
+    Backend, Batch, Firewall, FirewallError, FirewallOptions, IpNet, Refused,
+};
+use clap::Parser;
 
 #[derive(Debug, Parser)]
 #[command(about = "Load a blocklist file into the firewall in one commit")]
@@ -33,17 +36,17 @@ struct Args {
     /// Our iptables chain (the ipset backend names its sets after it).
     #[arg(long)]
     chain: String,
-    /// How bans are held in the kernel.
-    #[arg(long, value_enum)]
-    backend: BackendArg,
+    /// How bans are held in the kernel: ipset or iptables.
+    #[arg(long, value_parser = |s: &str| s.parse::<Backend>())]
+    backend: Backend,
     /// Manage the firewall of this network namespace instead of the host's.
     #[arg(long)]
     netns: Option<String>,
-    /// How long each ban lasts from this run.
-    #[arg(long, default_value = "1d", value_parser = duration::parse)]
+    /// How long each ban lasts from this run: a whole number of s, m, h or d.
+    #[arg(long, default_value = "1d", value_parser = ttl)]
     ttl: Duration,
-    /// Tags this list's bans (1-64 of `[A-Za-z0-9_.:-]`); bans with this reason that are not in
-    /// the file are removed.
+    /// Tags this list's bans (1-128 bytes, no `"`, no control characters; kept verbatim); bans
+    /// with this reason that are not in the file are removed.
     #[arg(long, default_value = "feed", value_parser = reason)]
     reason: String,
     /// Skip bad lines (still reported) instead of refusing the whole file.
@@ -51,21 +54,28 @@ struct Args {
     skip_bad: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum BackendArg {
-    Ipset,
-    Iptables,
+/// `90s`, `10m`, `2h`, `1d`.
+fn ttl(s: &str) -> Result<Duration, String> {
+    let bad = || format!("expected a duration such as 90s, 10m, 2h or 1d, found `{s}`");
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(bad)
 }
 
-/// Accepts only reasons the library keeps unchanged, so bans can be matched back to this list.
+/// Accepts what the firewall keeps verbatim, so bans can be matched back to this list.
 fn reason(s: &str) -> Result<String, String> {
-    let ok = (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+    let ok = (1..=128).contains(&s.len()) && !s.contains('"') && !s.chars().any(char::is_control);
     if ok {
         Ok(s.to_string())
     } else {
-        Err("1-64 characters of [A-Za-z0-9_.:-]".into())
+        Err("1-128 bytes, no `\"`, no control characters".into())
     }
 }
 
@@ -91,12 +101,16 @@ fn main() -> ExitCode {
     }
     match load(&args, &parsed.nets) {
         Ok(report) => {
+            for r in &report.refused {
+                eprintln!("{}: {r}", args.file.display());
+            }
             println!(
-                "blocked {} nets ({} new), unblocked {} no longer listed, skipped {} bad lines; commit took {:.3} s",
-                parsed.nets.len(),
+                "blocked {} nets ({} new), unblocked {} no longer listed, skipped {} bad lines, {} refused; commit took {:.3} s",
+                parsed.nets.len() - report.refused.len(),
                 report.new,
                 report.removed,
                 parsed.bad.len(),
+                report.refused.len(),
                 report.commit.as_secs_f64()
             );
             ExitCode::SUCCESS
@@ -112,21 +126,18 @@ fn main() -> ExitCode {
 struct Report {
     new: usize,
     removed: usize,
+    refused: Vec<Refused>,
     commit: Duration,
 }
 
 /// Opens the firewall, and in one commit blocks every net in `nets` and unblocks the nets
 /// carrying our reason that are not in it.
 fn load(args: &Args, nets: &BTreeSet<IpNet>) -> Result<Report, FirewallError> {
-    let backend = match args.backend {
-        BackendArg::Ipset => Backend::Ipset,
-        BackendArg::Iptables => Backend::Iptables,
-    };
     // Room for the list twice over (applies when the sets are created).
     let maxelem = u32::try_from(nets.len().saturating_mul(2))
         .unwrap_or(u32::MAX)
         .max(100_000);
-    let mut opts = FirewallOptions::new(backend, &args.chain).maxelem(maxelem);
+    let mut opts = FirewallOptions::new(args.backend, &args.chain).maxelem(maxelem);
     if let Some(ns) = &args.netns {
         opts = opts.netns(ns);
     }
@@ -137,7 +148,7 @@ fn load(args: &Args, nets: &BTreeSet<IpNet>) -> Result<Report, FirewallError> {
         .filter(|b| b.reason == args.reason)
         .map(|b| b.net)
         .collect();
-    let mut batch = fw.batch();
+    let mut batch = Batch::new();
     for net in nets {
         batch.block(*net, args.ttl, &args.reason);
     }
@@ -146,10 +157,12 @@ fn load(args: &Args, nets: &BTreeSet<IpNet>) -> Result<Report, FirewallError> {
         batch.unblock(**net);
     }
     let start = Instant::now();
-    batch.commit()?;
+    let refused = fw.commit(batch)?.refused;
+    let is_refused = |net: &IpNet| refused.iter().any(|r| r.rule.src == Some(*net));
     Ok(Report {
-        new: nets.difference(&ours).count(),
+        new: nets.difference(&ours).filter(|n| !is_refused(n)).count(),
         removed: stale.len(),
+        refused,
         commit: start.elapsed(),
     })
 }

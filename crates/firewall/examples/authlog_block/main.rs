@@ -1,5 +1,5 @@
 //! Blocks addresses that fail sshd logins too often, from the auth log, through
-//! `autoblock::firewall` (the library, without autoblock's packet detector).
+//! `autoblock_firewall` alone (the library, without autoblock's packet detector).
 //!
 //! ```text
 //! authlog_block --log /var/log/auth.log --chain SSHGUARD --backend ipset|iptables
@@ -17,9 +17,11 @@
 //!
 //! Changes go to the kernel in one batch per read cycle, not per line. With the iptables
 //! backend the example also expires bans itself each cycle (`expire_due`); ipset bans end in
-//! the kernel. Exit status: 0 done, 1 firewall error (the message has the command, its exit
-//! status and stderr), 2 bad arguments or unreadable log.
+//! the kernel. An address the library refuses (loopback, a protected net...) is reported and
+//! skipped. Exit status: 0 done, 1 firewall error (the message has the command, its exit status
+//! and stderr), 2 bad arguments or unreadable log.
 
+mod duration;
 mod sshd;
 mod tail;
 mod window;
@@ -28,9 +30,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use autoblock::config::duration;
-use autoblock::firewall::{Backend, Firewall, FirewallError, FirewallOptions};
-use clap::{Parser, ValueEnum};
+use autoblock_firewall::{Backend, Batch, Firewall, FirewallError, FirewallOptions};
+use clap::Parser;
 
 use tail::Tail;
 use window::Failures;
@@ -47,9 +48,9 @@ struct Args {
     /// Our iptables chain (the ipset backend names its sets after it).
     #[arg(long)]
     chain: String,
-    /// How bans are held in the kernel.
-    #[arg(long, value_enum)]
-    backend: BackendArg,
+    /// How bans are held in the kernel: ipset or iptables.
+    #[arg(long, value_parser = |s: &str| s.parse::<Backend>())]
+    backend: Backend,
     /// Manage the firewall of this network namespace instead of the host's.
     #[arg(long)]
     netns: Option<String>,
@@ -73,18 +74,8 @@ struct Args {
     follow: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum BackendArg {
-    Ipset,
-    Iptables,
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
-    let backend = match args.backend {
-        BackendArg::Ipset => Backend::Ipset,
-        BackendArg::Iptables => Backend::Iptables,
-    };
     let mut tail = match Tail::open(&args.log, !args.once) {
         Ok(t) => t,
         Err(e) => {
@@ -92,7 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut opts = FirewallOptions::new(backend, &args.chain);
+    let mut opts = FirewallOptions::new(args.backend, &args.chain);
     if let Some(ns) = &args.netns {
         opts = opts.netns(ns);
     }
@@ -134,7 +125,7 @@ fn cycle(
     lines: &[String],
 ) -> Result<(), FirewallError> {
     let now = Instant::now();
-    let mut batch = fw.batch();
+    let mut batch = Batch::new();
     let mut blocked = Vec::new();
     for addr in lines.iter().filter_map(|l| sshd::failed_login(l)) {
         if failures.record(addr, now) {
@@ -143,8 +134,16 @@ fn cycle(
         }
     }
     if !batch.is_empty() {
-        batch.commit()?;
-        for addr in blocked {
+        let refused = fw.commit(batch)?.refused;
+        for r in &refused {
+            eprintln!("{r}");
+        }
+        let was_refused = |addr: &std::net::IpAddr| {
+            refused
+                .iter()
+                .any(|r| r.rule == autoblock_firewall::Rule::from(*addr))
+        };
+        for addr in blocked.into_iter().filter(|a| !was_refused(a)) {
             println!(
                 "blocked {addr} for {} ({} failures within {})",
                 duration::format(args.ban),
@@ -154,7 +153,7 @@ fn cycle(
         }
     }
     failures.prune(now);
-    for ban in fw.expire_due(SystemTime::now())? {
+    for ban in fw.expire_due(SystemTime::now())?.bans {
         let net = ban.net;
         if net.prefix_len() == net.max_prefix_len() {
             println!("unblocked {} (expired; {})", net.addr(), ban.reason);
