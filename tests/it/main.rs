@@ -1,24 +1,20 @@
-//! One integration-test binary with themed modules (see each module's `//!`).
+//! One integration-test binary: themed modules (see each module's `//!`) and `harness/` (skip
+//! rules, network namespaces, a running daemon) apart from them.
 
 mod check;
 mod control;
 mod daemon;
-mod daemon_util;
 mod enforcer;
 mod examples;
 mod firewall;
 mod firewall_guard;
 mod firewall_rules;
 mod firewall_standalone;
+mod harness;
 mod layout;
 mod live;
-mod netns;
-mod nspawn;
-mod nspawn_root;
 mod packaging;
 mod packet_pcaps;
 mod replay;
 mod systemd;
 mod systemd_pending;
-mod systemd_util;
-mod util;
