@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Enforcement benchmark (as root; everything inside two network namespaces this script creates
-# and deletes): time to apply / expire / remove 10k bans with each backend, check_and_repair at
+# and deletes, named $NS_PREFIX-PID-c/s): time to apply / expire / remove 10k bans with each backend, check_and_repair at
 # 100k, and small-UDP-packet throughput client -> server with 0, 10k and 100k active bans
 # (iperf3 -u -l 64 -b 0 -t $SECS, median of $RUNS). Results: BENCHMARKS.md, "Enforcement".
 # Client and server iperf3 are pinned to one core ($CPU): the veth receive path and netfilter
@@ -13,8 +13,9 @@ RUNS=${RUNS:-3}
 SECS=${SECS:-5}
 COUNTS=${COUNTS:-"0 10000 100000"}
 CPU=${CPU:-0}
-C=abe-$$-c
-S=abe-$$-s
+NS_PREFIX=${NS_PREFIX:-abe}
+C=$NS_PREFIX-$$-c
+S=$NS_PREFIX-$$-s
 IPERF_PID=""
 cleanup() {
   [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null || true
@@ -23,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cargo build --release --locked --example enforce >/dev/null 2>&1 || cargo build --release --example enforce
+cargo build --release --locked -p autoblock-firewall --example enforce >/dev/null 2>&1 || cargo build --release -p autoblock-firewall --example enforce
 BIN=./target/release/examples/enforce
 
 ip netns add "$C"; ip netns add "$S"

@@ -16,6 +16,9 @@
 //!   packet, the default choice) or [`firewall::Backend::Iptables`] (one rule per ban, expiry in
 //!   the rule comment `until=`; fine for a few thousand bans, no ipset needed);
 //! - **batches**: changes are queued and committed at once, one process call per family;
+//! - **guard rails**: a commit refuses, entry by entry, `/0` and too-short prefixes, loopback
+//!   and other special ranges, protected nets, host bits, and reports each refusal;
+//! - **typed rules**: source/destination, protocol, ports, TCP flags; drop, reject or log;
 //! - **expiry**: bans carry an end time; the kernel (ipset) or [`firewall::Firewall::expire_due`]
 //!   (iptables) ends them;
 //! - **reconcile and repair**: opening adopts what the kernel already holds (a restart keeps its
@@ -24,52 +27,66 @@
 //!   caller's business (do not commit).
 //!
 //! ```no_run
-//! use std::net::IpAddr;
+//! use std::net::Ipv4Addr;
 //! use std::time::Duration;
-//! use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+//! use autoblock::firewall::{Backend, Batch, Firewall, FirewallOptions};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let fw = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
-//! let mut batch = fw.batch();
-//! batch.block("203.0.113.7".parse::<IpAddr>()?, Duration::from_secs(600), "failed-logins");
-//! batch.unblock("198.51.100.9".parse::<IpAddr>()?);
-//! batch.commit()?;
+//! let mut batch = Batch::new();
+//! batch.block(Ipv4Addr::new(203, 0, 113, 7), Duration::from_secs(600), "failed-logins");
+//! batch.unblock(Ipv4Addr::new(198, 51, 100, 9));
+//! for refused in fw.commit(batch)?.refused {
+//!     eprintln!("{refused}");
+//! }
 //! # Ok(()) }
 //! ```
 //!
-//! Runnable programs: `examples/authlog_block` and `examples/blocklist_load`.
+//! Runnable programs: `crates/firewall/examples/authlog_block` and
+//! `crates/firewall/examples/blocklist_load`.
 //!
-//! # Modules
+//! # The code, in pipeline order
 //!
-//! A tour, in pipeline order:
-//! - [`packet`]: frame bytes -> [`packet::PacketMeta`] (pure, hand-written, never panics).
-//! - [`config`]: `rules.toml` -> validated [`config::Config`].
-//! - [`firewall`]: bans in the kernel (iptables rules or ipset sets), in atomic batches; used by
-//!   the daemon's enforcer and by library users with their own signals.
-//! - [`metrics`]: lock-free Prometheus counters shared by all threads; renders the text format.
-//! - [`control`]: the control socket protocol, its server edge and the CLI's client.
-//! - [`time`]: [`time::Timestamp`], the "now" that is always passed in, never read.
+//! ```text
+//!  libpcap frames ─► packet ─► engine (sources × windows × rules ─► decisions) ─► event
+//!   sys::live          pure      pure core: never does I/O, never reads the clock     │
+//!   sys::capture                                                                     ├─► sys::events (stdout, file)
+//!                                                                                    └─► sys::enforcer ─► firewall
+//!  wiring: daemon (live: threads, channels, signals)   replay (offline, capture time)
+//!  cli: one file per subcommand; sys::control is the socket between the CLI and the daemon
+//! ```
 //!
-//! Pure modules never do I/O and never read the clock; everything that does lives in `sys`.
+//! - [`packet`] (pure): frame bytes -> [`packet::PacketMeta`]; hand-written, never panics.
+//! - [`config`] (pure but for reading the file): `rules.toml` -> validated [`config::Config`].
+//! - `engine` (the pure core): per-source sliding windows, rules, bans, escalation and guards
+//!   -> decisions. Time is an argument ([`time`]), never read.
+//! - `event` (pure): one enum for every event kind the daemon and replay write -> the JSON
+//!   lines watchers read; the event schema in one file.
+//! - [`sys`] (the I/O edges, each small): capture (files, live), the wall clock, the events
+//!   sink, the state file, host facts, the control socket, metrics and their HTTP endpoint
+//!   (prometheus-client, hyper), the enforcer that drives [`firewall`].
+//! - [`firewall`]: the `autoblock-firewall` crate, re-exported: bans in the kernel in atomic
+//!   batches; the daemon's enforcer and library users share it.
+//! - `daemon` and `replay`: wiring only (threads, channels, shutdown), the one place the core
+//!   meets the edges.
+//! - [`cli`]: parses arguments and runs a subcommand, which returns a [`cli::CliError`] (exit
+//!   code and causes); `main` sets up logging, prints that one error and exits.
+//!
+//! Pure modules (`packet`, `engine`, `event`, [`time`]) never do I/O and never read the clock;
+//! a test (`tests/it/layout.rs`) keeps it so.
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod ban_rate;
-pub mod bans;
 pub mod cli;
 pub mod cluster;
 pub mod config;
-pub mod control;
-pub mod counters;
-pub mod daemon;
-pub mod daemon_support;
-pub mod enforcer;
-pub mod event;
-pub mod firewall;
-pub mod metrics;
+pub(crate) mod daemon;
+pub(crate) mod engine;
+pub(crate) mod event;
 pub mod packet;
-pub mod policy;
-pub mod replay;
+pub(crate) mod replay;
 pub mod sys;
-pub mod time;
-pub mod window;
+
+pub use autoblock_firewall as firewall;
+pub use engine::time;

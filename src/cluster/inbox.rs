@@ -31,6 +31,7 @@ pub enum Incoming {
     Expired,
     /// Already applied.
     Repeat,
+    /// Not a valid message (or one published on another node's subject).
     Malformed(DecodeError),
 }
 

@@ -19,8 +19,7 @@ use async_nats::{ConnectOptions, Event, ServerAddr};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::message::{BanMessage, MAX_MESSAGE_BYTES};
-use super::share::BanNotice;
+use super::message::{BanMessage, BanNotice, MAX_MESSAGE_BYTES};
 use super::status::{ClusterStatus, Stats};
 use super::{FleetNames, node_from_hostname};
 use crate::config::ClusterConfig;
@@ -39,18 +38,30 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// trying, and `status` shows them.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// `[cluster] servers` is empty.
     #[error("[cluster] has no servers: sharing is off")]
     Disabled,
+    /// The credentials file is missing, unreadable or not a `.creds` file.
     #[error("cannot read the NATS credentials file {}: {source}", path.display())]
     Credentials {
+        /// `[cluster] credentials`.
         path: PathBuf,
+        /// Why it could not be used.
         #[source]
         source: std::io::Error,
     },
+    /// A server URL the client refuses (`check` catches these first).
     #[error("NATS server `{url}`: {why}")]
-    Server { url: String, why: String },
+    Server {
+        /// The URL as configured.
+        url: String,
+        /// The client's reason.
+        why: String,
+    },
+    /// No `[cluster] node` and no usable host name.
     #[error("cannot find this node's name: {0}")]
     Node(std::io::Error),
+    /// The client could not be set up (not a connection failure: those are retried).
     #[error("cannot start the NATS client: {0}")]
     Connect(String),
 }
@@ -235,12 +246,14 @@ impl ClusterHandle {
         }
     }
 
+    /// The link's state and counters now.
     pub fn status(&self) -> ClusterStatus {
         self.inner
             .stats
             .snapshot(&self.inner.fleet, &self.inner.node)
     }
 
+    /// This node's name in the fleet.
     pub fn node(&self) -> &str {
         &self.inner.node
     }

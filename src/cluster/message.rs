@@ -37,6 +37,7 @@ const MAX_MS: u64 = u64::MAX / 1000;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BanKind {
+    /// A new ban.
     Block,
     /// The ban now ends at `until` (later than before).
     Extend,
@@ -45,6 +46,7 @@ pub enum BanKind {
 }
 
 impl BanKind {
+    /// `block`, `extend` or `unblock`, as on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             BanKind::Block => "block",
@@ -54,11 +56,32 @@ impl BanKind {
     }
 }
 
+/// One of our own decisions, as the fleet will hear it ([`crate::cluster::ClusterHandle::publish`]
+/// adds the origin and a message id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BanNotice {
+    /// Block, extend or unblock.
+    pub kind: BanKind,
+    /// The banned address or network.
+    pub target: IpNet,
+    /// When the ban ends (for an unblock: when the lifted ban would have ended).
+    pub until: Timestamp,
+    /// When the decision was made.
+    pub at: Timestamp,
+    /// The rule that fired, or the operator's reason.
+    pub rule: String,
+    /// The offense number that set the ban's length.
+    pub offense: u32,
+    /// Made by an operator, not by a rule.
+    pub manual: bool,
+}
+
 /// One validated ban event of one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BanMessage {
     /// Unique per message (`<node>-<boot>-<seq>`): the broker's de-duplication key.
     pub id: String,
+    /// Block, extend or unblock.
     pub kind: BanKind,
     /// Canonical: see [`canonical_target`].
     pub target: IpNet,
@@ -68,6 +91,7 @@ pub struct BanMessage {
     pub at: Timestamp,
     /// The rule that fired, or the operator's reason.
     pub rule: String,
+    /// The offense number that set the ban's length at the origin.
     pub offense: u32,
     /// Set by an operator at the origin, not by a rule.
     pub manual: bool,
@@ -78,14 +102,23 @@ pub struct BanMessage {
 /// Why a payload was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// Larger than [`MAX_MESSAGE_BYTES`] (its size).
     #[error("message of {0} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")]
     TooLarge(usize),
+    /// Not JSON, or not the object of this schema (serde's reason).
     #[error("not a ban message: {0}")]
     Json(String),
+    /// Another schema version.
     #[error("schema version {0} is not supported (this node reads version {VERSION})")]
     Version(u64),
+    /// A field with a value outside the schema.
     #[error("field `{field}`: {why}")]
-    Field { field: &'static str, why: String },
+    Field {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// The JSON object as sent, field for field.

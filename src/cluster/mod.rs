@@ -1,7 +1,7 @@
 //! Fleet sharing (issue 16): the bans of one node reach every other node of its fleet through
 //! NATS JetStream, and the bans of the others come back here to be applied.
 //!
-//! Pure parts: [`message`] (the versioned wire format and its only decoder), [`share`] (which
+//! Pure parts: [`message`] (the versioned wire format and its only decoder), `share` (which
 //! of our decisions are published), [`inbox`] (what to do with a payload from the fleet),
 //! [`outbox`] (our publications waiting for the broker), and the names below.
 //!
@@ -39,12 +39,11 @@ mod link;
 pub mod message;
 pub mod outbox;
 mod publisher;
-pub mod share;
+pub(crate) mod share;
 mod status;
 
 pub use link::{ClusterError, ClusterHandle, resolve_node, start};
-pub use message::{BanKind, BanMessage};
-pub use share::{BanNotice, notice_for};
+pub use message::{BanKind, BanMessage, BanNotice};
 pub use status::ClusterStatus;
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use super::message::BanMessage;
 use crate::time::Timestamp;
 
+/// The queue itself.
 #[derive(Debug)]
 pub struct Outbox {
     queue: VecDeque<BanMessage>,
@@ -53,10 +54,12 @@ impl Outbox {
         }
     }
 
+    /// Messages waiting.
     pub fn len(&self) -> usize {
         self.queue.len()
     }
 
+    /// Nothing waits.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }

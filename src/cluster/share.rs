@@ -3,28 +3,14 @@
 //! absolute time by itself); nor are lifts by our own allowlist (they say nothing about the
 //! source) or suppressed bans.
 
-use ipnet::IpNet;
-
-use super::message::BanKind;
+use super::message::{BanKind, BanNotice};
 use crate::config::ShareKinds;
-use crate::policy::{Decision, UnblockReason, Verdict};
-use crate::time::Timestamp;
-
-/// One of our own decisions, as the fleet will hear it (the link adds origin and id).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BanNotice {
-    pub kind: BanKind,
-    pub target: IpNet,
-    pub until: Timestamp,
-    pub at: Timestamp,
-    pub rule: String,
-    pub offense: u32,
-    pub manual: bool,
-}
+use crate::engine::{Decision, UnblockReason, Verdict};
 
 /// The notice for `decision`, when `share` says it goes to the fleet. Call it only for
 /// decisions made here: a ban that came from the fleet is never sent back.
-pub fn notice_for(decision: &Decision, share: ShareKinds) -> Option<BanNotice> {
+#[allow(dead_code)] // Called by the daemon once it runs the link (issue 16 wiring).
+pub(crate) fn notice_for(decision: &Decision, share: ShareKinds) -> Option<BanNotice> {
     let shared = |manual: bool| if manual { share.manual } else { share.rules };
     let from_verdict = |kind: BanKind, v: &Verdict| {
         let manual = v.metric.is_none();
@@ -64,10 +50,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::bans::Ban;
     use crate::config::Metric;
-    use crate::counters::SourceKey;
-    use crate::policy::SuppressReason;
+    use crate::engine::SuppressReason;
+    use crate::engine::bans::ActiveBan;
+    use crate::engine::sources::SourceKey;
+    use crate::time::Timestamp;
 
     const BOTH: ShareKinds = ShareKinds {
         rules: true,
@@ -92,7 +79,7 @@ mod tests {
     fn unblock(manual: bool, reason: UnblockReason) -> Decision {
         let v = verdict(manual);
         Decision::Unblock {
-            ban: Ban {
+            ban: ActiveBan {
                 key: v.key,
                 until: v.until,
                 since: v.at,

@@ -11,7 +11,9 @@ use crate::time::Timestamp;
 /// What `status` shows about the fleet link (all counts since start).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ClusterStatus {
+    /// `[cluster] name`.
     pub fleet: String,
+    /// This node's name.
     pub node: String,
     /// Connected to a NATS server now.
     pub connected: bool,
@@ -30,8 +32,11 @@ pub struct ClusterStatus {
     pub received: u64,
     /// Skipped deliveries: our own messages, ended bans, repeats, malformed messages.
     pub own: u64,
+    /// Skipped: their ban had ended.
     pub expired: u64,
+    /// Skipped: delivered again (JetStream delivers at least once).
     pub repeats: u64,
+    /// Skipped: not a valid message.
     pub malformed: u64,
     /// Messages under our node name from another process: node names are not unique.
     pub name_clashes: u64,

@@ -16,15 +16,15 @@ use super::error::{ConfigError, Problem, line_col};
 use super::parse::deserialize;
 use super::raw::{self, DurationText, RawConfig, S};
 use super::{
-    AllowConfig, BackendKind, CaptureConfig, Config, ControlConfig, EnforceConfig, EventsConfig,
+    AllowConfig, Backend, CaptureConfig, Config, ControlConfig, EnforceConfig, EventsConfig,
     LimitsConfig, MetricsConfig, StateConfig,
 };
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     match String::from_utf8(bytes) {
         Ok(text) => parse_str(&text, path),
@@ -240,36 +240,55 @@ fn capture(ctx: &mut Ctx, raw: &raw::RawCapture) -> CaptureConfig {
 const DEFAULT_BAN: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_BAN: Duration = Duration::from_secs(24 * 3600);
 
-fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
-    let backend = match raw
+fn backend(ctx: &mut Ctx, raw: &raw::RawEnforce) -> Backend {
+    match raw
         .backend
         .as_ref()
-        .map(|b| (b.get_ref().as_str(), b.span()))
+        .map(|b| (b.get_ref().parse(), b.span()))
     {
-        None | Some(("iptables", _)) => BackendKind::Iptables,
-        Some(("ipset", _)) => BackendKind::Ipset,
-        Some((other, span)) => {
-            let msg = format!("unknown backend `{other}`, expected `iptables` or `ipset`");
-            ctx.at(span, "enforce.backend", msg);
-            BackendKind::Iptables
+        None => Backend::Iptables,
+        Some((Ok(backend), _)) => backend,
+        Some((Err(e), span)) => {
+            ctx.at(span, "enforce.backend", e.to_string());
+            Backend::Iptables
         }
+    }
+}
+
+fn chain(ctx: &mut Ctx, raw: &raw::RawEnforce) -> String {
+    let Some(c) = &raw.chain else {
+        return "AUTOBLOCK".to_owned();
     };
-    let chain = match &raw.chain {
-        None => "AUTOBLOCK".to_owned(),
-        Some(c) => {
-            let text = c.get_ref();
-            let ok = (1..=28).contains(&text.len())
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
-                let msg =
-                    format!("`{text}` is not a chain name (1-28 characters of A-Z a-z 0-9 _ -)");
-                ctx.at(c.span(), "enforce.chain", msg);
-            }
-            text.clone()
-        }
+    let text = c.get_ref();
+    let ok = (1..=28).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        let msg = format!("`{text}` is not a chain name (1-28 characters of A-Z a-z 0-9 _ -)");
+        ctx.at(c.span(), "enforce.chain", msg);
+    }
+    text.clone()
+}
+
+fn repeat_multiplier(ctx: &mut Ctx, raw: &raw::RawEnforce) -> f64 {
+    let Some(m) = &raw.repeat_multiplier else {
+        return 2.0;
     };
+    let x = *m.get_ref();
+    if !(x.is_finite() && x >= 1.0) {
+        ctx.at(
+            m.span(),
+            "enforce.repeat_multiplier",
+            format!("must be at least 1.0, found {x}"),
+        );
+    }
+    x
+}
+
+fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
+    let backend = backend(ctx, raw);
+    let chain = chain(ctx, raw);
     let hooks = hooks(ctx, &raw.hooks);
     let dur = |ctx: &mut Ctx, v: &S<DurationText>, key: &str, default: Duration| {
         ctx.duration(v, key, default, Duration::from_millis(1), Duration::MAX)
@@ -301,7 +320,7 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
     );
     // ipset keeps a timeout of at most 2^31 - 1 s... in practice 2,147,483 s (24.8 days) per
     // entry: a longer ban would silently end early in the kernel.
-    if backend == BackendKind::Ipset
+    if backend == Backend::Ipset
         && let (Some(m), Some(v)) = (max_ban, &raw.max_ban)
         && m > IPSET_MAX_TIMEOUT
     {
@@ -312,20 +331,7 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
         );
         ctx.at(v.span(), "enforce.max_ban", msg);
     }
-    let repeat_multiplier = match &raw.repeat_multiplier {
-        None => 2.0,
-        Some(m) => {
-            let x = *m.get_ref();
-            if !(x.is_finite() && x >= 1.0) {
-                ctx.at(
-                    m.span(),
-                    "enforce.repeat_multiplier",
-                    format!("must be at least 1.0, found {x}"),
-                );
-            }
-            x
-        }
-    };
+    let repeat_multiplier = repeat_multiplier(ctx, raw);
     let max_active_bans = positive(
         ctx,
         &raw.max_active_bans,

@@ -1,13 +1,16 @@
 //! Engine facts -> control-protocol answers (pure).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::bans::Ban;
-use crate::control::protocol::{BanInfo, Explanation, RuleWindow};
-use crate::policy::Explained;
+use crate::engine::Explained;
+use crate::engine::bans::ActiveBan;
+use crate::engine::sources::SourceKey;
+use crate::firewall;
+use crate::sys::control::protocol::{BanInfo, Explanation, RuleWindow};
 use crate::time::Timestamp;
 
-pub fn ban_info(b: &Ban, now: Timestamp) -> BanInfo {
+pub fn ban_info(b: &ActiveBan, now: Timestamp) -> BanInfo {
     BanInfo {
         target: b.key.net(),
         reason: b.rule.to_string(),
@@ -46,4 +49,20 @@ pub fn explanation(x: &Explained, now: Timestamp) -> Explanation {
 /// `Some(d)` for a requested duration in seconds (0 means the default).
 pub fn requested_duration(secs: Option<u64>) -> Option<Duration> {
     secs.filter(|s| *s > 0).map(Duration::from_secs)
+}
+
+/// A ban read from the kernel, as the engine keeps it. Its start and offense are unknown, so
+/// the remaining time is taken as its length and the offense as the first.
+pub fn adopted_ban(b: &firewall::Ban, now: Timestamp, manual: bool) -> ActiveBan {
+    let until = Timestamp::from_secs(b.until);
+    ActiveBan {
+        key: SourceKey::from_net(b.net),
+        until,
+        since: now,
+        rule: Arc::from(b.reason.as_str()),
+        offense: 1,
+        duration: until.since(now).max(Duration::from_secs(1)),
+        peak: 0,
+        manual,
+    }
 }

@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::sync::mpsc::Sender;
 
-use serde_json::json;
-
-use super::Shared;
-use super::enforce_loop::wall_now;
+use super::DaemonState;
 use super::engine_loop::EngineMsg;
 use crate::config::{self, Config};
+use crate::event::Event;
+use crate::sys::clock::wall_now;
 
 /// What `--interface` and `--dry-run` override, applied to every loaded file alike.
 #[derive(Clone, Debug, Default)]
@@ -63,7 +62,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     // The ipset sets' size (maxelem) is fixed when they are created.
     check(
-        new.enforce.backend == config::BackendKind::Ipset
+        new.enforce.backend == config::Backend::Ipset
             && old.enforce.max_active_bans != new.enforce.max_active_bans,
         "enforce.max_active_bans (with ipset)",
     );
@@ -78,7 +77,7 @@ pub fn reload(
     path: &Path,
     overrides: &Overrides,
     current: &mut Config,
-    shared: &Shared,
+    shared: &DaemonState,
     engine: &Sender<EngineMsg>,
 ) {
     let mut new = match config::load(path) {
@@ -90,25 +89,22 @@ pub fn reload(
                 }
                 other => vec![other.to_string()],
             };
-            shared.event(
-                "reload_failed",
-                json!({ "config": path.display().to_string(), "errors": errors,
-                        "message": "the previous configuration keeps running" }),
-            );
+            shared
+                .events
+                .emit_now(Event::reload_failed(path.display().to_string(), errors));
             return;
         }
     };
     overrides.apply(&mut new);
     let needs = restart_needed(current, &new);
     if !needs.is_empty() {
-        shared.event(
-            "reload_failed",
-            json!({
-                "config": path.display().to_string(),
-                "errors": needs.iter().map(|k| format!("{k} changed: this needs a restart")).collect::<Vec<_>>(),
-                "message": "the previous configuration keeps running",
-            }),
-        );
+        let errors = needs
+            .iter()
+            .map(|k| format!("{k} changed: this needs a restart"))
+            .collect();
+        shared
+            .events
+            .emit_now(Event::reload_failed(path.display().to_string(), errors));
         return;
     }
     shared
@@ -120,11 +116,10 @@ pub fn reload(
     {
         return;
     }
-    let rules: Vec<&str> = new.rules.iter().map(|r| r.name.as_str()).collect();
-    shared.event(
-        "reloaded",
-        json!({ "config": path.display().to_string(), "rules": rules }),
-    );
+    shared.events.emit_now(Event::Reloaded {
+        config: path.display().to_string(),
+        rules: new.rules.iter().map(|r| r.name.clone()).collect(),
+    });
     if let Ok(mut l) = shared.last_reload.lock() {
         *l = Some(wall_now().to_string());
     }
@@ -142,7 +137,7 @@ mod tests {
         new.enforce.ban = std::time::Duration::from_secs(5);
         new.allow.nets.clear();
         assert!(restart_needed(&old, &new).is_empty());
-        new.enforce.backend = config::BackendKind::Ipset;
+        new.enforce.backend = config::Backend::Ipset;
         new.capture.interfaces = vec!["eth9".into()];
         assert_eq!(
             restart_needed(&old, &new),

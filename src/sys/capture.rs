@@ -64,11 +64,6 @@ impl CaptureFile {
         self.linktype
     }
 
-    /// Frames delivered so far.
-    pub fn packets(&self) -> u64 {
-        self.packets
-    }
-
     /// The next frame; `Ok(None)` at a clean end of file.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         match self.cap.next_packet() {

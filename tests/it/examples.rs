@@ -1,7 +1,8 @@
-//! The library examples (`examples/authlog_block`, `examples/blocklist_load`) run as programs
-//! against namespaces the tests create: blocked sources' packets are dropped, others pass,
-//! bans expire, lists sync, bad input changes nothing. The examples are built once per test
-//! run with `cargo build --example ...`.
+//! The library examples (`crates/firewall/examples/authlog_block`, `.../blocklist_load`) run as
+//! programs against namespaces the tests create: blocked sources' packets are dropped, others
+//! pass, bans expire, lists sync, bad input changes nothing, refused entries are reported while
+//! the rest loads. The examples are built once per test run with `cargo build -p
+//! autoblock-firewall --example ...`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -10,10 +11,10 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use autoblock::firewall::{Backend, Firewall, FirewallOptions};
+use autoblock::firewall::{Backend, Batch, Firewall, FirewallOptions};
 
-use crate::netns::{self, CLIENT4, CLIENT4_B, CLIENT6, CLIENT6_B, Netns, Pair};
-use crate::util::require_root;
+use crate::harness::netns::{self, CLIENT4, CLIENT4_B, CLIENT6, CLIENT6_B, Netns, Pair};
+use crate::harness::require_root;
 
 const EXAMPLES: [&str; 2] = ["authlog_block", "blocklist_load"];
 
@@ -23,7 +24,8 @@ fn example(name: &str) -> Command {
     let dir = DIR.get_or_init(|| {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(manifest).arg("build").arg("--quiet");
+        cmd.current_dir(manifest)
+            .args(["build", "--quiet", "-p", "autoblock-firewall"]);
         for ex in EXAMPLES {
             cmd.args(["--example", ex]);
         }
@@ -175,7 +177,7 @@ fn open(ns: &Netns, backend: Backend) -> Firewall {
 
 #[test]
 fn authlog_once_blocks_attackers_until_the_ban_expires() {
-    if !require_root("authlog_once_blocks_attackers_until_the_ban_expires") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abx");
@@ -248,7 +250,7 @@ fn authlog_once_blocks_attackers_until_the_ban_expires() {
 
 #[test]
 fn authlog_follow_survives_rotation_and_truncation_and_expires_bans() {
-    if !require_root("authlog_follow_survives_rotation_and_truncation_and_expires_bans") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abx");
@@ -326,8 +328,8 @@ fn firewall_state(ns: &Netns) -> String {
         .join("\n")
 }
 
-fn blocklist_syncs(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn blocklist_syncs(backend: Backend) {
+    if !require_root() {
         return;
     }
     let be = match backend {
@@ -337,13 +339,15 @@ fn blocklist_syncs(backend: Backend, test: &str) {
     let pair = Pair::new("abx");
     let _listeners = pair.listen();
     let fw = open(&pair.server, backend);
-    let mut batch = fw.batch();
+    let mut batch = Batch::new();
     batch.block(
         "192.0.2.99".parse::<std::net::IpAddr>().unwrap(),
         Duration::from_secs(600),
         "manual",
     );
-    batch.commit().unwrap();
+    let _ = fw.commit(batch).unwrap();
+    // One handle per chain: the example cannot open it while we hold it.
+    drop(fw);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("feed.txt");
     let path = file.to_str().unwrap();
@@ -437,31 +441,28 @@ fn blocklist_syncs(backend: Backend, test: &str) {
 
 #[test]
 fn blocklist_ipset_syncs_and_refuses_bad_lines() {
-    blocklist_syncs(
-        Backend::Ipset,
-        "blocklist_ipset_syncs_and_refuses_bad_lines",
-    );
+    blocklist_syncs(Backend::Ipset);
 }
 
 #[test]
 fn blocklist_iptables_syncs_and_refuses_bad_lines() {
-    blocklist_syncs(
-        Backend::Iptables,
-        "blocklist_iptables_syncs_and_refuses_bad_lines",
-    );
+    blocklist_syncs(Backend::Iptables);
 }
 
 #[test]
 fn blocklist_loads_10k_entries_in_one_run() {
-    if !require_root("blocklist_loads_10k_entries_in_one_run") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abx");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("big.txt");
-    let list: String = (0..10_000u32)
+    let mut list: String = (0..10_000u32)
         .map(|i| format!("198.18.{}.{}\n", i / 256, i % 256))
         .collect();
+    // Bad lines of an abuse feed: the firewall refuses them, the other 10,000 load.
+    list.insert_str(0, "0.0.0.0/0\n");
+    list.push_str("127.0.0.1\n");
     std::fs::write(&file, list).unwrap();
     let out = run(
         "blocklist_load",
@@ -479,8 +480,13 @@ fn blocklist_loads_10k_entries_in_one_run() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
-        stdout.starts_with("blocked 10000 nets (10000 new)"),
+        stdout.starts_with("blocked 10000 nets (10000 new)") && stdout.contains(", 2 refused;"),
         "{stdout}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("refused 0.0.0.0/0: ") && stderr.contains("refused 127.0.0.1/32: "),
+        "{stderr}"
     );
     let fw = open(&ns, Backend::Ipset);
     assert_eq!(fw.list().unwrap().len(), 10_000);
@@ -518,7 +524,7 @@ fn examples_exit_2_on_bad_input_and_1_on_firewall_errors() {
     let out = run(
         "blocklist_load",
         &[
-            &["--file", missing, "--backend", "ipset", "--reason", "a b"],
+            &["--file", missing, "--backend", "ipset", "--reason", "a\"b"],
             &common[..],
         ]
         .concat(),
@@ -544,5 +550,8 @@ fn examples_exit_2_on_bad_input_and_1_on_firewall_errors() {
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("ip netns exec {ns} ")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("network namespace \"{ns}\" not found")),
+        "{stderr}"
+    );
 }

@@ -6,11 +6,11 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use autoblock::firewall::{Backend, Ban, Firewall, FirewallError, FirewallOptions, Repair};
+use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallError, FirewallOptions, Repair};
 use ipnet::IpNet;
 
-use crate::netns::{self, Netns, Pair};
-use crate::util::require_root;
+use crate::harness::netns::{self, Netns, Pair};
+use crate::harness::require_root;
 
 const V4: &str = "203.0.113.7/32";
 const V6: &str = "2001:db8:bad::/48";
@@ -40,15 +40,16 @@ fn find<'a>(bans: &'a [Ban], n: &str) -> Vec<&'a Ban> {
 }
 
 fn block(fw: &Firewall, nets: &[&str], ttl: u64, reason: &str) {
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     for n in nets {
         b.block(net(n), Duration::from_secs(ttl), reason);
     }
-    b.commit().expect("commit");
+    let done = fw.commit(b).expect("commit");
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
 }
 
-fn ban_list_extend_unban(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn ban_list_extend_unban(backend: Backend) {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -68,9 +69,9 @@ fn ban_list_extend_unban(backend: Backend, test: &str) {
         assert_eq!(b.reason, "feed");
     }
     // Unban one of each family.
-    let mut b = fw.batch();
+    let mut b = Batch::new();
     b.unblock(net(V4)).unblock(net(V6));
-    b.commit().unwrap();
+    let _ = fw.commit(b).unwrap();
     assert!(fw.list().unwrap().is_empty());
     assert!(fw.is_empty());
     fw.flush().unwrap();
@@ -78,17 +79,17 @@ fn ban_list_extend_unban(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_ban_list_extend_unban() {
-    ban_list_extend_unban(Backend::Iptables, "iptables_ban_list_extend_unban");
+    ban_list_extend_unban(Backend::Iptables);
 }
 
 #[test]
 fn ipset_ban_list_extend_unban() {
-    ban_list_extend_unban(Backend::Ipset, "ipset_ban_list_extend_unban");
+    ban_list_extend_unban(Backend::Ipset);
 }
 
 #[test]
 fn iptables_expiry_by_call() {
-    if !require_root("iptables_expiry_by_call") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -106,7 +107,7 @@ fn iptables_expiry_by_call() {
             .unwrap()
             .is_empty()
     );
-    let due = fw.expire_due(next).unwrap();
+    let due = fw.expire_due(next).unwrap().bans;
     assert_eq!(due.len(), 2, "{due:?}");
     let left = fw.list().unwrap();
     assert_eq!(left.len(), 1);
@@ -116,7 +117,7 @@ fn iptables_expiry_by_call() {
 
 #[test]
 fn ipset_expiry_by_kernel() {
-    if !require_root("ipset_expiry_by_kernel") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -131,14 +132,14 @@ fn ipset_expiry_by_kernel() {
         1,
         "kernel should have expired the 2 s bans: {left:?}"
     );
-    let due = fw.expire_due(SystemTime::now()).unwrap();
+    let due = fw.expire_due(SystemTime::now()).unwrap().bans;
     assert_eq!(due.len(), 2);
     assert_eq!(fw.len(), 1);
     fw.flush().unwrap();
 }
 
-fn reconcile_after_reopen(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn reconcile_after_reopen(backend: Backend) {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -210,12 +211,12 @@ fn reconcile_after_reopen(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_reconcile_after_reopen() {
-    reconcile_after_reopen(Backend::Iptables, "iptables_reconcile_after_reopen");
+    reconcile_after_reopen(Backend::Iptables);
 }
 
 #[test]
 fn ipset_reconcile_after_reopen() {
-    reconcile_after_reopen(Backend::Ipset, "ipset_reconcile_after_reopen");
+    reconcile_after_reopen(Backend::Ipset);
 }
 
 fn has(repairs: &[Repair], f: impl Fn(&Repair) -> bool) -> bool {
@@ -224,7 +225,7 @@ fn has(repairs: &[Repair], f: impl Fn(&Repair) -> bool) -> bool {
 
 #[test]
 fn iptables_repair_after_outside_damage() {
-    if !require_root("iptables_repair_after_outside_damage") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -270,7 +271,7 @@ fn iptables_repair_after_outside_damage() {
 
 #[test]
 fn ipset_repair_after_outside_damage() {
-    if !require_root("ipset_repair_after_outside_damage") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -325,8 +326,8 @@ fn ipset_repair_after_outside_damage() {
     fw.flush().unwrap();
 }
 
-fn flush_keeps_foreign(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn flush_keeps_foreign(backend: Backend) {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -391,16 +392,16 @@ fn flush_keeps_foreign(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_flush_removes_only_ours() {
-    flush_keeps_foreign(Backend::Iptables, "iptables_flush_removes_only_ours");
+    flush_keeps_foreign(Backend::Iptables);
 }
 
 #[test]
 fn ipset_flush_removes_only_ours() {
-    flush_keeps_foreign(Backend::Ipset, "ipset_flush_removes_only_ours");
+    flush_keeps_foreign(Backend::Ipset);
 }
 
-fn packets(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn packets(backend: Backend) {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abt");
@@ -416,7 +417,7 @@ fn packets(backend: Backend, test: &str) {
     }
     let fw =
         Firewall::open(FirewallOptions::new(backend, "ABTEST").netns(pair.server.name())).unwrap();
-    let mut batch = fw.batch();
+    let mut batch = Batch::new();
     batch.block(
         netns::CLIENT4.parse::<IpAddr>().unwrap(),
         Duration::from_secs(60),
@@ -427,7 +428,7 @@ fn packets(backend: Backend, test: &str) {
         Duration::from_secs(60),
         "test",
     );
-    batch.commit().unwrap();
+    let _ = fw.commit(batch).unwrap();
     for (a, b, dst) in [
         (netns::CLIENT4, netns::CLIENT4_B, netns::SERVER4),
         (netns::CLIENT6, netns::CLIENT6_B, netns::SERVER6),
@@ -443,10 +444,10 @@ fn packets(backend: Backend, test: &str) {
         pair.pings(netns::CLIENT4_B, netns::SERVER4),
         "unbanned ping dropped"
     );
-    let mut batch = fw.batch();
+    let mut batch = Batch::new();
     batch.unblock(netns::CLIENT4.parse::<IpAddr>().unwrap());
     batch.unblock(netns::CLIENT6.parse::<IpAddr>().unwrap());
-    batch.commit().unwrap();
+    let _ = fw.commit(batch).unwrap();
     assert!(pair.reaches(netns::CLIENT4, netns::SERVER4));
     assert!(pair.reaches(netns::CLIENT6, netns::SERVER6));
     assert!(pair.pings(netns::CLIENT4, netns::SERVER4));
@@ -455,38 +456,56 @@ fn packets(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_drops_banned_packets_only() {
-    packets(Backend::Iptables, "iptables_drops_banned_packets_only");
+    packets(Backend::Iptables);
 }
 
 #[test]
 fn ipset_drops_banned_packets_only() {
-    packets(Backend::Ipset, "ipset_drops_banned_packets_only");
+    packets(Backend::Ipset);
 }
 
 #[test]
-fn errors_carry_command_status_and_stderr() {
-    if !require_root("errors_carry_command_status_and_stderr") {
+fn errors_carry_command_status_stderr_and_the_failing_line() {
+    if !require_root() {
         return;
     }
+    let ns = Netns::new("abt");
+    let fw = open(&ns, Backend::Iptables);
+    // Someone removes our chain: the next append fails in the kernel.
+    ns.ok(&["iptables", "-w", "-D", "INPUT", "-j", "ABTEST"]);
+    ns.ok(&["iptables", "-w", "-X", "ABTEST"]);
+    let mut b = Batch::new();
+    b.block(net(V4), Duration::from_secs(60), "abuse feed #42");
+    let e = fw.commit(b).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        e.command().is_some_and(
+            |c| c.starts_with(&format!("ip netns exec {} iptables-restore", ns.name()))
+        ),
+        "{text}"
+    );
+    assert!(e.status().is_some_and(|s| !s.success()), "{text}");
+    assert!(e.stderr().is_some_and(|s| s.contains("line 2")), "{text}");
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(
+        text.contains(
+            "(input line 2: `-A ABTEST -s 203.0.113.7/32 -m comment --comment \"autoblock until="
+        ),
+        "{text}"
+    );
+    assert!(fw.is_empty(), "nothing recorded for a failed commit");
+    assert!(!fw.check_and_repair().unwrap().is_empty());
+    fw.flush().unwrap();
+
     let e = Firewall::open(
         FirewallOptions::new(Backend::Iptables, "ABTEST").netns("abt-does-not-exist"),
     )
     .unwrap_err();
-    match &e {
-        FirewallError::CommandFailed {
-            command,
-            status,
-            stderr,
-        } => {
-            assert!(
-                command.starts_with("ip netns exec abt-does-not-exist iptables-save -t filter"),
-                "{command}"
-            );
-            assert!(!status.success());
-            assert!(stderr.contains("abt-does-not-exist"), "{stderr}");
-        }
-        other => panic!("unexpected: {other:?}"),
-    }
+    assert!(
+        e.to_string()
+            .contains("network namespace \"abt-does-not-exist\" not found"),
+        "{e}"
+    );
     let e = Firewall::open(FirewallOptions::new(Backend::Iptables, "BAD NAME")).unwrap_err();
     assert!(matches!(e, FirewallError::InvalidOption(_)), "{e}");
 }

@@ -6,8 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fleet_util::{Broker, Node, Recv, make_tls_files, require_fleet};
-use crate::netns::Netns;
+use crate::harness::fleet::{Broker, Node, Recv, make_tls_files, require_fleet};
+use crate::harness::netns::Netns;
+use crate::harness::require_tool;
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -42,10 +43,10 @@ fn one<'a>(got: &'a [Recv], kind: &str, target: &str) -> &'a Recv {
 
 #[test]
 fn three_nodes_share_bans_and_never_receive_their_own() {
-    if !require_fleet("fleet::three_nodes_share_bans_and_never_receive_their_own") {
+    if !require_fleet() {
         return;
     }
-    let ns = Netns::new("abF-fl");
+    let ns = Netns::new("abfll");
     let broker = Broker::start(&ns, 4222);
     let servers = [broker.url()];
     let mut nodes: Vec<Node> = ["a", "b", "c"]
@@ -97,11 +98,10 @@ fn three_nodes_share_bans_and_never_receive_their_own() {
 
 #[test]
 fn bans_made_while_the_broker_is_down_arrive_within_1s_of_reconnecting() {
-    if !require_fleet("fleet::bans_made_while_the_broker_is_down_arrive_within_1s_of_reconnecting")
-    {
+    if !require_fleet() {
         return;
     }
-    let ns = Netns::new("abF-fo");
+    let ns = Netns::new("abflo");
     let mut broker = Broker::start(&ns, 4222);
     let servers = [broker.url()];
     let mut a = Node::start(&ns, "web", "a", &servers, &[]);
@@ -183,12 +183,10 @@ fn bans_made_while_the_broker_is_down_arrive_within_1s_of_reconnecting() {
 
 #[test]
 fn a_late_node_catches_up_skips_ended_bans_and_a_restart_gets_nothing_twice() {
-    if !require_fleet(
-        "fleet::a_late_node_catches_up_skips_ended_bans_and_a_restart_gets_nothing_twice",
-    ) {
+    if !require_fleet() {
         return;
     }
-    let ns = Netns::new("abF-fc");
+    let ns = Netns::new("abflc");
     let broker = Broker::start(&ns, 4222);
     let servers = [broker.url()];
     let mut a = Node::start(&ns, "web", "a", &servers, &[]);
@@ -250,10 +248,10 @@ fn a_late_node_catches_up_skips_ended_bans_and_a_restart_gets_nothing_twice() {
 
 #[test]
 fn malformed_messages_are_counted_and_skipped() {
-    if !require_fleet("fleet::malformed_messages_are_counted_and_skipped") {
+    if !require_fleet() {
         return;
     }
-    let ns = Netns::new("abF-fm");
+    let ns = Netns::new("abflm");
     let broker = Broker::start(&ns, 4222);
     let servers = [broker.url()];
     let mut a = Node::start(&ns, "web", "a", &servers, &[]);
@@ -299,12 +297,10 @@ fn malformed_messages_are_counted_and_skipped() {
 /// nodes list all three. Killing one server loses nothing and stops nothing.
 #[test]
 fn a_three_server_nats_cluster_keeps_the_fleet_going_when_one_server_dies() {
-    if !require_fleet(
-        "fleet::a_three_server_nats_cluster_keeps_the_fleet_going_when_one_server_dies",
-    ) {
+    if !require_fleet() {
         return;
     }
-    let ns = Netns::new("abF-f3");
+    let ns = Netns::new("abfl3");
     let mut brokers: Vec<Broker> = (0..3u16)
         .map(|i| {
             let cluster = format!("nats://127.0.0.1:{}", 6222 + i);
@@ -356,10 +352,10 @@ fn a_three_server_nats_cluster_keeps_the_fleet_going_when_one_server_dies() {
 /// missed by a node that could still apply it), and both still publish.
 #[test]
 fn the_stream_keeps_bans_as_long_as_the_longest_max_ban() {
-    if !require_fleet("fleet::the_stream_keeps_bans_as_long_as_the_longest_max_ban") {
+    if !require_fleet() {
         return;
     }
-    let ns = Netns::new("abF-fa");
+    let ns = Netns::new("abfla");
     let broker = Broker::start(&ns, 4222);
     let servers = [broker.url()];
     let mut a = Node::start(&ns, "web", "a", &servers, &["--max-ban", "1m"]);
@@ -379,13 +375,13 @@ fn the_stream_keeps_bans_as_long_as_the_longest_max_ban() {
 /// server's CA never connects.
 #[test]
 fn tls_urls_connect_with_a_verified_server_only() {
-    if !require_fleet("fleet::tls_urls_connect_with_a_verified_server_only") {
+    if !require_fleet() || !require_tool("openssl") {
         return;
     }
     let certs = tempfile::tempdir().expect("temp dir");
     make_tls_files(certs.path());
     let file = |name: &str| certs.path().join(name).display().to_string();
-    let ns = Netns::new("abF-ft");
+    let ns = Netns::new("abflt");
     let (cert, key) = (file("server.pem"), file("server.key"));
     let broker = Broker::start_with(&ns, 4222, &["--tls", "--tlscert", &cert, "--tlskey", &key]);
     let servers = [format!("tls://127.0.0.1:{}", broker.port)];
@@ -459,10 +455,10 @@ async fn publish_never_waits_for_a_broker_and_counts_what_it_drops() {
 /// reads the fleet reports it instead of taking the other's bans for its own in silence.
 #[test]
 fn a_node_name_used_twice_is_reported() {
-    if !require_fleet("fleet::a_node_name_used_twice_is_reported") {
+    if !require_fleet() {
         return;
     }
-    let ns = Netns::new("abF-fn");
+    let ns = Netns::new("abfln");
     let broker = Broker::start(&ns, 4222);
     let servers = [broker.url()];
     let mut a = Node::start(&ns, "web", "a", &servers, &[]);

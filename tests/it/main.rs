@@ -1,17 +1,21 @@
-//! One integration-test binary with themed modules (see each module's `//!`).
+//! One integration-test binary: themed modules (see each module's `//!`) and `harness/` (skip
+//! rules, network namespaces, a running daemon) apart from them.
 
 mod check;
 mod control;
 mod daemon;
-mod daemon_util;
 mod enforcer;
 mod examples;
 mod firewall;
+mod firewall_guard;
+mod firewall_rules;
+mod firewall_standalone;
 mod fleet;
-mod fleet_util;
+mod harness;
+mod layout;
 mod live;
-mod netns;
 mod packaging;
 mod packet_pcaps;
 mod replay;
-mod util;
+mod systemd;
+mod systemd_pending;

@@ -1,0 +1,180 @@
+//! Committing a batch and expiring entries: the guard and the planner decide, this file
+//! sequences the process calls. With ipset, bans go to the sets in one `ipset restore`; typed
+//! rules (and, with iptables, bans) go to our chain in one `iptables-restore` per family:
+//! appended when only added, the chain rebuilt when anything is replaced or removed.
+
+use super::ban::{Ban, Expired, Family, RuleEntry};
+use super::batch::{self, Batch, Committed, Plan};
+use super::engine::State;
+use super::mirror::Mirror;
+use super::render::{self, IPSET_MAX_TIMEOUT, TableEdit};
+use super::{Firewall, FirewallError};
+
+impl Firewall {
+    /// Applies `batch` (see [`Firewall::commit`]).
+    pub(crate) fn commit_batch(
+        &self,
+        state: &mut State,
+        batch: &Batch,
+        now: u64,
+    ) -> Result<Committed, FirewallError> {
+        let max_ban = if self.ipset() {
+            IPSET_MAX_TIMEOUT
+        } else {
+            u64::MAX
+        };
+        let checked = batch::check(batch, &state.guard, now, max_ban);
+        let bans = batch::plan(&checked.bans, &state.mirror, batch.exact);
+        let rules = batch::plan(&checked.rules, &state.rules, batch.exact);
+        if self.ipset() && !bans.is_empty() {
+            let mut text = String::new();
+            for net in &bans.remove {
+                text.push_str(&render::ipset_del(&self.set_name(Family::of(net)), net));
+            }
+            for ban in bans.add.iter().chain(&bans.replace) {
+                let set = self.set_name(Family::of(&ban.net));
+                text.push_str(&render::ipset_add(&set, ban, now));
+            }
+            if let Err(e) = self.ipset_restore(&text) {
+                // `ipset restore` applies lines up to the failing one: learn which.
+                self.resync_sets(state, &bans, now);
+                return Err(e);
+            }
+            for family in Family::BOTH {
+                bans.apply_to(&mut state.mirror, family);
+            }
+        }
+        for family in Family::BOTH {
+            let chain_bans = !self.ipset() && bans.touches(family);
+            if chain_bans || rules.touches(family) {
+                self.commit_chain(state, &bans, &rules, family)?;
+            }
+        }
+        Ok(Committed {
+            refused: checked.refused,
+        })
+    }
+
+    /// The chain part of a commit for one family: appends, or one rebuild.
+    fn commit_chain(
+        &self,
+        state: &mut State,
+        bans: &Plan<Ban>,
+        rules: &Plan<RuleEntry>,
+        family: Family,
+    ) -> Result<(), FirewallError> {
+        let chain_bans = !self.ipset();
+        if (chain_bans && bans.rebuilds(family)) || rules.rebuilds(family) {
+            let mut next_bans = state.mirror.clone();
+            if chain_bans {
+                bans.apply_to(&mut next_bans, family);
+            }
+            let mut next_rules = state.rules.clone();
+            rules.apply_to(&mut next_rules, family);
+            self.refresh_foreign(state, family)?;
+            let edits = self.rebuild_edits(state, &next_bans, &next_rules, family);
+            self.iptables_restore(family, &edits)?;
+            state.mirror = next_bans;
+            state.rules = next_rules;
+            return Ok(());
+        }
+        let chain = &self.settings.chain;
+        let mut lines: Vec<String> = Vec::new();
+        if chain_bans {
+            lines.extend(
+                bans.add
+                    .iter()
+                    .filter(|b| Family::of(&b.net) == family)
+                    .map(|b| render::ban_rule(chain, b)),
+            );
+        }
+        for r in rules.add.iter().filter(|r| r.rule.family() == Some(family)) {
+            lines.extend(render::typed_rule(chain, r));
+        }
+        let edits: Vec<TableEdit> = self
+            .settings
+            .tables
+            .iter()
+            .map(|t| TableEdit {
+                table: t.clone(),
+                rules: lines.clone(),
+                ..Default::default()
+            })
+            .collect();
+        self.iptables_restore(family, &edits)?;
+        if chain_bans {
+            bans.apply_to(&mut state.mirror, family);
+        }
+        rules.apply_to(&mut state.rules, family);
+        Ok(())
+    }
+
+    /// After a failed `ipset restore`: memory takes, for every net the plan touched, what the
+    /// kernel holds now (best effort; on a read error memory stays as it was).
+    fn resync_sets(&self, state: &mut State, plan: &Plan<Ban>, now: u64) {
+        for family in Family::BOTH {
+            let Ok(entries) = self.read_set(family) else {
+                continue;
+            };
+            let held: std::collections::HashMap<_, _> = entries
+                .into_iter()
+                .map(|(net, left, reason)| (net, (left, reason)))
+                .collect();
+            let touched = plan
+                .add
+                .iter()
+                .chain(&plan.replace)
+                .map(|b| b.net)
+                .chain(plan.remove.iter().copied())
+                .filter(|n| Family::of(n) == family);
+            for net in touched {
+                match held.get(&net) {
+                    Some((left, reason)) => {
+                        state.mirror.insert(Ban {
+                            net,
+                            until: now + left,
+                            reason: reason.clone(),
+                        });
+                    }
+                    None => {
+                        state.mirror.remove(&net);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes entries that end at or before `now` (see [`Firewall::expire_due`]).
+    pub(crate) fn expire(&self, state: &mut State, now: u64) -> Result<Expired, FirewallError> {
+        let due = |m: Option<u64>| m.is_some_and(|t| t <= now);
+        if !due(state.mirror.next_expiry()) && !due(state.rules.next_expiry()) {
+            return Ok(Expired::default());
+        }
+        let mut bans: Mirror<Ban> = state.mirror.clone();
+        let mut rules = state.rules.clone();
+        let expired = Expired {
+            bans: bans.take_due(now),
+            rules: rules.take_due(now),
+        };
+        for family in Family::BOTH {
+            let in_chain = (!self.ipset()
+                && expired.bans.iter().any(|b| Family::of(&b.net) == family))
+                || expired
+                    .rules
+                    .iter()
+                    .any(|r| r.rule.family() == Some(family));
+            if in_chain {
+                self.refresh_foreign(state, family)?;
+                let edits = self.rebuild_edits(state, &bans, &rules, family);
+                self.iptables_restore(family, &edits)?;
+            }
+        }
+        state.mirror = bans;
+        state.rules = rules;
+        Ok(expired)
+    }
+}
+
+#[cfg(test)]
+#[path = "commit_tests.rs"]
+mod tests;

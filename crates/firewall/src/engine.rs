@@ -1,0 +1,435 @@
+//! The engine behind [`Firewall`]: what we hold between calls, the shared helpers (reading a
+//! table, restoring, the chain's full content), reconciling at open and reading entries back.
+//! Committing and expiring live in `commit.rs`, repair and flush in `repair.rs`. Decisions are
+//! made by the pure modules (parse, mirror, batch, render, guard); these files only sequence
+//! them around [`Exec`](super::exec::Exec) calls.
+
+use std::collections::{HashMap, HashSet};
+
+use super::ban::{Ban, Family, RuleEntry};
+use super::exec::XTABLES_WAIT;
+use super::guard::Guard;
+use super::mirror::Mirror;
+use super::options::Backend;
+use super::parse::{self, TableState};
+use super::render::{self, TableEdit};
+use super::{Firewall, FirewallError};
+
+/// What we hold between calls.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Our plain bans, one per net.
+    pub(crate) mirror: Mirror<Ban>,
+    /// Our typed rules, one per set of matches.
+    pub(crate) rules: Mirror<RuleEntry>,
+    /// Rules in our chain that are not ours, per (family, table), as last read: a rebuild
+    /// keeps them.
+    pub(crate) foreign: HashMap<(Family, String), Vec<String>>,
+    /// What blocks are refused; its protected nets change with `set_protected`.
+    pub(crate) guard: Guard,
+}
+
+impl State {
+    pub(crate) fn new(guard: Guard) -> State {
+        State {
+            mirror: Mirror::default(),
+            rules: Mirror::default(),
+            foreign: HashMap::new(),
+            guard,
+        }
+    }
+}
+
+/// What `open` created, so a failure can take it back.
+#[derive(Default)]
+struct Created {
+    sets: Vec<String>,
+    /// (family, table) where our chain did not exist before.
+    chains: Vec<(Family, String)>,
+}
+
+impl Firewall {
+    pub(super) fn ipset(&self) -> bool {
+        self.settings.backend == Backend::Ipset
+    }
+
+    pub(super) fn set_name(&self, family: Family) -> String {
+        self.settings.set_name(family == Family::V6)
+    }
+
+    pub(super) fn read_table(
+        &self,
+        family: Family,
+        table: &str,
+    ) -> Result<TableState, FirewallError> {
+        let text = self.exec.run(&[family.save_cmd(), "-t", table], None)?;
+        let set = self.ipset().then(|| self.set_name(family));
+        Ok(parse::parse_save(
+            &text,
+            table,
+            &self.settings.chain,
+            set.as_deref(),
+            family,
+        ))
+    }
+
+    pub(super) fn iptables_restore(
+        &self,
+        family: Family,
+        edits: &[TableEdit],
+    ) -> Result<(), FirewallError> {
+        let text = render::restore(&self.settings.chain, edits);
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.exec.run(
+            &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
+            Some(&text),
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn ipset_restore(&self, text: &str) -> Result<(), FirewallError> {
+        if !text.is_empty() {
+            self.exec.run(&["ipset", "restore", "-exist"], Some(text))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn ipset_names(&self) -> Result<HashSet<String>, FirewallError> {
+        let text = self.exec.run(&["ipset", "list", "-n"], None)?;
+        Ok(text.lines().map(|l| l.trim().to_string()).collect())
+    }
+
+    /// Our set of `family` as the kernel holds it: (net, seconds left, comment) per entry.
+    pub(super) fn read_set(
+        &self,
+        family: Family,
+    ) -> Result<Vec<(ipnet::IpNet, u64, String)>, FirewallError> {
+        let name = self.set_name(family);
+        let text = self.exec.run(&["ipset", "save", &name], None)?;
+        let set = parse::parse_ipset_save(&text, &name)
+            .filter(|s| s.compatible(family.inet()))
+            .ok_or_else(|| FirewallError::IncompatibleSet {
+                name: name.clone(),
+                family: family.inet(),
+                header: text.lines().next().unwrap_or_default().to_string(),
+            })?;
+        Ok(set.entries)
+    }
+
+    /// Our chain's full content for `family`: foreign rules first, then bans (or the set match
+    /// rule), then typed rules.
+    pub(super) fn chain_body(
+        &self,
+        foreign: &HashMap<(Family, String), Vec<String>>,
+        bans: &Mirror<Ban>,
+        rules: &Mirror<RuleEntry>,
+        family: Family,
+        table: &str,
+    ) -> Vec<String> {
+        let chain = &self.settings.chain;
+        let mut body = foreign
+            .get(&(family, table.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        if self.ipset() {
+            body.push(render::match_rule(chain, &self.set_name(family)));
+        } else {
+            body.extend(bans.family(family).map(|b| render::ban_rule(chain, b)));
+        }
+        body.extend(
+            rules
+                .family(family)
+                .flat_map(|r| render::typed_rule(chain, r)),
+        );
+        body
+    }
+
+    /// Jumps in `table` that are not exactly once at position 1: (hook, copies to delete).
+    pub(super) fn jump_fixes(&self, table: &str, st: &TableState) -> Vec<(String, usize)> {
+        self.settings
+            .hooks
+            .iter()
+            .filter(|h| h.table == table)
+            .filter_map(|h| {
+                let pos = st.jump_positions(&h.chain);
+                (pos != [1]).then(|| (h.chain.clone(), pos.len()))
+            })
+            .collect()
+    }
+
+    /// Reads the rules in our chain that are not ours again (someone may have added one since
+    /// the last read), so a rebuild keeps them.
+    pub(super) fn refresh_foreign(
+        &self,
+        state: &mut State,
+        family: Family,
+    ) -> Result<(), FirewallError> {
+        for table in &self.settings.tables {
+            let st = self.read_table(family, table)?;
+            if st.chain_exists {
+                state.foreign.insert((family, table.clone()), st.foreign);
+            }
+        }
+        Ok(())
+    }
+
+    /// A rebuild of our chain in every table of `family` from `bans` and `rules`.
+    pub(super) fn rebuild_edits(
+        &self,
+        state: &State,
+        bans: &Mirror<Ban>,
+        rules: &Mirror<RuleEntry>,
+        family: Family,
+    ) -> Vec<TableEdit> {
+        self.settings
+            .tables
+            .iter()
+            .map(|table| TableEdit {
+                table: table.clone(),
+                rebuild: true,
+                rules: self.chain_body(&state.foreign, bans, rules, family, table),
+                jumps: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Adopts the kernel's state and creates whatever is missing (see [`Firewall::open`]). On
+    /// failure, what this call created is removed again.
+    pub(crate) fn reconcile(&self, state: &mut State, now: u64) -> Result<(), FirewallError> {
+        let mut created = Created::default();
+        let result = self.reconcile_steps(state, now, &mut created);
+        if result.is_err() {
+            self.undo_open(&created);
+        }
+        result
+    }
+
+    fn reconcile_steps(
+        &self,
+        state: &mut State,
+        now: u64,
+        created: &mut Created,
+    ) -> Result<(), FirewallError> {
+        // Read everything first: a conflict is found before anything changes.
+        let mut tables = Vec::new();
+        let (mut bans, mut rules) = (Vec::new(), Vec::new());
+        for family in Family::BOTH {
+            for table in &self.settings.tables {
+                let st = self.read_table(family, table)?;
+                self.check_user_hooks(family, table, &st)?;
+                if let Some(other) = st.set_users.first() {
+                    return Err(FirewallError::ChainInUse {
+                        chain: self.settings.chain.clone(),
+                        holder: format!(
+                            "chain {other} matches the same set {}: chain names differing only in case share their sets",
+                            self.set_name(family)
+                        ),
+                    });
+                }
+                // With ipset, per-rule bans left by the iptables backend move into the set.
+                bans.extend(st.bans.iter().cloned());
+                rules.extend(st.rules.iter().cloned());
+                state
+                    .foreign
+                    .insert((family, table.clone()), st.foreign.clone());
+                tables.push((family, table.clone(), st));
+            }
+        }
+        let in_set = if self.ipset() {
+            self.adopt_sets(now, &mut bans, created)?
+        } else {
+            HashSet::new()
+        };
+        let mirror = Mirror::adopt(bans, now);
+        let rules = Mirror::adopt(rules, now);
+        if self.ipset() {
+            let adds: String = mirror
+                .all()
+                .filter(|b| !in_set.contains(&b.net))
+                .map(|b| render::ipset_add(&self.set_name(Family::of(&b.net)), b, now))
+                .collect();
+            self.ipset_restore(&adds)?;
+        }
+        for family in Family::BOTH {
+            let mut edits = Vec::new();
+            let mut new_chains = Vec::new();
+            for (_, table, st) in tables.iter().filter(|(f, _, _)| *f == family) {
+                let rebuild = !st.chain_exists || !self.content_ok(st, &mirror, &rules, family);
+                if !st.chain_exists {
+                    new_chains.push((family, table.clone()));
+                }
+                edits.push(TableEdit {
+                    table: table.clone(),
+                    rebuild,
+                    rules: if rebuild {
+                        self.chain_body(&state.foreign, &mirror, &rules, family, table)
+                    } else {
+                        Vec::new()
+                    },
+                    jumps: self.jump_fixes(table, st),
+                });
+            }
+            // One restore per family is all or nothing: only a successful one created chains.
+            self.iptables_restore(family, &edits)?;
+            created.chains.extend(new_chains);
+        }
+        state.mirror = mirror;
+        state.rules = rules;
+        Ok(())
+    }
+
+    /// A hook that is not a built-in chain must be a chain that exists (`DOCKER-USER`): a typo
+    /// such as `OUTPUTT` is refused before anything changes.
+    fn check_user_hooks(
+        &self,
+        family: Family,
+        table: &str,
+        st: &TableState,
+    ) -> Result<(), FirewallError> {
+        let missing = self
+            .settings
+            .hooks
+            .iter()
+            .find(|h| h.table == table && !h.builtin && !st.chains.contains(&h.chain));
+        match missing {
+            Some(h) => Err(FirewallError::InvalidOption(format!(
+                "hook {:?}: the {table} table ({family}) has no chain {:?}: not a built-in chain, and no chain of that name exists",
+                h.chain, h.chain
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads our sets into `bans` and creates the missing ones; returns the nets already in a
+    /// set.
+    fn adopt_sets(
+        &self,
+        now: u64,
+        bans: &mut Vec<Ban>,
+        created: &mut Created,
+    ) -> Result<HashSet<ipnet::IpNet>, FirewallError> {
+        let mut in_set = HashSet::new();
+        let names = self.ipset_names()?;
+        let mut create = String::new();
+        for family in Family::BOTH {
+            let name = self.set_name(family);
+            if names.contains(&name) {
+                for (net, left, reason) in self.read_set(family)? {
+                    in_set.insert(net);
+                    bans.push(Ban {
+                        net,
+                        until: now + left,
+                        reason,
+                    });
+                }
+            } else {
+                create.push_str(&render::ipset_create(
+                    &name,
+                    family.inet(),
+                    self.settings.maxelem,
+                ));
+                created.sets.push(name);
+            }
+        }
+        self.ipset_restore(&create)?;
+        Ok(in_set)
+    }
+
+    /// True when `st` holds exactly our entries of `family` (and, with ipset, one match rule).
+    fn content_ok(
+        &self,
+        st: &TableState,
+        bans: &Mirror<Ban>,
+        rules: &Mirror<RuleEntry>,
+        family: Family,
+    ) -> bool {
+        let bans_ok = if self.ipset() {
+            st.match_rules == 1 && st.bans.is_empty()
+        } else {
+            let mut have = st.bans.clone();
+            have.sort_by_key(|b| b.net);
+            have.iter().eq(bans.family(family))
+        };
+        let mut have = st.rules.clone();
+        have.sort_by_key(|r| r.rule.key());
+        bans_ok && st.orphans == 0 && have.iter().eq(rules.family(family))
+    }
+
+    /// Best effort: removes the chains and sets a failed open created.
+    fn undo_open(&self, created: &Created) {
+        for family in Family::BOTH {
+            let tables: Vec<render::Removal> = created
+                .chains
+                .iter()
+                .filter(|(f, _)| *f == family)
+                .map(|(_, table)| {
+                    let jumps = self
+                        .settings
+                        .hooks
+                        .iter()
+                        .filter(|h| &h.table == table)
+                        .map(|h| (h.chain.clone(), 1))
+                        .collect();
+                    (table.clone(), jumps, Vec::new())
+                })
+                .collect();
+            if !tables.is_empty() {
+                let text = render::remove(&self.settings.chain, &tables);
+                let _ = self.exec.run(
+                    &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
+                    Some(&text),
+                );
+            }
+        }
+        let destroy: String = created
+            .sets
+            .iter()
+            .map(|s| format!("destroy {s}\n"))
+            .collect();
+        let _ = self.ipset_restore(&destroy);
+    }
+
+    /// The plain bans the kernel holds now (see [`Firewall::list`]). With ipset, whose
+    /// timeouts count down in whole seconds, an entry within a second of what memory holds is
+    /// reported with memory's end time, so `list` and `next_expiry` agree.
+    pub(crate) fn read_bans(&self, state: &State, now: u64) -> Result<Vec<Ban>, FirewallError> {
+        let mut bans = Vec::new();
+        if self.ipset() {
+            let names = self.ipset_names()?;
+            for family in Family::BOTH {
+                if !names.contains(&self.set_name(family)) {
+                    continue;
+                }
+                for (net, left, reason) in self.read_set(family)? {
+                    let mut until = now + left;
+                    if let Some(mine) = state.mirror.get(&net)
+                        && (until..=until + 1).contains(&mine.until)
+                    {
+                        until = mine.until;
+                    }
+                    bans.push(Ban { net, until, reason });
+                }
+            }
+        } else if let Some(table) = self.settings.tables.first() {
+            for family in Family::BOTH {
+                bans.extend(self.read_table(family, table)?.bans);
+            }
+        }
+        bans.sort_by_key(|b| b.net);
+        Ok(bans)
+    }
+
+    /// The typed rules the kernel holds now in our chain (first hook's table).
+    pub(crate) fn read_rules(&self) -> Result<Vec<RuleEntry>, FirewallError> {
+        let mut rules = Vec::new();
+        if let Some(table) = self.settings.tables.first() {
+            for family in Family::BOTH {
+                rules.extend(self.read_table(family, table)?.rules);
+            }
+        }
+        rules.sort_by_key(|r| r.rule);
+        Ok(rules)
+    }
+}

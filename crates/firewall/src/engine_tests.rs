@@ -1,0 +1,234 @@
+//! Engine tests against the recording fake: which processes each call starts, with which
+//! restore text. Real-kernel behaviour is tested in `tests/it/firewall.rs`.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::tests_support::{Fake, open};
+use super::*;
+
+const FILTER_WITH_BANS: &str = "*filter\n:INPUT ACCEPT [0:0]\n:AB - [0:0]\n\
+-A INPUT -j AB\n\
+-A AB -s 10.0.0.0/8 -j ACCEPT\n\
+-A AB -s 192.0.2.1/32 -m comment --comment \"autoblock until=5000 rule=a\" -j DROP\n\
+-A AB -s 192.0.2.1/32 -m comment --comment \"autoblock until=6000 rule=b\" -j DROP\n\
+-A AB -s 192.0.2.2/32 -m comment --comment \"autoblock until=900 rule=old\" -j DROP\n\
+COMMIT\n";
+
+fn secs(s: u64) -> std::time::SystemTime {
+    UNIX_EPOCH + Duration::from_secs(s)
+}
+
+#[test]
+fn open_on_empty_kernel_creates_chain_and_jump_per_family() {
+    let fake = Arc::new(Fake::default());
+    let _fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    let calls = fake.take();
+    let cmds: Vec<&str> = calls.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        cmds,
+        [
+            "iptables-save -t filter",
+            "ip6tables-save -t filter",
+            "iptables-restore -w 5 --noflush",
+            "ip6tables-restore -w 5 --noflush"
+        ]
+    );
+    assert_eq!(
+        calls[2].1.as_deref(),
+        Some("*filter\n:AB - [0:0]\n-I INPUT 1 -j AB\nCOMMIT\n")
+    );
+}
+
+#[test]
+fn open_adopts_dedupes_expires_and_keeps_foreign() {
+    let fake = Arc::new(Fake::default());
+    fake.set("iptables-save -t filter", FILTER_WITH_BANS);
+    let fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    let calls = fake.take();
+    assert_eq!(
+        calls[2].1.as_deref(),
+        Some(
+            "*filter\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j ACCEPT\n\
+             -A AB -s 192.0.2.1/32 -m comment --comment \"autoblock until=6000 rule=b\" -j DROP\n\
+             COMMIT\n"
+        )
+    );
+    assert_eq!(fw.len(), 1);
+    assert_eq!(fw.next_expiry(), Some(secs(6000)));
+}
+
+#[test]
+fn open_leaves_a_correct_kernel_alone() {
+    let fake = Arc::new(Fake::default());
+    fake.set(
+        "iptables-save -t filter",
+        "*filter\n:AB - [0:0]\n-A INPUT -j AB\nCOMMIT\n",
+    );
+    fake.set(
+        "ip6tables-save -t filter",
+        "*filter\n:AB - [0:0]\n-A INPUT -j AB\nCOMMIT\n",
+    );
+    let _fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    assert_eq!(fake.take().len(), 2, "only the two saves");
+}
+
+#[test]
+fn additions_append_and_removals_rebuild_one_call_per_family() {
+    let fake = Arc::new(Fake::default());
+    let fw = open(
+        FirewallOptions::new(Backend::Iptables, "AB").hooks(["INPUT", "raw:PREROUTING"]),
+        &fake,
+        1000,
+    );
+    fake.take();
+    let mut b = Batch::new();
+    b.block(
+        std::net::IpAddr::from([192, 0, 2, 7]),
+        Duration::from_secs(600),
+        "x",
+    );
+    b.block(
+        "2001:db8::/32".parse::<ipnet::IpNet>().unwrap(),
+        Duration::from_secs(600),
+        "y",
+    );
+    assert!(fw.commit(b).unwrap().refused.is_empty());
+    let calls = fake.take();
+    assert_eq!(calls.len(), 2);
+    let text = calls[0].1.as_deref().unwrap();
+    assert!(!text.contains(":AB"), "append only: {text}");
+    assert_eq!(
+        text.matches("-A AB -s 192.0.2.7/32").count(),
+        2,
+        "filter and raw: {text}"
+    );
+    assert!(text.starts_with("*filter\n") && text.contains("*raw\n"));
+
+    let mut b = Batch::new();
+    b.unblock(std::net::IpAddr::from([192, 0, 2, 7]));
+    let _ = fw.commit(b).unwrap();
+    let calls = fake.take_changes();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, "iptables-restore -w 5 --noflush");
+    assert_eq!(
+        calls[0].1.as_deref(),
+        Some("*filter\n:AB - [0:0]\nCOMMIT\n*raw\n:AB - [0:0]\nCOMMIT\n")
+    );
+    assert_eq!(fw.len(), 1);
+}
+
+#[test]
+fn ipset_commit_is_one_restore_call() {
+    let fake = Arc::new(Fake::default());
+    let fw = open(
+        FirewallOptions::new(Backend::Ipset, "AB").maxelem(10),
+        &fake,
+        1000,
+    );
+    let calls = fake.take();
+    let cmds: Vec<&str> = calls.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        cmds,
+        [
+            "iptables-save -t filter",
+            "ip6tables-save -t filter",
+            "ipset list -n",
+            "ipset restore -exist",
+            "iptables-restore -w 5 --noflush",
+            "ip6tables-restore -w 5 --noflush"
+        ]
+    );
+    assert_eq!(
+        calls[3].1.as_deref(),
+        Some(
+            "create ab4 hash:net family inet timeout 0 comment maxelem 10\n\
+             create ab6 hash:net family inet6 timeout 0 comment maxelem 10\n"
+        )
+    );
+    assert!(
+        calls[4]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("-A AB -m set --match-set ab4 src -j DROP\n")
+    );
+    let mut b = Batch::new();
+    b.block(
+        "198.51.100.0/24".parse::<ipnet::IpNet>().unwrap(),
+        Duration::from_secs(60),
+        "feed",
+    )
+    .unblock("fd00::1".parse::<std::net::IpAddr>().unwrap());
+    let _ = fw.commit(b).unwrap();
+    let calls = fake.take();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, "ipset restore -exist");
+    assert!(
+        calls[0]
+            .1
+            .as_deref()
+            .unwrap()
+            .starts_with("add ab4 198.51.100.0/24 timeout 60 comment \"feed\"\n")
+    );
+}
+
+#[test]
+fn expire_due_rebuilds_only_families_with_due_bans() {
+    let fake = Arc::new(Fake::default());
+    fake.set("iptables-save -t filter", FILTER_WITH_BANS);
+    let fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    fake.take();
+    assert!(fw.expire_due(secs(5999)).unwrap().is_empty());
+    assert!(fake.take().is_empty());
+    let due = fw.expire_due(secs(6000)).unwrap();
+    assert_eq!(due.bans.len(), 1);
+    let calls = fake.take_changes();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0].1.as_deref(),
+        Some("*filter\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n")
+    );
+    assert_eq!(fw.next_expiry(), None);
+}
+
+#[test]
+fn repair_detects_flushed_chain_and_missing_jump() {
+    let fake = Arc::new(Fake::default());
+    fake.set("iptables-save -t filter", FILTER_WITH_BANS);
+    let fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    fake.set(
+        "iptables-save -t filter",
+        "*filter\n:INPUT ACCEPT [0:0]\n:AB - [0:0]\nCOMMIT\n",
+    );
+    fake.set(
+        "ip6tables-save -t filter",
+        "*filter\n:AB - [0:0]\n-A INPUT -j AB\nCOMMIT\n",
+    );
+    fake.take();
+    let repairs = fw.check_and_repair().unwrap();
+    let text: Vec<String> = repairs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "ipv4 filter: chain rebuilt with 1 ban rules",
+            "ipv4 filter: jump from INPUT restored at position 1"
+        ]
+    );
+    let calls = fake.take();
+    assert_eq!(calls.len(), 3, "two saves, one restore");
+    assert_eq!(calls[1].0, "iptables-restore -w 5 --noflush");
+    assert_eq!(
+        calls[1].1.as_deref(),
+        Some(
+            "*filter\n:AB - [0:0]\n-A AB -s 192.0.2.1/32 -m comment --comment \"autoblock until=6000 rule=b\" -j DROP\n\
+             -I INPUT 1 -j AB\nCOMMIT\n"
+        )
+    );
+}
+
+#[test]
+fn firewall_can_be_shared_between_tasks() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Firewall>();
+}

@@ -1,0 +1,222 @@
+//! [`FirewallError`]: what can go wrong opening or changing the firewall. Every error from an
+//! external command keeps its command line, exit status and stderr (and, for a restore, the
+//! input line it failed on), so an operator can rerun it. `Display` is always one line.
+
+use std::process::ExitStatus;
+
+/// An error from [`Firewall`](super::Firewall).
+///
+/// `Display` gives one line with everything an operator needs; the accessors and fields are
+/// there for programs that react differently, e.g. to a missing binary:
+///
+/// ```no_run
+/// use autoblock_firewall::{Backend, Firewall, FirewallError, FirewallOptions};
+/// match Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP")) {
+///     Ok(_fw) => { /* block, list, expire ... */ }
+///     Err(FirewallError::BinaryMissing { binary, .. }) => eprintln!("please install {binary}"),
+///     Err(e) => match (e.command(), e.status(), e.stderr()) {
+///         (Some(command), Some(status), Some(stderr)) => {
+///             eprintln!("`{command}` exited with {status}: {stderr}")
+///         }
+///         _ => eprintln!("{e}"),
+///     },
+/// }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FirewallError {
+    /// An option given to [`FirewallOptions`](super::FirewallOptions) is not valid.
+    #[error("invalid firewall option: {0}")]
+    InvalidOption(String),
+    /// Another handle (in this process or another) manages this chain in this namespace, or a
+    /// chain whose name differs only in case shares its sets.
+    #[error(
+        "chain {chain} is already in use ({holder}): one handle per chain; share it (Arc<Firewall>) or stop the other program"
+    )]
+    ChainInUse {
+        /// Our chain.
+        chain: String,
+        /// Who holds it.
+        holder: String,
+    },
+    /// A required program (`iptables-restore`, `ipset`, `ip`, ...) is not installed or not on `PATH`.
+    #[error("`{binary}` is not installed or not on PATH (running `{command}`)")]
+    BinaryMissing {
+        /// The program that could not be found.
+        binary: String,
+        /// The full command line that needed it.
+        command: String,
+    },
+    /// The command ran but was not allowed to change the firewall (needs `CAP_NET_ADMIN`).
+    #[error(
+        "permission denied: `{command}` ({status}) needs root or CAP_NET_ADMIN: {}",
+        one_line(.stderr)
+    )]
+    PermissionDenied {
+        /// The command line, arguments joined with spaces.
+        command: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// What it printed on stderr (trimmed).
+        stderr: String,
+    },
+    /// The kernel has no ipset support (module missing or not loadable).
+    #[error(
+        "the kernel has no usable ipset support: `{command}` ({status}): {}",
+        one_line(.stderr)
+    )]
+    IpsetUnsupported {
+        /// The command line, arguments joined with spaces.
+        command: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// What it printed on stderr (trimmed).
+        stderr: String,
+    },
+    /// The command exited unsuccessfully for another reason.
+    #[error("`{command}` failed ({status}): {}{}", one_line(.stderr), quote_input(.input))]
+    #[non_exhaustive]
+    CommandFailed {
+        /// The command line, arguments joined with spaces.
+        command: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// What it printed on stderr (trimmed).
+        stderr: String,
+        /// For a restore: the input line it names as failing, as `(number, text)`.
+        input: Option<(usize, String)>,
+    },
+    /// The command could not be started, or its input/output could not be transferred.
+    #[error("could not run `{command}`: {source}")]
+    Io {
+        /// The command line, arguments joined with spaces.
+        command: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A set with our name exists but is not a `hash:net` set with timeout and comment support.
+    #[error(
+        "ipset `{name}` exists but is incompatible (want hash:net {family} with timeout and comment): {header}"
+    )]
+    IncompatibleSet {
+        /// The set name.
+        name: String,
+        /// `inet` or `inet6`.
+        family: &'static str,
+        /// The set's `create` line as the kernel reports it.
+        header: String,
+    },
+}
+
+/// Stderr on one line: lines joined with `; `, usage hints (`Try ...`) left out.
+fn one_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Try `"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn quote_input(input: &Option<(usize, String)>) -> String {
+    match input {
+        Some((n, text)) => format!(" (input line {n}: `{text}`)"),
+        None => String::new(),
+    }
+}
+
+impl FirewallError {
+    /// The command line that failed, for errors from a command.
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            FirewallError::BinaryMissing { command, .. }
+            | FirewallError::PermissionDenied { command, .. }
+            | FirewallError::IpsetUnsupported { command, .. }
+            | FirewallError::CommandFailed { command, .. }
+            | FirewallError::Io { command, .. } => Some(command),
+            _ => None,
+        }
+    }
+
+    /// The command's exit status, for a command that ran and failed.
+    pub fn status(&self) -> Option<ExitStatus> {
+        match self {
+            FirewallError::PermissionDenied { status, .. }
+            | FirewallError::IpsetUnsupported { status, .. }
+            | FirewallError::CommandFailed { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// What the command printed on stderr, for a command that ran and failed.
+    pub fn stderr(&self) -> Option<&str> {
+        match self {
+            FirewallError::PermissionDenied { stderr, .. }
+            | FirewallError::IpsetUnsupported { stderr, .. }
+            | FirewallError::CommandFailed { stderr, .. } => Some(stderr),
+            _ => None,
+        }
+    }
+}
+
+/// The input line a failing restore names in its stderr: iptables-restore says `Error occurred
+/// at line: N` or `line N failed`, ipset `Error in line N:`.
+pub(crate) fn failed_input_line(stderr: &str, input: &str) -> Option<(usize, String)> {
+    let number = |after: &str| -> Option<usize> {
+        let start = stderr.find(after)? + after.len();
+        let digits: String = stderr[start..]
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let n = number("Error occurred at line:")
+        .or_else(|| number("Error in line"))
+        .or_else(|| number(": line"))?;
+    let text = input.lines().nth(n.checked_sub(1)?)?;
+    Some((n, text.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    const INPUT: &str = "*filter\n:AB - [0:0]\n-A AB -s 10.0.0.1/32 -j NOPE\nCOMMIT\n";
+
+    #[test]
+    fn restore_failures_quote_the_line_on_one_line() {
+        for stderr in [
+            "iptables-restore v1.8.9 (nf_tables): Chain 'NOPE' does not exist\nError occurred at line: 3\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.",
+            "iptables-restore: line 3 failed",
+            "ipset v7.17: Error in line 3: Hash is full, cannot add more elements",
+        ] {
+            let input = failed_input_line(stderr, INPUT);
+            assert_eq!(input, Some((3, "-A AB -s 10.0.0.1/32 -j NOPE".to_string())));
+            let e = FirewallError::CommandFailed {
+                command: "iptables-restore -w 5 --noflush".into(),
+                status: ExitStatus::from_raw(2 << 8),
+                stderr: stderr.into(),
+                input,
+            };
+            let text = e.to_string();
+            assert!(!text.contains('\n') && !text.contains("Try `"), "{text}");
+            assert!(
+                text.ends_with("(input line 3: `-A AB -s 10.0.0.1/32 -j NOPE`)"),
+                "{text}"
+            );
+            assert_eq!(e.command(), Some("iptables-restore -w 5 --noflush"));
+            assert_eq!(e.status().and_then(|s| s.code()), Some(2));
+            assert_eq!(e.stderr(), Some(stderr));
+        }
+        assert_eq!(failed_input_line("line 9 failed", INPUT), None);
+        assert_eq!(failed_input_line("no number", INPUT), None);
+    }
+
+    #[test]
+    fn errors_without_a_command_have_no_accessors() {
+        let e = FirewallError::InvalidOption("x".into());
+        assert_eq!((e.command(), e.status(), e.stderr()), (None, None, None));
+    }
+}

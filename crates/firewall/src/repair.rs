@@ -1,0 +1,285 @@
+//! [`Repair`]: one thing [`Firewall::check_and_repair`](super::Firewall::check_and_repair) found
+//! missing and put back (its `Display` is a short sentence for logs and `repaired` events), the
+//! check itself (counts, not entry-by-entry diffs), and removal of everything by `flush`.
+
+use super::exec::XTABLES_WAIT;
+use std::fmt;
+
+use super::ban::{Ban, Family};
+use super::engine::State;
+use super::mirror::Mirror;
+use super::parse::{self, TableState};
+use super::render::{self, TableEdit};
+use super::{Firewall, FirewallError};
+
+/// One repair made by [`Firewall::check_and_repair`](super::Firewall::check_and_repair).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Repair {
+    /// Our chain was missing from `table` and was created again with all its rules.
+    ChainRecreated {
+        /// Which tool's tables.
+        family: Family,
+        /// The table (`filter`, `raw`, `mangle`).
+        table: String,
+    },
+    /// Our chain held fewer or more of our rules than we hold entries (flushed or edited); it
+    /// was rebuilt with `rules` of them (ban rules with the iptables backend, plus typed rules).
+    ChainRebuilt {
+        /// Which tool's tables.
+        family: Family,
+        /// The table.
+        table: String,
+        /// Entries the chain holds now.
+        rules: usize,
+    },
+    /// The `--match-set` rule was missing or duplicated and was put back once (ipset backend).
+    MatchRuleRestored {
+        /// Which tool's tables.
+        family: Family,
+        /// The table.
+        table: String,
+    },
+    /// The jump from `hook` to our chain was missing, duplicated or not first; it is now
+    /// present once, at position 1.
+    JumpRestored {
+        /// Which tool's tables.
+        family: Family,
+        /// The table.
+        table: String,
+        /// The built-in chain holding the jump.
+        hook: String,
+    },
+    /// Our set was missing; it was created and refilled with `entries` bans (remaining TTLs).
+    SetRecreated {
+        /// The set's family.
+        family: Family,
+        /// The set name.
+        set: String,
+        /// Entries put back.
+        entries: usize,
+    },
+    /// Our set held fewer entries than we hold live bans; `entries` were added back.
+    SetRefilled {
+        /// The set's family.
+        family: Family,
+        /// The set name.
+        set: String,
+        /// Entries put back.
+        entries: usize,
+    },
+}
+
+impl fmt::Display for Repair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Repair::ChainRecreated { family, table } => {
+                write!(f, "{family} {table}: chain recreated")
+            }
+            Repair::ChainRebuilt {
+                family,
+                table,
+                rules,
+            } => {
+                write!(f, "{family} {table}: chain rebuilt with {rules} ban rules")
+            }
+            Repair::MatchRuleRestored { family, table } => {
+                write!(f, "{family} {table}: match-set rule restored")
+            }
+            Repair::JumpRestored {
+                family,
+                table,
+                hook,
+            } => {
+                write!(
+                    f,
+                    "{family} {table}: jump from {hook} restored at position 1"
+                )
+            }
+            Repair::SetRecreated {
+                family,
+                set,
+                entries,
+            } => {
+                write!(f, "{family}: set {set} recreated with {entries} entries")
+            }
+            Repair::SetRefilled {
+                family,
+                set,
+                entries,
+            } => {
+                write!(f, "{family}: set {set} refilled with {entries} entries")
+            }
+        }
+    }
+}
+
+impl Firewall {
+    pub(crate) fn repair(&self, state: &mut State, now: u64) -> Result<Vec<Repair>, FirewallError> {
+        let mut repairs = Vec::new();
+        if self.ipset() {
+            self.repair_sets(state, now, &mut repairs)?;
+        }
+        for family in Family::BOTH {
+            let mut edits = Vec::new();
+            for table in &self.settings.tables {
+                let st = self.read_table(family, table)?;
+                let problem = self.chain_problem(state, &st, family, table);
+                if st.chain_exists {
+                    state
+                        .foreign
+                        .insert((family, table.clone()), st.foreign.clone());
+                }
+                let rebuild = problem.is_some();
+                repairs.extend(problem);
+                let jumps = self.jump_fixes(table, &st);
+                for (hook, _) in &jumps {
+                    repairs.push(Repair::JumpRestored {
+                        family,
+                        table: table.clone(),
+                        hook: hook.clone(),
+                    });
+                }
+                let rules = if rebuild {
+                    self.chain_body(&state.foreign, &state.mirror, &state.rules, family, table)
+                } else {
+                    Vec::new()
+                };
+                edits.push(TableEdit {
+                    table: table.clone(),
+                    rebuild,
+                    rules,
+                    jumps,
+                });
+            }
+            self.iptables_restore(family, &edits)?;
+        }
+        Ok(repairs)
+    }
+
+    /// What is wrong with our chain in one table (by counts), as the repair that fixes it.
+    fn chain_problem(
+        &self,
+        state: &State,
+        st: &TableState,
+        family: Family,
+        table: &str,
+    ) -> Option<Repair> {
+        let table = table.to_string();
+        if !st.chain_exists {
+            return Some(Repair::ChainRecreated { family, table });
+        }
+        if self.ipset() && (st.match_rules != 1 || !st.bans.is_empty()) {
+            return Some(Repair::MatchRuleRestored { family, table });
+        }
+        let bans = if self.ipset() {
+            0
+        } else {
+            state.mirror.count(family)
+        };
+        let rules = state.rules.count(family);
+        (st.bans.len() != bans || st.rules.len() != rules || st.orphans > 0).then(|| {
+            Repair::ChainRebuilt {
+                family,
+                table,
+                rules: bans + rules,
+            }
+        })
+    }
+
+    fn repair_sets(
+        &self,
+        state: &mut State,
+        now: u64,
+        repairs: &mut Vec<Repair>,
+    ) -> Result<(), FirewallError> {
+        // The kernel has dropped these already.
+        state.mirror.take_due(now);
+        let names = self.ipset_names()?;
+        let mut text = String::new();
+        for family in Family::BOTH {
+            let set = self.set_name(family);
+            let live: Vec<&Ban> = state.mirror.family(family).collect();
+            let refill = |text: &mut String| {
+                for b in &live {
+                    text.push_str(&render::ipset_add(&set, b, now));
+                }
+            };
+            if !names.contains(&set) {
+                text.push_str(&render::ipset_create(
+                    &set,
+                    family.inet(),
+                    self.settings.maxelem,
+                ));
+                refill(&mut text);
+                repairs.push(Repair::SetRecreated {
+                    family,
+                    set: set.clone(),
+                    entries: live.len(),
+                });
+                continue;
+            }
+            let terse = self.exec.run(&["ipset", "list", "-t", &set], None)?;
+            let (header, count) = parse::parse_ipset_terse(&terse).unwrap_or_default();
+            if !parse::terse_compatible(&header, family.inet()) {
+                return Err(FirewallError::IncompatibleSet {
+                    name: set,
+                    family: family.inet(),
+                    header,
+                });
+            }
+            if count < live.len() {
+                refill(&mut text);
+                repairs.push(Repair::SetRefilled {
+                    family,
+                    set: set.clone(),
+                    entries: live.len(),
+                });
+            }
+        }
+        self.ipset_restore(&text)
+    }
+
+    /// Removes our jumps, rules and sets (see [`Firewall::flush`]): a chain holding foreign
+    /// rules stays, with only those.
+    pub(crate) fn remove_all(&self, state: &mut State) -> Result<(), FirewallError> {
+        for family in Family::BOTH {
+            let mut tables: Vec<render::Removal> = Vec::new();
+            for table in &self.settings.tables {
+                let st = self.read_table(family, table)?;
+                if !st.chain_exists {
+                    continue;
+                }
+                let jumps = self
+                    .settings
+                    .hooks
+                    .iter()
+                    .filter(|h| &h.table == table)
+                    .map(|h| (h.chain.clone(), st.jump_positions(&h.chain).len()))
+                    .collect();
+                tables.push((table.clone(), jumps, st.foreign));
+            }
+            if !tables.is_empty() {
+                let text = render::remove(&self.settings.chain, &tables);
+                self.exec.run(
+                    &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
+                    Some(&text),
+                )?;
+            }
+        }
+        if self.ipset() {
+            let names = self.ipset_names()?;
+            let text: String = Family::BOTH
+                .iter()
+                .map(|f| self.set_name(*f))
+                .filter(|n| names.contains(n))
+                .map(|n| format!("destroy {n}\n"))
+                .collect();
+            self.ipset_restore(&text)?;
+        }
+        state.mirror = Mirror::default();
+        state.rules = Mirror::default();
+        state.foreign.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,264 @@
+//! What operators and the daemon do to the engine besides feeding packets (pure): manual bans
+//! and unbans, adopting bans found in the kernel at start, explaining a source, reloading the
+//! configuration without losing counters, and saving/restoring offense history.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::fire::lifted_by_protection;
+use super::rules;
+use super::{BanSettings, Decision, Engine, UnblockReason, Verdict};
+use crate::config::{Config, Metric};
+use crate::engine::ban_rate::BanRate;
+use crate::engine::bans::ActiveBan;
+use crate::engine::sources::SourceKey;
+use crate::time::Timestamp;
+
+/// Why a manual ban was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// Overlaps this allowlisted net (`--force` overrides).
+    Allowlisted(IpNet),
+    /// Contains one of our own addresses (never overridden: it would lock us out).
+    Local(IpNet),
+    /// `max_active_bans` reached.
+    Cap,
+}
+
+impl std::fmt::Display for RefuseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefuseReason::Allowlisted(n) => write!(f, "overlaps allowlisted {n} (use --force)"),
+            RefuseReason::Local(n) => write!(f, "contains our own address {n}: never banned"),
+            RefuseReason::Cap => write!(f, "max_active_bans reached"),
+        }
+    }
+}
+
+/// One rule's current value for a source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleValue {
+    pub rule: Arc<str>,
+    pub metric: Metric,
+    pub value: u64,
+    pub threshold: u64,
+    pub window: Duration,
+    /// What the address is counted under (itself, or its aggregate prefix).
+    pub key: SourceKey,
+}
+
+/// Everything the engine knows about one address.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explained {
+    pub addr: IpAddr,
+    pub allowlisted: Option<IpNet>,
+    pub local: bool,
+    pub rules: Vec<RuleValue>,
+    /// The ban covering it (its own, or its prefix's).
+    pub ban: Option<ActiveBan>,
+    pub offenses: u32,
+    pub last_offense: Option<Timestamp>,
+}
+
+impl Engine {
+    /// Bans `net` by hand for `duration` (default `[enforce].ban`, capped at `max_ban`).
+    /// Refused when it overlaps the allowlist (unless `force`), when it contains one of our own
+    /// addresses (always: that is a lockout), or when the cap is reached. A manual ban
+    /// replaces any rule ban on the same target.
+    pub fn ban_manual(
+        &mut self,
+        net: IpNet,
+        duration: Option<Duration>,
+        reason: &str,
+        force: bool,
+        ts: Timestamp,
+    ) -> Result<Decision, RefuseReason> {
+        let now = self.advance(ts);
+        let key = SourceKey::from_net(net);
+        let net = key.net();
+        // Our own addresses: never, not even with `force` (that is a lockout).
+        if let Some(l) = self
+            .local
+            .iter()
+            .find(|l| l.contains(&net) || net.contains(*l))
+        {
+            return Err(RefuseReason::Local(*l));
+        }
+        if !force
+            && let Some(a) = self
+                .allow
+                .iter()
+                .find(|a| a.contains(&net) || net.contains(*a))
+        {
+            return Err(RefuseReason::Allowlisted(*a));
+        }
+        if self.bans.get(&key).is_none() && self.bans.len() >= self.settings.max_active_bans {
+            return Err(RefuseReason::Cap);
+        }
+        let duration = duration
+            .unwrap_or(self.settings.ban)
+            .min(self.settings.max_ban);
+        let reason: Arc<str> = Arc::from(if reason.is_empty() { "manual" } else { reason });
+        let until = now.saturating_add(duration);
+        self.bans.insert(ActiveBan {
+            key,
+            until,
+            since: now,
+            rule: reason.clone(),
+            offense: 1,
+            duration,
+            peak: 0,
+            manual: true,
+        });
+        Ok(Decision::Block(Verdict {
+            key,
+            rule: reason,
+            metric: None,
+            observed: 0,
+            threshold: 0,
+            window: Duration::ZERO,
+            ban: duration,
+            until,
+            offense: 1,
+            at: now,
+        }))
+    }
+
+    /// Lifts the ban on exactly `net`; `None` when it is not banned.
+    pub fn unban(&mut self, net: IpNet, ts: Timestamp) -> Option<Decision> {
+        let now = self.advance(ts);
+        let ban = self.bans.remove(&SourceKey::from_net(net))?;
+        Some(Decision::Unblock {
+            ban,
+            at: now,
+            reason: UnblockReason::Manual,
+        })
+    }
+
+    /// Takes over a ban found in the kernel at start (or restored from state) without an
+    /// event: it expires, extends and shows in `list` like any other.
+    pub fn adopt(&mut self, ban: ActiveBan) {
+        if self.bans.get(&ban.key).is_none_or(|b| b.until < ban.until) {
+            self.bans.insert(ban);
+        }
+    }
+
+    /// Current window values, ban and history of `addr`, as of `now`.
+    pub fn explain(&self, addr: IpAddr, now: Timestamp) -> Explained {
+        let now_us = now.as_micros();
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| {
+                let g = &self.groups[r.group];
+                let key = SourceKey::new(addr, g.agg_v4, g.agg_v6);
+                RuleValue {
+                    rule: r.name.clone(),
+                    metric: r.metric,
+                    value: g.table.value(key, r.slot, now_us),
+                    threshold: r.threshold,
+                    window: r.window,
+                    key,
+                }
+            })
+            .collect::<Vec<_>>();
+        let host = SourceKey::new(addr, 32, 128);
+        let ban = self
+            .bans
+            .get(&host)
+            .or_else(|| rules.iter().find_map(|r| self.bans.get(&r.key)))
+            .or_else(|| self.bans.iter().find(|b| b.key.net().contains(&addr)))
+            .cloned();
+        let offense = self
+            .offenses
+            .get(&host)
+            .or_else(|| rules.iter().find_map(|r| self.offenses.get(&r.key)));
+        Explained {
+            addr,
+            allowlisted: self.allow.iter().find(|n| n.contains(&addr)).copied(),
+            local: self.local.iter().any(|n| n.contains(&addr)),
+            rules,
+            ban,
+            offenses: offense.map_or(0, |o| o.0),
+            last_offense: offense.map(|o| o.1),
+        }
+    }
+
+    /// Applies a new configuration: rules, thresholds, allowlist and ban settings take effect
+    /// at once; active bans, offense history and the counters of every group whose window
+    /// layout (aggregation, metric kinds, windows) is unchanged are kept. Rule bans that the
+    /// new allowlist covers are lifted (appended to `out` as `Unblock`s).
+    pub fn reconfigure(&mut self, config: &Config, ts: Timestamp, out: &mut Vec<Decision>) {
+        let (rules, mut groups) = rules::compile(config);
+        let mut old = std::mem::take(&mut self.groups);
+        for g in &mut groups {
+            if let Some(i) = old
+                .iter()
+                .position(|o| o.agg_v4 == g.agg_v4 && o.agg_v6 == g.agg_v6 && o.kinds == g.kinds)
+            {
+                let o = old.swap_remove(i);
+                g.table = o.table;
+            }
+        }
+        self.rules = rules;
+        self.groups = groups;
+        self.allow = config.allow.nets.iter().map(IpNet::trunc).collect();
+        self.settings = BanSettings::from_config(config);
+        self.rate = BanRate::new(config.enforce.max_new_bans_per_sec);
+        self.quiet.clear();
+        self.lift_protected(ts, out);
+    }
+
+    /// Lifts every rule ban on a target that overlaps the allowlist or our own addresses (after
+    /// a reload, after adopting the kernel's bans, after our addresses changed). Manual bans an
+    /// operator forced onto an allowlisted net stay; none can cover our own addresses.
+    pub fn lift_protected(&mut self, ts: Timestamp, out: &mut Vec<Decision>) {
+        let now = self.advance(ts);
+        let doomed: Vec<SourceKey> = self
+            .bans
+            .iter()
+            .filter(|b| lifted_by_protection(b, &self.allow, &self.local))
+            .map(|b| b.key)
+            .collect();
+        for key in doomed {
+            if let Some(ban) = self.bans.remove(&key) {
+                out.push(Decision::Unblock {
+                    ban,
+                    at: now,
+                    reason: UnblockReason::Protected,
+                });
+            }
+        }
+    }
+
+    /// Replaces our own addresses (they can change while running) and lifts bans that now
+    /// cover one of them.
+    pub fn set_local(&mut self, local: Vec<IpNet>, ts: Timestamp, out: &mut Vec<Decision>) {
+        self.local = local.iter().map(IpNet::trunc).collect();
+        self.lift_protected(ts, out);
+    }
+
+    /// What no automatic ban may touch: the allowlist and our own addresses (the firewall's
+    /// guard gets the same list).
+    pub fn protected(&self) -> Vec<IpNet> {
+        self.allow.iter().chain(&self.local).copied().collect()
+    }
+
+    /// Offense history, for saving across restarts: (target, count, last offense), unordered.
+    pub fn offenses(&self) -> Vec<(IpNet, u32, Timestamp)> {
+        self.offenses
+            .iter()
+            .map(|(k, (n, t))| (k.net(), *n, *t))
+            .collect()
+    }
+
+    /// Restores saved offense history (entries older than `repeat_window` are dropped later).
+    pub fn restore_offenses(&mut self, saved: &[(IpNet, u32, Timestamp)]) {
+        for (net, n, t) in saved {
+            self.offenses.insert(SourceKey::from_net(*net), (*n, *t));
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Active bans ordered by expiry (pure): who is banned, until when, and why.
+//!
+//! Invariant: `by_key` and `by_expiry` always hold the same bans; the earliest expiry is the
+//! next deadline the caller has to wake up for.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use foldhash::fast::RandomState;
+
+use crate::engine::sources::SourceKey;
+use crate::time::Timestamp;
+
+/// One active ban.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActiveBan {
+    pub key: SourceKey,
+    /// When it ends.
+    pub until: Timestamp,
+    /// When it started (the first block of this offense).
+    pub since: Timestamp,
+    /// The rule that fired, or the reason given for a manual ban.
+    pub rule: Arc<str>,
+    /// The offense number that set its length (1 = first).
+    pub offense: u32,
+    /// The ban length this offense earned; an extension pushes `until` to now + this.
+    pub duration: Duration,
+    /// The highest value `rule` observed for this source while banned (reports).
+    pub peak: u64,
+    /// Set by an operator (`autoblock ban`), not by a rule.
+    pub manual: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct BanTable {
+    by_key: HashMap<SourceKey, ActiveBan, RandomState>,
+    by_expiry: BTreeSet<(Timestamp, SourceKey)>,
+}
+
+impl BanTable {
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn get(&self, key: &SourceKey) -> Option<&ActiveBan> {
+        self.by_key.get(key)
+    }
+
+    /// Adds or replaces the ban for its key; returns the one it replaced.
+    pub fn insert(&mut self, ban: ActiveBan) -> Option<ActiveBan> {
+        self.by_expiry.insert((ban.until, ban.key));
+        let old = self.by_key.insert(ban.key, ban);
+        if let Some(o) = &old {
+            self.by_expiry.remove(&(o.until, o.key));
+        }
+        old
+    }
+
+    /// Moves a ban's end to `until`; false when `key` is not banned.
+    pub fn set_until(&mut self, key: &SourceKey, until: Timestamp) -> bool {
+        let Some(b) = self.by_key.get_mut(key) else {
+            return false;
+        };
+        self.by_expiry.remove(&(b.until, b.key));
+        b.until = until;
+        self.by_expiry.insert((until, *key));
+        true
+    }
+
+    pub fn remove(&mut self, key: &SourceKey) -> Option<ActiveBan> {
+        let b = self.by_key.remove(key)?;
+        self.by_expiry.remove(&(b.until, b.key));
+        Some(b)
+    }
+
+    /// The earliest expiry, if any ban is active.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.by_expiry.first().map(|(t, _)| *t)
+    }
+
+    /// Moves every ban's end `by` earlier (the clock was set back: each keeps the time it had
+    /// left, as the kernel's relative timeouts do).
+    pub fn shift_earlier(&mut self, by: Duration) {
+        self.by_expiry.clear();
+        for b in self.by_key.values_mut() {
+            b.until = b.until.saturating_sub(by);
+            b.since = b.since.saturating_sub(by);
+            self.by_expiry.insert((b.until, b.key));
+        }
+    }
+
+    /// Removes and returns every ban whose end is at or before `now`, earliest first.
+    pub fn pop_expired(&mut self, now: Timestamp, out: &mut Vec<ActiveBan>) {
+        while let Some(&(t, key)) = self.by_expiry.first() {
+            if t > now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            if let Some(b) = self.by_key.remove(&key) {
+                out.push(b);
+            }
+        }
+    }
+
+    /// Sets the length later extensions use (a longer ban earned by another rule).
+    pub fn set_duration(&mut self, key: &SourceKey, duration: Duration) {
+        if let Some(b) = self.by_key.get_mut(key) {
+            b.duration = duration;
+        }
+    }
+
+    /// Raises the ban's `peak` to `value` if higher.
+    pub fn record_peak(&mut self, key: &SourceKey, value: u64) {
+        if let Some(b) = self.by_key.get_mut(key) {
+            b.peak = b.peak.max(value);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ActiveBan> {
+        self.by_key.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ban(ip: &str, until: u64) -> ActiveBan {
+        ActiveBan {
+            key: SourceKey::new(ip.parse().unwrap(), 32, 128),
+            until: Timestamp::from_secs(until),
+            since: Timestamp::from_secs(0),
+            rule: Arc::from("r"),
+            offense: 1,
+            duration: Duration::from_secs(until),
+            peak: 0,
+            manual: false,
+        }
+    }
+
+    #[test]
+    fn expires_in_order_and_keeps_indexes_in_step() {
+        let mut t = BanTable::default();
+        t.insert(ban("10.0.0.1", 30));
+        t.insert(ban("10.0.0.2", 10));
+        t.insert(ban("10.0.0.3", 20));
+        assert_eq!(t.next_deadline(), Some(Timestamp::from_secs(10)));
+        // Replacing a ban moves its deadline.
+        t.insert(ban("10.0.0.2", 40));
+        assert_eq!(t.next_deadline(), Some(Timestamp::from_secs(20)));
+        let k = ban("10.0.0.3", 0).key;
+        assert!(t.set_until(&k, Timestamp::from_secs(35)));
+        let mut out = Vec::new();
+        t.pop_expired(Timestamp::from_secs(35), &mut out);
+        let ips: Vec<String> = out.iter().map(|b| b.key.to_string()).collect();
+        assert_eq!(ips, ["10.0.0.1", "10.0.0.3"]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.next_deadline(), Some(Timestamp::from_secs(40)));
+        assert!(t.remove(&ban("10.0.0.2", 0).key).is_some());
+        assert!(t.len() == 0 && t.next_deadline().is_none());
+    }
+}

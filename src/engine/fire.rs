@@ -1,0 +1,180 @@
+//! What happens when a rule fires for a source: block, extend, or suppress (pure).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use foldhash::fast::RandomState;
+use ipnet::IpNet;
+
+use super::rules::CompiledRule;
+use super::{BanSettings, Decision, SuppressReason, Verdict};
+use crate::engine::ban_rate::BanRate;
+use crate::engine::bans::{ActiveBan, BanTable};
+use crate::engine::sources::SourceKey;
+use crate::time::Timestamp;
+
+/// Most (target, rule) pairs whose suppression is remembered.
+pub(super) const MAX_QUIET: usize = 10_000;
+
+/// The mutable parts `fire` needs, borrowed apart from the source tables.
+pub(super) struct FireCtx<'a> {
+    pub(super) settings: &'a BanSettings,
+    pub(super) allow: &'a [IpNet],
+    pub(super) local: &'a [IpNet],
+    pub(super) bans: &'a mut BanTable,
+    pub(super) offenses: &'a mut HashMap<SourceKey, (u32, Timestamp), RandomState>,
+    pub(super) quiet: &'a mut HashMap<(SourceKey, usize), Timestamp, RandomState>,
+    pub(super) rate: &'a mut BanRate,
+}
+
+/// A rule fired for `key`, which is banned already: record the peak and extend the ban (at
+/// most once per tenth of its length), upgrading it when this rule earns a longer one.
+fn extend_active(
+    rule: &CompiledRule,
+    key: SourceKey,
+    value: u64,
+    now: Timestamp,
+    cx: &mut FireCtx<'_>,
+    out: &mut Vec<Decision>,
+) {
+    let s = cx.settings;
+    let Some(ban) = cx.bans.get(&key) else {
+        return;
+    };
+    // A protected target is never extended (its ban is lifted on reload or adoption).
+    if lifted_by_protection(ban, cx.allow, cx.local) {
+        return;
+    }
+    let (duration, until, offense) = (ban.duration, ban.until, ban.offense);
+    if *ban.rule == *rule.name {
+        cx.bans.record_peak(&key, value);
+    }
+    if !s.extend_while_active {
+        return;
+    }
+    // A rule with a longer ban than the one in force upgrades it.
+    let earned = ban_length(rule.ban, offense, s);
+    let upgrade = earned > duration;
+    let duration = duration.max(earned);
+    let new_until = now.saturating_add(duration);
+    // Extend in steps of a tenth of the ban (at least 1 s): one event, not one per packet.
+    let step = (duration / 10).max(Duration::from_secs(1));
+    if new_until >= until.saturating_add(step) || (upgrade && new_until > until) {
+        cx.bans.set_until(&key, new_until);
+        if upgrade {
+            cx.bans.set_duration(&key, duration);
+        }
+        out.push(Decision::Extend(verdict(
+            rule, key, value, duration, new_until, offense, now,
+        )));
+    }
+}
+
+/// A rule fired for `key` with `value`: block, extend, or suppress.
+pub(super) fn fire(
+    rule: &CompiledRule,
+    ri: usize,
+    key: SourceKey,
+    value: u64,
+    now: Timestamp,
+    mut cx: FireCtx<'_>,
+    out: &mut Vec<Decision>,
+) {
+    let s = cx.settings;
+    if cx.bans.get(&key).is_some() {
+        extend_active(rule, key, value, now, &mut cx, out);
+        return;
+    }
+    let net = key.net();
+    let reason = if overlaps_any(net, cx.allow) {
+        Some(SuppressReason::Allowlist)
+    } else if overlaps_any(net, cx.local) {
+        Some(SuppressReason::Local)
+    } else if cx.bans.len() >= s.max_active_bans {
+        Some(SuppressReason::Cap)
+    } else if !cx.rate.allow(now) {
+        Some(SuppressReason::Rate)
+    } else {
+        None
+    };
+    let offense = match cx.offenses.get(&key) {
+        Some(&(n, last)) if now.since(last) <= s.repeat_window => n.saturating_add(1),
+        _ => 1,
+    };
+    let ban = ban_length(rule.ban, offense, s);
+    let verdict = verdict(rule, key, value, ban, now.saturating_add(ban), offense, now);
+    if let Some(reason) = reason {
+        // Report once per would-be ban, not once per packet. The memory of what was reported
+        // is bounded: past it (a spoofed flood) every suppression is reported, and the event
+        // sink's own rate limit summarizes them.
+        if cx.quiet.len() >= MAX_QUIET && !cx.quiet.contains_key(&(key, ri)) {
+            out.push(Decision::Suppressed { verdict, reason });
+            return;
+        }
+        let quiet_until = cx.quiet.entry((key, ri)).or_insert(Timestamp(0));
+        if *quiet_until <= now {
+            *quiet_until = verdict.until;
+            out.push(Decision::Suppressed { verdict, reason });
+        }
+        return;
+    }
+    cx.offenses.insert(key, (offense, now));
+    cx.bans.insert(ActiveBan {
+        key,
+        until: verdict.until,
+        since: now,
+        rule: rule.name.clone(),
+        offense,
+        duration: ban,
+        peak: value,
+        manual: false,
+    });
+    out.push(Decision::Block(verdict));
+}
+
+/// What `rule` saw for `key`, and the ban it calls for.
+fn verdict(
+    rule: &CompiledRule,
+    key: SourceKey,
+    observed: u64,
+    ban: Duration,
+    until: Timestamp,
+    offense: u32,
+    at: Timestamp,
+) -> Verdict {
+    Verdict {
+        key,
+        rule: rule.name.clone(),
+        metric: Some(rule.metric),
+        observed,
+        threshold: rule.threshold,
+        window: rule.window,
+        ban,
+        until,
+        offense,
+        at,
+    }
+}
+
+/// `base` x multiplier^(offense-1), capped at `max_ban`.
+pub fn ban_length(base: Duration, offense: u32, s: &BanSettings) -> Duration {
+    let exp = i32::try_from(offense.saturating_sub(1)).unwrap_or(i32::MAX);
+    let factor = s.repeat_multiplier.max(1.0).powi(exp);
+    let secs = base.as_secs_f64() * factor;
+    if !secs.is_finite() || secs >= s.max_ban.as_secs_f64() {
+        return s.max_ban.max(base.min(s.max_ban));
+    }
+    Duration::from_secs_f64(secs)
+}
+
+/// A ban that must go because it covers our own addresses, or (unless an operator forced it)
+/// an allowlisted net.
+pub(super) fn lifted_by_protection(ban: &ActiveBan, allow: &[IpNet], local: &[IpNet]) -> bool {
+    let net = ban.key.net();
+    overlaps_any(net, local) || (!ban.manual && overlaps_any(net, allow))
+}
+
+/// True when `net` and any of `nets` share an address.
+pub(super) fn overlaps_any(net: IpNet, nets: &[IpNet]) -> bool {
+    nets.iter().any(|n| n.contains(&net) || net.contains(n))
+}

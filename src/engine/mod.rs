@@ -1,0 +1,402 @@
+//! Rules x counters -> decisions (pure). The engine never reads the clock: live capture passes
+//! wall-clock time, replay passes capture time, and both run exactly this code.
+//!
+//! Per packet: sources that are ours (`local`) are skipped entirely; every other source is
+//! counted by each matching rule; a rule *fires* when its window value exceeds the threshold.
+//! A firing source that is already banned gets its ban extended (the capture sees packets
+//! before netfilter drops them); an allowlisted one, or a prefix that overlaps an allowlisted
+//! or local net, is `suppressed`; beyond `max_active_bans` it is suppressed with reason `cap`;
+//! otherwise it is blocked for the rule's ban, times `repeat_multiplier` per earlier offense
+//! within `repeat_window`, capped at `max_ban`.
+
+mod admin;
+pub mod ban_rate;
+pub mod bans;
+mod fire;
+mod rules;
+pub mod sources;
+pub mod time;
+pub mod window;
+
+pub use admin::Explained;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use foldhash::fast::RandomState;
+use ipnet::IpNet;
+
+use crate::config::{Config, Metric};
+use crate::engine::ban_rate::BanRate;
+use crate::engine::bans::{ActiveBan, BanTable};
+use crate::engine::sources::{Slot, SourceKey};
+use crate::packet::PacketMeta;
+use crate::time::Timestamp;
+use fire::{FireCtx, fire};
+use rules::{CompiledRule, Group, fold};
+
+/// A backward time step longer than this is a clock reset, not jitter.
+const CLOCK_RESET: Duration = Duration::from_secs(60);
+
+/// Why a firing source was not blocked.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SuppressReason {
+    /// The source, or a prefix containing it, overlaps `[allow] nets`.
+    Allowlist,
+    /// The target prefix contains one of our own addresses.
+    Local,
+    /// `max_active_bans` bans are already active.
+    Cap,
+    /// More than `max_new_bans_per_sec` new bans: a spoofed flood must not become a rule storm.
+    Rate,
+}
+
+impl SuppressReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressReason::Allowlist => "allowlist",
+            SuppressReason::Local => "local",
+            SuppressReason::Cap => "cap",
+            SuppressReason::Rate => "rate",
+        }
+    }
+}
+
+/// The facts behind a decision: enough to explain it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub key: SourceKey,
+    /// The rule that fired, or for a manual ban the reason given.
+    pub rule: Arc<str>,
+    /// `None` for a manual ban.
+    pub metric: Option<Metric>,
+    /// The rule's window value when it fired.
+    pub observed: u64,
+    pub threshold: u64,
+    pub window: Duration,
+    /// The ban this offense earns (or would have earned).
+    pub ban: Duration,
+    /// When the ban ends (for suppressed: would have ended).
+    pub until: Timestamp,
+    pub offense: u32,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    Block(Verdict),
+    /// A banned source still over its threshold: the ban now ends at `until`.
+    Extend(Verdict),
+    /// The ban ended: it expired, or an operator lifted it.
+    Unblock {
+        ban: ActiveBan,
+        at: Timestamp,
+        reason: UnblockReason,
+    },
+    Suppressed {
+        verdict: Verdict,
+        reason: SuppressReason,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UnblockReason {
+    Expired,
+    Manual,
+    /// The allowlist or our own addresses now cover it (reload, adoption, address change).
+    Protected,
+}
+
+impl UnblockReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnblockReason::Expired => "expired",
+            UnblockReason::Manual => "manual",
+            UnblockReason::Protected => "protected",
+        }
+    }
+}
+
+/// Ban-length and guard settings, from `[enforce]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BanSettings {
+    pub ban: Duration,
+    pub max_ban: Duration,
+    pub repeat_window: Duration,
+    pub repeat_multiplier: f64,
+    pub max_active_bans: usize,
+    pub extend_while_active: bool,
+}
+
+impl BanSettings {
+    fn from_config(config: &Config) -> BanSettings {
+        let e = &config.enforce;
+        BanSettings {
+            ban: e.ban,
+            max_ban: e.max_ban,
+            repeat_window: e.repeat_window,
+            repeat_multiplier: e.repeat_multiplier,
+            max_active_bans: e.max_active_bans,
+            extend_while_active: e.extend_while_active,
+        }
+    }
+}
+
+/// Counters the engine keeps about itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineStats {
+    pub packets: u64,
+    /// Packets from our own addresses: never counted.
+    pub local_packets: u64,
+    /// Packets whose source could not be tracked (table full).
+    pub untracked: u64,
+    pub tracked_sources: usize,
+    pub evicted: u64,
+    /// Not filled by [`Engine::stats`] (it walks every tracked source): see
+    /// [`Engine::memory_bytes`].
+    pub memory_bytes: usize,
+    pub active_bans: usize,
+}
+
+pub struct Engine {
+    rules: Vec<CompiledRule>,
+    groups: Vec<Group>,
+    allow: Vec<IpNet>,
+    local: Vec<IpNet>,
+    settings: BanSettings,
+    bans: BanTable,
+    /// Offense count and time of the last one, for escalation.
+    offenses: HashMap<SourceKey, (u32, Timestamp), RandomState>,
+    /// (target, rule) pairs whose suppression was reported, and until when to stay quiet.
+    quiet: HashMap<(SourceKey, usize), Timestamp, RandomState>,
+    /// `max_new_bans_per_sec`, on passed-in time.
+    rate: BanRate,
+    /// Reused per batch: each packet's key, slot and whether it is ours.
+    scratch: Vec<(SourceKey, Option<Slot>, bool)>,
+    /// The latest time seen (time never runs backwards here except on a clock reset).
+    now: Timestamp,
+    next_maintenance: Timestamp,
+    packets: u64,
+    local_packets: u64,
+}
+
+impl Engine {
+    /// An engine for `config`'s rules; `local` are our own addresses (never counted or banned).
+    pub fn new(config: &Config, local: Vec<IpNet>) -> Engine {
+        let settings = BanSettings::from_config(config);
+        let (rules, groups) = rules::compile(config);
+        Engine {
+            rules,
+            groups,
+            allow: config.allow.nets.iter().map(IpNet::trunc).collect(),
+            local: local.iter().map(IpNet::trunc).collect(),
+            settings,
+            bans: BanTable::default(),
+            offenses: HashMap::with_hasher(RandomState::default()),
+            quiet: HashMap::with_hasher(RandomState::default()),
+            rate: BanRate::new(config.enforce.max_new_bans_per_sec),
+            scratch: Vec::new(),
+            now: Timestamp(0),
+            next_maintenance: Timestamp(0),
+            packets: 0,
+            local_packets: 0,
+        }
+    }
+
+    /// Counts one packet seen at `ts`; appends any decisions to `out`.
+    pub fn observe(&mut self, p: &PacketMeta, ts: Timestamp, out: &mut Vec<Decision>) {
+        let now = self.advance(ts);
+        self.packets += 1;
+        if self.local.iter().any(|n| n.contains(&p.src)) {
+            self.local_packets += 1;
+            return;
+        }
+        if self.bans.next_deadline().is_some_and(|d| d <= now) || now >= self.next_maintenance {
+            self.tick(now, out);
+        }
+        let now_us = now.as_micros();
+        for gi in 0..self.groups.len() {
+            let g = &mut self.groups[gi];
+            let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
+            if let Some(slot) = g.table.slot(key, now_us) {
+                self.count(gi, key, slot, p, ts, now, out);
+            }
+        }
+    }
+
+    /// Counts a batch of packets in arrival order: the same decisions as [`Engine::observe`]
+    /// on each in turn, but the sources of the whole batch are looked up first, so their cache
+    /// misses overlap instead of queueing (the per-source table is the hot spot with many
+    /// sources). Table sweeps happen only between batches, so slots stay valid within one.
+    pub fn observe_batch(&mut self, items: &[(PacketMeta, Timestamp)], out: &mut Vec<Decision>) {
+        let Some(&(_, first)) = items.first() else {
+            return;
+        };
+        if self.groups.len() != 1 {
+            for (p, ts) in items {
+                self.observe(p, *ts, out);
+            }
+            return;
+        }
+        let now = self.advance(first);
+        if self.bans.next_deadline().is_some_and(|d| d <= now) || now >= self.next_maintenance {
+            self.tick(now, out);
+        }
+        self.groups[0].table.sweep_if_full(now.as_micros());
+        let mut slots = std::mem::take(&mut self.scratch);
+        slots.clear();
+        let g = &mut self.groups[0];
+        for (p, ts) in items {
+            let local = self.local.iter().any(|n| n.contains(&p.src));
+            let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
+            let slot = if local {
+                None
+            } else {
+                g.table
+                    .slot_deferred(key, ts.as_micros().max(now.as_micros()))
+            };
+            slots.push((key, slot, local));
+        }
+        for ((p, ts), &(key, slot, local)) in items.iter().zip(&slots) {
+            let now = self.advance(*ts);
+            self.packets += 1;
+            if local {
+                self.local_packets += 1;
+                continue;
+            }
+            if self.bans.next_deadline().is_some_and(|d| d <= now) {
+                self.expire(now, out);
+            }
+            if let Some(slot) = slot {
+                self.count(0, key, slot, p, *ts, now, out);
+            }
+        }
+        self.scratch = slots;
+    }
+
+    /// Counts `p` for every matching rule of group `gi` and fires those that go over.
+    ///
+    /// The windows use the packet's own time `ts`: a backlog processed late (the engine was
+    /// busy, a wall-clock tick already ran ahead) or a packet slightly out of order is counted
+    /// when it happened, not piled into the latest bucket. Bans use the engine's clock `now`.
+    #[allow(clippy::too_many_arguments)]
+    fn count(
+        &mut self,
+        gi: usize,
+        key: SourceKey,
+        slot: Slot,
+        p: &PacketMeta,
+        ts: Timestamp,
+        now: Timestamp,
+        out: &mut Vec<Decision>,
+    ) {
+        let now_us = ts.as_micros();
+        let g = &mut self.groups[gi];
+        for (r, &ri) in g.rules.iter().enumerate() {
+            let rule = &self.rules[ri];
+            if !rule.matches(p) {
+                continue;
+            }
+            let value = match rule.metric {
+                Metric::Packets => g.table.add_rate(slot, r, now_us, 1),
+                Metric::Bytes => g.table.add_rate(slot, r, now_us, u64::from(p.len)),
+                Metric::DstPorts => match p.dst_port {
+                    Some(port) => g.table.add_distinct(slot, r, now_us, u32::from(port)),
+                    None => continue,
+                },
+                Metric::DstAddrs => g.table.add_distinct(slot, r, now_us, fold(p.dst)),
+            };
+            if value > rule.threshold {
+                fire(
+                    &self.rules[ri],
+                    ri,
+                    key,
+                    value,
+                    now,
+                    FireCtx {
+                        settings: &self.settings,
+                        allow: &self.allow,
+                        local: &self.local,
+                        bans: &mut self.bans,
+                        offenses: &mut self.offenses,
+                        quiet: &mut self.quiet,
+                        rate: &mut self.rate,
+                    },
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Expires bans due at `now` (appending `Unblock`s) and does periodic housekeeping.
+    pub fn tick(&mut self, ts: Timestamp, out: &mut Vec<Decision>) {
+        let now = self.advance(ts);
+        self.expire(now, out);
+        if now >= self.next_maintenance {
+            self.next_maintenance = now.saturating_add(Duration::from_secs(1));
+            for g in &mut self.groups {
+                g.table.maybe_sweep(now.as_micros());
+            }
+            let rw = self.settings.repeat_window;
+            self.offenses
+                .retain(|_, (_, last)| last.saturating_add(rw) >= now && *last <= now);
+            self.quiet.retain(|_, until| *until > now);
+        }
+    }
+
+    /// Ends the bans due at `now` (appending `Unblock`s).
+    fn expire(&mut self, now: Timestamp, out: &mut Vec<Decision>) {
+        let mut expired = Vec::new();
+        self.bans.pop_expired(now, &mut expired);
+        out.extend(expired.into_iter().map(|ban| Decision::Unblock {
+            ban,
+            at: now,
+            reason: UnblockReason::Expired,
+        }));
+    }
+
+    /// When the engine next needs a [`Engine::tick`] even if no packet arrives.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.bans.next_deadline()
+    }
+
+    pub fn bans(&self) -> &BanTable {
+        &self.bans
+    }
+
+    /// Bytes the source tables hold. Walks every tracked source: call it now and then, not
+    /// per packet (the daemon's status does not need it; replay samples it).
+    pub fn memory_bytes(&self) -> usize {
+        self.groups.iter().map(|g| g.table.memory_bytes()).sum()
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            packets: self.packets,
+            local_packets: self.local_packets,
+            untracked: self.groups.iter().map(|g| g.table.untracked).sum(),
+            tracked_sources: self.groups.iter().map(|g| g.table.len()).sum(),
+            evicted: self.groups.iter().map(|g| g.table.evicted).sum(),
+            memory_bytes: 0,
+            active_bans: self.bans.len(),
+        }
+    }
+
+    /// Monotonic time: small backward steps are jitter (held at the latest time); a large one
+    /// is a clock reset and is followed.
+    fn advance(&mut self, ts: Timestamp) -> Timestamp {
+        if ts >= self.now || self.now.since(ts) > CLOCK_RESET {
+            if ts < self.now {
+                // A clock reset: active bans keep the time they had left.
+                self.bans.shift_earlier(self.now.since(ts));
+                self.next_maintenance = ts;
+            }
+            self.now = ts;
+        }
+        self.now
+    }
+}
+
+#[cfg(test)]
+mod tests;

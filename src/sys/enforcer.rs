@@ -1,0 +1,343 @@
+//! Decisions -> the kernel, through the public [`crate::firewall`] API (the daemon has no
+//! second path). Decisions are staged, coalesced per target (the last word wins) and committed
+//! in one exact batch (the engine owns the end times); a failed commit keeps every staged change
+//! and is retried with backoff, so a missing binary, a held lock or a full set loses nothing.
+//! A change the firewall's guard refuses is reported, not retried. In dry-run mode nothing is
+//! staged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use crate::config::Config;
+use crate::engine::Decision;
+use crate::firewall::{Batch, Firewall, FirewallError, FirewallOptions, Refused, Special};
+use crate::time::Timestamp;
+
+/// First retry delay after a failed commit; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The firewall the configuration describes. Its guard protects the `[allow]` nets (the
+/// daemon adds its own addresses, [`protected`]); the shortest prefix it accepts is the
+/// library's default or the shortest `aggregate_v4`/`aggregate_v6` of a rule, whichever is
+/// shorter; link-local sources (a flooding neighbour) may be banned, as before the guard.
+pub fn firewall_options(config: &Config) -> FirewallOptions {
+    let e = &config.enforce;
+    let shortest = |f: fn(&crate::config::Rule) -> u8, default: u8| {
+        config.rules.iter().map(f).fold(default, u8::min).max(1)
+    };
+    FirewallOptions::new(e.backend, e.chain.clone())
+        .hooks(e.hooks.iter().cloned())
+        .maxelem(u32::try_from(e.max_active_bans).unwrap_or(u32::MAX))
+        .min_prefix(
+            shortest(|r| r.aggregate_v4, 8),
+            shortest(|r| r.aggregate_v6, 16),
+        )
+        .allow(Special::LinkLocal)
+        .protect(config.allow.nets.iter().copied())
+}
+
+/// What no automatic ban may touch: the `[allow]` nets and the host's own addresses.
+pub fn protected(config: &Config, local: &[IpNet]) -> Vec<IpNet> {
+    config.allow.nets.iter().chain(local).copied().collect()
+}
+
+/// `reason` as the kernel can keep it: the library refuses `"`, control characters, empty and
+/// over-long reasons rather than rewrite them; the daemon must not lose a ban over an
+/// operator's free-text reason, so it makes that choice here, visibly.
+fn kernel_reason(reason: &str) -> String {
+    let mut out = String::new();
+    for c in reason.chars() {
+        let c = match c {
+            '"' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        };
+        if out.len() + c.len_utf8() > 128 {
+            break;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        out.push_str("manual");
+    }
+    out
+}
+
+/// One staged change to the kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KernelOp {
+    /// Ban `net` until `until` (wall clock), for `reason` (the rule or the operator's reason).
+    /// A `manual` ban was checked by the engine (`ban --force` may cover an allowlisted net),
+    /// so the firewall's protected nets do not apply to it.
+    Block {
+        /// The target.
+        net: IpNet,
+        /// When the ban ends.
+        until: Timestamp,
+        /// Shown in the kernel rule's comment.
+        reason: String,
+        /// Set by an operator: the firewall's protected nets do not apply.
+        manual: bool,
+    },
+    /// Lift the ban on `net`.
+    Unblock {
+        /// The target.
+        net: IpNet,
+    },
+}
+
+/// What a commit did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    /// Bans added or changed.
+    pub blocks: usize,
+    /// Bans removed.
+    pub unblocks: usize,
+    /// Time the commit took (process calls included).
+    pub took: Duration,
+    /// Changes the firewall's guard refused (not retried).
+    pub refused: Vec<Refused>,
+}
+
+/// Decisions staged for the kernel, committed in batches with retries.
+pub struct Enforcer {
+    /// `None` in dry-run mode: decisions are logged, the kernel is untouched.
+    fw: Option<Arc<Firewall>>,
+    /// Staged ops by target, and the order targets were first staged in.
+    staged: HashMap<IpNet, KernelOp>,
+    order: Vec<IpNet>,
+    backoff: Duration,
+    retry_at: Option<Instant>,
+}
+
+impl Enforcer {
+    /// An enforcer for `fw`; `None` is dry-run mode (nothing is ever staged).
+    pub fn new(fw: Option<Arc<Firewall>>) -> Enforcer {
+        Enforcer {
+            fw,
+            staged: HashMap::new(),
+            order: Vec::new(),
+            backoff: FIRST_BACKOFF,
+            retry_at: None,
+        }
+    }
+
+    /// True in dry-run mode.
+    pub fn dry_run(&self) -> bool {
+        self.fw.is_none()
+    }
+
+    /// Stages the kernel change a decision calls for (if any).
+    pub fn stage(&mut self, d: &Decision) {
+        if self.fw.is_none() {
+            return;
+        }
+        let op = match d {
+            Decision::Block(v) | Decision::Extend(v) => KernelOp::Block {
+                net: v.key.net(),
+                until: v.until,
+                reason: v.rule.to_string(),
+                // Only manual bans carry no metric.
+                manual: v.metric.is_none(),
+            },
+            Decision::Unblock { ban, .. } => KernelOp::Unblock { net: ban.key.net() },
+            Decision::Suppressed { .. } => return,
+        };
+        self.stage_op(op);
+    }
+
+    /// Stages one change; a later change to the same target replaces it.
+    pub fn stage_op(&mut self, op: KernelOp) {
+        let net = match &op {
+            KernelOp::Block { net, .. } | KernelOp::Unblock { net } => *net,
+        };
+        if self.staged.insert(net, op).is_none() {
+            self.order.push(net);
+        }
+    }
+
+    /// Replaces the nets the firewall refuses to ban (see [`protected`]).
+    pub fn set_protected(&self, nets: Vec<IpNet>) {
+        if let Some(fw) = &self.fw {
+            // Bans already covering them are the engine's to lift (it does, on the same change).
+            let _ = fw.set_protected(nets);
+        }
+    }
+
+    /// Lets the next commit run now, whatever the backoff says (a last try before stopping).
+    pub fn retry_now(&mut self) {
+        self.retry_at = None;
+    }
+
+    /// Changes waiting for the kernel.
+    pub fn pending(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// When a failed commit may be retried; `None` when nothing failed.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Commits everything staged in one exact batch (two when manual bans are staged: those may
+    /// cover allowlisted nets), unless a retry is not due yet (`Ok(None)`).
+    /// `now` is the wall clock, for TTLs; `instant` the monotonic clock, for backoff.
+    pub fn commit(
+        &mut self,
+        now: Timestamp,
+        instant: Instant,
+    ) -> Result<Option<Applied>, FirewallError> {
+        let Some(fw) = self.fw.clone() else {
+            return Ok(None);
+        };
+        if self.staged.is_empty() || self.retry_at.is_some_and(|t| instant < t) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let (automatic, manual, mut applied) = self.batches(now);
+        let mut result = Ok(Vec::new());
+        for batch in [manual, automatic].into_iter().filter(|b| !b.is_empty()) {
+            result = result.and_then(|mut refused: Vec<Refused>| {
+                refused.extend(fw.commit(batch)?.refused);
+                Ok(refused)
+            });
+        }
+        match result {
+            Ok(refused) => {
+                self.staged.clear();
+                self.order.clear();
+                self.backoff = FIRST_BACKOFF;
+                self.retry_at = None;
+                applied.took = started.elapsed();
+                applied.blocks -= refused.len().min(applied.blocks);
+                applied.refused = refused;
+                Ok(Some(applied))
+            }
+            Err(e) => {
+                self.retry_at = Some(instant + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                Err(e)
+            }
+        }
+    }
+
+    /// The staged changes as two exact batches, automatic and manual, at `now`.
+    fn batches(&self, now: Timestamp) -> (Batch, Batch, Applied) {
+        let mut automatic = Batch::new().exact();
+        let mut manual = Batch::new().exact().override_protected();
+        let mut applied = Applied::default();
+        for net in &self.order {
+            match self.staged.get(net) {
+                Some(KernelOp::Block {
+                    net,
+                    until,
+                    reason,
+                    manual: by_hand,
+                }) => {
+                    // A ban whose end already passed while it waited is not worth adding.
+                    if *until <= now {
+                        automatic.unblock(*net);
+                        applied.unblocks += 1;
+                        continue;
+                    }
+                    let batch = if *by_hand {
+                        &mut manual
+                    } else {
+                        &mut automatic
+                    };
+                    batch.block(*net, until.since(now), &kernel_reason(reason));
+                    applied.blocks += 1;
+                }
+                Some(KernelOp::Unblock { net }) => {
+                    automatic.unblock(*net);
+                    applied.unblocks += 1;
+                }
+                None => {}
+            }
+        }
+        (automatic, manual, applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Metric;
+    use crate::engine::Verdict;
+    use crate::engine::sources::SourceKey;
+
+    fn block(ip: &str, until: u64) -> Decision {
+        Decision::Block(Verdict {
+            key: SourceKey::new(ip.parse().unwrap(), 32, 128),
+            rule: Arc::from("r"),
+            metric: Some(Metric::Packets),
+            observed: 2,
+            threshold: 1,
+            window: Duration::from_secs(1),
+            ban: Duration::from_secs(until),
+            until: Timestamp::from_secs(until),
+            offense: 1,
+            at: Timestamp(0),
+        })
+    }
+
+    #[test]
+    fn dry_run_stages_nothing() {
+        let mut e = Enforcer::new(None);
+        e.stage(&block("203.0.113.1", 10));
+        assert_eq!(e.pending(), 0);
+        assert!(e.dry_run());
+        assert_eq!(e.commit(Timestamp(0), Instant::now()).ok(), Some(None));
+    }
+
+    #[test]
+    fn the_last_word_per_target_wins() {
+        // Staging is pure; a firewall is only needed to commit.
+        let mut e = Enforcer::new(None);
+        let net: IpNet = "203.0.113.1/32".parse().unwrap();
+        e.stage_op(KernelOp::Block {
+            net,
+            until: Timestamp::from_secs(10),
+            reason: "r".into(),
+            manual: false,
+        });
+        e.stage_op(KernelOp::Unblock { net });
+        assert_eq!(e.pending(), 1);
+        assert_eq!(e.order, [net]);
+        assert_eq!(e.staged.get(&net), Some(&KernelOp::Unblock { net }));
+    }
+
+    #[test]
+    fn reasons_the_kernel_cannot_keep_are_made_keepable() {
+        assert_eq!(kernel_reason("abuse report #12"), "abuse report #12");
+        assert_eq!(kernel_reason("say \"hi\"\n"), "say 'hi' ");
+        assert_eq!(kernel_reason(""), "manual");
+        assert_eq!(kernel_reason(&"é".repeat(100)).len(), 128);
+    }
+
+    #[test]
+    fn manual_and_automatic_bans_go_in_separate_batches() {
+        let mut e = Enforcer::new(None);
+        for (ip, manual) in [("203.0.113.1/32", false), ("203.0.113.2/32", true)] {
+            e.stage_op(KernelOp::Block {
+                net: ip.parse().unwrap(),
+                until: Timestamp::from_secs(10),
+                reason: "r".into(),
+                manual,
+            });
+        }
+        e.stage_op(KernelOp::Block {
+            net: "203.0.113.3/32".parse().unwrap(),
+            until: Timestamp::from_secs(1),
+            reason: "r".into(),
+            manual: true,
+        });
+        let (automatic, manual, applied) = e.batches(Timestamp::from_secs(5));
+        assert_eq!((automatic.len(), manual.len()), (2, 1));
+        assert_eq!((applied.blocks, applied.unblocks), (2, 1));
+    }
+}

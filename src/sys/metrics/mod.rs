@@ -1,0 +1,276 @@
+//! Prometheus metrics: counters shared by every thread, kept and encoded by `prometheus-client`
+//! (text format 0.0.4, which escapes label values); [`http`] serves them.
+//!
+//! Invariants: names, labels and help texts are a contract with operators' dashboards (the
+//! exposition is pinned by a test). Label values come from a fixed set — interfaces, rule names
+//! from the configuration, suppression reasons — never from free text: every manual ban is
+//! counted under the rule label [`MANUAL`], whatever reason the operator gave. Per-interface
+//! counters are looked up once at start; counting a batch is one atomic add.
+
+pub mod http;
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::engine::SuppressReason;
+
+/// The `rule` label of manual bans (their reasons are free text).
+pub const MANUAL: &str = "manual";
+/// Upper bounds of the reaction-time buckets, in seconds.
+const REACTION_BUCKETS: [f64; 11] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// Every suppression reason, in the order they are first shown.
+const REASONS: [SuppressReason; 4] = [
+    SuppressReason::Allowlist,
+    SuppressReason::Local,
+    SuppressReason::Cap,
+    SuppressReason::Rate,
+];
+
+/// A label set: `(name, value)` pairs in order.
+type Labels = Vec<(&'static str, String)>;
+type CounterFamily = Family<Labels, Counter>;
+type U64Gauge = Gauge<u64, AtomicU64>;
+
+/// One capture interface's counters, looked up once.
+#[derive(Debug)]
+struct InterfaceCounters {
+    packets: Counter,
+    /// libpcap `ps_drop`: dropped by the kernel because the buffer was full.
+    kernel_drops: Counter,
+    /// libpcap `ps_ifdrop`: dropped by the interface or its driver.
+    interface_drops: Counter,
+}
+
+/// All of the daemon's metrics. Share it as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Indexed by the interface index given at start (the capture threads' order).
+    interfaces: Vec<InterfaceCounters>,
+    tracked_sources: U64Gauge,
+    active_bans: U64Gauge,
+    bans: CounterFamily,
+    unbans: CounterFamily,
+    extends: CounterFamily,
+    /// Every ban, all rules together (for `status`; not exported, it is the sum of `bans`).
+    bans_total: Counter,
+    suppressed: CounterFamily,
+    enforcer_errors: Counter,
+    repairs: Counter,
+    reaction: Histogram,
+}
+
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
+}
+
+impl Metrics {
+    /// Counters for these interfaces (index = position) and these rules, all at zero.
+    pub fn new<I, R>(interfaces: I, rules: R) -> Metrics
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+        R: IntoIterator,
+        R::Item: Into<String>,
+    {
+        let mut m = Metrics::empty();
+        let packets = CounterFamily::default();
+        let drops = CounterFamily::default();
+        for name in interfaces {
+            let name: String = name.into();
+            // One lookup per statement: a family's read guard must be gone before the next
+            // lookup may need its write lock.
+            let drop_labels = |w| labels(&[("interface", &name), ("where", w)]);
+            let packets = packets
+                .get_or_create(&labels(&[("interface", &name)]))
+                .clone();
+            let kernel_drops = drops.get_or_create(&drop_labels("kernel")).clone();
+            let interface_drops = drops.get_or_create(&drop_labels("interface")).clone();
+            m.interfaces.push(InterfaceCounters {
+                packets,
+                kernel_drops,
+                interface_drops,
+            });
+        }
+        for r in REASONS {
+            let _ = m
+                .suppressed
+                .get_or_create(&labels(&[("reason", r.as_str())]));
+        }
+        m.register(packets, drops);
+        m.add_rules(rules.into_iter().map(Into::<String>::into));
+        m
+    }
+
+    fn empty() -> Metrics {
+        Metrics {
+            registry: Registry::with_prefix("autoblock"),
+            interfaces: Vec::new(),
+            tracked_sources: U64Gauge::default(),
+            active_bans: U64Gauge::default(),
+            bans: CounterFamily::default(),
+            unbans: CounterFamily::default(),
+            extends: CounterFamily::default(),
+            bans_total: Counter::default(),
+            suppressed: CounterFamily::default(),
+            enforcer_errors: Counter::default(),
+            repairs: Counter::default(),
+            reaction: Histogram::new(REACTION_BUCKETS),
+        }
+    }
+
+    /// Names, help texts and order of the exposition (the encoder appends the final period).
+    fn register(&mut self, packets: CounterFamily, drops: CounterFamily) {
+        let r = &mut self.registry;
+        r.register("packets", "Packets captured, per interface", packets);
+        r.register(
+            "capture_drops",
+            "Packets libpcap reported dropped, per interface, by the kernel or the interface",
+            drops,
+        );
+        let sources = self.tracked_sources.clone();
+        r.register("tracked_sources", "Sources in the counter table", sources);
+        let bans = self.active_bans.clone();
+        r.register("active_bans", "Bans currently in force", bans);
+        r.register("bans", "Bans put in force, per rule", self.bans.clone());
+        r.register("unbans", "Bans lifted, per rule", self.unbans.clone());
+        let extends = self.extends.clone();
+        r.register("extends", "Active bans extended, per rule", extends);
+        let suppressed = self.suppressed.clone();
+        r.register(
+            "suppressed",
+            "Verdicts not enforced, per reason",
+            suppressed,
+        );
+        let errors = self.enforcer_errors.clone();
+        r.register("enforcer_errors", "Firewall commands that failed", errors);
+        let repairs = self.repairs.clone();
+        r.register("repairs", "Times the kernel state was repaired", repairs);
+        r.register(
+            "reaction_seconds",
+            "Seconds from the packet that crossed a threshold to the ban in the kernel",
+            self.reaction.clone(),
+        );
+    }
+
+    /// `n` packets seen on interface `iface`; an unknown index is ignored.
+    pub fn add_packets(&self, iface: usize, n: u64) {
+        if let Some(c) = self.interfaces.get(iface) {
+            c.packets.inc_by(n);
+        }
+    }
+
+    /// libpcap's cumulative drop counts for interface `iface` (`ps_drop`, `ps_ifdrop`). One
+    /// thread publishes them; a total lower than the last one is ignored (counters never go
+    /// backwards).
+    pub fn set_capture_drops(&self, iface: usize, kernel: u64, interface: u64) {
+        if let Some(c) = self.interfaces.get(iface) {
+            c.kernel_drops
+                .inc_by(kernel.saturating_sub(c.kernel_drops.get()));
+            c.interface_drops
+                .inc_by(interface.saturating_sub(c.interface_drops.get()));
+        }
+    }
+
+    /// Sources in the counter table now.
+    pub fn set_tracked_sources(&self, n: u64) {
+        self.tracked_sources.set(n);
+    }
+
+    /// Bans in force now.
+    pub fn set_active_bans(&self, n: u64) {
+        self.active_bans.set(n);
+    }
+
+    /// Sources in the counter table, as last published.
+    pub fn tracked_sources(&self) -> u64 {
+        self.tracked_sources.get()
+    }
+
+    /// Bans in force, as last published.
+    pub fn active_bans(&self) -> u64 {
+        self.active_bans.get()
+    }
+
+    /// Bans put in force since start, all rules together.
+    pub fn bans_total(&self) -> u64 {
+        self.bans_total.get()
+    }
+
+    /// Failed firewall commits and checks since start.
+    pub fn enforcer_errors(&self) -> u64 {
+        self.enforcer_errors.get()
+    }
+
+    /// Make sure every rule of a (re)loaded config has counters. Existing counters are kept,
+    /// also for rules the reload removed: their bans may still expire, and counters must not
+    /// go backwards.
+    pub fn add_rules<R>(&self, rules: R)
+    where
+        R: IntoIterator,
+        R::Item: AsRef<str>,
+    {
+        for rule in rules {
+            let l = labels(&[("rule", rule.as_ref())]);
+            let _ = self.bans.get_or_create(&l);
+            let _ = self.unbans.get_or_create(&l);
+            let _ = self.extends.get_or_create(&l);
+        }
+    }
+
+    /// A ban by `rule` (use [`MANUAL`] for manual bans).
+    pub fn ban(&self, rule: &str) {
+        self.bans.get_or_create(&labels(&[("rule", rule)])).inc();
+        self.bans_total.inc();
+    }
+
+    /// A ban of `rule` lifted.
+    pub fn unban(&self, rule: &str) {
+        self.unbans.get_or_create(&labels(&[("rule", rule)])).inc();
+    }
+
+    /// A ban of `rule` extended.
+    pub fn extend(&self, rule: &str) {
+        self.extends.get_or_create(&labels(&[("rule", rule)])).inc();
+    }
+
+    /// A verdict not enforced.
+    pub fn suppressed(&self, reason: SuppressReason) {
+        let l = labels(&[("reason", reason.as_str())]);
+        self.suppressed.get_or_create(&l).inc();
+    }
+
+    /// A firewall command failed.
+    pub fn enforcer_error(&self) {
+        self.enforcer_errors.inc();
+    }
+
+    /// Kernel state was found out of sync and repaired (once per repair pass that changed it).
+    pub fn repair(&self) {
+        self.repairs.inc();
+    }
+
+    /// Time from the packet that crossed a threshold to the ban being in the kernel.
+    pub fn observe_reaction(&self, d: std::time::Duration) {
+        self.reaction.observe(d.as_secs_f64());
+    }
+
+    /// Text exposition format 0.0.4; families in a fixed order.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
