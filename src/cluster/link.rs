@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use async_nats::{ConnectOptions, Event, ServerAddr};
@@ -360,11 +360,7 @@ fn stream_config(names: &FleetNames, max_ban: Duration, servers: usize) -> strea
 
 /// The wall clock (this is an edge).
 pub(super) fn now() -> Timestamp {
-    Timestamp::from_unix(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
-    )
+    crate::sys::clock::wall_now()
 }
 
 #[cfg(test)]
