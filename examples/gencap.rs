@@ -1,37 +1,85 @@
-//! Writes a synthetic capture for `make run` and the replay benchmark: many benign sources
-//! (TCP with ACKs, UDP, a little IPv6) plus a few attackers sending SYN floods, at a fixed
-//! packet rate. Deterministic for a given seed. Classic pcap, Ethernet, microsecond stamps.
+//! Writes a synthetic capture for `make run` and the replay benchmarks. Deterministic for a
+//! given seed. Classic pcap, Ethernet, microsecond stamps. Mixes (`--mix`):
 //!
-//! cargo run --release --example gencap -- --out F.pcap --packets 2000000 --sources 64000 --attackers 4 [--skewed]
+//! - `uniform` (default): benign IPv4 sources (80% TCP ACKs, 10% SYNs, 10% UDP), each packet
+//!   from a random one of `--sources` (the source table's worst case), plus `--attackers` SYN
+//!   flooders sending 10% of all packets; `--rate` packets/s. `--skewed` (= `--mix skewed`)
+//!   draws the sources log-uniformly instead (a few busy, many quiet).
+//! - `mixed`: issue 10's SYN-heavy IPv4+IPv6 mix (45% SYN incl. two flooders, 25% DNS, 18% TCP
+//!   data, 12% IPv6 SYN; `--sources` IPv4 and a fifth as many IPv6 clients), snaplen 128.
+//! - `zipf`: unlike the others on purpose: Zipf-distributed sources all over the address
+//!   space, bursty arrivals, many ports and protocols, fragments, VLAN, ARP, attackers of
+//!   every kind; snaplen 200. See `gencap/zipf.rs`.
+//! - `distinct`: every packet from a new source (the memory benchmark's file).
+//!
+//! `mixed` and `zipf` span `--seconds` (default 20) of capture time unless `--rate` is given;
+//! `uniform`, `skewed` and `distinct` run at `--rate` (default 200000/s) unless `--seconds` is.
+//!
+//! cargo run --release --example gencap -- --out F.pcap [--mix M] [--packets N] [--sources N]
+//!     [--attackers N] [--rate PPS | --seconds S] [--seed N] [--skewed]
 
-use std::io::{BufWriter, Write};
+#[path = "gencap/frames.rs"]
+mod frames;
+#[path = "gencap/mixes.rs"]
+mod mixes;
+#[path = "gencap/zipf.rs"]
+mod zipf;
+
+use std::io::{self, BufWriter, Write};
+
+use frames::{Ips, L4, PcapWriter, Pkt};
+use mixes::{Gen, START_US};
+
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Mix {
+    Uniform,
+    Skewed,
+    Mixed,
+    Zipf,
+    Distinct,
+}
 
 struct Args {
     out: String,
+    mix: Mix,
     packets: u64,
-    sources: u32,
+    sources: Option<u64>,
     attackers: u32,
-    rate: u64,
+    rate: Option<u64>,
+    seconds: Option<u64>,
     seed: u64,
-    /// Pick sources log-uniformly (a few busy, many quiet: like real traffic) instead of
-    /// uniformly (every packet from a random one of all sources: the cache's worst case).
-    skewed: bool,
+}
+
+fn parse_mix(s: &str) -> Result<Mix, String> {
+    Ok(match s {
+        "uniform" => Mix::Uniform,
+        "skewed" => Mix::Skewed,
+        "mixed" => Mix::Mixed,
+        "zipf" => Mix::Zipf,
+        "distinct" => Mix::Distinct,
+        _ => {
+            return Err(format!(
+                "--mix: `{s}` is not uniform, skewed, mixed, zipf or distinct"
+            ));
+        }
+    })
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         out: String::new(),
+        mix: Mix::Uniform,
         packets: 2_000_000,
-        sources: 64_000,
+        sources: None,
         attackers: 4,
-        rate: 200_000,
+        rate: None,
+        seconds: None,
         seed: 1,
-        skewed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--skewed" {
-            a.skewed = true;
+            a.mix = Mix::Skewed;
             continue;
         }
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -41,10 +89,12 @@ fn parse_args() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--out" => a.out = val.clone(),
+            "--mix" => a.mix = parse_mix(&val)?,
             "--packets" => a.packets = num()?,
-            "--sources" => a.sources = u32::try_from(num()?).map_err(|e| e.to_string())?,
+            "--sources" => a.sources = Some(num()?.clamp(1, 1 << 30)),
             "--attackers" => a.attackers = u32::try_from(num()?).map_err(|e| e.to_string())?,
-            "--rate" => a.rate = num()?.max(1),
+            "--rate" => a.rate = Some(num()?.max(1)),
+            "--seconds" => a.seconds = Some(num()?.max(1)),
             "--seed" => a.seed = num()?,
             _ => return Err(format!("unknown flag {flag}")),
         }
@@ -55,57 +105,92 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// xorshift64*: fast, deterministic, good enough for traffic shapes.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+impl Args {
+    /// Capture time the file spans, in µs.
+    fn duration_us(&self) -> u64 {
+        let by_rate = |rate: u64| self.packets.saturating_mul(1_000_000) / rate;
+        match (self.rate, self.seconds, self.mix) {
+            (Some(r), _, _) => by_rate(r),
+            (None, Some(s), _) => s * 1_000_000,
+            (None, None, Mix::Mixed | Mix::Zipf) => 20_000_000,
+            (None, None, _) => by_rate(200_000),
+        }
     }
 }
 
-fn frame(
-    buf: &mut Vec<u8>,
-    src: [u8; 4],
-    dst: [u8; 4],
-    proto: u8,
-    sport: u16,
-    dport: u16,
-    flags: u8,
-) {
-    buf.clear();
-    buf.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00]);
-    let l4_len: u16 = if proto == 6 { 20 } else { 8 + 18 };
-    let total = 20 + l4_len;
-    buf.extend_from_slice(&[
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        0,
-        0x40,
-        0,
-        64,
-        proto,
-        0,
-        0,
-    ]);
-    buf.extend_from_slice(&src);
-    buf.extend_from_slice(&dst);
-    buf.extend_from_slice(&sport.to_be_bytes());
-    buf.extend_from_slice(&dport.to_be_bytes());
-    if proto == 6 {
-        buf.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    } else {
-        buf.extend_from_slice(&[0, (8 + 18) as u8, 0, 0]);
-        buf.extend_from_slice(&[0u8; 18]);
+/// The original mix (`uniform` / `skewed`): byte for byte what gencap always wrote.
+fn classic<W: Write>(g: &mut Gen<W>, a: &Args) -> io::Result<()> {
+    let server = [198, 51, 100, 10];
+    let n = a.sources.unwrap_or(64_000);
+    // i * 1e6 / rate, as gencap always stamped them, unless --seconds says otherwise.
+    let (per, over) = match (a.rate, a.seconds) {
+        (None, Some(s)) => (s * 1_000_000, a.packets.max(1)),
+        (r, _) => (1_000_000, r.unwrap_or(200_000)),
+    };
+    for i in 0..a.packets {
+        let r = g.rng.next();
+        let ts = START_US + (u128::from(i) * u128::from(per) / u128::from(over)) as u64;
+        let tcp = |src, sport, dport, flags| {
+            Pkt::new(
+                Ips::V4 { src, dst: server },
+                L4::Tcp {
+                    sport,
+                    dport,
+                    flags,
+                },
+                0,
+            )
+        };
+        let p = if a.attackers > 0 && r.is_multiple_of(10) {
+            // An attacker: a SYN flood to port 80 from one of a few addresses.
+            let k = ((r >> 8) % u64::from(a.attackers)) as u8;
+            tcp(
+                [203, 0, 113, k + 1],
+                1024 + (r >> 16) as u16 % 60000,
+                80,
+                0x02,
+            )
+        } else {
+            let s = if a.mix == Mix::Skewed {
+                // rank = n^u - 1 for u uniform in [0, 1): log-uniform, heavy head.
+                let u = (r >> 11) as f64 / (1u64 << 53) as f64;
+                ((n as f64).powf(u) as u64).min(n) as u32
+            } else {
+                ((r >> 8) % n) as u32 + 1
+            };
+            let src = [10, (s >> 16) as u8, (s >> 8) as u8, s as u8];
+            let sport = 1024 + (s % 60000) as u16;
+            match (r >> 40) % 10 {
+                0 => Pkt::new(
+                    Ips::V4 { src, dst: server },
+                    L4::Udp { sport, dport: 53 },
+                    18,
+                ),
+                1 => tcp(src, sport, 443, 0x02),
+                _ => tcp(src, sport, 443, 0x10),
+            }
+        };
+        g.emit(ts, &p)?;
     }
-    while buf.len() < 60 {
-        buf.push(0);
+    Ok(())
+}
+
+fn generate(a: &Args, file: std::fs::File) -> io::Result<()> {
+    let snaplen = match a.mix {
+        Mix::Mixed => 128,
+        Mix::Zipf => 200,
+        _ => 65535,
+    };
+    let out = PcapWriter::new(BufWriter::with_capacity(1 << 20, file), snaplen)?;
+    let mut g = Gen::new(a.seed, out);
+    let duration = a.duration_us();
+    match a.mix {
+        Mix::Uniform | Mix::Skewed => classic(&mut g, a)?,
+        Mix::Mixed => mixes::mixed(&mut g, a.packets, a.sources.unwrap_or(60_000), duration)?,
+        Mix::Zipf => zipf::zipf(&mut g, a.packets, a.sources.unwrap_or(200_000), duration)?,
+        Mix::Distinct => mixes::distinct(&mut g, a.packets, duration)?,
     }
+    g.out.finish()
 }
 
 fn main() {
@@ -123,61 +208,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let mut hdr = Vec::new();
-    hdr.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    hdr.extend_from_slice(&2u16.to_le_bytes());
-    hdr.extend_from_slice(&4u16.to_le_bytes());
-    hdr.extend_from_slice(&[0u8; 8]);
-    hdr.extend_from_slice(&65535u32.to_le_bytes());
-    hdr.extend_from_slice(&1u32.to_le_bytes());
-    let mut rng = Rng(a.seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let server = [198, 51, 100, 10];
-    let start_us: u64 = 1_795_514_400_000_000;
-    let mut buf = Vec::with_capacity(64);
-    let result = (|| -> std::io::Result<()> {
-        w.write_all(&hdr)?;
-        for i in 0..a.packets {
-            let r = rng.next();
-            let ts = start_us + i * 1_000_000 / a.rate;
-            if a.attackers > 0 && r.is_multiple_of(10) {
-                // An attacker: a SYN flood to port 80 from one of a few addresses.
-                let k = ((r >> 8) % u64::from(a.attackers)) as u8;
-                frame(
-                    &mut buf,
-                    [203, 0, 113, k + 1],
-                    server,
-                    6,
-                    1024 + (r >> 16) as u16 % 60000,
-                    80,
-                    0x02,
-                );
-            } else {
-                let n = u64::from(a.sources.max(1));
-                let s = if a.skewed {
-                    // rank = n^u - 1 for u uniform in [0, 1): log-uniform, heavy head.
-                    let u = (r >> 11) as f64 / (1u64 << 53) as f64;
-                    ((n as f64).powf(u) as u64).min(n) as u32
-                } else {
-                    ((r >> 8) % n) as u32 + 1
-                };
-                let src = [10, (s >> 16) as u8, (s >> 8) as u8, s as u8];
-                let sport = 1024 + (s % 60000) as u16;
-                match (r >> 40) % 10 {
-                    0 => frame(&mut buf, src, server, 17, sport, 53, 0),
-                    1 => frame(&mut buf, src, server, 6, sport, 443, 0x02),
-                    _ => frame(&mut buf, src, server, 6, sport, 443, 0x10),
-                }
-            }
-            w.write_all(&((ts / 1_000_000) as u32).to_le_bytes())?;
-            w.write_all(&((ts % 1_000_000) as u32).to_le_bytes())?;
-            w.write_all(&(buf.len() as u32).to_le_bytes())?;
-            w.write_all(&(buf.len() as u32).to_le_bytes())?;
-            w.write_all(&buf)?;
-        }
-        w.flush()
-    })();
-    if let Err(e) = result {
+    if let Err(e) = generate(&a, file) {
         eprintln!("gencap: writing {}: {e}", a.out);
         std::process::exit(1);
     }

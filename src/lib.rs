@@ -62,22 +62,26 @@
 //! - [`config`] (pure but for reading the file): `rules.toml` -> validated [`config::Config`].
 //! - `engine` (the pure core): per-source sliding windows, rules, bans, escalation and guards
 //!   -> decisions. Time is an argument ([`time`]), never read.
-//! - `event` (pure): decisions and reports -> the JSON event lines watchers read.
-//! - [`sys`] (the I/O edges, each small): capture (files, live), the events sink, the state
-//!   file, host facts, the control socket, metrics and their endpoint, the enforcer that drives
-//!   [`firewall`].
+//! - `event` (pure): one enum for every event kind the daemon and replay write -> the JSON
+//!   lines watchers read; the event schema in one file.
+//! - [`sys`] (the I/O edges, each small): capture (files, live), the wall clock, the events
+//!   sink, the state file, host facts, the control socket, metrics and their HTTP endpoint
+//!   (prometheus-client, hyper), the enforcer that drives [`firewall`].
 //! - [`firewall`]: the `autoblock-firewall` crate, re-exported: bans in the kernel in atomic
 //!   batches; the daemon's enforcer and library users share it.
 //! - `daemon` and `replay`: wiring only (threads, channels, shutdown), the one place the core
 //!   meets the edges.
-//! - [`cli`]: parses arguments and runs a subcommand; `main` prints errors and exits.
+//! - [`cli`]: parses arguments and runs a subcommand, which returns a [`cli::CliError`] (exit
+//!   code and causes); `main` sets up logging, prints that one error and exits.
 //!
 //! Pure modules (`packet`, `engine`, `event`, [`time`]) never do I/O and never read the clock;
 //! a test (`tests/it/layout.rs`) keeps it so.
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub(crate) mod daemon;
 pub(crate) mod engine;

@@ -1,8 +1,18 @@
-//! The `autoblock` binary: parse arguments, run a subcommand, exit with its code.
+//! The `autoblock` binary: parse arguments, set up logging, run a subcommand, print its one
+//! error (with its causes) and exit with its code.
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() {
+fn main() -> ExitCode {
     let cli = autoblock::cli::Cli::parse();
-    std::process::exit(autoblock::cli::run(cli));
+    autoblock::cli::init_logs(&cli);
+    match autoblock::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(u8::try_from(e.code()).unwrap_or(1))
+        }
+    }
 }

@@ -161,9 +161,19 @@ pub fn replay_file(
     if opts.progress && started.elapsed() >= Duration::from_secs(1) {
         eprintln!();
     }
+    summary.ts = last_ts;
+    Ok(report(&engine, summary, offenders, talkers))
+}
 
+/// The report once the file is read: the summary's totals, offenders with their traffic and
+/// peak values, talkers by packets.
+fn report(
+    engine: &Engine,
+    mut summary: Summary,
+    mut offenders: HashMap<SourceKey, Offender, RandomState>,
+    talkers: Talkers,
+) -> ReplayReport {
     let stats = engine.stats();
-    summary.ts = last_ts.to_string();
     summary.sources = talkers.len() as u64;
     summary.local_packets = stats.local_packets;
     summary.untracked_packets = stats.untracked;
@@ -181,11 +191,11 @@ pub fn replay_file(
     let offenders = finish_offenders(offenders, &talkers);
     let mut talkers = talkers;
     talkers.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr)));
-    Ok(ReplayReport {
+    ReplayReport {
         summary,
         offenders,
         talkers,
-    })
+    }
 }
 
 /// The reader thread: frames -> parsed batches, until the end of the file or an error.

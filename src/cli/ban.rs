@@ -2,7 +2,8 @@
 //!
 //! Everything is checked before anything is sent: one bad line in `--file` means exit 2 and no
 //! ban at all. Large lists go in several requests of [`CHUNK`] targets (under the server's line
-//! limit). Exit 1 when the daemon refused any target (the others are banned).
+//! limit). Exit 1 when the daemon refused any target (the others are banned): the error lists
+//! every refusal.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use ipnet::IpNet;
 
 use super::remote::{RemoteArgs, emit, human_secs, parse_duration, unexpected};
 use super::replay::parse_net;
-use super::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+use super::{CliError, CliResult};
 use crate::sys::control::protocol::{BanInfo, Refusal, Request, Response, net_text};
 
 /// Targets per request: 10k of the longest IPv6 CIDR text stay well under 1 MiB.
@@ -89,47 +90,15 @@ fn read_list(path: &Path) -> Result<String, std::io::Error> {
     }
 }
 
-pub fn run(args: &BanArgs) -> i32 {
-    let mut targets = args.targets.clone();
-    if let Some(path) = &args.file {
-        let name = if path == Path::new("-") {
-            "<stdin>".to_owned()
-        } else {
-            path.display().to_string()
-        };
-        let text = match read_list(path) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot read {name}: {e}");
-                return EXIT_RUNTIME;
-            }
-        };
-        match parse_list(&text) {
-            Ok(nets) => targets.extend(nets),
-            Err(bad) => {
-                for b in &bad {
-                    eprintln!(
-                        "{name}:{}: `{}` is not an IP address or CIDR",
-                        b.line, b.text
-                    );
-                }
-                let n = bad.len();
-                let s = if n == 1 { "" } else { "s" };
-                eprintln!("nothing banned: {n} bad line{s} in {name}");
-                return EXIT_USAGE;
-            }
-        }
-    }
-    if targets.is_empty() {
-        eprintln!("nothing to ban: the list is empty");
-        return EXIT_USAGE;
-    }
+/// Bans the targets named on the command line and in `--file`.
+pub fn run(args: &BanArgs) -> CliResult {
+    let targets = targets(args)?;
     let duration_secs = args
         .duration
         .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
     let mut applied: Vec<BanInfo> = Vec::new();
     let mut refused: Vec<Refusal> = Vec::new();
-    let mut code = EXIT_OK;
+    let mut failed = None;
     for chunk in targets.chunks(CHUNK) {
         let req = Request::Ban {
             targets: chunk.to_vec(),
@@ -145,25 +114,64 @@ pub fn run(args: &BanArgs) -> i32 {
                 applied.extend(a);
                 refused.extend(r);
             }
-            Ok(other) => {
-                code = unexpected(other);
-                break;
-            }
-            Err(c) => {
-                code = c;
-                break;
-            }
+            Ok(other) => failed = Some(unexpected(other)),
+            Err(e) => failed = Some(e),
+        }
+        if failed.is_some() {
+            break;
         }
     }
-    report(&applied, &refused, targets.len());
-    if refused.is_empty() {
-        code
-    } else {
-        EXIT_RUNTIME
+    report(&applied, refused.len(), targets.len());
+    match failed {
+        Some(e) => Err(e),
+        None if refused.is_empty() => Ok(()),
+        None => Err(refusals(&refused, targets.len())),
     }
 }
 
-fn report(applied: &[BanInfo], refused: &[Refusal], asked: usize) {
+/// The targets from the arguments and `--file`, all checked.
+fn targets(args: &BanArgs) -> Result<Vec<IpNet>, CliError> {
+    let mut targets = args.targets.clone();
+    if let Some(path) = &args.file {
+        let name = if path == Path::new("-") {
+            "<stdin>".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        let text = read_list(path).map_err(|e| {
+            CliError::runtime(anyhow::Error::new(e).context(format!("cannot read {name}")))
+        })?;
+        match parse_list(&text) {
+            Ok(nets) => targets.extend(nets),
+            Err(bad) => {
+                let n = bad.len();
+                let s = if n == 1 { "" } else { "s" };
+                let lines: Vec<String> = bad
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "{name}:{}: `{}` is not an IP address or CIDR",
+                            b.line, b.text
+                        )
+                    })
+                    .collect();
+                return Err(CliError::usage(anyhow::anyhow!(
+                    "nothing banned: {n} bad line{s} in {name}\n{}",
+                    lines.join("\n")
+                )));
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "nothing to ban: the list is empty"
+        )));
+    }
+    Ok(targets)
+}
+
+/// What was banned, on stdout; with several targets, a count line too.
+fn report(applied: &[BanInfo], refused: usize, asked: usize) {
     let mut out = String::new();
     for b in applied {
         out.push_str(&format!(
@@ -173,17 +181,30 @@ fn report(applied: &[BanInfo], refused: &[Refusal], asked: usize) {
             b.until
         ));
     }
-    emit(&out);
-    for r in refused {
-        eprintln!("refused {}: {}", net_text(&r.target), r.reason);
-    }
     if asked > 1 {
-        eprintln!(
-            "{} banned, {} refused, of {asked}",
-            applied.len(),
-            refused.len()
-        );
+        out.push_str(&format!(
+            "{} banned, {refused} refused, of {asked}\n",
+            applied.len()
+        ));
     }
+    emit(&out);
+}
+
+/// The error listing every refused target and why.
+fn refusals(refused: &[Refusal], asked: usize) -> CliError {
+    let lines: Vec<String> = refused
+        .iter()
+        .map(|r| format!("refused {}: {}", net_text(&r.target), r.reason))
+        .collect();
+    let text = match lines.as_slice() {
+        [one] => one.clone(),
+        _ => format!(
+            "{} of {asked} targets refused\n{}",
+            lines.len(),
+            lines.join("\n")
+        ),
+    };
+    CliError::runtime(anyhow::anyhow!(text))
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
 //! `autoblock check`: load and validate `rules.toml`, then print `ok: PATH` and one line per rule
-//! (exit 0), or every problem on stderr (exit 2; exit 1 when the file cannot be read).
+//! (exit 0), or fail with every problem (exit 2; exit 1 when the file cannot be read).
 
 use std::io::Write;
 use std::time::Duration;
 
-use super::{CheckArgs, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+use super::{CheckArgs, CliError, CliResult};
 use crate::config::duration::Formatted;
 use crate::config::{self, Config, ConfigError, Protocol, Rule, TcpFlagsFilter};
 
-/// Runs the command; returns the exit code.
-pub fn run(args: &CheckArgs) -> i32 {
+/// Runs the command.
+pub fn run(args: &CheckArgs) -> CliResult {
     let path = args.config.clone().unwrap_or_else(config::default_path);
     match config::load(&path) {
         Ok(config) => {
@@ -19,23 +19,24 @@ pub fn run(args: &CheckArgs) -> i32 {
             for line in summary(&config) {
                 let _ = writeln!(out, "{line}");
             }
-            EXIT_OK
+            Ok(())
+        }
+        Err(ConfigError::Invalid { problems }) => {
+            let n = problems.len();
+            let s = if n == 1 { "" } else { "s" };
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Err(CliError::usage(anyhow::anyhow!(
+                "check failed: {n} problem{s} in {}\n{}",
+                path.display(),
+                list.join("\n")
+            )))
         }
         Err(e) => {
-            eprintln!("{e}");
-            match e {
-                ConfigError::Invalid { problems } => {
-                    let n = problems.len();
-                    let s = if n == 1 { "" } else { "s" };
-                    eprintln!("check failed: {n} problem{s} in {}", path.display());
-                    EXIT_USAGE
-                }
-                ConfigError::Read { .. } => {
-                    if args.config.is_none() {
-                        eprintln!("(no ./rules.toml here either; name a file with --config PATH)");
-                    }
-                    EXIT_RUNTIME
-                }
+            let e = CliError::runtime(e);
+            if args.config.is_none() {
+                Err(e.hint("(no ./rules.toml here either; name a file with --config PATH)"))
+            } else {
+                Err(e)
             }
         }
     }

@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
+use super::remote::{RemoteArgs, human_secs, show, table, unexpected};
+use super::{CliResult, OutputFormat};
 use crate::config::duration::Formatted;
 use crate::sys::control::protocol::{Explanation, Request, Response, net_text};
 
@@ -17,7 +18,7 @@ pub struct ExplainArgs {
     #[arg(value_name = "IP", value_parser = parse_addr)]
     pub addr: IpAddr,
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: OutputFormat,
 }
 
 fn parse_addr(text: &str) -> Result<IpAddr, String> {
@@ -25,11 +26,11 @@ fn parse_addr(text: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("`{text}` is not an IP address (e.g. 203.0.113.7 or 2001:db8::1)"))
 }
 
-pub fn run(args: &ExplainArgs) -> i32 {
+pub fn run(args: &ExplainArgs) -> CliResult {
     match args.remote.call(&Request::Explain { addr: args.addr }) {
         Ok(Response::Explain(x)) => show(args.format, &x, render),
-        Ok(other) => unexpected(other),
-        Err(code) => code,
+        Ok(other) => Err(unexpected(other)),
+        Err(e) => Err(e),
     }
 }
 

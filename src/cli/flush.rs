@@ -1,7 +1,7 @@
 //! `autoblock flush`: remove everything autoblock created in the kernel (jumps, chain, sets)
 //! and nothing else. Bans are lost; run it after stopping the daemon.
 
-use super::{EXIT_OK, EXIT_RUNTIME, load_config};
+use super::{CliError, CliResult, load_config};
 use crate::firewall::Firewall;
 use crate::sys::enforcer::firewall_options;
 
@@ -13,26 +13,15 @@ pub struct FlushArgs {
     pub config: Option<std::path::PathBuf>,
 }
 
-pub fn run(args: FlushArgs) -> i32 {
-    let config = match load_config(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let opened = Firewall::open(firewall_options(&config));
-    match opened.and_then(|fw| {
-        let n = fw.len();
-        fw.flush().map(|()| n)
-    }) {
-        Ok(n) => {
-            println!(
-                "removed chain {} ({} bans), its jumps and sets",
-                config.enforce.chain, n
-            );
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_RUNTIME
-        }
-    }
+/// Removes the chain, its jumps and sets.
+pub fn run(args: FlushArgs) -> CliResult {
+    let config = load_config(args.config.as_deref())?;
+    let fw = Firewall::open(firewall_options(&config)).map_err(CliError::runtime)?;
+    let n = fw.len();
+    fw.flush().map_err(CliError::runtime)?;
+    super::remote::emit(&format!(
+        "removed chain {} ({} bans), its jumps and sets\n",
+        config.enforce.chain, n
+    ));
+    Ok(())
 }

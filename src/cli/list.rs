@@ -1,6 +1,7 @@
 //! `autoblock list`: the active bans, soonest to expire first, as a table or JSON.
 
-use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
+use super::remote::{RemoteArgs, human_secs, show, table, unexpected};
+use super::{CliResult, OutputFormat};
 use crate::sys::control::protocol::{BanInfo, Request, Response, net_text};
 
 #[derive(Debug, clap::Args)]
@@ -10,17 +11,17 @@ pub struct ListArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: OutputFormat,
 }
 
-pub fn run(args: &ListArgs) -> i32 {
+pub fn run(args: &ListArgs) -> CliResult {
     match args.remote.call(&Request::List) {
         Ok(Response::List(mut bans)) => {
             bans.sort_by_key(|b| b.remaining_secs);
             show(args.format, &bans, |b| render(b))
         }
-        Ok(other) => unexpected(other),
-        Err(code) => code,
+        Ok(other) => Err(unexpected(other)),
+        Err(e) => Err(e),
     }
 }
 

@@ -1,10 +1,13 @@
-//! Command-line interface: one file per subcommand; `main` only parses and dispatches here.
+//! Command-line interface: one file per subcommand; `main` parses, sets up logging, dispatches
+//! here and prints the one error a subcommand returns ([`CliError`]).
 
 pub(crate) mod ban;
 mod check;
+mod error;
 pub(crate) mod explain;
 pub(crate) mod flush;
 pub(crate) mod list;
+mod logging;
 pub(crate) mod remote;
 pub(crate) mod replay;
 pub(crate) mod run;
@@ -17,12 +20,8 @@ use crate::config::{self, Config, ConfigError};
 
 use clap::{Parser, Subcommand};
 
-/// Exit code: success.
-pub const EXIT_OK: i32 = 0;
-/// Exit code: a runtime error (I/O, a capture that could not be read to the end, ...).
-pub const EXIT_RUNTIME: i32 = 1;
-/// Exit code: bad usage or an invalid configuration.
-pub const EXIT_USAGE: i32 = 2;
+pub use error::{CliError, CliResult, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+pub use logging::init_logs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,11 +37,14 @@ autoblock check --config /etc/autoblock/rules.toml\n  \
 sudo systemctl start autoblock && sudo autoblock status\n\n\
 Each subcommand has its own --help with examples."
 )]
+/// The command line: one subcommand.
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: capture, decide and block in real time.
@@ -65,19 +67,29 @@ pub enum Command {
     Explain(explain::ExplainArgs),
 }
 
+/// How a subcommand prints its answer (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for people
+    Table,
+    /// JSON for scripts
+    Json,
+}
+
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Example:\n  autoblock check --config /etc/autoblock/rules.toml && \
 sudo systemctl reload autoblock"
 )]
+/// `autoblock check`.
 pub struct CheckArgs {
     /// Configuration file [default: ./rules.toml if present, else /etc/autoblock/rules.toml]
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 }
 
-/// Runs the parsed command; returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(&args),
@@ -91,22 +103,17 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-/// Loads and validates the configuration, printing every problem; `Err` is the exit code.
-pub fn load_config(path: Option<&Path>) -> Result<Config, i32> {
+/// Loads and validates the configuration; an invalid file is a usage error listing every
+/// problem, an unreadable one a runtime error.
+pub fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
     let path = path
         .map(Path::to_path_buf)
         .unwrap_or_else(config::default_path);
-    config::load(&path).map_err(|e| {
-        eprintln!("{e}");
-        match e {
-            ConfigError::Invalid { .. } => {
-                eprintln!(
-                    "invalid configuration: {} (see `autoblock check`)",
-                    path.display()
-                );
-                EXIT_USAGE
-            }
-            ConfigError::Read { .. } => EXIT_RUNTIME,
-        }
+    config::load(&path).map_err(|e| match e {
+        ConfigError::Invalid { .. } => CliError::usage(anyhow::anyhow!(
+            "invalid configuration: {} (see `autoblock check`)\n{e}",
+            path.display()
+        )),
+        ConfigError::Read { .. } => CliError::runtime(e),
     })
 }

@@ -1,12 +1,11 @@
 //! What the commands that talk to the running daemon (`status`, `list`, `ban`, `unban`,
-//! `explain`) share: where the socket is, one request with its errors printed, and plain-text
-//! tables.
+//! `explain`) share: where the socket is, one request and its errors, and plain-text tables.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{EXIT_OK, EXIT_RUNTIME, load_config};
+use super::{CliError, CliResult, OutputFormat, load_config};
 use crate::config::duration;
 use crate::sys::control::client;
 use crate::sys::control::protocol::{Request, Response};
@@ -25,38 +24,23 @@ pub struct RemoteArgs {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Aligned columns for people
-    Table,
-    /// JSON for scripts (the protocol's own field names)
-    Json,
-}
-
 impl RemoteArgs {
-    /// `--socket`, else the configuration's; `Err` is the exit code (the problem is printed).
-    /// With `--socket` the configuration is not read at all, so a broken file does not lock the
-    /// operator out of a daemon that still runs on its last good one.
-    pub fn socket_path(&self) -> Result<PathBuf, i32> {
+    /// `--socket`, else the configuration's. With `--socket` the configuration is not read at
+    /// all, so a broken file does not lock the operator out of a daemon that still runs on its
+    /// last good one.
+    pub fn socket_path(&self) -> Result<PathBuf, CliError> {
         if let Some(socket) = &self.socket {
             return Ok(socket.clone());
         }
-        match load_config(self.config.as_deref()) {
-            Ok(config) => Ok(config.control.socket),
-            Err(code) => {
-                eprintln!("(or name the daemon's socket with --socket PATH)");
-                Err(code)
-            }
-        }
+        load_config(self.config.as_deref())
+            .map(|config| config.control.socket)
+            .map_err(|e| e.hint("(or name the daemon's socket with --socket PATH)"))
     }
 
-    /// Sends one request; `Err` is the exit code, after printing why.
-    pub fn call(&self, req: &Request) -> Result<Response, i32> {
+    /// Sends one request and returns the daemon's answer.
+    pub fn call(&self, req: &Request) -> Result<Response, CliError> {
         let path = self.socket_path()?;
-        client::request(&path, req, self.timeout).map_err(|e| {
-            eprintln!("error: {e}");
-            EXIT_RUNTIME
-        })
+        client::request(&path, req, self.timeout).map_err(CliError::runtime)
     }
 }
 
@@ -65,23 +49,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse(text).map_err(|e| e.to_string())
 }
 
-/// Reports an answer the command did not ask for (`Error` or another kind); the exit code.
-pub fn unexpected(resp: Response) -> i32 {
-    match resp {
-        Response::Error { message } => eprintln!("error: the daemon says: {message}"),
-        other => {
-            let kind = match other {
-                Response::Status(_) => "status",
-                Response::List(_) => "list",
-                Response::Banned { .. } => "banned",
-                Response::Unbanned { .. } => "unbanned",
-                Response::Explain(_) => "explain",
-                Response::Error { .. } => "error",
-            };
-            eprintln!("error: unexpected `{kind}` answer from the daemon");
+/// The error for an answer the command did not ask for (`Error` or another kind).
+pub fn unexpected(resp: Response) -> CliError {
+    let kind = match resp {
+        Response::Error { message } => {
+            return CliError::runtime(anyhow::anyhow!("the daemon says: {message}"));
         }
-    }
-    EXIT_RUNTIME
+        Response::Status(_) => "status",
+        Response::List(_) => "list",
+        Response::Banned { .. } => "banned",
+        Response::Unbanned { .. } => "unbanned",
+        Response::Explain(_) => "explain",
+    };
+    CliError::runtime(anyhow::anyhow!(
+        "unexpected `{kind}` answer from the daemon"
+    ))
 }
 
 /// Writes `text` to stdout; a closed stdout (`| head`) is not an error worth reporting.
@@ -89,24 +71,20 @@ pub fn emit(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-/// Prints `value` as a table (through `render`) or as JSON; returns the exit code.
-pub fn show<T: serde::Serialize>(format: Format, value: &T, render: impl Fn(&T) -> String) -> i32 {
-    match format {
-        Format::Table => {
-            emit(&render(value));
-            EXIT_OK
+/// Prints `value` as a table (through `render`) or as JSON.
+pub fn show<T: serde::Serialize>(
+    format: OutputFormat,
+    value: &T,
+    render: impl Fn(&T) -> String,
+) -> CliResult {
+    let text = match format {
+        OutputFormat::Table => render(value),
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(value).map_err(CliError::runtime)? + "\n"
         }
-        Format::Json => match serde_json::to_string_pretty(value) {
-            Ok(text) => {
-                emit(&(text + "\n"));
-                EXIT_OK
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                EXIT_RUNTIME
-            }
-        },
-    }
+    };
+    emit(&text);
+    Ok(())
 }
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, load_config};
+use super::{CliError, CliResult, OutputFormat, load_config};
+use crate::config::Config;
 use crate::config::Metric;
 use crate::event::decision_json;
 use crate::replay::{ReplayOptions, ReplayReport, replay_file};
@@ -15,12 +16,6 @@ use crate::replay::{ReplayOptions, ReplayReport, replay_file};
 const PROGRESS_BYTES: u64 = 64 << 20;
 /// Top talkers listed in the table.
 const TOP_TALKERS: usize = 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -37,7 +32,7 @@ pub struct ReplayArgs {
     pub local: Vec<IpNet>,
     /// Output: a human table, or one JSON event per line (then a summary event per file)
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: OutputFormat,
     /// Capture files (pcap or pcapng; the format is read from the bytes)
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -53,65 +48,75 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
     })
 }
 
-pub fn run(args: ReplayArgs) -> i32 {
-    let config = match load_config(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+/// Replays every file; a file that cannot be opened or read to the end is reported (exit 1)
+/// after the others were replayed.
+pub fn run(args: ReplayArgs) -> CliResult {
+    let config = load_config(args.config.as_deref())?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut code = EXIT_OK;
+    let mut failures = Vec::new();
     for path in &args.files {
-        let big = std::fs::metadata(path).is_ok_and(|m| m.len() >= PROGRESS_BYTES);
-        let opts = ReplayOptions {
-            local: args.local.clone(),
-            progress: big && std::io::stderr().is_terminal(),
-        };
-        let json = args.format == Format::Json;
-        let mut write_err = None;
-        let mut on_decision = |d: &crate::engine::Decision| {
-            if json && let Err(e) = writeln!(out, "{}", decision_json(d, false)) {
-                write_err.get_or_insert(e);
-            }
-        };
-        let report = match replay_file(&config, path, &opts, &mut on_decision) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = EXIT_RUNTIME;
-                continue;
-            }
-        };
-        let mut report = report;
-        report.summary.peak_rss_bytes = crate::sys::proc::peak_rss_bytes();
-        if let Some(e) = write_err {
-            // stdout closed (e.g. `| head`): stop quietly with an error code.
-            eprintln!("error: writing to stdout: {e}");
-            return EXIT_RUNTIME;
-        }
-        if !report.summary.complete {
-            eprintln!(
-                "error: {}",
-                report
-                    .summary
-                    .error
-                    .as_deref()
-                    .unwrap_or("capture incomplete")
-            );
-            code = EXIT_RUNTIME;
-        }
-        let written = if json {
-            writeln!(out, "{}", report.summary.json())
-        } else {
-            write_table(&mut out, &report)
-        };
-        if let Err(e) = written.and_then(|_| out.flush()) {
-            eprintln!("error: writing to stdout: {e}");
-            return EXIT_RUNTIME;
+        if let Some(failure) = replay_one(&config, &args, path, &mut out)? {
+            failures.push(failure);
         }
     }
-    let _ = EXIT_USAGE;
-    code
+    let text = match failures.as_slice() {
+        [] => return Ok(()),
+        [one] => one.clone(),
+        many => format!(
+            "{} of {} files failed\n{}",
+            many.len(),
+            args.files.len(),
+            many.join("\n")
+        ),
+    };
+    Err(CliError::runtime(anyhow::anyhow!(text)))
+}
+
+/// Replays one file into `out`. `Ok(Some(why))` when the file could not be opened or read to
+/// the end; `Err` when stdout failed (e.g. `| head` closed it): then the run stops.
+fn replay_one(
+    config: &Config,
+    args: &ReplayArgs,
+    path: &std::path::Path,
+    out: &mut impl Write,
+) -> Result<Option<String>, CliError> {
+    let big = std::fs::metadata(path).is_ok_and(|m| m.len() >= PROGRESS_BYTES);
+    let opts = ReplayOptions {
+        local: args.local.clone(),
+        progress: big && std::io::stderr().is_terminal(),
+    };
+    let json = args.format == OutputFormat::Json;
+    let mut write_err = None;
+    let mut on_decision = |d: &crate::engine::Decision| {
+        if json && let Err(e) = writeln!(out, "{}", decision_json(d, false)) {
+            write_err.get_or_insert(e);
+        }
+    };
+    let mut report = match replay_file(config, path, &opts, &mut on_decision) {
+        Ok(r) => r,
+        Err(e) => return Ok(Some(e.to_string())),
+    };
+    report.summary.peak_rss_bytes = crate::sys::proc::peak_rss_bytes();
+    let stdout_failed =
+        |e: std::io::Error| CliError::runtime(anyhow::Error::new(e).context("writing to stdout"));
+    if let Some(e) = write_err {
+        return Err(stdout_failed(e));
+    }
+    let failure = (!report.summary.complete).then(|| {
+        report
+            .summary
+            .error
+            .clone()
+            .unwrap_or_else(|| "capture incomplete".to_string())
+    });
+    let written = if json {
+        writeln!(out, "{}", report.summary.json())
+    } else {
+        write_table(out, &report)
+    };
+    written.and_then(|_| out.flush()).map_err(stdout_failed)?;
+    Ok(failure)
 }
 
 fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {

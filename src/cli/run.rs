@@ -2,12 +2,15 @@
 
 use std::path::PathBuf;
 
-use super::{EXIT_USAGE, load_config};
+use super::{CliError, CliResult, load_config};
 use crate::daemon::{RunOptions, run as run_daemon};
 
+/// How logs on stderr are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// One line per message
     Text,
+    /// One JSON object per message
     Json,
 }
 
@@ -32,38 +35,20 @@ pub struct RunArgs {
     pub log_format: LogFormat,
 }
 
-pub fn run(args: RunArgs) -> i32 {
-    init_logs(args.log_format);
+/// Runs the daemon until it is asked to stop.
+pub fn run(args: RunArgs) -> CliResult {
     let path = args
         .config
         .clone()
         .unwrap_or_else(crate::config::default_path);
-    let config = match load_config(Some(&path)) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let config = load_config(Some(&path))?;
     if args.interfaces.iter().any(|i| i.is_empty()) {
-        eprintln!("error: --interface needs a name");
-        return EXIT_USAGE;
+        return Err(CliError::usage(anyhow::anyhow!("--interface needs a name")));
     }
-    run_daemon(
-        RunOptions {
-            config_path: path,
-            interfaces: args.interfaces,
-            dry_run: args.dry_run,
-        },
-        config,
-    )
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AUTOBLOCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let opts = RunOptions {
+        config_path: path,
+        interfaces: args.interfaces,
+        dry_run: args.dry_run,
     };
+    run_daemon(opts, config).map_err(CliError::runtime)
 }

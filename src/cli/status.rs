@@ -1,6 +1,7 @@
 //! `autoblock status`: the running daemon's state in a few lines (or its JSON).
 
-use super::remote::{Format, RemoteArgs, human_secs, show, table, unexpected};
+use super::remote::{RemoteArgs, human_secs, show, table, unexpected};
+use super::{CliResult, OutputFormat};
 use crate::sys::control::protocol::{Request, Response, StatusInfo};
 
 #[derive(Debug, clap::Args)]
@@ -10,14 +11,14 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: OutputFormat,
 }
 
-pub fn run(args: &StatusArgs) -> i32 {
+pub fn run(args: &StatusArgs) -> CliResult {
     match args.remote.call(&Request::Status) {
         Ok(Response::Status(info)) => show(args.format, &info, render),
-        Ok(other) => unexpected(other),
-        Err(code) => code,
+        Ok(other) => Err(unexpected(other)),
+        Err(e) => Err(e),
     }
 }
 

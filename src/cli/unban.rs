@@ -4,7 +4,7 @@ use ipnet::IpNet;
 
 use super::remote::{RemoteArgs, emit, unexpected};
 use super::replay::parse_net;
-use super::{EXIT_OK, EXIT_RUNTIME};
+use super::{CliError, CliResult};
 use crate::sys::control::protocol::{Request, Response, net_text};
 
 #[derive(Debug, clap::Args)]
@@ -17,27 +17,26 @@ pub struct UnbanArgs {
     pub targets: Vec<IpNet>,
 }
 
-pub fn run(args: &UnbanArgs) -> i32 {
+/// Lifts the bans named.
+pub fn run(args: &UnbanArgs) -> CliResult {
     let req = Request::Unban {
         targets: args.targets.clone(),
     };
-    match args.remote.call(&req) {
-        Ok(Response::Unbanned { removed, not_found }) => {
-            let mut out = String::new();
-            for net in &removed {
-                out.push_str(&format!("unbanned {}\n", net_text(net)));
-            }
-            emit(&out);
-            for net in &not_found {
-                eprintln!("not banned: {}", net_text(net));
-            }
-            if not_found.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_RUNTIME
-            }
-        }
-        Ok(other) => unexpected(other),
-        Err(code) => code,
+    let (removed, not_found) = match args.remote.call(&req)? {
+        Response::Unbanned { removed, not_found } => (removed, not_found),
+        other => return Err(unexpected(other)),
+    };
+    let mut out = String::new();
+    for net in &removed {
+        out.push_str(&format!("unbanned {}\n", net_text(net)));
     }
+    emit(&out);
+    if not_found.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = not_found
+        .iter()
+        .map(|n| format!("not banned: {}", net_text(n)))
+        .collect();
+    Err(CliError::runtime(anyhow::anyhow!(lines.join("\n"))))
 }

@@ -23,10 +23,13 @@ const MAX_FRACTION_DIGITS: usize = 9;
 /// A text that is not a duration; the message quotes it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
+    /// Not `<number><unit>`.
     #[error("expected a duration such as 90s, 10m, 2h or 1d, found `{0}`")]
     Malformed(String),
+    /// Finer than a nanosecond.
     #[error("`{0}` has more than 9 decimal places")]
     TooPrecise(String),
+    /// Beyond what a `Duration` holds.
     #[error("`{0}` is too large")]
     TooLarge(String),
 }

@@ -9,15 +9,20 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Missing, unreadable (permissions), a directory, ...
-    #[error("cannot read {}: {}", path.display(), describe_io(source))]
+    // `error` is not a `source`: the message already says it, in plain words.
+    #[error("cannot read {}: {}", path.display(), describe_io(error))]
     Read {
+        /// The file.
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        /// What the OS said.
+        error: io::Error,
     },
     /// Read, but not a valid configuration. Never empty.
     #[error("{}", Problems(problems))]
-    Invalid { problems: Vec<Problem> },
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
 }
 
 impl ConfigError {
@@ -133,7 +138,7 @@ mod tests {
     fn read_errors_say_why() {
         let e = ConfigError::Read {
             path: "/x/rules.toml".into(),
-            source: io::Error::from(io::ErrorKind::PermissionDenied),
+            error: io::Error::from(io::ErrorKind::PermissionDenied),
         };
         assert!(!e.is_invalid());
         assert!(

@@ -2,11 +2,12 @@
 //! then validation builds these typed values and reports every problem at once, each with its
 //! file, line, column and TOML key.
 //!
-//! Files: `raw.rs` + `parse.rs` (stage one, serde), `validate.rs` + `rule.rs` (stage two,
-//! defaults and checks), `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]).
+//! Files: `raw.rs` + `parse.rs` (stage one, serde), `validate.rs` + `rule.rs` + `cluster.rs`
+//! (stage two, defaults and checks), `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]).
 //! The typed structs below are the contract the rest of the program relies on: once built,
 //! every value is in range.
 
+mod cluster;
 pub mod duration;
 mod error;
 mod parse;
@@ -14,6 +15,8 @@ mod raw;
 mod rule;
 mod validate;
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +28,7 @@ use ipnet::IpNet;
 
 /// `enforce.backend`: the firewall library's own type (`iptables`, `ipset` or `nftables`).
 pub use crate::firewall::Backend;
+pub use cluster::{FLEET_NAME_MAX, NODE_NAME_MAX, is_cluster_name};
 pub use error::{ConfigError, Problem};
 pub use validate::{load, parse_str};
 
@@ -42,17 +46,29 @@ pub fn default_path() -> PathBuf {
 /// The whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// `[capture]`: what is captured, and where.
     pub capture: CaptureConfig,
+    /// `[enforce]`: how bans are made, how long they last, and their guards.
     pub enforce: EnforceConfig,
+    /// `[allow]`: what is never banned.
     pub allow: AllowConfig,
+    /// `[limits]`: memory bounds.
     pub limits: LimitsConfig,
+    /// `[events]`: where events go besides stdout.
     pub events: EventsConfig,
+    /// `[control]`: the socket the CLI talks to.
     pub control: ControlConfig,
+    /// `[state]`: what survives a restart.
     pub state: StateConfig,
+    /// `[metrics]`: the Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// `[cluster]`: sharing bans with a fleet of nodes.
+    pub cluster: ClusterConfig,
+    /// `[[rule]]`: the detection rules, in file order.
     pub rules: Vec<Rule>,
 }
 
+/// `[capture]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaptureConfig {
     /// Interfaces captured live; empty means "the interface of the default route".
@@ -63,6 +79,7 @@ pub struct CaptureConfig {
     pub snaplen: u32,
 }
 
+/// `[enforce]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnforceConfig {
     /// One DROP rule per offender in the chain, or two hash:net sets with kernel timeouts.
@@ -71,13 +88,21 @@ pub struct EnforceConfig {
     pub chain: String,
     /// Hooks that jump to the chain: `INPUT`, `FORWARD`, or `raw:PREROUTING` style `table:CHAIN`.
     pub hooks: Vec<String>,
+    /// The ban of a first offense (a rule may set its own).
     pub ban: Duration,
+    /// No ban lasts longer, however often a source offends.
     pub max_ban: Duration,
+    /// An offense within this long of the previous one counts as a repeat.
     pub repeat_window: Duration,
+    /// A repeat offender's ban is the previous one times this.
     pub repeat_multiplier: f64,
+    /// Bans in force at most; beyond it verdicts are suppressed (`cap`).
     pub max_active_bans: usize,
+    /// New bans per second at most; beyond it verdicts are suppressed (`rate`).
     pub max_new_bans_per_sec: u32,
+    /// Bans stay in the kernel when the daemon stops (the next start adopts them).
     pub keep_on_exit: bool,
+    /// Log every decision, never touch the kernel.
     pub dry_run: bool,
     /// A banned source still over its threshold gets its ban extended.
     pub extend_while_active: bool,
@@ -87,59 +112,125 @@ pub struct EnforceConfig {
     pub priority: i32,
 }
 
+/// `[allow]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AllowConfig {
     /// Never flagged, never banned, and no ban on a prefix that overlaps one of these.
     pub nets: Vec<IpNet>,
 }
 
+/// `[limits]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitsConfig {
     /// Upper bound on per-source state; beyond it new sources are not tracked (and reported).
     pub max_tracked_sources: usize,
 }
 
+/// `[events]`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EventsConfig {
     /// Events are appended here (JSON lines) as well as written to stdout.
     pub file: Option<PathBuf>,
 }
 
+/// `[control]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlConfig {
     /// Unix socket of the running daemon.
     pub socket: PathBuf,
 }
 
+/// `[state]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateConfig {
     /// Offense history and manual bans, written atomically.
     pub dir: PathBuf,
 }
 
+/// `[metrics]`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MetricsConfig {
     /// Prometheus endpoint; `None` disables it.
     pub listen: Option<SocketAddr>,
 }
 
+/// `[cluster]`: sharing bans with a fleet through NATS JetStream (see `crate::cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// NATS servers, `nats://` or `tls://` URLs (all members of a NATS cluster); empty: this
+    /// node shares nothing and applies nothing.
+    pub servers: Vec<String>,
+    /// The fleet (1-32 of A-Z a-z 0-9 _ -): its stream and subjects are derived from it.
+    pub name: String,
+    /// This node's name (1-64 of A-Z a-z 0-9 _ -); `None`: the host name, resolved at start
+    /// (`cluster::resolve_node`), not here.
+    pub node: Option<String>,
+    /// Which of our own bans are published.
+    pub share: ShareKinds,
+    /// Bans published by other nodes are applied here.
+    pub accept: bool,
+    /// A NATS `.creds` file (JWT + NKey seed); `None`: no credentials.
+    pub credentials: Option<PathBuf>,
+}
+
+impl ClusterConfig {
+    /// True when at least one server is configured.
+    pub fn enabled(&self) -> bool {
+        !self.servers.is_empty()
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            servers: Vec::new(),
+            name: "default".to_owned(),
+            node: None,
+            share: ShareKinds {
+                rules: true,
+                manual: true,
+            },
+            accept: true,
+            credentials: None,
+        }
+    }
+}
+
+/// `[cluster] share`: the kinds of our own bans that go to the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareKinds {
+    /// `"rules"`: bans (and their extensions and unbans) made by a rule.
+    pub rules: bool,
+    /// `"manual"`: bans made by an operator (`autoblock ban`).
+    pub manual: bool,
+}
+
+/// `protocol` of a rule: which packets it counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
+    /// TCP only.
     Tcp,
+    /// UDP only.
     Udp,
+    /// ICMP and ICMPv6.
     Icmp,
+    /// Every IP packet.
     Any,
 }
 
+/// `tcp_flags` of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpFlagsFilter {
     /// SYN set, ACK clear: connection attempts.
     Syn,
 }
 
+/// What a rule counts per source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
+    /// Packets.
     Packets,
+    /// Bytes on the wire.
     Bytes,
     /// Distinct destination ports (scans).
     DstPorts,
@@ -148,6 +239,7 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// The name used in `rules.toml` and events.
     pub fn as_str(self) -> &'static str {
         match self {
             Metric::Packets => "packets",
@@ -158,22 +250,28 @@ impl Metric {
     }
 }
 
+/// One validated `[[rule]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// Unique; appears in events and in the kernel rule comments.
     pub name: String,
+    /// Which packets count.
     pub protocol: Protocol,
+    /// Only TCP packets with these flags count; `None` means all.
     pub tcp_flags: Option<TcpFlagsFilter>,
     /// Only packets to these destination ports count; `None` means all.
     pub dst_ports: Option<Vec<u16>>,
+    /// What is counted.
     pub metric: Metric,
     /// The rule fires when the count within `window` exceeds this.
     pub threshold: u64,
+    /// The sliding window the count covers.
     pub window: Duration,
     /// Overrides `[enforce].ban`.
     pub ban: Option<Duration>,
     /// Prefix lengths that group sources into one offender.
     pub aggregate_v4: u8,
+    /// Like `aggregate_v4`, for IPv6 (64 makes a /64 one offender).
     pub aggregate_v6: u8,
     /// Packets from a service port (< 1024) to an ephemeral port (>= 1024) are replies (DNS
     /// answers, SYN-ACKs), not probes: they are not counted. Default: on for the distinct

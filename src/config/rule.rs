@@ -93,31 +93,7 @@ fn rule(
             MAX_WINDOW,
         ),
     };
-    let ban = match &r.ban {
-        None => Some(None),
-        Some(b) => {
-            let d = ctx.duration(
-                &r.ban,
-                &key("ban"),
-                enforce.ban,
-                Duration::from_millis(1),
-                Duration::MAX,
-            );
-            if let Some(d) = d
-                && d > enforce.max_ban
-            {
-                let msg = format!(
-                    "{} is longer than enforce.max_ban ({})",
-                    duration::format(d),
-                    duration::format(enforce.max_ban)
-                );
-                ctx.at(b.span(), &key("ban"), msg);
-                None
-            } else {
-                d.map(Some)
-            }
-        }
-    };
+    let ban = rule_ban(ctx, r, &key("ban"), enforce);
     let aggregate_v4 = ctx.int(&r.aggregate_v4, &key("aggregate_v4"), 32, 0..=32);
     let aggregate_v6 = ctx.int(&r.aggregate_v6, &key("aggregate_v6"), 128, 0..=128);
     Some(Rule {
@@ -135,6 +111,38 @@ fn rule(
             .skip_replies
             .unwrap_or(matches!(metric?, Metric::DstPorts | Metric::DstAddrs)),
     })
+}
+
+/// The rule's own `ban`: `Some(None)` when absent (the default applies), `None` when invalid
+/// (reported), and never longer than `enforce.max_ban`.
+fn rule_ban(
+    ctx: &mut Ctx,
+    r: &RawRule,
+    key: &str,
+    enforce: &EnforceConfig,
+) -> Option<Option<Duration>> {
+    let Some(b) = r.ban.as_ref() else {
+        return Some(None);
+    };
+    let d = ctx.duration(
+        &r.ban,
+        key,
+        enforce.ban,
+        Duration::from_millis(1),
+        Duration::MAX,
+    );
+    match d {
+        Some(d) if d > enforce.max_ban => {
+            let msg = format!(
+                "{} is longer than enforce.max_ban ({})",
+                duration::format(d),
+                duration::format(enforce.max_ban)
+            );
+            ctx.at(b.span(), key, msg);
+            None
+        }
+        d => d.map(Some),
+    }
 }
 
 /// `[A-Za-z0-9_.-]{1,32}`: it goes into iptables comments and ipset names unquoted.

@@ -22,9 +22,9 @@ use super::{
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     match String::from_utf8(bytes) {
         Ok(text) => parse_str(&text, path),
@@ -199,6 +199,7 @@ fn build(ctx: &mut Ctx, raw: RawConfig) -> Config {
         metrics: MetricsConfig {
             listen: listen(ctx, &raw.metrics.listen),
         },
+        cluster: super::cluster::cluster(ctx, &raw.cluster),
         enforce,
         rules,
     }
@@ -239,8 +240,8 @@ fn capture(ctx: &mut Ctx, raw: &raw::RawCapture) -> CaptureConfig {
 const DEFAULT_BAN: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_BAN: Duration = Duration::from_secs(24 * 3600);
 
-fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
-    let backend = match raw
+fn backend(ctx: &mut Ctx, raw: &raw::RawEnforce) -> Backend {
+    match raw
         .backend
         .as_ref()
         .map(|b| (b.get_ref().parse(), b.span()))
@@ -251,23 +252,43 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
             ctx.at(span, "enforce.backend", e.to_string());
             Backend::Iptables
         }
+    }
+}
+
+fn chain(ctx: &mut Ctx, raw: &raw::RawEnforce) -> String {
+    let Some(c) = &raw.chain else {
+        return "AUTOBLOCK".to_owned();
     };
-    let chain = match &raw.chain {
-        None => "AUTOBLOCK".to_owned(),
-        Some(c) => {
-            let text = c.get_ref();
-            let ok = (1..=28).contains(&text.len())
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
-                let msg =
-                    format!("`{text}` is not a chain name (1-28 characters of A-Z a-z 0-9 _ -)");
-                ctx.at(c.span(), "enforce.chain", msg);
-            }
-            text.clone()
-        }
+    let text = c.get_ref();
+    let ok = (1..=28).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        let msg = format!("`{text}` is not a chain name (1-28 characters of A-Z a-z 0-9 _ -)");
+        ctx.at(c.span(), "enforce.chain", msg);
+    }
+    text.clone()
+}
+
+fn repeat_multiplier(ctx: &mut Ctx, raw: &raw::RawEnforce) -> f64 {
+    let Some(m) = &raw.repeat_multiplier else {
+        return 2.0;
     };
+    let x = *m.get_ref();
+    if !(x.is_finite() && x >= 1.0) {
+        ctx.at(
+            m.span(),
+            "enforce.repeat_multiplier",
+            format!("must be at least 1.0, found {x}"),
+        );
+    }
+    x
+}
+
+fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
+    let backend = backend(ctx, raw);
+    let chain = chain(ctx, raw);
     let hooks = hooks(ctx, &raw.hooks, backend);
     let priority = ctx
         .int(&raw.priority, "enforce.priority", -10, -1000..=1000)
@@ -300,44 +321,8 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
         Duration::from_secs(1),
         Duration::from_secs(3600),
     );
-    // ipset keeps a timeout of at most 2^31 - 1 s... in practice 2,147,483 s (24.8 days) per
-    // entry: a longer ban would silently end early in the kernel.
-    if backend == Backend::Ipset
-        && let (Some(m), Some(v)) = (max_ban, &raw.max_ban)
-        && m > IPSET_MAX_TIMEOUT
-    {
-        let msg = format!(
-            "{} is longer than ipset allows for a timeout ({}); lower it or use backend = \"iptables\"",
-            duration::format(m),
-            duration::format(IPSET_MAX_TIMEOUT)
-        );
-        ctx.at(v.span(), "enforce.max_ban", msg);
-    }
-    if backend == Backend::Nftables
-        && let (Some(m), Some(v)) = (max_ban, &raw.max_ban)
-        && m > NFT_MAX_TIMEOUT
-    {
-        let msg = format!(
-            "{} is longer than nft accepts for a timeout ({})",
-            duration::format(m),
-            duration::format(NFT_MAX_TIMEOUT)
-        );
-        ctx.at(v.span(), "enforce.max_ban", msg);
-    }
-    let repeat_multiplier = match &raw.repeat_multiplier {
-        None => 2.0,
-        Some(m) => {
-            let x = *m.get_ref();
-            if !(x.is_finite() && x >= 1.0) {
-                ctx.at(
-                    m.span(),
-                    "enforce.repeat_multiplier",
-                    format!("must be at least 1.0, found {x}"),
-                );
-            }
-            x
-        }
-    };
+    kernel_timeout_limit(ctx, backend, max_ban, &raw.max_ban);
+    let repeat_multiplier = repeat_multiplier(ctx, raw);
     let max_active_bans = positive(
         ctx,
         &raw.max_active_bans,
@@ -367,6 +352,34 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
         extend_while_active: raw.extend_while_active.unwrap_or(true),
         check_interval: check_interval.unwrap_or_default(),
         priority,
+    }
+}
+
+/// A ban longer than the backend's kernel timeout would silently end early: ipset keeps at
+/// most 2,147,483 s (24.8 days) per entry, `nft` accepts at most 99,999,999 s.
+fn kernel_timeout_limit(
+    ctx: &mut Ctx,
+    backend: Backend,
+    max_ban: Option<Duration>,
+    raw: &S<DurationText>,
+) {
+    let (limit, advice) = match backend {
+        Backend::Ipset => (
+            IPSET_MAX_TIMEOUT,
+            "ipset allows for a timeout ({}); lower it or use backend = \"iptables\"",
+        ),
+        Backend::Nftables => (NFT_MAX_TIMEOUT, "nft accepts for a timeout ({})"),
+        Backend::Iptables => return,
+    };
+    if let (Some(m), Some(v)) = (max_ban, raw)
+        && m > limit
+    {
+        let msg = format!(
+            "{} is longer than {}",
+            duration::format(m),
+            advice.replace("{}", &duration::format(limit))
+        );
+        ctx.at(v.span(), "enforce.max_ban", msg);
     }
 }
 

@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Explained;
-use crate::engine::bans::Ban;
+use crate::engine::bans::ActiveBan;
 use crate::engine::sources::SourceKey;
 use crate::firewall;
 use crate::sys::control::protocol::{BanInfo, Explanation, RuleWindow};
 use crate::time::Timestamp;
 
-pub fn ban_info(b: &Ban, now: Timestamp) -> BanInfo {
+pub fn ban_info(b: &ActiveBan, now: Timestamp) -> BanInfo {
     BanInfo {
         target: b.key.net(),
         reason: b.rule.to_string(),
@@ -53,9 +53,9 @@ pub fn requested_duration(secs: Option<u64>) -> Option<Duration> {
 
 /// A ban read from the kernel, as the engine keeps it. Its start and offense are unknown, so
 /// the remaining time is taken as its length and the offense as the first.
-pub fn adopted_ban(b: &firewall::Ban, now: Timestamp, manual: bool) -> Ban {
+pub fn adopted_ban(b: &firewall::Ban, now: Timestamp, manual: bool) -> ActiveBan {
     let until = Timestamp::from_secs(b.until);
-    Ban {
+    ActiveBan {
         key: SourceKey::from_net(b.net),
         until,
         since: now,

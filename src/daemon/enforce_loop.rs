@@ -5,17 +5,20 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use super::Shared;
+use super::DaemonState;
+use super::workers::EndGuard;
 use crate::engine::Decision;
+use crate::event::Event;
 use crate::firewall::Firewall;
+use crate::sys::clock::wall_now;
 use crate::sys::enforcer::Enforcer;
 use crate::time::Timestamp;
 
+/// What the engine thread sends the enforcer thread.
 pub enum EnforceMsg {
+    /// A decision to put into the kernel.
     Decision(Decision),
     /// The allowlist or our own addresses changed: the firewall refuses bans on these.
     Protect(Vec<ipnet::IpNet>),
@@ -23,25 +26,22 @@ pub enum EnforceMsg {
     Stop,
 }
 
+/// The enforcer thread's state.
 pub struct EnforceLoop {
+    /// The kernel's firewall.
     pub fw: Arc<Firewall>,
+    /// Decisions from the engine thread.
     pub rx: Receiver<EnforceMsg>,
-    pub shared: Arc<Shared>,
+    /// Events and metrics.
+    pub shared: Arc<DaemonState>,
+    /// How often the kernel is checked for outside damage.
     pub check_interval: Duration,
 }
 
-pub fn wall_now() -> Timestamp {
-    Timestamp::from_unix(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default(),
-    )
-}
-
 impl EnforceLoop {
-    pub fn run(self) {
-        let shared = self.shared.clone();
-        let _alive = super::AliveGuard(&shared.enforcer_alive);
+    /// Runs until [`EnforceMsg::Stop`] (after a last commit); `_ended` reports the thread's
+    /// end, however it ends.
+    pub fn run(self, _ended: EndGuard) {
         let mut enforcer = Enforcer::new(Some(self.fw.clone()));
         // Crossing times of the blocks staged since the last commit (reaction time).
         let mut crossings: Vec<Timestamp> = Vec::new();
@@ -92,11 +92,10 @@ impl EnforceLoop {
             Ok(Some(applied)) => {
                 for refused in &applied.refused {
                     self.shared.metrics.enforcer_error();
-                    self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
-                    self.shared.event(
-                        "enforcer_error",
-                        json!({ "error": refused.to_string(), "during": "commit" }),
-                    );
+                    self.shared.events.emit_now(Event::Refused {
+                        error: refused.to_string(),
+                        during: "commit",
+                    });
                 }
                 let done = wall_now();
                 let mut slowest = Duration::ZERO;
@@ -106,30 +105,23 @@ impl EnforceLoop {
                     self.shared.metrics.observe_reaction(reaction);
                 }
                 // When the kernel got it: the other half of explaining a decision.
-                self.shared.event(
-                    "applied",
-                    json!({
-                        "blocks": applied.blocks,
-                        "unblocks": applied.unblocks,
-                        "commit_ms": ms(applied.took),
-                        "reaction_ms": (applied.blocks > 0).then(|| ms(slowest)),
-                    }),
-                );
+                self.shared.events.emit_now(Event::Applied {
+                    blocks: applied.blocks,
+                    unblocks: applied.unblocks,
+                    commit_ms: ms(applied.took),
+                    reaction_ms: (applied.blocks > 0).then(|| ms(slowest)),
+                });
             }
             Ok(None) => {}
             Err(e) => {
                 self.shared.metrics.enforcer_error();
-                self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
-                self.shared.event(
-                    "enforcer_error",
-                    json!({
-                        "error": e.to_string(),
-                        "pending": enforcer.pending(),
-                        "retry_in_secs": enforcer
-                            .retry_at()
-                            .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64()),
-                    }),
-                );
+                self.shared.events.emit_now(Event::CommitFailed {
+                    error: e.to_string(),
+                    pending: enforcer.pending(),
+                    retry_in_secs: enforcer
+                        .retry_at()
+                        .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64()),
+                });
             }
         }
     }
@@ -140,15 +132,16 @@ impl EnforceLoop {
             Ok(repairs) => {
                 self.shared.metrics.repair();
                 let what: Vec<String> = repairs.iter().map(ToString::to_string).collect();
-                self.shared.event("repaired", json!({ "repairs": what }));
+                self.shared
+                    .events
+                    .emit_now(Event::Repaired { repairs: what });
             }
             Err(e) => {
                 self.shared.metrics.enforcer_error();
-                self.shared.enforcer_errors.fetch_add(1, Ordering::Relaxed);
-                self.shared.event(
-                    "enforcer_error",
-                    json!({ "error": e.to_string(), "during": "check" }),
-                );
+                self.shared.events.emit_now(Event::CheckFailed {
+                    error: e.to_string(),
+                    during: "check",
+                });
             }
         }
     }

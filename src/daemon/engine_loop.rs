@@ -9,23 +9,31 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use super::Shared;
+use super::DaemonState;
 use super::convert::{ban_info, explanation, requested_duration};
-use super::enforce_loop::{EnforceMsg, wall_now};
+use super::enforce_loop::EnforceMsg;
+use super::workers::EndGuard;
 use crate::config::Config;
 use crate::engine::{Decision, Engine};
-use crate::event::decision_json;
+use crate::event::Event;
+use crate::sys::clock::wall_now;
 use crate::sys::control::protocol::{Refusal, Request, Response};
 use crate::sys::live::{Items, LiveBatch};
+use crate::sys::metrics::MANUAL;
 use crate::sys::state::SavedState;
 
 /// Longest the loop sleeps when nothing arrives (control requests are polled this often).
 const IDLE: Duration = Duration::from_millis(5);
 /// State is saved at most this often while something changed.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
+/// How often the engine's counts are published to `status` and the metrics.
+const STATS_EVERY: Duration = Duration::from_millis(200);
 
+/// What other threads ask of the engine thread.
 pub enum EngineMsg {
+    /// A control-socket request and where its answer goes.
     Control(Request, SyncSender<Response>),
+    /// A reloaded configuration.
     Reload(Box<Config>),
     /// Our own addresses changed.
     SetLocal(Vec<IpNet>),
@@ -33,21 +41,55 @@ pub enum EngineMsg {
     Stop,
 }
 
+/// The engine thread's state.
 pub struct EngineLoop {
-    pub engine: Engine,
-    pub batches: Receiver<LiveBatch>,
+    engine: Engine,
+    batches: Receiver<LiveBatch>,
+    /// False once every capture has ended (their senders are gone): then the loop waits on a
+    /// timer instead of the channel, which would return at once, forever.
+    capturing: bool,
     /// Where each interface's emptied vectors go back (index = interface index).
-    pub recycle: Vec<Sender<Items>>,
-    pub msgs: Receiver<EngineMsg>,
+    recycle: Vec<Sender<Items>>,
+    msgs: Receiver<EngineMsg>,
     /// `None` in dry-run mode.
-    pub enforcer: Option<Sender<EnforceMsg>>,
-    pub shared: Arc<Shared>,
+    enforcer: Option<Sender<EnforceMsg>>,
+    shared: Arc<DaemonState>,
+    /// Decisions made and not yet dispatched (reused).
+    out: Vec<Decision>,
+    /// Something changed since the last save.
+    dirty: bool,
+    last_save: Instant,
+    last_stats: Instant,
 }
 
 impl EngineLoop {
-    pub fn run(mut self) {
-        let alive = self.shared.clone();
-        let _alive = super::AliveGuard(&alive.engine_alive);
+    /// The loop over `engine`: batches from the captures, requests on `msgs`, kernel changes to
+    /// `enforcer` (`None` in dry-run mode).
+    pub fn new(
+        engine: Engine,
+        batches: Receiver<LiveBatch>,
+        recycle: Vec<Sender<Items>>,
+        msgs: Receiver<EngineMsg>,
+        enforcer: Option<Sender<EnforceMsg>>,
+        shared: Arc<DaemonState>,
+    ) -> EngineLoop {
+        EngineLoop {
+            engine,
+            batches,
+            capturing: true,
+            recycle,
+            msgs,
+            enforcer,
+            shared,
+            out: Vec::new(),
+            dirty: false,
+            last_save: Instant::now(),
+            last_stats: Instant::now(),
+        }
+    }
+
+    /// Runs until [`EngineMsg::Stop`]; `ended` reports the thread's end, however it ends.
+    pub fn run(mut self, ended: EndGuard) {
         let (state_tx, state_rx) = std::sync::mpsc::channel::<SavedState>();
         let shared = self.shared.clone();
         let writer = std::thread::Builder::new()
@@ -59,6 +101,9 @@ impl EngineLoop {
         if let Ok(w) = writer {
             let _ = w.join();
         }
+        // Reported before the channels close, so a capture that sees them close is not
+        // mistaken for the first thing that ended.
+        drop(ended);
     }
 
     /// Tells the firewall's guard what the engine protects now.
@@ -69,67 +114,76 @@ impl EngineLoop {
     }
 
     fn run_loop(&mut self, state_tx: &Sender<SavedState>) {
-        let mut out: Vec<Decision> = Vec::new();
-        let mut dirty = false;
-        let mut last_save = Instant::now();
-        let mut last_stats = Instant::now();
         loop {
-            match self.batches.recv_timeout(IDLE) {
-                Ok(batch) => {
-                    self.shared
-                        .metrics
-                        .add_packets(batch.iface_index, batch.items.len() as u64);
-                    self.engine.observe_batch(&batch.items, &mut out);
-                    if let Some(back) = self.recycle.get(batch.iface_index) {
-                        let _ = back.send(batch.items);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
-            }
+            self.take_batch();
             // Expiries and housekeeping run on the wall clock even when no packet arrives.
             let now = wall_now();
-            if self.engine.next_deadline().is_some_and(|d| d <= now)
-                || last_stats.elapsed() >= Duration::from_millis(200)
-            {
-                self.engine.tick(now, &mut out);
+            let stats_due = self.last_stats.elapsed() >= STATS_EVERY;
+            if self.engine.next_deadline().is_some_and(|d| d <= now) || stats_due {
+                self.engine.tick(now, &mut self.out);
             }
-            dirty |= !out.is_empty();
-            self.dispatch(&mut out);
+            self.dispatch();
             while let Ok(msg) = self.msgs.try_recv() {
-                match msg {
-                    EngineMsg::Control(req, reply) => {
-                        let resp = self.control(req, &mut out);
-                        dirty |= !out.is_empty();
-                        self.dispatch(&mut out);
-                        // `ban` then `status` must agree, without waiting for the next tick.
-                        self.publish_stats();
-                        let _ = reply.send(resp);
-                    }
-                    EngineMsg::Reload(config) => {
-                        self.engine.reconfigure(&config, wall_now(), &mut out);
-                        self.dispatch(&mut out);
-                        self.protect();
-                    }
-                    EngineMsg::SetLocal(local) => {
-                        self.engine.set_local(local, wall_now(), &mut out);
-                        self.dispatch(&mut out);
-                        self.protect();
-                    }
-                    EngineMsg::Stop => {
-                        self.save(state_tx);
-                        return;
-                    }
+                if let EngineMsg::Stop = msg {
+                    self.save(state_tx);
+                    return;
                 }
+                self.handle(msg);
             }
-            if last_stats.elapsed() >= Duration::from_millis(200) {
-                last_stats = Instant::now();
+            if stats_due {
+                self.last_stats = Instant::now();
                 self.publish_stats();
             }
-            if dirty && last_save.elapsed() >= SAVE_EVERY {
+            if self.dirty && self.last_save.elapsed() >= SAVE_EVERY {
                 self.save(state_tx);
-                dirty = false;
-                last_save = Instant::now();
+                self.dirty = false;
+                self.last_save = Instant::now();
             }
+        }
+    }
+
+    /// Waits up to [`IDLE`] for a batch and counts it.
+    fn take_batch(&mut self) {
+        if !self.capturing {
+            std::thread::sleep(IDLE);
+            return;
+        }
+        match self.batches.recv_timeout(IDLE) {
+            Ok(batch) => {
+                self.shared
+                    .metrics
+                    .add_packets(batch.iface_index, batch.items.len() as u64);
+                self.engine.observe_batch(&batch.items, &mut self.out);
+                if let Some(back) = self.recycle.get(batch.iface_index) {
+                    let _ = back.send(batch.items);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.capturing = false,
+        }
+    }
+
+    /// One message other than `Stop`.
+    fn handle(&mut self, msg: EngineMsg) {
+        match msg {
+            EngineMsg::Control(req, reply) => {
+                let resp = self.control(req);
+                self.dispatch();
+                // `ban` then `status` must agree, without waiting for the next tick.
+                self.publish_stats();
+                let _ = reply.send(resp);
+            }
+            EngineMsg::Reload(config) => {
+                self.engine.reconfigure(&config, wall_now(), &mut self.out);
+                self.dispatch();
+                self.protect();
+            }
+            EngineMsg::SetLocal(local) => {
+                self.engine.set_local(local, wall_now(), &mut self.out);
+                self.dispatch();
+                self.protect();
+            }
+            EngineMsg::Stop => {}
         }
     }
 
@@ -140,39 +194,22 @@ impl EngineLoop {
             .metrics
             .set_tracked_sources(s.tracked_sources as u64);
         self.shared.metrics.set_active_bans(s.active_bans as u64);
-        self.shared
-            .tracked_sources
-            .store(s.tracked_sources as u64, Ordering::Relaxed);
-        self.shared
-            .active_bans
-            .store(s.active_bans as u64, Ordering::Relaxed);
     }
 
     /// Events first (log watchers see the decision at once), then the kernel.
-    fn dispatch(&mut self, out: &mut Vec<Decision>) {
-        for d in out.drain(..) {
+    fn dispatch(&mut self) {
+        self.dirty |= !self.out.is_empty();
+        for d in self.out.drain(..) {
             let m = &self.shared.metrics;
-            let kind = match &d {
-                Decision::Block(v) => {
-                    m.ban(&v.rule);
-                    self.shared.bans_total.fetch_add(1, Ordering::Relaxed);
-                    "block"
-                }
-                Decision::Extend(v) => {
-                    m.extend(&v.rule);
-                    "extend"
-                }
-                Decision::Unblock { ban, .. } => {
-                    m.unban(&ban.rule);
-                    "unblock"
-                }
-                Decision::Suppressed { reason, .. } => {
-                    m.suppressed(*reason);
-                    "suppressed"
-                }
-            };
+            match &d {
+                Decision::Block(v) => m.ban(rule_label(&v.rule, v.metric.is_none())),
+                Decision::Extend(v) => m.extend(rule_label(&v.rule, v.metric.is_none())),
+                Decision::Unblock { ban, .. } => m.unban(rule_label(&ban.rule, ban.manual)),
+                Decision::Suppressed { reason, .. } => m.suppressed(*reason),
+            }
             self.shared
-                .emit(kind, &decision_json(&d, self.enforcer.is_none()));
+                .events
+                .emit(Event::decision(&d, self.enforcer.is_none()));
             if let Some(tx) = &self.enforcer
                 && !matches!(d, Decision::Suppressed { .. })
             {
@@ -181,7 +218,8 @@ impl EngineLoop {
         }
     }
 
-    fn control(&mut self, req: Request, out: &mut Vec<Decision>) -> Response {
+    fn control(&mut self, req: Request) -> Response {
+        let out = &mut self.out;
         let now = wall_now();
         match req {
             Request::List => {
@@ -274,16 +312,24 @@ impl EngineLoop {
     }
 }
 
+/// The metrics' `rule` label: the rule's name, or [`MANUAL`] for a manual ban (its reason is
+/// free text, which must not become a label value).
+fn rule_label(rule: &str, manual: bool) -> &str {
+    if manual { MANUAL } else { rule }
+}
+
 /// The state writer thread: writes the newest snapshot it has, atomically; ends when the
 /// engine drops its sender (after the final snapshot).
-fn state_writer(shared: Arc<Shared>, rx: Receiver<SavedState>) {
+fn state_writer(shared: Arc<DaemonState>, rx: Receiver<SavedState>) {
     while let Ok(mut state) = rx.recv() {
         while let Ok(newer) = rx.try_recv() {
             state = newer;
         }
         state.offenses.sort_by_key(|o| (o.2, o.0));
         if let Err(e) = crate::sys::state::save(&shared.state_dir, &state) {
-            shared.event("state_error", serde_json::json!({ "error": e.to_string() }));
+            shared.events.emit_now(Event::StateSaveFailed {
+                error: e.to_string(),
+            });
         }
     }
 }

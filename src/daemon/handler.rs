@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Shared;
+use super::DaemonState;
 use super::engine_loop::EngineMsg;
 use crate::sys::control::protocol::{InterfaceStats, Request, Response, StatusInfo};
 use crate::sys::control::server::ControlHandler;
@@ -17,7 +17,7 @@ use crate::sys::live::LiveCapture;
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Context {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<DaemonState>,
     pub engine: Mutex<Sender<EngineMsg>>,
     pub captures: Arc<Mutex<Vec<LiveCapture>>>,
     pub started: Instant,
@@ -79,12 +79,12 @@ impl Context {
             chain: self.chain.clone(),
             dry_run: self.dry_run,
             interfaces,
-            tracked_sources: s.tracked_sources.load(Ordering::Relaxed),
-            active_bans: s.active_bans.load(Ordering::Relaxed),
-            bans_total: s.bans_total.load(Ordering::Relaxed),
-            events_suppressed: s.suppressed_dropped(),
+            tracked_sources: s.metrics.tracked_sources(),
+            active_bans: s.metrics.active_bans(),
+            bans_total: s.metrics.bans_total(),
+            events_suppressed: s.events.dropped_suppressed(),
             last_reload: s.last_reload.lock().ok().and_then(|l| l.clone()),
-            enforcer_errors: s.enforcer_errors.load(Ordering::Relaxed),
+            enforcer_errors: s.metrics.enforcer_errors(),
             pending_decisions: s.pending.load(Ordering::Relaxed),
         }
     }

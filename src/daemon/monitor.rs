@@ -6,9 +6,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use super::Shared;
+use super::DaemonState;
+use crate::event::{Event, PARTLY_BLIND};
 use crate::sys::live::LiveCapture;
 
 const SPAN: Duration = Duration::from_secs(60);
@@ -23,7 +22,7 @@ pub struct DropMonitor {
 }
 
 impl DropMonitor {
-    pub fn check(&mut self, captures: &Arc<Mutex<Vec<LiveCapture>>>, shared: &Shared) {
+    pub fn check(&mut self, captures: &Arc<Mutex<Vec<LiveCapture>>>, shared: &DaemonState) {
         let Ok(caps) = captures.lock() else { return };
         let now = Instant::now();
         self.samples.resize_with(caps.len(), VecDeque::new);
@@ -49,17 +48,14 @@ impl DropMonitor {
             let quiet = self.warned[i].is_some_and(|w| now.duration_since(w) < SPAN);
             if fraction > LIMIT && !quiet {
                 self.warned[i] = Some(now);
-                shared.event(
-                    "capture_drops",
-                    json!({
-                        "interface": c.iface(),
-                        "received": got,
-                        "lost": lost,
-                        "loss_percent": (fraction * 1000.0).round() / 10.0,
-                        "window_secs": SPAN.as_secs(),
-                        "message": "detection is partly blind: packets were lost before autoblock saw them",
-                    }),
-                );
+                shared.events.emit_now(Event::CaptureDrops {
+                    interface: c.iface().to_string(),
+                    received: got,
+                    lost,
+                    loss_percent: (fraction * 1000.0).round() / 10.0,
+                    window_secs: SPAN.as_secs(),
+                    message: PARTLY_BLIND,
+                });
             }
         }
     }

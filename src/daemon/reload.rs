@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::sync::mpsc::Sender;
 
-use serde_json::json;
-
-use super::Shared;
-use super::enforce_loop::wall_now;
+use super::DaemonState;
 use super::engine_loop::EngineMsg;
 use crate::config::{self, Config};
+use crate::event::Event;
+use crate::sys::clock::wall_now;
 
 /// What `--interface` and `--dry-run` override, applied to every loaded file alike.
 #[derive(Clone, Debug, Default)]
@@ -87,7 +86,7 @@ pub fn reload(
     path: &Path,
     overrides: &Overrides,
     current: &mut Config,
-    shared: &Shared,
+    shared: &DaemonState,
     engine: &Sender<EngineMsg>,
 ) {
     let mut new = match config::load(path) {
@@ -99,25 +98,22 @@ pub fn reload(
                 }
                 other => vec![other.to_string()],
             };
-            shared.event(
-                "reload_failed",
-                json!({ "config": path.display().to_string(), "errors": errors,
-                        "message": "the previous configuration keeps running" }),
-            );
+            shared
+                .events
+                .emit_now(Event::reload_failed(path.display().to_string(), errors));
             return;
         }
     };
     overrides.apply(&mut new);
     let needs = restart_needed(current, &new);
     if !needs.is_empty() {
-        shared.event(
-            "reload_failed",
-            json!({
-                "config": path.display().to_string(),
-                "errors": needs.iter().map(|k| format!("{k} changed: this needs a restart")).collect::<Vec<_>>(),
-                "message": "the previous configuration keeps running",
-            }),
-        );
+        let errors = needs
+            .iter()
+            .map(|k| format!("{k} changed: this needs a restart"))
+            .collect();
+        shared
+            .events
+            .emit_now(Event::reload_failed(path.display().to_string(), errors));
         return;
     }
     shared
@@ -129,11 +125,10 @@ pub fn reload(
     {
         return;
     }
-    let rules: Vec<&str> = new.rules.iter().map(|r| r.name.as_str()).collect();
-    shared.event(
-        "reloaded",
-        json!({ "config": path.display().to_string(), "rules": rules }),
-    );
+    shared.events.emit_now(Event::Reloaded {
+        config: path.display().to_string(),
+        rules: new.rules.iter().map(|r| r.name.clone()).collect(),
+    });
     if let Ok(mut l) = shared.last_reload.lock() {
         *l = Some(wall_now().to_string());
     }

@@ -10,16 +10,16 @@ use ipnet::IpNet;
 
 use super::fire::lifted_by_protection;
 use super::rules;
-use super::{Decision, Engine, Settings, UnblockReason, Verdict};
+use super::{BanSettings, Decision, Engine, UnblockReason, Verdict};
 use crate::config::{Config, Metric};
 use crate::engine::ban_rate::BanRate;
-use crate::engine::bans::Ban;
+use crate::engine::bans::ActiveBan;
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
 
 /// Why a manual ban was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub enum RefuseReason {
     /// Overlaps this allowlisted net (`--force` overrides).
     Allowlisted(IpNet),
     /// Contains one of our own addresses (never overridden: it would lock us out).
@@ -28,12 +28,12 @@ pub enum Refusal {
     Cap,
 }
 
-impl std::fmt::Display for Refusal {
+impl std::fmt::Display for RefuseReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Allowlisted(n) => write!(f, "overlaps allowlisted {n} (use --force)"),
-            Refusal::Local(n) => write!(f, "contains our own address {n}: never banned"),
-            Refusal::Cap => write!(f, "max_active_bans reached"),
+            RefuseReason::Allowlisted(n) => write!(f, "overlaps allowlisted {n} (use --force)"),
+            RefuseReason::Local(n) => write!(f, "contains our own address {n}: never banned"),
+            RefuseReason::Cap => write!(f, "max_active_bans reached"),
         }
     }
 }
@@ -58,7 +58,7 @@ pub struct Explained {
     pub local: bool,
     pub rules: Vec<RuleValue>,
     /// The ban covering it (its own, or its prefix's).
-    pub ban: Option<Ban>,
+    pub ban: Option<ActiveBan>,
     pub offenses: u32,
     pub last_offense: Option<Timestamp>,
 }
@@ -75,7 +75,7 @@ impl Engine {
         reason: &str,
         force: bool,
         ts: Timestamp,
-    ) -> Result<Decision, Refusal> {
+    ) -> Result<Decision, RefuseReason> {
         let now = self.advance(ts);
         let key = SourceKey::from_net(net);
         let net = key.net();
@@ -85,7 +85,7 @@ impl Engine {
             .iter()
             .find(|l| l.contains(&net) || net.contains(*l))
         {
-            return Err(Refusal::Local(*l));
+            return Err(RefuseReason::Local(*l));
         }
         if !force
             && let Some(a) = self
@@ -93,17 +93,17 @@ impl Engine {
                 .iter()
                 .find(|a| a.contains(&net) || net.contains(*a))
         {
-            return Err(Refusal::Allowlisted(*a));
+            return Err(RefuseReason::Allowlisted(*a));
         }
         if self.bans.get(&key).is_none() && self.bans.len() >= self.settings.max_active_bans {
-            return Err(Refusal::Cap);
+            return Err(RefuseReason::Cap);
         }
         let duration = duration
             .unwrap_or(self.settings.ban)
             .min(self.settings.max_ban);
         let reason: Arc<str> = Arc::from(if reason.is_empty() { "manual" } else { reason });
         let until = now.saturating_add(duration);
-        self.bans.insert(Ban {
+        self.bans.insert(ActiveBan {
             key,
             until,
             since: now,
@@ -140,7 +140,7 @@ impl Engine {
 
     /// Takes over a ban found in the kernel at start (or restored from state) without an
     /// event: it expires, extends and shows in `list` like any other.
-    pub fn adopt(&mut self, ban: Ban) {
+    pub fn adopt(&mut self, ban: ActiveBan) {
         if self.bans.get(&ban.key).is_none_or(|b| b.until < ban.until) {
             self.bans.insert(ban);
         }
@@ -206,7 +206,7 @@ impl Engine {
         self.rules = rules;
         self.groups = groups;
         self.allow = config.allow.nets.iter().map(IpNet::trunc).collect();
-        self.settings = Settings::from_config(config);
+        self.settings = BanSettings::from_config(config);
         self.rate = BanRate::new(config.enforce.max_new_bans_per_sec);
         self.quiet.clear();
         self.lift_protected(ts, out);

@@ -14,7 +14,7 @@ use crate::time::Timestamp;
 
 /// One active ban.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Ban {
+pub struct ActiveBan {
     pub key: SourceKey,
     /// When it ends.
     pub until: Timestamp,
@@ -34,7 +34,7 @@ pub struct Ban {
 
 #[derive(Debug, Default)]
 pub struct BanTable {
-    by_key: HashMap<SourceKey, Ban, RandomState>,
+    by_key: HashMap<SourceKey, ActiveBan, RandomState>,
     by_expiry: BTreeSet<(Timestamp, SourceKey)>,
 }
 
@@ -43,12 +43,12 @@ impl BanTable {
         self.by_key.len()
     }
 
-    pub fn get(&self, key: &SourceKey) -> Option<&Ban> {
+    pub fn get(&self, key: &SourceKey) -> Option<&ActiveBan> {
         self.by_key.get(key)
     }
 
     /// Adds or replaces the ban for its key; returns the one it replaced.
-    pub fn insert(&mut self, ban: Ban) -> Option<Ban> {
+    pub fn insert(&mut self, ban: ActiveBan) -> Option<ActiveBan> {
         self.by_expiry.insert((ban.until, ban.key));
         let old = self.by_key.insert(ban.key, ban);
         if let Some(o) = &old {
@@ -68,7 +68,7 @@ impl BanTable {
         true
     }
 
-    pub fn remove(&mut self, key: &SourceKey) -> Option<Ban> {
+    pub fn remove(&mut self, key: &SourceKey) -> Option<ActiveBan> {
         let b = self.by_key.remove(key)?;
         self.by_expiry.remove(&(b.until, b.key));
         Some(b)
@@ -91,7 +91,7 @@ impl BanTable {
     }
 
     /// Removes and returns every ban whose end is at or before `now`, earliest first.
-    pub fn pop_expired(&mut self, now: Timestamp, out: &mut Vec<Ban>) {
+    pub fn pop_expired(&mut self, now: Timestamp, out: &mut Vec<ActiveBan>) {
         while let Some(&(t, key)) = self.by_expiry.first() {
             if t > now {
                 break;
@@ -117,7 +117,7 @@ impl BanTable {
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Ban> {
+    pub fn iter(&self) -> impl Iterator<Item = &ActiveBan> {
         self.by_key.values()
     }
 }
@@ -126,8 +126,8 @@ impl BanTable {
 mod tests {
     use super::*;
 
-    fn ban(ip: &str, until: u64) -> Ban {
-        Ban {
+    fn ban(ip: &str, until: u64) -> ActiveBan {
+        ActiveBan {
             key: SourceKey::new(ip.parse().unwrap(), 32, 128),
             until: Timestamp::from_secs(until),
             since: Timestamp::from_secs(0),

@@ -7,9 +7,9 @@ use foldhash::fast::RandomState;
 use ipnet::IpNet;
 
 use super::rules::CompiledRule;
-use super::{Decision, Settings, SuppressReason, Verdict};
+use super::{BanSettings, Decision, SuppressReason, Verdict};
 use crate::engine::ban_rate::BanRate;
-use crate::engine::bans::{Ban, BanTable};
+use crate::engine::bans::{ActiveBan, BanTable};
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
 
@@ -18,13 +18,56 @@ pub(super) const MAX_QUIET: usize = 10_000;
 
 /// The mutable parts `fire` needs, borrowed apart from the source tables.
 pub(super) struct FireCtx<'a> {
-    pub(super) settings: &'a Settings,
+    pub(super) settings: &'a BanSettings,
     pub(super) allow: &'a [IpNet],
     pub(super) local: &'a [IpNet],
     pub(super) bans: &'a mut BanTable,
     pub(super) offenses: &'a mut HashMap<SourceKey, (u32, Timestamp), RandomState>,
     pub(super) quiet: &'a mut HashMap<(SourceKey, usize), Timestamp, RandomState>,
     pub(super) rate: &'a mut BanRate,
+}
+
+/// A rule fired for `key`, which is banned already: record the peak and extend the ban (at
+/// most once per tenth of its length), upgrading it when this rule earns a longer one.
+fn extend_active(
+    rule: &CompiledRule,
+    key: SourceKey,
+    value: u64,
+    now: Timestamp,
+    cx: &mut FireCtx<'_>,
+    out: &mut Vec<Decision>,
+) {
+    let s = cx.settings;
+    let Some(ban) = cx.bans.get(&key) else {
+        return;
+    };
+    // A protected target is never extended (its ban is lifted on reload or adoption).
+    if lifted_by_protection(ban, cx.allow, cx.local) {
+        return;
+    }
+    let (duration, until, offense) = (ban.duration, ban.until, ban.offense);
+    if *ban.rule == *rule.name {
+        cx.bans.record_peak(&key, value);
+    }
+    if !s.extend_while_active {
+        return;
+    }
+    // A rule with a longer ban than the one in force upgrades it.
+    let earned = ban_length(rule.ban, offense, s);
+    let upgrade = earned > duration;
+    let duration = duration.max(earned);
+    let new_until = now.saturating_add(duration);
+    // Extend in steps of a tenth of the ban (at least 1 s): one event, not one per packet.
+    let step = (duration / 10).max(Duration::from_secs(1));
+    if new_until >= until.saturating_add(step) || (upgrade && new_until > until) {
+        cx.bans.set_until(&key, new_until);
+        if upgrade {
+            cx.bans.set_duration(&key, duration);
+        }
+        out.push(Decision::Extend(verdict(
+            rule, key, value, duration, new_until, offense, now,
+        )));
+    }
 }
 
 /// A rule fired for `key` with `value`: block, extend, or suppress.
@@ -34,38 +77,12 @@ pub(super) fn fire(
     key: SourceKey,
     value: u64,
     now: Timestamp,
-    cx: FireCtx<'_>,
+    mut cx: FireCtx<'_>,
     out: &mut Vec<Decision>,
 ) {
     let s = cx.settings;
-    if let Some(ban) = cx.bans.get(&key) {
-        // A protected target is never extended (its ban is lifted on reload or adoption).
-        if lifted_by_protection(ban, cx.allow, cx.local) {
-            return;
-        }
-        let (duration, until, offense) = (ban.duration, ban.until, ban.offense);
-        if *ban.rule == *rule.name {
-            cx.bans.record_peak(&key, value);
-        }
-        if !s.extend_while_active {
-            return;
-        }
-        // A rule with a longer ban than the one in force upgrades it.
-        let earned = ban_length(rule.ban, offense, s);
-        let upgrade = earned > duration;
-        let duration = duration.max(earned);
-        let new_until = now.saturating_add(duration);
-        // Extend in steps of a tenth of the ban (at least 1 s): one event, not one per packet.
-        let step = (duration / 10).max(Duration::from_secs(1));
-        if new_until >= until.saturating_add(step) || (upgrade && new_until > until) {
-            cx.bans.set_until(&key, new_until);
-            if upgrade {
-                cx.bans.set_duration(&key, duration);
-            }
-            out.push(Decision::Extend(verdict(
-                rule, key, value, duration, new_until, offense, now,
-            )));
-        }
+    if cx.bans.get(&key).is_some() {
+        extend_active(rule, key, value, now, &mut cx, out);
         return;
     }
     let net = key.net();
@@ -102,7 +119,7 @@ pub(super) fn fire(
         return;
     }
     cx.offenses.insert(key, (offense, now));
-    cx.bans.insert(Ban {
+    cx.bans.insert(ActiveBan {
         key,
         until: verdict.until,
         since: now,
@@ -140,7 +157,7 @@ fn verdict(
 }
 
 /// `base` x multiplier^(offense-1), capped at `max_ban`.
-pub fn ban_length(base: Duration, offense: u32, s: &Settings) -> Duration {
+pub fn ban_length(base: Duration, offense: u32, s: &BanSettings) -> Duration {
     let exp = i32::try_from(offense.saturating_sub(1)).unwrap_or(i32::MAX);
     let factor = s.repeat_multiplier.max(1.0).powi(exp);
     let secs = base.as_secs_f64() * factor;
@@ -152,7 +169,7 @@ pub fn ban_length(base: Duration, offense: u32, s: &Settings) -> Duration {
 
 /// A ban that must go because it covers our own addresses, or (unless an operator forced it)
 /// an allowlisted net.
-pub(super) fn lifted_by_protection(ban: &Ban, allow: &[IpNet], local: &[IpNet]) -> bool {
+pub(super) fn lifted_by_protection(ban: &ActiveBan, allow: &[IpNet], local: &[IpNet]) -> bool {
     let net = ban.key.net();
     overlaps_any(net, local) || (!ban.manual && overlaps_any(net, allow))
 }

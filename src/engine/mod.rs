@@ -29,7 +29,7 @@ use ipnet::IpNet;
 
 use crate::config::{Config, Metric};
 use crate::engine::ban_rate::BanRate;
-use crate::engine::bans::{Ban, BanTable};
+use crate::engine::bans::{ActiveBan, BanTable};
 use crate::engine::sources::{Slot, SourceKey};
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
@@ -90,7 +90,7 @@ pub enum Decision {
     Extend(Verdict),
     /// The ban ended: it expired, or an operator lifted it.
     Unblock {
-        ban: Ban,
+        ban: ActiveBan,
         at: Timestamp,
         reason: UnblockReason,
     },
@@ -120,7 +120,7 @@ impl UnblockReason {
 
 /// Ban-length and guard settings, from `[enforce]`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Settings {
+pub struct BanSettings {
     pub ban: Duration,
     pub max_ban: Duration,
     pub repeat_window: Duration,
@@ -129,10 +129,10 @@ pub struct Settings {
     pub extend_while_active: bool,
 }
 
-impl Settings {
-    fn from_config(config: &Config) -> Settings {
+impl BanSettings {
+    fn from_config(config: &Config) -> BanSettings {
         let e = &config.enforce;
-        Settings {
+        BanSettings {
             ban: e.ban,
             max_ban: e.max_ban,
             repeat_window: e.repeat_window,
@@ -164,7 +164,7 @@ pub struct Engine {
     groups: Vec<Group>,
     allow: Vec<IpNet>,
     local: Vec<IpNet>,
-    settings: Settings,
+    settings: BanSettings,
     bans: BanTable,
     /// Offense count and time of the last one, for escalation.
     offenses: HashMap<SourceKey, (u32, Timestamp), RandomState>,
@@ -184,7 +184,7 @@ pub struct Engine {
 impl Engine {
     /// An engine for `config`'s rules; `local` are our own addresses (never counted or banned).
     pub fn new(config: &Config, local: Vec<IpNet>) -> Engine {
-        let settings = Settings::from_config(config);
+        let settings = BanSettings::from_config(config);
         let (rules, groups) = rules::compile(config);
         Engine {
             rules,

@@ -1,10 +1,10 @@
 //! Unit tests of the policy engine: windows through the engine, aggregation, allowlist, local
 //! addresses, escalation, extension, caps. Time is moved by hand; nothing sleeps.
 
-use super::admin::Refusal;
+use super::admin::RefuseReason;
 use super::*;
 use crate::config::*;
-use crate::engine::bans::Ban;
+use crate::engine::bans::ActiveBan;
 use crate::engine::sources::SourceKey;
 use crate::packet::{Proto, tcp_flag};
 use std::path::PathBuf;
@@ -68,6 +68,7 @@ fn config(rules: Vec<Rule>) -> Config {
             dir: PathBuf::from("/tmp"),
         },
         metrics: MetricsConfig::default(),
+        cluster: ClusterConfig::default(),
         rules,
     }
 }
@@ -473,12 +474,12 @@ fn manual_bans_respect_the_allowlist_unless_forced() {
     let allow = "127.0.0.1/32".parse().unwrap();
     assert_eq!(
         e.ban_manual(allow, None, "x", false, t),
-        Err(Refusal::Allowlisted("127.0.0.0/8".parse().unwrap()))
+        Err(RefuseReason::Allowlisted("127.0.0.0/8".parse().unwrap()))
     );
     let local = "10.9.9.0/24".parse().unwrap();
     assert!(matches!(
         e.ban_manual(local, None, "x", false, t),
-        Err(Refusal::Local(_))
+        Err(RefuseReason::Local(_))
     ));
     assert!(e.ban_manual(allow, None, "x", true, t).is_ok());
     let d = e
@@ -512,7 +513,7 @@ fn manual_bans_respect_the_allowlist_unless_forced() {
 fn adopted_bans_expire_like_any_other() {
     let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 10, 1000)]), vec![]);
     let key = SourceKey::new("203.0.113.50".parse().unwrap(), 32, 128);
-    e.adopt(Ban {
+    e.adopt(ActiveBan {
         key,
         until: Timestamp(100 * SEC),
         since: Timestamp(0),
@@ -658,13 +659,13 @@ fn force_does_not_override_local() {
         true,
         Timestamp(SEC),
     );
-    assert!(matches!(r, Err(Refusal::Local(_))), "got {r:?}");
+    assert!(matches!(r, Err(RefuseReason::Local(_))), "got {r:?}");
 }
 
-/// R2: after a backward clock reset (> 60 s) the new-ban limiter never refills until time
-/// catches up with the old maximum: every new offender is suppressed with reason `rate`.
+/// After a backward clock reset (> 60 s) the new-ban limiter refills on the new time (review
+/// R2: it once stayed frozen until time caught up, suppressing every new offender as `rate`).
 #[test]
-fn rate_limit_freezes_after_backward_reset() {
+fn the_new_ban_limit_refills_after_a_backward_clock_reset() {
     let mut c = config(vec![rule("p", Metric::Packets, 2, 1000)]);
     c.enforce.max_new_bans_per_sec = 3;
     c.enforce.max_active_bans = 10_000;
@@ -701,11 +702,11 @@ fn rate_limit_freezes_after_backward_reset() {
     );
 }
 
-/// R3a: the engine holds time at the latest value seen. In the daemon the wall-clock tick
-/// moves `now` ahead of queued packets; after a 1 s stall of the engine thread the backlog is
-/// counted in one bucket, and a steady 100 pkt/s source trips a 150 pkt/s rule.
+/// In the daemon the wall-clock tick moves `now` ahead of queued packets; after a 1 s stall of
+/// the engine thread the backlog must not land in one bucket and trip a 150 pkt/s rule with a
+/// steady 100 pkt/s source (review R3a: it once did).
 #[test]
-fn backlog_after_a_stall_is_counted_at_tick_time() {
+fn a_backlog_after_a_stall_does_not_trip_a_rate_rule() {
     let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 150, 1000)]), vec![]);
     let p = syn("203.0.113.9", "10.0.0.1", 80);
     let mut out = Vec::new();
@@ -739,9 +740,10 @@ fn backlog_after_a_stall_is_counted_at_tick_time() {
     );
 }
 
-/// R3b: the same hold turns a 30 s NTP step back into 30 s of packets in one bucket.
+/// A 30 s NTP step back does not pile 30 s of packets into one bucket (review R3b: holding time
+/// at the latest value once did).
 #[test]
-fn small_backward_clock_step_inflates_rates() {
+fn a_small_backward_clock_step_does_not_inflate_rates() {
     let mut e = Engine::new(&config(vec![rule("p", Metric::Packets, 150, 1000)]), vec![]);
     let p = syn("203.0.113.9", "10.0.0.1", 80);
     let mut out = Vec::new();
@@ -758,10 +760,11 @@ fn small_backward_clock_step_inflates_rates() {
     );
 }
 
-/// R4: a source added to the allowlist by a reload keeps its ban, and the ban keeps being
-/// extended while it sends (fire() extends without looking at the allowlist).
+/// A source added to the allowlist by a reload is unbanned at once and never extended while it
+/// sends (review R4: it once kept its ban, extended by fire() without looking at the
+/// allowlist).
 #[test]
-fn allowlisted_by_reload_stays_banned_and_is_extended() {
+fn a_source_allowlisted_by_reload_is_unbanned_and_never_extended() {
     let mut c = config(vec![rule("p", Metric::Packets, 10, 1000)]);
     c.enforce.ban = Duration::from_secs(20);
     let mut e = Engine::new(&c, vec![]);
@@ -792,10 +795,11 @@ fn allowlisted_by_reload_stays_banned_and_is_extended() {
     );
 }
 
-/// R5: the `quiet` map is not bounded by the source table: under a flood of distinct
-/// offenders past the rate limit it grows by one entry per offender for a whole ban length.
+/// The `quiet` map (suppressions already reported) stays bounded under a flood of distinct
+/// offenders past the rate limit (review R5: it once grew by one entry per offender for a
+/// whole ban length).
 #[test]
-fn quiet_map_grows_past_the_source_bound() {
+fn quiet_map_stays_bounded_under_a_flood_of_distinct_offenders() {
     let mut c = config(vec![rule("p", Metric::Packets, 2, 1000)]);
     c.limits.max_tracked_sources = 1000;
     c.enforce.max_new_bans_per_sec = 1;

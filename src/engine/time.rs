@@ -28,10 +28,12 @@ impl Timestamp {
         Timestamp(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
     }
 
+    /// From whole seconds since the epoch (saturating).
     pub fn from_secs(secs: u64) -> Timestamp {
         Timestamp(secs.saturating_mul(1_000_000))
     }
 
+    /// Microseconds since the epoch.
     pub fn as_micros(self) -> u64 {
         self.0
     }
@@ -41,11 +43,13 @@ impl Timestamp {
         self.0 / 1_000_000
     }
 
+    /// `self + d`, saturating.
     pub fn saturating_add(self, d: Duration) -> Timestamp {
         let add = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         Timestamp(self.0.saturating_add(add))
     }
 
+    /// `self - d`, saturating at the epoch.
     pub fn saturating_sub(self, d: Duration) -> Timestamp {
         let sub = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         Timestamp(self.0.saturating_sub(sub))

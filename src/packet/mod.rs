@@ -1,5 +1,5 @@
-//! Raw frame bytes -> [`PacketMeta`]: the one place that reads untrusted packet bytes, and the
-//! only user of etherparse. Never panics on any input; returns a plain [`ParseError`].
+//! Raw frame bytes -> [`PacketMeta`]: the one place that reads untrusted packet bytes. Never
+//! panics on any input; returns a plain [`ParseError`].
 //!
 //! Layout: `linklayer.rs` strips the link-layer header, `ip.rs` reads IPv4/IPv6 and the
 //! transport header, `ipv6_ext.rs` walks IPv6 extension headers. All hand-written for speed;
@@ -23,14 +23,23 @@ use std::net::IpAddr;
 
 /// libpcap link types (DLT_*/LINKTYPE_*) that [`parse`] understands.
 pub mod link {
+    /// BSD loopback: a 4-byte address family in host byte order.
     pub const NULL: i32 = 0;
+    /// Ethernet II, with VLAN tags.
     pub const ETHERNET: i32 = 1;
+    /// Raw IP as OpenBSD numbers it.
     pub const RAW_OPENBSD: i32 = 12;
+    /// Raw IP, version from the first nibble.
     pub const RAW: i32 = 101;
+    /// Linux "cooked" capture (`any` device).
     pub const LINUX_SLL: i32 = 113;
+    /// Raw IPv4.
     pub const IPV4: i32 = 228;
+    /// Raw IPv6.
     pub const IPV6: i32 = 229;
+    /// Linux "cooked" capture v2.
     pub const LINUX_SLL2: i32 = 276;
+    /// OpenBSD loopback: a 4-byte address family in network byte order.
     pub const LOOP: i32 = 108;
 
     /// Every link type `parse` reads (tests and the fuzz target iterate over it).
@@ -50,9 +59,13 @@ pub mod link {
 /// Transport protocol, as far as the policy engine cares.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Proto {
+    /// TCP (6).
     Tcp,
+    /// UDP (17).
     Udp,
+    /// ICMP (1).
     Icmp,
+    /// ICMPv6 (58).
     Icmpv6,
     /// Any other IP protocol number (GRE, ESP, ...).
     Other(u8),
@@ -60,9 +73,13 @@ pub enum Proto {
 
 /// TCP flag bits as on the wire (FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80).
 pub mod tcp_flag {
+    /// No more data from the sender.
     pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers: a connection attempt (without ACK).
     pub const SYN: u8 = 0x02;
+    /// Reset the connection.
     pub const RST: u8 = 0x04;
+    /// Acknowledgment field significant.
     pub const ACK: u8 = 0x10;
 }
 
@@ -73,11 +90,13 @@ pub struct PacketMeta {
     pub src: IpAddr,
     /// Destination address: for the `dst_addrs` (sweep) metric.
     pub dst: IpAddr,
+    /// Transport protocol.
     pub proto: Proto,
     /// TCP flag bits; 0 for other protocols and for non-first fragments.
     pub tcp_flags: u8,
     /// Ports are `None` for non-first fragments, ICMP, or a header cut by the snaplen.
     pub src_port: Option<u16>,
+    /// Destination port: for rules on ports and the `dst_ports` (scan) metric.
     pub dst_port: Option<u16>,
     /// Bytes on the wire (the frame's original length), for the `bytes` metric.
     pub len: u32,
@@ -89,12 +108,16 @@ pub struct PacketMeta {
 /// `unparsed` and skipped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// A link type not in [`link::ALL`].
     #[error("link type {0} is not supported")]
     UnsupportedLinkType(i32),
+    /// An ethertype or address family other than IPv4/IPv6 (ARP, LLDP, ...).
     #[error("not an IP packet (ethertype/family {0:#06x})")]
     NotIp(u32),
+    /// The frame ends inside this header.
     #[error("frame too short for its {0} header")]
     Truncated(&'static str),
+    /// This header's fields contradict each other (e.g. an IPv4 IHL below 5).
     #[error("malformed {0} header")]
     Malformed(&'static str),
 }

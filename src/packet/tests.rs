@@ -414,7 +414,7 @@ const NULL_IPV6_FRAG_CHAIN_FUZZ: [u8; 63] = [
 ];
 
 #[test]
-fn fuzz_regression_fragment_chain_ending_in_hop_by_hop() {
+fn a_fragment_chain_ending_in_hop_by_hop_parses_as_other_without_ports() {
     let m = whole(link::NULL, &NULL_IPV6_FRAG_CHAIN_FUZZ).expect("parses");
     assert_eq!(
         (m.proto, m.src_port, m.fragment),

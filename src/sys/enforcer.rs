@@ -70,17 +70,23 @@ fn kernel_reason(reason: &str) -> String {
 
 /// One staged change to the kernel.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Op {
+pub enum KernelOp {
     /// Ban `net` until `until` (wall clock), for `reason` (the rule or the operator's reason).
     /// A `manual` ban was checked by the engine (`ban --force` may cover an allowlisted net),
     /// so the firewall's protected nets do not apply to it.
     Block {
+        /// The target.
         net: IpNet,
+        /// When the ban ends.
         until: Timestamp,
+        /// Shown in the kernel rule's comment.
         reason: String,
+        /// Set by an operator: the firewall's protected nets do not apply.
         manual: bool,
     },
+    /// Lift the ban on `net`.
     Unblock {
+        /// The target.
         net: IpNet,
     },
 }
@@ -88,7 +94,9 @@ pub enum Op {
 /// What a commit did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
+    /// Bans added or changed.
     pub blocks: usize,
+    /// Bans removed.
     pub unblocks: usize,
     /// Time the commit took (process calls included).
     pub took: Duration,
@@ -96,19 +104,19 @@ pub struct Applied {
     pub refused: Vec<Refused>,
 }
 
+/// Decisions staged for the kernel, committed in batches with retries.
 pub struct Enforcer {
     /// `None` in dry-run mode: decisions are logged, the kernel is untouched.
     fw: Option<Arc<Firewall>>,
     /// Staged ops by target, and the order targets were first staged in.
-    staged: HashMap<IpNet, Op>,
+    staged: HashMap<IpNet, KernelOp>,
     order: Vec<IpNet>,
     backoff: Duration,
     retry_at: Option<Instant>,
-    /// Failed commits so far.
-    pub errors: u64,
 }
 
 impl Enforcer {
+    /// An enforcer for `fw`; `None` is dry-run mode (nothing is ever staged).
     pub fn new(fw: Option<Arc<Firewall>>) -> Enforcer {
         Enforcer {
             fw,
@@ -116,10 +124,10 @@ impl Enforcer {
             order: Vec::new(),
             backoff: FIRST_BACKOFF,
             retry_at: None,
-            errors: 0,
         }
     }
 
+    /// True in dry-run mode.
     pub fn dry_run(&self) -> bool {
         self.fw.is_none()
     }
@@ -130,22 +138,23 @@ impl Enforcer {
             return;
         }
         let op = match d {
-            Decision::Block(v) | Decision::Extend(v) => Op::Block {
+            Decision::Block(v) | Decision::Extend(v) => KernelOp::Block {
                 net: v.key.net(),
                 until: v.until,
                 reason: v.rule.to_string(),
                 // Only manual bans carry no metric.
                 manual: v.metric.is_none(),
             },
-            Decision::Unblock { ban, .. } => Op::Unblock { net: ban.key.net() },
+            Decision::Unblock { ban, .. } => KernelOp::Unblock { net: ban.key.net() },
             Decision::Suppressed { .. } => return,
         };
         self.stage_op(op);
     }
 
-    pub fn stage_op(&mut self, op: Op) {
+    /// Stages one change; a later change to the same target replaces it.
+    pub fn stage_op(&mut self, op: KernelOp) {
         let net = match &op {
-            Op::Block { net, .. } | Op::Unblock { net } => *net,
+            KernelOp::Block { net, .. } | KernelOp::Unblock { net } => *net,
         };
         if self.staged.insert(net, op).is_none() {
             self.order.push(net);
@@ -210,7 +219,6 @@ impl Enforcer {
                 Ok(Some(applied))
             }
             Err(e) => {
-                self.errors += 1;
                 self.retry_at = Some(instant + self.backoff);
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(e)
@@ -225,7 +233,7 @@ impl Enforcer {
         let mut applied = Applied::default();
         for net in &self.order {
             match self.staged.get(net) {
-                Some(Op::Block {
+                Some(KernelOp::Block {
                     net,
                     until,
                     reason,
@@ -245,7 +253,7 @@ impl Enforcer {
                     batch.block(*net, until.since(now), &kernel_reason(reason));
                     applied.blocks += 1;
                 }
-                Some(Op::Unblock { net }) => {
+                Some(KernelOp::Unblock { net }) => {
                     automatic.unblock(*net);
                     applied.unblocks += 1;
                 }
@@ -292,16 +300,16 @@ mod tests {
         // Staging is pure; a firewall is only needed to commit.
         let mut e = Enforcer::new(None);
         let net: IpNet = "203.0.113.1/32".parse().unwrap();
-        e.stage_op(Op::Block {
+        e.stage_op(KernelOp::Block {
             net,
             until: Timestamp::from_secs(10),
             reason: "r".into(),
             manual: false,
         });
-        e.stage_op(Op::Unblock { net });
+        e.stage_op(KernelOp::Unblock { net });
         assert_eq!(e.pending(), 1);
         assert_eq!(e.order, [net]);
-        assert_eq!(e.staged.get(&net), Some(&Op::Unblock { net }));
+        assert_eq!(e.staged.get(&net), Some(&KernelOp::Unblock { net }));
     }
 
     #[test]
@@ -316,14 +324,14 @@ mod tests {
     fn manual_and_automatic_bans_go_in_separate_batches() {
         let mut e = Enforcer::new(None);
         for (ip, manual) in [("203.0.113.1/32", false), ("203.0.113.2/32", true)] {
-            e.stage_op(Op::Block {
+            e.stage_op(KernelOp::Block {
                 net: ip.parse().unwrap(),
                 until: Timestamp::from_secs(10),
                 reason: "r".into(),
                 manual,
             });
         }
-        e.stage_op(Op::Block {
+        e.stage_op(KernelOp::Block {
             net: "203.0.113.3/32".parse().unwrap(),
             until: Timestamp::from_secs(1),
             reason: "r".into(),

@@ -8,15 +8,21 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
+/// A host fact that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
+    /// A file under `/proc` could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// What the OS said.
         source: std::io::Error,
     },
+    /// No default route to take an interface from.
     #[error("no default route (neither in /proc/net/route nor in /proc/net/ipv6_route)")]
     NoDefaultRoute,
+    /// libpcap could not list the interfaces.
     #[error("cannot list the interfaces' addresses: {0}")]
     Devices(String),
 }

@@ -2,12 +2,12 @@
 //! small and behind plain types, so the pure core stays testable without root.
 
 pub(crate) mod capture;
+pub(crate) mod clock;
 pub mod control;
 pub mod enforcer;
 pub(crate) mod events;
 pub mod host;
 pub mod live;
 pub(crate) mod metrics;
-pub(crate) mod metrics_http;
 pub(crate) mod proc;
 pub(crate) mod state;

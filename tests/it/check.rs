@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::util::{run, shipped_rules};
+use crate::harness::{run, shipped_rules};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -174,7 +174,7 @@ fn missing_file_exits_1_and_says_so() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out).trim(),
-        format!("cannot read {}: no such file", path.display())
+        format!("error: cannot read {}: no such file", path.display())
     );
 }
 

@@ -18,7 +18,7 @@ use autoblock::sys::control::protocol::{
 use autoblock::sys::control::{ControlError, ControlHandler, serve};
 use tokio::sync::watch;
 
-use crate::util;
+use crate::harness;
 
 /// Answers from canned data and remembers every request.
 #[derive(Default)]
@@ -170,7 +170,7 @@ impl Daemon {
 
     /// Runs the binary with `args` plus `--socket`.
     fn cli(&self, args: &[&str]) -> Output {
-        let out = util::bin()
+        let out = harness::bin()
             .args(args)
             .arg("--socket")
             .arg(&self.path)
@@ -368,7 +368,7 @@ fn no_daemon_is_a_clear_runtime_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("autoblock.sock");
     for args in [&["status"][..], &["list"], &["ban", "203.0.113.7"]] {
-        let out = util::bin()
+        let out = harness::bin()
             .args(args)
             .arg("--socket")
             .arg(&path)
@@ -383,7 +383,7 @@ fn no_daemon_is_a_clear_runtime_error() {
     }
     // A stale socket file (its daemon died) reads the same.
     drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
-    let out = util::run(&["status", "--socket", &path.to_string_lossy()]);
+    let out = harness::run(&["status", "--socket", &path.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no autoblock daemon is running"));
 }
@@ -402,7 +402,7 @@ fn socket_is_owner_only_and_removed_on_shutdown() {
 
 #[test]
 fn non_root_is_told_the_socket_is_root_only() {
-    if !util::is_root() || !Path::new("/usr/bin/setpriv").exists() {
+    if !harness::is_root() || !Path::new("/usr/bin/setpriv").exists() {
         eprintln!("SKIPPED non_root_is_told_the_socket_is_root_only: needs root and setpriv");
         return;
     }

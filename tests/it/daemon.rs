@@ -1,15 +1,15 @@
 //! Issue 4 acceptance, end to end: `autoblock run` inside a victim namespace, real floods
 //! (hping3) and scans (nmap) from an attacker namespace, a client namespace that must keep
 //! being served, the CLI over the control socket, signals, restarts, both backends. See
-//! `daemon_util` for the topology; nothing here touches the host's own tables.
+//! `harness::daemon` for the topology; nothing here touches the host's own tables.
 
 use std::time::{Duration, Instant};
 
-use crate::daemon_util::{
+use crate::harness::daemon::{
     ATTACKER4, CLIENT4, Daemon, Kernel, Setup, Topo, VICTIM_A4, drops_of, jumps, poll,
 };
-use crate::netns::Netns;
-use crate::util::require_root;
+use crate::harness::netns::Netns;
+use crate::harness::require_root;
 
 const CHAIN: &str = "AUTOBLOCK";
 const SET4: &str = "autoblock4";
@@ -39,7 +39,7 @@ fn banned_in_kernel(t: &Topo, backend: &str, addr: &str) -> bool {
 /// served; the ban expires after the flood and the attacker connects again.
 #[test]
 fn syn_flood_blocked_client_served_ban_expires() {
-    if !require_root("daemon::syn_flood_blocked_client_served_ban_expires") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abdf");
@@ -94,7 +94,7 @@ fn syn_flood_blocked_client_served_ban_expires() {
 /// second jump; a new flood extends the adopted ban instead of adding a rule.
 #[test]
 fn kill9_restart_keeps_block_without_gap_or_duplicate() {
-    if !require_root("daemon::kill9_restart_keeps_block_without_gap_or_duplicate") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abdk");
@@ -179,7 +179,7 @@ fn kill9_restart_keeps_block_without_gap_or_duplicate() {
 /// configuration keeps running, and going back to the shipped thresholds bans again.
 #[test]
 fn sighup_good_bad_and_restart_needed() {
-    if !require_root("daemon::sighup_good_bad_and_restart_needed") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abdh");
@@ -277,7 +277,7 @@ fn path_of(p: &std::path::Path) -> String {
 /// explain, status, unban; refusals and exit codes; every change reaches the kernel's sets.
 #[test]
 fn cli_ban_list_explain_status_unban() {
-    if !require_root("daemon::cli_ban_list_explain_status_unban") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abdc");
@@ -381,7 +381,7 @@ fn cli_ban_list_explain_status_unban() {
 /// `port-scan` rule (distinct destination ports) of the shipped config (iptables backend).
 #[test]
 fn nmap_port_scan_blocked_by_dst_ports_rule() {
-    if !require_root("daemon::nmap_port_scan_blocked_by_dst_ports_rule") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abdn");
@@ -433,7 +433,7 @@ fn nmap_port_scan_blocked_by_dst_ports_rule() {
 /// source table stops at `max_tracked_sources`, and the daemon's peak RSS stays bounded.
 #[test]
 fn random_source_flood_no_bans_bounded_memory() {
-    if !require_root("daemon::random_source_flood_no_bans_bounded_memory") {
+    if !require_root() {
         return;
     }
     const MAX_TRACKED: u64 = 2000;
@@ -507,7 +507,7 @@ fn random_source_flood_no_bans_bounded_memory() {
 /// (no chain, no set, no jump), for automatic and manual bans alike.
 #[test]
 fn dry_run_logs_but_leaves_the_kernel_alone() {
-    if !require_root("daemon::dry_run_logs_but_leaves_the_kernel_alone") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abdd");
@@ -543,12 +543,12 @@ fn dry_run_logs_but_leaves_the_kernel_alone() {
         metrics.contains("autoblock_reaction_seconds_count"),
         "{metrics}"
     );
-    let packets = metrics
+    // Every interface together (a family's samples come in no fixed order).
+    let packets: u64 = metrics
         .lines()
-        .find(|l| l.starts_with("autoblock_packets_total{"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
+        .filter(|l| l.starts_with("autoblock_packets_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
     assert!(packets >= 300, "packets seen: {packets}\n{metrics}");
     let all = t.victim.ok(&["iptables-save"]);
     assert!(!all.contains(CHAIN), "{all}");
@@ -630,7 +630,7 @@ fn foreign_rules(t: &Topo) -> String {
 /// then `autoblock flush` removes exactly what autoblock created. Both backends.
 #[test]
 fn sigterm_keeps_bans_then_flush_removes_only_ours() {
-    if !require_root("daemon::sigterm_keeps_bans_then_flush_removes_only_ours") {
+    if !require_root() {
         return;
     }
     for backend in ["iptables", "ipset"] {
@@ -680,7 +680,7 @@ fn sigterm_keeps_bans_then_flush_removes_only_ours() {
 /// and sets, and nothing else. Both backends.
 #[test]
 fn sigterm_without_keep_removes_the_chain() {
-    if !require_root("daemon::sigterm_without_keep_removes_the_chain") {
+    if !require_root() {
         return;
     }
     for backend in ["iptables", "ipset"] {
@@ -711,7 +711,7 @@ fn sigterm_without_keep_removes_the_chain() {
 
 #[test]
 fn offense_history_and_manual_bans_survive_a_restart() {
-    if !require_root("daemon::offense_history_and_manual_bans_survive_a_restart") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abds");
@@ -774,7 +774,7 @@ fn offense_history_and_manual_bans_survive_a_restart() {
 
 #[test]
 fn a_second_daemon_refuses_to_start_and_touches_nothing() {
-    if !require_root("daemon::a_second_daemon_refuses_to_start_and_touches_nothing") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abd2");
@@ -809,7 +809,7 @@ fn a_second_daemon_refuses_to_start_and_touches_nothing() {
 
 #[test]
 fn a_capture_that_dies_stops_the_daemon_for_a_restart() {
-    if !require_root("daemon::a_capture_that_dies_stops_the_daemon_for_a_restart") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abdf");

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::daemon_util::{ATTACKER4, Daemon, Setup, Topo, poll};
-use crate::netns::Netns;
-use crate::util::require_root;
+use crate::harness::daemon::{ATTACKER4, Daemon, Setup, Topo, poll};
+use crate::harness::netns::Netns;
+use crate::harness::require_root;
 
 const EVENT: Duration = Duration::from_secs(20);
 
@@ -31,7 +31,7 @@ fn rule_count(ns: &Netns) -> usize {
 
 #[test]
 fn nft_kill9_restart_keeps_block_without_gap() {
-    if !require_root("daemon_nft::nft_kill9_restart_keeps_block_without_gap") {
+    if !require_root() {
         return;
     }
     let t = Topo::new("abdn");

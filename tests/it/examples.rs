@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use autoblock::firewall::{Backend, Batch, Firewall, FirewallOptions};
 
-use crate::netns::{self, CLIENT4, CLIENT4_B, CLIENT6, CLIENT6_B, Netns, Pair};
-use crate::util::require_root;
+use crate::harness::netns::{self, CLIENT4, CLIENT4_B, CLIENT6, CLIENT6_B, Netns, Pair};
+use crate::harness::require_root;
 
 const EXAMPLES: [&str; 2] = ["authlog_block", "blocklist_load"];
 
@@ -177,7 +177,7 @@ fn open(ns: &Netns, backend: Backend) -> Firewall {
 
 #[test]
 fn authlog_once_blocks_attackers_until_the_ban_expires() {
-    if !require_root("authlog_once_blocks_attackers_until_the_ban_expires") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abx");
@@ -250,7 +250,7 @@ fn authlog_once_blocks_attackers_until_the_ban_expires() {
 
 #[test]
 fn authlog_follow_survives_rotation_and_truncation_and_expires_bans() {
-    if !require_root("authlog_follow_survives_rotation_and_truncation_and_expires_bans") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abx");
@@ -328,8 +328,8 @@ fn firewall_state(ns: &Netns) -> String {
         .join("\n")
 }
 
-fn blocklist_syncs(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn blocklist_syncs(backend: Backend) {
+    if !require_root() {
         return;
     }
     let be = match backend {
@@ -441,23 +441,17 @@ fn blocklist_syncs(backend: Backend, test: &str) {
 
 #[test]
 fn blocklist_ipset_syncs_and_refuses_bad_lines() {
-    blocklist_syncs(
-        Backend::Ipset,
-        "blocklist_ipset_syncs_and_refuses_bad_lines",
-    );
+    blocklist_syncs(Backend::Ipset);
 }
 
 #[test]
 fn blocklist_iptables_syncs_and_refuses_bad_lines() {
-    blocklist_syncs(
-        Backend::Iptables,
-        "blocklist_iptables_syncs_and_refuses_bad_lines",
-    );
+    blocklist_syncs(Backend::Iptables);
 }
 
 #[test]
 fn blocklist_loads_10k_entries_in_one_run() {
-    if !require_root("blocklist_loads_10k_entries_in_one_run") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abx");

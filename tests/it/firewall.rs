@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallError, FirewallOptions, Repair};
 use ipnet::IpNet;
 
-use crate::netns::{self, Netns, Pair};
-use crate::util::require_root;
+use crate::harness::netns::{self, Netns, Pair};
+use crate::harness::require_root;
 
 const V4: &str = "203.0.113.7/32";
 const V6: &str = "2001:db8:bad::/48";
@@ -48,8 +48,8 @@ fn block(fw: &Firewall, nets: &[&str], ttl: u64, reason: &str) {
     assert!(done.refused.is_empty(), "{:?}", done.refused);
 }
 
-pub(crate) fn ban_list_extend_unban(backend: Backend, test: &str) {
-    if !require_root(test) {
+pub(crate) fn ban_list_extend_unban(backend: Backend) {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -79,17 +79,17 @@ pub(crate) fn ban_list_extend_unban(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_ban_list_extend_unban() {
-    ban_list_extend_unban(Backend::Iptables, "iptables_ban_list_extend_unban");
+    ban_list_extend_unban(Backend::Iptables);
 }
 
 #[test]
 fn ipset_ban_list_extend_unban() {
-    ban_list_extend_unban(Backend::Ipset, "ipset_ban_list_extend_unban");
+    ban_list_extend_unban(Backend::Ipset);
 }
 
 #[test]
 fn iptables_expiry_by_call() {
-    if !require_root("iptables_expiry_by_call") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -117,7 +117,7 @@ fn iptables_expiry_by_call() {
 
 #[test]
 fn ipset_expiry_by_kernel() {
-    if !require_root("ipset_expiry_by_kernel") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -138,8 +138,8 @@ fn ipset_expiry_by_kernel() {
     fw.flush().unwrap();
 }
 
-fn reconcile_after_reopen(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn reconcile_after_reopen(backend: Backend) {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -211,12 +211,12 @@ fn reconcile_after_reopen(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_reconcile_after_reopen() {
-    reconcile_after_reopen(Backend::Iptables, "iptables_reconcile_after_reopen");
+    reconcile_after_reopen(Backend::Iptables);
 }
 
 #[test]
 fn ipset_reconcile_after_reopen() {
-    reconcile_after_reopen(Backend::Ipset, "ipset_reconcile_after_reopen");
+    reconcile_after_reopen(Backend::Ipset);
 }
 
 fn has(repairs: &[Repair], f: impl Fn(&Repair) -> bool) -> bool {
@@ -225,7 +225,7 @@ fn has(repairs: &[Repair], f: impl Fn(&Repair) -> bool) -> bool {
 
 #[test]
 fn iptables_repair_after_outside_damage() {
-    if !require_root("iptables_repair_after_outside_damage") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -271,7 +271,7 @@ fn iptables_repair_after_outside_damage() {
 
 #[test]
 fn ipset_repair_after_outside_damage() {
-    if !require_root("ipset_repair_after_outside_damage") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -326,8 +326,8 @@ fn ipset_repair_after_outside_damage() {
     fw.flush().unwrap();
 }
 
-fn flush_keeps_foreign(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn flush_keeps_foreign(backend: Backend) {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");
@@ -392,16 +392,16 @@ fn flush_keeps_foreign(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_flush_removes_only_ours() {
-    flush_keeps_foreign(Backend::Iptables, "iptables_flush_removes_only_ours");
+    flush_keeps_foreign(Backend::Iptables);
 }
 
 #[test]
 fn ipset_flush_removes_only_ours() {
-    flush_keeps_foreign(Backend::Ipset, "ipset_flush_removes_only_ours");
+    flush_keeps_foreign(Backend::Ipset);
 }
 
-pub(crate) fn packets(backend: Backend, test: &str) {
-    if !require_root(test) {
+pub(crate) fn packets(backend: Backend) {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abt");
@@ -456,17 +456,17 @@ pub(crate) fn packets(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_drops_banned_packets_only() {
-    packets(Backend::Iptables, "iptables_drops_banned_packets_only");
+    packets(Backend::Iptables);
 }
 
 #[test]
 fn ipset_drops_banned_packets_only() {
-    packets(Backend::Ipset, "ipset_drops_banned_packets_only");
+    packets(Backend::Ipset);
 }
 
 #[test]
 fn errors_carry_command_status_stderr_and_the_failing_line() {
-    if !require_root("errors_carry_command_status_stderr_and_the_failing_line") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abt");

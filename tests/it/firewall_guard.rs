@@ -11,8 +11,8 @@ use autoblock::firewall::{
     Backend, Batch, Firewall, FirewallError, FirewallOptions, IpNet, Refusal, Special,
 };
 
-use crate::netns::{self, Netns, Pair};
-use crate::util::require_root;
+use crate::harness::netns::{self, Netns, Pair};
+use crate::harness::require_root;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -28,8 +28,8 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn feed_with_bad_lines(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn feed_with_bad_lines(backend: Backend) {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abg");
@@ -84,19 +84,16 @@ fn feed_with_bad_lines(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_feed_with_bad_lines_commits_the_rest() {
-    feed_with_bad_lines(
-        Backend::Iptables,
-        "iptables_feed_with_bad_lines_commits_the_rest",
-    );
+    feed_with_bad_lines(Backend::Iptables);
 }
 
 #[test]
 fn ipset_feed_with_bad_lines_commits_the_rest() {
-    feed_with_bad_lines(Backend::Ipset, "ipset_feed_with_bad_lines_commits_the_rest");
+    feed_with_bad_lines(Backend::Ipset);
 }
 
-fn mapped_is_ipv4(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn mapped_is_ipv4(backend: Backend) {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abg");
@@ -130,16 +127,16 @@ fn mapped_is_ipv4(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_ipv4_mapped_is_blocked_as_ipv4() {
-    mapped_is_ipv4(Backend::Iptables, "iptables_ipv4_mapped_is_blocked_as_ipv4");
+    mapped_is_ipv4(Backend::Iptables);
 }
 
 #[test]
 fn ipset_ipv4_mapped_is_blocked_as_ipv4() {
-    mapped_is_ipv4(Backend::Ipset, "ipset_ipv4_mapped_is_blocked_as_ipv4");
+    mapped_is_ipv4(Backend::Ipset);
 }
 
-fn keep_longer_and_agree(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn keep_longer_and_agree(backend: Backend) {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abg");
@@ -178,19 +175,16 @@ fn keep_longer_and_agree(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_keeps_the_longer_ban_and_list_agrees() {
-    keep_longer_and_agree(
-        Backend::Iptables,
-        "iptables_keeps_the_longer_ban_and_list_agrees",
-    );
+    keep_longer_and_agree(Backend::Iptables);
 }
 
 #[test]
 fn ipset_keeps_the_longer_ban_and_list_agrees() {
-    keep_longer_and_agree(Backend::Ipset, "ipset_keeps_the_longer_ban_and_list_agrees");
+    keep_longer_and_agree(Backend::Ipset);
 }
 
-fn flush_keeps_hand_added(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn flush_keeps_hand_added(backend: Backend) {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abg");
@@ -231,17 +225,17 @@ fn flush_keeps_hand_added(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_flush_keeps_a_hand_added_rule() {
-    flush_keeps_hand_added(Backend::Iptables, "iptables_flush_keeps_a_hand_added_rule");
+    flush_keeps_hand_added(Backend::Iptables);
 }
 
 #[test]
 fn ipset_flush_keeps_a_hand_added_rule() {
-    flush_keeps_hand_added(Backend::Ipset, "ipset_flush_keeps_a_hand_added_rule");
+    flush_keeps_hand_added(Backend::Ipset);
 }
 
 #[test]
 fn bad_hooks_and_chain_names_leave_nothing_behind() {
-    if !require_root("bad_hooks_and_chain_names_leave_nothing_behind") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abg");

@@ -12,8 +12,8 @@ use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallOptions, Repair
 use ipnet::IpNet;
 
 use crate::firewall::{ban_list_extend_unban, packets};
-use crate::netns::{self, Netns, Pair};
-use crate::util::require_root;
+use crate::harness::netns::{self, Netns, Pair};
+use crate::harness::require_root;
 
 const TABLE: &str = "abtest";
 
@@ -54,17 +54,17 @@ fn structure(ns: &Netns) -> String {
 
 #[test]
 fn nft_ban_list_extend_unban() {
-    ban_list_extend_unban(Backend::Nftables, "nft_ban_list_extend_unban");
+    ban_list_extend_unban(Backend::Nftables);
 }
 
 #[test]
 fn nft_drops_banned_packets_only() {
-    packets(Backend::Nftables, "nft_drops_banned_packets_only");
+    packets(Backend::Nftables);
 }
 
 #[test]
 fn nft_expiry_by_kernel() {
-    if !require_root("nft_expiry_by_kernel") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abn");
@@ -90,7 +90,7 @@ fn nft_expiry_by_kernel() {
 /// own expiry) drops the whole range; lifting the /24 leaves the /31 in force.
 #[test]
 fn nft_prefixes_match_their_whole_range_and_may_overlap() {
-    if !require_root("nft_prefixes_match_their_whole_range_and_may_overlap") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abn");
@@ -136,7 +136,7 @@ fn nft_prefixes_match_their_whole_range_and_may_overlap() {
 
 #[test]
 fn nft_ipv4_mapped_blocks_the_ipv4_address() {
-    if !require_root("nft_ipv4_mapped_blocks_the_ipv4_address") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abn");
@@ -166,7 +166,7 @@ fn nft_ipv4_mapped_blocks_the_ipv4_address() {
 /// sees the ban missing.
 #[test]
 fn nft_reopen_adopts_without_a_gap() {
-    if !require_root("nft_reopen_adopts_without_a_gap") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abn");
@@ -222,7 +222,7 @@ fn nft_reopen_adopts_without_a_gap() {
 
 #[test]
 fn nft_repair_after_flush_ruleset() {
-    if !require_root("nft_repair_after_flush_ruleset") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abn");
@@ -280,7 +280,7 @@ fn nft_repair_after_flush_ruleset() {
 
 #[test]
 fn nft_flush_removes_only_ours() {
-    if !require_root("nft_flush_removes_only_ours") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abn");
@@ -351,7 +351,7 @@ fn nft_flush_removes_only_ours() {
 
 #[test]
 fn probe_changes_nothing_and_names_what_fails() {
-    if !require_root("probe_changes_nothing_and_names_what_fails") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abn");
@@ -378,7 +378,7 @@ fn probe_changes_nothing_and_names_what_fails() {
 /// spaces, commas, braces, quotes of the other kind, backslashes, non-ASCII, 128 bytes.
 #[test]
 fn nft_reasons_are_kept_verbatim() {
-    if !require_root("nft_reasons_are_kept_verbatim") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abn");

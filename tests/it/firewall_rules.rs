@@ -11,8 +11,8 @@ use autoblock::firewall::{
     TcpFlags,
 };
 
-use crate::netns::{self, Netns, Pair};
-use crate::util::require_root;
+use crate::harness::netns::{self, Netns, Pair};
+use crate::harness::require_root;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -70,8 +70,8 @@ fn udp_from(pair: &Pair, sport: &str) {
     );
 }
 
-fn signatures(backend: Backend, test: &str) {
-    if !require_root(test) {
+fn signatures(backend: Backend) {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abr");
@@ -178,23 +178,17 @@ fn signatures(backend: Backend, test: &str) {
 
 #[test]
 fn iptables_typed_rules_drop_only_what_they_match() {
-    signatures(
-        Backend::Iptables,
-        "iptables_typed_rules_drop_only_what_they_match",
-    );
+    signatures(Backend::Iptables);
 }
 
 #[test]
 fn ipset_typed_rules_drop_only_what_they_match() {
-    signatures(
-        Backend::Ipset,
-        "ipset_typed_rules_drop_only_what_they_match",
-    );
+    signatures(Backend::Ipset);
 }
 
 #[test]
 fn one_handle_per_chain() {
-    if !require_root("one_handle_per_chain") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abr");

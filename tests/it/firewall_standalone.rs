@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 
 use autoblock::firewall::{Backend, Firewall, FirewallError, FirewallOptions};
 
-use crate::netns::Netns;
-use crate::util::require_root;
+use crate::harness::netns::Netns;
+use crate::harness::require_root;
 
 const MAIN: &str = r#"use autoblock_firewall::{Backend, Batch, Firewall, FirewallOptions, Protocol, Rule};
 use std::{io::Read, net::Ipv4Addr, time::Duration};
@@ -102,7 +102,7 @@ fn build(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_program_on_the_library_alone_builds_without_libpcap_and_runs() {
-    if !require_root("a_program_on_the_library_alone_builds_without_libpcap_and_runs") {
+    if !require_root() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

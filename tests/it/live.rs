@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::netns::{CLIENT4, CLIENT6, Netns, Pair, SERVER4, SERVER6};
-use crate::util::require_root;
+use crate::harness::netns::{CLIENT4, CLIENT6, Netns, Pair, SERVER4, SERVER6};
+use crate::harness::require_root;
 
 /// The probe binary, built once per test run (debug profile, like the tests).
 fn probe_bin() -> &'static PathBuf {
@@ -124,7 +124,7 @@ fn u(v: &Value) -> u64 {
 
 #[test]
 fn syn_burst_is_counted_per_source() {
-    if !require_root("syn_burst_is_counted_per_source") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("lv1");
@@ -142,7 +142,7 @@ fn syn_burst_is_counted_per_source() {
 
 #[test]
 fn ipv6_connects_are_seen() {
-    if !require_root("ipv6_connects_are_seen") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("lv2");
@@ -161,7 +161,7 @@ fn ipv6_connects_are_seen() {
 
 #[test]
 fn bpf_filter_limits_what_is_captured() {
-    if !require_root("bpf_filter_limits_what_is_captured") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("lv3");
@@ -178,7 +178,7 @@ fn bpf_filter_limits_what_is_captured() {
 
 #[test]
 fn bad_filter_is_a_clear_error() {
-    if !require_root("bad_filter_is_a_clear_error") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("lv4");
@@ -193,7 +193,7 @@ fn bad_filter_is_a_clear_error() {
 
 #[test]
 fn missing_interface_is_a_clear_error() {
-    if !require_root("missing_interface_is_a_clear_error") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("lv5");
@@ -209,7 +209,7 @@ fn missing_interface_is_a_clear_error() {
 
 #[test]
 fn stop_on_idle_interface_is_prompt() {
-    if !require_root("stop_on_idle_interface_is_prompt") {
+    if !require_root() {
         return;
     }
     // Loopback of a fresh namespace: nothing at all is sent on it.
@@ -224,7 +224,7 @@ fn stop_on_idle_interface_is_prompt() {
 
 #[test]
 fn lone_packet_reaches_consumer_within_20ms() {
-    if !require_root("lone_packet_reaches_consumer_within_20ms") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("lv7");
@@ -241,7 +241,7 @@ fn lone_packet_reaches_consumer_within_20ms() {
 
 #[test]
 fn host_facts_in_namespace() {
-    if !require_root("host_facts_in_namespace") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("lv8");
@@ -285,7 +285,7 @@ fn host_facts_in_namespace() {
 
 #[test]
 fn unprivileged_user_gets_permission_error() {
-    if !require_root("unprivileged_user_gets_permission_error") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("lv9");

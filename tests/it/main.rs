@@ -1,10 +1,10 @@
-//! One integration-test binary with themed modules (see each module's `//!`).
+//! One integration-test binary: themed modules (see each module's `//!`) and `harness/` (skip
+//! rules, network namespaces, a running daemon) apart from them.
 
 mod check;
 mod control;
 mod daemon;
 mod daemon_nft;
-mod daemon_util;
 mod enforcer;
 mod examples;
 mod firewall;
@@ -12,16 +12,13 @@ mod firewall_guard;
 mod firewall_nft;
 mod firewall_rules;
 mod firewall_standalone;
+mod fleet;
+mod harness;
 mod layout;
 mod live;
-mod netns;
-mod nspawn;
-mod nspawn_root;
 mod packaging;
 mod packet_pcaps;
 mod replay;
 mod systemd;
 mod systemd_pending;
-mod systemd_util;
-mod util;
 mod watch;

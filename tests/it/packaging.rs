@@ -13,46 +13,10 @@ use std::process::Command;
 
 use clap::CommandFactory;
 
-use crate::util::{self, require_root, skip_or_fail};
+use crate::harness::{self, require_deb, require_root, require_tool};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// True when `tool` is on PATH; otherwise skip (or fail on CI: `make deps` installs it).
-pub fn require_tool(test: &str, tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        skip_or_fail(test, &format!("{tool} is missing (make deps installs it)"));
-    }
-    found
-}
-
-/// The .deb of this version that `make deb` built, or skip (fail on CI).
-pub fn require_deb(test: &str) -> Option<PathBuf> {
-    let dir = root().join("target/debian");
-    let prefix = format!("autoblock_{}-", env!("CARGO_PKG_VERSION"));
-    let deb = std::fs::read_dir(&dir).ok().and_then(|entries| {
-        entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
-            })
-            .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-    });
-    if deb.is_none() {
-        skip_or_fail(
-            test,
-            &format!("no {prefix}*.deb in {}: run `make deb`", dir.display()),
-        );
-    }
-    deb
 }
 
 fn ok(cmd: &mut Command) -> String {
@@ -78,11 +42,10 @@ fn unpack(deb: &Path) -> tempfile::TempDir {
 
 #[test]
 fn unit_verifies_clean_with_the_packaged_binary_and_man_pages() {
-    let test = "unit_verifies_clean_with_the_packaged_binary_and_man_pages";
-    if !require_tool(test, "systemd-analyze") || !require_tool(test, "man") {
+    if !require_tool("systemd-analyze") || !require_tool("man") {
         return;
     }
-    let Some(deb) = require_deb(test) else { return };
+    let Some(deb) = require_deb() else { return };
     let pkg = unpack(&deb);
     // The shipped unit, with /usr/bin/autoblock pointing into the unpacked package (verify
     // checks that ExecStart exists), and the packaged man pages for Documentation=.
@@ -122,11 +85,10 @@ fn unit_verifies_clean_with_the_packaged_binary_and_man_pages() {
 
 #[test]
 fn deb_holds_everything_a_package_install_needs() {
-    let test = "deb_holds_everything_a_package_install_needs";
-    if !require_tool(test, "dpkg-deb") {
+    if !require_tool("dpkg-deb") {
         return;
     }
-    let Some(deb) = require_deb(test) else { return };
+    let Some(deb) = require_deb() else { return };
     let listing = ok(Command::new("dpkg-deb").arg("-c").arg(&deb));
     let files: Vec<&str> = listing
         .lines()
@@ -209,7 +171,7 @@ fn deb_holds_everything_a_package_install_needs() {
             .any(|l| l == r#"file = "/var/log/autoblock/events.jsonl""#),
         "packaged rules.toml does not write the events file"
     );
-    let shipped = std::fs::read_to_string(util::shipped_rules()).unwrap();
+    let shipped = std::fs::read_to_string(harness::shipped_rules()).unwrap();
     assert_eq!(
         text.lines()
             .filter(|l| !l.starts_with("file = "))
@@ -220,7 +182,7 @@ fn deb_holds_everything_a_package_install_needs() {
             .collect::<Vec<_>>(),
         "the packaged rules.toml differs from rules.toml in more than [events] file"
     );
-    let out = util::run(&["check", "--config", rules.to_str().unwrap()]);
+    let out = harness::run(&["check", "--config", rules.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -247,8 +209,7 @@ fn deb_holds_everything_a_package_install_needs() {
 
 #[test]
 fn logrotate_snippet_rotates_without_signal_or_copy() {
-    let test = "logrotate_snippet_rotates_without_signal_or_copy";
-    if !require_tool(test, "logrotate") {
+    if !require_tool("logrotate") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -288,7 +249,7 @@ fn logrotate_snippet_rotates_without_signal_or_copy() {
 
 #[test]
 fn every_subcommand_help_shows_an_example_and_top_level_the_exit_codes() {
-    let top = util::run(&["--help"]);
+    let top = harness::run(&["--help"]);
     let text = String::from_utf8_lossy(&top.stdout);
     assert!(top.status.success());
     for want in [
@@ -308,7 +269,7 @@ fn every_subcommand_help_shows_an_example_and_top_level_the_exit_codes() {
     assert!(subs.len() >= 9, "{subs:?}");
     for sub in subs {
         for flag in ["--help", "-h"] {
-            let out = util::run(&[sub, flag]);
+            let out = harness::run(&[sub, flag]);
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(out.status.success(), "{sub} {flag}");
             assert!(
@@ -357,8 +318,7 @@ fn netns_with(prefix: &str) -> Vec<String> {
 
 #[test]
 fn demo_shows_a_ban_and_its_expiry_and_leaves_nothing_behind() {
-    let test = "demo_shows_a_ban_and_its_expiry_and_leaves_nothing_behind";
-    if !require_root(test) || !require_tool(test, "hping3") {
+    if !require_root() || !require_tool("hping3") {
         return;
     }
     let prefix = format!("abdt{}", std::process::id());

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use autoblock::packet::{PacketMeta, ParseError, Proto, parse, tcp_flag};
 
-use crate::util::require_pcaps;
+use crate::harness::require_pcaps;
 
 /// Protocol counts of packets quoted inside ICMP errors.
 #[derive(Debug, Default)]
@@ -206,7 +206,7 @@ const PARTLY_READABLE: [(&str, u64); 2] = [
 /// packets as ICMP (the `icmp` column agrees). So: manifest = parsed + quoted.
 #[test]
 fn every_capture_matches_the_manifest() {
-    let Some(dir) = require_pcaps("packet_pcaps::every_capture_matches_the_manifest") else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     let manifest = manifest(&dir);
@@ -265,7 +265,7 @@ fn every_capture_matches_the_manifest() {
 /// reflector, which also sends 164 first fragments that carry the UDP/53 header.
 #[test]
 fn fragmented_dns_amplification_counts_non_first_fragments() {
-    let Some(dir) = require_pcaps("packet_pcaps::fragmented_dns_amplification") else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     let path = dir.join("attack/stopddos-amp.dns.RRSIG.fragmented.pcap");

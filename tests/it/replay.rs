@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{self, require_pcaps, shipped_rules};
+use crate::harness::{self, require_pcaps, shipped_rules};
 
 /// Runs `replay --format json` and returns (exit code, events, stderr).
 fn replay_json(files: &[&Path], extra: &[&str]) -> (i32, Vec<Value>, String) {
@@ -21,7 +21,7 @@ fn replay_json(files: &[&Path], extra: &[&str]) -> (i32, Vec<Value>, String) {
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     args.extend(files.iter().map(|f| f.display().to_string()));
-    let out = util::bin().args(&args).output().expect("run autoblock");
+    let out = harness::bin().args(&args).output().expect("run autoblock");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let events = stdout
         .lines()
@@ -76,7 +76,7 @@ fn files_in(dir: &Path, sub: &str) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn syn_flood_blocks_the_flooder_and_nothing_else() {
-    let Some(dir) = require_pcaps("syn_flood_blocks_the_flooder_and_nothing_else") else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     let f = dir.join("attack/cicddos2019-SynFlood.pcap");
@@ -106,7 +106,7 @@ fn syn_flood_blocks_the_flooder_and_nothing_else() {
 
 #[test]
 fn each_scan_blocks_its_scanner_and_nothing_else() {
-    let Some(dir) = require_pcaps("each_scan_blocks_its_scanner_and_nothing_else") else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     let scanners = [
@@ -140,8 +140,7 @@ fn each_scan_blocks_its_scanner_and_nothing_else() {
 
 #[test]
 fn pcap_and_pcapng_copies_of_one_trace_give_identical_verdicts() {
-    let Some(dir) = require_pcaps("pcap_and_pcapng_copies_of_one_trace_give_identical_verdicts")
-    else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     let (_, a, _) = replay_json(&[&dir.join("scan/chrissanders-synscan.pcapng")], &[]);
@@ -158,7 +157,7 @@ fn pcap_and_pcapng_copies_of_one_trace_give_identical_verdicts() {
 
 #[test]
 fn benign_traffic_blocks_nothing() {
-    let Some(dir) = require_pcaps("benign_traffic_blocks_nothing") else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     for f in files_in(&dir, "benign") {
@@ -176,7 +175,7 @@ fn benign_traffic_blocks_nothing() {
 
 #[test]
 fn loopback_traffic_is_exempt_by_the_default_allowlist() {
-    let Some(dir) = require_pcaps("loopback_traffic_is_exempt_by_the_default_allowlist") else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     // 1000 HTTP requests in 0.6 s from ::1: fast enough to fire, but ::1 is allowlisted.
@@ -189,7 +188,7 @@ fn loopback_traffic_is_exempt_by_the_default_allowlist() {
 
 #[test]
 fn format_files_are_read_with_the_manifest_counts() {
-    let Some(dir) = require_pcaps("format_files_are_read_with_the_manifest_counts") else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     let m = manifest(&dir);
@@ -234,9 +233,7 @@ fn format_files_are_read_with_the_manifest_counts() {
 
 #[test]
 fn spoofed_floods_block_no_address_and_stay_within_the_memory_bound() {
-    let Some(dir) =
-        require_pcaps("spoofed_floods_block_no_address_and_stay_within_the_memory_bound")
-    else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     let m = manifest(&dir);
@@ -257,7 +254,7 @@ fn spoofed_floods_block_no_address_and_stay_within_the_memory_bound() {
         "attack/stopddos-pkt.TCP.synflood.spoofed.pcap",
         "attack/stopddos-pkt.TCP.DOMINATE.syn.ecn.cwr.pcapng",
     ] {
-        let out = util::bin()
+        let out = harness::bin()
             .args(["replay", "--format", "json", "--config"])
             .arg(&cfg)
             .arg(dir.join(name))
@@ -283,7 +280,7 @@ fn spoofed_floods_block_no_address_and_stay_within_the_memory_bound() {
 
 #[test]
 fn an_unreadable_capture_fails_with_how_far_it_got() {
-    let Some(dir) = require_pcaps("an_unreadable_capture_fails_with_how_far_it_got") else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -308,7 +305,7 @@ fn an_unreadable_capture_fails_with_how_far_it_got() {
 
 #[test]
 fn the_table_reports_a_prefix_offender_with_its_traffic() {
-    let Some(dir) = require_pcaps("the_table_reports_a_prefix_offender_with_its_traffic") else {
+    let Some(dir) = require_pcaps() else {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -318,7 +315,7 @@ fn the_table_reports_a_prefix_offender_with_its_traffic() {
     assert_ne!(agg, rules);
     let cfg = tmp.path().join("rules.toml");
     std::fs::write(&cfg, agg).expect("write rules");
-    let out = util::bin()
+    let out = harness::bin()
         .args(["replay", "--local", "192.168.50.4", "--config"])
         .arg(&cfg)
         .arg(dir.join("attack/cicddos2019-SynFlood.pcap"))

@@ -1,6 +1,6 @@
 //! The Debian package under a real systemd (issue 15 item 5): the .deb that `make deb` built is
 //! installed into a minimal Debian container booted with `systemd-nspawn -b` on a private veth
-//! (harness: `nspawn_root`, `nspawn`, `systemd_util`), once per firewall backend, and a new
+//! (`harness::{nspawn_root, nspawn, systemd}`), once per firewall backend, and a new
 //! operator's life with it is walked through: install (not started), start with the shipped
 //! config (interface and backend adjusted), a bounded SYN flood from outside banned in the
 //! kernel, `systemctl reload` applying a changed threshold, `systemctl stop` keeping the bans
@@ -13,12 +13,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::nspawn::{GUEST_IF, OUTSIDE4, OUTSIDE4_B};
-use crate::nspawn_root;
-use crate::packaging::{require_deb, require_tool};
+use crate::harness::nspawn::{GUEST_IF, OUTSIDE4, OUTSIDE4_B};
+use crate::harness::nspawn_root;
+use crate::harness::require_root;
+use crate::harness::systemd::{Machine, mentions, secs_since, tree_snapshot};
+use crate::harness::{require_deb, require_tool};
 use crate::systemd_pending::{self as pending, Pending};
-use crate::systemd_util::{Machine, mentions, secs_since, tree_snapshot};
-use crate::util::require_root;
 
 /// The worst `systemd-analyze security` exposure accepted for the shipped unit (4.0 on
 /// systemd 252 today). Lower it as the unit is hardened (issue 11 item 7).
@@ -29,7 +29,7 @@ macro_rules! backend_tests {
     ($($name:ident => $backend:literal,)*) => {$(
         #[test]
         fn $name() {
-            package_under_systemd(stringify!($name), $backend);
+            package_under_systemd($backend);
         }
     )*};
 }
@@ -40,16 +40,17 @@ backend_tests! {
     package_under_systemd_nftables => "nftables",
 }
 
-fn package_under_systemd(test: &str, backend: &str) {
-    if !require_root(test) {
+fn package_under_systemd(backend: &str) {
+    let test = crate::harness::test_name();
+    if !require_root() {
         return;
     }
     for tool in ["debootstrap", "systemd-nspawn", "nsenter", "hping3"] {
-        if !require_tool(test, tool) {
+        if !require_tool(tool) {
             return;
         }
     }
-    let Some(deb) = require_deb(test) else { return };
+    let Some(deb) = require_deb() else { return };
     let cache = nspawn_root::cached_root();
     let t0 = Instant::now();
     let mut m = Machine::boot("abSd", &cache, &deb);
@@ -127,7 +128,7 @@ fn answered(m: &Machine, src: &str) -> bool {
             "u200000",
             "-a",
             src,
-            crate::nspawn::GUEST4,
+            crate::harness::nspawn::GUEST4,
         ])
         .status
         .success()
@@ -142,7 +143,7 @@ fn flood_is_banned(m: &Machine) {
     let block = m.wait_event(Duration::from_secs(5), "block", |e| e["ip"] == OUTSIDE4);
     assert_eq!(block["rule"], "conn-burst", "{block}");
     assert_eq!(block["threshold"], threshold, "{block}");
-    let listed = crate::daemon_util::poll(Duration::from_secs(5), || {
+    let listed = crate::harness::daemon::poll(Duration::from_secs(5), || {
         Machine::remaining(&m.bans(), OUTSIDE4).is_some()
     });
     assert!(listed, "`autoblock list` lacks {OUTSIDE4}");

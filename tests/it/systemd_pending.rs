@@ -10,7 +10,7 @@
 //! | `reload`  | 14 item 2 (& 7) | `ExecReload` runs `autoblock reload`; a bad file fails       |
 //! |           |                 | `systemctl reload`, keeps the daemon, shows in `status`      |
 
-use crate::systemd_util::Machine;
+use crate::harness::systemd::Machine;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Pending {

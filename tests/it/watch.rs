@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use autoblock::firewall::{Backend, Batch, Firewall, FirewallOptions, Repair};
 
-use crate::netns::{self, Netns, Pair};
-use crate::util::require_root;
+use crate::harness::netns::{self, Netns, Pair};
+use crate::harness::require_root;
 
 #[test]
 fn nft_flush_ruleset_is_repaired_on_the_event() {
-    if !require_root("nft_flush_ruleset_is_repaired_on_the_event") {
+    if !require_root() {
         return;
     }
     let pair = Pair::new("abw");
@@ -65,7 +65,7 @@ fn nft_flush_ruleset_is_repaired_on_the_event() {
 
 #[test]
 fn iptables_flush_wakes_the_watch_of_an_iptables_backend() {
-    if !require_root("iptables_flush_wakes_the_watch_of_an_iptables_backend") {
+    if !require_root() {
         return;
     }
     let ns = Netns::new("abw");

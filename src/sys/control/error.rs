@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::protocol::ProtocolError;
 use crate::config::duration::Formatted;
 
+/// Why a control request or the control server failed. Every variant names the socket.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// No socket file, or nothing listening on it.
@@ -14,32 +15,64 @@ pub enum ControlError {
         "no autoblock daemon is running (no socket at {}); start it with `autoblock run`",
         path.display()
     )]
-    NoDaemon { path: PathBuf },
+    NoDaemon {
+        /// The socket.
+        path: PathBuf,
+    },
     /// The socket is mode 0600, owned by root.
     #[error(
         "permission denied on {}: the control socket is root-only (mode 0600); run this as root, e.g. with sudo",
         path.display()
     )]
-    PermissionDenied { path: PathBuf },
+    PermissionDenied {
+        /// The socket.
+        path: PathBuf,
+    },
     /// `serve` found a live daemon answering on the path.
     #[error("another autoblock is running (its control socket {} answers)", path.display())]
-    AlreadyRunning { path: PathBuf },
+    AlreadyRunning {
+        /// The socket.
+        path: PathBuf,
+    },
     /// `serve` refuses to delete something that is not a socket.
     #[error("{} exists and is not a socket; remove it or set [control] socket to another path", path.display())]
-    NotASocket { path: PathBuf },
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// No answer in time.
     #[error("the daemon did not answer within {} (socket {})", Formatted(*timeout), path.display())]
-    Timeout { path: PathBuf, timeout: Duration },
+    Timeout {
+        /// The socket.
+        path: PathBuf,
+        /// How long the client waited.
+        timeout: Duration,
+    },
+    /// The daemon hung up without an answer.
     #[error("the daemon closed the connection without answering (socket {})", path.display())]
-    Closed { path: PathBuf },
+    Closed {
+        /// The socket.
+        path: PathBuf,
+    },
+    /// The answer is over the line limit.
     #[error("the daemon's answer is longer than {limit} bytes (socket {})", path.display())]
-    TooLong { path: PathBuf, limit: usize },
+    TooLong {
+        /// The socket.
+        path: PathBuf,
+        /// The line limit in bytes.
+        limit: usize,
+    },
+    /// A socket operation failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
         /// What was being done, e.g. "cannot bind".
         what: &'static str,
+        /// The socket.
         path: PathBuf,
+        /// What the OS said.
         source: std::io::Error,
     },
+    /// A line that is not this protocol.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
 }

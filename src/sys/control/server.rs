@@ -33,6 +33,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// to the engine thread and wait for the reply), but should answer within seconds, since the CLI
 /// gives up after its timeout.
 pub trait ControlHandler: Send + Sync {
+    /// The answer to `req`.
     fn handle(&self, req: Request) -> Response;
 }
 

@@ -20,7 +20,12 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use serde::Serialize;
+
+use crate::event::Event;
+use crate::time::Timestamp;
+
+mod log;
+pub use log::EventLog;
 
 /// The kind whose events may be dropped when they come too fast.
 const LIMITED_KIND: &str = "suppressed";
@@ -107,27 +112,14 @@ impl<W: Write, C: Clock> EventSink<W, C> {
         self.write_line(line);
     }
 
-    /// When suppressed events were dropped since the last call, write
-    /// `{"ts":now,"event":"suppressed_dropped","count":K}`. Call it periodically.
-    pub fn flush_dropped(&mut self, now_str: &str) {
+    /// When suppressed events were dropped since the last call, write a `suppressed_dropped`
+    /// event with their count, at `now`. Call it periodically.
+    pub fn flush_dropped(&mut self, now: Timestamp) {
         if self.pending_dropped == 0 {
             return;
         }
-        #[derive(Serialize)]
-        struct Dropped<'a> {
-            ts: &'a str,
-            event: &'static str,
-            count: u64,
-        }
-        let summary = Dropped {
-            ts: now_str,
-            event: "suppressed_dropped",
-            count: self.pending_dropped,
-        };
-        // Serializing a plain struct of strings and numbers cannot fail.
-        if let Ok(line) = serde_json::to_string(&summary) {
-            self.write_line(&line);
-        }
+        let count = self.pending_dropped;
+        self.write_line(&Event::SuppressedDropped { count }.at(now).line());
         self.pending_dropped = 0;
     }
 

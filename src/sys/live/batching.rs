@@ -23,12 +23,14 @@ pub struct FlushPolicy {
     /// Longer nap once the link has been quiet for `idle_after_us`: fewer wakeups when idle, at
     /// the price of this much delay for the first packet after a quiet spell.
     pub idle_nap_us: u64,
+    /// Quiet time after which the longer nap applies, in µs.
     pub idle_after_us: u64,
 }
 
 /// What to do with the batch being filled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flush {
+    /// Keep filling it.
     Keep,
     /// It holds `max_frames`.
     Full,
@@ -95,6 +97,7 @@ impl Wrapping32 {
         self.total
     }
 
+    /// The running total so far.
     pub fn total(&self) -> u64 {
         self.total
     }

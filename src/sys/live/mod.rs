@@ -43,6 +43,7 @@ pub struct LiveBatch {
     /// Which interface: the `iface_index` given to [`LiveCapture::start`], so the engine knows
     /// where to send the vector back.
     pub iface_index: usize,
+    /// The parsed packets.
     pub items: Items,
     /// Frames in this batch that did not parse (not IP, cut short, ...).
     pub unparsed: u64,
@@ -65,6 +66,7 @@ pub struct LiveOptions {
     /// Nap once the link has been quiet for `idle_after`: the delay of the first packet after a
     /// quiet spell, and how often an idle interface wakes the thread.
     pub idle_nap: Duration,
+    /// Quiet time after which the longer nap applies.
     pub idle_after: Duration,
     /// How often libpcap's own counters are copied into [`CaptureStats`].
     pub stats_every: Duration,
@@ -85,39 +87,74 @@ impl Default for LiveOptions {
     }
 }
 
+/// Why a live capture could not start or ended. Every variant names the interface; `msg` is
+/// libpcap's own text.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    /// The interface does not exist.
     #[error("interface {iface}: no such interface ({msg})")]
-    NoSuchInterface { iface: String, msg: String },
+    NoSuchInterface {
+        /// The interface.
+        iface: String,
+        /// libpcap's message.
+        msg: String,
+    },
+    /// Capturing needs root or CAP_NET_RAW.
     #[error("interface {iface}: permission denied: live capture needs root or CAP_NET_RAW ({msg})")]
-    PermissionDenied { iface: String, msg: String },
+    PermissionDenied {
+        /// The interface.
+        iface: String,
+        /// libpcap's message.
+        msg: String,
+    },
+    /// The BPF filter does not compile.
     #[error("interface {iface}: bad capture filter {filter:?}: {msg}")]
     BadFilter {
+        /// The interface.
         iface: String,
+        /// The filter as given.
         filter: String,
+        /// libpcap's message.
         msg: String,
     },
+    /// libpcap could not open or set up the capture.
     #[error("interface {iface}: cannot open a live capture: {msg}")]
-    Open { iface: String, msg: String },
+    Open {
+        /// The interface.
+        iface: String,
+        /// libpcap's message.
+        msg: String,
+    },
+    /// The capture thread could not be started.
     #[error("interface {iface}: cannot start the capture thread: {source}")]
     Spawn {
+        /// The interface.
         iface: String,
+        /// What the OS said.
         source: std::io::Error,
     },
+    /// Reading failed after the capture ran for a while (interface gone, ...).
     #[error("interface {iface}: capture failed after {frames} frames: {msg}")]
     Read {
+        /// The interface.
         iface: String,
+        /// Frames read before it failed.
         frames: u64,
+        /// libpcap's message.
         msg: String,
     },
+    /// The capture thread panicked (a bug).
     #[error("interface {iface}: the capture thread panicked")]
-    Panicked { iface: String },
+    Panicked {
+        /// The interface.
+        iface: String,
+    },
 }
 
 /// A running capture on one interface. Dropping it stops it too (without the final stats).
 pub struct LiveCapture {
     iface: String,
-    shared: Arc<Shared>,
+    shared: Arc<CaptureCounters>,
     thread: Option<JoinHandle<Result<(), LiveError>>>,
 }
 
@@ -132,8 +169,21 @@ impl LiveCapture {
         tx: SyncSender<LiveBatch>,
         recycle: Receiver<Items>,
     ) -> Result<LiveCapture, LiveError> {
+        LiveCapture::start_watched(iface, iface_index, opts, tx, recycle, || {})
+    }
+
+    /// Like [`LiveCapture::start`]; `on_end` runs on the capture thread as it ends, however it
+    /// ends (stopped, engine gone, read error, panic), so a watcher learns of it at once.
+    pub fn start_watched(
+        iface: &str,
+        iface_index: usize,
+        opts: &LiveOptions,
+        tx: SyncSender<LiveBatch>,
+        recycle: Receiver<Items>,
+        on_end: impl FnOnce() + Send + 'static,
+    ) -> Result<LiveCapture, LiveError> {
         let cap = open(iface, opts)?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(CaptureCounters::default());
         let worker = worker::Worker::new(
             iface,
             iface_index,
@@ -145,7 +195,10 @@ impl LiveCapture {
         );
         let thread = std::thread::Builder::new()
             .name(format!("cap-{iface}"))
-            .spawn(move || worker.run(cap))
+            .spawn(move || {
+                let _end = OnDrop(Some(on_end));
+                worker.run(cap)
+            })
             .map_err(|source| LiveError::Spawn {
                 iface: iface.to_string(),
                 source,
@@ -157,6 +210,7 @@ impl LiveCapture {
         })
     }
 
+    /// The interface captured.
     pub fn iface(&self) -> &str {
         &self.iface
     }
@@ -198,6 +252,17 @@ impl Drop for LiveCapture {
     fn drop(&mut self) {
         if self.thread.is_some() {
             let _ = self.shutdown();
+        }
+    }
+}
+
+/// Runs its closure when dropped.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
         }
     }
 }
@@ -256,9 +321,9 @@ fn pcap_msg(e: &pcap::Error) -> String {
     }
 }
 
-/// Counters the capture thread publishes and any thread reads.
+/// Counters the capture thread publishes and any thread reads, and the flag that stops it.
 #[derive(Default)]
-struct Shared {
+struct CaptureCounters {
     stop: AtomicBool,
     frames: AtomicU64,
     unparsed: AtomicU64,
@@ -270,7 +335,7 @@ struct Shared {
     pcap_if_dropped: AtomicU64,
 }
 
-impl Shared {
+impl CaptureCounters {
     fn store(&self, s: &CaptureStats) {
         let r = Ordering::Relaxed;
         self.frames.store(s.frames, r);

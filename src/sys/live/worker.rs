@@ -1,6 +1,6 @@
 //! The capture thread's loop: read with a non-blocking `pcap_dispatch` (up to a batch of queued
 //! frames per call), parse into the current batch, flush and nap by [`FlushPolicy`], refresh
-//! libpcap's counters every `stats_every`. It owns the libpcap handle; other threads see only [`super::Shared`].
+//! libpcap's counters every `stats_every`. It owns the libpcap handle; other threads see only [`super::CaptureCounters`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pcap::{Active, Capture};
 
 use super::batching::{CaptureStats, Flush, FlushPolicy, Wrapping32};
-use super::{Items, LiveBatch, LiveError, LiveOptions, Shared};
+use super::{CaptureCounters, Items, LiveBatch, LiveError, LiveOptions};
 use crate::packet;
 use crate::time::Timestamp;
 
@@ -34,7 +34,7 @@ pub(super) struct Worker {
     dropped: Wrapping32,
     if_dropped: Wrapping32,
     stats_every_us: u64,
-    shared: Arc<Shared>,
+    shared: Arc<CaptureCounters>,
     /// The engine dropped its receiver: nothing left to capture for.
     gone: bool,
 }
@@ -47,7 +47,7 @@ impl Worker {
         opts: &LiveOptions,
         tx: SyncSender<LiveBatch>,
         recycle: Receiver<Items>,
-        shared: Arc<Shared>,
+        shared: Arc<CaptureCounters>,
     ) -> Worker {
         let max_frames = opts.batch_frames.max(1);
         Worker {

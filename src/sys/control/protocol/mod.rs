@@ -27,27 +27,34 @@ pub const VERSION: u64 = 1;
     deny_unknown_fields
 )]
 pub enum Request {
+    /// The daemon's state in numbers.
     Status,
+    /// Every active ban.
     List,
     /// Manual ban of one or many targets (bulk: one request for a whole list).
     Ban {
+        /// What to ban.
         #[serde(with = "nets")]
         targets: Vec<IpNet>,
         /// `None`: the configured `[enforce] ban`.
         #[serde(default)]
         duration_secs: Option<u64>,
+        /// Shown by `list` and in events; `None`: "manual".
         #[serde(default)]
         reason: Option<String>,
         /// Ban even an allowlisted target (never a local address).
         #[serde(default)]
         force: bool,
     },
+    /// Lift bans now.
     Unban {
+        /// Banned targets, exactly as `list` shows them.
         #[serde(with = "nets")]
         targets: Vec<IpNet>,
     },
     /// Why is (or isn't) this address banned: its counters against every rule.
     Explain {
+        /// The address.
         addr: IpAddr,
     },
 }
@@ -61,40 +68,57 @@ pub enum Request {
     deny_unknown_fields
 )]
 pub enum Response {
+    /// Answers `status`.
     Status(StatusInfo),
+    /// Answers `list`.
     List(Vec<BanInfo>),
+    /// Answers `ban`.
     Banned {
+        /// The bans now in force.
         applied: Vec<BanInfo>,
+        /// The targets not banned, and why.
         refused: Vec<Refusal>,
     },
+    /// Answers `unban`.
     Unbanned {
+        /// Targets whose ban was lifted.
         #[serde(with = "nets")]
         removed: Vec<IpNet>,
+        /// Targets that had no ban.
         #[serde(with = "nets")]
         not_found: Vec<IpNet>,
     },
+    /// Answers `explain`.
     Explain(Explanation),
     /// The request could not be served (bad line, engine gone, ...); `message` is for humans.
     Error {
+        /// What went wrong.
         message: String,
     },
 }
 
+/// The daemon's state, for `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusInfo {
     /// The daemon's `CARGO_PKG_VERSION`.
     pub version: String,
+    /// The daemon's process id.
     pub pid: u32,
+    /// Seconds since it started.
     pub uptime_secs: u64,
     /// The configuration file the daemon loaded.
     pub config: String,
     /// `iptables`, `ipset` or `nftables`.
     pub backend: String,
+    /// The chain bans live in.
     pub chain: String,
     /// Decisions are logged, the kernel is left alone.
     pub dry_run: bool,
+    /// Capture counters per interface.
     pub interfaces: Vec<InterfaceStats>,
+    /// Sources in the counter table.
     pub tracked_sources: u64,
+    /// Bans in force.
     pub active_bans: u64,
     /// Bans applied since the daemon started (manual ones included).
     pub bans_total: u64,
@@ -111,7 +135,9 @@ pub struct StatusInfo {
 /// Capture counters of one interface, as libpcap reports them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceStats {
+    /// The interface.
     pub name: String,
+    /// Frames captured.
     pub packets: u64,
     /// Dropped by the kernel because our buffer was full: we are too slow.
     pub kernel_drops: u64,
@@ -122,6 +148,7 @@ pub struct InterfaceStats {
 /// One active ban.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BanInfo {
+    /// The banned address or prefix.
     #[serde(with = "net")]
     pub target: IpNet,
     /// The rule that fired, or the operator's reason for a manual ban.
@@ -130,6 +157,7 @@ pub struct BanInfo {
     pub since: String,
     /// RFC 3339.
     pub until: String,
+    /// Seconds until it ends.
     pub remaining_secs: u64,
     /// 1 for a first offense; repeat offenders get longer bans.
     pub offense: u32,
@@ -141,20 +169,26 @@ pub struct BanInfo {
 /// address", "cap of 50000 active bans reached").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
+    /// The target refused.
     #[serde(with = "net")]
     pub target: IpNet,
+    /// Why, in words.
     pub reason: String,
 }
 
+/// How one address stands, for `explain`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
+    /// The address asked about.
     pub addr: IpAddr,
+    /// It falls under `[allow] nets`.
     pub allowlisted: bool,
     /// The `[allow]` network that matched, when `allowlisted`.
     #[serde(with = "opt_net")]
     pub allowlisted_by: Option<IpNet>,
     /// One of our own addresses: never counted, never banned.
     pub local: bool,
+    /// Every rule that counts it.
     pub rules: Vec<RuleWindow>,
     /// The active ban covering `addr` (possibly on a prefix), if any.
     pub ban: Option<BanInfo>,
@@ -167,11 +201,13 @@ pub struct Explanation {
 /// `addr` seen through one rule: its current window value against the threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleWindow {
+    /// The rule's name.
     pub rule: String,
     /// `packets`, `bytes`, `dst_ports` or `dst_addrs`.
     pub metric: String,
     /// The count in the current window.
     pub value: u64,
+    /// The rule fires above this.
     pub threshold: u64,
     /// Fractional for sub-second windows.
     pub window_secs: f64,
@@ -183,17 +219,29 @@ pub struct RuleWindow {
 /// A line that is not a request or response of this protocol version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
+    /// Not JSON at all.
     #[error("not valid JSON: {0}")]
     Json(String),
+    /// JSON without a protocol version.
     #[error("not a protocol line: expected a JSON object with \"v\":{VERSION}")]
     NoVersion,
+    /// Another protocol version: the CLI and the daemon come from different releases.
     #[error(
         "protocol version mismatch: the peer speaks v{peer}, this autoblock speaks v{VERSION}; \
          run the CLI and the daemon from the same release"
     )]
-    Version { peer: String },
+    Version {
+        /// The version the peer speaks.
+        peer: String,
+    },
+    /// A line of this version that does not hold a request or response.
     #[error("malformed {what}: {detail}")]
-    Malformed { what: &'static str, detail: String },
+    Malformed {
+        /// `request` or `response`.
+        what: &'static str,
+        /// What serde said.
+        detail: String,
+    },
 }
 
 /// The request as one line, without the trailing newline.

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::daemon_util::poll;
-use crate::nspawn::{Container, Link};
-use crate::nspawn_root::RunRoot;
+use crate::harness::daemon::poll;
+use crate::harness::nspawn::{Container, Link};
+use crate::harness::nspawn_root::RunRoot;
 
 pub const CONFIG: &str = "/etc/autoblock/rules.toml";
 pub const EVENTS: &str = "/var/log/autoblock/events.jsonl";

@@ -17,10 +17,12 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates `<prefix>-<pid>-<n>` with its loopback up.
+    /// Creates `<prefix>-<pid>-<n>` with its loopback up; `$AUTOBLOCK_TEST_NETNS_PREFIX` goes in
+    /// front when set (so concurrent runs on one machine are easy to tell apart).
     pub fn new(prefix: &str) -> Netns {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{prefix}-{}-{n}", std::process::id());
+        let outer = std::env::var("AUTOBLOCK_TEST_NETNS_PREFIX").unwrap_or_default();
+        let name = format!("{outer}{prefix}-{}-{n}", std::process::id());
         let out = Command::new("ip")
             .args(["netns", "add", &name])
             .output()

@@ -1,33 +1,58 @@
-//! A minimal HTTP/1.x endpoint for Prometheus: `GET /metrics` and nothing else.
+//! The `/metrics` endpoint for Prometheus, on hyper (HTTP/1): `GET /metrics` and nothing else.
 //!
-//! No framework: read the request head (at most `MAX_HEAD` bytes, within `READ_TIMEOUT`),
-//! answer once, close. Anything but `GET /metrics` gets 404; a head that is too large, slow
-//! or not HTTP gets 400 or is dropped. At most `MAX_CONNECTIONS` requests are served at once;
-//! more are closed unanswered, so a stuck client cannot pile up tasks. Meant for loopback or
-//! a trusted network: there is no TLS and no authentication.
+//! Anything but `GET /metrics` gets 404; a request hyper cannot parse gets 400, a head over
+//! [`MAX_HEAD`] 431. A client must send its whole head within [`HEADER_TIMEOUT`] and the whole
+//! exchange must end within [`CONNECTION_TIMEOUT`]; one answer per connection. At most
+//! [`MAX_CONNECTIONS`] connections are served at once (more are closed unanswered), far more than
+//! a few idle or slow clients can hold, so they cannot starve a scrape. Meant for loopback or a
+//! trusted network: there is no TLS and no authentication.
 
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::prometheus_text::CONTENT_TYPE as EXPOSITION;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-use crate::sys::metrics::Metrics;
+use super::Metrics;
 
-const MAX_HEAD: usize = 8 * 1024;
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_CONNECTIONS: usize = 16;
+/// Largest request head accepted (hyper's smallest buffer).
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Time a client has to send its request head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a whole connection may take.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 128;
 
+/// Why the endpoint could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     // `error` is not a `source`: its text is already in the message.
+    /// The address cannot be bound.
     #[error("cannot listen on {addr}: {}", describe(.error))]
-    Bind { addr: SocketAddr, error: io::Error },
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        error: io::Error,
+    },
+    /// Accepting connections failed for good.
     #[error("metrics endpoint {addr}: accept failed: {error}")]
-    Accept { addr: SocketAddr, error: io::Error },
+    Accept {
+        /// The bound address.
+        addr: SocketAddr,
+        /// What the OS said.
+        error: io::Error,
+    },
 }
 
 /// The common bind failures in plain words; anything else as the OS says it.
@@ -48,6 +73,7 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
+    /// Binds `addr`.
     pub async fn bind(addr: SocketAddr) -> Result<MetricsServer, MetricsError> {
         let bind_err = |error| MetricsError::Bind { addr, error };
         let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
@@ -72,9 +98,9 @@ impl MetricsServer {
             if *shutdown.borrow_and_update() {
                 return Ok(());
             }
-            let (stream, _peer) = tokio::select! {
+            let stream = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok(conn) => conn,
+                    Ok((stream, _peer)) => stream,
                     // Per-connection failures (reset before accept, fd limits): keep serving.
                     Err(e) if is_transient(&e) => {
                         tracing::warn!(error = %e, "metrics endpoint: accept failed");
@@ -94,9 +120,7 @@ impl MetricsServer {
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
                 let _slot = slot;
-                if let Err(e) = handle(stream, &metrics).await {
-                    tracing::debug!(error = %e, "metrics endpoint: connection failed");
-                }
+                serve_connection(stream, metrics).await;
             });
         }
     }
@@ -125,109 +149,50 @@ fn is_transient(e: &io::Error) -> bool {
         || e.raw_os_error() == Some(23) // ENFILE
 }
 
-/// What a request head asks for.
-#[derive(Debug, PartialEq)]
-enum Request {
-    Metrics,
-    NotFound,
-    Bad,
-}
-
-/// Classify a request head: only the request line matters (`GET /metrics[?query] HTTP/1.x`).
-fn route(head: &[u8]) -> Request {
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let Ok(line) = std::str::from_utf8(line) else {
-        return Request::Bad;
-    };
-    let mut parts = line.trim_end_matches('\r').split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Request::Bad;
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Request::Bad;
-    }
-    let path = target.split('?').next().unwrap_or_default();
-    if method == "GET" && path == "/metrics" {
-        Request::Metrics
-    } else {
-        Request::NotFound
+/// One connection, one answer, within the time limits.
+async fn serve_connection(stream: TcpStream, metrics: Arc<Metrics>) {
+    let service = hyper::service::service_fn(move |req| {
+        let metrics = Arc::clone(&metrics);
+        async move { Ok::<_, Infallible>(answer(&req, &metrics)) }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        // A client may shut its side once the request is sent (`nc -N`): still answer it.
+        .half_close(true)
+        .keep_alive(false);
+    let conn = http.serve_connection(TokioIo::new(stream), service);
+    match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "metrics endpoint: connection failed"),
+        Err(_) => tracing::debug!("metrics endpoint: connection timed out"),
     }
 }
 
-/// Read up to the blank line ending the head; `None` when the client closes, stalls or sends
-/// more than `MAX_HEAD` bytes without one.
-async fn read_head(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(None);
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.len() > MAX_HEAD {
-                return Ok(None);
-            }
-            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-                return Ok(Some(()));
-            }
-        }
-    };
-    match tokio::time::timeout(READ_TIMEOUT, read).await {
-        Ok(Ok(Some(()))) => Ok(Some(head)),
-        Ok(Ok(None)) | Err(_) => Ok(None),
-        Ok(Err(e)) => Err(e),
-    }
-}
-
-async fn handle(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
-    let request = match read_head(&mut stream).await? {
-        Some(head) => route(&head),
-        None => Request::Bad,
-    };
-    let (status, content_type, body) = match request {
-        Request::Metrics => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        Request::NotFound => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-        Request::Bad => ("400 Bad Request", "text/plain", "bad request\n".to_owned()),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let write = async {
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
-    };
-    tokio::time::timeout(READ_TIMEOUT, write)
-        .await
-        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+/// `GET /metrics` (any query) gets the exposition; anything else 404.
+fn answer(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let (status, content_type, body) =
+        if req.method() == Method::GET && req.uri().path() == "/metrics" {
+            (StatusCode::OK, EXPOSITION, metrics.render())
+        } else {
+            (
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found\n".to_owned(),
+            )
+        };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_only_get_metrics() {
-        assert_eq!(route(b"GET /metrics HTTP/1.1\r\n\r\n"), Request::Metrics);
-        assert_eq!(
-            route(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
-            Request::Metrics
-        );
-        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Request::NotFound);
-        assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Request::NotFound);
-        assert_eq!(route(b"GET /metrics\r\n\r\n"), Request::Bad);
-        assert_eq!(route(b"\xff\xfe\r\n\r\n"), Request::Bad);
-        assert_eq!(route(b""), Request::Bad);
-    }
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn metrics() -> Arc<Metrics> {
         let m = Metrics::new(["eth0"], ["syn-flood"]);
@@ -264,8 +229,9 @@ mod tests {
 
         let ok = fetch(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        let lower = ok.to_ascii_lowercase();
         assert!(
-            ok.contains("\r\nContent-Type: text/plain; version=0.0.4"),
+            lower.contains("\r\ncontent-type: text/plain; version=0.0.4"),
             "{ok}"
         );
         assert!(
@@ -273,7 +239,8 @@ mod tests {
             "{ok}"
         );
         let (head, body) = ok.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains(&format!("content-length: {}", body.len())));
 
         let nf = fetch(addr, "GET /other HTTP/1.1\r\n\r\n").await;
         assert!(nf.starts_with("HTTP/1.1 404 Not Found\r\n"), "{nf}");
@@ -288,6 +255,54 @@ mod tests {
             .unwrap();
         assert!(res.is_ok());
         assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
+    }
+
+    /// `nc -N` sends the request, then shuts its side while the server works on the answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() {
+        let (addr, _tx, _task) = start().await;
+        for _ in 0..200 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+            s.shutdown().await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_connections_do_not_starve_a_scrape() {
+        let (addr, _tx, _task) = start().await;
+        // More idle clients than the old hand-written server had slots (16): each connects and
+        // says nothing.
+        let mut idle = Vec::new();
+        for _ in 0..40 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let scrape = fetch(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        let ok = tokio::time::timeout(Duration::from_secs(2), scrape)
+            .await
+            .expect("a scrape is answered at once beside idle connections");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        drop(idle);
+    }
+
+    #[tokio::test]
+    async fn a_head_sent_too_slowly_is_cut_off() {
+        let (addr, _tx, _task) = start().await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(HEADER_TIMEOUT * 2, s.read_to_end(&mut out)).await;
+        assert!(
+            read.is_ok(),
+            "the server closes a connection that never ends its head"
+        );
+        assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::netns::Netns;
+use crate::harness::netns::Netns;
 
 /// The veth end inside the container.
 pub const GUEST_IF: &str = "ab0";

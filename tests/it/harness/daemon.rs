@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::netns::{Background, Netns};
+use crate::harness::netns::{Background, Netns};
 
 pub const ATTACKER4: &str = "10.201.1.1";
 pub const VICTIM_A4: &str = "10.201.1.2";
@@ -192,7 +192,8 @@ impl Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("autoblock.sock");
         let state = dir.path().join("state");
-        let text = std::fs::read_to_string(crate::util::shipped_rules()).expect("read rules.toml");
+        let text =
+            std::fs::read_to_string(crate::harness::shipped_rules()).expect("read rules.toml");
         let mut s = Setup {
             config: dir.path().join("rules.toml"),
             socket: socket.clone(),
@@ -361,7 +362,7 @@ impl Daemon {
 
     /// Runs `autoblock ARGS --socket SOCKET` (from the host namespace: the socket is a file).
     pub fn cli(&self, args: &[&str]) -> Output {
-        crate::util::bin()
+        crate::harness::bin()
             .args(args)
             .arg("--socket")
             .arg(&self.socket)

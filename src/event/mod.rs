@@ -1,0 +1,431 @@
+//! Every event the daemon and replay write, in one enum: the event schema lives in this file
+//! (pure: it renders lines; the sink in `sys::events` writes them).
+//!
+//! One JSON object per line, `ts` first, then `event` (the kind), then the kind's fields in the
+//! order written here. `ip` is an address, or a CIDR when the rule aggregates by prefix. Field
+//! names are a contract with log watchers: add, never rename. A kind with several shapes
+//! (`enforcer_error`, `state_error`) has one variant per shape, each renamed to the kind.
+
+use std::fmt::Display;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+use crate::config::Metric;
+use crate::engine::{Decision, Verdict};
+use crate::time::Timestamp;
+
+/// What `reload_failed` says about the configuration in force.
+pub const KEEPS_RUNNING: &str = "the previous configuration keeps running";
+/// What `capture_drops` says about detection.
+pub const PARTLY_BLIND: &str =
+    "detection is partly blind: packets were lost before autoblock saw them";
+
+/// One event, without its time (see [`Stamped`]).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A source was banned.
+    Block(DecisionFields),
+    /// A banned source still over its threshold: its ban now ends later.
+    Extend(DecisionFields),
+    /// A source fired but was not banned (`reason`: allowlist, local, cap, rate).
+    Suppressed(DecisionFields),
+    /// A ban ended (`reason`: expired, manual, protected).
+    Unblock(UnblockFields),
+    /// Suppressed events left out by the rate limit since the last summary.
+    SuppressedDropped {
+        /// How many were left out.
+        count: u64,
+    },
+    /// The kernel got a batch of changes.
+    Applied {
+        /// Bans added or extended.
+        blocks: usize,
+        /// Bans removed.
+        unblocks: usize,
+        /// How long the commit took, in milliseconds.
+        commit_ms: f64,
+        /// From the slowest block's threshold crossing to the kernel; `null` without blocks.
+        reaction_ms: Option<f64>,
+    },
+    /// The daemon runs.
+    Started(Box<StartedFields>),
+    /// The daemon stopped cleanly.
+    Stopped {
+        /// Bans were left in the kernel (`keep_on_exit`, not a dry run).
+        kept_bans: bool,
+        /// The chain and sets were removed.
+        flushed: bool,
+        /// How long stopping took.
+        stop_secs: f64,
+    },
+    /// A new configuration is in force (SIGHUP).
+    Reloaded {
+        /// The file read.
+        config: String,
+        /// Its rule names.
+        rules: Vec<String>,
+    },
+    /// A reload was refused; the previous configuration keeps running.
+    ReloadFailed {
+        /// The file read.
+        config: String,
+        /// Every problem, one per entry.
+        errors: Vec<String>,
+        /// Always [`KEEPS_RUNNING`].
+        message: &'static str,
+    },
+    /// Outside damage to the kernel state was found and repaired.
+    Repaired {
+        /// What was repaired, in words.
+        repairs: Vec<String>,
+    },
+    /// A commit to the kernel failed; everything staged is kept and retried.
+    #[serde(rename = "enforcer_error")]
+    CommitFailed {
+        /// The firewall error.
+        error: String,
+        /// Changes waiting for the kernel.
+        pending: usize,
+        /// When the next try is due; `null` when no retry is scheduled.
+        retry_in_secs: Option<f64>,
+    },
+    /// The periodic check of the kernel state failed.
+    #[serde(rename = "enforcer_error")]
+    CheckFailed {
+        /// The firewall error.
+        error: String,
+        /// Always `check`.
+        during: &'static str,
+    },
+    /// The firewall's guard refused a change (not retried).
+    #[serde(rename = "enforcer_error")]
+    Refused {
+        /// What was refused and why.
+        error: String,
+        /// Always `commit`.
+        during: &'static str,
+    },
+    /// The firewall could not be cleaned up at exit.
+    EnforcerError {
+        /// What went wrong.
+        error: String,
+    },
+    /// More than 1% of the packets were lost before autoblock saw them, over a minute.
+    CaptureDrops {
+        /// The interface.
+        interface: String,
+        /// Packets received over the window.
+        received: u64,
+        /// Packets lost over the window.
+        lost: u64,
+        /// `lost` of all, in percent, one decimal.
+        loss_percent: f64,
+        /// The window, in seconds.
+        window_secs: u64,
+        /// Always [`PARTLY_BLIND`].
+        message: &'static str,
+    },
+    /// A capture ended with an error when it was stopped.
+    CaptureError {
+        /// The capture error.
+        error: String,
+    },
+    /// Our own addresses changed.
+    LocalAddresses {
+        /// The new set.
+        addresses: Vec<String>,
+    },
+    /// The state file could not be read at start.
+    #[serde(rename = "state_error")]
+    StateLoadFailed {
+        /// The state error.
+        error: String,
+        /// True when state is still saved (a corrupt file is replaced); false when the file
+        /// exists but could not be read (it is then never overwritten).
+        saving: bool,
+    },
+    /// The state file could not be written.
+    #[serde(rename = "state_error")]
+    StateSaveFailed {
+        /// The state error.
+        error: String,
+    },
+    /// A worker thread or a capture ended: the daemon exits 1 so that it is restarted.
+    Fatal {
+        /// What ended.
+        error: String,
+    },
+    /// The control socket server stopped.
+    ControlError {
+        /// Why.
+        error: String,
+    },
+    /// What replay says after each file.
+    Summary(Summary),
+}
+
+/// The fields of `block`, `extend` and `suppressed`; absent fields are omitted.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct DecisionFields {
+    /// The target: an address, or a CIDR when the rule aggregates.
+    pub ip: String,
+    /// The rule that fired, or the reason given for a manual ban.
+    pub rule: Arc<str>,
+    /// Why it was suppressed (`suppressed` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// The rule's metric, window value, threshold and window; absent for a manual ban.
+    #[serde(flatten)]
+    pub measure: Option<Measure>,
+    /// The ban this offense earns (or would have earned).
+    pub ban_secs: u64,
+    /// The offense number (1 = first).
+    pub offense: u32,
+    /// When the ban ends (or would have ended).
+    #[serde(serialize_with = "display")]
+    pub until: Timestamp,
+    /// Set by an operator, not by a rule.
+    #[serde(skip_serializing_if = "is_false")]
+    pub manual: bool,
+    /// Logged only: the kernel is not touched.
+    #[serde(skip_serializing_if = "is_false")]
+    pub dry_run: bool,
+}
+
+/// What a rule measured when it fired.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Measure {
+    /// `packets`, `bytes`, `dst_ports` or `dst_addrs`.
+    pub metric: &'static str,
+    /// The window value.
+    pub observed: u64,
+    /// The rule's threshold.
+    pub threshold: u64,
+    /// The rule's window.
+    pub window_secs: f64,
+}
+
+/// The fields of `unblock`.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct UnblockFields {
+    /// The target that was banned.
+    pub ip: String,
+    /// The rule (or manual reason) of the ban.
+    pub rule: Arc<str>,
+    /// `expired`, `manual` or `protected`.
+    pub reason: &'static str,
+    /// The ban's offense number.
+    pub offense: u32,
+    /// The ban was manual.
+    #[serde(skip_serializing_if = "is_false")]
+    pub manual: bool,
+    /// Logged only: the kernel is not touched.
+    #[serde(skip_serializing_if = "is_false")]
+    pub dry_run: bool,
+}
+
+/// The fields of `started`.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct StartedFields {
+    /// The program's version.
+    pub version: &'static str,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// The configuration file.
+    pub config: String,
+    /// Interfaces captured.
+    pub interfaces: Vec<String>,
+    /// `iptables`, `ipset`, or `none (dry run)`.
+    pub backend: &'static str,
+    /// The chain the bans live in.
+    pub chain: String,
+    /// Nothing is enforced.
+    pub dry_run: bool,
+    /// Bans found in the kernel and kept.
+    pub adopted_bans: usize,
+    /// Our own addresses (never counted or banned).
+    pub local_addresses: Vec<String>,
+    /// How many rules are in force.
+    pub rules: usize,
+}
+
+/// What replay says after each file (the `summary` event).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The capture time of the last packet (the event's `ts`).
+    #[serde(skip)]
+    pub ts: Timestamp,
+    /// The file replayed.
+    pub file: String,
+    /// Frames libpcap delivered.
+    pub packets: u64,
+    /// Frames parsed to an IP packet.
+    pub parsed: u64,
+    /// Frames that were not IP or could not be parsed.
+    pub unparsed: u64,
+    /// Distinct IP source addresses.
+    pub sources: u64,
+    /// Distinct targets blocked.
+    pub blocked: u64,
+    /// Packets from `--local` addresses (never counted).
+    pub local_packets: u64,
+    /// Packets whose source was not tracked because the table was full.
+    pub untracked_packets: u64,
+    /// Highest estimate of the source table's memory, in bytes.
+    pub peak_table_bytes: u64,
+    /// The process's peak resident memory so far (Linux `VmHWM`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+    /// False when libpcap stopped before the end of the file.
+    pub complete: bool,
+    /// Why libpcap stopped early.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Summary {
+    /// An empty summary of `file`.
+    pub fn new(file: String, at: Timestamp) -> Summary {
+        Summary {
+            ts: at,
+            file,
+            packets: 0,
+            parsed: 0,
+            unparsed: 0,
+            sources: 0,
+            blocked: 0,
+            local_packets: 0,
+            untracked_packets: 0,
+            peak_table_bytes: 0,
+            peak_rss_bytes: None,
+            complete: true,
+            error: None,
+        }
+    }
+
+    /// The `summary` event line (no trailing newline).
+    pub fn json(&self) -> String {
+        Event::Summary(self.clone()).at(self.ts).line()
+    }
+}
+
+impl Event {
+    /// The event's kind: its `event` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Block(_) => "block",
+            Event::Extend(_) => "extend",
+            Event::Suppressed(_) => "suppressed",
+            Event::Unblock(_) => "unblock",
+            Event::SuppressedDropped { .. } => "suppressed_dropped",
+            Event::Applied { .. } => "applied",
+            Event::Started(_) => "started",
+            Event::Stopped { .. } => "stopped",
+            Event::Reloaded { .. } => "reloaded",
+            Event::ReloadFailed { .. } => "reload_failed",
+            Event::Repaired { .. } => "repaired",
+            Event::CommitFailed { .. }
+            | Event::CheckFailed { .. }
+            | Event::Refused { .. }
+            | Event::EnforcerError { .. } => "enforcer_error",
+            Event::CaptureDrops { .. } => "capture_drops",
+            Event::CaptureError { .. } => "capture_error",
+            Event::LocalAddresses { .. } => "local_addresses",
+            Event::StateLoadFailed { .. } | Event::StateSaveFailed { .. } => "state_error",
+            Event::Fatal { .. } => "fatal",
+            Event::ControlError { .. } => "control_error",
+            Event::Summary(_) => "summary",
+        }
+    }
+
+    /// `reload_failed` for `config` with these problems.
+    pub fn reload_failed(config: String, errors: Vec<String>) -> Event {
+        Event::ReloadFailed {
+            config,
+            errors,
+            message: KEEPS_RUNNING,
+        }
+    }
+
+    /// This event at time `ts`.
+    pub fn at(self, ts: Timestamp) -> Stamped {
+        Stamped { ts, event: self }
+    }
+
+    /// The event for a decision, at the decision's time. `dry_run` adds `"dry_run":true`.
+    pub fn decision(d: &Decision, dry_run: bool) -> Stamped {
+        match d {
+            Decision::Block(v) => Event::Block(fields(v, None, dry_run)).at(v.at),
+            Decision::Extend(v) => Event::Extend(fields(v, None, dry_run)).at(v.at),
+            Decision::Suppressed { verdict, reason } => {
+                Event::Suppressed(fields(verdict, Some(reason.as_str()), dry_run)).at(verdict.at)
+            }
+            Decision::Unblock { ban, at, reason } => Event::Unblock(UnblockFields {
+                ip: ban.key.to_string(),
+                rule: ban.rule.clone(),
+                reason: reason.as_str(),
+                offense: ban.offense,
+                manual: ban.manual,
+                dry_run,
+            })
+            .at(*at),
+        }
+    }
+}
+
+fn fields(v: &Verdict, reason: Option<&'static str>, dry_run: bool) -> DecisionFields {
+    DecisionFields {
+        ip: v.key.to_string(),
+        rule: v.rule.clone(),
+        reason,
+        measure: v.metric.map(|metric| Measure {
+            metric: Metric::as_str(metric),
+            observed: v.observed,
+            threshold: v.threshold,
+            window_secs: v.window.as_secs_f64(),
+        }),
+        ban_secs: v.ban.as_secs(),
+        offense: v.offense,
+        until: v.until,
+        manual: v.metric.is_none(),
+        dry_run,
+    }
+}
+
+/// An event with its time: `{"ts":...,"event":kind,...fields}` on the wire.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Stamped {
+    /// When it happened: capture time in replay, the wall clock live.
+    #[serde(serialize_with = "display")]
+    pub ts: Timestamp,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Stamped {
+    /// The JSON line (no trailing newline).
+    pub fn line(&self) -> String {
+        // Serializing these plain values cannot fail; keep a valid line if it ever did.
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"event\":\"error\",\"error\":\"{e}\"}}"))
+    }
+}
+
+/// The JSON line for a decision (no trailing newline). `dry_run` adds `"dry_run":true`.
+pub fn decision_json(d: &Decision, dry_run: bool) -> String {
+    Event::decision(d, dry_run).line()
+}
+
+fn display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[cfg(test)]
+mod tests;
