@@ -101,6 +101,9 @@ impl Edge {
                 _ = housekeeping.tick() => {
                     monitor.check(&self.captures, &self.shared);
                     self.shared.events.flush_dropped(wall_now());
+                    for (output, n) in self.shared.events.dropped_by_output() {
+                        self.shared.metrics.set_events_dropped(output, n);
+                    }
                 }
             }
         };
@@ -138,7 +141,7 @@ impl Edge {
 
     /// SIGHUP: reopen the events file, then load -> validate -> diff -> swap.
     fn reload(&mut self) {
-        let _ = self.shared.events.reopen();
+        self.shared.events.reopen();
         reload::reload(
             &self.config_path,
             &self.overrides,

@@ -1,6 +1,6 @@
 //! `autoblock run`: the live daemon. Wiring only, in readable steps:
 //!
-//! 1. [`startup::prepare`]: interfaces, events sink, instance lock, second-instance probe,
+//! 1. [`startup::prepare`]: interfaces, event outputs, instance lock, second-instance probe,
 //!    firewall open (adopting the kernel's bans), saved state -> one [`startup::Startup`];
 //! 2. [`workers::Workers::spawn`]: the enforcer thread (kernel commits), the engine thread
 //!    (sole owner of the policy engine; events leave it at once) and one capture thread per
@@ -22,7 +22,7 @@ mod workers;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::event::{Event, StartedFields};
@@ -31,6 +31,9 @@ use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
 use startup::Startup;
 use workers::{Inputs, Workers};
+
+/// How long the last events may take to be written at exit.
+const EVENTS_AT_EXIT: Duration = Duration::from_secs(2);
 
 /// What `autoblock run` was asked to do, beyond the configuration file.
 pub struct RunOptions {
@@ -142,6 +145,8 @@ pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
     let stop_started = Instant::now();
     workers.stop();
     finish(&config, fw, &shared, stop_started);
+    // Whatever the outputs still take, within a bound: a stalled stdout never holds up exit.
+    shared.events.close(EVENTS_AT_EXIT);
     drop(lock);
     match exit? {
         Exit::Stop => Ok(()),

@@ -1,5 +1,5 @@
 //! Everything the daemon does before its threads start, in order: pick the interfaces, open the
-//! events sink, take the instance lock, make sure no other daemon answers on our socket, open
+//! event outputs (their writer threads), take the instance lock, make sure no other daemon answers on our socket, open
 //! the firewall (adopting the bans a previous run left), and restore the saved state. The
 //! result is one [`Startup`] value; nothing here starts a thread.
 
@@ -21,7 +21,7 @@ use crate::firewall::Firewall;
 use crate::sys::clock::wall_now;
 use crate::sys::control::{client, protocol};
 use crate::sys::enforcer::{firewall_options, protected};
-use crate::sys::events::{EventLog, EventSink};
+use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
 use crate::sys::state::{self, SavedState, StateError};
 use crate::time::Timestamp;
@@ -97,7 +97,7 @@ fn interfaces(config: &Config) -> anyhow::Result<Vec<String>> {
 }
 
 fn shared_state(config: &Config, interfaces: &[String]) -> anyhow::Result<DaemonState> {
-    let sink = EventSink::new(config.events.file.clone(), SUPPRESSED_PER_SEC)
+    let events = EventLog::open(config.events.file.clone(), SUPPRESSED_PER_SEC)
         .context("cannot open the events file")?;
     let metrics = Metrics::new(
         interfaces.iter().cloned(),
@@ -105,7 +105,7 @@ fn shared_state(config: &Config, interfaces: &[String]) -> anyhow::Result<Daemon
     );
     Ok(DaemonState::new(
         Arc::new(metrics),
-        EventLog::new(sink),
+        events,
         config.state.dir.clone(),
     ))
 }

@@ -38,6 +38,14 @@ pub enum Event {
         /// How many were left out.
         count: u64,
     },
+    /// An output fell behind or failed (`output`: `stdout` or `file`): this many lines were
+    /// left out of it since the last such event. Written to that output once it works again.
+    EventsDropped {
+        /// How many lines were left out.
+        count: u64,
+        /// Which output lost them.
+        output: &'static str,
+    },
     /// The kernel got a batch of changes.
     Applied {
         /// Bans added or extended.
@@ -320,6 +328,7 @@ impl Event {
             Event::Suppressed(_) => "suppressed",
             Event::Unblock(_) => "unblock",
             Event::SuppressedDropped { .. } => "suppressed_dropped",
+            Event::EventsDropped { .. } => "events_dropped",
             Event::Applied { .. } => "applied",
             Event::Started(_) => "started",
             Event::Stopped { .. } => "stopped",

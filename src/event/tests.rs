@@ -130,6 +130,17 @@ fn suppressed_dropped() {
 }
 
 #[test]
+fn events_dropped() {
+    assert_eq!(
+        line(Event::EventsDropped {
+            count: 7,
+            output: "stdout"
+        }),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"events_dropped","count":7,"output":"stdout"}"#
+    );
+}
+
+#[test]
 fn applied_with_and_without_blocks() {
     let applied = |blocks, reaction_ms| Event::Applied {
         blocks,

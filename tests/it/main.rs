@@ -4,6 +4,7 @@
 mod check;
 mod control;
 mod daemon;
+mod daemon_output;
 mod enforcer;
 mod examples;
 mod firewall;

@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -240,6 +240,16 @@ impl Setup {
         self.set("ban = \"5m\"", &format!("ban = {ban:?}"))
     }
 
+    /// Sets `[events] file` to a file in the temp dir; returns its path.
+    pub fn events_file(&mut self) -> PathBuf {
+        let path = self.dir.path().join("events.file.jsonl");
+        self.set(
+            "file = \"\"",
+            &format!("file = {:?}", path.display().to_string()),
+        );
+        path
+    }
+
     pub fn append(&mut self, toml: &str) -> &mut Setup {
         self.text.push('\n');
         self.text.push_str(toml);
@@ -256,9 +266,20 @@ impl Setup {
     }
 }
 
+/// Where the daemon's stdout goes.
+pub enum Stdout {
+    /// A file the test reads its events from.
+    File,
+    /// A pipe nobody reads (a stalled journald); events are read from `[events] file`, which
+    /// the setup must name (see [`Setup::events_file`]).
+    Stalled(PathBuf),
+}
+
 /// `autoblock run` inside a namespace; killed (SIGKILL, by pid) on drop.
 pub struct Daemon {
     child: Option<Child>,
+    /// The read end of a stalled stdout, kept open and unread.
+    pub pipe: Option<ChildStdout>,
     pub pid: u32,
     pub events: PathBuf,
     pub stderr: PathBuf,
@@ -274,22 +295,42 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with distinct log files per `tag` (several runs in one test).
     pub fn start_as(ns: &Netns, setup: &Setup, extra: &[&str], tag: &str) -> Daemon {
-        let events = setup.dir.path().join(format!("{tag}.events.jsonl"));
+        Self::start_with(ns, setup, extra, tag, Stdout::File)
+    }
+
+    /// Like [`Daemon::start_as`], with stdout going where `stdout` says.
+    pub fn start_with(
+        ns: &Netns,
+        setup: &Setup,
+        extra: &[&str],
+        tag: &str,
+        stdout: Stdout,
+    ) -> Daemon {
         let stderr = setup.dir.path().join(format!("{tag}.stderr"));
-        let child = Command::new("ip")
+        let (events, out) = match stdout {
+            Stdout::File => {
+                let events = setup.dir.path().join(format!("{tag}.events.jsonl"));
+                let file = File::create(&events).expect("events file");
+                (events, Stdio::from(file))
+            }
+            Stdout::Stalled(events) => (events, Stdio::piped()),
+        };
+        let mut child = Command::new("ip")
             .args(["netns", "exec", ns.name()])
             .arg(env!("CARGO_BIN_EXE_autoblock"))
             .args(["run", "--config"])
             .arg(&setup.config)
             .args(extra)
             .stdin(Stdio::null())
-            .stdout(File::create(&events).expect("events file"))
+            .stdout(out)
             .stderr(File::create(&stderr).expect("stderr file"))
             .spawn()
             .expect("spawn autoblock run");
         let pid = child.id();
+        let pipe = child.stdout.take();
         let mut d = Daemon {
             child: Some(child),
+            pipe,
             pid,
             events,
             stderr,
@@ -435,6 +476,16 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Everything in a stalled stdout pipe (after the daemon exited: reads to its end).
+    pub fn read_pipe(&mut self) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(mut p) = self.pipe.take() {
+            let _ = p.read_to_string(&mut text);
+        }
+        text
     }
 
     /// SIGKILL (`kill -9`) and reap.
