@@ -1,5 +1,7 @@
 //! `autoblock run`: the live daemon. Wiring only, in readable steps:
 //!
+//! 0. [`Signals::install`], the first thing `autoblock run` does: signals are queued from
+//!    then on and handled once the edge runs (no death by an early SIGHUP);
 //! 1. [`startup::prepare`]: interfaces, event outputs, instance lock, second-instance probe,
 //!    firewall open (adopting the kernel's bans), saved state -> one [`startup::Startup`];
 //! 2. [`workers::Workers::spawn`]: the enforcer thread (kernel commits), the engine thread
@@ -8,6 +10,10 @@
 //! 3. [`edge::run`]: tokio waits on signals, the control socket, the metrics endpoint and the
 //!    end of any worker, until asked to stop or until something fatal happens;
 //! 4. [`workers::Workers::stop`], then the kernel clean-up and the `stopped` event.
+//!
+//! Under systemd (`Type=notify`) the service manager hears `READY=1` in step 3, once the
+//! control socket listens (the firewall is open, state restored, captures running, `started`
+//! emitted), and `STOPPING=1` when step 4 begins.
 
 mod convert;
 mod edge;
@@ -16,6 +22,7 @@ mod engine_loop;
 mod handler;
 mod monitor;
 mod reload;
+mod signals;
 mod startup;
 mod workers;
 
@@ -29,6 +36,8 @@ use crate::event::{Event, StartedFields};
 use crate::firewall::Firewall;
 use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
+use crate::sys::notify;
+pub use signals::Signals;
 use startup::Startup;
 use workers::{Inputs, Workers};
 
@@ -84,9 +93,10 @@ pub enum Exit {
     Fatal(String),
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. An error means exit 1: the daemon could not start,
-/// or something fatal stopped it (after a clean stop).
-pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
+/// Runs the daemon until SIGTERM/SIGINT (`signals`: installed first thing, see [`Signals`]).
+/// An error means exit 1: the daemon could not start, or something fatal stopped it (after a
+/// clean stop).
+pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow::Result<()> {
     let overrides = reload::Overrides {
         interfaces: opts.interfaces,
         dry_run: opts.dry_run,
@@ -120,6 +130,7 @@ pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
         &local,
         adopted,
     ));
+
     let handler = Arc::new(handler::Context {
         shared: shared.clone(),
         engine: Mutex::new(workers.engine()),
@@ -140,8 +151,10 @@ pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
         ended,
         handler,
         local,
+        ready: format!("watching {}; {adopted} bans adopted", interfaces.join(", ")),
     };
-    let exit = edge::run(edge);
+    let exit = edge::run(edge, &mut signals);
+    notify::stopping("stopping");
     let stop_started = Instant::now();
     workers.stop();
     finish(&config, fw, &shared, stop_started);

@@ -23,6 +23,7 @@ use crate::sys::control::{client, protocol};
 use crate::sys::enforcer::{firewall_options, protected};
 use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
+use crate::sys::notify;
 use crate::sys::state::{self, SavedState, StateError};
 use crate::time::Timestamp;
 
@@ -63,6 +64,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
     let lock = lock_instance(&config.control.socket)?;
     refuse_if_answered(&config.control.socket)?;
     // The kernel first: adopt what a previous run left (no gap, no duplicate).
+    notify::status("starting: opening the firewall, adopting its bans");
     let fw = if config.enforce.dry_run {
         None
     } else {

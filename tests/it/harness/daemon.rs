@@ -164,6 +164,18 @@ impl Drop for Flood {
     }
 }
 
+/// Polls `f` every 100 µs until it holds or `limit` passes.
+pub fn poll_fast(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    f()
+}
+
 /// Polls `f` every 50 ms until it holds or `limit` passes.
 pub fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -306,6 +318,34 @@ impl Daemon {
         tag: &str,
         stdout: Stdout,
     ) -> Daemon {
+        let mut d = Self::spawn(ns, setup, extra, tag, stdout);
+        d.wait_event(Duration::from_secs(30), "started", |_| true);
+        // `ip netns exec` execs the daemon: the child's pid is the daemon's own.
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", d.pid)).unwrap_or_default();
+        assert_eq!(comm.trim(), "autoblock", "pid {} is not the daemon", d.pid);
+        let ok = poll(Duration::from_secs(20), || {
+            d.cli(&["status", "--format", "json"]).status.success()
+        });
+        if !ok {
+            d.fail("the control socket never answered");
+        }
+        d
+    }
+
+    /// Starts the daemon and returns at once (nothing waited for).
+    pub fn spawn(ns: &Netns, setup: &Setup, extra: &[&str], tag: &str, stdout: Stdout) -> Daemon {
+        Self::spawn_env(ns, setup, extra, tag, stdout, &[])
+    }
+
+    /// Like [`Daemon::spawn`], with these environment variables set for the daemon.
+    pub fn spawn_env(
+        ns: &Netns,
+        setup: &Setup,
+        extra: &[&str],
+        tag: &str,
+        stdout: Stdout,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         let stderr = setup.dir.path().join(format!("{tag}.stderr"));
         let (events, out) = match stdout {
             Stdout::File => {
@@ -321,6 +361,7 @@ impl Daemon {
             .args(["run", "--config"])
             .arg(&setup.config)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(File::create(&stderr).expect("stderr file"))
@@ -328,25 +369,24 @@ impl Daemon {
             .expect("spawn autoblock run");
         let pid = child.id();
         let pipe = child.stdout.take();
-        let mut d = Daemon {
+        Daemon {
             child: Some(child),
             pipe,
             pid,
             events,
             stderr,
             socket: setup.socket.clone(),
-        };
-        d.wait_event(Duration::from_secs(30), "started", |_| true);
-        // `ip netns exec` execs the daemon: the child's pid is the daemon's own.
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        assert_eq!(comm.trim(), "autoblock", "pid {pid} is not the daemon");
-        let ok = poll(Duration::from_secs(20), || {
-            d.cli(&["status", "--format", "json"]).status.success()
-        });
-        if !ok {
-            d.fail("the control socket never answered");
         }
-        d
+    }
+
+    /// Waits (5 s at most) until `ip netns exec` has become the daemon (its pid runs
+    /// `autoblock`): the earliest moment a signal reaches the daemon itself.
+    pub fn wait_exec(&self) {
+        let ok = poll_fast(Duration::from_secs(5), || {
+            std::fs::read_to_string(format!("/proc/{}/comm", self.pid))
+                .is_ok_and(|c| c.trim() == "autoblock")
+        });
+        assert!(ok, "pid {} never became autoblock", self.pid);
     }
 
     /// Every event line so far, parsed (a torn last line is skipped).
