@@ -22,8 +22,10 @@ mod engine_loop;
 mod handler;
 mod monitor;
 mod reload;
+mod restore;
 mod signals;
 mod startup;
+mod state_writer;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -113,6 +115,7 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         interfaces,
         local,
         adopted,
+        restored,
         initial,
     } = start;
     let inputs = Inputs {
@@ -128,7 +131,7 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         &config_path,
         &interfaces,
         &local,
-        adopted,
+        (adopted, restored),
     ));
 
     let handler = Arc::new(handler::Context {
@@ -151,7 +154,10 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         ended,
         handler,
         local,
-        ready: format!("watching {}; {adopted} bans adopted", interfaces.join(", ")),
+        ready: format!(
+            "watching {}; {adopted} bans adopted, {restored} restored",
+            interfaces.join(", ")
+        ),
     };
     let exit = edge::run(edge, &mut signals);
     notify::stopping("stopping");
@@ -196,7 +202,7 @@ fn started_event(
     config_path: &Path,
     interfaces: &[String],
     local: &[ipnet::IpNet],
-    adopted: usize,
+    (adopted, restored): (usize, usize),
 ) -> Event {
     let dry_run = config.enforce.dry_run;
     Event::Started(Box::new(StartedFields {
@@ -212,6 +218,7 @@ fn started_event(
         chain: config.enforce.chain.clone(),
         dry_run,
         adopted_bans: adopted,
+        restored_bans: restored,
         local_addresses: local.iter().map(ToString::to_string).collect(),
         rules: config.rules.len(),
     }))

@@ -253,6 +253,8 @@ pub struct StartedFields {
     pub dry_run: bool,
     /// Bans found in the kernel and kept.
     pub adopted_bans: usize,
+    /// Saved bans the kernel had lost (a reboot, a wiped firewall), put back.
+    pub restored_bans: usize,
     /// Our own addresses (never counted or banned).
     pub local_addresses: Vec<String>,
     /// How many rules are in force.

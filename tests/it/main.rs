@@ -5,6 +5,7 @@ mod check;
 mod control;
 mod daemon;
 mod daemon_output;
+mod daemon_persist;
 mod daemon_signals;
 mod enforcer;
 mod examples;

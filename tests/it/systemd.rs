@@ -268,8 +268,7 @@ fn security_score(m: &Machine) {
 }
 
 /// Enabled, powered off, booted again on empty firewall tables: the unit comes up by itself
-/// and the bans that had time left are back (manual ones today; rule ones when issue 11 item 5
-/// lands, see `systemd_pending`).
+/// and every ban that had time left is back, rule and manual (the state file keeps them).
 fn reboot_keeps_bans(m: &mut Machine) {
     m.c().ok(&["systemctl", "enable", "autoblock"]);
     let before = snapshot_bans(m);
@@ -288,11 +287,8 @@ fn reboot_keeps_bans(m: &mut Machine) {
         .collect();
     assert_eq!(stops.len(), 2, "{stops:?}");
     assert_eq!(stops[1]["kept_bans"], true, "{:?}", stops[1]);
-    assert_time_kept(m, &before, MANUAL);
-    if pending::enabled(Pending::RuleBansSurviveReboot) {
-        for target in [OUTSIDE4, OUTSIDE4_B] {
-            assert_time_kept(m, &before, target);
-        }
+    for target in [MANUAL, OUTSIDE4, OUTSIDE4_B] {
+        assert_time_kept(m, &before, target);
     }
 }
 

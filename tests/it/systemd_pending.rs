@@ -5,7 +5,6 @@
 //!
 //! | name      | issue           | what is checked                                              |
 //! |-----------|-----------------|--------------------------------------------------------------|
-//! | `persist` | 11 item 5       | rule bans come back after a reboot with their time left      |
 //! | `reload`  | 14 item 2 (& 7) | `ExecReload` runs `autoblock reload`; a bad file fails       |
 //! |           |                 | `systemctl reload`, keeps the daemon, shows in `status`      |
 
@@ -13,21 +12,18 @@ use crate::harness::systemd::Machine;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Pending {
-    RuleBansSurviveReboot,
     ReloadCommand,
 }
 
 impl Pending {
     fn name(self) -> &'static str {
         match self {
-            Pending::RuleBansSurviveReboot => "persist",
             Pending::ReloadCommand => "reload",
         }
     }
 
     fn what(self) -> &'static str {
         match self {
-            Pending::RuleBansSurviveReboot => "rule bans surviving a reboot (issue 11 item 5)",
             Pending::ReloadCommand => "`autoblock reload` as ExecReload (issue 14 item 2)",
         }
     }
