@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::sources::SourceKey;
 use crate::event::Event;
-use crate::firewall::Firewall;
+use crate::firewall::{Firewall, FirewallError, FirewallOptions};
 use crate::sys::clock::wall_now;
 use crate::sys::control::{client, protocol};
 use crate::sys::enforcer::{KernelOp, firewall_options, kernel_op, protected};
@@ -73,8 +73,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
         None
     } else {
         let options = firewall_options(config).protect(protected(config, &local));
-        let opened = Firewall::open(options);
-        Some(Arc::new(opened.context("cannot set up the firewall")?))
+        Some(Arc::new(open_firewall(options)?))
     };
     let mut engine = Engine::new(config, local.clone());
     let saved = load_state(&shared);
@@ -96,6 +95,20 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
         restored: found.restored,
         initial: found.kernel,
     })
+}
+
+/// Opens the firewall. Another daemon on the same chain (with another control socket, so the
+/// instance lock did not stop it) holds the firewall library's lock on the chain: say so in
+/// the daemon's words.
+fn open_firewall(options: FirewallOptions) -> anyhow::Result<Firewall> {
+    match Firewall::open(options) {
+        Ok(fw) => Ok(fw),
+        Err(FirewallError::ChainInUse { chain, holder }) => anyhow::bail!(
+            "another autoblock (or another program) uses chain {chain}: {holder}; stop it \
+             first, or give this one another [enforce] chain"
+        ),
+        Err(e) => Err(e).context("cannot set up the firewall"),
+    }
 }
 
 /// `[capture] interfaces`, or the interface of the default route.

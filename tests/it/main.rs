@@ -4,6 +4,7 @@
 mod check;
 mod control;
 mod daemon;
+mod daemon_instances;
 mod daemon_output;
 mod daemon_persist;
 mod daemon_signals;
