@@ -98,14 +98,9 @@ impl<C: Clock> EventLog<C> {
         let mut line = event.line();
         line.push('\n');
         let line: Arc<str> = Arc::from(line);
+        // Counted by the queue, never logged here: a log line could wait on a stalled stderr.
         for lane in &self.lanes {
-            if !lane.queue.push(line.clone(), priority) && priority == Priority::Keep {
-                tracing::debug!(
-                    output = lane.name,
-                    kind = event.event.kind(),
-                    "event dropped"
-                );
-            }
+            lane.queue.push(line.clone(), priority);
         }
     }
 
@@ -218,12 +213,10 @@ fn spawn_lane(
 /// What may be left out first when an output falls behind: summaries and reports. Decisions,
 /// lifecycle events and errors keep the last quarter of every queue to themselves.
 fn priority(event: &Event) -> Priority {
-    match event {
-        Event::Suppressed(_)
-        | Event::SuppressedDropped { .. }
-        | Event::Applied { .. }
-        | Event::CaptureDrops { .. }
-        | Event::LocalAddresses { .. } => Priority::Info,
+    match event.kind() {
+        "suppressed" | "suppressed_dropped" | "applied" | "capture_drops" | "local_addresses" => {
+            Priority::Info
+        }
         _ => Priority::Keep,
     }
 }
