@@ -127,3 +127,124 @@ fn write(shared: &DaemonState, mirror: &mut Mirror) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::events::EventLog;
+    use crate::sys::metrics::Metrics;
+    use std::sync::mpsc;
+
+    fn ban(target: &str, until_us: u64) -> SavedBan {
+        SavedBan {
+            target: target.parse().unwrap(),
+            until_us,
+            since_us: 1,
+            rule: Arc::from("conn-burst"),
+            offense: 1,
+            ban_secs: 300,
+            manual: false,
+        }
+    }
+
+    fn shared(dir: &std::path::Path) -> Arc<DaemonState> {
+        let events =
+            EventLog::with_outputs(Vec::new(), 0, governor::clock::DefaultClock::default())
+                .unwrap();
+        let metrics = Arc::new(Metrics::new(Vec::<String>::new(), Vec::<String>::new()));
+        Arc::new(DaemonState::new(metrics, events, dir.to_path_buf()))
+    }
+
+    #[test]
+    fn changes_apply_to_the_last_snapshot() {
+        let mut m = Mirror::default();
+        m.apply(StateMsg::Snapshot {
+            offenses: vec![("198.51.100.1/32".parse().unwrap(), 2, 9)],
+            bans: vec![ban("198.51.100.1/32", 10), ban("198.51.100.2/32", 10)],
+        });
+        m.apply(StateMsg::Bans(vec![
+            BanChange::Set(ban("198.51.100.1/32", 20)),
+            BanChange::Lift("198.51.100.2/32".parse().unwrap()),
+            BanChange::Set(ban("2001:db8::/64", 30)),
+        ]));
+        let s = m.state();
+        let got: Vec<(String, u64)> = s
+            .bans
+            .iter()
+            .map(|b| (b.target.to_string(), b.until_us))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("198.51.100.1/32".to_string(), 20),
+                ("2001:db8::/64".to_string(), 30)
+            ]
+        );
+        assert_eq!(s.offenses.len(), 1);
+    }
+
+    #[test]
+    fn a_change_is_on_disk_at_once_and_the_last_one_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let writer = {
+            let shared = shared(dir.path());
+            std::thread::spawn(move || run(shared, rx))
+        };
+        tx.send(StateMsg::Bans(vec![BanChange::Set(ban(
+            "198.51.100.1/32",
+            10,
+        ))]))
+        .unwrap();
+        let path = dir.path().join("state.json");
+        let deadline = Instant::now() + Duration::from_millis(MIN_GAP.as_millis() as u64 / 2);
+        let mut seen = false;
+        while Instant::now() < deadline && !seen {
+            seen = std::fs::read_to_string(&path).is_ok_and(|t| t.contains("198.51.100.1/32"));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(seen, "not written within half the coalescing gap");
+        for i in 2..50 {
+            let target = format!("198.51.100.{i}/32");
+            tx.send(StateMsg::Bans(vec![BanChange::Set(ban(&target, 10))]))
+                .unwrap();
+        }
+        drop(tx);
+        writer.join().unwrap();
+        let back = crate::sys::state::load(dir.path()).unwrap();
+        assert_eq!(back.bans.len(), 49);
+    }
+
+    /// How long a state of 100,000 bans takes to write and read (not a timed test: run with
+    /// `cargo test --release --lib state_of_100k_bans -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn state_of_100k_bans() {
+        let dir = tempfile::tempdir().unwrap();
+        let bans: Vec<SavedBan> = (0..100_000u32)
+            .map(|i| {
+                let addr = std::net::Ipv4Addr::from(0x0b00_0000 + i);
+                ban(&format!("{addr}/32"), 1_795_568_400_000_000)
+            })
+            .collect();
+        let state = SavedState {
+            bans,
+            ..SavedState::default()
+        };
+        for _ in 0..5 {
+            let t = Instant::now();
+            crate::sys::state::save(dir.path(), &state).unwrap();
+            let saved = t.elapsed();
+            let size = std::fs::metadata(dir.path().join("state.json"))
+                .unwrap()
+                .len();
+            let t = Instant::now();
+            let back = crate::sys::state::load(dir.path()).unwrap();
+            assert_eq!(back.bans.len(), 100_000);
+            eprintln!(
+                "100k bans: save {saved:?} ({size} bytes), load {:?}",
+                t.elapsed()
+            );
+        }
+    }
+}
