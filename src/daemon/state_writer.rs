@@ -197,13 +197,14 @@ mod tests {
         ))]))
         .unwrap();
         let path = dir.path().join("state.json");
-        let deadline = Instant::now() + Duration::from_millis(MIN_GAP.as_millis() as u64 / 2);
+        // At once: a second is generous on a loaded machine, and far under the engine's 5 s.
+        let deadline = Instant::now() + Duration::from_secs(1);
         let mut seen = false;
         while Instant::now() < deadline && !seen {
             seen = std::fs::read_to_string(&path).is_ok_and(|t| t.contains("198.51.100.1/32"));
             std::thread::sleep(Duration::from_millis(2));
         }
-        assert!(seen, "not written within half the coalescing gap");
+        assert!(seen, "not written within a second");
         for i in 2..50 {
             let target = format!("198.51.100.{i}/32");
             tx.send(StateMsg::Bans(vec![BanChange::Set(ban(&target, 10))]))
