@@ -6,19 +6,23 @@ CARGO ?= cargo
 # namespace tests use to make real traffic, tcpdump for the replay benchmark, debootstrap +
 # systemd-nspawn for the test of the .deb in a Debian container booted by systemd, and for the
 # engine benchmarks (issue 10): trafgen (netsniff-ng) for benches/live.sh, /usr/bin/time for
-# benches/memory.sh, perf and valgrind for the profiles in BENCHMARKS.md.
+# benches/memory.sh, perf and valgrind for the profiles in BENCHMARKS.md; nats-server
+# (JetStream) and openssl (a test CA) for the fleet tests and benches/fleet.sh (the
+# nats-server package enables a system service: the tests start their own brokers inside
+# namespaces and never use that one).
 APT_PACKAGES := pkg-config libpcap-dev iptables ipset iproute2 kmod procps \
                 hping3 nmap tcpdump iperf3 netcat-openbsd bc \
                 dpkg-dev systemd man-db jq logrotate \
                 debootstrap systemd-container \
-                netsniff-ng time linux-perf valgrind
+                netsniff-ng time linux-perf valgrind \
+                nats-server openssl
 # Packaging: `cargo deb` builds target/debian/autoblock_*.deb (metadata in Cargo.toml).
 CARGO_DEB_VERSION := 3.8.0
 ASSETS := target/assets
 CONFIG ?= rules.toml
 DEMO_PCAP := target/demo/generated.pcap
 
-.PHONY: all deps build run replay-demo test lint bench bench-memory bench-live bench-reaction clean deb assets demo
+.PHONY: all deps build run replay-demo test lint bench bench-memory bench-live bench-reaction bench-fleet clean deb assets demo
 
 all: build
 
@@ -93,6 +97,11 @@ bench-live: build
 # Flood -> DROP in the kernel, end to end in namespaces (as root): BENCHMARKS.md "Reaction time".
 bench-reaction: build
 	./benches/reaction.sh
+
+# Ban propagation between two fleet nodes through nats-server (as root, in a namespace):
+# BENCHMARKS.md "Fleet".
+bench-fleet: deps
+	./benches/fleet.sh
 
 clean:
 	$(CARGO) clean

@@ -80,6 +80,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub(crate) mod daemon;
 pub(crate) mod engine;

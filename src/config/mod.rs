@@ -2,11 +2,12 @@
 //! then validation builds these typed values and reports every problem at once, each with its
 //! file, line, column and TOML key.
 //!
-//! Files: `raw.rs` + `parse.rs` (stage one, serde), `validate.rs` + `rule.rs` (stage two,
-//! defaults and checks), `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]).
+//! Files: `raw.rs` + `parse.rs` (stage one, serde), `validate.rs` + `rule.rs` + `cluster.rs`
+//! (stage two, defaults and checks), `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]).
 //! The typed structs below are the contract the rest of the program relies on: once built,
 //! every value is in range.
 
+mod cluster;
 pub mod duration;
 mod error;
 mod parse;
@@ -14,6 +15,8 @@ mod raw;
 mod rule;
 mod validate;
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +28,7 @@ use ipnet::IpNet;
 
 /// `enforce.backend`: the firewall library's own type (`iptables` or `ipset`).
 pub use crate::firewall::Backend;
+pub use cluster::{FLEET_NAME_MAX, NODE_NAME_MAX, is_cluster_name};
 pub use error::{ConfigError, Problem};
 pub use validate::{load, parse_str};
 
@@ -58,6 +62,8 @@ pub struct Config {
     pub state: StateConfig,
     /// `[metrics]`: the Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// `[cluster]`: sharing bans with a fleet of nodes.
+    pub cluster: ClusterConfig,
     /// `[[rule]]`: the detection rules, in file order.
     pub rules: Vec<Rule>,
 }
@@ -144,6 +150,57 @@ pub struct StateConfig {
 pub struct MetricsConfig {
     /// Prometheus endpoint; `None` disables it.
     pub listen: Option<SocketAddr>,
+}
+
+/// `[cluster]`: sharing bans with a fleet through NATS JetStream (see `crate::cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// NATS servers, `nats://` or `tls://` URLs (all members of a NATS cluster); empty: this
+    /// node shares nothing and applies nothing.
+    pub servers: Vec<String>,
+    /// The fleet (1-32 of A-Z a-z 0-9 _ -): its stream and subjects are derived from it.
+    pub name: String,
+    /// This node's name (1-64 of A-Z a-z 0-9 _ -); `None`: the host name, resolved at start
+    /// (`cluster::resolve_node`), not here.
+    pub node: Option<String>,
+    /// Which of our own bans are published.
+    pub share: ShareKinds,
+    /// Bans published by other nodes are applied here.
+    pub accept: bool,
+    /// A NATS `.creds` file (JWT + NKey seed); `None`: no credentials.
+    pub credentials: Option<PathBuf>,
+}
+
+impl ClusterConfig {
+    /// True when at least one server is configured.
+    pub fn enabled(&self) -> bool {
+        !self.servers.is_empty()
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            servers: Vec::new(),
+            name: "default".to_owned(),
+            node: None,
+            share: ShareKinds {
+                rules: true,
+                manual: true,
+            },
+            accept: true,
+            credentials: None,
+        }
+    }
+}
+
+/// `[cluster] share`: the kinds of our own bans that go to the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareKinds {
+    /// `"rules"`: bans (and their extensions and unbans) made by a rule.
+    pub rules: bool,
+    /// `"manual"`: bans made by an operator (`autoblock ban`).
+    pub manual: bool,
 }
 
 /// `protocol` of a rule: which packets it counts.

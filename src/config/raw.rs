@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub control: RawControl,
     pub state: RawState,
     pub metrics: RawMetrics,
+    pub cluster: RawCluster,
     /// `[[rule]]` tables; the span of each is used for problems such as a missing required key.
     pub rule: Vec<Spanned<RawRule>>,
 }
@@ -86,6 +87,17 @@ pub struct RawState {
 #[serde(deny_unknown_fields, default)]
 pub struct RawMetrics {
     pub listen: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCluster {
+    pub servers: S<Vec<Spanned<String>>>,
+    pub name: S<String>,
+    pub node: S<String>,
+    pub share: S<Vec<Spanned<String>>>,
+    pub accept: Option<bool>,
+    pub credentials: Option<String>,
 }
 
 /// One `[[rule]]`. Required keys are optional here so that all missing ones are reported.

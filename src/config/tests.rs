@@ -425,7 +425,7 @@ fn shipped_file_is_valid_and_shows_every_key() {
     );
 
     let table: toml::Table = SHIPPED.parse().expect("toml");
-    let expected: [(&str, &[&str]); 8] = [
+    let expected: [(&str, &[&str]); 9] = [
         ("capture", &["interfaces", "bpf_filter", "snaplen"]),
         (
             "enforce",
@@ -451,6 +451,10 @@ fn shipped_file_is_valid_and_shows_every_key() {
         ("control", &["socket"]),
         ("state", &["dir"]),
         ("metrics", &["listen"]),
+        (
+            "cluster",
+            &["servers", "name", "node", "share", "accept", "credentials"],
+        ),
     ];
     for (name, keys) in expected {
         let t = table.get(name).and_then(|t| t.as_table());

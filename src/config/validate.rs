@@ -199,6 +199,7 @@ fn build(ctx: &mut Ctx, raw: RawConfig) -> Config {
         metrics: MetricsConfig {
             listen: listen(ctx, &raw.metrics.listen),
         },
+        cluster: super::cluster::cluster(ctx, &raw.cluster),
         enforce,
         rules,
     }

@@ -67,6 +67,7 @@ fn config(rules: Vec<Rule>) -> Config {
             dir: PathBuf::from("/tmp"),
         },
         metrics: MetricsConfig::default(),
+        cluster: ClusterConfig::default(),
         rules,
     }
 }

@@ -1,11 +1,20 @@
-//! The layout keeps its promise: the pure core (`src/engine`, `src/packet`, `src/event/`)
-//! never does I/O, never reads the clock and never reaches into an edge or the wiring; and no
+//! The layout keeps its promise: the pure core (`src/engine`, `src/packet`, `src/event/`, the
+//! pure files of `src/cluster`) never does I/O, never reads the clock and never reaches into an edge or the wiring; and no
 //! function in `src/` (tests aside) runs over [`MAX_FN_LINES`] lines.
 
 use std::path::{Path, PathBuf};
 
 /// The files and folders that make up the pure core.
-const PURE: &[&str] = &["src/engine", "src/packet", "src/event"];
+const PURE: &[&str] = &[
+    "src/engine",
+    "src/packet",
+    "src/event",
+    "src/cluster/message.rs",
+    "src/cluster/message_tests.rs",
+    "src/cluster/share.rs",
+    "src/cluster/inbox.rs",
+    "src/cluster/outbox.rs",
+];
 
 /// What pure code must not name: I/O, the clock, processes, threads, printing, edges, wiring.
 const FORBIDDEN: &[&str] = &[

@@ -14,6 +14,7 @@ mod firewall;
 mod firewall_guard;
 mod firewall_rules;
 mod firewall_standalone;
+mod fleet;
 mod harness;
 mod layout;
 mod live;

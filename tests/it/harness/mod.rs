@@ -3,11 +3,13 @@
 //! A test states only its scenario: `if !require_root() { return; }` names the test by itself
 //! (libtest runs each test on a thread named after its path). `netns` makes network
 //! namespaces, `daemon` runs the real daemon inside one; `nspawn_root`, `nspawn` and `systemd`
-//! boot the installed package under a real systemd in a container.
+//! boot the installed package under a real systemd in a container; `fleet` runs nats-server
+//! and fleet nodes inside a namespace.
 
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fleet;
 pub mod netns;
 pub mod nspawn;
 pub mod nspawn_root;
