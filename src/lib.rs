@@ -64,9 +64,10 @@
 //!   -> decisions. Time is an argument ([`time`]), never read.
 //! - `event` (pure): one enum for every event kind the daemon and replay write -> the JSON
 //!   lines watchers read; the event schema in one file.
-//! - [`sys`] (the I/O edges, each small): capture (files, live), the wall clock, the events
-//!   sink, the state file, host facts, the control socket, metrics and their HTTP endpoint
-//!   (prometheus-client, hyper), the enforcer that drives [`firewall`].
+//! - [`sys`] (the I/O edges, each small): capture (files, live), the wall clock, the event
+//!   outputs (a bounded queue and a writer thread each), the state file, host facts, the
+//!   control socket, metrics and their HTTP endpoint (prometheus-client, hyper), the enforcer
+//!   that drives [`firewall`].
 //! - [`firewall`]: the `autoblock-firewall` crate, re-exported: bans in the kernel in atomic
 //!   batches; the daemon's enforcer and library users share it.
 //! - `daemon` and `replay`: wiring only (threads, channels, shutdown), the one place the core

@@ -1,5 +1,6 @@
 //! `autoblock flush`: remove everything autoblock created in the kernel (jumps, chain, sets)
-//! and nothing else. Bans are lost; run it after stopping the daemon.
+//! and nothing else. Bans are lost: the state file forgets them too (its offense history
+//! stays), so the next start does not put them back. Run it after stopping the daemon.
 
 use super::{CliError, CliResult, load_config};
 use crate::firewall::Firewall;
@@ -23,5 +24,12 @@ pub fn run(args: FlushArgs) -> CliResult {
         "removed chain {} ({} bans), its jumps and sets\n",
         config.enforce.chain, n
     ));
+    let forgotten = crate::sys::state::forget_bans(&config.state.dir).map_err(CliError::runtime)?;
+    if forgotten > 0 {
+        super::remote::emit(&format!(
+            "forgot {forgotten} saved bans in {}\n",
+            config.state.dir.display()
+        ));
+    }
     Ok(())
 }

@@ -53,7 +53,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Replay capture files through the engine and report what would have been blocked.
     Replay(replay::ReplayArgs),
-    /// Remove everything autoblock created in the kernel (jumps, chain, sets), nothing else.
+    /// Remove everything autoblock created in the kernel (jumps, chain, sets), nothing else; the
+    /// state file forgets its bans (they would come back at the next start).
     Flush(flush::FlushArgs),
     /// Show the running daemon's state: capture, sources, bans, errors.
     Status(status::StatusArgs),

@@ -37,6 +37,8 @@ pub struct RunArgs {
 
 /// Runs the daemon until it is asked to stop.
 pub fn run(args: RunArgs) -> CliResult {
+    // Before anything else: from here on a SIGHUP or SIGTERM waits for the daemon to be ready.
+    let signals = crate::daemon::Signals::install().map_err(CliError::runtime)?;
     let path = args
         .config
         .clone()
@@ -50,5 +52,5 @@ pub fn run(args: RunArgs) -> CliResult {
         interfaces: args.interfaces,
         dry_run: args.dry_run,
     };
-    run_daemon(opts, config).map_err(CliError::runtime)
+    run_daemon(opts, config, signals).map_err(CliError::runtime)
 }

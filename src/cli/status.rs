@@ -36,6 +36,7 @@ pub fn render(s: &StatusInfo) -> String {
          tracked sources:   {}\n\
          active bans:       {} ({} since start)\n\
          events suppressed: {}\n\
+         events dropped:    {}\n\
          enforcer errors:   {}\n\
          pending decisions: {}\n",
         s.version,
@@ -49,6 +50,7 @@ pub fn render(s: &StatusInfo) -> String {
         s.active_bans,
         s.bans_total,
         s.events_suppressed,
+        s.events_dropped,
         s.enforcer_errors,
         s.pending_decisions,
     );

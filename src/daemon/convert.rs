@@ -8,6 +8,7 @@ use crate::engine::bans::ActiveBan;
 use crate::engine::sources::SourceKey;
 use crate::firewall;
 use crate::sys::control::protocol::{BanInfo, Explanation, RuleWindow};
+use crate::sys::state::SavedBan;
 use crate::time::Timestamp;
 
 pub fn ban_info(b: &ActiveBan, now: Timestamp) -> BanInfo {
@@ -64,5 +65,43 @@ pub fn adopted_ban(b: &firewall::Ban, now: Timestamp, manual: bool) -> ActiveBan
         duration: until.since(now).max(Duration::from_secs(1)),
         peak: 0,
         manual,
+    }
+}
+
+/// An active ban as the state file keeps it.
+pub fn saved_ban(b: &ActiveBan) -> SavedBan {
+    SavedBan {
+        target: b.key.net(),
+        until_us: b.until.as_micros(),
+        since_us: b.since.as_micros(),
+        rule: b.rule.clone(),
+        offense: b.offense,
+        ban_secs: b.duration.as_secs(),
+        manual: b.manual,
+    }
+}
+
+/// A saved ban as the engine keeps it. A start or length the file does not know (version 1)
+/// is taken as now and the remaining time, as for a ban adopted from the kernel.
+pub fn restored_ban(s: &SavedBan, now: Timestamp) -> ActiveBan {
+    let until = Timestamp(s.until_us);
+    let left = until.since(now).max(Duration::from_secs(1));
+    ActiveBan {
+        key: SourceKey::from_net(s.target),
+        until,
+        since: if s.since_us == 0 {
+            now
+        } else {
+            Timestamp(s.since_us)
+        },
+        rule: s.rule.clone(),
+        offense: s.offense.max(1),
+        duration: if s.ban_secs == 0 {
+            left
+        } else {
+            Duration::from_secs(s.ban_secs)
+        },
+        peak: 0,
+        manual: s.manual,
     }
 }

@@ -7,9 +7,8 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use ipnet::IpNet;
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::signal::unix::Signal;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
@@ -17,14 +16,16 @@ use tokio::task::{JoinError, JoinHandle};
 use super::engine_loop::EngineMsg;
 use super::monitor::DropMonitor;
 use super::reload::{self, Overrides};
+use super::signals::Signals;
 use super::startup::host_addresses;
 use super::workers::Ended;
 use super::{DaemonState, Exit};
 use crate::config::Config;
 use crate::event::Event;
 use crate::sys::clock::wall_now;
-use crate::sys::control::server::ControlHandler;
+use crate::sys::control::server::{Bound, ControlHandler};
 use crate::sys::live::LiveCapture;
+use crate::sys::notify;
 
 /// How often our own addresses are read again.
 const LOCAL_CHECK: Duration = Duration::from_secs(30);
@@ -51,49 +52,41 @@ pub struct Edge {
     pub handler: Arc<dyn ControlHandler>,
     /// Our own addresses as the engine knows them.
     pub local: Vec<IpNet>,
+    /// The service manager's status line once ready (`READY=1` goes with it).
+    pub ready: String,
 }
 
-/// Runs the edge until a signal asks to stop or something fatal happens.
-pub fn run(edge: Edge) -> anyhow::Result<Exit> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name("autoblock-io")
-        .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(edge.serve())
-}
-
-struct Signals {
-    term: Signal,
-    int: Signal,
-    hup: Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Signals> {
-        Ok(Signals {
-            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
-        })
-    }
+/// Runs the edge until a signal asks to stop or something fatal happens. Signals that came
+/// while the daemon started are handled first.
+pub fn run(edge: Edge, signals: &mut Signals) -> anyhow::Result<Exit> {
+    let Signals { rt, term, int, hup } = signals;
+    rt.block_on(edge.serve(term, int, hup))
 }
 
 impl Edge {
-    async fn serve(mut self) -> anyhow::Result<Exit> {
-        let mut signals = Signals::new()?;
+    async fn serve(
+        mut self,
+        term: &mut Signal,
+        int: &mut Signal,
+        hup: &mut Signal,
+    ) -> anyhow::Result<Exit> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut control = Some(self.spawn_control(stop_rx.clone()));
+        // Bound before READY=1: once the service manager says started, the socket answers.
+        let bound = match Bound::new(&self.config.control.socket).await {
+            Ok(b) => b,
+            Err(e) => return Ok(self.control_ended(Ok(Err(e)))),
+        };
+        let mut control = Some(self.spawn_control(bound, stop_rx.clone()));
         let mut metrics = self.spawn_metrics(stop_rx);
+        notify::ready(&self.ready);
         let mut monitor = DropMonitor::default();
         let mut local_check = tokio::time::interval(LOCAL_CHECK);
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         let exit = loop {
             tokio::select! {
-                _ = signals.term.recv() => break Exit::Stop,
-                _ = signals.int.recv() => break Exit::Stop,
-                _ = signals.hup.recv() => self.reload(),
+                _ = term.recv() => break Exit::Stop,
+                _ = int.recv() => break Exit::Stop,
+                _ = hup.recv() => self.reload(),
                 Some(ended) = self.ended.recv() => break self.fatal(ended.why()),
                 res = join(&mut control) => break self.control_ended(res),
                 res = join(&mut metrics) => metrics_ended(res),
@@ -101,6 +94,9 @@ impl Edge {
                 _ = housekeeping.tick() => {
                     monitor.check(&self.captures, &self.shared);
                     self.shared.events.flush_dropped(wall_now());
+                    for (output, n) in self.shared.events.dropped_by_output() {
+                        self.shared.metrics.set_events_dropped(output, n);
+                    }
                 }
             }
         };
@@ -116,13 +112,14 @@ impl Edge {
 
     fn spawn_control(
         &self,
+        bound: Bound,
         stop: watch::Receiver<bool>,
     ) -> JoinHandle<Result<(), crate::sys::control::ControlError>> {
-        let socket = self.config.control.socket.clone();
         let handler = self.handler.clone();
-        tokio::spawn(
-            async move { crate::sys::control::server::serve(&socket, handler, stop).await },
-        )
+        tokio::spawn(async move {
+            bound.serve(handler, stop).await;
+            Ok(())
+        })
     }
 
     fn spawn_metrics(
@@ -138,7 +135,7 @@ impl Edge {
 
     /// SIGHUP: reopen the events file, then load -> validate -> diff -> swap.
     fn reload(&mut self) {
-        let _ = self.shared.events.reopen();
+        self.shared.events.reopen();
         reload::reload(
             &self.config_path,
             &self.overrides,

@@ -20,6 +20,8 @@ use crate::time::Timestamp;
 pub enum EnforceMsg {
     /// A decision to put into the kernel.
     Decision(Decision),
+    /// A kernel change decided at start (a lost ban put back, a protected one lifted).
+    Op(crate::sys::enforcer::KernelOp),
     /// The allowlist or our own addresses changed: the firewall refuses bans on these.
     Protect(Vec<ipnet::IpNet>),
     /// Commit what is staged, then end the thread.
@@ -166,6 +168,10 @@ fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) 
                 crossings.push(v.at);
             }
             enforcer.stage(&d);
+            false
+        }
+        EnforceMsg::Op(op) => {
+            enforcer.stage_op(op);
             false
         }
         EnforceMsg::Protect(nets) => {

@@ -3,15 +3,15 @@
 //! events (immediately) and as kernel changes (to the enforcer thread, never waited on).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
 use super::DaemonState;
-use super::convert::{ban_info, explanation, requested_duration};
+use super::convert::{ban_info, explanation, requested_duration, saved_ban};
 use super::enforce_loop::EnforceMsg;
+use super::state_writer::{self, BanChange, StateMsg};
 use super::workers::EndGuard;
 use crate::config::Config;
 use crate::engine::{Decision, Engine};
@@ -20,7 +20,6 @@ use crate::sys::clock::wall_now;
 use crate::sys::control::protocol::{Refusal, Request, Response};
 use crate::sys::live::{Items, LiveBatch};
 use crate::sys::metrics::MANUAL;
-use crate::sys::state::SavedState;
 
 /// Longest the loop sleeps when nothing arrives (control requests are polled this often).
 const IDLE: Duration = Duration::from_millis(5);
@@ -56,7 +55,9 @@ pub struct EngineLoop {
     shared: Arc<DaemonState>,
     /// Decisions made and not yet dispatched (reused).
     out: Vec<Decision>,
-    /// Something changed since the last save.
+    /// The state writer thread (`None` once the final snapshot was sent).
+    state: Option<Sender<StateMsg>>,
+    /// Something changed since the last full snapshot.
     dirty: bool,
     last_save: Instant,
     last_stats: Instant,
@@ -82,6 +83,7 @@ impl EngineLoop {
             enforcer,
             shared,
             out: Vec::new(),
+            state: None,
             dirty: false,
             last_save: Instant::now(),
             last_stats: Instant::now(),
@@ -90,14 +92,17 @@ impl EngineLoop {
 
     /// Runs until [`EngineMsg::Stop`]; `ended` reports the thread's end, however it ends.
     pub fn run(mut self, ended: EndGuard) {
-        let (state_tx, state_rx) = std::sync::mpsc::channel::<SavedState>();
+        let (state_tx, state_rx) = std::sync::mpsc::channel();
         let shared = self.shared.clone();
         let writer = std::thread::Builder::new()
             .name("state".into())
-            .spawn(move || state_writer(shared, state_rx));
-        self.run_loop(&state_tx);
+            .spawn(move || state_writer::run(shared, state_rx));
+        self.state = Some(state_tx);
+        // What startup adopted and restored is on disk at once.
+        self.save();
+        self.run_loop();
         // The final snapshot was sent by the loop; let the writer finish it.
-        drop(state_tx);
+        self.state = None;
         if let Ok(w) = writer {
             let _ = w.join();
         }
@@ -113,7 +118,7 @@ impl EngineLoop {
         }
     }
 
-    fn run_loop(&mut self, state_tx: &Sender<SavedState>) {
+    fn run_loop(&mut self) {
         loop {
             self.take_batch();
             // Expiries and housekeeping run on the wall clock even when no packet arrives.
@@ -125,7 +130,7 @@ impl EngineLoop {
             self.dispatch();
             while let Ok(msg) = self.msgs.try_recv() {
                 if let EngineMsg::Stop = msg {
-                    self.save(state_tx);
+                    self.save();
                     return;
                 }
                 self.handle(msg);
@@ -135,7 +140,7 @@ impl EngineLoop {
                 self.publish_stats();
             }
             if self.dirty && self.last_save.elapsed() >= SAVE_EVERY {
-                self.save(state_tx);
+                self.save();
                 self.dirty = false;
                 self.last_save = Instant::now();
             }
@@ -196,9 +201,11 @@ impl EngineLoop {
         self.shared.metrics.set_active_bans(s.active_bans as u64);
     }
 
-    /// Events first (log watchers see the decision at once), then the kernel.
+    /// Events first (log watchers see the decision at once), then the kernel and the state
+    /// file (the ban as the engine now holds it; written by the state thread).
     fn dispatch(&mut self) {
         self.dirty |= !self.out.is_empty();
+        let mut changes = Vec::new();
         for d in self.out.drain(..) {
             let m = &self.shared.metrics;
             match &d {
@@ -210,11 +217,23 @@ impl EngineLoop {
             self.shared
                 .events
                 .emit(Event::decision(&d, self.enforcer.is_none()));
-            if let Some(tx) = &self.enforcer
-                && !matches!(d, Decision::Suppressed { .. })
-            {
+            let key = match &d {
+                Decision::Block(v) | Decision::Extend(v) => v.key,
+                Decision::Unblock { ban, .. } => ban.key,
+                Decision::Suppressed { .. } => continue,
+            };
+            changes.push(match self.engine.bans().get(&key) {
+                Some(b) => BanChange::Set(saved_ban(b)),
+                None => BanChange::Lift(key.net()),
+            });
+            if let Some(tx) = &self.enforcer {
                 let _ = tx.send(EnforceMsg::Decision(d));
             }
+        }
+        if !changes.is_empty()
+            && let Some(tx) = &self.state
+        {
+            let _ = tx.send(StateMsg::Bans(changes));
         }
     }
 
@@ -286,29 +305,19 @@ impl EngineLoop {
         }
     }
 
-    /// Takes a snapshot and hands it to the state writer (serializing and fsync happen there,
-    /// not on the packet path).
-    fn save(&self, writer: &Sender<SavedState>) {
-        if !self.shared.state_writable.load(Ordering::Relaxed) {
-            return;
-        }
-        let state = SavedState {
-            version: 0,
+    /// Takes a full snapshot (offense history and every ban) and hands it to the state writer
+    /// (serializing and fsync happen there, not on the packet path).
+    fn save(&self) {
+        let Some(writer) = &self.state else { return };
+        let _ = writer.send(StateMsg::Snapshot {
             offenses: self
                 .engine
                 .offenses()
                 .into_iter()
                 .map(|(n, c, t)| (n, c, t.as_micros()))
                 .collect(),
-            manual_bans: self
-                .engine
-                .bans()
-                .iter()
-                .filter(|b| b.manual)
-                .map(|b| (b.key.net(), b.until.as_micros(), b.rule.to_string()))
-                .collect(),
-        };
-        let _ = writer.send(state);
+            bans: self.engine.bans().iter().map(saved_ban).collect(),
+        });
     }
 }
 
@@ -316,20 +325,4 @@ impl EngineLoop {
 /// free text, which must not become a label value).
 fn rule_label(rule: &str, manual: bool) -> &str {
     if manual { MANUAL } else { rule }
-}
-
-/// The state writer thread: writes the newest snapshot it has, atomically; ends when the
-/// engine drops its sender (after the final snapshot).
-fn state_writer(shared: Arc<DaemonState>, rx: Receiver<SavedState>) {
-    while let Ok(mut state) = rx.recv() {
-        while let Ok(newer) = rx.try_recv() {
-            state = newer;
-        }
-        state.offenses.sort_by_key(|o| (o.2, o.0));
-        if let Err(e) = crate::sys::state::save(&shared.state_dir, &state) {
-            shared.events.emit_now(Event::StateSaveFailed {
-                error: e.to_string(),
-            });
-        }
-    }
 }

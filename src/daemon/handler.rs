@@ -86,6 +86,7 @@ impl Context {
             last_reload: s.last_reload.lock().ok().and_then(|l| l.clone()),
             enforcer_errors: s.metrics.enforcer_errors(),
             pending_decisions: s.pending.load(Ordering::Relaxed),
+            events_dropped: s.events.dropped(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `autoblock run`: the live daemon. Wiring only, in readable steps:
 //!
-//! 1. [`startup::prepare`]: interfaces, events sink, instance lock, second-instance probe,
+//! 0. [`Signals::install`], the first thing `autoblock run` does: signals are queued from
+//!    then on and handled once the edge runs (no death by an early SIGHUP);
+//! 1. [`startup::prepare`]: interfaces, event outputs, instance lock, second-instance probe,
 //!    firewall open (adopting the kernel's bans), saved state -> one [`startup::Startup`];
 //! 2. [`workers::Workers::spawn`]: the enforcer thread (kernel commits), the engine thread
 //!    (sole owner of the policy engine; events leave it at once) and one capture thread per
@@ -8,6 +10,10 @@
 //! 3. [`edge::run`]: tokio waits on signals, the control socket, the metrics endpoint and the
 //!    end of any worker, until asked to stop or until something fatal happens;
 //! 4. [`workers::Workers::stop`], then the kernel clean-up and the `stopped` event.
+//!
+//! Under systemd (`Type=notify`) the service manager hears `READY=1` in step 3, once the
+//! control socket listens (the firewall is open, state restored, captures running, `started`
+//! emitted), and `STOPPING=1` when step 4 begins.
 
 mod convert;
 mod edge;
@@ -16,21 +22,29 @@ mod engine_loop;
 mod handler;
 mod monitor;
 mod reload;
+mod restore;
+mod signals;
 mod startup;
+mod state_writer;
 mod workers;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::event::{Event, StartedFields};
 use crate::firewall::Firewall;
 use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
+use crate::sys::notify;
+pub use signals::Signals;
 use startup::Startup;
 use workers::{Inputs, Workers};
+
+/// How long the last events may take to be written at exit.
+const EVENTS_AT_EXIT: Duration = Duration::from_secs(2);
 
 /// What `autoblock run` was asked to do, beyond the configuration file.
 pub struct RunOptions {
@@ -81,9 +95,10 @@ pub enum Exit {
     Fatal(String),
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. An error means exit 1: the daemon could not start,
-/// or something fatal stopped it (after a clean stop).
-pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
+/// Runs the daemon until SIGTERM/SIGINT (`signals`: installed first thing, see [`Signals`]).
+/// An error means exit 1: the daemon could not start, or something fatal stopped it (after a
+/// clean stop).
+pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow::Result<()> {
     let overrides = reload::Overrides {
         interfaces: opts.interfaces,
         dry_run: opts.dry_run,
@@ -100,6 +115,7 @@ pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
         interfaces,
         local,
         adopted,
+        restored,
         initial,
     } = start;
     let inputs = Inputs {
@@ -115,8 +131,9 @@ pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
         &config_path,
         &interfaces,
         &local,
-        adopted,
+        (adopted, restored),
     ));
+
     let handler = Arc::new(handler::Context {
         shared: shared.clone(),
         engine: Mutex::new(workers.engine()),
@@ -137,11 +154,18 @@ pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
         ended,
         handler,
         local,
+        ready: format!(
+            "watching {}; {adopted} bans adopted, {restored} restored",
+            interfaces.join(", ")
+        ),
     };
-    let exit = edge::run(edge);
+    let exit = edge::run(edge, &mut signals);
+    notify::stopping("stopping");
     let stop_started = Instant::now();
     workers.stop();
     finish(&config, fw, &shared, stop_started);
+    // Whatever the outputs still take, within a bound: a stalled stdout never holds up exit.
+    shared.events.close(EVENTS_AT_EXIT);
     drop(lock);
     match exit? {
         Exit::Stop => Ok(()),
@@ -178,7 +202,7 @@ fn started_event(
     config_path: &Path,
     interfaces: &[String],
     local: &[ipnet::IpNet],
-    adopted: usize,
+    (adopted, restored): (usize, usize),
 ) -> Event {
     let dry_run = config.enforce.dry_run;
     Event::Started(Box::new(StartedFields {
@@ -194,6 +218,7 @@ fn started_event(
         chain: config.enforce.chain.clone(),
         dry_run,
         adopted_bans: adopted,
+        restored_bans: restored,
         local_addresses: local.iter().map(ToString::to_string).collect(),
         rules: config.rules.len(),
     }))

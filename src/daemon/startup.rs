@@ -1,7 +1,8 @@
 //! Everything the daemon does before its threads start, in order: pick the interfaces, open the
-//! events sink, take the instance lock, make sure no other daemon answers on our socket, open
-//! the firewall (adopting the bans a previous run left), and restore the saved state. The
-//! result is one [`Startup`] value; nothing here starts a thread.
+//! event outputs (their writer threads), take the instance lock, make sure no other daemon
+//! answers on our socket, open the firewall (adopting the bans a previous run left), and
+//! restore the saved state (history, and the bans the kernel lost). The result is one
+//! [`Startup`] value; nothing here starts a daemon thread.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,16 +14,18 @@ use ipnet::IpNet;
 
 use super::DaemonState;
 use super::convert::adopted_ban;
+use super::restore;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::engine::sources::SourceKey;
-use crate::engine::{Decision, Engine};
 use crate::event::Event;
-use crate::firewall::Firewall;
+use crate::firewall::{Firewall, FirewallError, FirewallOptions};
 use crate::sys::clock::wall_now;
 use crate::sys::control::{client, protocol};
-use crate::sys::enforcer::{firewall_options, protected};
-use crate::sys::events::{EventLog, EventSink};
+use crate::sys::enforcer::{KernelOp, firewall_options, kernel_op, protected};
+use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
+use crate::sys::notify;
 use crate::sys::state::{self, SavedState, StateError};
 use crate::time::Timestamp;
 
@@ -47,8 +50,10 @@ pub struct Startup {
     pub local: Vec<IpNet>,
     /// Bans found in the kernel and adopted.
     pub adopted: usize,
-    /// Kernel changes decided at start (protected bans lifted, lost manual bans restored).
-    pub initial: Vec<Decision>,
+    /// Saved bans the kernel had lost, put back.
+    pub restored: usize,
+    /// Kernel changes decided at start (lost bans put back, protected bans lifted).
+    pub initial: Vec<KernelOp>,
 }
 
 /// Runs every startup step; an error means nothing was started (the kernel may have been
@@ -63,16 +68,21 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
     let lock = lock_instance(&config.control.socket)?;
     refuse_if_answered(&config.control.socket)?;
     // The kernel first: adopt what a previous run left (no gap, no duplicate).
+    notify::status("starting: opening the firewall, adopting its bans");
     let fw = if config.enforce.dry_run {
         None
     } else {
         let options = firewall_options(config).protect(protected(config, &local));
-        let opened = Firewall::open(options);
-        Some(Arc::new(opened.context("cannot set up the firewall")?))
+        Some(Arc::new(open_firewall(options)?))
     };
     let mut engine = Engine::new(config, local.clone());
     let saved = load_state(&shared);
-    let (adopted, initial) = restore(&mut engine, fw.as_deref(), &saved, &shared, config)?;
+    if config.enforce.dry_run {
+        // A dry run never enforces: its bans must never reach the kernel through the state
+        // file, nor replace what a real run saved.
+        shared.state_writable.store(false, Ordering::Relaxed);
+    }
+    let found = restore(&mut engine, fw.as_deref(), &saved, &shared, config)?;
     Ok(Startup {
         lock,
         started,
@@ -81,9 +91,24 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
         engine,
         interfaces,
         local,
-        adopted,
-        initial,
+        adopted: found.adopted,
+        restored: found.restored,
+        initial: found.kernel,
     })
+}
+
+/// Opens the firewall. Another daemon on the same chain (with another control socket, so the
+/// instance lock did not stop it) holds the firewall library's lock on the chain: say so in
+/// the daemon's words.
+fn open_firewall(options: FirewallOptions) -> anyhow::Result<Firewall> {
+    match Firewall::open(options) {
+        Ok(fw) => Ok(fw),
+        Err(FirewallError::ChainInUse { chain, holder }) => anyhow::bail!(
+            "another autoblock (or another program) uses chain {chain}: {holder}; stop it \
+             first, or give this one another [enforce] chain"
+        ),
+        Err(e) => Err(e).context("cannot set up the firewall"),
+    }
 }
 
 /// `[capture] interfaces`, or the interface of the default route.
@@ -97,7 +122,7 @@ fn interfaces(config: &Config) -> anyhow::Result<Vec<String>> {
 }
 
 fn shared_state(config: &Config, interfaces: &[String]) -> anyhow::Result<DaemonState> {
-    let sink = EventSink::new(config.events.file.clone(), SUPPRESSED_PER_SEC)
+    let events = EventLog::open(config.events.file.clone(), SUPPRESSED_PER_SEC)
         .context("cannot open the events file")?;
     let metrics = Metrics::new(
         interfaces.iter().cloned(),
@@ -105,7 +130,7 @@ fn shared_state(config: &Config, interfaces: &[String]) -> anyhow::Result<Daemon
     );
     Ok(DaemonState::new(
         Arc::new(metrics),
-        EventLog::new(sink),
+        events,
         config.state.dir.clone(),
     ))
 }
@@ -173,52 +198,85 @@ fn load_state(shared: &DaemonState) -> SavedState {
     }
 }
 
-/// Puts the saved history and the kernel's bans into the engine. Returns how many bans were
-/// adopted and the kernel changes that follow: adopted bans the allowlist or our own addresses
-/// now cover are lifted at once (with their `unblock` events), and manual bans the kernel lost
-/// (`keep_on_exit = false`, a flush) come back until they end.
+/// Puts the saved history, the kernel's bans and the saved bans the kernel lost into the
+/// engine (see [`restore::plan`]). Returns what it found and the kernel changes that follow:
+/// lost bans put back, and adopted bans the allowlist or our own addresses now cover lifted at
+/// once (with their `unblock` events).
 fn restore(
     engine: &mut Engine,
     fw: Option<&Firewall>,
     saved: &SavedState,
     shared: &DaemonState,
     config: &Config,
-) -> anyhow::Result<(usize, Vec<Decision>)> {
+) -> anyhow::Result<Restored> {
     let now = wall_now();
-    let offenses: Vec<_> = saved
+    engine.restore_offenses(&offenses(saved));
+    let kernel = match fw {
+        Some(fw) => fw
+            .list()
+            .context("cannot read the bans already in the kernel")?
+            .iter()
+            .map(|b| adopted_ban(b, now, false))
+            .collect(),
+        None => Vec::new(),
+    };
+    let plan = restore::plan(kernel, &saved.bans, now, config.enforce.max_active_bans);
+    for b in plan.bans {
+        engine.adopt(b);
+    }
+    let mut lifted = Vec::new();
+    engine.lift_protected(now, &mut lifted);
+    let dry_run = config.enforce.dry_run;
+    let mut ops: Vec<KernelOp> = plan
+        .kernel
+        .into_iter()
+        .filter(|op| match op {
+            KernelOp::Block { net, .. } => engine.bans().get(&SourceKey::from_net(*net)).is_some(),
+            KernelOp::Unblock { .. } => true,
+        })
+        .collect();
+    for d in &lifted {
+        shared.events.emit(Event::decision(d, dry_run));
+        ops.extend(kernel_op(d));
+    }
+    if plan.restored > 0 {
+        tracing::info!(
+            restored = plan.restored,
+            "bans the kernel had lost were restored from the state file"
+        );
+    }
+    Ok(Restored {
+        adopted: plan.adopted,
+        restored: plan.restored,
+        kernel: if fw.is_some() { ops } else { Vec::new() },
+    })
+}
+
+/// The saved offense history, completed by what the saved bans say (a ban saved after the last
+/// history snapshot still counts as an offense).
+fn offenses(saved: &SavedState) -> Vec<(IpNet, u32, Timestamp)> {
+    let mut out: Vec<(IpNet, u32, Timestamp)> = saved
         .offenses
         .iter()
         .map(|(n, c, t)| (*n, *c, Timestamp(*t)))
         .collect();
-    engine.restore_offenses(&offenses);
-    let mut adopted = 0usize;
-    if let Some(fw) = fw {
-        let bans = fw
-            .list()
-            .context("cannot read the bans already in the kernel")?;
-        for b in bans {
-            let manual = saved.manual_bans.iter().any(|m| m.0 == b.net);
-            engine.adopt(adopted_ban(&b, now, manual));
-            adopted += 1;
+    for b in saved.bans.iter().filter(|b| !b.manual && b.since_us > 0) {
+        let known = out
+            .iter()
+            .any(|(n, c, _)| *n == b.target && *c >= b.offense);
+        if !known {
+            out.retain(|(n, _, _)| *n != b.target);
+            out.push((b.target, b.offense, Timestamp(b.since_us)));
         }
     }
-    let mut initial = Vec::new();
-    engine.lift_protected(now, &mut initial);
-    for d in &initial {
-        shared
-            .events
-            .emit(Event::decision(d, config.enforce.dry_run));
-    }
-    for (net, until, reason) in &saved.manual_bans {
-        let until = Timestamp(*until);
-        if until > now
-            && engine.bans().get(&SourceKey::from_net(*net)).is_none()
-            && let Ok(d) = engine.ban_manual(*net, Some(until.since(now)), reason, true, now)
-        {
-            initial.push(d);
-        }
-    }
-    Ok((adopted, initial))
+    out
+}
+
+/// What [`restore`] found.
+struct Restored {
+    adopted: usize,
+    restored: usize,
+    kernel: Vec<KernelOp>,
 }
 
 /// The host's own addresses and loopback: what the engine treats as "us".

@@ -15,9 +15,10 @@ use super::DaemonState;
 use super::enforce_loop::{EnforceLoop, EnforceMsg};
 use super::engine_loop::{EngineLoop, EngineMsg};
 use crate::config::Config;
-use crate::engine::{Decision, Engine};
+use crate::engine::Engine;
 use crate::event::Event;
 use crate::firewall::Firewall;
+use crate::sys::enforcer::KernelOp;
 use crate::sys::live::{LiveCapture, LiveOptions};
 
 /// Capture batches waiting for the engine; beyond this, capture threads drop (and count).
@@ -79,7 +80,7 @@ pub struct Inputs<'a> {
     /// Interfaces to capture on, in index order.
     pub interfaces: &'a [String],
     /// Kernel changes decided at start, for the enforcer.
-    pub initial: Vec<Decision>,
+    pub initial: Vec<KernelOp>,
 }
 
 /// The running threads.
@@ -101,8 +102,8 @@ impl Workers {
     ) -> anyhow::Result<(Workers, UnboundedReceiver<Ended>)> {
         let (ended_tx, ended_rx) = unbounded_channel();
         let (enforcer_tx, enforcer_rx) = mpsc::channel();
-        for d in std::mem::take(&mut inputs.initial) {
-            let _ = enforcer_tx.send(EnforceMsg::Decision(d));
+        for op in std::mem::take(&mut inputs.initial) {
+            let _ = enforcer_tx.send(EnforceMsg::Op(op));
         }
         let (engine_tx, engine_rx) = mpsc::channel();
         let mut workers = Workers {

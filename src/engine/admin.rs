@@ -201,6 +201,7 @@ impl Engine {
             {
                 let o = old.swap_remove(i);
                 g.table = o.table;
+                g.table.set_max_sources(config.limits.max_tracked_sources);
             }
         }
         self.rules = rules;

@@ -215,6 +215,12 @@ impl SourceTable {
         self.map.len()
     }
 
+    /// A new bound (a reload). Raising it admits more sources at once; lowering it admits no
+    /// new source above it, and the table shrinks to it as idle sources are swept.
+    pub fn set_max_sources(&mut self, max_sources: usize) {
+        self.max_sources = max_sources.max(1);
+    }
+
     /// The slot of `key`, creating it if there is room (sweeping idle keys first when full).
     /// `None` when the table is full of active sources: the packet is counted as untracked.
     pub fn slot(&mut self, key: SourceKey, now_us: u64) -> Option<Slot> {

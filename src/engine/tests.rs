@@ -850,3 +850,31 @@ fn a_clock_set_back_keeps_each_ban_s_remaining_time() {
     e.tick(Timestamp(back + 501 * SEC), &mut out);
     assert!(matches!(&out[..], [Decision::Unblock { .. }]));
 }
+
+#[test]
+fn reload_applies_max_tracked_sources_to_the_tables_it_keeps() {
+    let c = config(vec![rule("p", Metric::Packets, 100, 1000)]);
+    let mut e = Engine::new(&c, vec![]);
+    let mut out = Vec::new();
+    let mut see = |e: &mut Engine, from: u32, to: u32| {
+        for i in from..to {
+            let src = std::net::Ipv4Addr::from(0x0b00_0000 + i).to_string();
+            e.observe(
+                &syn(&src, "10.0.0.1", 80),
+                Timestamp(SEC + u64::from(i)),
+                &mut out,
+            );
+        }
+    };
+    see(&mut e, 0, 10);
+    let mut c2 = c.clone();
+    c2.limits.max_tracked_sources = 20;
+    e.reconfigure(&c2, Timestamp(SEC), &mut Vec::new());
+    assert_eq!(e.stats().tracked_sources, 10, "counters kept");
+    see(&mut e, 10, 50);
+    assert_eq!(e.stats().tracked_sources, 20, "the new bound holds");
+    c2.limits.max_tracked_sources = 30;
+    e.reconfigure(&c2, Timestamp(SEC), &mut Vec::new());
+    see(&mut e, 50, 100);
+    assert_eq!(e.stats().tracked_sources, 30, "raised too");
+}

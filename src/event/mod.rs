@@ -38,6 +38,14 @@ pub enum Event {
         /// How many were left out.
         count: u64,
     },
+    /// An output fell behind or failed (`output`: `stdout` or `file`): this many lines were
+    /// left out of it since the last such event. Written to that output once it works again.
+    EventsDropped {
+        /// How many lines were left out.
+        count: u64,
+        /// Which output lost them.
+        output: &'static str,
+    },
     /// The kernel got a batch of changes.
     Applied {
         /// Bans added or extended.
@@ -245,6 +253,8 @@ pub struct StartedFields {
     pub dry_run: bool,
     /// Bans found in the kernel and kept.
     pub adopted_bans: usize,
+    /// Saved bans the kernel had lost (a reboot, a wiped firewall), put back.
+    pub restored_bans: usize,
     /// Our own addresses (never counted or banned).
     pub local_addresses: Vec<String>,
     /// How many rules are in force.
@@ -320,6 +330,7 @@ impl Event {
             Event::Suppressed(_) => "suppressed",
             Event::Unblock(_) => "unblock",
             Event::SuppressedDropped { .. } => "suppressed_dropped",
+            Event::EventsDropped { .. } => "events_dropped",
             Event::Applied { .. } => "applied",
             Event::Started(_) => "started",
             Event::Stopped { .. } => "stopped",

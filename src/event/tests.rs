@@ -130,6 +130,17 @@ fn suppressed_dropped() {
 }
 
 #[test]
+fn events_dropped() {
+    assert_eq!(
+        line(Event::EventsDropped {
+            count: 7,
+            output: "stdout"
+        }),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"events_dropped","count":7,"output":"stdout"}"#
+    );
+}
+
+#[test]
 fn applied_with_and_without_blocks() {
     let applied = |blocks, reaction_ms| Event::Applied {
         blocks,
@@ -158,12 +169,13 @@ fn started() {
         chain: "AUTOBLOCK".into(),
         dry_run: false,
         adopted_bans: 3,
+        restored_bans: 2,
         local_addresses: vec!["127.0.0.0/8".into(), "::1/128".into()],
         rules: 6,
     }));
     assert_eq!(
         line(e),
-        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"started","version":"0.1.0","pid":4242,"config":"/etc/autoblock/rules.toml","interfaces":["eth0"],"backend":"ipset","chain":"AUTOBLOCK","dry_run":false,"adopted_bans":3,"local_addresses":["127.0.0.0/8","::1/128"],"rules":6}"#
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"started","version":"0.1.0","pid":4242,"config":"/etc/autoblock/rules.toml","interfaces":["eth0"],"backend":"ipset","chain":"AUTOBLOCK","dry_run":false,"adopted_bans":3,"restored_bans":2,"local_addresses":["127.0.0.0/8","::1/128"],"rules":6}"#
     );
 }
 

@@ -91,6 +91,21 @@ pub enum KernelOp {
     },
 }
 
+/// The kernel change a decision calls for (`None` for a suppressed one).
+pub fn kernel_op(d: &Decision) -> Option<KernelOp> {
+    Some(match d {
+        Decision::Block(v) | Decision::Extend(v) => KernelOp::Block {
+            net: v.key.net(),
+            until: v.until,
+            reason: v.rule.to_string(),
+            // Only manual bans carry no metric.
+            manual: v.metric.is_none(),
+        },
+        Decision::Unblock { ban, .. } => KernelOp::Unblock { net: ban.key.net() },
+        Decision::Suppressed { .. } => return None,
+    })
+}
+
 /// What a commit did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
@@ -137,18 +152,9 @@ impl Enforcer {
         if self.fw.is_none() {
             return;
         }
-        let op = match d {
-            Decision::Block(v) | Decision::Extend(v) => KernelOp::Block {
-                net: v.key.net(),
-                until: v.until,
-                reason: v.rule.to_string(),
-                // Only manual bans carry no metric.
-                manual: v.metric.is_none(),
-            },
-            Decision::Unblock { ban, .. } => KernelOp::Unblock { net: ban.key.net() },
-            Decision::Suppressed { .. } => return,
-        };
-        self.stage_op(op);
+        if let Some(op) = kernel_op(d) {
+            self.stage_op(op);
+        }
     }
 
     /// Stages one change; a later change to the same target replaces it.

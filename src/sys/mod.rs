@@ -9,5 +9,6 @@ pub(crate) mod events;
 pub mod host;
 pub mod live;
 pub(crate) mod metrics;
+pub(crate) mod notify;
 pub(crate) mod proc;
 pub(crate) mod state;

@@ -1,23 +1,75 @@
-//! What survives a restart besides the kernel's bans: offense history (for escalation) and
-//! manual bans, as one JSON file written atomically (temp file, fsync, rename) under
-//! `[state] dir`. The kernel stays the source of truth for which bans are active.
+//! What survives a restart, a crash or a reboot: every active ban (rule or manual) with its end,
+//! and the offense history (for escalation), as one JSON file written atomically (temp file,
+//! fsync, rename) under `[state] dir`. At start the daemon adopts what the kernel holds and
+//! puts back what the kernel lost (a reboot, a wiped firewall) while it still has time left.
+//!
+//! Format, version 2: `{"version":2,"offenses":[[target,count,last_us],...],"bans":[{"target":..,
+//! "until_us":..,"since_us":..,"rule":..,"offense":..,"ban_secs":..,"manual":..},...]}`, times
+//! in µs since the epoch. Version 1 files (offenses and `manual_bans` as `[target,until_us,
+//! reason]`, no rule bans) still load; they are rewritten as version 2.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "state.json";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The first format: offenses and manual bans only.
+const VERSION_1: u32 = 1;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct SavedState {
     pub version: u32,
     /// (target, offense count, last offense in µs since the epoch).
+    #[serde(default)]
     pub offenses: Vec<(IpNet, u32, u64)>,
-    /// Manual bans: (target, until in µs since the epoch, reason).
+    /// Version 1 only (read, never written): manual bans as (target, until in µs, reason).
+    #[serde(default, skip_serializing)]
     pub manual_bans: Vec<(IpNet, u64, String)>,
+    /// Every active ban.
+    #[serde(default)]
+    pub bans: Vec<SavedBan>,
+}
+
+/// One active ban as saved.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SavedBan {
+    /// The banned address or prefix.
+    pub target: IpNet,
+    /// When it ends, in µs since the epoch.
+    pub until_us: u64,
+    /// When it started, in µs since the epoch (0: unknown, from a version 1 file).
+    pub since_us: u64,
+    /// The rule that fired, or the operator's reason.
+    pub rule: Arc<str>,
+    /// The offense number that set its length (1 = first).
+    pub offense: u32,
+    /// The length that offense earned (an extension pushes the end to now + this).
+    pub ban_secs: u64,
+    /// Set by an operator, not by a rule.
+    pub manual: bool,
+}
+
+impl SavedState {
+    /// A version 1 file's manual bans as bans.
+    fn upgraded(mut self) -> SavedState {
+        for (target, until_us, reason) in std::mem::take(&mut self.manual_bans) {
+            self.bans.push(SavedBan {
+                target,
+                until_us,
+                since_us: 0,
+                rule: Arc::from(reason),
+                offense: 1,
+                ban_secs: 0,
+                manual: true,
+            });
+        }
+        self.version = VERSION;
+        self
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +102,22 @@ pub fn load(dir: &Path) -> Result<SavedState, StateError> {
         Err(source) => return Err(StateError::Read { path, source }),
     };
     match serde_json::from_str::<SavedState>(&text) {
-        Ok(s) if s.version == VERSION => Ok(s),
+        Ok(s) if s.version == VERSION || s.version == VERSION_1 => Ok(s.upgraded()),
         Ok(s) => Err(corrupt(&path, format!("unknown version {}", s.version))),
         Err(e) => Err(corrupt(&path, e.to_string())),
     }
+}
+
+/// Forgets the saved bans and keeps the offense history (`autoblock flush`: the bans it removed
+/// must not come back at the next start). Returns how many were forgotten.
+pub fn forget_bans(dir: &Path) -> Result<usize, StateError> {
+    let mut state = load(dir)?;
+    let n = state.bans.len();
+    if n > 0 {
+        state.bans.clear();
+        save(dir, &state)?;
+    }
+    Ok(n)
 }
 
 fn corrupt(path: &Path, msg: String) -> StateError {
@@ -100,13 +164,73 @@ mod tests {
         let s = SavedState {
             version: 0,
             offenses: vec![("203.0.113.7/32".parse().unwrap(), 3, 42)],
-            manual_bans: vec![("2001:db8::/64".parse().unwrap(), 99, "abuse".into())],
+            manual_bans: Vec::new(),
+            bans: vec![ban("2001:db8::/64", true), ban("198.51.100.7/32", false)],
         };
         save(dir.path(), &s).unwrap();
         let back = load(dir.path()).unwrap();
+        assert_eq!(back.version, VERSION);
         assert_eq!(back.offenses, s.offenses);
-        assert_eq!(back.manual_bans, s.manual_bans);
+        assert_eq!(back.bans, s.bans);
         assert!(!dir.path().join(".state.json.tmp").exists());
+    }
+
+    fn ban(target: &str, manual: bool) -> SavedBan {
+        SavedBan {
+            target: target.parse().unwrap(),
+            until_us: 1_795_568_400_000_000,
+            since_us: 1_795_568_100_000_000,
+            rule: Arc::from(if manual { "abuse" } else { "conn-burst" }),
+            offense: 2,
+            ban_secs: 300,
+            manual,
+        }
+    }
+
+    #[test]
+    fn the_format_is_versioned_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SavedState {
+            bans: vec![ban("198.51.100.7/32", false)],
+            ..SavedState::default()
+        };
+        save(dir.path(), &s).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"version":2,"offenses":[],"bans":[{"target":"198.51.100.7/32","until_us":1795568400000000,"since_us":1795568100000000,"rule":"conn-burst","offense":2,"ban_secs":300,"manual":false}]}"#
+        );
+    }
+
+    #[test]
+    fn a_version_1_file_still_loads_its_manual_bans() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = r#"{"version":1,"offenses":[["203.0.113.7/32",3,42]],"manual_bans":[["2001:db8::/64",99,"abuse"]]}"#;
+        std::fs::write(dir.path().join(FILE), v1).unwrap();
+        let s = load(dir.path()).unwrap();
+        assert_eq!(s.version, VERSION);
+        assert_eq!(s.offenses, [("203.0.113.7/32".parse().unwrap(), 3, 42)]);
+        assert!(s.manual_bans.is_empty());
+        assert_eq!(
+            s.bans,
+            [SavedBan {
+                target: "2001:db8::/64".parse().unwrap(),
+                until_us: 99,
+                since_us: 0,
+                rule: Arc::from("abuse"),
+                offense: 1,
+                ban_secs: 0,
+                manual: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn an_unknown_version_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE), r#"{"version":3}"#).unwrap();
+        let e = load(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("unknown version 3"), "{e}");
     }
 
     #[test]

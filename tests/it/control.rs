@@ -72,6 +72,7 @@ impl ControlHandler for Fake {
                 last_reload: None,
                 enforcer_errors: 0,
                 pending_decisions: 0,
+                events_dropped: 0,
             }),
             Request::List => Response::List(vec![
                 ban_info("2001:db8::/64", 3000, true),

@@ -4,7 +4,11 @@
 mod check;
 mod control;
 mod daemon;
+mod daemon_instances;
 mod daemon_nft;
+mod daemon_output;
+mod daemon_persist;
+mod daemon_signals;
 mod enforcer;
 mod examples;
 mod firewall;

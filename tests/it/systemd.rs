@@ -107,14 +107,27 @@ fn start_with_shipped_config(m: &Machine, backend: &str) {
     m.set_config(None, "interfaces", &format!("[\"{GUEST_IF}\"]"));
     m.set_config(None, "backend", &format!("\"{backend}\""));
     m.c().ok(&["systemctl", "start", "autoblock"]);
-    if pending::enabled(Pending::Notify) {
-        pending::ready_when_start_returns(m);
-    }
+    ready_when_start_returns(m);
     m.wait_status();
     assert_eq!(m.unit_state(), "active");
     let started = m.wait_event(Duration::from_secs(5), "started", |_| true);
     assert_eq!(started["backend"], backend, "{started}");
     assert_eq!(started["interfaces"], serde_json::json!([GUEST_IF]));
+}
+
+/// Right after `systemctl start` returned: the unit is `Type=notify` and the control socket
+/// already answers (READY=1 is sent after set-up, so no polling is needed).
+pub fn ready_when_start_returns(m: &Machine) {
+    let kind = m
+        .c()
+        .ok(&["systemctl", "show", "-p", "Type", "--value", "autoblock"]);
+    assert_eq!(kind.trim(), "notify", "the unit's Type");
+    let out = m.c().exec(&["autoblock", "status"]);
+    assert!(
+        out.status.success(),
+        "`autoblock status` right after `systemctl start` returned: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// True when a SYN from `src` (an outside address) to the container is answered.
@@ -262,8 +275,7 @@ fn security_score(m: &Machine) {
 }
 
 /// Enabled, powered off, booted again on empty firewall tables: the unit comes up by itself
-/// and the bans that had time left are back (manual ones today; rule ones when issue 11 item 5
-/// lands, see `systemd_pending`).
+/// and every ban that had time left is back, rule and manual (the state file keeps them).
 fn reboot_keeps_bans(m: &mut Machine) {
     m.c().ok(&["systemctl", "enable", "autoblock"]);
     let before = snapshot_bans(m);
@@ -282,11 +294,8 @@ fn reboot_keeps_bans(m: &mut Machine) {
         .collect();
     assert_eq!(stops.len(), 2, "{stops:?}");
     assert_eq!(stops[1]["kept_bans"], true, "{:?}", stops[1]);
-    assert_time_kept(m, &before, MANUAL);
-    if pending::enabled(Pending::RuleBansSurviveReboot) {
-        for target in [OUTSIDE4, OUTSIDE4_B] {
-            assert_time_kept(m, &before, target);
-        }
+    for target in [MANUAL, OUTSIDE4, OUTSIDE4_B] {
+        assert_time_kept(m, &before, target);
     }
 }
 

@@ -5,8 +5,6 @@
 //!
 //! | name      | issue           | what is checked                                              |
 //! |-----------|-----------------|--------------------------------------------------------------|
-//! | `notify`  | 11 item 4       | `Type=notify`: the socket answers as soon as `start` returns |
-//! | `persist` | 11 item 5       | rule bans come back after a reboot with their time left      |
 //! | `reload`  | 14 item 2 (& 7) | `ExecReload` runs `autoblock reload`; a bad file fails       |
 //! |           |                 | `systemctl reload`, keeps the daemon, shows in `status`      |
 
@@ -14,24 +12,18 @@ use crate::harness::systemd::Machine;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Pending {
-    Notify,
-    RuleBansSurviveReboot,
     ReloadCommand,
 }
 
 impl Pending {
     fn name(self) -> &'static str {
         match self {
-            Pending::Notify => "notify",
-            Pending::RuleBansSurviveReboot => "persist",
             Pending::ReloadCommand => "reload",
         }
     }
 
     fn what(self) -> &'static str {
         match self {
-            Pending::Notify => "Type=notify readiness (issue 11 item 4)",
-            Pending::RuleBansSurviveReboot => "rule bans surviving a reboot (issue 11 item 5)",
             Pending::ReloadCommand => "`autoblock reload` as ExecReload (issue 14 item 2)",
         }
     }
@@ -52,21 +44,6 @@ pub fn enabled(check: Pending) -> bool {
         );
     }
     on
-}
-
-/// Right after `systemctl start` returned: the unit is `Type=notify` and the control socket
-/// already answers (READY=1 is sent after set-up, so no polling is needed).
-pub fn ready_when_start_returns(m: &Machine) {
-    let kind = m
-        .c()
-        .ok(&["systemctl", "show", "-p", "Type", "--value", "autoblock"]);
-    assert_eq!(kind.trim(), "notify", "the unit's Type");
-    let out = m.c().exec(&["autoblock", "status"]);
-    assert!(
-        out.status.success(),
-        "`autoblock status` right after `systemctl start` returned: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `systemctl reload` runs `autoblock reload`, which waits for the daemon's answer: a good

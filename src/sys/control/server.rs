@@ -43,9 +43,41 @@ pub trait ControlHandler: Send + Sync {
 pub async fn serve(
     path: &Path,
     handler: Arc<dyn ControlHandler>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), ControlError> {
-    let (listener, _guard) = bind(path).await?;
+    let bound = Bound::new(path).await?;
+    bound.serve(handler, shutdown).await;
+    Ok(())
+}
+
+/// The control socket, bound and listening (connections wait in its backlog) but not served
+/// yet: the daemon binds it before it tells the service manager it is ready.
+pub struct Bound {
+    listener: UnixListener,
+    _file: SocketFile,
+}
+
+impl Bound {
+    /// Binds `path` (see [`serve`] for what can fail).
+    pub async fn new(path: &Path) -> Result<Bound, ControlError> {
+        let (listener, file) = bind(path).await?;
+        Ok(Bound {
+            listener,
+            _file: file,
+        })
+    }
+
+    /// Serves until `shutdown` becomes `true`, then removes the socket file.
+    pub async fn serve(self, handler: Arc<dyn ControlHandler>, shutdown: watch::Receiver<bool>) {
+        accept_loop(&self.listener, handler, shutdown).await;
+    }
+}
+
+async fn accept_loop(
+    listener: &UnixListener,
+    handler: Arc<dyn ControlHandler>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let conn_shutdown = shutdown.clone();
     loop {
@@ -75,7 +107,6 @@ pub async fn serve(
             },
         }
     }
-    Ok(())
 }
 
 /// Resolves once shutdown is asked for, or its sender is gone (the daemon is exiting anyway).

@@ -66,6 +66,7 @@ pub struct Metrics {
     enforcer_errors: Counter,
     repairs: Counter,
     reaction: Histogram,
+    events_dropped: CounterFamily,
 }
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
@@ -124,6 +125,7 @@ impl Metrics {
             enforcer_errors: Counter::default(),
             repairs: Counter::default(),
             reaction: Histogram::new(REACTION_BUCKETS),
+            events_dropped: CounterFamily::default(),
         }
     }
 
@@ -159,6 +161,16 @@ impl Metrics {
             "Seconds from the packet that crossed a threshold to the ban in the kernel",
             self.reaction.clone(),
         );
+        for output in ["stdout", "file"] {
+            let _ = self
+                .events_dropped
+                .get_or_create(&labels(&[("output", output)]));
+        }
+        r.register(
+            "events_dropped",
+            "Event lines an output left out because it fell behind or failed, per output",
+            self.events_dropped.clone(),
+        );
     }
 
     /// `n` packets seen on interface `iface`; an unknown index is ignored.
@@ -178,6 +190,15 @@ impl Metrics {
             c.interface_drops
                 .inc_by(interface.saturating_sub(c.interface_drops.get()));
         }
+    }
+
+    /// Event lines `output` left out since start (a cumulative total; a lower one is ignored).
+    pub fn set_events_dropped(&self, output: &str, total: u64) {
+        let c = self
+            .events_dropped
+            .get_or_create(&labels(&[("output", output)]))
+            .clone();
+        c.inc_by(total.saturating_sub(c.get()));
     }
 
     /// Sources in the counter table now.

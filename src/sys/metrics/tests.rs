@@ -23,6 +23,8 @@ fn fixture() -> Metrics {
     m.observe_reaction(Duration::from_millis(3));
     m.observe_reaction(Duration::from_millis(10)); // on a bound: in that bucket (le is <=)
     m.observe_reaction(Duration::from_secs(3)); // above every bound: only +Inf
+    m.set_events_dropped("stdout", 40);
+    m.set_events_dropped("stdout", 42); // totals are stored, not added
     m
 }
 
@@ -84,6 +86,10 @@ autoblock_reaction_seconds_bucket{le="2.5"} 2
 autoblock_reaction_seconds_bucket{le="+Inf"} 3
 autoblock_reaction_seconds_sum 3.013
 autoblock_reaction_seconds_count 3
+# HELP autoblock_events_dropped_total Event lines an output left out because it fell behind or failed, per output.
+# TYPE autoblock_events_dropped_total counter
+autoblock_events_dropped_total{output="file"} 0
+autoblock_events_dropped_total{output="stdout"} 42
 "#;
 
 /// The exposition as families in order, each with its HELP and TYPE lines and its samples

@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -164,6 +164,18 @@ impl Drop for Flood {
     }
 }
 
+/// Polls `f` every 100 µs until it holds or `limit` passes.
+pub fn poll_fast(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    f()
+}
+
 /// Polls `f` every 50 ms until it holds or `limit` passes.
 pub fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -240,6 +252,16 @@ impl Setup {
         self.set("ban = \"5m\"", &format!("ban = {ban:?}"))
     }
 
+    /// Sets `[events] file` to a file in the temp dir; returns its path.
+    pub fn events_file(&mut self) -> PathBuf {
+        let path = self.dir.path().join("events.file.jsonl");
+        self.set(
+            "file = \"\"",
+            &format!("file = {:?}", path.display().to_string()),
+        );
+        path
+    }
+
     pub fn append(&mut self, toml: &str) -> &mut Setup {
         self.text.push('\n');
         self.text.push_str(toml);
@@ -256,9 +278,20 @@ impl Setup {
     }
 }
 
+/// Where the daemon's stdout goes.
+pub enum Stdout {
+    /// A file the test reads its events from.
+    File,
+    /// A pipe nobody reads (a stalled journald); events are read from `[events] file`, which
+    /// the setup must name (see [`Setup::events_file`]).
+    Stalled(PathBuf),
+}
+
 /// `autoblock run` inside a namespace; killed (SIGKILL, by pid) on drop.
 pub struct Daemon {
     child: Option<Child>,
+    /// The read end of a stalled stdout, kept open and unread.
+    pub pipe: Option<ChildStdout>,
     pub pid: u32,
     pub events: PathBuf,
     pub stderr: PathBuf,
@@ -274,31 +307,22 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with distinct log files per `tag` (several runs in one test).
     pub fn start_as(ns: &Netns, setup: &Setup, extra: &[&str], tag: &str) -> Daemon {
-        let events = setup.dir.path().join(format!("{tag}.events.jsonl"));
-        let stderr = setup.dir.path().join(format!("{tag}.stderr"));
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns.name()])
-            .arg(env!("CARGO_BIN_EXE_autoblock"))
-            .args(["run", "--config"])
-            .arg(&setup.config)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(File::create(&events).expect("events file"))
-            .stderr(File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn autoblock run");
-        let pid = child.id();
-        let mut d = Daemon {
-            child: Some(child),
-            pid,
-            events,
-            stderr,
-            socket: setup.socket.clone(),
-        };
+        Self::start_with(ns, setup, extra, tag, Stdout::File)
+    }
+
+    /// Like [`Daemon::start_as`], with stdout going where `stdout` says.
+    pub fn start_with(
+        ns: &Netns,
+        setup: &Setup,
+        extra: &[&str],
+        tag: &str,
+        stdout: Stdout,
+    ) -> Daemon {
+        let mut d = Self::spawn(ns, setup, extra, tag, stdout);
         d.wait_event(Duration::from_secs(30), "started", |_| true);
         // `ip netns exec` execs the daemon: the child's pid is the daemon's own.
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        assert_eq!(comm.trim(), "autoblock", "pid {pid} is not the daemon");
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", d.pid)).unwrap_or_default();
+        assert_eq!(comm.trim(), "autoblock", "pid {} is not the daemon", d.pid);
         let ok = poll(Duration::from_secs(20), || {
             d.cli(&["status", "--format", "json"]).status.success()
         });
@@ -306,6 +330,63 @@ impl Daemon {
             d.fail("the control socket never answered");
         }
         d
+    }
+
+    /// Starts the daemon and returns at once (nothing waited for).
+    pub fn spawn(ns: &Netns, setup: &Setup, extra: &[&str], tag: &str, stdout: Stdout) -> Daemon {
+        Self::spawn_env(ns, setup, extra, tag, stdout, &[])
+    }
+
+    /// Like [`Daemon::spawn`], with these environment variables set for the daemon.
+    pub fn spawn_env(
+        ns: &Netns,
+        setup: &Setup,
+        extra: &[&str],
+        tag: &str,
+        stdout: Stdout,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
+        let stderr = setup.dir.path().join(format!("{tag}.stderr"));
+        let (events, out) = match stdout {
+            Stdout::File => {
+                let events = setup.dir.path().join(format!("{tag}.events.jsonl"));
+                let file = File::create(&events).expect("events file");
+                (events, Stdio::from(file))
+            }
+            Stdout::Stalled(events) => (events, Stdio::piped()),
+        };
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns.name()])
+            .arg(env!("CARGO_BIN_EXE_autoblock"))
+            .args(["run", "--config"])
+            .arg(&setup.config)
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn autoblock run");
+        let pid = child.id();
+        let pipe = child.stdout.take();
+        Daemon {
+            child: Some(child),
+            pipe,
+            pid,
+            events,
+            stderr,
+            socket: setup.socket.clone(),
+        }
+    }
+
+    /// Waits (5 s at most) until `ip netns exec` has become the daemon (its pid runs
+    /// `autoblock`): the earliest moment a signal reaches the daemon itself.
+    pub fn wait_exec(&self) {
+        let ok = poll_fast(Duration::from_secs(5), || {
+            std::fs::read_to_string(format!("/proc/{}/comm", self.pid))
+                .is_ok_and(|c| c.trim() == "autoblock")
+        });
+        assert!(ok, "pid {} never became autoblock", self.pid);
     }
 
     /// Every event line so far, parsed (a torn last line is skipped).
@@ -435,6 +516,16 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Everything in a stalled stdout pipe (after the daemon exited: reads to its end).
+    pub fn read_pipe(&mut self) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(mut p) = self.pipe.take() {
+            let _ = p.read_to_string(&mut text);
+        }
+        text
     }
 
     /// SIGKILL (`kill -9`) and reap.

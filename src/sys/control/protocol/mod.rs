@@ -130,6 +130,10 @@ pub struct StatusInfo {
     pub enforcer_errors: u64,
     /// Decisions queued for the enforcer, not yet in the kernel.
     pub pending_decisions: u64,
+    /// Event lines an output (stdout, the events file) lost since start because it fell
+    /// behind or failed; absent from older daemons.
+    #[serde(default)]
+    pub events_dropped: u64,
 }
 
 /// Capture counters of one interface, as libpcap reports them.

@@ -41,6 +41,7 @@ fn status() -> StatusInfo {
         last_reload: None,
         enforcer_errors: 0,
         pending_decisions: 0,
+        events_dropped: 0,
     }
 }
 
