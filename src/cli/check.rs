@@ -120,6 +120,8 @@ mod tests {
             aggregate_v4: 32,
             aggregate_v6: 128,
             skip_replies: false,
+            mode: crate::config::RuleMode::Enforce,
+            exempt: Vec::new(),
         }
     }
 
@@ -141,6 +143,8 @@ mod tests {
             aggregate_v4: 24,
             aggregate_v6: 64,
             skip_replies: true,
+            mode: crate::config::RuleMode::Enforce,
+            exempt: Vec::new(),
         };
         assert_eq!(
             rule_line(&scan, Duration::from_secs(600)),

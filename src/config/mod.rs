@@ -2,17 +2,20 @@
 //! then validation builds these typed values and reports every problem at once, each with its
 //! file, line, column and TOML key.
 //!
-//! Files: `raw.rs` + `parse.rs` (stage one, serde), `validate.rs` + `rule.rs` (stage two,
-//! defaults and checks), `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]).
+//! Files: `raw.rs` + `parse.rs` + `keys.rs` (stage one, serde; every unknown key),
+//! `validate.rs` + `rule.rs` (stage two, defaults and checks; `warnings.rs`: what is valid but
+//! probably not meant), `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]).
 //! The typed structs below are the contract the rest of the program relies on: once built,
 //! every value is in range.
 
 pub mod duration;
 mod error;
+pub mod keys;
 mod parse;
 mod raw;
 mod rule;
 mod validate;
+mod warnings;
 
 #[cfg(test)]
 mod tests;
@@ -60,6 +63,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[[rule]]`: the detection rules, in file order.
     pub rules: Vec<Rule>,
+    /// What is valid but probably not meant (an empty file, a rule another rule shadows, a
+    /// very short aggregation prefix): `check` prints them, the daemon logs them.
+    pub warnings: Vec<Problem>,
 }
 
 /// `[capture]`.
@@ -219,4 +225,29 @@ pub struct Rule {
     /// metrics (`dst_ports`, `dst_addrs`), off for `packets` and `bytes` (a reflection flood
     /// is made of replies).
     pub skip_replies: bool,
+    /// `enforce` bans; `log` decides and reports (`suppressed` with reason `log`) but never
+    /// bans: a trial run of a new rule on live traffic.
+    pub mode: RuleMode,
+    /// Sources in these nets are not counted by this rule (other rules still count them).
+    pub exempt: Vec<IpNet>,
+}
+
+/// `mode` of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleMode {
+    /// Fire, ban, extend.
+    #[default]
+    Enforce,
+    /// Fire and report, never ban or extend.
+    Log,
+}
+
+impl RuleMode {
+    /// The name used in `rules.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleMode::Enforce => "enforce",
+            RuleMode::Log => "log",
+        }
+    }
 }

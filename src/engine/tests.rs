@@ -25,6 +25,8 @@ fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -> Rule {
         aggregate_v4: 32,
         aggregate_v6: 128,
         skip_replies: matches!(metric, Metric::DstPorts | Metric::DstAddrs),
+        mode: crate::config::RuleMode::Enforce,
+        exempt: Vec::new(),
     }
 }
 
@@ -68,6 +70,7 @@ fn config(rules: Vec<Rule>) -> Config {
         },
         metrics: MetricsConfig::default(),
         rules,
+        warnings: Vec::new(),
     }
 }
 
