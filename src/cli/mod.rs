@@ -103,17 +103,25 @@ pub fn run(cli: Cli) -> CliResult {
     }
 }
 
-/// Loads and validates the configuration; an invalid file is a usage error listing every
-/// problem, an unreadable one a runtime error.
+/// Loads and validates the configuration; an invalid, missing or directory path is a usage
+/// error (exit 2) listing every problem, an unreadable file a runtime error. Warnings are
+/// logged.
 pub fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
     let path = path
         .map(Path::to_path_buf)
         .unwrap_or_else(config::default_path);
-    config::load(&path).map_err(|e| match e {
-        ConfigError::Invalid { .. } => CliError::usage(anyhow::anyhow!(
+    match config::load(&path) {
+        Ok(config) => {
+            for w in &config.warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(config)
+        }
+        Err(e @ ConfigError::Invalid { .. }) => Err(CliError::usage(anyhow::anyhow!(
             "invalid configuration: {} (see `autoblock check`)\n{e}",
             path.display()
-        )),
-        ConfigError::Read { .. } => CliError::runtime(e),
-    })
+        ))),
+        Err(e) if e.is_usage() => Err(CliError::usage(e)),
+        Err(e) => Err(CliError::runtime(e)),
+    }
 }

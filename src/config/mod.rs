@@ -28,7 +28,7 @@ use ipnet::IpNet;
 
 /// `enforce.backend`: the firewall library's own type (`iptables` or `ipset`).
 pub use crate::firewall::Backend;
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, Problem, locate};
 pub use validate::{load, parse_str};
 
 /// Where the daemon and `check` look without `--config`: `./rules.toml` if it exists, else
