@@ -8,10 +8,12 @@ pub(crate) mod explain;
 pub(crate) mod flush;
 pub(crate) mod list;
 mod logging;
+pub(crate) mod reload;
 pub(crate) mod remote;
 pub(crate) mod replay;
 pub(crate) mod run;
 pub(crate) mod status;
+pub(crate) mod top;
 pub(crate) mod unban;
 
 use std::path::{Path, PathBuf};
@@ -55,13 +57,17 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Remove everything autoblock created in the kernel (jumps, chain, sets), nothing else.
     Flush(flush::FlushArgs),
-    /// Show the running daemon's state: capture, sources, bans, errors.
+    /// Show the running daemon's state: capture, rules, bans, the last reload, errors.
     Status(status::StatusArgs),
+    /// Watch the running daemon live: capture, each rule's top sources, bans, events.
+    Top(top::TopArgs),
+    /// Make the running daemon read its configuration again; wait for the result.
+    Reload(reload::ReloadArgs),
     /// List the active bans.
     List(list::ListArgs),
     /// Ban addresses or networks now, by hand or from a list file.
     Ban(ban::BanArgs),
-    /// Lift bans now.
+    /// Lift bans now: some, one rule's, or all.
     Unban(unban::UnbanArgs),
     /// Show how an address stands against the allowlist and every rule, and why it is banned.
     Explain(explain::ExplainArgs),
@@ -96,6 +102,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Replay(args) => replay::run(args),
         Command::Flush(args) => flush::run(args),
         Command::Status(args) => status::run(&args),
+        Command::Top(args) => top::run(&args),
+        Command::Reload(args) => reload::run(&args),
         Command::List(args) => list::run(&args),
         Command::Ban(args) => ban::run(&args),
         Command::Unban(args) => unban::run(&args),

@@ -8,6 +8,7 @@
 //! The typed structs below are the contract the rest of the program relies on: once built,
 //! every value is in range.
 
+mod diff;
 pub mod duration;
 mod error;
 pub mod keys;
@@ -28,8 +29,12 @@ use ipnet::IpNet;
 
 /// `enforce.backend`: the firewall library's own type (`iptables` or `ipset`).
 pub use crate::firewall::Backend;
+pub use diff::diff;
 pub use error::{ConfigError, Problem, locate};
 pub use validate::{load, parse_str};
+
+/// `[control] socket` when the file does not set it.
+pub const DEFAULT_SOCKET: &str = "/run/autoblock/autoblock.sock";
 
 /// Where the daemon and `check` look without `--config`: `./rules.toml` if it exists, else
 /// `/etc/autoblock/rules.toml`.

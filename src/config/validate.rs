@@ -192,7 +192,7 @@ fn build(ctx: &mut Ctx, raw: RawConfig) -> Config {
                 ctx,
                 &raw.control.socket,
                 "control.socket",
-                "/run/autoblock/autoblock.sock",
+                super::DEFAULT_SOCKET,
             ),
         },
         state: StateConfig {

@@ -15,14 +15,16 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 
 use super::engine_loop::EngineMsg;
+use super::handler::ReloadAsk;
 use super::monitor::DropMonitor;
-use super::reload::{self, Overrides};
+use super::reload::{self, By, Overrides};
 use super::startup::host_addresses;
 use super::workers::Ended;
 use super::{DaemonState, Exit};
 use crate::config::Config;
 use crate::event::Event;
 use crate::sys::clock::wall_now;
+use crate::sys::control::protocol::ReloadInfo;
 use crate::sys::control::server::ControlHandler;
 use crate::sys::live::LiveCapture;
 
@@ -51,6 +53,8 @@ pub struct Edge {
     pub handler: Arc<dyn ControlHandler>,
     /// Our own addresses as the engine knows them.
     pub local: Vec<IpNet>,
+    /// `autoblock reload` requests from the control handler.
+    pub reloads: UnboundedReceiver<ReloadAsk>,
 }
 
 /// Runs the edge until a signal asks to stop or something fatal happens.
@@ -93,7 +97,13 @@ impl Edge {
             tokio::select! {
                 _ = signals.term.recv() => break Exit::Stop,
                 _ = signals.int.recv() => break Exit::Stop,
-                _ = signals.hup.recv() => self.reload(),
+                _ = signals.hup.recv() => {
+                    self.reload(By::Signal);
+                }
+                Some(reply) = self.reloads.recv() => {
+                    let info = self.reload(By::Control);
+                    let _ = reply.send(info);
+                }
                 Some(ended) = self.ended.recv() => break self.fatal(ended.why()),
                 res = join(&mut control) => break self.control_ended(res),
                 res = join(&mut metrics) => metrics_ended(res),
@@ -136,8 +146,9 @@ impl Edge {
         }))
     }
 
-    /// SIGHUP: reopen the events file, then load -> validate -> diff -> swap.
-    fn reload(&mut self) {
+    /// SIGHUP or `autoblock reload`: reopen the events file, then load -> validate -> diff ->
+    /// swap.
+    fn reload(&mut self, by: By) -> ReloadInfo {
         let _ = self.shared.events.reopen();
         reload::reload(
             &self.config_path,
@@ -145,7 +156,8 @@ impl Edge {
             &mut self.config,
             &self.shared,
             &self.engine,
-        );
+            by,
+        )
     }
 
     /// Addresses come and go (DHCP, IPv6 temporary addresses, a VIP): ours are never counted

@@ -9,6 +9,7 @@
 //!    end of any worker, until asked to stop or until something fatal happens;
 //! 4. [`workers::Workers::stop`], then the kernel clean-up and the `stopped` event.
 
+mod answers;
 mod convert;
 mod edge;
 mod enforce_loop;
@@ -27,6 +28,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::event::{Event, StartedFields};
 use crate::firewall::Firewall;
+use crate::sys::control::protocol::{ReloadInfo, RuleStatus};
 use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
 use startup::Startup;
@@ -57,6 +59,13 @@ pub struct DaemonState {
     pub state_writable: AtomicBool,
     /// When the configuration was last reloaded (RFC 3339), for `status`.
     pub last_reload: Mutex<Option<String>>,
+    /// The last reload tried, applied or refused, for `status`.
+    pub reload: Mutex<Option<ReloadInfo>>,
+    /// The per-rule lines of `status`, published by the engine thread.
+    pub rules: Mutex<Vec<RuleStatus>>,
+    /// Why manual bans and offense history are not saved, while they are not (`[state] dir`
+    /// not writable, found at start or by the last save).
+    pub state_error: Mutex<Option<String>>,
 }
 
 impl DaemonState {
@@ -69,6 +78,9 @@ impl DaemonState {
             state_dir,
             state_writable: AtomicBool::new(true),
             last_reload: Mutex::new(None),
+            reload: Mutex::new(None),
+            rules: Mutex::new(Vec::new()),
+            state_error: Mutex::new(None),
         }
     }
 }
@@ -117,9 +129,11 @@ pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
         &local,
         adopted,
     ));
+    let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
     let handler = Arc::new(handler::Context {
         shared: shared.clone(),
         engine: Mutex::new(workers.engine()),
+        reloads: reload_tx,
         captures: workers.captures(),
         started,
         config_path: config_path.clone(),
@@ -137,6 +151,7 @@ pub fn run(opts: RunOptions, mut config: Config) -> anyhow::Result<()> {
         ended,
         handler,
         local,
+        reloads,
     };
     let exit = edge::run(edge);
     let stop_started = Instant::now();

@@ -15,7 +15,7 @@ use super::DaemonState;
 use super::convert::adopted_ban;
 use crate::config::Config;
 use crate::engine::sources::SourceKey;
-use crate::engine::{Decision, Engine};
+use crate::engine::{Decision, Engine, ManualBan};
 use crate::event::Event;
 use crate::firewall::Firewall;
 use crate::sys::clock::wall_now;
@@ -72,6 +72,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
     };
     let mut engine = Engine::new(config, local.clone());
     let saved = load_state(&shared);
+    check_state_dir(&shared);
     let (adopted, initial) = restore(&mut engine, fw.as_deref(), &saved, &shared, config)?;
     Ok(Startup {
         lock,
@@ -173,6 +174,34 @@ fn load_state(shared: &DaemonState) -> SavedState {
     }
 }
 
+/// An unwritable `[state] dir` is reported now (a `state_error` event and a log line), not
+/// at the first save minutes later; `status` and `ban` say so until a save works.
+fn check_state_dir(shared: &DaemonState) {
+    let error = if !shared.state_writable.load(Ordering::Relaxed) {
+        Some(format!(
+            "the state file in {} could not be read at start; it is not overwritten, so manual bans and offense history are not saved",
+            shared.state_dir.display()
+        ))
+    } else {
+        match state::probe(&shared.state_dir) {
+            Ok(()) => return,
+            Err(e) => {
+                let error = format!("{e}: manual bans and offense history are not saved");
+                shared.events.emit_now(Event::StateSaveFailed {
+                    error: error.clone(),
+                });
+                Some(error)
+            }
+        }
+    };
+    if let Some(error) = &error {
+        tracing::warn!("[state] dir: {error}");
+    }
+    if let Ok(mut slot) = shared.state_error.lock() {
+        *slot = error;
+    }
+}
+
 /// Puts the saved history and the kernel's bans into the engine. Returns how many bans were
 /// adopted and the kernel changes that follow: adopted bans the allowlist or our own addresses
 /// now cover are lifted at once (with their `unblock` events), and manual bans the kernel lost
@@ -213,7 +242,8 @@ fn restore(
         let until = Timestamp(*until);
         if until > now
             && engine.bans().get(&SourceKey::from_net(*net)).is_none()
-            && let Ok(d) = engine.ban_manual(*net, Some(until.since(now)), reason, true, now)
+            && let Ok(ManualBan::Banned(d)) =
+                engine.ban_manual(*net, Some(until.since(now)), reason, true, false, now)
         {
             initial.push(d);
         }

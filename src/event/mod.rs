@@ -29,7 +29,7 @@ pub enum Event {
     Block(DecisionFields),
     /// A banned source still over its threshold: its ban now ends later.
     Extend(DecisionFields),
-    /// A source fired but was not banned (`reason`: allowlist, local, cap, rate).
+    /// A source fired but was not banned (`reason`: allowlist, local, cap, rate, log).
     Suppressed(DecisionFields),
     /// A ban ended (`reason`: expired, manual, protected).
     Unblock(UnblockFields),
@@ -171,7 +171,7 @@ pub enum Event {
 pub struct DecisionFields {
     /// The target: an address, or a CIDR when the rule aggregates.
     pub ip: String,
-    /// The rule that fired, or the reason given for a manual ban.
+    /// The rule that fired; `manual` for a manual ban.
     pub rule: Arc<str>,
     /// Why it was suppressed (`suppressed` only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,6 +189,9 @@ pub struct DecisionFields {
     /// Set by an operator, not by a rule.
     #[serde(skip_serializing_if = "is_false")]
     pub manual: bool,
+    /// The operator's reason of a manual ban (`autoblock ban --reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Arc<str>>,
     /// Logged only: the kernel is not touched.
     #[serde(skip_serializing_if = "is_false")]
     pub dry_run: bool,
@@ -212,7 +215,7 @@ pub struct Measure {
 pub struct UnblockFields {
     /// The target that was banned.
     pub ip: String,
-    /// The rule (or manual reason) of the ban.
+    /// The rule that set the ban's end time; `manual` for a manual ban.
     pub rule: Arc<str>,
     /// `expired`, `manual` or `protected`.
     pub reason: &'static str,
@@ -221,6 +224,9 @@ pub struct UnblockFields {
     /// The ban was manual.
     #[serde(skip_serializing_if = "is_false")]
     pub manual: bool,
+    /// The operator's reason of a manual ban.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Arc<str>>,
     /// Logged only: the kernel is not touched.
     #[serde(skip_serializing_if = "is_false")]
     pub dry_run: bool,
@@ -368,6 +374,7 @@ impl Event {
                 reason: reason.as_str(),
                 offense: ban.offense,
                 manual: ban.manual,
+                comment: ban.comment.clone(),
                 dry_run,
             })
             .at(*at),
@@ -390,6 +397,7 @@ fn fields(v: &Verdict, reason: Option<&'static str>, dry_run: bool) -> DecisionF
         offense: v.offense,
         until: v.until,
         manual: v.metric.is_none(),
+        comment: v.comment.clone(),
         dry_run,
     }
 }

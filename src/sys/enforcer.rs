@@ -140,7 +140,9 @@ impl Enforcer {
             Decision::Block(v) | Decision::Extend(v) => KernelOp::Block {
                 net: v.key.net(),
                 until: v.until,
-                reason: v.rule.to_string(),
+                // A manual ban keeps the operator's reason in the kernel (adoption reads it
+                // back); a rule ban names its rule.
+                reason: v.comment.as_deref().unwrap_or(&v.rule).to_string(),
                 // Only manual bans carry no metric.
                 manual: v.metric.is_none(),
             },
@@ -274,6 +276,7 @@ mod tests {
         Decision::Block(Verdict {
             key: SourceKey::new(ip.parse().unwrap(), 32, 128),
             rule: Arc::from("r"),
+            comment: None,
             metric: Some(Metric::Packets),
             observed: 2,
             threshold: 1,

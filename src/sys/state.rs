@@ -66,6 +66,22 @@ fn corrupt(path: &Path, msg: String) -> StateError {
     }
 }
 
+/// Checks at start that `dir` can hold the state file (created if missing; a probe file
+/// written, synced and removed), so an unwritable `[state] dir` is reported at once rather
+/// than at the first save.
+pub fn probe(dir: &Path) -> Result<(), StateError> {
+    let probe = dir.join(format!(".{FILE}.probe"));
+    let err = |source| StateError::Write {
+        path: probe.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut f = std::fs::File::create(&probe).map_err(err)?;
+    let written = f.write_all(b"probe").and_then(|()| f.sync_all());
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(err)
+}
+
 /// Writes `state` atomically: readers see the old file or the new one, never a mix.
 pub fn save(dir: &Path, state: &SavedState) -> Result<(), StateError> {
     let path = dir.join(FILE);
@@ -107,6 +123,21 @@ mod tests {
         assert_eq!(back.offenses, s.offenses);
         assert_eq!(back.manual_bans, s.manual_bans);
         assert!(!dir.path().join(".state.json.tmp").exists());
+    }
+
+    #[test]
+    fn probe_says_whether_the_directory_takes_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        probe(&dir.path().join("new")).unwrap();
+        assert!(dir.path().join("new").is_dir());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+            0
+        );
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = probe(&file.join("sub")).unwrap_err();
+        assert!(e.to_string().starts_with("cannot write state to"), "{e}");
     }
 
     #[test]

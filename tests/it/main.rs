@@ -3,6 +3,7 @@
 
 mod check;
 mod control;
+mod control_ops;
 mod daemon;
 mod enforcer;
 mod examples;

@@ -104,6 +104,7 @@ mod lock;
 mod mirror;
 mod options;
 mod parse;
+mod remove;
 mod render;
 mod repair;
 mod rule;
@@ -119,6 +120,7 @@ pub use guard::{Refusal, Refused, Special};
 /// Address and prefix types (from the `ipnet` crate), re-exported so you need not depend on it.
 pub use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use options::{Backend, DEFAULT_LOCK_DIR, FirewallOptions, UnknownBackend};
+pub use remove::Removed;
 pub use repair::Repair;
 pub use rule::{Action, Net, Ports, Protocol, Rule, TcpFlags};
 

@@ -2,6 +2,7 @@
 //! [`EventLog`]. Callers hand over a whole [`Stamped`] event, so the mutex inside can become a
 //! bounded queue with a writer thread without changing a caller.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{EventSink, EventsError};
@@ -9,9 +10,14 @@ use crate::event::{Event, Stamped};
 use crate::sys::clock::wall_now;
 use crate::time::Timestamp;
 
+/// Event lines `recent` keeps, for `status` and `autoblock top`.
+pub const RECENT: usize = 32;
+
 /// Shared by every thread of the daemon (`Arc` it or keep it in a shared struct).
 pub struct EventLog {
     sink: Mutex<EventSink>,
+    /// The newest [`RECENT`] lines, oldest first (rate-limited ones included).
+    recent: Mutex<VecDeque<String>>,
 }
 
 impl EventLog {
@@ -19,6 +25,7 @@ impl EventLog {
     pub fn new(sink: EventSink) -> EventLog {
         EventLog {
             sink: Mutex::new(sink),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
         }
     }
 
@@ -26,6 +33,17 @@ impl EventLog {
     pub fn emit(&self, event: Stamped) {
         let line = event.line();
         self.sink().emit(event.event.kind(), &line);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(line);
+    }
+
+    /// The newest event lines, oldest first.
+    pub fn recent(&self) -> Vec<String> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().cloned().collect()
     }
 
     /// Writes one event stamped with the wall clock now.
