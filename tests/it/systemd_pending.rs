@@ -7,8 +7,6 @@
 //! |-----------|-----------------|--------------------------------------------------------------|
 //! | `notify`  | 11 item 4       | `Type=notify`: the socket answers as soon as `start` returns |
 //! | `persist` | 11 item 5       | rule bans come back after a reboot with their time left      |
-//! | `reload`  | 14 item 2 (& 7) | `ExecReload` runs `autoblock reload`; a bad file fails       |
-//! |           |                 | `systemctl reload`, keeps the daemon, shows in `status`      |
 
 use crate::harness::systemd::Machine;
 
@@ -16,7 +14,6 @@ use crate::harness::systemd::Machine;
 pub enum Pending {
     Notify,
     RuleBansSurviveReboot,
-    ReloadCommand,
 }
 
 impl Pending {
@@ -24,7 +21,6 @@ impl Pending {
         match self {
             Pending::Notify => "notify",
             Pending::RuleBansSurviveReboot => "persist",
-            Pending::ReloadCommand => "reload",
         }
     }
 
@@ -32,7 +28,6 @@ impl Pending {
         match self {
             Pending::Notify => "Type=notify readiness (issue 11 item 4)",
             Pending::RuleBansSurviveReboot => "rule bans surviving a reboot (issue 11 item 5)",
-            Pending::ReloadCommand => "`autoblock reload` as ExecReload (issue 14 item 2)",
         }
     }
 }
@@ -67,51 +62,4 @@ pub fn ready_when_start_returns(m: &Machine) {
         "`autoblock status` right after `systemctl start` returned: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// `systemctl reload` runs `autoblock reload`, which waits for the daemon's answer: a good
-/// file reloads (exit 0); a bad one is refused with exit 2, makes `systemctl reload` fail,
-/// leaves the daemon running on its old config, and `status` shows the failure.
-pub fn reload_command_reports_the_result(m: &Machine) {
-    let exec = m.c().ok(&[
-        "systemctl",
-        "show",
-        "-p",
-        "ExecReload",
-        "--value",
-        "autoblock",
-    ]);
-    assert!(exec.contains("autoblock reload"), "ExecReload: {exec}");
-    let good = m.c().exec(&["autoblock", "reload"]);
-    assert_eq!(
-        good.status.code(),
-        Some(0),
-        "reload of a good file: {good:?}"
-    );
-
-    let conn_burst = r#"name = "conn-burst""#;
-    let kept = m.config_value(conn_burst, "threshold");
-    m.set_config(Some(conn_burst), "threshold", "0");
-    let bad = m.c().exec(&["autoblock", "reload"]);
-    assert_eq!(bad.status.code(), Some(2), "reload of a bad file: {bad:?}");
-    let text =
-        String::from_utf8_lossy(&bad.stderr).to_string() + &String::from_utf8_lossy(&bad.stdout);
-    assert!(
-        text.contains("threshold"),
-        "the error names the key: {text}"
-    );
-    let sys = m.c().exec(&["systemctl", "reload", "autoblock"]);
-    assert!(
-        !sys.status.success(),
-        "`systemctl reload` succeeded with a bad file"
-    );
-    assert_eq!(m.unit_state(), "active", "a bad reload stopped the daemon");
-    let status = m.c().ok(&["autoblock", "status"]).to_lowercase();
-    assert!(
-        status.contains("fail") || status.contains("reject"),
-        "status does not show the failed reload:\n{status}"
-    );
-
-    m.set_config(Some(conn_burst), "threshold", &kept);
-    m.c().ok(&["systemctl", "reload", "autoblock"]);
 }
