@@ -14,6 +14,7 @@ mod firewall_standalone;
 mod harness;
 mod layout;
 mod live;
+mod ops;
 mod packaging;
 mod packet_pcaps;
 mod replay;
