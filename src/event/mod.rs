@@ -286,9 +286,23 @@ pub struct Summary {
     pub peak_rss_bytes: Option<u64>,
     /// False when libpcap stopped before the end of the file.
     pub complete: bool,
-    /// Why libpcap stopped early.
+    /// Why libpcap stopped early (or could not open the file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The sources that sent the most packets, most first (at most 10; absent without any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_talkers: Vec<TalkerFields>,
+}
+
+/// One of the top talkers of a replayed file.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct TalkerFields {
+    /// The source address.
+    pub ip: String,
+    /// Packets it sent.
+    pub packets: u64,
+    /// Bytes it sent (on the wire).
+    pub bytes: u64,
 }
 
 impl Summary {
@@ -308,6 +322,7 @@ impl Summary {
             peak_rss_bytes: None,
             complete: true,
             error: None,
+            top_talkers: Vec::new(),
         }
     }
 

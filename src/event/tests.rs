@@ -358,5 +358,13 @@ fn summary() {
     assert!(s.json().ends_with(
         r#""peak_table_bytes":2747,"complete":false,"error":"stopped after 3 frames"}"#
     ));
+    s.top_talkers = vec![TalkerFields {
+        ip: "172.16.0.5".into(),
+        packets: 18778,
+        bytes: 1126680,
+    }];
+    assert!(s.json().ends_with(
+        r#""error":"stopped after 3 frames","top_talkers":[{"ip":"172.16.0.5","packets":18778,"bytes":1126680}]}"#
+    ));
     assert_eq!(Event::Summary(s).kind(), "summary");
 }

@@ -174,3 +174,40 @@ impl Daemon {
         self.fake().reject_reload.store(reject, Ordering::Relaxed);
     }
 }
+
+#[test]
+fn run_without_root_says_what_it_needs() {
+    if !harness::is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        harness::skip_or_fail(&harness::test_name(), "needs root and setpriv");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("rules.toml");
+    let socket = dir.path().join("run/autoblock.sock");
+    std::fs::write(
+        &config,
+        format!(
+            "[capture]\ninterfaces = [\"lo\"]\n[control]\nsocket = {:?}\n[enforce]\ndry_run = true\n",
+            socket.display().to_string()
+        ),
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_autoblock"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("spawn setpriv");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "autoblock run needs root, or the capabilities CAP_NET_RAW (capture) and CAP_NET_ADMIN"
+        ),
+        "{err}"
+    );
+}
