@@ -313,9 +313,10 @@ fn cli_ban_list_explain_status_unban() {
     let blocks = d.of("block");
     assert_eq!(blocks.len(), 2, "{blocks:?}");
     assert!(
-        blocks
-            .iter()
-            .all(|b| b["manual"] == true && b["rule"] == "abuse report 12")
+        blocks.iter().all(|b| b["manual"] == true
+            && b["rule"] == "manual"
+            && b["comment"] == "abuse report 12"),
+        "the rule is `manual`, the reason a comment: {blocks:?}"
     );
 
     let list: serde_json::Value =
@@ -325,6 +326,7 @@ fn cli_ban_list_explain_status_unban() {
     for b in &list {
         assert_eq!(b["manual"], true);
         assert_eq!(b["reason"], "abuse report 12");
+        assert_eq!(b["rule"], "manual");
         let left = b["remaining_secs"].as_u64().expect("remaining");
         assert!((3500..=3600).contains(&left), "{b}");
     }
