@@ -345,7 +345,10 @@ mod tests {
         let text = page("/autoblock-rules.toml.5");
         for s in crate::config::keys::sections() {
             for key in s.keys {
-                assert!(text.contains(&format!("\\fB{key}\\fR")), "key {key} missing");
+                assert!(
+                    text.contains(&format!("\\fB{key}\\fR")),
+                    "key {key} missing"
+                );
             }
         }
         assert!(text.contains("[[rule]]"), "{text}");

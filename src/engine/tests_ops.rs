@@ -215,3 +215,18 @@ fn the_leaders_of_each_rule_come_without_a_walk() {
     e.refresh_leaders(Timestamp(3 * SEC));
     assert!(e.top(2)[0].sources.is_empty());
 }
+
+#[test]
+fn explain_never_counts_fewer_offenses_than_the_ban_in_force() {
+    let mut c = config(vec![rule("p", Metric::Packets, 10, 1000)]);
+    c.enforce.repeat_window = Duration::from_secs(1);
+    c.rules[0].ban = Some(Duration::from_secs(3600));
+    let mut e = Engine::new(&c, vec![]);
+    feed(&mut e, &syn("203.0.113.9", "10.0.0.1", 80), 20, SEC, 1000);
+    // Ten seconds on, the history (repeat_window 1 s) is gone; the ban is not.
+    let mut out = Vec::new();
+    e.tick(Timestamp(12 * SEC), &mut out);
+    let x = e.explain("203.0.113.9".parse().unwrap(), Timestamp(12 * SEC));
+    let ban = x.ban.expect("still banned");
+    assert_eq!((x.offenses, ban.offense), (1, 1));
+}
