@@ -364,8 +364,7 @@ fn tables_read_well_and_every_file_gets_a_summary() {
         .collect();
     let header = text
         .lines()
-        .filter(|l| l.contains("SOURCE") && l.contains("PACKETS"))
-        .last()
+        .rfind(|l| l.contains("SOURCE") && l.contains("PACKETS"))
         .unwrap_or_default();
     let col = header.find("PACKETS").expect("PACKETS column");
     assert!(rows.len() == 10, "{text}");
