@@ -1,6 +1,7 @@
-//! Generates the packaged documentation from the CLI definition, so it can never drift from
-//! `--help`: man pages (`autoblock.1` and `autoblock-<subcommand>.1`, via clap_mangen) and shell
-//! completions for bash, zsh and fish (via clap_complete).
+//! Generates the packaged documentation from the sources it describes, so it can never drift:
+//! man pages from `autoblock::docs` (autoblock(8) and autoblock-<subcommand>(8) from the CLI
+//! definition, with FILES, SIGNALS, EXIT STATUS and EVENTS; autoblock-rules.toml(5) from the
+//! config keys) and shell completions for bash, zsh and fish (via clap_complete).
 //!
 //! Run by `make deb` before `cargo deb` (kept out of build.rs so a plain build stays fast):
 //!
@@ -8,7 +9,8 @@
 //! cargo run --example gen-docs -- target/assets
 //! ```
 //!
-//! Layout written under OUTDIR: `man/man1/*.1` (a MANPATH entry), `completions/autoblock.bash`,
+//! Layout written under OUTDIR: `man/man8/*.8`, `man/man5/*.5` (a MANPATH entry),
+//! `completions/autoblock.bash`,
 //! `completions/_autoblock` (zsh), `completions/autoblock.fish`.
 
 use std::path::PathBuf;
@@ -33,13 +35,18 @@ fn main() -> ExitCode {
 }
 
 fn generate(out: PathBuf) -> std::io::Result<()> {
-    let man = out.join("man").join("man1");
+    let man = out.join("man");
     let completions = out.join("completions");
-    std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
+    for (path, text) in autoblock::docs::man_pages() {
+        let path = man.join(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, text)?;
+    }
 
     let cmd = autoblock::cli::Cli::command();
-    clap_mangen::generate_to(cmd.clone(), &man)?;
 
     for (shell, file) in [
         (Shell::Bash, "autoblock.bash"),

@@ -72,6 +72,7 @@
 //!   batches; the daemon's enforcer and library users share it.
 //! - `daemon` and `replay`: wiring only (threads, channels, shutdown), the one place the core
 //!   meets the edges.
+//! - [`docs`]: the manual pages, generated from the CLI, the config keys and the event kinds.
 //! - [`cli`]: parses arguments and runs a subcommand, which returns a [`cli::CliError`] (exit
 //!   code and causes); `main` sets up logging, prints that one error and exits.
 //!
@@ -85,6 +86,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub(crate) mod daemon;
+pub mod docs;
 pub(crate) mod engine;
 pub(crate) mod event;
 pub mod packet;

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use super::remote::{RemoteArgs, emit, human_secs, parse_duration, unexpected};
 use super::replay::parse_net;
 use super::{CliError, CliResult};
+use crate::config::duration::Formatted;
 use crate::sys::control::protocol::{BanInfo, Refusal, Request, Response, net_text};
 
 /// Targets per request: 10k of the longest IPv6 CIDR text stay well under 1 MiB.
@@ -20,7 +21,9 @@ pub const CHUNK: usize = 10_000;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  sudo autoblock ban 203.0.113.7 --for 2h --reason 'abuse report #12'\n  \
+    after_help = "Banning a banned target again never shortens its ban (the longer one is kept, and said so)\n\
+unless --replace. A ban longer than [enforce] max_ban is capped, and said so.\n\n\
+Example:\n  sudo autoblock ban 203.0.113.7 --for 2h --reason 'abuse report #12'\n  \
 sudo autoblock ban --file /etc/autoblock/blocklist.txt --for 1d\n  \
 sort -u reported.txt | sudo autoblock ban --file - --reason 'abuse reports'"
 )]
@@ -33,12 +36,17 @@ pub struct BanArgs {
     /// Ban length, e.g. 90s, 10m, 2h, 1d [default: `[enforce] ban` of the daemon]
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_ban_duration)]
     pub duration: Option<Duration>,
-    /// Why, shown by `autoblock list` and in events
+    /// Why: shown by `autoblock list`, kept in the kernel rule's comment, and in events as
+    /// `comment` (the ban's rule is `manual`)
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
     /// Ban even allowlisted targets (our own addresses are never banned)
     #[arg(long)]
     pub force: bool,
+    /// Set this length even when a target is already banned until later (banning again
+    /// otherwise never shortens a ban: the longer one is kept, and said so)
+    #[arg(long)]
+    pub replace: bool,
     /// Also ban every target in LIST: one address or CIDR per line, `#` starts a comment;
     /// `-` reads standard input
     #[arg(long, value_name = "LIST")]
@@ -98,6 +106,8 @@ pub fn run(args: &BanArgs) -> CliResult {
         .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
     let mut applied: Vec<BanInfo> = Vec::new();
     let mut refused: Vec<Refusal> = Vec::new();
+    let mut kept: Vec<BanInfo> = Vec::new();
+    let mut state_error = None;
     let mut failed = None;
     for chunk in targets.chunks(CHUNK) {
         let req = Request::Ban {
@@ -105,14 +115,19 @@ pub fn run(args: &BanArgs) -> CliResult {
             duration_secs,
             reason: args.reason.clone(),
             force: args.force,
+            replace: args.replace,
         };
         match args.remote.call(&req) {
             Ok(Response::Banned {
                 applied: a,
                 refused: r,
+                kept: k,
+                state_error: e,
             }) => {
                 applied.extend(a);
                 refused.extend(r);
+                kept.extend(k);
+                state_error = state_error.or(e);
             }
             Ok(other) => failed = Some(unexpected(other)),
             Err(e) => failed = Some(e),
@@ -121,7 +136,16 @@ pub fn run(args: &BanArgs) -> CliResult {
             break;
         }
     }
-    report(&applied, refused.len(), targets.len());
+    let asked = Asked {
+        secs: duration_secs,
+        text: args.duration.map(|d| Formatted(d).to_string()),
+    };
+    report(&applied, &kept, refused.len(), targets.len(), &asked);
+    if let Some(why) = state_error
+        && !applied.is_empty()
+    {
+        eprintln!("warning: not persisted: {why}; these bans end at a restart");
+    }
     match failed {
         Some(e) => Err(e),
         None if refused.is_empty() => Ok(()),
@@ -170,21 +194,49 @@ fn targets(args: &BanArgs) -> Result<Vec<IpNet>, CliError> {
     Ok(targets)
 }
 
-/// What was banned, on stdout; with several targets, a count line too.
-fn report(applied: &[BanInfo], refused: usize, asked: usize) {
+/// The length asked for, to tell a capped ban from the rest.
+struct Asked {
+    secs: Option<u64>,
+    text: Option<String>,
+}
+
+/// What was banned (or, in dry run, would have been), what was kept as it was, on stdout;
+/// with several targets, a count line too. A ban shorter than asked was capped by
+/// `[enforce] max_ban`, and says so.
+fn report(applied: &[BanInfo], kept: &[BanInfo], refused: usize, asked: usize, want: &Asked) {
     let mut out = String::new();
     for b in applied {
+        let verb = if b.dry_run { "would ban" } else { "banned" };
         out.push_str(&format!(
-            "banned {} for {} (until {})\n",
+            "{verb} {} for {} (until {})",
             net_text(&b.target),
             human_secs(b.remaining_secs),
             b.until
         ));
+        if let (Some(secs), Some(text)) = (want.secs, &want.text)
+            && b.remaining_secs + 1 < secs
+        {
+            out.push_str(&format!("; capped by [enforce] max_ban: {text} was asked"));
+        }
+        if b.dry_run {
+            out.push_str(" [dry run: nothing enforced]");
+        }
+        out.push('\n');
+    }
+    for b in kept {
+        out.push_str(&format!(
+            "kept {}: already banned until {} by {} ({} left, longer than asked); --replace sets the new length\n",
+            net_text(&b.target),
+            b.until,
+            if b.rule.is_empty() { &b.reason } else { &b.rule },
+            human_secs(b.remaining_secs),
+        ));
     }
     if asked > 1 {
         out.push_str(&format!(
-            "{} banned, {refused} refused, of {asked}\n",
-            applied.len()
+            "{} banned, {} kept, {refused} refused, of {asked}\n",
+            applied.len(),
+            kept.len()
         ));
     }
     emit(&out);

@@ -1,45 +1,114 @@
-//! `autoblock check`: load and validate `rules.toml`, then print `ok: PATH` and one line per rule
-//! (exit 0), or fail with every problem (exit 2; exit 1 when the file cannot be read).
+//! `autoblock check`: load and validate `rules.toml`, compile its `bpf_filter` with libpcap,
+//! then print `ok: PATH`, what the daemon would do (capture, enforcement, allowlist) and one
+//! line per rule (exit 0), warnings on stderr; or fail with every problem (exit 2; exit 1 when
+//! the file exists but cannot be read).
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use super::{CheckArgs, CliError, CliResult};
 use crate::config::duration::Formatted;
-use crate::config::{self, Config, ConfigError, Protocol, Rule, TcpFlagsFilter};
+use crate::config::{self, Config, ConfigError, Problem, Protocol, Rule, RuleMode, TcpFlagsFilter};
+use crate::sys::control::protocol::net_text;
 
 /// Runs the command.
 pub fn run(args: &CheckArgs) -> CliResult {
     let path = args.config.clone().unwrap_or_else(config::default_path);
-    match config::load(&path) {
-        Ok(config) => {
-            let mut out = std::io::stdout().lock();
-            // A closed stdout (`| head`) is not worth a failure: the file is valid.
-            let _ = writeln!(out, "ok: {}", path.display());
-            for line in summary(&config) {
-                let _ = writeln!(out, "{line}");
-            }
-            Ok(())
-        }
-        Err(ConfigError::Invalid { problems }) => {
-            let n = problems.len();
-            let s = if n == 1 { "" } else { "s" };
-            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            Err(CliError::usage(anyhow::anyhow!(
-                "check failed: {n} problem{s} in {}\n{}",
-                path.display(),
-                list.join("\n")
-            )))
-        }
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(ConfigError::Invalid { problems }) => return Err(failed(&path, &problems)),
         Err(e) => {
-            let e = CliError::runtime(e);
-            if args.config.is_none() {
-                Err(e.hint("(no ./rules.toml here either; name a file with --config PATH)"))
+            let usage = e.is_usage();
+            let e = if usage {
+                CliError::usage(e)
             } else {
-                Err(e)
-            }
+                CliError::runtime(e)
+            };
+            return Err(if args.config.is_none() {
+                e.hint("(no ./rules.toml here either; name a file with --config PATH)")
+            } else {
+                e
+            });
         }
+    };
+    if let Some(filter) = &config.capture.bpf_filter
+        && let Err(why) = crate::sys::capture::compile_filter(filter)
+    {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let problem = Problem {
+            file: path.display().to_string(),
+            position: config::locate(&text, "capture", "bpf_filter"),
+            key: "capture.bpf_filter".into(),
+            message: format!("libpcap cannot compile `{filter}`: {why}"),
+        };
+        return Err(failed(&path, &[problem]));
     }
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (`| head`) is not worth a failure: the file is valid.
+    let _ = writeln!(out, "ok: {}", path.display());
+    for line in overview(&config).into_iter().chain(summary(&config)) {
+        let _ = writeln!(out, "{line}");
+    }
+    let mut err = std::io::stderr().lock();
+    for w in &config.warnings {
+        let _ = writeln!(err, "warning: {w}");
+    }
+    Ok(())
+}
+
+/// Exit 2 with every problem.
+fn failed(path: &Path, problems: &[Problem]) -> CliError {
+    let n = problems.len();
+    let s = if n == 1 { "" } else { "s" };
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    CliError::usage(anyhow::anyhow!(
+        "check failed: {n} problem{s} in {}\n{}",
+        path.display(),
+        list.join("\n")
+    ))
+}
+
+/// What the daemon would do with this file, besides the rules: where it captures, how it bans,
+/// what it never bans.
+pub fn overview(config: &Config) -> Vec<String> {
+    let c = &config.capture;
+    let e = &config.enforce;
+    let interfaces = if c.interfaces.is_empty() {
+        "the default route's".to_owned()
+    } else {
+        c.interfaces.join(", ")
+    };
+    let filter = c
+        .bpf_filter
+        .as_deref()
+        .map_or("none".to_owned(), |f| format!("`{f}`"));
+    let allow: Vec<String> = config.allow.nets.iter().map(net_text).collect();
+    vec![
+        format!(
+            "capture:   interfaces {interfaces}; bpf_filter {filter}; snaplen {}",
+            c.snaplen
+        ),
+        format!(
+            "enforce:   backend {}, chain {}, hooks {}; dry_run {}",
+            e.backend.as_str(),
+            e.chain,
+            e.hooks.join(", "),
+            if e.dry_run {
+                "yes (nothing is enforced)"
+            } else {
+                "no"
+            }
+        ),
+        format!(
+            "allowlist: {}",
+            if allow.is_empty() {
+                "empty (only our own addresses are never banned)".to_owned()
+            } else {
+                allow.join(", ")
+            }
+        ),
+    ]
 }
 
 /// One line per rule, or a note that detection is off.
@@ -54,7 +123,8 @@ pub fn summary(config: &Config) -> Vec<String> {
         .collect()
 }
 
-/// `syn-flood: tcp syn to ports 80,443: packets > 2000 per 1s, ban 10m, per /32 (v4) /128 (v6)`
+/// `syn-flood: tcp syn to ports 80,443: packets > 2000 per 1s, ban 10m, per /32 (v4) /128 (v6)`,
+/// then `; log only` and `; exempt NETS` when they apply.
 pub fn rule_line(rule: &Rule, default_ban: Duration) -> String {
     let mut what = match rule.protocol {
         Protocol::Tcp => "tcp".to_owned(),
@@ -69,7 +139,7 @@ pub fn rule_line(rule: &Rule, default_ban: Duration) -> String {
         what.push_str(" to ports ");
         what.push_str(&port_list(ports));
     }
-    format!(
+    let mut line = format!(
         "{}: {what}: {} > {} per {}, ban {}, per /{} (v4) /{} (v6)",
         rule.name,
         rule.metric.as_str(),
@@ -78,7 +148,15 @@ pub fn rule_line(rule: &Rule, default_ban: Duration) -> String {
         Formatted(rule.ban.unwrap_or(default_ban)),
         rule.aggregate_v4,
         rule.aggregate_v6,
-    )
+    );
+    if rule.mode == RuleMode::Log {
+        line.push_str("; log only (never bans)");
+    }
+    if !rule.exempt.is_empty() {
+        let nets: Vec<String> = rule.exempt.iter().map(net_text).collect();
+        line.push_str(&format!("; exempt {}", nets.join(", ")));
+    }
+    line
 }
 
 /// Sorted ports with runs folded: `80,443,8000-8100`.
@@ -120,6 +198,8 @@ mod tests {
             aggregate_v4: 32,
             aggregate_v6: 128,
             skip_replies: false,
+            mode: RuleMode::Enforce,
+            exempt: Vec::new(),
         }
     }
 
@@ -141,10 +221,29 @@ mod tests {
             aggregate_v4: 24,
             aggregate_v6: 64,
             skip_replies: true,
+            mode: RuleMode::Log,
+            exempt: vec!["192.0.2.0/24".parse().expect("net")],
         };
         assert_eq!(
             rule_line(&scan, Duration::from_secs(600)),
-            "port-scan: any protocol: dst_ports > 60 per 10s, ban 1h, per /24 (v4) /64 (v6)"
+            "port-scan: any protocol: dst_ports > 60 per 10s, ban 1h, per /24 (v4) /64 (v6); log only (never bans); exempt 192.0.2.0/24"
+        );
+    }
+
+    #[test]
+    fn the_overview_names_backend_hooks_interfaces_allowlist_and_dry_run() {
+        let c = config::parse_str(
+            "[capture]\ninterfaces = [\"eth0\"]\nbpf_filter = \"not port 22\"\n[enforce]\nbackend = \"ipset\"\nhooks = [\"INPUT\", \"FORWARD\"]\ndry_run = true\n[allow]\nnets = [\"192.0.2.0/24\", \"2001:db8::1\"]\n",
+            Path::new("r.toml"),
+        )
+        .expect("valid");
+        assert_eq!(
+            overview(&c),
+            [
+                "capture:   interfaces eth0; bpf_filter `not port 22`; snaplen 128",
+                "enforce:   backend ipset, chain AUTOBLOCK, hooks INPUT, FORWARD; dry_run yes (nothing is enforced)",
+                "allowlist: 192.0.2.0/24, 2001:db8::1",
+            ]
         );
     }
 

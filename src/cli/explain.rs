@@ -1,5 +1,6 @@
-//! `autoblock explain`: how one address stands: allowlist, local, every rule's current window
-//! against its threshold, its ban and offense history.
+//! `autoblock explain`: how one address stands: allowlist, local, exempt rules, every rule's
+//! current window against its threshold, its ban (its own or a prefix ban around it, by the
+//! rule that set its end time) and its rule offenses.
 
 use std::net::IpAddr;
 
@@ -17,6 +18,7 @@ pub struct ExplainArgs {
     /// The address to explain
     #[arg(value_name = "IP", value_parser = parse_addr)]
     pub addr: IpAddr,
+    /// Output: aligned text for people, or the explanation as one JSON document for scripts
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
 }
@@ -41,18 +43,7 @@ pub fn render(x: &Explanation) -> String {
         (true, Some(net)) => format!("yes (by {})", net_text(net)),
         (b, _) => yes_no(b).to_owned(),
     };
-    let ban = match &x.ban {
-        Some(b) => format!(
-            "yes: {} by {} until {} ({} left, offense {}{})",
-            net_text(&b.target),
-            b.reason,
-            b.until,
-            human_secs(b.remaining_secs),
-            b.offense,
-            if b.manual { ", manual" } else { "" }
-        ),
-        None => "no".to_owned(),
-    };
+    let ban = ban_line(x);
     let offenses = match &x.last_offense {
         Some(t) => format!("{} (last {t})", x.offenses),
         None => x.offenses.to_string(),
@@ -62,6 +53,9 @@ pub fn render(x: &Explanation) -> String {
         x.addr,
         yes_no(x.local)
     );
+    if !x.exempt.is_empty() {
+        out.push_str(&format!("  exempt from: {}\n", x.exempt.join(", ")));
+    }
     if x.rules.is_empty() {
         out.push_str("no rule applies\n");
         return out;
@@ -79,7 +73,14 @@ pub fn render(x: &Explanation) -> String {
                 r.metric.clone(),
                 format!("{} / {}", r.value, r.threshold),
                 window,
-                if r.value > r.threshold { "over" } else { "" }.to_owned(),
+                if x.exempt.contains(&r.rule) {
+                    "exempt"
+                } else if r.value > r.threshold {
+                    "over"
+                } else {
+                    ""
+                }
+                .to_owned(),
             ]
         })
         .collect();
@@ -89,4 +90,46 @@ pub fn render(x: &Explanation) -> String {
         &rows,
     ));
     out
+}
+
+/// `yes: TARGET [(a prefix ban around it)] by RULE until ... (LEFT left, offense N | manual:
+/// REASON)`, or `no`.
+fn ban_line(x: &Explanation) -> String {
+    match &x.ban {
+        Some(b) => {
+            let rule = if b.rule.is_empty() {
+                &b.reason
+            } else {
+                &b.rule
+            };
+            let what = if b.manual {
+                if b.reason == *rule {
+                    "manual".to_owned()
+                } else {
+                    format!("manual: {}", b.reason)
+                }
+            } else {
+                format!("offense {}", b.offense)
+            };
+            let whose = if b.target.contains(&ipnet::IpNet::from(x.addr))
+                && b.target.prefix_len() < b.target.max_prefix_len()
+            {
+                " (a prefix ban around it)"
+            } else {
+                ""
+            };
+            format!(
+                "yes: {}{whose} by {rule} until {} ({} left, {what}){}",
+                net_text(&b.target),
+                b.until,
+                human_secs(b.remaining_secs),
+                if b.dry_run {
+                    " [dry run: not in the kernel]"
+                } else {
+                    ""
+                }
+            )
+        }
+        None => "no".to_owned(),
+    }
 }

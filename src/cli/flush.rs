@@ -1,35 +1,110 @@
 //! `autoblock flush`: remove everything autoblock created in the kernel (jumps, chain, sets)
-//! and nothing else. Bans are lost: the state file forgets them too (its offense history
-//! stays), so the next start does not put them back. Run it after stopping the daemon.
+//! and nothing else, and say exactly what was there. Refused while a daemon runs: it owns the
+//! chain and would put its bans back (its control socket answers, or it holds the chain's
+//! lock). Bans are lost: the state file forgets them too (its offense history stays), so the
+//! next start does not put them back.
 
+use std::time::Duration;
+
+use super::remote::emit;
 use super::{CliError, CliResult, load_config};
-use crate::firewall::Firewall;
+use crate::firewall::{Firewall, FirewallError, Removed};
+use crate::sys::control::{client, protocol};
 use crate::sys::enforcer::firewall_options;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  systemctl stop autoblock && autoblock flush")]
+#[command(after_help = "Example:\n  sudo systemctl stop autoblock && sudo autoblock flush")]
 pub struct FlushArgs {
-    /// Configuration file (names the backend, chain and hooks to remove)
+    /// Configuration file (names the backend, chain, hooks and the daemon's socket)
     #[arg(long, short)]
     pub config: Option<std::path::PathBuf>,
 }
 
-/// Removes the chain, its jumps and sets.
+/// Removes the chain, its jumps and sets, after making sure no daemon owns them.
 pub fn run(args: FlushArgs) -> CliResult {
     let config = load_config(args.config.as_deref())?;
-    let fw = Firewall::open(firewall_options(&config)).map_err(CliError::runtime)?;
-    let n = fw.len();
-    fw.flush().map_err(CliError::runtime)?;
-    super::remote::emit(&format!(
-        "removed chain {} ({} bans), its jumps and sets\n",
-        config.enforce.chain, n
-    ));
+    let socket = &config.control.socket;
+    let probe = client::request(socket, &protocol::Request::Status, Duration::from_secs(2));
+    if let Ok(protocol::Response::Status(s)) = probe {
+        return Err(running(format!(
+            "pid {}, socket {}",
+            s.pid,
+            socket.display()
+        )));
+    }
+    let removed = match Firewall::remove(firewall_options(&config)) {
+        Ok(r) => r,
+        Err(FirewallError::ChainInUse { holder, .. }) => return Err(running(holder)),
+        Err(e) => return Err(CliError::runtime(e)),
+    };
+    emit(&describe(&config.enforce.chain, &removed));
     let forgotten = crate::sys::state::forget_bans(&config.state.dir).map_err(CliError::runtime)?;
     if forgotten > 0 {
-        super::remote::emit(&format!(
+        emit(&format!(
             "forgot {forgotten} saved bans in {}\n",
             config.state.dir.display()
         ));
     }
     Ok(())
+}
+
+/// A daemon owns the chain: nothing was touched.
+fn running(who: String) -> CliError {
+    CliError::runtime(anyhow::anyhow!(
+        "nothing removed: an autoblock daemon is running ({who}); it owns the chain and would put its bans back"
+    ))
+    .hint("(stop it first: `sudo systemctl stop autoblock`, or end `autoblock run`)")
+}
+
+/// One line saying what was removed, or that nothing was there.
+fn describe(chain: &str, r: &Removed) -> String {
+    if r.is_empty() {
+        return format!("nothing to remove: no chain {chain}, no jump to it, no set of ours\n");
+    }
+    let mut parts = Vec::new();
+    if !r.chains.is_empty() {
+        parts.push(format!("chain {chain} in {}", r.chains.join(", ")));
+    }
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    parts.push(plural(r.bans, "ban"));
+    if r.rules > 0 {
+        parts.push(plural(r.rules, "typed rule"));
+    }
+    parts.push(plural(r.jumps, "jump"));
+    if !r.sets.is_empty() {
+        parts.push(format!("sets {}", r.sets.join(", ")));
+    }
+    let mut out = format!("removed {}\n", parts.join(", "));
+    if r.foreign_kept > 0 {
+        out.push_str(&format!(
+            "kept chain {chain} with {}: not ours\n",
+            plural(r.foreign_kept, "rule")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn says_what_was_there() {
+        assert_eq!(
+            describe("AUTOBLOCK", &Removed::default()),
+            "nothing to remove: no chain AUTOBLOCK, no jump to it, no set of ours\n"
+        );
+        let r = Removed {
+            chains: vec!["filter (ipv4)".into(), "filter (ipv6)".into()],
+            jumps: 2,
+            bans: 1,
+            rules: 0,
+            sets: vec!["autoblock4".into(), "autoblock6".into()],
+            foreign_kept: 0,
+        };
+        assert_eq!(
+            describe("AUTOBLOCK", &r),
+            "removed chain AUTOBLOCK in filter (ipv4), filter (ipv6), 1 ban, 2 jumps, sets autoblock4, autoblock6\n"
+        );
+    }
 }

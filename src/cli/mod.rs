@@ -8,10 +8,12 @@ pub(crate) mod explain;
 pub(crate) mod flush;
 pub(crate) mod list;
 mod logging;
+pub(crate) mod reload;
 pub(crate) mod remote;
 pub(crate) mod replay;
 pub(crate) mod run;
 pub(crate) mod status;
+pub(crate) mod top;
 pub(crate) mod unban;
 
 use std::path::{Path, PathBuf};
@@ -56,13 +58,17 @@ pub enum Command {
     /// Remove everything autoblock created in the kernel (jumps, chain, sets), nothing else; the
     /// state file forgets its bans (they would come back at the next start).
     Flush(flush::FlushArgs),
-    /// Show the running daemon's state: capture, sources, bans, errors.
+    /// Show the running daemon's state: capture, rules, bans, the last reload, errors.
     Status(status::StatusArgs),
+    /// Watch the running daemon live: capture, each rule's top sources, bans, events.
+    Top(top::TopArgs),
+    /// Make the running daemon read its configuration again; wait for the result.
+    Reload(reload::ReloadArgs),
     /// List the active bans.
     List(list::ListArgs),
     /// Ban addresses or networks now, by hand or from a list file.
     Ban(ban::BanArgs),
-    /// Lift bans now.
+    /// Lift bans now: some, one rule's, or all.
     Unban(unban::UnbanArgs),
     /// Show how an address stands against the allowlist and every rule, and why it is banned.
     Explain(explain::ExplainArgs),
@@ -97,6 +103,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Replay(args) => replay::run(args),
         Command::Flush(args) => flush::run(args),
         Command::Status(args) => status::run(&args),
+        Command::Top(args) => top::run(&args),
+        Command::Reload(args) => reload::run(&args),
         Command::List(args) => list::run(&args),
         Command::Ban(args) => ban::run(&args),
         Command::Unban(args) => unban::run(&args),
@@ -104,17 +112,25 @@ pub fn run(cli: Cli) -> CliResult {
     }
 }
 
-/// Loads and validates the configuration; an invalid file is a usage error listing every
-/// problem, an unreadable one a runtime error.
+/// Loads and validates the configuration; an invalid, missing or directory path is a usage
+/// error (exit 2) listing every problem, an unreadable file a runtime error. Warnings are
+/// logged.
 pub fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
     let path = path
         .map(Path::to_path_buf)
         .unwrap_or_else(config::default_path);
-    config::load(&path).map_err(|e| match e {
-        ConfigError::Invalid { .. } => CliError::usage(anyhow::anyhow!(
+    match config::load(&path) {
+        Ok(config) => {
+            for w in &config.warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(config)
+        }
+        Err(e @ ConfigError::Invalid { .. }) => Err(CliError::usage(anyhow::anyhow!(
             "invalid configuration: {} (see `autoblock check`)\n{e}",
             path.display()
-        )),
-        ConfigError::Read { .. } => CliError::runtime(e),
-    })
+        ))),
+        Err(e) if e.is_usage() => Err(CliError::usage(e)),
+        Err(e) => Err(CliError::runtime(e)),
+    }
 }

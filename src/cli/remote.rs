@@ -1,18 +1,20 @@
 //! What the commands that talk to the running daemon (`status`, `list`, `ban`, `unban`,
-//! `explain`) share: where the socket is, one request and its errors, and plain-text tables.
+//! `explain`, `reload`, `top`) share: where the socket is (never failing on the configuration
+//! file), one request and its errors, and plain-text tables.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{CliError, CliResult, OutputFormat, load_config};
-use crate::config::duration;
+use super::{CliError, CliResult, OutputFormat};
+use crate::config::{DEFAULT_SOCKET, duration};
 use crate::sys::control::client;
 use crate::sys::control::protocol::{Request, Response};
 
 #[derive(Debug, clap::Args)]
 pub struct RemoteArgs {
-    /// Configuration file, read for `[control] socket` [default: ./rules.toml if present, else
+    /// Configuration file, read for `[control] socket` only (an invalid or missing file falls
+    /// back to /run/autoblock/autoblock.sock) [default: ./rules.toml if present, else
     /// /etc/autoblock/rules.toml]
     #[arg(long, short)]
     pub config: Option<PathBuf>,
@@ -25,22 +27,61 @@ pub struct RemoteArgs {
 }
 
 impl RemoteArgs {
-    /// `--socket`, else the configuration's. With `--socket` the configuration is not read at
-    /// all, so a broken file does not lock the operator out of a daemon that still runs on its
-    /// last good one.
-    pub fn socket_path(&self) -> Result<PathBuf, CliError> {
+    /// `--socket`, else `[control] socket` of the configuration, else the default socket. A
+    /// client command needs nothing else from the file, so a file that is invalid elsewhere
+    /// still gives its socket (read from the TOML directly), and a missing or unreadable one
+    /// falls back to the default: a broken file never locks the operator out of a daemon that
+    /// still runs on its last good one. Returns the path and, after a fallback, why.
+    pub fn socket_path(&self) -> (PathBuf, Option<String>) {
         if let Some(socket) = &self.socket {
-            return Ok(socket.clone());
+            return (socket.clone(), None);
         }
-        load_config(self.config.as_deref())
-            .map(|config| config.control.socket)
-            .map_err(|e| e.hint("(or name the daemon's socket with --socket PATH)"))
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(crate::config::default_path);
+        socket_of(&path)
     }
 
-    /// Sends one request and returns the daemon's answer.
+    /// Sends one request and returns the daemon's answer. When the socket came from a
+    /// fallback and nobody answers, the error says so.
     pub fn call(&self, req: &Request) -> Result<Response, CliError> {
-        let path = self.socket_path()?;
-        client::request(&path, req, self.timeout).map_err(CliError::runtime)
+        let (path, fallback) = self.socket_path();
+        client::request(&path, req, self.timeout).map_err(|e| {
+            let error = CliError::runtime(e);
+            match fallback {
+                Some(why) => error.hint(format!(
+                    "({why}, so the default socket was tried; name the daemon's socket with --socket PATH)"
+                )),
+                None => error,
+            }
+        })
+    }
+}
+
+/// `[control] socket` of the configuration at `path`, read as leniently as possible.
+fn socket_of(path: &std::path::Path) -> (PathBuf, Option<String>) {
+    let default = PathBuf::from(DEFAULT_SOCKET);
+    match crate::config::load(path) {
+        Ok(config) => return (config.control.socket, None),
+        Err(crate::config::ConfigError::Read { .. }) => {
+            return (
+                default,
+                Some(format!("{} could not be read", path.display())),
+            );
+        }
+        Err(crate::config::ConfigError::Invalid { .. }) => {}
+    }
+    // Invalid elsewhere: the socket key alone may still be fine.
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let socket = text
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("control")?.get("socket")?.as_str().map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty());
+    match socket {
+        Some(socket) => (socket, None),
+        None => (default, Some(format!("{} is not valid", path.display()))),
     }
 }
 
@@ -60,6 +101,8 @@ pub fn unexpected(resp: Response) -> CliError {
         Response::Banned { .. } => "banned",
         Response::Unbanned { .. } => "unbanned",
         Response::Explain(_) => "explain",
+        Response::Reloaded(_) => "reloaded",
+        Response::Top(_) => "top",
     };
     CliError::runtime(anyhow::anyhow!(
         "unexpected `{kind}` answer from the daemon"
@@ -193,6 +236,47 @@ mod tests {
         assert_eq!(ban.remote.timeout, Duration::from_secs(30));
         let cli = Cli::try_parse_from(["autoblock", "ban", "--file", "-"]).expect("file only");
         assert!(matches!(cli.command, Command::Ban(b) if b.targets.is_empty()));
+    }
+
+    #[test]
+    fn the_socket_never_depends_on_a_valid_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rules.toml");
+        let missing = socket_of(&path);
+        assert_eq!(missing.0, PathBuf::from(DEFAULT_SOCKET));
+        assert!(
+            missing
+                .1
+                .is_some_and(|why| why.ends_with("could not be read"))
+        );
+        // Invalid elsewhere (a zero threshold), its socket is still read.
+        let invalid = "[control]\nsocket = \"/tmp/x.sock\"\n[[rule]]\nname = \"a\"\nmetric = \"packets\"\nthreshold = 0\nwindow = \"1s\"\n";
+        std::fs::write(&path, invalid).expect("write");
+        assert_eq!(socket_of(&path), (PathBuf::from("/tmp/x.sock"), None));
+        std::fs::write(&path, "[control\n").expect("write");
+        let broken = socket_of(&path);
+        assert_eq!(broken.0, PathBuf::from(DEFAULT_SOCKET));
+        assert!(broken.1.is_some_and(|why| why.ends_with("is not valid")));
+        std::fs::write(&path, "[control]\nsocket = \"/tmp/y.sock\"\n").expect("write");
+        assert_eq!(socket_of(&path), (PathBuf::from("/tmp/y.sock"), None));
+    }
+
+    #[test]
+    fn every_format_option_is_documented() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let mut seen = 0;
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments().filter(|a| a.get_id() == "format") {
+                seen += 1;
+                assert!(
+                    arg.get_help().is_some_and(|h| !h.to_string().is_empty()),
+                    "`{} --format` has no help text",
+                    sub.get_name()
+                );
+            }
+        }
+        assert!(seen >= 4, "only {seen} --format options");
     }
 
     #[test]

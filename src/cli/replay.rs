@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
+use super::remote::table;
 use super::{CliError, CliResult, OutputFormat, load_config};
 use crate::config::Config;
 use crate::config::Metric;
-use crate::event::decision_json;
+use crate::event::{TalkerFields, decision_json};
 use crate::replay::{ReplayOptions, ReplayReport, replay_file};
 
 /// Files larger than this show progress on a terminal.
@@ -33,7 +34,8 @@ pub struct ReplayArgs {
     /// Output: a human table, or one JSON event per line (then a summary event per file)
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
-    /// Capture files (pcap or pcapng; the format is read from the bytes)
+    /// Capture files (pcap or pcapng; the format is read from the bytes); `-` reads standard
+    /// input (`tcpdump -w - | autoblock replay -`)
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
@@ -95,9 +97,35 @@ fn replay_one(
     };
     let mut report = match replay_file(config, path, &opts, &mut on_decision) {
         Ok(r) => r,
-        Err(e) => return Ok(Some(e.to_string())),
+        Err(e) => {
+            // Still a summary (JSON) or a line (table): the file is never silently absent.
+            let why = e.to_string();
+            let mut summary =
+                crate::event::Summary::new(path.display().to_string(), Default::default());
+            summary.complete = false;
+            summary.error = Some(why.clone());
+            let written = if json {
+                writeln!(out, "{}", summary.json())
+            } else {
+                writeln!(out, "{}: not replayed: {why}\n", path.display())
+            };
+            written.and_then(|_| out.flush()).map_err(|e| {
+                CliError::runtime(anyhow::Error::new(e).context("writing to stdout"))
+            })?;
+            return Ok(Some(why));
+        }
     };
     report.summary.peak_rss_bytes = crate::sys::proc::peak_rss_bytes();
+    report.summary.top_talkers = report
+        .talkers
+        .iter()
+        .take(TOP_TALKERS)
+        .map(|t| TalkerFields {
+            ip: t.addr.to_string(),
+            packets: t.packets,
+            bytes: t.bytes,
+        })
+        .collect();
     let stdout_failed =
         |e: std::io::Error| CliError::runtime(anyhow::Error::new(e).context("writing to stdout"));
     if let Some(e) = write_err {
@@ -123,35 +151,94 @@ fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
     let s = &r.summary;
     writeln!(
         out,
-        "{}: {} packets ({} parsed, {} unparsed), {} sources, {} blocked{}",
+        "{}: {} ({} parsed, {} unparsed), {}, {} blocked{}",
         s.file,
-        s.packets,
+        count(s.packets, "packet"),
         s.parsed,
         s.unparsed,
-        s.sources,
+        count(s.sources, "source"),
         s.blocked,
         if s.complete { "" } else { ", INCOMPLETE" }
     )?;
     if s.local_packets > 0 {
         writeln!(
             out,
-            "  {} packets from local addresses were not counted",
-            s.local_packets
+            "  {} from local addresses {} not counted",
+            count(s.local_packets, "packet"),
+            if s.local_packets == 1 { "was" } else { "were" }
         )?;
     }
     if s.untracked_packets > 0 {
         writeln!(
             out,
-            "  {} packets from sources beyond limits.max_tracked_sources were not tracked",
-            s.untracked_packets
+            "  {} from sources beyond limits.max_tracked_sources {} not tracked",
+            count(s.untracked_packets, "packet"),
+            if s.untracked_packets == 1 {
+                "was"
+            } else {
+                "were"
+            }
         )?;
     }
     if r.offenders.is_empty() {
         writeln!(out, "  nothing would be blocked")?;
     } else {
+        write!(out, "{}", indent(&offenders_table(&r.offenders)))?;
+    }
+    if !r.talkers.is_empty() {
+        let shown = r.talkers.len().min(TOP_TALKERS);
         writeln!(
             out,
-            "  {:<11} {:<26} {:<14} {:<9} {:>9} {:>9}  {:<24} {:<24} {:>9}",
+            "  top talkers (the {shown} source{} that sent the most packets, of {}):",
+            if shown == 1 { "" } else { "s" },
+            r.talkers.len()
+        )?;
+        let rows: Vec<Vec<String>> = r
+            .talkers
+            .iter()
+            .take(TOP_TALKERS)
+            .map(|t| {
+                vec![
+                    t.addr.to_string(),
+                    t.packets.to_string(),
+                    t.bytes.to_string(),
+                    t.first.to_string(),
+                    t.last.to_string(),
+                ]
+            })
+            .collect();
+        let text = table(
+            &["SOURCE", "PACKETS", "BYTES", "FIRST SEEN", "LAST SEEN"],
+            &rows,
+        );
+        write!(out, "{}", indent(&indent(&text)))?;
+    }
+    writeln!(out)
+}
+
+/// The offenders, in columns as wide as their widest cell (long IPv6 prefixes included).
+fn offenders_table(offenders: &[crate::replay::Offender]) -> String {
+    let rows: Vec<Vec<String>> = offenders
+        .iter()
+        .map(|o| {
+            vec![
+                match o.suppressed {
+                    None => "block".to_string(),
+                    Some(reason) => format!("skip:{reason}"),
+                },
+                o.key.to_string(),
+                o.rule.to_string(),
+                o.metric.map_or("manual", Metric::as_str).to_string(),
+                o.observed.to_string(),
+                o.threshold.to_string(),
+                o.first_seen.to_string(),
+                o.last_seen.to_string(),
+                o.packets.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
             "ACTION",
             "TARGET",
             "RULE",
@@ -160,39 +247,18 @@ fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
             "THRESHOLD",
             "FIRST SEEN",
             "LAST SEEN",
-            "PACKETS"
-        )?;
-        for o in &r.offenders {
-            let action = match o.suppressed {
-                None => "block".to_string(),
-                Some(reason) => format!("skip:{reason}"),
-            };
-            writeln!(
-                out,
-                "  {:<11} {:<26} {:<14} {:<9} {:>9} {:>9}  {:<24} {:<24} {:>9}",
-                action,
-                o.key.to_string(),
-                o.rule,
-                o.metric.map_or("manual", Metric::as_str),
-                o.observed,
-                o.threshold,
-                o.first_seen.to_string(),
-                o.last_seen.to_string(),
-                o.packets
-            )?;
-        }
-    }
-    writeln!(out, "  top talkers:")?;
-    for t in r.talkers.iter().take(TOP_TALKERS) {
-        writeln!(
-            out,
-            "    {:<40} {:>10} packets {:>12} bytes  {} .. {}",
-            t.addr.to_string(),
-            t.packets,
-            t.bytes,
-            t.first,
-            t.last
-        )?;
-    }
-    writeln!(out)
+            "PACKETS",
+        ],
+        &rows,
+    )
+}
+
+/// `1 packet`, `2 packets`.
+fn count(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Every line two spaces in.
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
 }

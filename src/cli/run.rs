@@ -52,5 +52,23 @@ pub fn run(args: RunArgs) -> CliResult {
         interfaces: args.interfaces,
         dry_run: args.dry_run,
     };
-    run_daemon(opts, config, signals).map_err(CliError::runtime)
+    run_daemon(opts, config, signals).map_err(|e| {
+        let error = CliError::runtime(e);
+        if running_as_root() {
+            error
+        } else {
+            error.hint(NOT_ROOT)
+        }
+    })
+}
+
+/// The hint for a daemon that failed without root.
+const NOT_ROOT: &str = "(autoblock run needs root, or the capabilities CAP_NET_RAW (capture) and \
+CAP_NET_ADMIN (iptables, ipset): run it with sudo, or start the packaged service with \
+`sudo systemctl start autoblock`; --dry-run still needs CAP_NET_RAW)";
+
+/// True when the effective user is root: `/proc/self` belongs to it (no libc call needed).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -1,8 +1,10 @@
-//! `autoblock status`: the running daemon's state in a few lines (or its JSON).
+//! `autoblock status`: the running daemon's state in a few lines (or its JSON): the last
+//! reload and whether it failed, whether state is saved, capture per interface, and per rule
+//! its mode, current top value, bans and suppressions.
 
 use super::remote::{RemoteArgs, human_secs, show, table, unexpected};
 use super::{CliResult, OutputFormat};
-use crate::sys::control::protocol::{Request, Response, StatusInfo};
+use crate::sys::control::protocol::{Request, Response, StatusInfo, net_text};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  sudo autoblock status\n  \
@@ -10,6 +12,7 @@ sudo autoblock status --format json | jq .active_bans")]
 pub struct StatusArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
+    /// Output: aligned text for people, or the status as one JSON document for scripts
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
 }
@@ -22,7 +25,8 @@ pub fn run(args: &StatusArgs) -> CliResult {
     }
 }
 
-/// The human view.
+/// The human view: the daemon, the last reload, state, capture per interface, and one line per
+/// rule (mode, its leading source's value against the threshold, bans, suppressions).
 pub fn render(s: &StatusInfo) -> String {
     let mode = if s.dry_run {
         " (dry run: nothing is enforced)"
@@ -31,7 +35,8 @@ pub fn render(s: &StatusInfo) -> String {
     };
     let mut out = format!(
         "autoblock {}, pid {}, up {}\n\
-         config:            {} (last reload: {})\n\
+         config:            {}\n\
+         last reload:       {}\n\
          enforce:           {}, chain {}{mode}\n\
          tracked sources:   {}\n\
          active bans:       {} ({} since start)\n\
@@ -43,7 +48,7 @@ pub fn render(s: &StatusInfo) -> String {
         s.pid,
         human_secs(s.uptime_secs),
         s.config,
-        s.last_reload.as_deref().unwrap_or("never"),
+        reload_line(s),
         s.backend,
         s.chain,
         s.tracked_sources,
@@ -54,6 +59,14 @@ pub fn render(s: &StatusInfo) -> String {
         s.enforcer_errors,
         s.pending_decisions,
     );
+    if let Some(why) = &s.state_error {
+        out.push_str(&format!("state:             NOT SAVED: {why}\n"));
+    }
+    if let Some(r) = s.reload.as_ref().filter(|r| !r.ok) {
+        for e in &r.errors {
+            out.push_str(&format!("  {e}\n"));
+        }
+    }
     if s.interfaces.is_empty() {
         out.push_str("no interface captured\n");
     } else {
@@ -75,5 +88,73 @@ pub fn render(s: &StatusInfo) -> String {
             &rows,
         ));
     }
+    if !s.rules.is_empty() {
+        out.push('\n');
+        out.push_str(&rules_table(s));
+    }
     out
+}
+
+/// `2026-11-24T10:00:00.000Z: applied (2 changes)`, `...: FAILED, the previous configuration
+/// keeps running (1 error)`, or `never`.
+fn reload_line(s: &StatusInfo) -> String {
+    let Some(r) = &s.reload else {
+        return match &s.last_reload {
+            Some(at) => format!("{at}: applied"),
+            None => "never".to_owned(),
+        };
+    };
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let by = if r.by.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", r.by)
+    };
+    if r.ok {
+        format!(
+            "{}: applied{by} ({})",
+            r.at,
+            plural(r.changes.len(), "change")
+        )
+    } else {
+        format!(
+            "{}: FAILED{by}, the previous configuration keeps running ({})",
+            r.at,
+            plural(r.errors.len(), "error")
+        )
+    }
+}
+
+fn rules_table(s: &StatusInfo) -> String {
+    let rows: Vec<Vec<String>> = s
+        .rules
+        .iter()
+        .map(|r| {
+            let top = match &r.top_source {
+                Some(src) => format!("{} / {} ({})", r.top_value, r.threshold, net_text(src)),
+                None => format!("0 / {}", r.threshold),
+            };
+            vec![
+                r.rule.clone(),
+                r.mode.clone(),
+                r.metric.clone(),
+                top,
+                r.active_bans.to_string(),
+                r.bans.to_string(),
+                r.suppressed.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "RULE",
+            "MODE",
+            "METRIC",
+            "TOP NOW / LIMIT",
+            "ACTIVE BANS",
+            "BANS",
+            "SUPPRESSED",
+        ],
+        &rows,
+    )
 }

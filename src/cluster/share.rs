@@ -73,6 +73,7 @@ mod tests {
             until: Timestamp::from_secs(1600),
             offense: 3,
             at: Timestamp::from_secs(1000),
+            comment: None,
         }
     }
 
@@ -88,6 +89,7 @@ mod tests {
                 duration: v.ban,
                 peak: 0,
                 manual,
+                comment: None,
             },
             at: Timestamp::from_secs(1200),
             reason,

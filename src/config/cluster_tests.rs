@@ -140,7 +140,7 @@ fn share_kinds_are_known_and_listed_once() {
 #[test]
 fn unknown_keys_and_wrong_types_name_the_key() {
     let p = problems("[cluster]\nserver = \"nats://a\"\n");
-    assert_eq!(p.len(), 1);
+    assert_eq!(p.len(), 1, "{p:?}");
     assert!(
         p[0].starts_with("rules.toml:2:1: cluster.server: unknown key `server`"),
         "{p:?}"

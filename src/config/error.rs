@@ -5,7 +5,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-/// Loading failed. `Read` is the environment's fault (exit 1); `Invalid` is the file's (exit 2).
+/// Loading failed: the file could not be read, or it is invalid. See [`ConfigError::is_usage`]
+/// for which is whose fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Missing, unreadable (permissions), a directory, ...
@@ -29,6 +30,18 @@ impl ConfigError {
     /// True for a file that was read and is wrong (as opposed to one that could not be read).
     pub fn is_invalid(&self) -> bool {
         matches!(self, ConfigError::Invalid { .. })
+    }
+
+    /// The operator named the wrong thing (an invalid file, no file, a directory): exit 2. A
+    /// file that exists and cannot be read (permissions, I/O) is the environment's: exit 1.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            ConfigError::Invalid { .. } => true,
+            ConfigError::Read { error, .. } => matches!(
+                error.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::IsADirectory
+            ),
+        }
     }
 
     /// The problems of an invalid file; empty for a read error.
@@ -94,6 +107,28 @@ fn describe_io(e: &io::Error) -> String {
     }
 }
 
+/// Line and column of the value of `key` in `[section]` of `text` (a scan of `key = value`
+/// lines, for a problem found after validation, such as a filter libpcap refuses).
+pub fn locate(text: &str, section: &str, key: &str) -> Option<(usize, usize)> {
+    let mut current = String::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            current = name.trim_start_matches('[').trim().to_owned();
+        } else if current == section
+            && let Some((k, _)) = line.split_once('=')
+            && k.trim() == key
+        {
+            let value =
+                k.len() + 1 + (line[k.len() + 1..].len() - line[k.len() + 1..].trim_start().len());
+            return Some(line_col(text, offset + value));
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// Maps a byte offset in `text` to a 1-based (line, column), the column counted in characters.
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
@@ -118,6 +153,13 @@ mod tests {
         assert_eq!(line_col(text, 6), (2, 1));
         assert_eq!(line_col(text, 10), (2, 4));
         assert_eq!(line_col(text, 999), (3, 1));
+    }
+
+    #[test]
+    fn locate_finds_a_key_in_its_section() {
+        let text = "bpf_filter = 1\n[capture]\nsnaplen = 9\nbpf_filter =  \"x\"\n";
+        assert_eq!(locate(text, "capture", "bpf_filter"), Some((4, 15)));
+        assert_eq!(locate(text, "enforce", "bpf_filter"), None);
     }
 
     #[test]

@@ -2,18 +2,22 @@
 //! then validation builds these typed values and reports every problem at once, each with its
 //! file, line, column and TOML key.
 //!
-//! Files: `raw.rs` + `parse.rs` (stage one, serde), `validate.rs` + `rule.rs` + `cluster.rs`
-//! (stage two, defaults and checks), `duration.rs` ("10m" <-> `Duration`), `error.rs` ([`ConfigError`]).
-//! The typed structs below are the contract the rest of the program relies on: once built,
-//! every value is in range.
+//! Files: `raw.rs` + `parse.rs` + `keys.rs` (stage one, serde; every unknown key),
+//! `validate.rs` + `rule.rs` + `cluster.rs` (stage two, defaults and checks; `warnings.rs`:
+//! what is valid but probably not meant), `duration.rs` ("10m" <-> `Duration`), `error.rs`
+//! ([`ConfigError`]). The typed structs below are the contract the rest of the program relies
+//! on: once built, every value is in range.
 
 mod cluster;
+mod diff;
 pub mod duration;
 mod error;
+pub mod keys;
 mod parse;
 mod raw;
 mod rule;
 mod validate;
+mod warnings;
 
 #[cfg(test)]
 mod cluster_tests;
@@ -29,8 +33,12 @@ use ipnet::IpNet;
 /// `enforce.backend`: the firewall library's own type (`iptables`, `ipset` or `nftables`).
 pub use crate::firewall::Backend;
 pub use cluster::{FLEET_NAME_MAX, NODE_NAME_MAX, is_cluster_name};
-pub use error::{ConfigError, Problem};
+pub use diff::diff;
+pub use error::{ConfigError, Problem, locate};
 pub use validate::{load, parse_str};
+
+/// `[control] socket` when the file does not set it.
+pub const DEFAULT_SOCKET: &str = "/run/autoblock/autoblock.sock";
 
 /// Where the daemon and `check` look without `--config`: `./rules.toml` if it exists, else
 /// `/etc/autoblock/rules.toml`.
@@ -66,6 +74,9 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// `[[rule]]`: the detection rules, in file order.
     pub rules: Vec<Rule>,
+    /// What is valid but probably not meant (an empty file, a rule another rule shadows, a
+    /// very short aggregation prefix): `check` prints them, the daemon logs them.
+    pub warnings: Vec<Problem>,
 }
 
 /// `[capture]`.
@@ -278,4 +289,29 @@ pub struct Rule {
     /// metrics (`dst_ports`, `dst_addrs`), off for `packets` and `bytes` (a reflection flood
     /// is made of replies).
     pub skip_replies: bool,
+    /// `enforce` bans; `log` decides and reports (`suppressed` with reason `log`) but never
+    /// bans: a trial run of a new rule on live traffic.
+    pub mode: RuleMode,
+    /// Sources in these nets are not counted by this rule (other rules still count them).
+    pub exempt: Vec<IpNet>,
+}
+
+/// `mode` of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleMode {
+    /// Fire, ban, extend.
+    #[default]
+    Enforce,
+    /// Fire and report, never ban or extend.
+    Log,
+}
+
+impl RuleMode {
+    /// The name used in `rules.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleMode::Enforce => "enforce",
+            RuleMode::Log => "log",
+        }
+    }
 }

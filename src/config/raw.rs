@@ -1,6 +1,8 @@
-//! Stage one: serde structs that mirror `rules.toml` key for key. Unknown keys are rejected; every
-//! key is optional here and values keep their spans, so validation (stage two) can apply the
-//! defaults and point at the line and column of each problem. No meaning is checked here.
+//! Stage one: serde structs that mirror `rules.toml` key for key. They are also the list of
+//! known keys (`keys.rs` reads their field names): every unknown key of a file is reported at
+//! once from that list, before serde runs. Every key is optional here and values keep their
+//! spans, so validation (stage two) can apply the defaults and point at the line and column of
+//! each problem. No meaning is checked here.
 
 use std::fmt;
 
@@ -12,7 +14,7 @@ use toml::Spanned;
 pub type S<T> = Option<Spanned<T>>;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawConfig {
     pub capture: RawCapture,
     pub enforce: RawEnforce,
@@ -28,7 +30,7 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawCapture {
     pub interfaces: S<Vec<Spanned<String>>>,
     pub bpf_filter: Option<String>,
@@ -36,7 +38,7 @@ pub struct RawCapture {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawEnforce {
     pub backend: S<String>,
     pub chain: S<String>,
@@ -55,43 +57,43 @@ pub struct RawEnforce {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawAllow {
     pub nets: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawLimits {
     pub max_tracked_sources: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawEvents {
     pub file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawControl {
     pub socket: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawState {
     pub dir: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawMetrics {
     pub listen: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawCluster {
     pub servers: S<Vec<Spanned<String>>>,
     pub name: S<String>,
@@ -103,7 +105,7 @@ pub struct RawCluster {
 
 /// One `[[rule]]`. Required keys are optional here so that all missing ones are reported.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawRule {
     pub name: S<String>,
     pub protocol: S<String>,
@@ -116,6 +118,8 @@ pub struct RawRule {
     pub aggregate_v4: S<i64>,
     pub aggregate_v6: S<i64>,
     pub skip_replies: Option<bool>,
+    pub mode: S<String>,
+    pub exempt: S<Vec<Spanned<String>>>,
 }
 
 /// A duration as written (`"10m"`); parsed in validation so that every bad one is reported.

@@ -1,14 +1,16 @@
 //! Validation of the `[[rule]]` tables: required keys, names unique and safe for iptables
-//! comments, known protocol and metric, port lists, window and ban bounds, prefix lengths.
+//! comments, known protocol and metric, port lists, window and ban bounds, prefix lengths
+//! (never 0), `mode` and `exempt` nets. Rules are named `rule[N] (name)` in problems, N from 1.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use toml::Spanned;
 
 use super::raw::{PortSpec, RawRule, S};
-use super::validate::Ctx;
-use super::{EnforceConfig, Metric, Protocol, Rule, TcpFlagsFilter, duration};
+use super::validate::{Ctx, net_item};
+use super::{EnforceConfig, Metric, Protocol, Rule, RuleMode, TcpFlagsFilter, duration};
 
 const MIN_WINDOW: Duration = Duration::from_millis(100);
 const MAX_WINDOW: Duration = Duration::from_secs(3600);
@@ -18,7 +20,8 @@ pub(super) fn rules(ctx: &mut Ctx, raw: &[Spanned<RawRule>], enforce: &EnforceCo
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::new();
     for (i, r) in raw.iter().enumerate() {
-        let prefix = format!("rule[{i}]");
+        let name = r.get_ref().name.as_ref().map(|n| n.get_ref().as_str());
+        let prefix = super::parse::label(i, name);
         if let Some(name) = &r.get_ref().name {
             let line = ctx.line_of(name.span().start);
             if let Some(first) = first_seen.get(name.get_ref().as_str()) {
@@ -94,8 +97,10 @@ fn rule(
         ),
     };
     let ban = rule_ban(ctx, r, &key("ban"), enforce);
-    let aggregate_v4 = ctx.int(&r.aggregate_v4, &key("aggregate_v4"), 32, 0..=32);
-    let aggregate_v6 = ctx.int(&r.aggregate_v6, &key("aggregate_v6"), 128, 0..=128);
+    let aggregate_v4 = aggregate(ctx, &r.aggregate_v4, &key("aggregate_v4"), 32);
+    let aggregate_v6 = aggregate(ctx, &r.aggregate_v6, &key("aggregate_v6"), 128);
+    let mode = mode(ctx, &r.mode, &key("mode"));
+    let exempt = exempt(ctx, &r.exempt, &key("exempt"));
     Some(Rule {
         name: name?,
         protocol: protocol?,
@@ -110,7 +115,61 @@ fn rule(
         skip_replies: r
             .skip_replies
             .unwrap_or(matches!(metric?, Metric::DstPorts | Metric::DstAddrs)),
+        mode: mode?,
+        exempt: exempt?,
     })
+}
+
+/// A prefix length of 1..=`max`: 0 would count the whole address family as one source and
+/// ban it all (`0.0.0.0/0`), so it is refused.
+fn aggregate(ctx: &mut Ctx, value: &S<i64>, key: &str, max: i64) -> Option<i64> {
+    if let Some(v) = value
+        && *v.get_ref() == 0
+    {
+        let all = if max == 32 { "0.0.0.0/0" } else { "::/0" };
+        let msg = format!(
+            "0 would count every address as one source and ban them all ({all}); use 1 to {max} (e.g. {})",
+            if max == 32 { 24 } else { 64 }
+        );
+        ctx.at(v.span(), key, msg);
+        return None;
+    }
+    ctx.int(value, key, max, 1..=max)
+}
+
+/// `enforce` (the default) or `log`.
+fn mode(ctx: &mut Ctx, raw: &S<String>, key: &str) -> Option<RuleMode> {
+    let Some(m) = raw else {
+        return Some(RuleMode::Enforce);
+    };
+    match m.get_ref().as_str() {
+        "enforce" => Some(RuleMode::Enforce),
+        "log" => Some(RuleMode::Log),
+        other => {
+            let msg = format!(
+                "unknown mode `{other}`, expected `enforce` (ban) or `log` (decide and report, never ban)"
+            );
+            ctx.at(m.span(), key, msg);
+            None
+        }
+    }
+}
+
+/// Networks this rule does not count; every entry checked like `[allow] nets`.
+fn exempt(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>, key: &str) -> Option<Vec<IpNet>> {
+    let Some(list) = raw else {
+        return Some(Vec::new());
+    };
+    let mut nets = Vec::new();
+    let mut ok = true;
+    for (i, item) in list.get_ref().iter().enumerate() {
+        match net_item(ctx, item, &format!("{key}[{i}]")) {
+            Some(net) if !nets.contains(&net) => nets.push(net),
+            Some(_) => {}
+            None => ok = false,
+        }
+    }
+    ok.then_some(nets)
 }
 
 /// The rule's own `ban`: `Some(None)` when absent (the default applies), `None` when invalid

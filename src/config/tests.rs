@@ -28,7 +28,7 @@ extend_while_active = false
 check_interval = "30s"
 
 [allow]
-nets = ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "10.1.2.3/8"]
+nets = ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "10.0.0.0/8"]
 
 [limits]
 max_tracked_sources = 2000
@@ -171,7 +171,9 @@ fn unknown_keys_name_line_column_and_key() {
     assert!(p.contains("`max_ban`"), "lists what is expected: {p}");
     let p = one_problem(UNKNOWN_IN_RULE);
     assert!(
-        p.starts_with("rules.toml:11:1: rule[1].treshold: unknown key `treshold`"),
+        p.starts_with(
+            "rules.toml:11:1: rule[2] (b).treshold: unknown key `treshold` (did you mean `threshold`?)"
+        ),
         "{p}"
     );
 }
@@ -185,7 +187,7 @@ const SYNTAX: &str = "[enforce]\nban = \n";
 fn wrong_types_and_syntax_say_what_was_expected() {
     assert_eq!(
         one_problem(WRONG_TYPE),
-        "rules.toml:4:13: rule[0].threshold: invalid type: string \"lots\", expected an integer"
+        "rules.toml:4:13: rule[1] (a).threshold: invalid type: string \"lots\", expected an integer"
     );
     let p = one_problem(WRONG_TYPE_DURATION);
     assert!(
@@ -243,7 +245,7 @@ window = "1s"
 fn zero_threshold() {
     assert_eq!(
         one_problem(ZERO_THRESHOLD),
-        "rules.toml:11:13: rule[1].threshold: must be greater than 0, found 0"
+        "rules.toml:11:13: rule[2] (b).threshold: must be greater than 0, found 0"
     );
 }
 
@@ -266,8 +268,8 @@ fn window_out_of_range() {
     assert_eq!(
         problems(WINDOW_OUT_OF_RANGE),
         [
-            "rules.toml:6:10: rule[0].window: must be between 100ms and 1h, found 50ms",
-            "rules.toml:12:10: rule[1].window: must be between 100ms and 1h, found 2h",
+            "rules.toml:6:10: rule[1] (short).window: must be between 100ms and 1h, found 50ms",
+            "rules.toml:12:10: rule[2] (long).window: must be between 100ms and 1h, found 2h",
         ]
     );
 }
@@ -290,7 +292,7 @@ window = "1s"
 fn duplicate_rule_name() {
     assert_eq!(
         one_problem(DUPLICATE_NAME),
-        "rules.toml:9:8: rule[1].name: duplicate rule name `flood` (first defined at line 3)"
+        "rules.toml:9:8: rule[2] (flood).name: duplicate rule name `flood` (first defined at line 3)"
     );
 }
 
@@ -346,22 +348,22 @@ fn several_problems_are_reported_together() {
             "enforce.repeat_multiplier",
             "enforce.max_active_bans",
             "metrics.listen",
-            "rule[0].name",
-            "rule[0].tcp_flags",
-            "rule[0].dst_ports[0]",
-            "rule[0].dst_ports[1]",
-            "rule[0].dst_ports[2]",
-            "rule[0].dst_ports[3]",
-            "rule[0].metric",
-            "rule[0].threshold",
-            "rule[0].ban",
-            "rule[0].aggregate_v4",
-            "rule[0].aggregate_v6",
-            "rule[1].name",
-            "rule[1].metric",
-            "rule[1].threshold",
-            "rule[1].window",
-            "rule[1].dst_ports",
+            "rule[1] (bad name!).name",
+            "rule[1] (bad name!).tcp_flags",
+            "rule[1] (bad name!).dst_ports[0]",
+            "rule[1] (bad name!).dst_ports[1]",
+            "rule[1] (bad name!).dst_ports[2]",
+            "rule[1] (bad name!).dst_ports[3]",
+            "rule[1] (bad name!).metric",
+            "rule[1] (bad name!).threshold",
+            "rule[1] (bad name!).ban",
+            "rule[1] (bad name!).aggregate_v4",
+            "rule[1] (bad name!).aggregate_v6",
+            "rule[2].name",
+            "rule[2].metric",
+            "rule[2].threshold",
+            "rule[2].window",
+            "rule[2].dst_ports",
         ],
         "{p:#?}"
     );
@@ -369,10 +371,10 @@ fn several_problems_are_reported_together() {
     assert!(p.contains(
         &"rules.toml:9:7: enforce.ban: 2d is longer than enforce.max_ban (1d)".to_owned()
     ));
-    assert!(
-        p.contains(&"rules.toml:20:13: rule[0].tcp_flags: needs protocol = \"tcp\"".to_owned())
-    );
-    assert!(p.contains(&"rules.toml:29:1: rule[1].name: missing required key `name`".to_owned()));
+    assert!(p.contains(
+        &"rules.toml:20:13: rule[1] (bad name!).tcp_flags: needs protocol = \"tcp\"".to_owned()
+    ));
+    assert!(p.contains(&"rules.toml:29:1: rule[2].name: missing required key `name`".to_owned()));
 }
 
 #[test]
@@ -402,6 +404,8 @@ const SHIPPED: &str = include_str!("../../rules.toml");
 #[test]
 fn shipped_file_is_valid_and_shows_every_key() {
     let c = parse(SHIPPED).expect("shipped rules.toml is valid");
+    // Every shipped rule can start a ban: none is shadowed by another.
+    assert!(c.warnings.is_empty(), "{:#?}", c.warnings);
     let names: Vec<&str> = c.rules.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         names,
@@ -419,53 +423,46 @@ fn shipped_file_is_valid_and_shows_every_key() {
     assert_eq!(
         Config {
             rules: Vec::new(),
+            warnings: Vec::new(),
             ..c
         },
-        defaults
+        Config {
+            warnings: Vec::new(),
+            ..defaults
+        }
     );
 
+    // Every key the raw structs know is in the shipped file: a table's keys with their
+    // defaults, the rule keys in the comment that documents them.
     let table: toml::Table = SHIPPED.parse().expect("toml");
-    let expected: [(&str, &[&str]); 9] = [
-        ("capture", &["interfaces", "bpf_filter", "snaplen"]),
-        (
-            "enforce",
-            &[
-                "backend",
-                "chain",
-                "hooks",
-                "priority",
-                "ban",
-                "max_ban",
-                "repeat_window",
-                "repeat_multiplier",
-                "max_active_bans",
-                "max_new_bans_per_sec",
-                "keep_on_exit",
-                "dry_run",
-                "extend_while_active",
-                "check_interval",
-            ],
-        ),
-        ("allow", &["nets"]),
-        ("limits", &["max_tracked_sources"]),
-        ("events", &["file"]),
-        ("control", &["socket"]),
-        ("state", &["dir"]),
-        ("metrics", &["listen"]),
-        (
-            "cluster",
-            &["servers", "name", "node", "share", "accept", "credentials"],
-        ),
-    ];
-    for (name, keys) in expected {
-        let t = table.get(name).and_then(|t| t.as_table());
+    for section in keys::sections() {
+        if section.array {
+            for key in section.keys {
+                let documented = SHIPPED.lines().any(|l| {
+                    l.trim_start_matches('#')
+                        .trim_start()
+                        .starts_with(&format!("{key} "))
+                });
+                assert!(
+                    documented,
+                    "[[{}]] key {key} is not documented in the shipped rules.toml",
+                    section.name
+                );
+            }
+            continue;
+        }
+        let t = table.get(section.name).and_then(|t| t.as_table());
         let mut present: Vec<&str> = t
             .map(|t| t.keys().map(String::as_str).collect())
             .unwrap_or_default();
-        let mut keys = keys.to_vec();
+        let mut keys = section.keys.to_vec();
         present.sort_unstable();
         keys.sort_unstable();
-        assert_eq!(present, keys, "[{name}] in the shipped rules.toml");
+        assert_eq!(
+            present, keys,
+            "[{}] in the shipped rules.toml",
+            section.name
+        );
     }
 }
 
@@ -536,4 +533,105 @@ fn nftables_backend_priority_and_hooks() {
     );
     // The same hook is accepted by iptables (a user chain may be called so).
     assert!(parse("[enforce]\nhooks = [\"mangle:FOO\"]\n").is_ok());
+}
+
+const THREE_TYPOS: &str = "[enforce]\nbann = \"1m\"\nchian = \"X\"\n\n[capture]\nsnaplne = 128\n";
+
+#[test]
+fn every_unknown_key_is_reported_at_once() {
+    let p = problems(THREE_TYPOS);
+    let heads: Vec<&str> = p
+        .iter()
+        .map(|l| l.split(" (did").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            "rules.toml:2:1: enforce.bann: unknown key `bann`",
+            "rules.toml:3:1: enforce.chian: unknown key `chian`",
+            "rules.toml:6:1: capture.snaplne: unknown key `snaplne`",
+        ],
+        "{p:#?}"
+    );
+    // A wrong type elsewhere is reported beside them.
+    let p = problems(&format!(
+        "{THREE_TYPOS}[limits]\nmax_tracked_sources = \"x\"\n"
+    ));
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert!(p[3].starts_with("rules.toml:8:23: limits.max_tracked_sources: invalid type"));
+}
+
+const UNCLOSED: &str = "[enforce]\nban = \"10m\"\nhooks = [\"INPUT\",\n\n[allow]\nnets = []\n";
+
+#[test]
+fn an_unclosed_array_is_reported_where_it_opened() {
+    let p = one_problem(UNCLOSED);
+    assert!(
+        p.starts_with("rules.toml:3:9: enforce.hooks: this array is never closed (at line 6:"),
+        "{p}"
+    );
+    assert!(p.ends_with("a `]` is missing"), "{p}");
+}
+
+const ZERO_AGGREGATE: &str = "[[rule]]\nname = \"all\"\nmetric = \"packets\"\nthreshold = 5\nwindow = \"1s\"\naggregate_v4 = 0\naggregate_v6 = 0\n";
+
+#[test]
+fn a_zero_prefix_is_refused_and_host_bits_are_an_error() {
+    let p = problems(ZERO_AGGREGATE);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with("rules.toml:6:16: rule[1] (all).aggregate_v4: 0 would count every address as one source and ban them all (0.0.0.0/0)"),
+        "{}",
+        p[0]
+    );
+    assert!(p[1].contains("(::/0)"), "{}", p[1]);
+    assert_eq!(
+        one_problem("[allow]\nnets = [\"192.0.2.7/24\"]\n"),
+        "rules.toml:2:9: allow.nets[0]: `192.0.2.7/24` has host bits set: write the network 192.0.2.0/24 or the address 192.0.2.7"
+    );
+}
+
+const MODE_AND_EXEMPT: &str = r#"
+[[rule]]
+name = "trial"
+metric = "packets"
+threshold = 5
+window = "1s"
+mode = "log"
+exempt = ["192.0.2.0/24", "2001:db8::7"]
+
+[[rule]]
+name = "bad"
+metric = "packets"
+threshold = 5
+window = "1s"
+mode = "warn"
+exempt = ["10.1.2.3/8"]
+"#;
+
+#[test]
+fn mode_and_exempt_are_read_and_checked() {
+    let p = problems(MODE_AND_EXEMPT);
+    assert_eq!(
+        p,
+        [
+            "rules.toml:15:8: rule[2] (bad).mode: unknown mode `warn`, expected `enforce` (ban) or `log` (decide and report, never ban)",
+            "rules.toml:16:11: rule[2] (bad).exempt[0]: `10.1.2.3/8` has host bits set: write the network 10.0.0.0/8 or the address 10.1.2.3",
+        ]
+    );
+    let good = MODE_AND_EXEMPT
+        .split("[[rule]]\nname = \"bad\"")
+        .next()
+        .unwrap_or("");
+    let c = parse(good).expect("valid");
+    assert_eq!(c.rules[0].mode, RuleMode::Log);
+    let exempt: Vec<String> = c.rules[0].exempt.iter().map(ToString::to_string).collect();
+    assert_eq!(exempt, ["192.0.2.0/24", "2001:db8::7/128"]);
+    assert_eq!(
+        parse(&good.replace("mode = \"log\"\n", ""))
+            .expect("valid")
+            .rules[0]
+            .mode,
+        RuleMode::Enforce
+    );
 }

@@ -43,26 +43,28 @@ pub fn parse_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
     let mut ctx = Ctx::new(text, origin);
     let raw = match deserialize(text) {
         Ok(raw) => raw,
-        Err((span, key, message)) => {
-            match span {
-                Some(span) => ctx.at(span, &key, message),
-                None => ctx.nowhere(&key, message),
+        Err(problems) => {
+            for (span, key, message) in problems {
+                match span {
+                    Some(span) => ctx.at(span, &key, message),
+                    None => ctx.nowhere(&key, message),
+                }
             }
             return Err(ctx.into_error());
         }
     };
-    let config = build(&mut ctx, raw);
-    if ctx.problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(ctx.into_error())
+    let mut config = build(&mut ctx, raw);
+    if !ctx.problems.is_empty() {
+        return Err(ctx.into_error());
     }
+    config.warnings = super::warnings::warnings(&config, text, &ctx.file);
+    Ok(config)
 }
 
 /// Collects problems while building the typed values.
 pub(super) struct Ctx<'a> {
     text: &'a str,
-    file: String,
+    pub(super) file: String,
     problems: Vec<Problem>,
 }
 
@@ -190,7 +192,7 @@ fn build(ctx: &mut Ctx, raw: RawConfig) -> Config {
                 ctx,
                 &raw.control.socket,
                 "control.socket",
-                "/run/autoblock/autoblock.sock",
+                super::DEFAULT_SOCKET,
             ),
         },
         state: StateConfig {
@@ -202,6 +204,7 @@ fn build(ctx: &mut Ctx, raw: RawConfig) -> Config {
         cluster: super::cluster::cluster(ctx, &raw.cluster),
         enforce,
         rules,
+        warnings: Vec::new(),
     }
 }
 
@@ -456,24 +459,41 @@ fn allow(ctx: &mut Ctx, raw: &raw::RawAllow) -> AllowConfig {
     let mut nets: Vec<IpNet> = Vec::new();
     let mut seen = HashSet::new();
     for (i, item) in list.iter().enumerate() {
-        let text = item.get_ref().trim();
-        let parsed = text
-            .parse::<IpNet>()
-            .map(|n| n.trunc())
-            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
-        match parsed {
-            Ok(net) if seen.insert(net) => nets.push(net),
-            Ok(_) => {}
-            Err(_) => {
-                let msg = format!(
-                    "`{}` is not an address or network such as 192.0.2.0/24, 2001:db8::/32 or 192.0.2.7",
-                    item.get_ref()
-                );
-                ctx.at(item.span(), &format!("allow.nets[{i}]"), msg);
-            }
+        if let Some(net) = net_item(ctx, item, &format!("allow.nets[{i}]"))
+            && seen.insert(net)
+        {
+            nets.push(net);
         }
     }
     AllowConfig { nets }
+}
+
+/// One entry of a list of networks (`[allow] nets`, a rule's `exempt`): a CIDR network or a
+/// plain address (/32, /128). Host bits are an error: `192.0.2.7/24` could mean the host or
+/// the /24, and guessing either way bans or spares the wrong addresses.
+pub(super) fn net_item(ctx: &mut Ctx, item: &Spanned<String>, key: &str) -> Option<IpNet> {
+    let text = item.get_ref().trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        if net.trunc() == net {
+            return Some(net);
+        }
+        let msg = format!(
+            "`{text}` has host bits set: write the network {} or the address {}",
+            net.trunc(),
+            net.addr()
+        );
+        ctx.at(item.span(), key, msg);
+        return None;
+    }
+    if let Ok(addr) = text.parse::<IpAddr>() {
+        return Some(IpNet::from(addr));
+    }
+    let msg = format!(
+        "`{}` is not an address or network such as 192.0.2.0/24, 2001:db8::/32 or 192.0.2.7",
+        item.get_ref()
+    );
+    ctx.at(item.span(), key, msg);
+    None
 }
 
 fn path(ctx: &mut Ctx, raw: &S<String>, key: &str, default: &str) -> PathBuf {

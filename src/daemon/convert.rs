@@ -4,31 +4,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Explained;
-use crate::engine::bans::ActiveBan;
+use crate::engine::bans::{ActiveBan, MANUAL};
 use crate::engine::sources::SourceKey;
 use crate::firewall;
 use crate::sys::control::protocol::{BanInfo, Explanation, RuleWindow};
 use crate::sys::state::SavedBan;
 use crate::time::Timestamp;
 
-pub fn ban_info(b: &ActiveBan, now: Timestamp) -> BanInfo {
+/// A ban for `list`, `explain`, `ban` and `top`; `dry_run` marks a decision the kernel never
+/// got. `reason` is the operator's text of a manual ban, else the rule.
+pub fn ban_info(b: &ActiveBan, now: Timestamp, dry_run: bool) -> BanInfo {
     BanInfo {
         target: b.key.net(),
-        reason: b.rule.to_string(),
+        reason: b.comment.as_deref().unwrap_or(&b.rule).to_string(),
         since: b.since.to_string(),
         until: b.until.to_string(),
         remaining_secs: b.until.since(now).as_secs(),
         offense: b.offense,
         manual: b.manual,
+        rule: b.rule.to_string(),
+        dry_run,
     }
 }
 
-pub fn explanation(x: &Explained, now: Timestamp) -> Explanation {
+pub fn explanation(x: &Explained, now: Timestamp, dry_run: bool) -> Explanation {
     Explanation {
         addr: x.addr,
         allowlisted: x.allowlisted.is_some(),
         allowlisted_by: x.allowlisted,
         local: x.local,
+        exempt: x.exempt.iter().map(ToString::to_string).collect(),
         rules: x
             .rules
             .iter()
@@ -41,7 +46,7 @@ pub fn explanation(x: &Explained, now: Timestamp) -> Explanation {
                 key: r.key.net(),
             })
             .collect(),
-        ban: x.ban.as_ref().map(|b| ban_info(b, now)),
+        ban: x.ban.as_ref().map(|b| ban_info(b, now, dry_run)),
         offenses: x.offenses,
         last_offense: x.last_offense.map(|t| t.to_string()),
     }
@@ -53,14 +58,22 @@ pub fn requested_duration(secs: Option<u64>) -> Option<Duration> {
 }
 
 /// A ban read from the kernel, as the engine keeps it. Its start and offense are unknown, so
-/// the remaining time is taken as its length and the offense as the first.
+/// the remaining time is taken as its length and the offense as the first. The kernel
+/// comment is the rule of a rule ban, the operator's reason of a manual one.
 pub fn adopted_ban(b: &firewall::Ban, now: Timestamp, manual: bool) -> ActiveBan {
     let until = Timestamp::from_secs(b.until);
+    let (rule, comment) = if manual {
+        let text = (b.reason != MANUAL).then(|| Arc::from(b.reason.as_str()));
+        (Arc::from(MANUAL), text)
+    } else {
+        (Arc::from(b.reason.as_str()), None)
+    };
     ActiveBan {
         key: SourceKey::from_net(b.net),
         until,
         since: now,
-        rule: Arc::from(b.reason.as_str()),
+        rule,
+        comment,
         offense: 1,
         duration: until.since(now).max(Duration::from_secs(1)),
         peak: 0,
@@ -78,6 +91,7 @@ pub fn saved_ban(b: &ActiveBan) -> SavedBan {
         offense: b.offense,
         ban_secs: b.duration.as_secs(),
         manual: b.manual,
+        comment: b.comment.clone(),
     }
 }
 
@@ -103,5 +117,6 @@ pub fn restored_ban(s: &SavedBan, now: Timestamp) -> ActiveBan {
         },
         peak: 0,
         manual: s.manual,
+        comment: s.comment.clone(),
     }
 }

@@ -14,8 +14,9 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 
 use super::engine_loop::EngineMsg;
+use super::handler::ReloadAsk;
 use super::monitor::DropMonitor;
-use super::reload::{self, Overrides};
+use super::reload::{self, By, Overrides};
 use super::signals::Signals;
 use super::startup::host_addresses;
 use super::workers::Ended;
@@ -23,6 +24,7 @@ use super::{DaemonState, Exit};
 use crate::config::Config;
 use crate::event::Event;
 use crate::sys::clock::wall_now;
+use crate::sys::control::protocol::ReloadInfo;
 use crate::sys::control::server::{Bound, ControlHandler};
 use crate::sys::live::LiveCapture;
 use crate::sys::notify;
@@ -54,6 +56,8 @@ pub struct Edge {
     pub local: Vec<IpNet>,
     /// The service manager's status line once ready (`READY=1` goes with it).
     pub ready: String,
+    /// `autoblock reload` requests from the control handler.
+    pub reloads: UnboundedReceiver<ReloadAsk>,
 }
 
 /// Runs the edge until a signal asks to stop or something fatal happens. Signals that came
@@ -86,7 +90,13 @@ impl Edge {
             tokio::select! {
                 _ = term.recv() => break Exit::Stop,
                 _ = int.recv() => break Exit::Stop,
-                _ = hup.recv() => self.reload(),
+                _ = hup.recv() => {
+                    self.reload(By::Signal);
+                }
+                Some(reply) = self.reloads.recv() => {
+                    let info = self.reload(By::Control);
+                    let _ = reply.send(info);
+                }
                 Some(ended) = self.ended.recv() => break self.fatal(ended.why()),
                 res = join(&mut control) => break self.control_ended(res),
                 res = join(&mut metrics) => metrics_ended(res),
@@ -133,8 +143,9 @@ impl Edge {
         }))
     }
 
-    /// SIGHUP: reopen the events file, then load -> validate -> diff -> swap.
-    fn reload(&mut self) {
+    /// SIGHUP or `autoblock reload`: reopen the events file, then load -> validate -> diff ->
+    /// swap.
+    fn reload(&mut self, by: By) -> ReloadInfo {
         self.shared.events.reopen();
         reload::reload(
             &self.config_path,
@@ -142,7 +153,8 @@ impl Edge {
             &mut self.config,
             &self.shared,
             &self.engine,
-        );
+            by,
+        )
     }
 
     /// Addresses come and go (DHCP, IPv6 temporary addresses, a VIP): ours are never counted

@@ -2,6 +2,7 @@
 //! threads, requests from the control socket and reloads arrive here; decisions leave as
 //! events (immediately) and as kernel changes (to the enforcer thread, never waited on).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::DaemonState;
-use super::convert::{ban_info, explanation, requested_duration, saved_ban};
+use super::convert::saved_ban;
 use super::enforce_loop::EnforceMsg;
 use super::state_writer::{self, BanChange, StateMsg};
 use super::workers::EndGuard;
@@ -17,7 +18,7 @@ use crate::config::Config;
 use crate::engine::{Decision, Engine};
 use crate::event::Event;
 use crate::sys::clock::wall_now;
-use crate::sys::control::protocol::{Refusal, Request, Response};
+use crate::sys::control::protocol::{Request, Response, RuleStatus};
 use crate::sys::live::{Items, LiveBatch};
 use crate::sys::metrics::MANUAL;
 
@@ -27,6 +28,8 @@ const IDLE: Duration = Duration::from_millis(5);
 const SAVE_EVERY: Duration = Duration::from_secs(5);
 /// How often the engine's counts are published to `status` and the metrics.
 const STATS_EVERY: Duration = Duration::from_millis(200);
+/// How often the per-rule lines of `status` are published (they walk the bans).
+const RULES_EVERY: Duration = Duration::from_secs(1);
 
 /// What other threads ask of the engine thread.
 pub enum EngineMsg {
@@ -61,6 +64,9 @@ pub struct EngineLoop {
     dirty: bool,
     last_save: Instant,
     last_stats: Instant,
+    last_rules: Instant,
+    /// Bans started and suppressions, per rule, since start (for `status`).
+    rule_counts: HashMap<Arc<str>, (u64, u64)>,
 }
 
 impl EngineLoop {
@@ -87,6 +93,8 @@ impl EngineLoop {
             dirty: false,
             last_save: Instant::now(),
             last_stats: Instant::now(),
+            last_rules: Instant::now(),
+            rule_counts: HashMap::new(),
         }
     }
 
@@ -139,6 +147,10 @@ impl EngineLoop {
                 self.last_stats = Instant::now();
                 self.publish_stats();
             }
+            if self.last_rules.elapsed() >= RULES_EVERY {
+                self.last_rules = Instant::now();
+                self.publish_rules();
+            }
             if self.dirty && self.last_save.elapsed() >= SAVE_EVERY {
                 self.save();
                 self.dirty = false;
@@ -172,7 +184,9 @@ impl EngineLoop {
     fn handle(&mut self, msg: EngineMsg) {
         match msg {
             EngineMsg::Control(req, reply) => {
-                let resp = self.control(req);
+                let mut out = std::mem::take(&mut self.out);
+                let resp = self.answer(req, &mut out);
+                self.out = out;
                 self.dispatch();
                 // `ban` then `status` must agree, without waiting for the next tick.
                 self.publish_stats();
@@ -201,6 +215,53 @@ impl EngineLoop {
         self.shared.metrics.set_active_bans(s.active_bans as u64);
     }
 
+    /// The per-rule lines of `status`: each rule's leader now, its active bans (one walk of
+    /// the bans, about once a second) and its counts since start.
+    fn publish_rules(&mut self) {
+        self.engine.refresh_leaders(wall_now());
+        let active = self.engine.active_by_rule();
+        let rules = self
+            .engine
+            .top(1)
+            .into_iter()
+            .map(|r| {
+                let (bans, suppressed) = self.rule_counts.get(&r.rule).copied().unwrap_or_default();
+                let top = r.sources.first();
+                RuleStatus {
+                    rule: r.rule.to_string(),
+                    mode: if r.log_only { "log" } else { "enforce" }.into(),
+                    metric: r.metric.as_str().into(),
+                    threshold: r.threshold,
+                    top_value: top.map_or(0, |t| t.1),
+                    top_source: top.map(|t| t.0.net()),
+                    active_bans: active
+                        .iter()
+                        .find(|(name, _)| *name == r.rule)
+                        .map_or(0, |(_, n)| *n as u64),
+                    bans,
+                    suppressed,
+                }
+            })
+            .collect();
+        if let Ok(mut slot) = self.shared.rules.lock() {
+            *slot = rules;
+        }
+    }
+
+    /// True in dry-run mode (no enforcer): decisions are logged, never enforced.
+    pub(super) fn dry_run(&self) -> bool {
+        self.enforcer.is_none()
+    }
+
+    pub(super) fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Why manual bans are not being saved, if they are not.
+    pub(super) fn state_error(&self) -> Option<String> {
+        self.shared.state_error.lock().ok().and_then(|e| e.clone())
+    }
+
     /// Events first (log watchers see the decision at once), then the kernel and the state
     /// file (the ban as the engine now holds it; written by the state thread).
     fn dispatch(&mut self) {
@@ -209,10 +270,16 @@ impl EngineLoop {
         for d in self.out.drain(..) {
             let m = &self.shared.metrics;
             match &d {
-                Decision::Block(v) => m.ban(rule_label(&v.rule, v.metric.is_none())),
+                Decision::Block(v) => {
+                    m.ban(rule_label(&v.rule, v.metric.is_none()));
+                    self.rule_counts.entry(v.rule.clone()).or_default().0 += 1;
+                }
                 Decision::Extend(v) => m.extend(rule_label(&v.rule, v.metric.is_none())),
                 Decision::Unblock { ban, .. } => m.unban(rule_label(&ban.rule, ban.manual)),
-                Decision::Suppressed { reason, .. } => m.suppressed(*reason),
+                Decision::Suppressed { reason, verdict } => {
+                    m.suppressed(*reason);
+                    self.rule_counts.entry(verdict.rule.clone()).or_default().1 += 1;
+                }
             }
             self.shared
                 .events
@@ -234,74 +301,6 @@ impl EngineLoop {
             && let Some(tx) = &self.state
         {
             let _ = tx.send(StateMsg::Bans(changes));
-        }
-    }
-
-    fn control(&mut self, req: Request) -> Response {
-        let out = &mut self.out;
-        let now = wall_now();
-        match req {
-            Request::List => {
-                let mut bans: Vec<_> = self
-                    .engine
-                    .bans()
-                    .iter()
-                    .map(|b| ban_info(b, now))
-                    .collect();
-                bans.sort_by(|a, b| a.until.cmp(&b.until).then(a.target.cmp(&b.target)));
-                Response::List(bans)
-            }
-            Request::Explain { addr } => {
-                Response::Explain(explanation(&self.engine.explain(addr, now), now))
-            }
-            Request::Ban {
-                targets,
-                duration_secs,
-                reason,
-                force,
-            } => {
-                let mut applied = Vec::new();
-                let mut refused = Vec::new();
-                let reason = reason.unwrap_or_else(|| "manual".to_string());
-                for target in targets {
-                    let d = requested_duration(duration_secs);
-                    match self.engine.ban_manual(target, d, &reason, force, now) {
-                        Ok(decision) => {
-                            if let Some(b) = self
-                                .engine
-                                .bans()
-                                .get(&crate::engine::sources::SourceKey::from_net(target))
-                            {
-                                applied.push(ban_info(b, now));
-                            }
-                            out.push(decision);
-                        }
-                        Err(r) => refused.push(Refusal {
-                            target,
-                            reason: r.to_string(),
-                        }),
-                    }
-                }
-                Response::Banned { applied, refused }
-            }
-            Request::Unban { targets } => {
-                let mut removed: Vec<IpNet> = Vec::new();
-                let mut not_found = Vec::new();
-                for target in targets {
-                    match self.engine.unban(target, now) {
-                        Some(d) => {
-                            removed.push(target.trunc());
-                            out.push(d);
-                        }
-                        None => not_found.push(target),
-                    }
-                }
-                Response::Unbanned { removed, not_found }
-            }
-            // Answered by the handler from shared counters; not routed here.
-            Request::Status => Response::Error {
-                message: "status is answered by the daemon, not the engine".into(),
-            },
         }
     }
 

@@ -1,24 +1,32 @@
-//! Answers the control socket: `status` from shared counters, everything else by asking the
-//! engine thread (which owns the bans and counters) and waiting for its reply.
+//! Answers the control socket: `status` from shared counters, `reload` by asking the async
+//! edge (which owns the configuration in force), everything else by asking the engine thread
+//! (which owns the bans and counters); each waits for its reply.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::DaemonState;
 use super::engine_loop::EngineMsg;
-use crate::sys::control::protocol::{InterfaceStats, Request, Response, StatusInfo};
+use crate::sys::control::protocol::{InterfaceStats, ReloadInfo, Request, Response, StatusInfo};
 use crate::sys::control::server::ControlHandler;
 use crate::sys::live::LiveCapture;
 
 /// How long a request may wait for the engine thread.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `reload` may take (reading and validating the file, handing it to the engine).
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A reload request for the async edge: where its answer goes.
+pub type ReloadAsk = SyncSender<ReloadInfo>;
 
 pub struct Context {
     pub shared: Arc<DaemonState>,
     pub engine: Mutex<Sender<EngineMsg>>,
+    /// The async edge reloads (it owns the configuration in force).
+    pub reloads: tokio::sync::mpsc::UnboundedSender<ReloadAsk>,
     pub captures: Arc<Mutex<Vec<LiveCapture>>>,
     pub started: Instant,
     pub config_path: PathBuf,
@@ -29,8 +37,10 @@ pub struct Context {
 
 impl ControlHandler for Context {
     fn handle(&self, req: Request) -> Response {
-        if let Request::Status = req {
-            return Response::Status(self.status());
+        match req {
+            Request::Status => return Response::Status(self.status()),
+            Request::Reload => return self.reload(),
+            _ => {}
         }
         let (tx, rx) = mpsc::sync_channel(1);
         let sent = match self.engine.lock() {
@@ -53,6 +63,25 @@ impl ControlHandler for Context {
 }
 
 impl Context {
+    /// Asks the edge to reload and waits for the outcome.
+    fn reload(&self) -> Response {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.reloads.send(tx).is_err() {
+            return Response::Error {
+                message: "the daemon is stopping".into(),
+            };
+        }
+        match rx.recv_timeout(RELOAD_TIMEOUT) {
+            Ok(info) => Response::Reloaded(info),
+            Err(_) => Response::Error {
+                message: format!(
+                    "the reload did not finish within {}s",
+                    RELOAD_TIMEOUT.as_secs()
+                ),
+            },
+        }
+    }
+
     fn status(&self) -> StatusInfo {
         let s = &self.shared;
         let interfaces = match self.captures.lock() {
@@ -87,6 +116,11 @@ impl Context {
             enforcer_errors: s.metrics.enforcer_errors(),
             pending_decisions: s.pending.load(Ordering::Relaxed),
             events_dropped: s.events.dropped(),
+            reload: s.reload.lock().ok().and_then(|r| r.clone()),
+            rules: s.rules.lock().map(|r| r.clone()).unwrap_or_default(),
+            state_error: s.state_error.lock().ok().and_then(|e| e.clone()),
+            attacks: Vec::new(),
+            recent_events: s.events.recent(),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! control socket listens (the firewall is open, state restored, captures running, `started`
 //! emitted), and `STOPPING=1` when step 4 begins.
 
+mod answers;
 mod convert;
 mod edge;
 mod enforce_loop;
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::event::{Event, StartedFields};
 use crate::firewall::Firewall;
+use crate::sys::control::protocol::{ReloadInfo, RuleStatus};
 use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
 use crate::sys::notify;
@@ -71,6 +73,13 @@ pub struct DaemonState {
     pub state_writable: AtomicBool,
     /// When the configuration was last reloaded (RFC 3339), for `status`.
     pub last_reload: Mutex<Option<String>>,
+    /// The last reload tried, applied or refused, for `status`.
+    pub reload: Mutex<Option<ReloadInfo>>,
+    /// The per-rule lines of `status`, published by the engine thread.
+    pub rules: Mutex<Vec<RuleStatus>>,
+    /// Why manual bans and offense history are not saved, while they are not (`[state] dir`
+    /// not writable, found at start or by the last save).
+    pub state_error: Mutex<Option<String>>,
 }
 
 impl DaemonState {
@@ -83,6 +92,9 @@ impl DaemonState {
             state_dir,
             state_writable: AtomicBool::new(true),
             last_reload: Mutex::new(None),
+            reload: Mutex::new(None),
+            rules: Mutex::new(Vec::new()),
+            state_error: Mutex::new(None),
         }
     }
 }
@@ -133,10 +145,11 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         &local,
         (adopted, restored),
     ));
-
+    let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
     let handler = Arc::new(handler::Context {
         shared: shared.clone(),
         engine: Mutex::new(workers.engine()),
+        reloads: reload_tx,
         captures: workers.captures(),
         started,
         config_path: config_path.clone(),
@@ -158,6 +171,7 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
             "watching {}; {adopted} bans adopted, {restored} restored",
             interfaces.join(", ")
         ),
+        reloads,
     };
     let exit = edge::run(edge, &mut signals);
     notify::stopping("stopping");

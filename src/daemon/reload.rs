@@ -1,5 +1,6 @@
-//! SIGHUP: load -> validate -> diff -> swap. An invalid file keeps the old config running and
-//! emits `reload_failed` with every problem; a change that needs a restart is refused.
+//! Reload (SIGHUP or `autoblock reload`): load -> validate -> diff -> swap. An invalid file
+//! keeps the old config running and emits `reload_failed` with every problem; a change that
+//! needs a restart is refused. The outcome is kept for `status` and answered to `reload`.
 
 use std::path::Path;
 use std::sync::mpsc::Sender;
@@ -9,6 +10,7 @@ use super::engine_loop::EngineMsg;
 use crate::config::{self, Config};
 use crate::event::Event;
 use crate::sys::clock::wall_now;
+use crate::sys::control::protocol::ReloadInfo;
 
 /// What `--interface` and `--dry-run` override, applied to every loaded file alike.
 #[derive(Clone, Debug, Default)]
@@ -82,39 +84,88 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     v
 }
 
+/// Who asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum By {
+    /// SIGHUP (`kill -HUP`).
+    Signal,
+    /// `autoblock reload` over the control socket.
+    Control,
+}
+
+impl By {
+    fn as_str(self) -> &'static str {
+        match self {
+            By::Signal => "signal",
+            By::Control => "control",
+        }
+    }
+}
+
+/// Load -> validate -> diff -> swap. Returns (and keeps for `status`) how it went: applied
+/// with what changed, or refused with every problem (the old configuration keeps running).
 pub fn reload(
     path: &Path,
     overrides: &Overrides,
     current: &mut Config,
     shared: &DaemonState,
     engine: &Sender<EngineMsg>,
-) {
+    by: By,
+) -> ReloadInfo {
+    let outcome = apply(path, overrides, current, shared, engine);
+    let info = ReloadInfo {
+        at: wall_now().to_string(),
+        ok: outcome.is_ok(),
+        changes: outcome.as_ref().cloned().unwrap_or_default(),
+        errors: outcome.err().unwrap_or_default(),
+        by: by.as_str().to_owned(),
+    };
+    if info.ok
+        && let Ok(mut l) = shared.last_reload.lock()
+    {
+        *l = Some(info.at.clone());
+    }
+    if let Ok(mut slot) = shared.reload.lock() {
+        *slot = Some(info.clone());
+    }
+    info
+}
+
+/// The reload itself: `Ok(changes)` when the new configuration is in force, `Err(errors)`
+/// when it was refused (already reported as a `reload_failed` event).
+fn apply(
+    path: &Path,
+    overrides: &Overrides,
+    current: &mut Config,
+    shared: &DaemonState,
+    engine: &Sender<EngineMsg>,
+) -> Result<Vec<String>, Vec<String>> {
+    let refuse = |errors: Vec<String>| {
+        shared.events.emit_now(Event::reload_failed(
+            path.display().to_string(),
+            errors.clone(),
+        ));
+        Err(errors)
+    };
     let mut new = match config::load(path) {
         Ok(c) => c,
-        Err(e) => {
-            let errors: Vec<String> = match &e {
-                config::ConfigError::Invalid { problems } => {
-                    problems.iter().map(ToString::to_string).collect()
-                }
-                other => vec![other.to_string()],
-            };
-            shared
-                .events
-                .emit_now(Event::reload_failed(path.display().to_string(), errors));
-            return;
+        Err(config::ConfigError::Invalid { problems }) => {
+            return refuse(problems.iter().map(ToString::to_string).collect());
         }
+        Err(other) => return refuse(vec![other.to_string()]),
     };
     overrides.apply(&mut new);
     let needs = restart_needed(current, &new);
     if !needs.is_empty() {
-        let errors = needs
-            .iter()
-            .map(|k| format!("{k} changed: this needs a restart"))
-            .collect();
-        shared
-            .events
-            .emit_now(Event::reload_failed(path.display().to_string(), errors));
-        return;
+        return refuse(
+            needs
+                .iter()
+                .map(|k| format!("{k} changed: this needs a restart"))
+                .collect(),
+        );
+    }
+    for w in &new.warnings {
+        tracing::warn!("{w}");
     }
     shared
         .metrics
@@ -123,16 +174,15 @@ pub fn reload(
         .send(EngineMsg::Reload(Box::new(new.clone())))
         .is_err()
     {
-        return;
+        return Err(vec!["the engine is stopping".to_owned()]);
     }
     shared.events.emit_now(Event::Reloaded {
         config: path.display().to_string(),
         rules: new.rules.iter().map(|r| r.name.clone()).collect(),
     });
-    if let Ok(mut l) = shared.last_reload.lock() {
-        *l = Some(wall_now().to_string());
-    }
+    let changes = config::diff(current, &new);
     *current = new;
+    Ok(changes)
 }
 
 #[cfg(test)]

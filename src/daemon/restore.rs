@@ -110,6 +110,7 @@ mod tests {
             duration: Duration::from_secs(until_secs - now_secs()),
             peak: 0,
             manual: false,
+            comment: None,
         }
     }
 
@@ -122,6 +123,7 @@ mod tests {
             offense: 3,
             ban_secs: 600,
             manual,
+            comment: None,
         }
     }
 

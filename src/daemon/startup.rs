@@ -77,6 +77,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
     };
     let mut engine = Engine::new(config, local.clone());
     let saved = load_state(&shared);
+    check_state_dir(&shared);
     if config.enforce.dry_run {
         // A dry run never enforces: its bans must never reach the kernel through the state
         // file, nor replace what a real run saved.
@@ -195,6 +196,34 @@ fn load_state(shared: &DaemonState) -> SavedState {
             });
             SavedState::default()
         }
+    }
+}
+
+/// An unwritable `[state] dir` is reported now (a `state_error` event and a log line), not
+/// at the first save minutes later; `status` and `ban` say so until a save works.
+fn check_state_dir(shared: &DaemonState) {
+    let error = if !shared.state_writable.load(Ordering::Relaxed) {
+        Some(format!(
+            "the state file in {} could not be read at start; it is not overwritten, so manual bans and offense history are not saved",
+            shared.state_dir.display()
+        ))
+    } else {
+        match state::probe(&shared.state_dir) {
+            Ok(()) => return,
+            Err(e) => {
+                let error = format!("{e}: manual bans and offense history are not saved");
+                shared.events.emit_now(Event::StateSaveFailed {
+                    error: error.clone(),
+                });
+                Some(error)
+            }
+        }
+    };
+    if let Some(error) = &error {
+        tracing::warn!("[state] dir: {error}");
+    }
+    if let Ok(mut slot) = shared.state_error.lock() {
+        *slot = error;
     }
 }
 

@@ -121,10 +121,16 @@ fn write(shared: &DaemonState, mirror: &mut Mirror) {
     if !shared.state_writable.load(Ordering::Relaxed) {
         return;
     }
-    if let Err(e) = crate::sys::state::save(&shared.state_dir, &mirror.state()) {
+    let saved = crate::sys::state::save(&shared.state_dir, &mirror.state());
+    let failure = saved.as_ref().err().map(ToString::to_string);
+    if let Some(error) = &failure {
         shared.events.emit_now(Event::StateSaveFailed {
-            error: e.to_string(),
+            error: error.clone(),
         });
+    }
+    // `status` and `ban` say so while saving fails, and no longer once it works again.
+    if let Ok(mut slot) = shared.state_error.lock() {
+        *slot = failure;
     }
 }
 
@@ -144,6 +150,7 @@ mod tests {
             offense: 1,
             ban_secs: 300,
             manual: false,
+            comment: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! What operators and the daemon do to the engine besides feeding packets (pure): manual bans
-//! and unbans, adopting bans found in the kernel at start, explaining a source, reloading the
+//! (never silently shortening one in force) and unbans (one target, a covering prefix, all, or
+//! one rule's), adopting bans found in the kernel at start, explaining a source, reloading the
 //! configuration without losing counters, and saving/restoring offense history.
 
 use std::net::IpAddr;
@@ -13,7 +14,7 @@ use super::rules;
 use super::{BanSettings, Decision, Engine, UnblockReason, Verdict};
 use crate::config::{Config, Metric};
 use crate::engine::ban_rate::BanRate;
-use crate::engine::bans::ActiveBan;
+use crate::engine::bans::{ActiveBan, MANUAL};
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
 
@@ -56,26 +57,52 @@ pub struct Explained {
     pub addr: IpAddr,
     pub allowlisted: Option<IpNet>,
     pub local: bool,
+    /// Rules whose `exempt` nets hold it (they do not count it).
+    pub exempt: Vec<Arc<str>>,
     pub rules: Vec<RuleValue>,
     /// The ban covering it (its own, or its prefix's).
     pub ban: Option<ActiveBan>,
+    /// Rule offenses: remembered within `repeat_window`, and never fewer than the offense
+    /// number of the rule ban in force.
     pub offenses: u32,
     pub last_offense: Option<Timestamp>,
 }
 
+/// What a manual ban did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ManualBan {
+    /// Banned (or re-banned for longer): the decision to dispatch.
+    Banned(Decision),
+    /// Already banned until later than asked: nothing changed (`replace` shortens).
+    Kept(ActiveBan),
+}
+
+/// What an unban of one target did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unbanned {
+    /// Its ban was lifted: the decision to dispatch.
+    Removed(Decision),
+    /// Not banned itself, but inside this broader ban (kept unless `covering` was asked).
+    Covered(ActiveBan),
+    /// No ban on it or around it.
+    NotFound,
+}
+
 impl Engine {
-    /// Bans `net` by hand for `duration` (default `[enforce].ban`, capped at `max_ban`).
-    /// Refused when it overlaps the allowlist (unless `force`), when it contains one of our own
-    /// addresses (always: that is a lockout), or when the cap is reached. A manual ban
-    /// replaces any rule ban on the same target.
+    /// Bans `net` by hand for `duration` (default `[enforce].ban`, capped at `max_ban`), with
+    /// the operator's `reason` as its comment (its rule is [`MANUAL`]). Refused when it
+    /// overlaps the allowlist (unless `force`), when it contains one of our own addresses
+    /// (always: that is a lockout), or when the cap is reached. A ban already in force that
+    /// ends later is kept as it is unless `replace`: banning again never silently shortens.
     pub fn ban_manual(
         &mut self,
         net: IpNet,
         duration: Option<Duration>,
         reason: &str,
         force: bool,
+        replace: bool,
         ts: Timestamp,
-    ) -> Result<Decision, RefuseReason> {
+    ) -> Result<ManualBan, RefuseReason> {
         let now = self.advance(ts);
         let key = SourceKey::from_net(net);
         let net = key.net();
@@ -101,21 +128,30 @@ impl Engine {
         let duration = duration
             .unwrap_or(self.settings.ban)
             .min(self.settings.max_ban);
-        let reason: Arc<str> = Arc::from(if reason.is_empty() { "manual" } else { reason });
         let until = now.saturating_add(duration);
+        if let Some(old) = self.bans.get(&key)
+            && old.until > until
+            && !replace
+        {
+            return Ok(ManualBan::Kept(old.clone()));
+        }
+        let rule: Arc<str> = Arc::from(MANUAL);
+        let comment = (!reason.is_empty() && reason != MANUAL).then(|| Arc::<str>::from(reason));
         self.bans.insert(ActiveBan {
             key,
             until,
             since: now,
-            rule: reason.clone(),
+            rule: rule.clone(),
+            comment: comment.clone(),
             offense: 1,
             duration,
             peak: 0,
             manual: true,
         });
-        Ok(Decision::Block(Verdict {
+        Ok(ManualBan::Banned(Decision::Block(Verdict {
             key,
-            rule: reason,
+            rule,
+            comment,
             metric: None,
             observed: 0,
             threshold: 0,
@@ -124,18 +160,67 @@ impl Engine {
             until,
             offense: 1,
             at: now,
-        }))
+        })))
     }
 
-    /// Lifts the ban on exactly `net`; `None` when it is not banned.
-    pub fn unban(&mut self, net: IpNet, ts: Timestamp) -> Option<Decision> {
+    /// Lifts the ban on exactly `net`. When `net` has none but lies inside a broader ban, that
+    /// ban is named, and lifted too when `covering`.
+    pub fn unban(&mut self, net: IpNet, covering: bool, ts: Timestamp) -> Unbanned {
         let now = self.advance(ts);
-        let ban = self.bans.remove(&SourceKey::from_net(net))?;
-        Some(Decision::Unblock {
-            ban,
-            at: now,
-            reason: UnblockReason::Manual,
-        })
+        let key = SourceKey::from_net(net);
+        let target = match self.bans.get(&key) {
+            Some(_) => key,
+            None => match self.covering(net) {
+                Some(b) if covering => b.key,
+                Some(b) => return Unbanned::Covered(b.clone()),
+                None => return Unbanned::NotFound,
+            },
+        };
+        match self.bans.remove(&target) {
+            Some(ban) => Unbanned::Removed(Decision::Unblock {
+                ban,
+                at: now,
+                reason: UnblockReason::Manual,
+            }),
+            None => Unbanned::NotFound,
+        }
+    }
+
+    /// Lifts every ban (`rule: None`) or every ban whose rule is `rule`; appends the
+    /// decisions to `out` and returns how many.
+    pub fn unban_where(
+        &mut self,
+        rule: Option<&str>,
+        ts: Timestamp,
+        out: &mut Vec<Decision>,
+    ) -> usize {
+        let now = self.advance(ts);
+        let keys: Vec<SourceKey> = self
+            .bans
+            .iter()
+            .filter(|b| rule.is_none_or(|r| *b.rule == *r))
+            .map(|b| b.key)
+            .collect();
+        for key in &keys {
+            if let Some(ban) = self.bans.remove(key) {
+                out.push(Decision::Unblock {
+                    ban,
+                    at: now,
+                    reason: UnblockReason::Manual,
+                });
+            }
+        }
+        keys.len()
+    }
+
+    /// The most specific ban on a prefix strictly containing `net` (a /48 around an address,
+    /// say). One table lookup per shorter prefix length: at most 128, whatever the number of
+    /// bans.
+    pub fn covering(&self, net: IpNet) -> Option<&ActiveBan> {
+        let net = net.trunc();
+        (0..net.prefix_len())
+            .rev()
+            .find_map(|len| self.bans.get(&SourceKey::new(net.addr(), len, len)))
     }
 
     /// Takes over a ban found in the kernel at start (or restored from state) without an
@@ -169,20 +254,30 @@ impl Engine {
         let ban = self
             .bans
             .get(&host)
-            .or_else(|| rules.iter().find_map(|r| self.bans.get(&r.key)))
-            .or_else(|| self.bans.iter().find(|b| b.key.net().contains(&addr)))
+            .or_else(|| self.covering(host.net()))
             .cloned();
-        let offense = self
-            .offenses
-            .get(&host)
+        // The history of what the ban is on, else of the address or its rules' prefixes.
+        let offense = ban
+            .as_ref()
+            .and_then(|b| self.offenses.get(&b.key))
+            .or_else(|| self.offenses.get(&host))
             .or_else(|| rules.iter().find_map(|r| self.offenses.get(&r.key)));
+        // A rule ban outlives its history when it is longer than `repeat_window`: its own
+        // offense number still counts, so the two never disagree.
+        let from_ban = ban.as_ref().filter(|b| !b.manual).map_or(0, |b| b.offense);
         Explained {
             addr,
             allowlisted: self.allow.iter().find(|n| n.contains(&addr)).copied(),
             local: self.local.iter().any(|n| n.contains(&addr)),
+            exempt: self
+                .rules
+                .iter()
+                .filter(|r| r.exempts(addr))
+                .map(|r| r.name.clone())
+                .collect(),
             rules,
             ban,
-            offenses: offense.map_or(0, |o| o.0),
+            offenses: offense.map_or(0, |o| o.0).max(from_ban),
             last_offense: offense.map(|o| o.1),
         }
     }
@@ -204,6 +299,10 @@ impl Engine {
                 g.table.set_max_sources(config.limits.max_tracked_sources);
             }
         }
+        self.leaders = rules
+            .iter()
+            .map(|_| super::leaders::Leaders::default())
+            .collect();
         self.rules = rules;
         self.groups = groups;
         self.allow = config.allow.nets.iter().map(IpNet::trunc).collect();

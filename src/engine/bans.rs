@@ -12,6 +12,9 @@ use foldhash::fast::RandomState;
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
 
+/// The `rule` of a manual ban.
+pub const MANUAL: &str = "manual";
+
 /// One active ban.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActiveBan {
@@ -20,8 +23,11 @@ pub struct ActiveBan {
     pub until: Timestamp,
     /// When it started (the first block of this offense).
     pub since: Timestamp,
-    /// The rule that fired, or the reason given for a manual ban.
+    /// The rule that set its end time ([`MANUAL`] for a manual ban no rule extended).
     pub rule: Arc<str>,
+    /// The operator's reason of a manual ban (`autoblock ban --reason`): free text, never a
+    /// rule name or a metrics label.
+    pub comment: Option<Arc<str>>,
     /// The offense number that set its length (1 = first).
     pub offense: u32,
     /// The ban length this offense earned; an extension pushes `until` to now + this.
@@ -110,6 +116,13 @@ impl BanTable {
         }
     }
 
+    /// Names the rule that set the ban's end time (an extension by another rule).
+    pub fn set_rule(&mut self, key: &SourceKey, rule: Arc<str>) {
+        if let Some(b) = self.by_key.get_mut(key) {
+            b.rule = rule;
+        }
+    }
+
     /// Raises the ban's `peak` to `value` if higher.
     pub fn record_peak(&mut self, key: &SourceKey, value: u64) {
         if let Some(b) = self.by_key.get_mut(key) {
@@ -132,6 +145,7 @@ mod tests {
             until: Timestamp::from_secs(until),
             since: Timestamp::from_secs(0),
             rule: Arc::from("r"),
+            comment: None,
             offense: 1,
             duration: Duration::from_secs(until),
             peak: 0,

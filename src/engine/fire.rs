@@ -61,6 +61,8 @@ fn extend_active(
     let step = (duration / 10).max(Duration::from_secs(1));
     if new_until >= until.saturating_add(step) || (upgrade && new_until > until) {
         cx.bans.set_until(&key, new_until);
+        // `list`, `explain` and the kernel comment name the rule that set the end time.
+        cx.bans.set_rule(&key, rule.name.clone());
         if upgrade {
             cx.bans.set_duration(&key, duration);
         }
@@ -81,12 +83,19 @@ pub(super) fn fire(
     out: &mut Vec<Decision>,
 ) {
     let s = cx.settings;
-    if cx.bans.get(&key).is_some() {
+    let banned = cx.bans.get(&key).is_some();
+    if banned && !rule.log_only {
         extend_active(rule, key, value, now, &mut cx, out);
         return;
     }
     let net = key.net();
-    let reason = if overlaps_any(net, cx.allow) {
+    let reason = if rule.log_only {
+        // Decide and report, never ban (nor extend a ban another rule made).
+        if banned {
+            return;
+        }
+        Some(SuppressReason::Log)
+    } else if overlaps_any(net, cx.allow) {
         Some(SuppressReason::Allowlist)
     } else if overlaps_any(net, cx.local) {
         Some(SuppressReason::Local)
@@ -124,6 +133,7 @@ pub(super) fn fire(
         until: verdict.until,
         since: now,
         rule: rule.name.clone(),
+        comment: None,
         offense,
         duration: ban,
         peak: value,
@@ -145,6 +155,7 @@ fn verdict(
     Verdict {
         key,
         rule: rule.name.clone(),
+        comment: None,
         metric: Some(rule.metric),
         observed,
         threshold: rule.threshold,

@@ -13,12 +13,14 @@ mod admin;
 pub mod ban_rate;
 pub mod bans;
 mod fire;
+pub mod leaders;
 mod rules;
 pub mod sources;
 pub mod time;
+mod top;
 pub mod window;
 
-pub use admin::Explained;
+pub use admin::{Explained, ManualBan, Unbanned};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub enum SuppressReason {
     Cap,
     /// More than `max_new_bans_per_sec` new bans: a spoofed flood must not become a rule storm.
     Rate,
+    /// The rule is in `mode = "log"`: it decides and reports, never bans.
+    Log,
 }
 
 impl SuppressReason {
@@ -59,6 +63,7 @@ impl SuppressReason {
             SuppressReason::Local => "local",
             SuppressReason::Cap => "cap",
             SuppressReason::Rate => "rate",
+            SuppressReason::Log => "log",
         }
     }
 }
@@ -67,8 +72,10 @@ impl SuppressReason {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verdict {
     pub key: SourceKey,
-    /// The rule that fired, or for a manual ban the reason given.
+    /// The rule that fired ([`bans::MANUAL`] for a manual ban).
     pub rule: Arc<str>,
+    /// The operator's reason of a manual ban.
+    pub comment: Option<Arc<str>>,
     /// `None` for a manual ban.
     pub metric: Option<Metric>,
     /// The rule's window value when it fired.
@@ -172,6 +179,8 @@ pub struct Engine {
     quiet: HashMap<(SourceKey, usize), Timestamp, RandomState>,
     /// `max_new_bans_per_sec`, on passed-in time.
     rate: BanRate,
+    /// Per rule (by index): the sources with the highest values, for `autoblock top`.
+    leaders: Vec<leaders::Leaders>,
     /// Reused per batch: each packet's key, slot and whether it is ours.
     scratch: Vec<(SourceKey, Option<Slot>, bool)>,
     /// The latest time seen (time never runs backwards here except on a clock reset).
@@ -187,6 +196,7 @@ impl Engine {
         let settings = BanSettings::from_config(config);
         let (rules, groups) = rules::compile(config);
         Engine {
+            leaders: rules.iter().map(|_| leaders::Leaders::default()).collect(),
             rules,
             groups,
             allow: config.allow.nets.iter().map(IpNet::trunc).collect(),
@@ -295,7 +305,7 @@ impl Engine {
         let g = &mut self.groups[gi];
         for (r, &ri) in g.rules.iter().enumerate() {
             let rule = &self.rules[ri];
-            if !rule.matches(p) {
+            if !rule.matches(p) || rule.exempts(p.src) {
                 continue;
             }
             let value = match rule.metric {
@@ -307,6 +317,7 @@ impl Engine {
                 },
                 Metric::DstAddrs => g.table.add_distinct(slot, r, now_us, fold(p.dst)),
             };
+            self.leaders[ri].offer(key, value);
             if value > rule.threshold {
                 fire(
                     &self.rules[ri],
@@ -400,3 +411,5 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ops;

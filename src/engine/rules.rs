@@ -26,12 +26,21 @@ pub(super) struct CompiledRule {
     pub(super) threshold: u64,
     pub(super) window: Duration,
     pub(super) ban: Duration,
+    /// `mode = "log"`: fires and reports, never bans or extends.
+    pub(super) log_only: bool,
+    /// Sources this rule does not count.
+    pub(super) exempt: Vec<ipnet::IpNet>,
     /// Its group, and its index within the group's table.
     pub(super) group: usize,
     pub(super) slot: usize,
 }
 
 impl CompiledRule {
+    /// True when `src` is in one of the rule's `exempt` nets.
+    pub(super) fn exempts(&self, src: IpAddr) -> bool {
+        !self.exempt.is_empty() && self.exempt.iter().any(|n| n.contains(&src))
+    }
+
     pub(super) fn matches(&self, p: &PacketMeta) -> bool {
         let proto_ok = match self.protocol {
             Protocol::Any => true,
@@ -121,6 +130,8 @@ pub(super) fn compile(config: &Config) -> (Vec<CompiledRule>, Vec<Group>) {
             threshold: r.threshold,
             window: r.window,
             ban: r.ban.unwrap_or(config.enforce.ban),
+            log_only: r.mode == crate::config::RuleMode::Log,
+            exempt: r.exempt.clone(),
             group: gi,
             slot: group.rules.len() - 1,
         });

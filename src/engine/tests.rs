@@ -12,7 +12,7 @@ use std::path::PathBuf;
 const MS: u64 = 1000;
 const SEC: u64 = 1_000_000;
 
-fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -> Rule {
+pub(super) fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -> Rule {
     Rule {
         name: name.into(),
         protocol: Protocol::Any,
@@ -25,10 +25,12 @@ fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -> Rule {
         aggregate_v4: 32,
         aggregate_v6: 128,
         skip_replies: matches!(metric, Metric::DstPorts | Metric::DstAddrs),
+        mode: crate::config::RuleMode::Enforce,
+        exempt: Vec::new(),
     }
 }
 
-fn config(rules: Vec<Rule>) -> Config {
+pub(super) fn config(rules: Vec<Rule>) -> Config {
     Config {
         capture: CaptureConfig {
             interfaces: vec![],
@@ -70,10 +72,11 @@ fn config(rules: Vec<Rule>) -> Config {
         metrics: MetricsConfig::default(),
         cluster: ClusterConfig::default(),
         rules,
+        warnings: Vec::new(),
     }
 }
 
-fn syn(src: &str, dst: &str, port: u16) -> PacketMeta {
+pub(super) fn syn(src: &str, dst: &str, port: u16) -> PacketMeta {
     PacketMeta {
         src: src.parse().unwrap(),
         dst: dst.parse().unwrap(),
@@ -86,7 +89,13 @@ fn syn(src: &str, dst: &str, port: u16) -> PacketMeta {
     }
 }
 
-fn feed(e: &mut Engine, p: &PacketMeta, n: u64, start_us: u64, step_us: u64) -> Vec<Decision> {
+pub(super) fn feed(
+    e: &mut Engine,
+    p: &PacketMeta,
+    n: u64,
+    start_us: u64,
+    step_us: u64,
+) -> Vec<Decision> {
     let mut out = Vec::new();
     for i in 0..n {
         e.observe(p, Timestamp(start_us + i * step_us), &mut out);
@@ -473,25 +482,28 @@ fn manual_bans_respect_the_allowlist_unless_forced() {
     let t = Timestamp(SEC);
     let allow = "127.0.0.1/32".parse().unwrap();
     assert_eq!(
-        e.ban_manual(allow, None, "x", false, t),
+        e.ban_manual(allow, None, "x", false, false, t),
         Err(RefuseReason::Allowlisted("127.0.0.0/8".parse().unwrap()))
     );
     let local = "10.9.9.0/24".parse().unwrap();
     assert!(matches!(
-        e.ban_manual(local, None, "x", false, t),
+        e.ban_manual(local, None, "x", false, false, t),
         Err(RefuseReason::Local(_))
     ));
-    assert!(e.ban_manual(allow, None, "x", true, t).is_ok());
+    assert!(e.ban_manual(allow, None, "x", true, false, t).is_ok());
     let d = e
         .ban_manual(
             "198.51.100.7/32".parse().unwrap(),
             Some(Duration::from_secs(30)),
             "abuse",
             false,
+            false,
             t,
         )
         .unwrap();
-    assert!(matches!(&d, Decision::Block(v) if v.metric.is_none() && &*v.rule == "abuse"));
+    assert!(
+        matches!(&d, ManualBan::Banned(Decision::Block(v)) if v.metric.is_none() && &*v.rule == "manual" && v.comment.as_deref() == Some("abuse"))
+    );
     assert!(
         e.bans()
             .get(&SourceKey::new("198.51.100.7".parse().unwrap(), 32, 128))
@@ -500,13 +512,13 @@ fn manual_bans_respect_the_allowlist_unless_forced() {
     // Unban: an event; twice: nothing.
     let net = "198.51.100.7/32".parse().unwrap();
     assert!(matches!(
-        e.unban(net, t),
-        Some(Decision::Unblock {
+        e.unban(net, false, t),
+        Unbanned::Removed(Decision::Unblock {
             reason: UnblockReason::Manual,
             ..
         })
     ));
-    assert!(e.unban(net, t).is_none());
+    assert_eq!(e.unban(net, false, t), Unbanned::NotFound);
 }
 
 #[test]
@@ -518,6 +530,7 @@ fn adopted_bans_expire_like_any_other() {
         until: Timestamp(100 * SEC),
         since: Timestamp(0),
         rule: Arc::from("syn-flood"),
+        comment: None,
         offense: 2,
         duration: Duration::from_secs(100),
         peak: 0,
@@ -657,6 +670,7 @@ fn force_does_not_override_local() {
         None,
         "x",
         true,
+        false,
         Timestamp(SEC),
     );
     assert!(matches!(r, Err(RefuseReason::Local(_))), "got {r:?}");

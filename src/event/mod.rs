@@ -29,7 +29,7 @@ pub enum Event {
     Block(DecisionFields),
     /// A banned source still over its threshold: its ban now ends later.
     Extend(DecisionFields),
-    /// A source fired but was not banned (`reason`: allowlist, local, cap, rate).
+    /// A source fired but was not banned (`reason`: allowlist, local, cap, rate, log).
     Suppressed(DecisionFields),
     /// A ban ended (`reason`: expired, manual, protected).
     Unblock(UnblockFields),
@@ -179,7 +179,7 @@ pub enum Event {
 pub struct DecisionFields {
     /// The target: an address, or a CIDR when the rule aggregates.
     pub ip: String,
-    /// The rule that fired, or the reason given for a manual ban.
+    /// The rule that fired; `manual` for a manual ban.
     pub rule: Arc<str>,
     /// Why it was suppressed (`suppressed` only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,6 +197,9 @@ pub struct DecisionFields {
     /// Set by an operator, not by a rule.
     #[serde(skip_serializing_if = "is_false")]
     pub manual: bool,
+    /// The operator's reason of a manual ban (`autoblock ban --reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Arc<str>>,
     /// Logged only: the kernel is not touched.
     #[serde(skip_serializing_if = "is_false")]
     pub dry_run: bool,
@@ -220,7 +223,7 @@ pub struct Measure {
 pub struct UnblockFields {
     /// The target that was banned.
     pub ip: String,
-    /// The rule (or manual reason) of the ban.
+    /// The rule that set the ban's end time; `manual` for a manual ban.
     pub rule: Arc<str>,
     /// `expired`, `manual` or `protected`.
     pub reason: &'static str,
@@ -229,6 +232,9 @@ pub struct UnblockFields {
     /// The ban was manual.
     #[serde(skip_serializing_if = "is_false")]
     pub manual: bool,
+    /// The operator's reason of a manual ban.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Arc<str>>,
     /// Logged only: the kernel is not touched.
     #[serde(skip_serializing_if = "is_false")]
     pub dry_run: bool,
@@ -290,9 +296,23 @@ pub struct Summary {
     pub peak_rss_bytes: Option<u64>,
     /// False when libpcap stopped before the end of the file.
     pub complete: bool,
-    /// Why libpcap stopped early.
+    /// Why libpcap stopped early (or could not open the file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The sources that sent the most packets, most first (at most 10; absent without any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_talkers: Vec<TalkerFields>,
+}
+
+/// One of the top talkers of a replayed file.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct TalkerFields {
+    /// The source address.
+    pub ip: String,
+    /// Packets it sent.
+    pub packets: u64,
+    /// Bytes it sent (on the wire).
+    pub bytes: u64,
 }
 
 impl Summary {
@@ -312,6 +332,7 @@ impl Summary {
             peak_rss_bytes: None,
             complete: true,
             error: None,
+            top_talkers: Vec::new(),
         }
     }
 
@@ -379,6 +400,7 @@ impl Event {
                 reason: reason.as_str(),
                 offense: ban.offense,
                 manual: ban.manual,
+                comment: ban.comment.clone(),
                 dry_run,
             })
             .at(*at),
@@ -401,6 +423,7 @@ fn fields(v: &Verdict, reason: Option<&'static str>, dry_run: bool) -> DecisionF
         offense: v.offense,
         until: v.until,
         manual: v.metric.is_none(),
+        comment: v.comment.clone(),
         dry_run,
     }
 }

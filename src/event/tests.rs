@@ -12,6 +12,7 @@ fn verdict() -> Verdict {
     Verdict {
         key: SourceKey::new("203.0.113.7".parse().unwrap(), 32, 128),
         rule: Arc::from("syn-flood"),
+        comment: None,
         metric: Some(Metric::Packets),
         observed: 2001,
         threshold: 2000,
@@ -26,7 +27,8 @@ fn verdict() -> Verdict {
 fn manual_verdict() -> Verdict {
     Verdict {
         key: SourceKey::from_net("2001:db8::/64".parse().unwrap()),
-        rule: Arc::from("abuse report"),
+        rule: Arc::from("manual"),
+        comment: Some(Arc::from("abuse report")),
         metric: None,
         observed: 0,
         threshold: 0,
@@ -39,7 +41,8 @@ fn ban(manual: bool) -> ActiveBan {
         key: SourceKey::new("203.0.113.7".parse().unwrap(), 32, 128),
         until: T0,
         since: T0,
-        rule: Arc::from("syn-flood"),
+        rule: Arc::from(if manual { "manual" } else { "syn-flood" }),
+        comment: manual.then(|| Arc::from("abuse report")),
         offense: 2,
         duration: Duration::from_secs(600),
         peak: 0,
@@ -75,7 +78,7 @@ fn block() {
 fn block_manual_and_dry_run() {
     assert_eq!(
         decision_line(&Decision::Block(manual_verdict()), true),
-        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"block","ip":"2001:db8::/64","rule":"abuse report","ban_secs":600,"offense":1,"until":"2026-11-24T10:10:00.123Z","manual":true,"dry_run":true}"#
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"block","ip":"2001:db8::/64","rule":"manual","ban_secs":600,"offense":1,"until":"2026-11-24T10:10:00.123Z","manual":true,"comment":"abuse report","dry_run":true}"#
     );
 }
 
@@ -117,7 +120,7 @@ fn unblock() {
     };
     assert_eq!(
         decision_line(&manual, true),
-        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"unblock","ip":"203.0.113.7","rule":"syn-flood","reason":"manual","offense":2,"manual":true,"dry_run":true}"#
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"unblock","ip":"203.0.113.7","rule":"manual","reason":"manual","offense":2,"manual":true,"comment":"abuse report","dry_run":true}"#
     );
 }
 
@@ -366,6 +369,14 @@ fn summary() {
     s.peak_rss_bytes = None;
     assert!(s.json().ends_with(
         r#""peak_table_bytes":2747,"complete":false,"error":"stopped after 3 frames"}"#
+    ));
+    s.top_talkers = vec![TalkerFields {
+        ip: "172.16.0.5".into(),
+        packets: 18778,
+        bytes: 1126680,
+    }];
+    assert!(s.json().ends_with(
+        r#""error":"stopped after 3 frames","top_talkers":[{"ip":"172.16.0.5","packets":18778,"bytes":1126680}]}"#
     ));
     assert_eq!(Event::Summary(s).kind(), "summary");
 }

@@ -1,7 +1,10 @@
-//! Frames from libpcap: capture files (pcap or pcapng, sniffed from the bytes, never the name).
+//! Frames from libpcap: capture files (pcap or pcapng, sniffed from the bytes, never the name;
+//! `-` is standard input), and the check of a `bpf_filter` (compiled by libpcap, no capture).
 //!
 //! A file libpcap cannot read to the end (a pcapng with mixed link types, a truncated record)
-//! yields an error that says how far it got; it is never reported as a clean end.
+//! yields an error that says how far it got; it is never reported as a clean end. libpcap's
+//! own wording is kept but cleaned (`libpcap error: ` is not repeated; "unknown file format"
+//! says what a capture file is).
 
 use std::path::{Path, PathBuf};
 
@@ -42,13 +45,22 @@ impl CaptureFile {
     pub fn open(path: &Path) -> Result<CaptureFile, CaptureError> {
         let open_err = |e: pcap::Error| CaptureError::Open {
             path: path.to_path_buf(),
-            msg: e.to_string(),
+            msg: open_message(&e),
         };
-        // libpcap reports a missing file as a generic error; say it plainly.
-        std::fs::metadata(path).map_err(|e| CaptureError::Open {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
+        // libpcap reports a missing file as a generic error; say it plainly. `-` is standard
+        // input, which libpcap reads itself.
+        if path != Path::new("-") {
+            let meta = std::fs::metadata(path).map_err(|e| CaptureError::Open {
+                path: path.to_path_buf(),
+                msg: io_message(&e),
+            })?;
+            if meta.is_dir() {
+                return Err(CaptureError::Open {
+                    path: path.to_path_buf(),
+                    msg: "it is a directory, not a capture file".into(),
+                });
+            }
+        }
         let cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(open_err)?;
         let linktype = cap.get_datalink().0;
         Ok(CaptureFile {
@@ -81,8 +93,80 @@ impl CaptureFile {
             Err(e) => Err(CaptureError::Read {
                 path: self.path.clone(),
                 packets: self.packets,
-                msg: e.to_string(),
+                msg: pcap_message(&e),
             }),
         }
+    }
+}
+
+/// Compiles `filter` with libpcap for Ethernet frames, as a live capture would, without
+/// opening anything: `Err` carries libpcap's reason (such as `syntax error`).
+pub fn compile_filter(filter: &str) -> Result<(), String> {
+    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).map_err(|e| pcap_message(&e))?;
+    dead.compile(filter, true)
+        .map(drop)
+        .map_err(|e| pcap_message(&e))
+}
+
+/// libpcap's text without the `libpcap error: ` prefix the pcap crate adds (our messages say
+/// libpcap already).
+pub fn pcap_message(e: &pcap::Error) -> String {
+    let text = e.to_string();
+    text.strip_prefix("libpcap error: ")
+        .unwrap_or(&text)
+        .to_owned()
+}
+
+/// Why a file could not be opened as a capture.
+fn open_message(e: &pcap::Error) -> String {
+    let text = pcap_message(e);
+    if text.contains("unknown file format") {
+        "not a capture file libpcap can read (expected pcap or pcapng; libpcap says: unknown file format)".to_owned()
+    } else if text.contains("truncated dump file") || text.contains("file is empty") {
+        format!("not a complete capture file ({text})")
+    } else {
+        text
+    }
+}
+
+/// An OS error in plain words.
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_compiled_by_libpcap() {
+        assert_eq!(compile_filter("tcp and port 80"), Ok(()));
+        assert_eq!(compile_filter("vlan and tcp"), Ok(()));
+        let e = compile_filter("tcp and and port 80").expect_err("bad filter");
+        assert!(e.contains("syntax error"), "{e}");
+        assert!(!e.contains("libpcap error"), "{e}");
+    }
+
+    #[test]
+    fn open_errors_say_what_is_wrong() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "hello, this is not a capture\n").expect("write");
+        let e = CaptureFile::open(&text)
+            .err()
+            .expect("not a capture")
+            .to_string();
+        assert!(e.contains("not a capture file libpcap can read"), "{e}");
+        assert!(!e.contains("libpcap error"), "{e}");
+        let e = CaptureFile::open(&dir.path().join("gone.pcap"))
+            .err()
+            .expect("missing");
+        assert!(e.to_string().ends_with(": no such file"), "{e}");
+        let e = CaptureFile::open(dir.path()).err().expect("a directory");
+        assert!(e.to_string().contains("a directory"), "{e}");
     }
 }

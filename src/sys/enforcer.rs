@@ -97,7 +97,9 @@ pub fn kernel_op(d: &Decision) -> Option<KernelOp> {
         Decision::Block(v) | Decision::Extend(v) => KernelOp::Block {
             net: v.key.net(),
             until: v.until,
-            reason: v.rule.to_string(),
+            // A manual ban keeps the operator's reason in the kernel (adoption reads it back);
+            // a rule ban names its rule.
+            reason: v.comment.as_deref().unwrap_or(&v.rule).to_string(),
             // Only manual bans carry no metric.
             manual: v.metric.is_none(),
         },
@@ -281,6 +283,7 @@ mod tests {
         Decision::Block(Verdict {
             key: SourceKey::new(ip.parse().unwrap(), 32, 128),
             rule: Arc::from("r"),
+            comment: None,
             metric: Some(Metric::Packets),
             observed: 2,
             threshold: 1,

@@ -4,7 +4,7 @@
 //! puts back what the kernel lost (a reboot, a wiped firewall) while it still has time left.
 //!
 //! Format, version 2: `{"version":2,"offenses":[[target,count,last_us],...],"bans":[{"target":..,
-//! "until_us":..,"since_us":..,"rule":..,"offense":..,"ban_secs":..,"manual":..},...]}`, times
+//! "until_us":..,"since_us":..,"rule":..,"offense":..,"ban_secs":..,"manual":..,"comment":..},...]}` (`comment`: a manual ban's reason, only when set), times
 //! in µs since the epoch. Version 1 files (offenses and `manual_bans` as `[target,until_us,
 //! reason]`, no rule bans) still load; they are rewritten as version 2.
 
@@ -51,6 +51,9 @@ pub struct SavedBan {
     pub ban_secs: u64,
     /// Set by an operator, not by a rule.
     pub manual: bool,
+    /// A manual ban's reason, as the operator gave it (its `rule` is then `manual`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Arc<str>>,
 }
 
 impl SavedState {
@@ -61,10 +64,11 @@ impl SavedState {
                 target,
                 until_us,
                 since_us: 0,
-                rule: Arc::from(reason),
+                rule: Arc::from(crate::sys::metrics::MANUAL),
                 offense: 1,
                 ban_secs: 0,
                 manual: true,
+                comment: Some(Arc::from(reason)),
             });
         }
         self.version = VERSION;
@@ -130,6 +134,22 @@ fn corrupt(path: &Path, msg: String) -> StateError {
     }
 }
 
+/// Checks at start that `dir` can hold the state file (created if missing; a probe file
+/// written, synced and removed), so an unwritable `[state] dir` is reported at once rather
+/// than at the first save.
+pub fn probe(dir: &Path) -> Result<(), StateError> {
+    let probe = dir.join(format!(".{FILE}.probe"));
+    let err = |source| StateError::Write {
+        path: probe.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut f = std::fs::File::create(&probe).map_err(err)?;
+    let written = f.write_all(b"probe").and_then(|()| f.sync_all());
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(err)
+}
+
 /// Writes `state` atomically: readers see the old file or the new one, never a mix.
 pub fn save(dir: &Path, state: &SavedState) -> Result<(), StateError> {
     let path = dir.join(FILE);
@@ -184,6 +204,7 @@ mod tests {
             offense: 2,
             ban_secs: 300,
             manual,
+            comment: None,
         }
     }
 
@@ -217,10 +238,11 @@ mod tests {
                 target: "2001:db8::/64".parse().unwrap(),
                 until_us: 99,
                 since_us: 0,
-                rule: Arc::from("abuse"),
+                rule: Arc::from("manual"),
                 offense: 1,
                 ban_secs: 0,
                 manual: true,
+                comment: Some(Arc::from("abuse")),
             }]
         );
     }
@@ -231,6 +253,21 @@ mod tests {
         std::fs::write(dir.path().join(FILE), r#"{"version":3}"#).unwrap();
         let e = load(dir.path()).unwrap_err();
         assert!(e.to_string().contains("unknown version 3"), "{e}");
+    }
+
+    #[test]
+    fn probe_says_whether_the_directory_takes_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        probe(&dir.path().join("new")).unwrap();
+        assert!(dir.path().join("new").is_dir());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+            0
+        );
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = probe(&file.join("sub")).unwrap_err();
+        assert!(e.to_string().starts_with("cannot write state to"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `autoblock check` as an operator runs it: the shipped file passes; each bad file exits 2 with
-//! `file:line:col` and the key on stderr; an unreadable file exits 1; no panic, no Debug dump.
+//! `file:line:col` and the key on stderr (every problem at once, rules named `rule[N] (name)`);
+//! a missing file or a directory exits 2; warnings go to stderr with exit 0; no panic, no
+//! Debug dump.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -52,28 +54,45 @@ fn shipped_rules_pass() {
         "{text}"
     );
     assert!(
-        text.contains("syn-flood: tcp syn: packets > 1000 per 1s, ban 10m, per /32 (v4) /128 (v6)"),
+        text.contains(
+            "syn-flood: tcp syn: packets > 24 per 100ms, ban 10m, per /32 (v4) /128 (v6)"
+        ),
         "{text}"
     );
     let rules = std::fs::read_to_string(&path).unwrap_or_default();
     let n = rules.lines().filter(|l| l.trim() == "[[rule]]").count();
     assert_eq!(
         text.lines().count(),
-        n + 1,
-        "ok line and one per rule:\n{text}"
+        n + 4,
+        "ok line, capture, enforce, allowlist and one per rule:\n{text}"
     );
-    assert!(stderr(&out).is_empty());
+    for want in [
+        "capture:   interfaces the default route's; bpf_filter none; snaplen 128",
+        "enforce:   backend iptables, chain AUTOBLOCK, hooks INPUT; dry_run no",
+        "allowlist: 127.0.0.0/8, ::1",
+    ] {
+        assert!(text.lines().any(|l| l == want), "{want:?} in:\n{text}");
+    }
+    assert!(stderr(&out).is_empty(), "no warning: {}", stderr(&out));
 }
 
 #[test]
 fn no_rules_means_detection_is_off() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = check(&write(&dir, "empty.toml", "# nothing\n"));
+    let path = write(&dir, "empty.toml", "# nothing\n");
+    let out = check(&path);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stdout(&out).contains("detection is off"),
         "{}",
         stdout(&out)
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "warning: {}: the file is empty: every default applies and there is no [[rule]], so nothing is detected\n",
+            path.display()
+        )
     );
 }
 
@@ -92,7 +111,7 @@ const BAD: &[(&str, &str, &str)] = &[
     (
         "unknown-rule.toml",
         "[[rule]]\nname = \"a\"\nmetric = \"packets\"\nthreshold = 1\nwindow = \"1s\"\nwindw = \"2s\"\n",
-        ":6:1: rule[0].windw: unknown key",
+        ":6:1: rule[1] (a).windw: unknown key `windw` (did you mean `window`?)",
     ),
     (
         "wrong-type.toml",
@@ -112,20 +131,40 @@ const BAD: &[(&str, &str, &str)] = &[
     (
         "zero-threshold.toml",
         "[[rule]]\nname = \"a\"\nmetric = \"packets\"\nthreshold = 0\nwindow = \"1s\"\n",
-        ":4:13: rule[0].threshold: must be greater than 0",
+        ":4:13: rule[1] (a).threshold: must be greater than 0",
     ),
     (
         "window-range.toml",
         "[[rule]]\nname = \"a\"\nmetric = \"packets\"\nthreshold = 1\nwindow = \"2h\"\n",
-        ":5:10: rule[0].window: must be between 100ms and 1h",
+        ":5:10: rule[1] (a).window: must be between 100ms and 1h",
     ),
     (
         "duplicate-name.toml",
         "[[rule]]\nname = \"a\"\nmetric = \"bytes\"\nthreshold = 1\nwindow = \"1s\"\n\n\
          [[rule]]\nname = \"a\"\nmetric = \"packets\"\nthreshold = 1\nwindow = \"1s\"\n",
-        ":8:8: rule[1].name: duplicate rule name `a`",
+        ":8:8: rule[2] (a).name: duplicate rule name `a`",
     ),
     ("syntax.toml", "[enforce\nban = \"1m\"\n", ":1:"),
+    (
+        "unclosed.toml",
+        "[enforce]\nhooks = [\"INPUT\",\n\n[allow]\nnets = []\n",
+        ":2:9: enforce.hooks: this array is never closed (at line 5:",
+    ),
+    (
+        "bad-filter.toml",
+        "[capture]\nbpf_filter = \"tcp and and port 80\"\n",
+        ":2:14: capture.bpf_filter: libpcap cannot compile `tcp and and port 80`: can't parse filter expression: syntax error",
+    ),
+    (
+        "zero-prefix.toml",
+        "[[rule]]\nname = \"a\"\nmetric = \"packets\"\nthreshold = 1\nwindow = \"1s\"\naggregate_v4 = 0\n",
+        ":6:16: rule[1] (a).aggregate_v4: 0 would count every address as one source and ban them all (0.0.0.0/0)",
+    ),
+    (
+        "host-bits.toml",
+        "[allow]\nnets = [\"192.0.2.7/24\"]\n",
+        ":2:9: allow.nets[0]: `192.0.2.7/24` has host bits set",
+    ),
 ];
 
 #[test]
@@ -154,9 +193,9 @@ fn several_problems_are_all_reported() {
     for want in [
         ":2:11: capture.snaplen:",
         ":5:11: enforce.backend:",
-        ":7:1: rule[0].metric: missing required key `metric`",
-        ":10:13: rule[0].tcp_flags:",
-        ":11:13: rule[0].threshold:",
+        ":7:1: rule[1] (a).metric: missing required key `metric`",
+        ":10:13: rule[1] (a).tcp_flags:",
+        ":11:13: rule[1] (a).threshold:",
     ] {
         assert!(
             err.contains(&format!("{}{want}", path.display())),
@@ -167,11 +206,58 @@ fn several_problems_are_all_reported() {
 }
 
 #[test]
-fn missing_file_exits_1_and_says_so() {
+fn three_typos_are_three_problems() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = "[enforce]\nbann = \"1m\"\nchian = \"X\"\n\n[capture]\nsnaplne = 128\n";
+    let path = write(&dir, "typos.toml", text);
+    let out = check(&path);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("3 problems"), "{err}");
+    for want in [
+        ":2:1: enforce.bann:",
+        ":3:1: enforce.chian:",
+        ":6:1: capture.snaplne:",
+    ] {
+        assert!(
+            err.contains(&format!("{}{want}", path.display())),
+            "{want:?} in:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn a_shadowed_rule_is_a_warning_not_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rule = |name: &str, threshold: u32| {
+        format!(
+            "[[rule]]\nname = \"{name}\"\nprotocol = \"tcp\"\ntcp_flags = \"syn\"\nmetric = \"packets\"\nthreshold = {threshold}\nwindow = \"1s\"\n\n"
+        )
+    };
+    let path = write(
+        &dir,
+        "shadow.toml",
+        &(rule("flood", 1000) + &rule("burst", 28)),
+    );
+    let out = check(&path);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "warning: {}:2:1: rule[1] (flood): rule[2] (burst) counts the same packets",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("flood can never start a ban"), "{err}");
+}
+
+#[test]
+fn a_missing_file_exits_2_and_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("nope.toml");
     let out = check(&path);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out).trim(),
         format!("error: cannot read {}: no such file", path.display())
@@ -179,9 +265,13 @@ fn missing_file_exits_1_and_says_so() {
 }
 
 #[test]
-fn directory_exits_1() {
+fn a_directory_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = check(dir.path());
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("it is a directory, not a file"),
+        "{}",
+        stderr(&out)
+    );
 }

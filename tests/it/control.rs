@@ -22,9 +22,16 @@ use crate::harness;
 
 /// Answers from canned data and remembers every request.
 #[derive(Default)]
-struct Fake {
-    seen: Mutex<Vec<Request>>,
+pub(crate) struct Fake {
+    pub(crate) seen: Mutex<Vec<Request>>,
+    /// `reload` is refused (with a problem) while set.
+    pub(crate) reject_reload: std::sync::atomic::AtomicBool,
 }
+
+/// Already banned for longer: `ban` keeps it.
+pub(crate) const KEPT: &str = "203.0.113.50";
+/// Inside the fake's prefix ban 2001:db8:5::/48.
+pub(crate) const COVERED: &str = "2001:db8:5::1";
 
 /// Refused by the fake as allowlisted.
 const ALLOWLISTED: &str = "192.0.2.1";
@@ -42,6 +49,8 @@ fn ban_info(target: &str, secs: u64, manual: bool) -> BanInfo {
         remaining_secs: secs,
         offense: 1,
         manual,
+        rule: if manual { "manual" } else { "syn-flood" }.into(),
+        dry_run: false,
     }
 }
 
@@ -73,6 +82,29 @@ impl ControlHandler for Fake {
                 enforcer_errors: 0,
                 pending_decisions: 0,
                 events_dropped: 0,
+                reload: Some(autoblock::sys::control::ReloadInfo {
+                    at: "2026-11-24T10:00:00.000Z".into(),
+                    ok: false,
+                    errors: vec!["rules.toml:12:13: rule[2] (conn-burst).threshold: must be greater than 0, found 0".into()],
+                    changes: vec![],
+                    by: "signal".into(),
+                }),
+                rules: vec![autoblock::sys::control::RuleStatus {
+                    rule: "syn-flood".into(),
+                    mode: "enforce".into(),
+                    metric: "packets".into(),
+                    threshold: 24,
+                    top_value: 31,
+                    top_source: Some(parse_net("203.0.113.7").expect("net")),
+                    active_bans: 1,
+                    bans: 4,
+                    suppressed: 2,
+                }],
+                state_error: Some("cannot write state to /x/state.json: read-only".into()),
+                recent_events: vec![
+                    r#"{"ts":"2026-11-24T10:00:01.000Z","event":"block","ip":"203.0.113.7","rule":"syn-flood","metric":"packets","observed":25,"threshold":24,"window_secs":0.1,"ban_secs":600,"offense":1,"until":"2026-11-24T10:10:01.000Z"}"#.into(),
+                ],
+                ..StatusInfo::default()
             }),
             Request::List => Response::List(vec![
                 ban_info("2001:db8::/64", 3000, true),
@@ -81,15 +113,29 @@ impl ControlHandler for Fake {
             Request::Ban {
                 targets,
                 duration_secs,
+                reason,
                 ..
             } => {
+                let (kept, targets): (Vec<_>, Vec<_>) =
+                    targets.into_iter().partition(|t| net_text(t) == KEPT);
                 let (refused, applied): (Vec<_>, Vec<_>) = targets
                     .into_iter()
                     .partition(|t| net_text(t) == ALLOWLISTED);
                 Response::Banned {
+                    kept: kept
+                        .iter()
+                        .map(|t| ban_info(&net_text(t), 7200, false))
+                        .collect(),
+                    state_error: reason
+                        .filter(|r| r == "unsaved")
+                        .map(|_| "cannot write state to /x/state.json: read-only".into()),
                     applied: applied
                         .iter()
-                        .map(|t| ban_info(&net_text(t), duration_secs.unwrap_or(600), true))
+                        .map(|t| {
+                            // As the daemon does: no ban beyond max_ban (1d here).
+                            let secs = duration_secs.unwrap_or(600).min(86_400);
+                            ban_info(&net_text(t), secs, true)
+                        })
                         .collect(),
                     refused: refused
                         .into_iter()
@@ -100,11 +146,53 @@ impl ControlHandler for Fake {
                         .collect(),
                 }
             }
-            Request::Unban { targets } => {
-                let (not_found, removed) =
+            Request::Unban {
+                targets,
+                covering,
+                all,
+                rule,
+            } => {
+                let (covered, targets): (Vec<_>, Vec<_>) = targets
+                    .into_iter()
+                    .partition(|t| net_text(t) == COVERED && !covering);
+                let (not_found, mut removed): (Vec<_>, Vec<_>) =
                     targets.into_iter().partition(|t| net_text(t) == NOT_BANNED);
-                Response::Unbanned { removed, not_found }
+                if all || rule.is_some() {
+                    removed.push(parse_net("198.51.100.0/24").expect("net"));
+                }
+                Response::Unbanned {
+                    removed,
+                    not_found,
+                    covered: covered
+                        .into_iter()
+                        .map(|target| autoblock::sys::control::Covered {
+                            target,
+                            by: ban_info("2001:db8:5::/48", 600, true),
+                        })
+                        .collect(),
+                }
             }
+            Request::Reload => {
+                let reject = self
+                    .reject_reload
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                Response::Reloaded(autoblock::sys::control::ReloadInfo {
+                    at: "2026-11-24T10:00:00.000Z".into(),
+                    ok: !reject,
+                    errors: if reject {
+                        vec!["rules.toml:12:13: rule[2] (conn-burst).threshold: must be greater than 0, found 0".into()]
+                    } else {
+                        vec![]
+                    },
+                    changes: if reject {
+                        vec![]
+                    } else {
+                        vec!["rule conn-burst: threshold 28 -> 40".into()]
+                    },
+                    by: "control".into(),
+                })
+            }
+            Request::Top { .. } => Response::Top(top_info()),
             Request::Explain { addr } if addr.to_string() == BROKEN => Response::Error {
                 message: "engine stopped".into(),
             },
@@ -113,6 +201,7 @@ impl ControlHandler for Fake {
                 allowlisted: false,
                 allowlisted_by: None,
                 local: false,
+                exempt: vec![],
                 rules: vec![RuleWindow {
                     rule: "syn-flood".into(),
                     metric: "packets".into(),
@@ -129,8 +218,28 @@ impl ControlHandler for Fake {
     }
 }
 
+/// The fake's `top` answer: one rule with the attacker over its threshold.
+pub(crate) fn top_info() -> autoblock::sys::control::TopInfo {
+    use autoblock::sys::control::{RuleTopInfo, SourceValue, TopInfo};
+    TopInfo {
+        rules: vec![RuleTopInfo {
+            rule: "syn-flood".into(),
+            mode: "enforce".into(),
+            metric: "packets".into(),
+            threshold: 24,
+            window_secs: 0.1,
+            sources: vec![SourceValue {
+                source: parse_net("203.0.113.7").expect("net"),
+                value: 31,
+            }],
+        }],
+        bans: vec![ban_info("203.0.113.7", 552, false)],
+        active_bans: 2,
+    }
+}
+
 /// `serve` on its own runtime, stopped (and checked) by [`Daemon::stop`].
-struct Daemon {
+pub(crate) struct Daemon {
     rt: tokio::runtime::Runtime,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), ControlError>>,
@@ -139,7 +248,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(path: &Path) -> Daemon {
+    pub(crate) fn start(path: &Path) -> Daemon {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -165,12 +274,16 @@ impl Daemon {
         }
     }
 
-    fn seen(&self) -> Vec<Request> {
+    pub(crate) fn fake(&self) -> &Fake {
+        &self.fake
+    }
+
+    pub(crate) fn seen(&self) -> Vec<Request> {
         self.fake.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Runs the binary with `args` plus `--socket`.
-    fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         let out = harness::bin()
             .args(args)
             .arg("--socket")
@@ -181,21 +294,21 @@ impl Daemon {
         out
     }
 
-    fn stop(self) -> Result<(), ControlError> {
+    pub(crate) fn stop(self) -> Result<(), ControlError> {
         let _ = self.stop.send(true);
         self.rt.block_on(self.task).expect("serve task")
     }
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn sock_in(dir: &tempfile::TempDir) -> PathBuf {
+pub(crate) fn sock_in(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("run/autoblock/autoblock.sock")
 }
 
@@ -312,15 +425,20 @@ fn ban_and_unban_report_what_the_daemon_did() {
                 duration_secs: Some(7200),
                 reason: Some("abuse report".into()),
                 force: false,
+                replace: false,
             },
             Request::Ban {
                 targets: vec![net("203.0.113.8"), net(ALLOWLISTED)],
                 duration_secs: None,
                 reason: None,
                 force: false,
+                replace: false,
             },
             Request::Unban {
                 targets: vec![net("203.0.113.7"), net(NOT_BANNED)],
+                covering: false,
+                all: false,
+                rule: None,
             },
         ]
     );
@@ -377,8 +495,13 @@ fn no_daemon_is_a_clear_runtime_error() {
             .expect("spawn");
         assert_eq!(out.status.code(), Some(1));
         let want = format!(
-            "error: no autoblock daemon is running (no socket at {}); start it with `autoblock run`",
-            path.display()
+            "error: no autoblock daemon is running (no socket at {}); start it with {}",
+            path.display(),
+            if Path::new("/run/systemd/system").is_dir() {
+                "`sudo systemctl start autoblock` (or `autoblock run`)"
+            } else {
+                "`autoblock run`"
+            }
         );
         assert_eq!(stderr(&out).trim_end(), want);
     }

@@ -3,6 +3,7 @@
 
 mod check;
 mod control;
+mod control_ops;
 mod daemon;
 mod daemon_instances;
 mod daemon_nft;
@@ -20,9 +21,9 @@ mod fleet;
 mod harness;
 mod layout;
 mod live;
+mod ops;
 mod packaging;
 mod packet_pcaps;
 mod replay;
 mod systemd;
-mod systemd_pending;
 mod watch;

@@ -83,6 +83,48 @@ fn unit_verifies_clean_with_the_packaged_binary_and_man_pages() {
     );
 }
 
+/// The packaged man pages are exactly what the generator makes from this source: none is
+/// stale, none is missing, none is extra.
+#[test]
+fn packaged_man_pages_match_a_fresh_generation() {
+    if !require_tool("dpkg-deb") || !require_tool("gzip") {
+        return;
+    }
+    let Some(deb) = require_deb() else { return };
+    let pkg = unpack(&deb);
+    let man = pkg.path().join("usr/share/man");
+    let mut packaged = Vec::new();
+    for section in ["man5", "man8", "man1"] {
+        let Ok(entries) = std::fs::read_dir(man.join(section)) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            packaged.push(format!("{section}/{}", name.trim_end_matches(".gz")));
+        }
+    }
+    packaged.sort();
+    let fresh = autoblock::docs::man_pages();
+    let mut names: Vec<String> = fresh.iter().map(|(p, _)| p.clone()).collect();
+    names.sort();
+    assert_eq!(
+        packaged, names,
+        "the packaged pages (rebuild with `make deb`)"
+    );
+    for (path, text) in fresh {
+        let gz = man.join(format!("{path}.gz"));
+        let out = Command::new("gzip")
+            .arg("-dc")
+            .arg(&gz)
+            .output()
+            .expect("gzip");
+        assert!(
+            out.stdout == text,
+            "{path} in the .deb differs from a fresh generation: run `make deb`"
+        );
+    }
+}
+
 #[test]
 fn deb_holds_everything_a_package_install_needs() {
     if !require_tool("dpkg-deb") {
@@ -100,14 +142,15 @@ fn deb_holds_everything_a_package_install_needs() {
         "/etc/autoblock/rules.toml".into(),
         "/etc/logrotate.d/autoblock".into(),
         "/usr/lib/systemd/system/autoblock.service".into(),
-        "/usr/share/man/man1/autoblock.1.gz".into(),
+        "/usr/share/man/man8/autoblock.8.gz".into(),
+        "/usr/share/man/man5/autoblock-rules.toml.5.gz".into(),
         "/usr/share/bash-completion/completions/autoblock".into(),
         "/usr/share/zsh/vendor-completions/_autoblock".into(),
         "/usr/share/fish/vendor_completions.d/autoblock.fish".into(),
     ];
     for sub in autoblock::cli::Cli::command().get_subcommands() {
         wanted.push(format!(
-            "/usr/share/man/man1/autoblock-{}.1.gz",
+            "/usr/share/man/man8/autoblock-{}.8.gz",
             sub.get_name()
         ));
     }

@@ -66,18 +66,27 @@ impl Firewall {
         Firewall::open_with(settings, exec, Some(lock), SystemTime::now())
     }
 
+    /// A handle that has not read or changed the kernel (for [`Firewall::remove`]).
+    pub(crate) fn unopened(
+        settings: Settings,
+        exec: Box<dyn Exec>,
+        lock: Option<ChainLock>,
+    ) -> Firewall {
+        Firewall {
+            state: Mutex::new(State::new(settings.guard.clone())),
+            settings,
+            exec,
+            _lock: lock,
+        }
+    }
+
     pub(crate) fn open_with(
         settings: Settings,
         exec: Box<dyn Exec>,
         lock: Option<ChainLock>,
         now: SystemTime,
     ) -> Result<Firewall, FirewallError> {
-        let fw = Firewall {
-            state: Mutex::new(State::new(settings.guard.clone())),
-            settings,
-            exec,
-            _lock: lock,
-        };
+        let fw = Firewall::unopened(settings, exec, lock);
         {
             let mut state = fw.lock();
             fw.reconcile(&mut state, unix_secs(now))?;
@@ -257,7 +266,12 @@ impl Firewall {
     /// ```
     pub fn flush(self) -> Result<(), FirewallError> {
         let mut state = self.lock();
-        self.remove_all(&mut state)
+        self.remove_counted(&mut state).map(drop)
+    }
+
+    /// The state, locked (for `remove.rs`).
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.lock()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -118,6 +118,7 @@ mod nft_render;
 mod options;
 mod parse;
 mod probe;
+mod remove;
 mod render;
 mod repair;
 mod rule;
@@ -134,6 +135,7 @@ pub use guard::{Refusal, Refused, Special};
 pub use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use monitor::Watch;
 pub use options::{Backend, DEFAULT_LOCK_DIR, FirewallOptions, UnknownBackend};
+pub use remove::Removed;
 pub use repair::Repair;
 pub use rule::{Action, Net, Ports, Protocol, Rule, TcpFlags};
 

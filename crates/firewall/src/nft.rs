@@ -20,6 +20,7 @@ use super::guard::{Refusal, Refused};
 use super::mirror::Mirror;
 use super::nft_parse::{NftTable, parse_table};
 use super::nft_render::{BaseChain, NFT_MAX_TIMEOUT, Script, SetKey, base_chains, table_name};
+use super::remove::Removed;
 use super::repair::Repair;
 use super::{Backend, Firewall, FirewallError};
 
@@ -314,17 +315,25 @@ impl Firewall {
         }])
     }
 
-    /// Deletes our table (and with it every chain, set and ban), nothing else.
-    pub(crate) fn nft_remove_all(&self, state: &mut State) -> Result<(), FirewallError> {
-        if self.nft_read(true)?.is_some() {
+    /// Deletes our table (and with it every chain, set and ban), nothing else; counts what
+    /// was there.
+    pub(crate) fn nft_remove_counted(&self, state: &mut State) -> Result<Removed, FirewallError> {
+        let mut found = Removed::default();
+        if let Some(terse) = self.nft_read(true)? {
             let table = self.nft_table();
+            found.chains.push(format!("inet {table}"));
+            found.sets = terse.sets.keys().cloned().collect();
+            // The terse listing has no elements; the full one counts the bans removed.
+            found.bans = self
+                .nft_read(false)?
+                .map_or(0, |t| t.sets.values().map(|s| s.elements.len()).sum());
             let mut script = Script::new(&table);
             script.delete_table();
             self.nft_run(script)?;
         }
         state.mirror = Mirror::default();
         state.nft_sets.clear();
-        Ok(())
+        Ok(found)
     }
 }
 

@@ -281,8 +281,9 @@ fn flush_deletes_only_our_table() {
     calls(&fake);
     fw.flush().unwrap();
     let c = calls(&fake);
-    assert_eq!(c.len(), 2);
-    assert_eq!(c[1].1.as_deref(), Some("delete table inet ab\n"));
+    // The terse listing (is it there?), the full one (what is removed), the delete.
+    assert_eq!(c.len(), 3, "{c:?}");
+    assert_eq!(c[2].1.as_deref(), Some("delete table inet ab\n"));
 }
 
 #[test]

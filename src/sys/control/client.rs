@@ -60,6 +60,8 @@ fn connect_error(path: &Path, e: std::io::Error) -> ControlError {
     match e.kind() {
         ErrorKind::NotFound | ErrorKind::ConnectionRefused => ControlError::NoDaemon {
             path: path.to_owned(),
+            // What sd_booted(3) checks.
+            systemd: Path::new("/run/systemd/system").is_dir(),
         },
         ErrorKind::PermissionDenied => ControlError::PermissionDenied {
             path: path.to_owned(),

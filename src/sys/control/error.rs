@@ -12,12 +12,15 @@ use crate::config::duration::Formatted;
 pub enum ControlError {
     /// No socket file, or nothing listening on it.
     #[error(
-        "no autoblock daemon is running (no socket at {}); start it with `autoblock run`",
-        path.display()
+        "no autoblock daemon is running (no socket at {}); start it with {}",
+        path.display(),
+        if *systemd { "`sudo systemctl start autoblock` (or `autoblock run`)" } else { "`autoblock run`" }
     )]
     NoDaemon {
         /// The socket.
         path: PathBuf,
+        /// systemd runs this host: the service is how the daemon is usually started.
+        systemd: bool,
     },
     /// The socket is mode 0600, owned by root.
     #[error(

@@ -13,7 +13,7 @@ pub mod server;
 
 pub use error::ControlError;
 pub use protocol::{
-    BanInfo, Explanation, InterfaceStats, ProtocolError, Refusal, Request, Response, RuleWindow,
-    StatusInfo,
+    BanInfo, Covered, Explanation, InterfaceStats, ProtocolError, Refusal, ReloadInfo, Request,
+    Response, RuleStatus, RuleTopInfo, RuleWindow, SourceValue, StatusInfo, TopInfo,
 };
 pub use server::{ControlHandler, serve};

@@ -4,6 +4,7 @@
 //! journald or a full disk costs dropped lines (counted, and reported when the output works
 //! again), never a stalled engine, control socket or signal.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ use super::{EventFile, EventsError, MAX_QUEUED_BYTES, MAX_QUEUED_LINES};
 use crate::event::{Event, Stamped};
 use crate::sys::clock::wall_now;
 use crate::time::Timestamp;
+
+/// Event lines `recent` keeps, for `status` and `autoblock top`.
+pub const RECENT: usize = 32;
 
 type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
@@ -44,6 +48,8 @@ pub struct EventLog<C: Clock = DefaultClock> {
     suppressed_pending: AtomicU64,
     /// Suppressed events left out by the rate limit since start.
     suppressed_total: AtomicU64,
+    /// The newest [`RECENT`] lines (without their newline), oldest first.
+    recent: Mutex<VecDeque<Arc<str>>>,
 }
 
 impl EventLog {
@@ -80,6 +86,7 @@ impl<C: Clock> EventLog<C> {
             limiter,
             suppressed_pending: AtomicU64::new(0),
             suppressed_total: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
         })
     }
 
@@ -95,13 +102,27 @@ impl<C: Clock> EventLog<C> {
             return;
         }
         let priority = priority(&event.event);
-        let mut line = event.line();
+        let line = event.line();
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(Arc::from(line.as_str()));
+        }
+        let mut line = line;
         line.push('\n');
         let line: Arc<str> = Arc::from(line);
         // Counted by the queue, never logged here: a log line could wait on a stalled stderr.
         for lane in &self.lanes {
             lane.queue.push(line.clone(), priority);
         }
+    }
+
+    /// The newest event lines, oldest first.
+    pub fn recent(&self) -> Vec<String> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().map(|l| l.to_string()).collect()
     }
 
     /// Queues one event stamped with the wall clock now.

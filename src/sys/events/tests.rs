@@ -458,6 +458,7 @@ fn suppressed_event() -> Stamped {
         until: T0,
         manual: false,
         dry_run: false,
+        comment: None,
     })
     .at(T0)
 }

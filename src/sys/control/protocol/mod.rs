@@ -15,8 +15,19 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod views;
+
+pub use views::{Covered, ReloadInfo, RuleStatus, RuleTopInfo, SourceValue, TopInfo};
+
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
+
+/// Sources per rule (and bans) `top` returns by default.
+pub const TOP_DEFAULT: usize = 5;
+
+fn top_default() -> usize {
+    TOP_DEFAULT
+}
 
 /// What a CLI asks the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,12 +56,33 @@ pub enum Request {
         /// Ban even an allowlisted target (never a local address).
         #[serde(default)]
         force: bool,
+        /// Set this length even when a ban in force ends later (by default banning again
+        /// never shortens a ban).
+        #[serde(default)]
+        replace: bool,
     },
     /// Lift bans now.
     Unban {
         /// Banned targets, exactly as `list` shows them.
-        #[serde(with = "nets")]
+        #[serde(with = "nets", default)]
         targets: Vec<IpNet>,
+        /// A target inside a broader ban (an address in a banned /48) lifts that ban.
+        #[serde(default)]
+        covering: bool,
+        /// Lift every ban.
+        #[serde(default)]
+        all: bool,
+        /// Lift every ban this rule set (`manual` for manual bans).
+        #[serde(default)]
+        rule: Option<String>,
+    },
+    /// Read the configuration file again and apply it (as SIGHUP does), and say how it went.
+    Reload,
+    /// Each rule's leading sources and the newest bans, for `autoblock top`.
+    Top {
+        /// Sources per rule, and bans, at most.
+        #[serde(default = "top_default")]
+        per_rule: usize,
     },
     /// Why is (or isn't) this address banned: its counters against every rule.
     Explain {
@@ -78,6 +110,13 @@ pub enum Response {
         applied: Vec<BanInfo>,
         /// The targets not banned, and why.
         refused: Vec<Refusal>,
+        /// Targets already banned until later than asked: left as they are.
+        #[serde(default)]
+        kept: Vec<BanInfo>,
+        /// Set when manual bans cannot be saved (`[state] dir`): they will not survive a
+        /// restart.
+        #[serde(default)]
+        state_error: Option<String>,
     },
     /// Answers `unban`.
     Unbanned {
@@ -87,7 +126,14 @@ pub enum Response {
         /// Targets that had no ban.
         #[serde(with = "nets")]
         not_found: Vec<IpNet>,
+        /// Targets with no ban of their own inside a broader ban, which is named (and kept).
+        #[serde(default)]
+        covered: Vec<Covered>,
     },
+    /// Answers `reload`.
+    Reloaded(ReloadInfo),
+    /// Answers `top`.
+    Top(TopInfo),
     /// Answers `explain`.
     Explain(Explanation),
     /// The request could not be served (bad line, engine gone, ...); `message` is for humans.
@@ -98,7 +144,7 @@ pub enum Response {
 }
 
 /// The daemon's state, for `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct StatusInfo {
     /// The daemon's `CARGO_PKG_VERSION`.
     pub version: String,
@@ -134,6 +180,22 @@ pub struct StatusInfo {
     /// behind or failed; absent from older daemons.
     #[serde(default)]
     pub events_dropped: u64,
+    /// The last reload tried (SIGHUP or `autoblock reload`), applied or refused.
+    #[serde(default)]
+    pub reload: Option<ReloadInfo>,
+    /// Every rule: mode, current top value, bans, suppressions.
+    #[serde(default)]
+    pub rules: Vec<RuleStatus>,
+    /// Set while `[state] dir` cannot be written: manual bans and offense history are not
+    /// saved.
+    #[serde(default)]
+    pub state_error: Option<String>,
+    /// Attacks in progress, as the flood detectors report them (empty without any).
+    #[serde(default)]
+    pub attacks: Vec<serde_json::Value>,
+    /// The newest event lines (JSON), oldest first.
+    #[serde(default)]
+    pub recent_events: Vec<String>,
 }
 
 /// Capture counters of one interface, as libpcap reports them.
@@ -155,7 +217,7 @@ pub struct BanInfo {
     /// The banned address or prefix.
     #[serde(with = "net")]
     pub target: IpNet,
-    /// The rule that fired, or the operator's reason for a manual ban.
+    /// The rule that set its end time, or the operator's reason for a manual ban.
     pub reason: String,
     /// RFC 3339.
     pub since: String,
@@ -167,6 +229,12 @@ pub struct BanInfo {
     pub offense: u32,
     /// Set by `autoblock ban`, not by a rule.
     pub manual: bool,
+    /// The rule that set its end time (`manual` for a manual ban).
+    #[serde(default)]
+    pub rule: String,
+    /// The daemon runs in dry run: the ban is a decision only, not in the kernel.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// A ban target the daemon would not ban, and why ("allowlisted (use --force)", "local
@@ -192,6 +260,9 @@ pub struct Explanation {
     pub allowlisted_by: Option<IpNet>,
     /// One of our own addresses: never counted, never banned.
     pub local: bool,
+    /// Rules that do not count it (their `exempt` nets hold it).
+    #[serde(default)]
+    pub exempt: Vec<String>,
     /// Every rule that counts it.
     pub rules: Vec<RuleWindow>,
     /// The active ban covering `addr` (possibly on a prefix), if any.
@@ -323,7 +394,7 @@ fn net_de_error<E: serde::de::Error>(text: &str) -> E {
 }
 
 /// `IpNet` as [`net_text`].
-mod net {
+pub(crate) mod net {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(n: &IpNet, s: S) -> Result<S::Ok, S::Error> {
@@ -337,7 +408,7 @@ mod net {
 }
 
 /// `Option<IpNet>` as text or `null`.
-mod opt_net {
+pub(crate) mod opt_net {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(n: &Option<IpNet>, s: S) -> Result<S::Ok, S::Error> {

@@ -16,6 +16,8 @@ fn ban_info() -> BanInfo {
         remaining_secs: 512,
         offense: 2,
         manual: false,
+        rule: "syn-flood".into(),
+        dry_run: false,
     }
 }
 
@@ -42,6 +44,27 @@ fn status() -> StatusInfo {
         enforcer_errors: 0,
         pending_decisions: 0,
         events_dropped: 0,
+        reload: Some(ReloadInfo {
+            at: "2026-11-24T10:00:00.000Z".into(),
+            ok: false,
+            errors: vec!["rules.toml:3:13: rule[1] (a).threshold: must be greater than 0".into()],
+            changes: vec![],
+            by: "control".into(),
+        }),
+        rules: vec![RuleStatus {
+            rule: "syn-flood".into(),
+            mode: "enforce".into(),
+            metric: "packets".into(),
+            threshold: 24,
+            top_value: 30,
+            top_source: Some(net("203.0.113.7")),
+            active_bans: 1,
+            bans: 3,
+            suppressed: 0,
+        }],
+        state_error: None,
+        attacks: vec![serde_json::json!({"name": "syn", "target": "10.0.0.1"})],
+        recent_events: vec![r#"{"event":"block"}"#.into()],
     }
 }
 
@@ -51,6 +74,7 @@ fn explanation() -> Explanation {
         allowlisted: true,
         allowlisted_by: Some(net("2001:db8::/32")),
         local: false,
+        exempt: vec![],
         rules: vec![RuleWindow {
             rule: "port-scan".into(),
             metric: "dst_ports".into(),
@@ -75,16 +99,23 @@ fn every_request_round_trips() {
             duration_secs: Some(600),
             reason: Some("abuse report #12".into()),
             force: true,
+            replace: true,
         },
         Request::Ban {
             targets: vec![],
             duration_secs: None,
             reason: None,
             force: false,
+            replace: false,
         },
         Request::Unban {
             targets: vec![net("10.0.0.0/8")],
+            covering: true,
+            all: false,
+            rule: Some("conn-burst".into()),
         },
+        Request::Reload,
+        Request::Top { per_rule: 3 },
         Request::Explain {
             addr: "198.51.100.1".parse().expect("addr"),
         },
@@ -108,11 +139,39 @@ fn every_response_round_trips() {
                 target: net("192.0.2.1"),
                 reason: "allowlisted (use --force)".into(),
             }],
+            kept: vec![ban_info()],
+            state_error: Some("cannot write".into()),
         },
         Response::Unbanned {
             removed: vec![net("203.0.113.7")],
             not_found: vec![net("2001:db8::1")],
+            covered: vec![Covered {
+                target: net("2001:db8:1::1"),
+                by: ban_info(),
+            }],
         },
+        Response::Reloaded(ReloadInfo {
+            at: "2026-11-24T10:00:00.000Z".into(),
+            ok: true,
+            errors: vec![],
+            changes: vec!["rule a: threshold 5 -> 50".into()],
+            by: "signal".into(),
+        }),
+        Response::Top(TopInfo {
+            rules: vec![RuleTopInfo {
+                rule: "syn-flood".into(),
+                mode: "log".into(),
+                metric: "packets".into(),
+                threshold: 24,
+                window_secs: 0.1,
+                sources: vec![SourceValue {
+                    source: net("203.0.113.0/24"),
+                    value: 30,
+                }],
+            }],
+            bans: vec![ban_info()],
+            active_bans: 1,
+        }),
         Response::Explain(explanation()),
         Response::Error {
             message: "engine stopped".into(),
@@ -135,6 +194,7 @@ fn wire_text_is_documented_shape() {
         duration_secs: None,
         reason: None,
         force: false,
+        replace: false,
     };
     let line = encode_request(&ban);
     assert!(
@@ -150,7 +210,17 @@ fn wire_text_is_documented_shape() {
             duration_secs: None,
             reason: None,
             force: false,
+            replace: false,
         })
+    );
+    // Older peers' lines still read: the fields added since have defaults.
+    let old = br#"{"v":1,"type":"banned","data":{"applied":[],"refused":[]}}"#;
+    assert!(
+        matches!(decode_response(old), Ok(Response::Banned { kept, state_error: None, .. }) if kept.is_empty())
+    );
+    assert_eq!(
+        encode_request(&Request::Reload),
+        r#"{"type":"reload","v":1}"#
     );
 }
 
