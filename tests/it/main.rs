@@ -18,6 +18,7 @@ mod nspawn_root;
 mod packaging;
 mod packet_pcaps;
 mod replay;
+mod safety;
 mod systemd;
 mod systemd_pending;
 mod systemd_util;
