@@ -1,5 +1,6 @@
 //! `autoblock flush`: remove everything autoblock created in the kernel (jumps, chain, sets)
-//! and nothing else. Bans are lost; run it after stopping the daemon.
+//! and nothing else, and say what was there. Bans are lost; run it after stopping the daemon.
+//! A table it cannot read, or anything of ours left afterwards, is an error (exit 1).
 
 use super::{EXIT_OK, EXIT_RUNTIME, load_config};
 use crate::firewall::Firewall;
@@ -18,16 +19,10 @@ pub fn run(args: FlushArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let opened = Firewall::open(firewall_options(&config));
-    match opened.and_then(|fw| {
-        let n = fw.len();
-        fw.flush().map(|()| n)
-    }) {
-        Ok(n) => {
-            println!(
-                "removed chain {} ({} bans), its jumps and sets",
-                config.enforce.chain, n
-            );
+    // Removes what is there without opening (which would create what is missing first).
+    match Firewall::remove(firewall_options(&config)) {
+        Ok(flushed) => {
+            println!("chain {}: {flushed}", config.enforce.chain);
             EXIT_OK
         }
         Err(e) => {

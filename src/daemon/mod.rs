@@ -348,7 +348,7 @@ fn start(config_path: &Path, config: Config, overrides: reload::Overrides) -> an
     {
         match Arc::try_unwrap(fw) {
             Ok(fw) => match fw.flush() {
-                Ok(()) => flushed = true,
+                Ok(_) => flushed = true,
                 Err(e) => shared.event("enforcer_error", json!({ "error": e.to_string() })),
             },
             Err(_) => shared.event(

@@ -10,6 +10,7 @@ mod firewall;
 mod firewall_guard;
 mod firewall_rules;
 mod firewall_standalone;
+mod firewall_unreadable;
 mod layout;
 mod live;
 mod netns;

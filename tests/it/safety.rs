@@ -1,9 +1,11 @@
 //! Issue 11's findings reproduced end to end (the daemon in a victim namespace, the CLI over its
-//! socket), each beside the fix it guards: a ban request naming one target twice, ...
+//! socket), each beside the fix it guards: a ban request naming one target twice, `flush` on a
+//! table iptables cannot show, ...
 
 use std::time::Duration;
 
 use crate::daemon_util::{Daemon, Kernel, Setup, Topo, drops_of, poll};
+use crate::netns::Netns;
 use crate::util::require_root;
 
 /// Generous: the machine has 2 cores shared with other tests.
@@ -38,4 +40,59 @@ fn a_target_named_twice_in_one_ban_still_expires() {
     assert!(gone, "rules left in the kernel:\n{chain}");
     let list = d.cli_ok(&["list"]);
     assert!(list.contains("no active bans"), "{list}");
+}
+
+/// `autoblock flush` in `ns` with `setup`'s config: (exit code, stdout, stderr).
+fn flush_in(ns: &Netns, setup: &Setup) -> (i32, String, String) {
+    let config = setup.config.display().to_string();
+    let out = ns.exec(&[
+        env!("CARGO_BIN_EXE_autoblock"),
+        "flush",
+        "--config",
+        &config,
+    ]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Finding 4: `autoblock flush` reported success over a table `iptables-save` could not show
+/// (and left its jumps). Now it fails (exit 1) with the reason and changes nothing; on a readable
+/// table it says what it removed, and only that.
+#[test]
+fn flush_fails_loudly_on_a_table_it_cannot_read() {
+    if !require_root("safety::flush_fails_loudly_on_a_table_it_cannot_read") {
+        return;
+    }
+    let ns = Netns::new("absf");
+    let s = Setup::new();
+    ns.ok(&["iptables", "-w", "-N", "AUTOBLOCK"]);
+    ns.ok(&["iptables", "-w", "-I", "INPUT", "-j", "AUTOBLOCK"]);
+    ns.ok(&[
+        "nft", "insert", "rule", "ip", "filter", "INPUT", "ct", "state", "new", "limit", "rate",
+        "5/second", "accept",
+    ]);
+    let before = ns.ok(&["nft", "list", "ruleset"]);
+    let (code, out, err) = flush_in(&ns, &s);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("incompatible") && err.contains("refusing to change"),
+        "{err}"
+    );
+    assert!(!out.contains("removed"), "{out}");
+    assert_eq!(ns.ok(&["nft", "list", "ruleset"]), before);
+    ns.ok(&["nft", "flush", "chain", "ip", "filter", "INPUT"]);
+    ns.ok(&["iptables", "-w", "-A", "INPUT", "-j", "AUTOBLOCK"]);
+    let (code, out, err) = flush_in(&ns, &s);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("removed the chain from ipv4 filter; 1 jumps"),
+        "{out}"
+    );
+    let (code, out, err) = flush_in(&ns, &s);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("nothing to remove"), "{out}");
+    assert!(!ns.ok(&["iptables-save"]).contains("AUTOBLOCK"));
 }

@@ -26,7 +26,7 @@
 //!     println!("{} until {} ({})", ban.net, ban.until, ban.reason);
 //! }
 //! fw.expire_due(SystemTime::now())?;
-//! fw.flush()?;
+//! println!("{}", fw.flush()?); // what was removed
 //! # Ok(()) }
 //! ```
 //!
@@ -76,6 +76,13 @@
 //!   latest expiry, expired leftovers are removed, a missing or misplaced jump is fixed.
 //! - **Repair.** Someone may flush the chain, destroy a set or delete a jump.
 //!   [`Firewall::check_and_repair`] notices (by counts) and restores from memory.
+//! - **No guessing.** Every read of a table must show it whole: an iptables-nft table holding
+//!   rules `iptables-save` cannot translate (`# Table `filter' is incompatible`), or output cut
+//!   short, is [`FirewallError::UnreadableTable`], and nothing in it is changed (a rebuild would
+//!   drop rules we cannot see; a jump we cannot see would be added again).
+//! - **Flush** ([`Firewall::flush`], or [`Firewall::remove`] without opening) removes what is
+//!   there, reads the kernel again, and reports it ([`Flushed`]); anything of ours left is
+//!   [`FirewallError::FlushIncomplete`].
 //! - **Namespaces.** [`FirewallOptions::netns`] runs every command as `ip netns exec NAME ...`.
 //! - **Errors.** Commands are argument vectors with restore text on stdin, never a shell. A
 //!   failing command becomes a [`FirewallError`] that keeps its command line, exit status,
@@ -99,6 +106,7 @@ mod engine;
 mod error;
 mod exec;
 mod firewall;
+mod flush;
 mod guard;
 mod lock;
 mod mirror;
@@ -115,6 +123,7 @@ pub use ban::{Ban, Expired, Family, RuleEntry};
 pub use batch::{Batch, Committed};
 pub use error::FirewallError;
 pub use firewall::Firewall;
+pub use flush::Flushed;
 pub use guard::{Refusal, Refused, Special};
 /// Address and prefix types (from the `ipnet` crate), re-exported so you need not depend on it.
 pub use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -125,6 +134,10 @@ pub use rule::{Action, Net, Ports, Protocol, Rule, TcpFlags};
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod engine_tests;
+
+#[cfg(test)]
+#[path = "flush_tests.rs"]
+mod flush_tests;
 
 /// The README's examples compile as written (`cargo test --doc`).
 #[cfg(doctest)]

@@ -1,13 +1,11 @@
 //! [`Repair`]: one thing [`Firewall::check_and_repair`](super::Firewall::check_and_repair) found
 //! missing and put back (its `Display` is a short sentence for logs and `repaired` events), the
-//! check itself (counts, not entry-by-entry diffs), and removal of everything by `flush`.
+//! check itself (counts, not entry-by-entry diffs). Removal of everything is `flush.rs`.
 
-use super::exec::XTABLES_WAIT;
 use std::fmt;
 
 use super::ban::{Ban, Family};
 use super::engine::State;
-use super::mirror::Mirror;
 use super::parse::{self, TableState};
 use super::render::{self, TableEdit};
 use super::{Firewall, FirewallError};
@@ -238,48 +236,5 @@ impl Firewall {
             }
         }
         self.ipset_restore(&text)
-    }
-
-    /// Removes our jumps, rules and sets (see [`Firewall::flush`]): a chain holding foreign
-    /// rules stays, with only those.
-    pub(crate) fn remove_all(&self, state: &mut State) -> Result<(), FirewallError> {
-        for family in Family::BOTH {
-            let mut tables: Vec<render::Removal> = Vec::new();
-            for table in &self.settings.tables {
-                let st = self.read_table(family, table)?;
-                if !st.chain_exists {
-                    continue;
-                }
-                let jumps = self
-                    .settings
-                    .hooks
-                    .iter()
-                    .filter(|h| &h.table == table)
-                    .map(|h| (h.chain.clone(), st.jump_positions(&h.chain).len()))
-                    .collect();
-                tables.push((table.clone(), jumps, st.foreign));
-            }
-            if !tables.is_empty() {
-                let text = render::remove(&self.settings.chain, &tables);
-                self.exec.run(
-                    &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
-                    Some(&text),
-                )?;
-            }
-        }
-        if self.ipset() {
-            let names = self.ipset_names()?;
-            let text: String = Family::BOTH
-                .iter()
-                .map(|f| self.set_name(*f))
-                .filter(|n| names.contains(n))
-                .map(|n| format!("destroy {n}\n"))
-                .collect();
-            self.ipset_restore(&text)?;
-        }
-        state.mirror = Mirror::default();
-        state.rules = Mirror::default();
-        state.foreign.clear();
-        Ok(())
     }
 }
