@@ -11,6 +11,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
+use crate::firewall::{FirewallError, FirewallOptions};
+
 use super::duration;
 use super::error::{ConfigError, Problem, line_col};
 use super::parse::deserialize;
@@ -239,6 +241,13 @@ fn capture(ctx: &mut Ctx, raw: &raw::RawCapture) -> CaptureConfig {
 const DEFAULT_BAN: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_BAN: Duration = Duration::from_secs(24 * 3600);
 
+fn chain_ok(text: &str) -> bool {
+    (1..=28).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
     let backend = match raw
         .backend
@@ -256,11 +265,7 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
         None => "AUTOBLOCK".to_owned(),
         Some(c) => {
             let text = c.get_ref();
-            let ok = (1..=28).contains(&text.len())
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
+            if !chain_ok(text) {
                 let msg =
                     format!("`{text}` is not a chain name (1-28 characters of A-Z a-z 0-9 _ -)");
                 ctx.at(c.span(), "enforce.chain", msg);
@@ -268,7 +273,13 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
             text.clone()
         }
     };
-    let hooks = hooks(ctx, &raw.hooks);
+    // An invalid chain is reported above; the hooks are checked against the default then.
+    let own = if chain_ok(&chain) {
+        chain.as_str()
+    } else {
+        "AUTOBLOCK"
+    };
+    let hooks = hooks(ctx, &raw.hooks, own);
     let dur = |ctx: &mut Ctx, v: &S<DurationText>, key: &str, default: Duration| {
         ctx.duration(v, key, default, Duration::from_millis(1), Duration::MAX)
     };
@@ -358,8 +369,10 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
 /// The longest timeout an ipset entry can carry.
 const IPSET_MAX_TIMEOUT: Duration = Duration::from_secs(2_147_483);
 
-/// `INPUT`, `FORWARD`, or `table:CHAIN` with table filter, raw or mangle.
-fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>) -> Vec<String> {
+/// `INPUT`, `FORWARD`, a chain of yours such as `DOCKER-USER`, or `table:CHAIN` with table
+/// filter, raw or mangle: whatever the firewall library accepts at open (its own check, so
+/// `check` and a start never disagree), never our own `chain`.
+fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>, chain: &str) -> Vec<String> {
     let Some(list) = raw else {
         return vec!["INPUT".to_owned()];
     };
@@ -371,19 +384,15 @@ fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>) -> Vec<String> {
     for (i, hook) in list.get_ref().iter().enumerate() {
         let key = format!("enforce.hooks[{i}]");
         let text = hook.get_ref();
-        let ok = match text.split_once(':') {
-            None => text == "INPUT" || text == "FORWARD",
-            Some((table, chain)) => {
-                matches!(table, "filter" | "raw" | "mangle")
-                    && !chain.is_empty()
-                    && chain.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
-            }
-        };
-        if !ok {
-            let msg = format!(
-                "unknown hook `{text}`, expected INPUT, FORWARD or table:CHAIN with table filter, raw or mangle (such as raw:PREROUTING)"
-            );
-            ctx.at(hook.span(), &key, msg);
+        let checked = FirewallOptions::new(Backend::Iptables, chain)
+            .hooks([text.as_str()])
+            .check();
+        if let Err(e) = checked {
+            let why = match e {
+                FirewallError::InvalidOption(why) => why,
+                other => other.to_string(),
+            };
+            ctx.at(hook.span(), &key, why);
         } else if hooks.contains(text) {
             ctx.at(hook.span(), &key, format!("`{text}` is listed twice"));
         } else {
