@@ -5,6 +5,7 @@ pub(crate) mod capture;
 pub mod control;
 pub mod enforcer;
 pub(crate) mod events;
+pub(crate) mod files;
 pub mod host;
 pub mod live;
 pub(crate) mod metrics;

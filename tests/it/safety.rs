@@ -96,3 +96,46 @@ fn flush_fails_loudly_on_a_table_it_cannot_read() {
     assert!(out.contains("nothing to remove"), "{out}");
     assert!(!ns.ok(&["iptables-save"]).contains("AUTOBLOCK"));
 }
+
+/// Finding 8: one byte that is not UTF-8 in `state.json` turned saving off for the whole run.
+/// Now the file is moved aside (`state.json.corrupt-<time>`, reported in a `state_error` event
+/// with `saving: true`) and the next save writes a good file.
+#[test]
+fn a_state_file_that_is_not_utf8_is_moved_aside_and_saving_goes_on() {
+    if !require_root("safety::a_state_file_that_is_not_utf8_is_moved_aside_and_saving_goes_on") {
+        return;
+    }
+    let t = Topo::new("abss");
+    let s = Setup::new();
+    let dir = s.dir.path().join("state");
+    std::fs::create_dir_all(&dir).expect("state dir");
+    let bad: &[u8] =
+        b"{\"version\":1,\"offenses\":[],\"manual_bans\":[[\"10.0.0.1/32\",9,\"\xff\"]]}";
+    std::fs::write(dir.join("state.json"), bad).expect("write state");
+    let mut d = Daemon::start(&t.victim, &s, &[]);
+    let e = d.wait_event(EVENT, "state_error", |_| true);
+    assert_eq!(e["saving"], true, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("state.json.corrupt-"),
+        "{e}"
+    );
+    let moved: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read state dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.json.corrupt-")
+        })
+        .collect();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(std::fs::read(moved[0].path()).expect("moved file"), bad);
+    d.cli_ok(&["ban", "--for", "1h", "--reason", "kept", "10.44.8.8"]);
+    let saved = poll(Duration::from_secs(15), || {
+        std::fs::read_to_string(dir.join("state.json")).is_ok_and(|t| t.contains("10.44.8.8"))
+    });
+    assert!(saved, "state.json was never written again");
+}

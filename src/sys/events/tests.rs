@@ -132,6 +132,27 @@ fn an_unopenable_file_is_a_clear_error_at_start() {
 }
 
 #[test]
+fn a_symbolic_link_is_never_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    let Err(e) = EventSink::with_writer(Vec::new(), Some(path.clone()), 20) else {
+        panic!("opened a link");
+    };
+    assert!(e.to_string().contains("is a symbolic link"), "{e}");
+    // Planted after a rotation: stdout goes on, the link's target is untouched.
+    std::fs::remove_file(&path).unwrap();
+    let mut sink = EventSink::with_writer(Vec::new(), Some(path.clone()), 20).unwrap();
+    std::fs::rename(&path, dir.path().join("events.jsonl.1")).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    sink.emit("block", BLOCK);
+    assert_eq!(stdout_text(&sink), format!("{BLOCK}\n"));
+    assert_eq!(read(&victim), "precious\n");
+}
+
+#[test]
 fn suppressed_events_beyond_the_quota_are_dropped_and_counted() {
     let clock = FakeRelativeClock::default();
     let mut sink = EventSink::with_writer_and_clock(Vec::new(), None, 3, clock.clone()).unwrap();
