@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use super::remote::{RemoteArgs, emit, human_secs, parse_duration, unexpected};
 use super::replay::parse_net;
 use super::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
-use crate::sys::control::protocol::{BanInfo, Refusal, Request, Response, net_text};
+use crate::sys::control::protocol::{BanInfo, Refusal, Request, Response, check_reason, net_text};
 
 /// Targets per request: 10k of the longest IPv6 CIDR text stay well under 1 MiB.
 pub const CHUNK: usize = 10_000;
@@ -33,7 +33,7 @@ pub struct BanArgs {
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_ban_duration)]
     pub duration: Option<Duration>,
     /// Why, shown by `autoblock list` and in events
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", value_parser = reason_arg)]
     pub reason: Option<String>,
     /// Ban even allowlisted targets (our own addresses are never banned)
     #[arg(long)]
@@ -42,6 +42,11 @@ pub struct BanArgs {
     /// `-` reads standard input
     #[arg(long, value_name = "LIST")]
     pub file: Option<PathBuf>,
+}
+
+/// The protocol's bound on reasons, checked before anything is sent (exit 2).
+fn reason_arg(text: &str) -> Result<String, String> {
+    check_reason(text).map(|()| text.to_owned())
 }
 
 /// A ban of at least one second; fractions round up (the protocol counts whole seconds).

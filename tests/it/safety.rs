@@ -139,3 +139,54 @@ fn a_state_file_that_is_not_utf8_is_moved_aside_and_saving_goes_on() {
     });
     assert!(saved, "state.json was never written again");
 }
+
+/// One request line to the daemon's socket, raw; the answer line.
+fn raw_request(socket: &std::path::Path, line: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(line.as_bytes()).expect("write");
+    s.write_all(b"\n").expect("write");
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).expect("read");
+    answer
+}
+
+/// Low findings of the control protocol: `::ffff:127.0.0.1` got past the 127/8 allowlist; a
+/// 47 KB reason made a 33 MB response and state file; ESC sequences and newlines in a reason
+/// were printed raw by `list`.
+#[test]
+fn manual_bans_are_canonical_and_their_reasons_bounded() {
+    if !require_root("safety::manual_bans_are_canonical_and_their_reasons_bounded") {
+        return;
+    }
+    let t = Topo::new("absp");
+    let s = Setup::new();
+    let d = Daemon::start(&t.victim, &s, &[]);
+    let out = d.cli(&["ban", "::ffff:127.0.0.1"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("refused 127.0.0.1"),
+        "refused as IPv4: {text}"
+    );
+    let long = "x".repeat(47 * 1024);
+    let out = d.cli(&["ban", "--reason", &long, "10.44.9.9"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at most 128"), "{err}");
+    let line =
+        format!(r#"{{"v":1,"type":"ban","data":{{"targets":["10.44.9.9"],"reason":"{long}"}}}}"#);
+    let answer = raw_request(&d.socket, &line);
+    assert!(answer.len() < 1024, "{} bytes", answer.len());
+    assert!(answer.contains("at most 128"), "{answer}");
+    let answer = raw_request(
+        &d.socket,
+        r#"{"v":1,"type":"ban","data":{"targets":["10.44.9.9"],"reason":"\u001b[2Jhi\nthere"}}"#,
+    );
+    assert!(answer.contains("control character"), "{answer}");
+    let list = d.cli_ok(&["list"]);
+    assert!(list.contains("no active bans"), "{list}");
+}

@@ -6,7 +6,9 @@
 //! looked at, so a CLI and a daemon from different releases say so instead of guessing.
 //!
 //! Networks travel as text: a plain address for a /32 or /128 (`"203.0.113.7"`), CIDR otherwise
-//! (`"2001:db8::/64"`); host bits are cleared on reading. Times are RFC 3339 strings. Field names
+//! (`"2001:db8::/64"`); host bits are cleared on reading, and IPv4-mapped addresses are read as
+//! IPv4. A manual ban's reason is bounded and free of control characters (`edge.rs`). Times are
+//! RFC 3339 strings. Field names
 //! are snake_case and stable: add fields with `#[serde(default)]`, never rename; a change that
 //! old peers would misread bumps [`VERSION`].
 
@@ -14,6 +16,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+mod edge;
+pub use edge::{MAX_REASON_BYTES, check_reason};
 
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
@@ -36,7 +41,8 @@ pub enum Request {
         /// `None`: the configured `[enforce] ban`.
         #[serde(default)]
         duration_secs: Option<u64>,
-        #[serde(default)]
+        /// At most [`MAX_REASON_BYTES`], no control characters ([`check_reason`]).
+        #[serde(default, deserialize_with = "edge::reason")]
         reason: Option<String>,
         /// Ban even an allowlisted target (never a local address).
         #[serde(default)]
@@ -48,6 +54,7 @@ pub enum Request {
     },
     /// Why is (or isn't) this address banned: its counters against every rule.
     Explain {
+        #[serde(deserialize_with = "edge::addr")]
         addr: IpAddr,
     },
 }
@@ -225,12 +232,14 @@ pub fn net_text(net: &IpNet) -> String {
     }
 }
 
-/// A CIDR, or a plain address meaning /32 or /128; host bits are cleared.
+/// A CIDR, or a plain address meaning /32 or /128; host bits are cleared, and an IPv4-mapped
+/// address or prefix (`::ffff:192.0.2.7`) is IPv4.
 pub fn parse_net(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>()
         .map(|n| n.trunc())
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .ok()
+        .map(edge::canonical_net)
 }
 
 fn encode<T: Serialize>(body: &T) -> String {
