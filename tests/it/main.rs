@@ -2,6 +2,7 @@
 
 mod check;
 mod control;
+mod control_limits;
 mod daemon;
 mod daemon_util;
 mod enforcer;
