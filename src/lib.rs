@@ -61,6 +61,9 @@
 //! - `engine` (the pure core): per-source sliding windows, rules, bans, escalation and guards
 //!   -> decisions. Time is an argument ([`time`]), never read.
 //! - `event` (pure): decisions and reports -> the JSON event lines watchers read.
+//! - [`trust`] (pure): who is never banned (verified peers: established TCP, SSH sessions,
+//!   gateways, resolvers, the allowlist, each with why) and which sources are never counted
+//!   (martians); `sys::peers` gathers the facts.
 //! - [`sys`] (the I/O edges, each small): capture (files, live), the events sink, the state
 //!   file, host facts, the control socket, metrics and their endpoint, the enforcer that drives
 //!   [`firewall`].
@@ -70,7 +73,7 @@
 //!   meets the edges.
 //! - [`cli`]: parses arguments and runs a subcommand; `main` prints errors and exits.
 //!
-//! Pure modules (`packet`, `engine`, `event`, [`time`]) never do I/O and never read the clock;
+//! Pure modules (`packet`, `engine`, `event`, [`trust`], [`time`]) never do I/O and never read the clock;
 //! a test (`tests/it/layout.rs`) keeps it so.
 
 #![deny(unsafe_code)]
@@ -83,6 +86,7 @@ pub(crate) mod event;
 pub mod packet;
 pub(crate) mod replay;
 pub mod sys;
+pub mod trust;
 
 pub use autoblock_firewall as firewall;
 pub use engine::time;

@@ -10,5 +10,6 @@ pub mod host;
 pub mod live;
 pub(crate) mod metrics;
 pub(crate) mod metrics_http;
+pub mod peers;
 pub(crate) mod proc;
 pub(crate) mod state;

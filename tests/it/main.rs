@@ -19,6 +19,7 @@ mod nspawn;
 mod nspawn_root;
 mod packaging;
 mod packet_pcaps;
+mod peers;
 mod replay;
 mod safety;
 mod systemd;
