@@ -138,6 +138,7 @@ fn deb_holds_everything_a_package_install_needs() {
         "/etc/autoblock/rules.toml".into(),
         "/etc/logrotate.d/autoblock".into(),
         "/usr/lib/systemd/system/autoblock.service".into(),
+        "/usr/lib/tmpfiles.d/autoblock.conf".into(),
         "/usr/share/man/man1/autoblock.1.gz".into(),
         "/usr/share/bash-completion/completions/autoblock".into(),
         "/usr/share/zsh/vendor-completions/_autoblock".into(),
@@ -192,6 +193,12 @@ fn deb_holds_everything_a_package_install_needs() {
     assert!(
         prerm.contains("autoblock flush --config /etc/autoblock/rules.toml"),
         "{prerm}"
+    );
+    // The tmpfiles.d entry is applied at install, not only at the next boot.
+    let postinst = ok(Command::new("dpkg-deb").arg("-I").arg(&deb).arg("postinst"));
+    assert!(
+        postinst.contains("systemd-tmpfiles") && postinst.contains("autoblock.conf"),
+        "{postinst}"
     );
     let postrm = ok(Command::new("dpkg-deb").arg("-I").arg(&deb).arg("postrm"));
     assert!(
