@@ -15,6 +15,7 @@ mod firewall_unreadable;
 mod layout;
 mod live;
 mod netns;
+mod never_panics;
 mod nspawn;
 mod nspawn_root;
 mod packaging;

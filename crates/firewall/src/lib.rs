@@ -107,6 +107,8 @@ mod error;
 mod exec;
 mod firewall;
 mod flush;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod lock;
 mod mirror;
