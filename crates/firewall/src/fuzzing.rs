@@ -53,3 +53,4 @@ fn round_trip(st: &parse::TableState, table: &str, set: Option<&str>, family: Fa
         "ours read back as foreign:\n{text}"
     );
 }
+

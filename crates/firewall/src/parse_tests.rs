@@ -325,3 +325,23 @@ fn ipset_terse() {
     assert!(terse_compatible(&header, "inet"));
     assert!(parse_ipset_terse("garbage").is_none());
 }
+
+/// Found by the `firewall_output` fuzz target: an IPv4 net in an ip6tables table (or the
+/// reverse) was read as ours, and a rebuild would have written it into the other family.
+#[test]
+fn a_net_of_the_other_family_is_foreign() {
+    let v4_in_v6 = "*filter\n:AUTOBLOCK - [0:0]\n\
+        -A AUTOBLOCK -s 198.51.100.0/24 -m comment --comment \"autoblock until=80 rule=x\" -j DROP\n\
+        -A AUTOBLOCK -d 198.51.100.7/32 -p udp -m comment --comment \"autoblock until=80 rule=x\" -j DROP\n\
+        COMMIT\n";
+    let st = parse_save(v4_in_v6, "filter", "AUTOBLOCK", None, Family::V6);
+    assert!(st.bans.is_empty() && st.rules.is_empty(), "{st:?}");
+    assert_eq!(st.foreign.len(), 2);
+    let v6_in_v4 = v4_in_v6
+        .replace("198.51.100.0/24", "2001:db8::/64")
+        .replace("198.51.100.7/32", "2001:db8::7/128");
+    let st = parse_save(&v6_in_v4, "filter", "AUTOBLOCK", None, Family::V4);
+    assert!(st.bans.is_empty() && st.rules.is_empty(), "{st:?}");
+    let st = parse_save(&v6_in_v4, "filter", "AUTOBLOCK", None, Family::V6);
+    assert_eq!((st.bans.len(), st.rules.len()), (1, 1));
+}
