@@ -53,4 +53,3 @@ fn round_trip(st: &parse::TableState, table: &str, set: Option<&str>, family: Fa
         "ours read back as foreign:\n{text}"
     );
 }
-
