@@ -74,6 +74,7 @@ mod tests {
             offense: 3,
             at: Timestamp::from_secs(1000),
             comment: None,
+            origin: None,
         }
     }
 
@@ -90,6 +91,7 @@ mod tests {
                 peak: 0,
                 manual,
                 comment: None,
+                origin: None,
             },
             at: Timestamp::from_secs(1200),
             reason,

@@ -78,6 +78,7 @@ pub fn adopted_ban(b: &firewall::Ban, now: Timestamp, manual: bool) -> ActiveBan
         duration: until.since(now).max(Duration::from_secs(1)),
         peak: 0,
         manual,
+        origin: None,
     }
 }
 
@@ -118,5 +119,6 @@ pub fn restored_ban(s: &SavedBan, now: Timestamp) -> ActiveBan {
         peak: 0,
         manual: s.manual,
         comment: s.comment.clone(),
+        origin: None,
     }
 }

@@ -111,6 +111,7 @@ mod tests {
             peak: 0,
             manual: false,
             comment: None,
+            origin: None,
         }
     }
 

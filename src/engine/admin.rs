@@ -147,6 +147,7 @@ impl Engine {
             duration,
             peak: 0,
             manual: true,
+            origin: None,
         });
         Ok(ManualBan::Banned(Decision::Block(Verdict {
             key,
@@ -160,6 +161,7 @@ impl Engine {
             until,
             offense: 1,
             at: now,
+            origin: None,
         })))
     }
 

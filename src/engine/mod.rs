@@ -88,6 +88,8 @@ pub struct Verdict {
     pub until: Timestamp,
     pub offense: u32,
     pub at: Timestamp,
+    /// The fleet node that made it (`None`: made here). Never published again.
+    pub origin: Option<Arc<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

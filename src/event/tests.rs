@@ -21,6 +21,7 @@ fn verdict() -> Verdict {
         until: Timestamp(T0.0 + 600_000_000),
         offense: 1,
         at: T0,
+        origin: None,
     }
 }
 
@@ -47,6 +48,7 @@ fn ban(manual: bool) -> ActiveBan {
         duration: Duration::from_secs(600),
         peak: 0,
         manual,
+        origin: None,
     }
 }
 

@@ -292,6 +292,7 @@ mod tests {
             until: Timestamp::from_secs(until),
             offense: 1,
             at: Timestamp(0),
+            origin: None,
         })
     }
 
