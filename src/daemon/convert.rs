@@ -25,6 +25,7 @@ pub fn ban_info(b: &ActiveBan, now: Timestamp, dry_run: bool) -> BanInfo {
         manual: b.manual,
         rule: b.rule.to_string(),
         dry_run,
+        origin: b.origin.as_deref().map(str::to_owned),
     }
 }
 

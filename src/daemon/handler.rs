@@ -121,6 +121,7 @@ impl Context {
             state_error: s.state_error.lock().ok().and_then(|e| e.clone()),
             attacks: Vec::new(),
             recent_events: s.events.recent(),
+            cluster: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! counted under the rule label [`MANUAL`], whatever reason the operator gave. Per-interface
 //! counters are looked up once at start; counting a batch is one atomic add.
 
+mod fleet;
 pub mod http;
 
 use std::sync::atomic::AtomicU64;
@@ -67,6 +68,8 @@ pub struct Metrics {
     repairs: Counter,
     reaction: Histogram,
     events_dropped: CounterFamily,
+    /// The fleet link's, when sharing is on ([`Metrics::with_fleet`]).
+    fleet: Option<fleet::FleetMetrics>,
 }
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
@@ -126,6 +129,22 @@ impl Metrics {
             repairs: Counter::default(),
             reaction: Histogram::new(REACTION_BUCKETS),
             events_dropped: CounterFamily::default(),
+            fleet: None,
+        }
+    }
+
+    /// Adds the fleet link's families (`autoblock_fleet_*`), all at zero, after the others.
+    pub fn with_fleet(mut self) -> Metrics {
+        let fleet = fleet::FleetMetrics::default();
+        fleet.register(&mut self.registry);
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// The fleet link's state now (ignored without [`Metrics::with_fleet`]).
+    pub fn set_fleet(&self, status: &crate::cluster::ClusterStatus) {
+        if let Some(f) = &self.fleet {
+            f.set(status);
         }
     }
 
