@@ -200,7 +200,7 @@ mod tests {
     fn the_fleet_link_has_its_lines_only_when_sharing_is_on() {
         let mut s = StatusInfo::default();
         assert!(!render(&s).contains("fleet"));
-        s.cluster = Some(ClusterStatus {
+        s.cluster = Some(Box::new(ClusterStatus {
             fleet: "web".into(),
             node: "web-1".into(),
             published: 12,
@@ -208,7 +208,7 @@ mod tests {
             waiting: 2,
             last_error: Some("2026-11-24T10:00:00.000Z: NATS: disconnected".into()),
             ..ClusterStatus::default()
-        });
+        }));
         let text = render(&s);
         assert!(
             text.contains(

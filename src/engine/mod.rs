@@ -22,7 +22,6 @@ mod top;
 pub mod window;
 
 pub use admin::{Explained, ManualBan, Unbanned};
-pub use remote::{FLEET_BURST_SECS, Remote};
 
 use std::collections::HashMap;
 use std::sync::Arc;

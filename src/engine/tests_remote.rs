@@ -2,6 +2,7 @@
 //! never twice, refused by what protects us, lifted only by their own node, held back by the
 //! fleet's own rate bucket (never dropped, never starving local detection), capped.
 
+use super::remote::{FLEET_BURST_SECS, Remote};
 use super::tests::{config, feed, rule, syn};
 use super::*;
 use crate::cluster::{BanKind, BanMessage};

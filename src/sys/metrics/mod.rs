@@ -23,6 +23,8 @@ use crate::engine::SuppressReason;
 
 /// The `rule` label of manual bans (their reasons are free text).
 pub const MANUAL: &str = "manual";
+/// The `rule` label of bans from other fleet nodes (their rules are not ours).
+pub const FLEET: &str = "fleet";
 /// Upper bounds of the reaction-time buckets, in seconds.
 const REACTION_BUCKETS: [f64; 11] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

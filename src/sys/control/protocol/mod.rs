@@ -198,7 +198,7 @@ pub struct StatusInfo {
     pub recent_events: Vec<String>,
     /// The fleet link (`[cluster]`), when sharing is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<crate::cluster::ClusterStatus>,
+    pub cluster: Option<Box<crate::cluster::ClusterStatus>>,
 }
 
 /// Capture counters of one interface, as libpcap reports them.
