@@ -18,6 +18,7 @@ mod firewall_nft;
 mod firewall_rules;
 mod firewall_standalone;
 mod fleet;
+mod fleet_daemon;
 mod harness;
 mod layout;
 mod live;
