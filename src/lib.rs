@@ -68,6 +68,9 @@
 //!   outputs (a bounded queue and a writer thread each), the state file, host facts, the
 //!   control socket, metrics and their HTTP endpoint (prometheus-client, hyper), the enforcer
 //!   that drives [`firewall`].
+//! - [`trust`] (pure): who is never banned (verified peers: established TCP, SSH sessions,
+//!   gateways, resolvers, the allowlist, each with why) and which sources are never counted
+//!   (martians); `sys::peers` gathers the facts.
 //! - [`firewall`]: the `autoblock-firewall` crate, re-exported: bans in the kernel in atomic
 //!   batches; the daemon's enforcer and library users share it.
 //! - `daemon` and `replay`: wiring only (threads, channels, shutdown), the one place the core
@@ -76,7 +79,7 @@
 //! - [`cli`]: parses arguments and runs a subcommand, which returns a [`cli::CliError`] (exit
 //!   code and causes); `main` sets up logging, prints that one error and exits.
 //!
-//! Pure modules (`packet`, `engine`, `event`, [`time`]) never do I/O and never read the clock;
+//! Pure modules (`packet`, `engine`, `event`, [`trust`], [`time`]) never do I/O and never read the clock;
 //! a test (`tests/it/layout.rs`) keeps it so.
 
 #![deny(unsafe_code)]
@@ -92,6 +95,7 @@ pub(crate) mod event;
 pub mod packet;
 pub(crate) mod replay;
 pub mod sys;
+pub mod trust;
 
 pub use autoblock_firewall as firewall;
 pub use engine::time;

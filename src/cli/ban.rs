@@ -14,7 +14,7 @@ use super::remote::{RemoteArgs, emit, human_secs, parse_duration, unexpected};
 use super::replay::parse_net;
 use super::{CliError, CliResult};
 use crate::config::duration::Formatted;
-use crate::sys::control::protocol::{BanInfo, Refusal, Request, Response, net_text};
+use crate::sys::control::protocol::{BanInfo, Refusal, Request, Response, check_reason, net_text};
 
 /// Targets per request: 10k of the longest IPv6 CIDR text stay well under 1 MiB.
 pub const CHUNK: usize = 10_000;
@@ -38,7 +38,7 @@ pub struct BanArgs {
     pub duration: Option<Duration>,
     /// Why: shown by `autoblock list`, kept in the kernel rule's comment, and in events as
     /// `comment` (the ban's rule is `manual`)
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", value_parser = reason_arg)]
     pub reason: Option<String>,
     /// Ban even allowlisted targets (our own addresses are never banned)
     #[arg(long)]
@@ -51,6 +51,11 @@ pub struct BanArgs {
     /// `-` reads standard input
     #[arg(long, value_name = "LIST")]
     pub file: Option<PathBuf>,
+}
+
+/// The protocol's bound on reasons, checked before anything is sent (exit 2).
+fn reason_arg(text: &str) -> Result<String, String> {
+    check_reason(text).map(|()| text.to_owned())
 }
 
 /// A ban of at least one second; fractions round up (the protocol counts whole seconds).

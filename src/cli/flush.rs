@@ -2,13 +2,14 @@
 //! and nothing else, and say exactly what was there. Refused while a daemon runs: it owns the
 //! chain and would put its bans back (its control socket answers, or it holds the chain's
 //! lock). Bans are lost: the state file forgets them too (its offense history stays), so the
-//! next start does not put them back.
+//! next start does not put them back. A table it cannot read, or anything of ours left
+//! afterwards, is an error (exit 1).
 
 use std::time::Duration;
 
 use super::remote::emit;
 use super::{CliError, CliResult, load_config};
-use crate::firewall::{Firewall, FirewallError, Removed};
+use crate::firewall::{Family, Firewall, FirewallError, Flushed};
 use crate::sys::control::{client, protocol};
 use crate::sys::enforcer::firewall_options;
 
@@ -56,29 +57,40 @@ fn running(who: String) -> CliError {
     .hint("(stop it first: `sudo systemctl stop autoblock`, or end `autoblock run`)")
 }
 
+/// `filter (ipv4), filter (ipv6)`.
+fn places(list: &[(Family, String)]) -> String {
+    let names: Vec<String> = list.iter().map(|(f, t)| format!("{t} ({f})")).collect();
+    names.join(", ")
+}
+
 /// One line saying what was removed, or that nothing was there.
-fn describe(chain: &str, r: &Removed) -> String {
+fn describe(chain: &str, r: &Flushed) -> String {
     if r.is_empty() {
         return format!("nothing to remove: no chain {chain}, no jump to it, no set of ours\n");
     }
     let mut parts = Vec::new();
     if !r.chains.is_empty() {
-        parts.push(format!("chain {chain} in {}", r.chains.join(", ")));
+        parts.push(format!("chain {chain} in {}", places(&r.chains)));
+    }
+    if !r.tables.is_empty() {
+        parts.push(format!("table {}", r.tables.join(", ")));
     }
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-    parts.push(plural(r.bans, "ban"));
+    parts.push(plural(r.entries - r.rules.min(r.entries), "ban"));
     if r.rules > 0 {
         parts.push(plural(r.rules, "typed rule"));
     }
-    parts.push(plural(r.jumps, "jump"));
+    if r.tables.is_empty() {
+        parts.push(plural(r.jumps, "jump"));
+    }
     if !r.sets.is_empty() {
         parts.push(format!("sets {}", r.sets.join(", ")));
     }
     let mut out = format!("removed {}\n", parts.join(", "));
-    if r.foreign_kept > 0 {
+    if !r.kept.is_empty() {
         out.push_str(&format!(
-            "kept chain {chain} with {}: not ours\n",
-            plural(r.foreign_kept, "rule")
+            "kept chain {chain} in {}: it holds rules that are not ours\n",
+            places(&r.kept)
         ));
     }
     out
@@ -91,20 +103,25 @@ mod tests {
     #[test]
     fn says_what_was_there() {
         assert_eq!(
-            describe("AUTOBLOCK", &Removed::default()),
+            describe("AUTOBLOCK", &Flushed::default()),
             "nothing to remove: no chain AUTOBLOCK, no jump to it, no set of ours\n"
         );
-        let r = Removed {
-            chains: vec!["filter (ipv4)".into(), "filter (ipv6)".into()],
-            jumps: 2,
-            bans: 1,
-            rules: 0,
-            sets: vec!["autoblock4".into(), "autoblock6".into()],
-            foreign_kept: 0,
-        };
+        let mut r = Flushed::default();
+        r.chains = vec![(Family::V4, "filter".into()), (Family::V6, "filter".into())];
+        r.jumps = 2;
+        r.entries = 1;
+        r.sets = vec!["autoblock4".into(), "autoblock6".into()];
         assert_eq!(
             describe("AUTOBLOCK", &r),
             "removed chain AUTOBLOCK in filter (ipv4), filter (ipv6), 1 ban, 2 jumps, sets autoblock4, autoblock6\n"
+        );
+        let mut n = Flushed::default();
+        n.tables = vec!["inet autoblock".into()];
+        n.entries = 3;
+        n.sets = vec!["v4_32".into()];
+        assert_eq!(
+            describe("AUTOBLOCK", &n),
+            "removed table inet autoblock, 3 bans, sets v4_32\n"
         );
     }
 }

@@ -204,6 +204,32 @@ fn wrong_types_and_syntax_say_what_was_expected() {
     assert!(p.starts_with("rules.toml:2:7: enforce.ban: "), "{p}");
 }
 
+#[test]
+fn hooks_take_user_chains_such_as_docker_user_but_never_our_own_chain() {
+    // Finding 10: the README's Docker hook.
+    let c = parse("[enforce]\nhooks = [\"INPUT\", \"DOCKER-USER\"]\n").unwrap();
+    assert_eq!(c.enforce.hooks, ["INPUT", "DOCKER-USER"]);
+    let c = parse("[enforce]\nhooks = [\"filter:DOCKER-USER\", \"raw:PREROUTING\"]\n").unwrap();
+    assert_eq!(c.enforce.hooks, ["filter:DOCKER-USER", "raw:PREROUTING"]);
+    // A hook on our own chain would make it jump to itself: refused by check, not at start.
+    for (text, col) in [
+        ("[enforce]\nhooks = [\"INPUT\", \"filter:AUTOBLOCK\"]\n", 19),
+        (
+            "[enforce]\nchain = \"AB-1\"\nhooks = [\"INPUT\", \"AB-1\"]\n",
+            19,
+        ),
+    ] {
+        let p = one_problem(text);
+        assert!(p.contains(&format!(":{col}: enforce.hooks[1]: ")), "{p}");
+        assert!(p.contains("our own chain"), "{p}");
+    }
+    // A built-in chain of another table, a bad table, a bad name.
+    for hook in ["raw:INPUT", "nat:PREROUTING", "filter:", "INPUT -j X", "-X"] {
+        let p = one_problem(&format!("[enforce]\nhooks = [{hook:?}]\n"));
+        assert!(p.contains("enforce.hooks[0]: "), "{hook}: {p}");
+    }
+}
+
 const BAD_CIDR: &str = "[allow]\nnets = [\"10.0.0.0/8\", \"10.0.0.300/8\", \"::1/129\"]\n";
 
 #[test]
@@ -303,7 +329,7 @@ snaplen = 10
 [enforce]
 backend = "pf"
 chain = "TOO LONG AND SPACED"
-hooks = ["OUTPUT", "nat:PREROUTING", "raw:PREROUTING"]
+hooks = ["raw:INPUT", "nat:PREROUTING", "raw:PREROUTING"]
 ban = "2d"
 max_ban = "1d"
 repeat_multiplier = 0.5

@@ -11,6 +11,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
+use crate::firewall::{FirewallError, FirewallOptions};
+
 use super::duration;
 use super::error::{ConfigError, Problem, line_col};
 use super::parse::deserialize;
@@ -243,6 +245,13 @@ fn capture(ctx: &mut Ctx, raw: &raw::RawCapture) -> CaptureConfig {
 const DEFAULT_BAN: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_BAN: Duration = Duration::from_secs(24 * 3600);
 
+fn chain_ok(text: &str) -> bool {
+    (1..=28).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 fn backend(ctx: &mut Ctx, raw: &raw::RawEnforce) -> Backend {
     match raw
         .backend
@@ -263,11 +272,7 @@ fn chain(ctx: &mut Ctx, raw: &raw::RawEnforce) -> String {
         return "AUTOBLOCK".to_owned();
     };
     let text = c.get_ref();
-    let ok = (1..=28).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !ok {
+    if !chain_ok(text) {
         let msg = format!("`{text}` is not a chain name (1-28 characters of A-Z a-z 0-9 _ -)");
         ctx.at(c.span(), "enforce.chain", msg);
     }
@@ -292,7 +297,13 @@ fn repeat_multiplier(ctx: &mut Ctx, raw: &raw::RawEnforce) -> f64 {
 fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
     let backend = backend(ctx, raw);
     let chain = chain(ctx, raw);
-    let hooks = hooks(ctx, &raw.hooks, backend);
+    // An invalid chain is reported above; the hooks are checked against the default then.
+    let own = if chain_ok(&chain) {
+        chain.as_str()
+    } else {
+        "AUTOBLOCK"
+    };
+    let hooks = hooks(ctx, &raw.hooks, backend, own);
     let priority = ctx
         .int(&raw.priority, "enforce.priority", -10, -1000..=1000)
         .unwrap_or(-10) as i32;
@@ -406,9 +417,16 @@ const NFT_HOOKS: [&str; 10] = [
     "mangle:POSTROUTING",
 ];
 
-/// `INPUT`, `FORWARD`, or `table:CHAIN` with table filter, raw or mangle (with nftables, only
-/// chains that are nftables hooks).
-fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>, backend: Backend) -> Vec<String> {
+/// `INPUT`, `FORWARD`, a chain of yours such as `DOCKER-USER`, or `table:CHAIN` with table
+/// filter, raw or mangle: whatever the firewall library accepts at open (its own check, so
+/// `check` and a start never disagree), never our own `chain`; with nftables, only chains that
+/// are nftables hooks.
+fn hooks(
+    ctx: &mut Ctx,
+    raw: &S<Vec<Spanned<String>>>,
+    backend: Backend,
+    chain: &str,
+) -> Vec<String> {
     let Some(list) = raw else {
         return vec!["INPUT".to_owned()];
     };
@@ -420,24 +438,20 @@ fn hooks(ctx: &mut Ctx, raw: &S<Vec<Spanned<String>>>, backend: Backend) -> Vec<
     for (i, hook) in list.get_ref().iter().enumerate() {
         let key = format!("enforce.hooks[{i}]");
         let text = hook.get_ref();
-        let ok = match text.split_once(':') {
-            None => text == "INPUT" || text == "FORWARD",
-            Some((table, chain)) => {
-                matches!(table, "filter" | "raw" | "mangle")
-                    && !chain.is_empty()
-                    && chain.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
-            }
-        };
+        let checked = FirewallOptions::new(Backend::Iptables, chain)
+            .hooks([text.as_str()])
+            .check();
         let qualified = if text.contains(':') {
             text.clone()
         } else {
             format!("filter:{text}")
         };
-        if !ok {
-            let msg = format!(
-                "unknown hook `{text}`, expected INPUT, FORWARD or table:CHAIN with table filter, raw or mangle (such as raw:PREROUTING)"
-            );
-            ctx.at(hook.span(), &key, msg);
+        if let Err(e) = checked {
+            let why = match e {
+                FirewallError::InvalidOption(why) => why,
+                other => other.to_string(),
+            };
+            ctx.at(hook.span(), &key, why);
         } else if backend == Backend::Nftables && !NFT_HOOKS.contains(&qualified.as_str()) {
             let msg = format!("`{text}` is not an nftables hook, expected one of {NFT_HOOKS:?}");
             ctx.at(hook.span(), &key, msg);

@@ -186,21 +186,33 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         reloads,
     };
     let exit = edge::run(edge, &mut signals);
-    notify::stopping("stopping");
-    let stop_started = Instant::now();
-    workers.stop();
-    // After the engine: its last decisions are queued; they get a bounded time to go out.
-    if let Some(f) = fleet {
-        f.close(&signals.rt);
-    }
-    finish(&config, fw, &shared, stop_started);
-    // Whatever the outputs still take, within a bound: a stalled stdout never holds up exit.
-    shared.events.close(EVENTS_AT_EXIT);
+    shut_down(workers, fleet, &signals, &config, fw, &shared);
     drop(lock);
     match exit? {
         Exit::Stop => Ok(()),
         Exit::Fatal(why) => Err(anyhow::anyhow!(why)),
     }
+}
+
+/// The stop sequence: the workers, then the fleet link (the engine's last decisions are queued;
+/// they get a bounded time to go out), the kernel clean-up and `stopped`, then the outputs.
+fn shut_down(
+    workers: Workers,
+    fleet: Option<fleet::Fleet>,
+    signals: &Signals,
+    config: &Config,
+    fw: Option<Arc<Firewall>>,
+    shared: &DaemonState,
+) {
+    notify::stopping("stopping");
+    let stop_started = Instant::now();
+    workers.stop();
+    if let Some(f) = fleet {
+        f.close(&signals.rt);
+    }
+    finish(config, fw, shared, stop_started);
+    // Whatever the outputs still take, within a bound: a stalled stdout never holds up exit.
+    shared.events.close(EVENTS_AT_EXIT);
 }
 
 /// After the workers stopped: the kernel clean-up if asked (`keep_on_exit = false`), then the

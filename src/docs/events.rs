@@ -1,6 +1,6 @@
 //! Every event kind with its fields, for the EVENTS section of autoblock(8) and the README's
 //! events table (a test keeps the README's copy equal to [`markdown`]). [`doc_of`] matches
-//! every variant of [`Event`] without a wildcard, so a new variant does not compile until it is
+//! every variant of `Event` without a wildcard, so a new variant does not compile until it is
 //! documented here.
 
 use crate::event::Event;

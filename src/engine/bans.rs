@@ -58,11 +58,13 @@ impl BanTable {
 
     /// Adds or replaces the ban for its key; returns the one it replaced.
     pub fn insert(&mut self, ban: ActiveBan) -> Option<ActiveBan> {
-        self.by_expiry.insert((ban.until, ban.key));
-        let old = self.by_key.insert(ban.key, ban);
+        // Old entry out before the new one goes in: with equal ends they are the same entry.
+        let (until, key) = (ban.until, ban.key);
+        let old = self.by_key.insert(key, ban);
         if let Some(o) = &old {
             self.by_expiry.remove(&(o.until, o.key));
         }
+        self.by_expiry.insert((until, key));
         old
     }
 
@@ -184,5 +186,18 @@ mod tests {
         assert_eq!(t.next_deadline(), Some(Timestamp::from_secs(40)));
         assert!(t.remove(&ban("10.0.0.2", 0).key).is_some());
         assert!(t.len() == 0 && t.next_deadline().is_none());
+    }
+
+    #[test]
+    fn replacing_a_ban_with_the_same_end_keeps_its_deadline() {
+        // Finding 2: `ban 10.44.6.6 10.44.6.6/32` inserts the same key twice with one end.
+        let mut t = BanTable::default();
+        t.insert(ban("10.44.6.6", 2));
+        assert!(t.insert(ban("10.44.6.6", 2)).is_some());
+        assert_eq!(t.next_deadline(), Some(Timestamp::from_secs(2)));
+        let mut out = Vec::new();
+        t.pop_expired(Timestamp::from_secs(2), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(t.len(), 0);
     }
 }

@@ -275,3 +275,30 @@ fn a_directory_exits_2() {
         stderr(&out)
     );
 }
+
+/// Finding 10 (issue 11): the README's Docker hook passed nothing (`-` was refused), and a hook
+/// on our own chain passed `check` only to fail at start.
+#[test]
+fn docker_user_hook_passes_and_a_hook_on_our_own_chain_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shipped = std::fs::read_to_string(shipped_rules()).expect("rules.toml");
+    assert_eq!(shipped.matches("hooks = [\"INPUT\"]").count(), 1);
+    let docker = shipped.replace(
+        "hooks = [\"INPUT\"]",
+        "hooks = [\"INPUT\", \"DOCKER-USER\"]",
+    );
+    let out = check(&write(&dir, "docker.toml", &docker));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let own = shipped.replace(
+        "hooks = [\"INPUT\"]",
+        "hooks = [\"INPUT\", \"filter:AUTOBLOCK\"]",
+    );
+    let path = write(&dir, "own.toml", &own);
+    let out = check(&path);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("enforce.hooks[1]: hook \"filter:AUTOBLOCK\" names our own chain"),
+        "{err}"
+    );
+}

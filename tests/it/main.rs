@@ -3,6 +3,7 @@
 
 mod check;
 mod control;
+mod control_limits;
 mod control_ops;
 mod daemon;
 mod daemon_instances;
@@ -17,14 +18,18 @@ mod firewall_guard;
 mod firewall_nft;
 mod firewall_rules;
 mod firewall_standalone;
+mod firewall_unreadable;
 mod fleet;
 mod fleet_daemon;
 mod harness;
 mod layout;
 mod live;
+mod never_panics;
 mod ops;
 mod packaging;
 mod packet_pcaps;
+mod peers;
 mod replay;
+mod safety;
 mod systemd;
 mod watch;

@@ -258,9 +258,15 @@ fn flush_refuses_while_a_daemon_runs_then_reports_what_it_removed() {
     let out = flush();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The state file forgets the saved ban too, or the next start would put it back.
+    let state = s.dir.path().join("state");
     assert_eq!(
         stdout,
-        "removed chain AUTOBLOCK in filter (ipv4), filter (ipv6), 1 ban, 2 jumps\n"
+        format!(
+            "removed chain AUTOBLOCK in filter (ipv4), filter (ipv6), 1 ban, 2 jumps\n\
+             forgot 1 saved bans in {}\n",
+            state.display()
+        )
     );
     assert!(t.victim.chain(CHAIN).is_none());
     let out = flush();

@@ -142,6 +142,7 @@ fn deb_holds_everything_a_package_install_needs() {
         "/etc/autoblock/rules.toml".into(),
         "/etc/logrotate.d/autoblock".into(),
         "/usr/lib/systemd/system/autoblock.service".into(),
+        "/usr/lib/tmpfiles.d/autoblock.conf".into(),
         "/usr/share/man/man8/autoblock.8.gz".into(),
         "/usr/share/man/man5/autoblock-rules.toml.5.gz".into(),
         "/usr/share/bash-completion/completions/autoblock".into(),
@@ -197,6 +198,12 @@ fn deb_holds_everything_a_package_install_needs() {
     assert!(
         prerm.contains("autoblock flush --config /etc/autoblock/rules.toml"),
         "{prerm}"
+    );
+    // The tmpfiles.d entry is applied at install, not only at the next boot.
+    let postinst = ok(Command::new("dpkg-deb").arg("-I").arg(&deb).arg("postinst"));
+    assert!(
+        postinst.contains("systemd-tmpfiles") && postinst.contains("autoblock.conf"),
+        "{postinst}"
     );
     let postrm = ok(Command::new("dpkg-deb").arg("-I").arg(&deb).arg("postrm"));
     assert!(

@@ -288,12 +288,22 @@ fn an_unreadable_capture_fails_with_how_far_it_got() {
     assert_eq!(s["complete"], false);
     assert!(s["packets"].as_u64().unwrap_or(0) > 1000);
     assert!(err.contains("stopped after"), "{err}");
-    // Not a capture at all: a clear error, exit 1, no summary.
+    // Not a capture at all: a clear error, exit 1, and a summary that says it was not read.
     let junk = tmp.path().join("junk.pcap");
     std::fs::write(&junk, b"this is not a capture file").expect("write");
     let (code, events, err) = replay_json(&[&junk], &[]);
     assert_eq!(code, 1);
-    assert!(events.is_empty());
+    assert_eq!(events.len(), 1, "{events:?}");
+    let s = summary(&events);
+    assert_eq!(s["complete"], false);
+    assert_eq!(s["packets"], 0);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not a capture file"),
+        "{s}"
+    );
     assert!(err.contains("cannot open"), "{err}");
 }
 
@@ -356,16 +366,18 @@ fn tables_read_well_and_every_file_gets_a_summary() {
         text.contains("  top talkers (the 10 sources that sent the most packets, of 30):"),
         "{text}"
     );
-    let rows: Vec<&str> = text
-        .lines()
-        .skip_while(|l| !l.contains("SOURCE") || !l.contains("PACKETS"))
-        .skip(1)
+    // The second file's talkers: the rows under the last header.
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .rposition(|l| l.contains("SOURCE") && l.contains("PACKETS"))
+        .expect("a talkers header");
+    let header = lines[at];
+    let rows: Vec<&str> = lines[at + 1..]
+        .iter()
+        .copied()
         .take_while(|l| !l.is_empty())
         .collect();
-    let header = text
-        .lines()
-        .rfind(|l| l.contains("SOURCE") && l.contains("PACKETS"))
-        .unwrap_or_default();
     let col = header.find("PACKETS").expect("PACKETS column");
     assert!(rows.len() == 10, "{text}");
     for r in &rows {

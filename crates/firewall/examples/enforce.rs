@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             // Dropped without flush: the bans stay for the throughput run.
         }
-        "flush" => Firewall::open(opts)?.flush()?,
+        "flush" => println!("{}", Firewall::remove(opts)?),
         "timing" => {
             let fw = Firewall::open(opts)?;
             // Apply `bans` short and `bans` long bans: two commits, each one process call.

@@ -235,31 +235,6 @@ fn list_agrees_with_next_expiry_to_the_second() {
 }
 
 #[test]
-fn flush_keeps_foreign_rules_in_our_chain() {
-    let fake = Arc::new(Fake::default());
-    fake.set(
-        "iptables-save -t filter",
-        "*filter\n:AB - [0:0]\n-A INPUT -j AB\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n",
-    );
-    fake.set(
-        "ip6tables-save -t filter",
-        "*filter\n:AB - [0:0]\n-A INPUT -j AB\nCOMMIT\n",
-    );
-    let fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
-    fake.take();
-    fw.flush().unwrap();
-    let calls = fake.take();
-    assert_eq!(
-        calls[1].1.as_deref(),
-        Some("*filter\n-D INPUT -j AB\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n")
-    );
-    assert_eq!(
-        calls[3].1.as_deref(),
-        Some("*filter\n-D INPUT -j AB\n-F AB\n-X AB\nCOMMIT\n")
-    );
-}
-
-#[test]
 fn a_failed_open_takes_back_what_it_created() {
     let fake = Arc::new(Fake::default());
     fake.fail(

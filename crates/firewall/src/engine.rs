@@ -65,15 +65,17 @@ impl Firewall {
         family: Family,
         table: &str,
     ) -> Result<TableState, FirewallError> {
-        let text = self.exec.run(&[family.save_cmd(), "-t", table], None)?;
+        let argv = [family.save_cmd(), "-t", table];
+        let text = self.exec.run(&argv, None)?;
         let set = self.ipset().then(|| self.set_name(family));
-        Ok(parse::parse_save(
-            &text,
-            table,
-            &self.settings.chain,
-            set.as_deref(),
-            family,
-        ))
+        parse::parse_save(&text, table, &self.settings.chain, set.as_deref(), family).map_err(
+            |why| FirewallError::UnreadableTable {
+                command: argv.join(" "),
+                family,
+                table: table.to_string(),
+                detail: why.0,
+            },
+        )
     }
 
     pub(super) fn iptables_restore(

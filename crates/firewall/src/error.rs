@@ -94,6 +94,33 @@ pub enum FirewallError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// `iptables-save` gave no complete view of a table we manage (an iptables-nft table holding
+    /// rules added with `nft` that iptables cannot show, or output cut short). Nothing is
+    /// changed in a table we cannot see: a rebuild would drop rules we cannot read, and a jump
+    /// we cannot see would be added again.
+    #[error(
+        "cannot read the {family} {table} table (`{command}`): {detail}; refusing to change a table it cannot see (rules added with nft that iptables cannot show? see `nft list table {} {table}`)",
+        nft_family(*.family)
+    )]
+    UnreadableTable {
+        /// The command that read it.
+        command: String,
+        /// Which tool's tables.
+        family: super::Family,
+        /// The table.
+        table: String,
+        /// What was wrong with its output.
+        detail: String,
+    },
+    /// [`Firewall::flush`](super::Firewall::flush) or
+    /// [`Firewall::remove`](super::Firewall::remove) could not remove everything of ours.
+    #[error("flush incomplete: {reason} (removed before that: {removed})")]
+    FlushIncomplete {
+        /// What was removed before it stopped.
+        removed: Box<super::Flushed>,
+        /// What went wrong, or what is still there.
+        reason: String,
+    },
     /// A set with our name exists but is not a `hash:net` set with timeout and comment support.
     #[error(
         "ipset `{name}` exists but is incompatible (want hash:net {family} with timeout and comment): {header}"
@@ -106,6 +133,13 @@ pub enum FirewallError {
         /// The set's `create` line as the kernel reports it.
         header: String,
     },
+}
+
+fn nft_family(family: super::Family) -> &'static str {
+    match family {
+        super::Family::V4 => "ip",
+        super::Family::V6 => "ip6",
+    }
 }
 
 /// Stderr on one line: lines joined with `; `, usage hints (`Try ...`) left out.
@@ -133,7 +167,8 @@ impl FirewallError {
             | FirewallError::PermissionDenied { command, .. }
             | FirewallError::IpsetUnsupported { command, .. }
             | FirewallError::CommandFailed { command, .. }
-            | FirewallError::Io { command, .. } => Some(command),
+            | FirewallError::Io { command, .. }
+            | FirewallError::UnreadableTable { command, .. } => Some(command),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@ use super::ban::{Ban, Expired, RuleEntry, canonical, unix_secs};
 use super::batch::{Batch, Committed};
 use super::engine::State;
 use super::exec::{Exec, System};
+use super::flush::Flushed;
 use super::guard::{normalize_protected, overlaps};
 use super::lock::{self, ChainLock};
 use super::options::{FirewallOptions, Settings};
@@ -259,19 +260,47 @@ impl Firewall {
     /// longer jumped to), so nothing of yours is lost. Other chains, rules and sets are not
     /// touched. To stop without lifting the entries, drop the `Firewall` instead.
     ///
+    /// Every table is read first: one that `iptables-save` cannot show whole
+    /// ([`FirewallError::UnreadableTable`]) stops the flush before any change. Afterwards the
+    /// kernel is read again; anything of ours still there is
+    /// [`FirewallError::FlushIncomplete`] (which says what was removed before). [`Flushed`]
+    /// says what was removed.
+    ///
     /// ```no_run
     /// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
-    /// Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?.flush()?;
+    /// let flushed = Firewall::open(FirewallOptions::new(Backend::Ipset, "MYAPP"))?.flush()?;
+    /// println!("{flushed}");
     /// # Ok::<(), autoblock_firewall::FirewallError>(())
     /// ```
-    pub fn flush(self) -> Result<(), FirewallError> {
+    pub fn flush(self) -> Result<Flushed, FirewallError> {
         let mut state = self.lock();
-        self.remove_counted(&mut state).map(drop)
+        self.remove_everything(&mut state)
     }
 
-    /// The state, locked (for `remove.rs`).
-    pub(crate) fn lock_state(&self) -> MutexGuard<'_, State> {
-        self.lock()
+    /// Removes what a firewall with `options` created, like [`flush`](Self::flush), without
+    /// opening it first: nothing is created or adopted on the way, and [`Flushed`] reports only
+    /// what was there. Takes the chain's lock like [`open`](Self::open) (a running handle makes
+    /// it fail with [`FirewallError::ChainInUse`]).
+    ///
+    /// ```no_run
+    /// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
+    /// let flushed = Firewall::remove(FirewallOptions::new(Backend::Ipset, "MYAPP"))?;
+    /// if flushed.is_empty() {
+    ///     println!("nothing of MYAPP's was there");
+    /// }
+    /// # Ok::<(), autoblock_firewall::FirewallError>(())
+    /// ```
+    pub fn remove(options: FirewallOptions) -> Result<Flushed, FirewallError> {
+        let settings = options.validate()?;
+        let lock = lock::acquire(
+            &settings.lock_dir,
+            settings.netns.as_deref(),
+            &settings.chain,
+        )?;
+        let exec = Box::new(System {
+            netns: settings.netns.clone(),
+        });
+        Firewall::unopened(settings, exec, Some(lock)).flush()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -26,7 +26,7 @@
 //!     println!("{} until {} ({})", ban.net, ban.until, ban.reason);
 //! }
 //! fw.expire_due(SystemTime::now())?;
-//! fw.flush()?;
+//! println!("{}", fw.flush()?); // what was removed
 //! # Ok(()) }
 //! ```
 //!
@@ -85,6 +85,13 @@
 //!   [`Firewall::check_and_repair`] notices (by counts) and restores from memory; call it
 //!   every few seconds, and at once when [`Firewall::watch`] reports a deletion (it follows
 //!   the kernel's nf_tables notifications).
+//! - **No guessing.** Every read of a table must show it whole: an iptables-nft table holding
+//!   rules `iptables-save` cannot translate (`# Table `filter' is incompatible`), or output cut
+//!   short, is [`FirewallError::UnreadableTable`], and nothing in it is changed (a rebuild would
+//!   drop rules we cannot see; a jump we cannot see would be added again).
+//! - **Flush** ([`Firewall::flush`], or [`Firewall::remove`] without opening) removes what is
+//!   there, reads the kernel again, and reports it ([`Flushed`]); anything of ours left is
+//!   [`FirewallError::FlushIncomplete`].
 //! - **Namespaces.** [`FirewallOptions::netns`] runs every command as `ip netns exec NAME ...`.
 //! - **Errors.** Commands are argument vectors with restore text on stdin, never a shell. A
 //!   failing command becomes a [`FirewallError`] that keeps its command line, exit status,
@@ -108,6 +115,9 @@ mod engine;
 mod error;
 mod exec;
 mod firewall;
+mod flush;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod lock;
 mod mirror;
@@ -118,7 +128,6 @@ mod nft_render;
 mod options;
 mod parse;
 mod probe;
-mod remove;
 mod render;
 mod repair;
 mod rule;
@@ -130,18 +139,22 @@ pub use ban::{Ban, Expired, Family, RuleEntry};
 pub use batch::{Batch, Committed};
 pub use error::FirewallError;
 pub use firewall::Firewall;
+pub use flush::Flushed;
 pub use guard::{Refusal, Refused, Special};
 /// Address and prefix types (from the `ipnet` crate), re-exported so you need not depend on it.
 pub use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use monitor::Watch;
 pub use options::{Backend, DEFAULT_LOCK_DIR, FirewallOptions, UnknownBackend};
-pub use remove::Removed;
 pub use repair::Repair;
 pub use rule::{Action, Net, Ports, Protocol, Rule, TcpFlags};
 
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod engine_tests;
+
+#[cfg(test)]
+#[path = "flush_tests.rs"]
+mod flush_tests;
 
 /// The README's examples compile as written (`cargo test --doc`).
 #[cfg(doctest)]

@@ -16,11 +16,11 @@ use ipnet::IpNet;
 use super::ban::{Ban, Family};
 use super::batch::{self, Batch, Committed, Desired};
 use super::engine::State;
+use super::flush::Flushed;
 use super::guard::{Refusal, Refused};
 use super::mirror::Mirror;
 use super::nft_parse::{NftTable, parse_table};
 use super::nft_render::{BaseChain, NFT_MAX_TIMEOUT, Script, SetKey, base_chains, table_name};
-use super::remove::Removed;
 use super::repair::Repair;
 use super::{Backend, Firewall, FirewallError};
 
@@ -315,25 +315,35 @@ impl Firewall {
         }])
     }
 
-    /// Deletes our table (and with it every chain, set and ban), nothing else; counts what
-    /// was there.
-    pub(crate) fn nft_remove_counted(&self, state: &mut State) -> Result<Removed, FirewallError> {
-        let mut found = Removed::default();
-        if let Some(terse) = self.nft_read(true)? {
-            let table = self.nft_table();
-            found.chains.push(format!("inet {table}"));
-            found.sets = terse.sets.keys().cloned().collect();
-            // The terse listing has no elements; the full one counts the bans removed.
-            found.bans = self
-                .nft_read(false)?
-                .map_or(0, |t| t.sets.values().map(|s| s.elements.len()).sum());
-            let mut script = Script::new(&table);
-            script.delete_table();
-            self.nft_run(script)?;
-        }
+    /// Deletes our table (and with it every chain, set and ban), nothing else; says what was
+    /// there, and reads the ruleset again: a table of ours still there is an error.
+    pub(crate) fn nft_remove_everything(
+        &self,
+        state: &mut State,
+    ) -> Result<Flushed, FirewallError> {
+        let mut done = Flushed::default();
         state.mirror = Mirror::default();
         state.nft_sets.clear();
-        Ok(found)
+        let Some(terse) = self.nft_read(true)? else {
+            return Ok(done);
+        };
+        let table = self.nft_table();
+        done.sets = terse.sets.keys().cloned().collect();
+        // The terse listing has no elements; the full one counts the bans removed.
+        done.entries = self
+            .nft_read(false)?
+            .map_or(0, |t| t.sets.values().map(|s| s.elements.len()).sum());
+        let mut script = Script::new(&table);
+        script.delete_table();
+        self.nft_run(script)?;
+        done.tables.push(format!("inet {table}"));
+        if self.nft_read(true)?.is_some() {
+            return Err(FirewallError::FlushIncomplete {
+                removed: Box::new(done),
+                reason: format!("table inet {table} still there after the removal"),
+            });
+        }
+        Ok(done)
     }
 }
 

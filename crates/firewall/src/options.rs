@@ -337,6 +337,21 @@ impl FirewallOptions {
         })
     }
 
+    /// Checks every option as [`Firewall::open`](super::Firewall::open) does before it reads
+    /// the kernel, without touching anything: a configuration check can refuse what `open`
+    /// would. (Whether a hook that is not a built-in chain exists is only known at open.)
+    ///
+    /// ```
+    /// use autoblock_firewall::{Backend, FirewallOptions};
+    /// let docker = FirewallOptions::new(Backend::Iptables, "MYAPP").hooks(["INPUT", "DOCKER-USER"]);
+    /// assert!(docker.check().is_ok());
+    /// let itself = FirewallOptions::new(Backend::Iptables, "MYAPP").hooks(["filter:MYAPP"]);
+    /// assert!(itself.check().unwrap_err().to_string().contains("our own chain"));
+    /// ```
+    pub fn check(&self) -> Result<(), FirewallError> {
+        self.validate().map(|_| ())
+    }
+
     /// The hooks as (table, chain), without duplicates; problems are added to `problems`.
     fn validate_hooks(&self, problems: &mut Vec<String>) -> Vec<Hook> {
         let mut hooks: Vec<Hook> = Vec::new();
@@ -350,7 +365,11 @@ impl FirewallOptions {
             // A built-in chain of another table in this one is a mistake, not a user chain.
             let misplaced =
                 !builtins.contains(&chain) && TABLES.iter().any(|(_, b)| b.contains(&chain));
-            if !is_name(chain, 28) || chain == self.chain || misplaced {
+            if chain == self.chain {
+                problems.push(format!(
+                    "hook {raw:?} names our own chain {chain:?}: it would jump to itself; hook it from a built-in chain such as INPUT, or a chain of yours such as DOCKER-USER"
+                ));
+            } else if !is_name(chain, 28) || chain.starts_with('-') || misplaced {
                 problems.push(format!(
                     "hook {raw:?}: the {table} table has no built-in chain {chain:?} (one of {}, or a chain of yours that exists, such as DOCKER-USER)",
                     builtins.join(", ")

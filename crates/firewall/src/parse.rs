@@ -121,15 +121,43 @@ pub(crate) fn tokenize(line: &str, escapes: bool) -> Vec<String> {
     out
 }
 
+/// Why `iptables-save` output gives no complete view of a table: acting on it would be a guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable(pub(crate) String);
+
+/// Checks that `text` shows `table` whole: its `*table` section is present and ends with
+/// `COMMIT`, and iptables-save did not call the table incompatible (an iptables-nft table holding
+/// rules iptables cannot translate prints only `# Table `filter' is incompatible, use 'nft'
+/// tool.`, and a rule it fails to parse cuts the output short).
+pub(crate) fn check_readable(text: &str, table: &str) -> Result<(), Unreadable> {
+    let incompatible = format!("# Table `{table}' is incompatible");
+    if let Some(line) = text.lines().find(|l| l.starts_with(&incompatible)) {
+        return Err(Unreadable(format!("iptables-save says `{}`", line.trim())));
+    }
+    let header = format!("*{table}");
+    let mut lines = text.lines().map(str::trim_end);
+    if !lines.any(|l| l == header) {
+        return Err(Unreadable(format!("its output has no `{header}` section")));
+    }
+    match lines.find(|l| *l == "COMMIT" || l.starts_with('*')) {
+        Some("COMMIT") => Ok(()),
+        _ => Err(Unreadable(format!(
+            "its `{header}` section ends without COMMIT (output cut short)"
+        ))),
+    }
+}
+
 /// Reads `table` from `iptables-save` output (one or many tables) of `family` for our
-/// `chain`; a rule that matches `set` (if given) counts as our match rule.
+/// `chain`; a rule that matches `set` (if given) counts as our match rule. Output that does not
+/// show the table whole ([`check_readable`]) is an error, never an empty table.
 pub(crate) fn parse_save(
     text: &str,
     table: &str,
     chain: &str,
     set: Option<&str>,
     family: Family,
-) -> TableState {
+) -> Result<TableState, Unreadable> {
+    check_readable(text, table)?;
     let mut st = TableState::default();
     let mut lines = Vec::new();
     let mut in_table = false;
@@ -195,7 +223,7 @@ pub(crate) fn parse_save(
         }
     }
     st.classify(lines);
-    st
+    Ok(st)
 }
 
 /// One set as `ipset save NAME` prints it.

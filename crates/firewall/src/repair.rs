@@ -1,6 +1,6 @@
 //! [`Repair`]: one thing [`Firewall::check_and_repair`](super::Firewall::check_and_repair) found
 //! missing and put back (its `Display` is a short sentence for logs and `repaired` events), the
-//! check itself (counts, not entry-by-entry diffs). Removal of everything is in `remove.rs`.
+//! check itself (counts, not entry-by-entry diffs). Removal of everything is `flush.rs`.
 
 use std::fmt;
 

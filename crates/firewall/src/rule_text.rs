@@ -125,6 +125,12 @@ pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
         .filter(|n| n.trunc() == *n)
 }
 
+/// A net of the table's family (an IPv4 net in an `ip6tables-save` table is not ours: a
+/// rebuild would write it into the other family's table).
+fn net_of(s: &str, family: Family) -> Option<IpNet> {
+    parse_net(s).filter(|n| Family::of(n) == family)
+}
+
 fn parse_ports(s: &str) -> Option<Ports> {
     let (a, b) = s.split_once(':').unwrap_or((s, s));
     Some(Ports {
@@ -150,8 +156,8 @@ pub(crate) fn parse_line(words: &[String], family: Family) -> Option<Line> {
     let mut it = words.iter().map(String::as_str);
     while let Some(w) = it.next() {
         match w {
-            "-s" | "--source" => rule.src = Some(parse_net(it.next()?)?),
-            "-d" | "--destination" => rule.dst = Some(parse_net(it.next()?)?),
+            "-s" | "--source" => rule.src = Some(net_of(it.next()?, family)?),
+            "-d" | "--destination" => rule.dst = Some(net_of(it.next()?, family)?),
             "-p" | "--protocol" => rule.protocol = Some(parse_protocol(it.next()?, family)?),
             "-m" | "--match" => match it.next()? {
                 "comment" | "limit" => {}

@@ -1,7 +1,7 @@
 //! A recording fake for [`Exec`]: canned stdout per command line, every call kept with its
 //! stdin, so engine tests can check exactly which processes a call would start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -19,8 +19,11 @@ pub(crate) fn ban(net: &str, until: u64, reason: &str) -> super::Ban {
 
 #[derive(Default)]
 pub(crate) struct Fake {
-    /// Command line -> stdout to return; unknown commands print nothing.
+    /// Command line -> stdout to return; unknown commands print nothing (a save: an empty table).
     pub(crate) outputs: Mutex<HashMap<String, String>>,
+    /// Command line -> stdouts to return first, one per call, before `outputs` applies (the
+    /// kernel as a later read sees it).
+    pub(crate) queued: Mutex<HashMap<String, VecDeque<String>>>,
     /// Command line -> stderr of a failure (exit status 1).
     pub(crate) failures: Mutex<HashMap<String, String>>,
     /// (command line, stdin) of every call, in order.
@@ -33,6 +36,16 @@ impl Fake {
             .lock()
             .unwrap()
             .insert(cmd.to_string(), out.to_string());
+    }
+
+    /// `cmd` prints `out` on its next call (after earlier queued ones), then what `set` says.
+    pub(crate) fn queue(&self, cmd: &str, out: &str) {
+        self.queued
+            .lock()
+            .unwrap()
+            .entry(cmd.to_string())
+            .or_default()
+            .push_back(out.to_string());
     }
 
     /// Makes `cmd` fail with `stderr`.
@@ -75,14 +88,24 @@ impl Exec for Shared {
                 input: None,
             });
         }
-        Ok(self
+        let queued = self
             .0
-            .outputs
+            .queued
             .lock()
             .unwrap()
-            .get(&cmd)
-            .cloned()
-            .unwrap_or_default())
+            .get_mut(&cmd)
+            .and_then(VecDeque::pop_front);
+        let canned = queued.or_else(|| self.0.outputs.lock().unwrap().get(&cmd).cloned());
+        Ok(canned.unwrap_or_else(|| empty_table(argv)))
+    }
+}
+
+/// What a save of a table nobody touched prints (built-in chains left out); other commands
+/// print nothing.
+fn empty_table(argv: &[&str]) -> String {
+    match argv {
+        [save, "-t", table] if save.ends_with("-save") => format!("*{table}\nCOMMIT\n"),
+        _ => String::new(),
     }
 }
 

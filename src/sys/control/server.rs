@@ -7,8 +7,9 @@
 //!
 //! Each connection is a task reading request lines; each request is answered by the
 //! [`ControlHandler`] on the blocking pool, so a handler may block on a channel to the engine
-//! thread. Bad input gets a [`Response::Error`] line, never a panic; an over-long line or an
-//! idle connection is closed; connections beyond [`MAX_CONNECTIONS`] get an error and are closed.
+//! thread. Bad input gets a [`Response::Error`] line, never a panic; an over-long line, an idle
+//! connection, or one whose answer is not read within [`WRITE_TIMEOUT`] is closed; connections
+//! beyond [`MAX_CONNECTIONS`] get an error and are closed ([`Limits`]).
 
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,30 @@ pub const MAX_LINE: usize = 1 << 20;
 pub const MAX_CONNECTIONS: usize = 64;
 /// A connection with no complete request for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An answer the client has not taken within this long closes the connection: a client that
+/// sends requests and never reads would otherwise hold its slot forever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one connection may hold, and how many there may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; more are answered with an error and closed.
+    pub max_connections: usize,
+    /// A connection with no complete request for this long is closed.
+    pub idle_timeout: Duration,
+    /// A connection whose answer is not taken within this long is closed.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            idle_timeout: IDLE_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
+        }
+    }
+}
 
 /// The daemon's answer to each request. Called on tokio's blocking pool: it may block (e.g. send
 /// to the engine thread and wait for the reply), but should answer within seconds, since the CLI
@@ -45,8 +70,18 @@ pub async fn serve(
     handler: Arc<dyn ControlHandler>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ControlError> {
+    serve_with(path, handler, shutdown, Limits::default()).await
+}
+
+/// [`serve`] with other [`Limits`].
+pub async fn serve_with(
+    path: &Path,
+    handler: Arc<dyn ControlHandler>,
+    shutdown: watch::Receiver<bool>,
+    limits: Limits,
+) -> Result<(), ControlError> {
     let bound = Bound::new(path).await?;
-    bound.serve(handler, shutdown).await;
+    bound.serve_with(handler, shutdown, limits).await;
     Ok(())
 }
 
@@ -69,7 +104,17 @@ impl Bound {
 
     /// Serves until `shutdown` becomes `true`, then removes the socket file.
     pub async fn serve(self, handler: Arc<dyn ControlHandler>, shutdown: watch::Receiver<bool>) {
-        accept_loop(&self.listener, handler, shutdown).await;
+        self.serve_with(handler, shutdown, Limits::default()).await;
+    }
+
+    /// [`Bound::serve`] with other [`Limits`].
+    pub async fn serve_with(
+        self,
+        handler: Arc<dyn ControlHandler>,
+        shutdown: watch::Receiver<bool>,
+        limits: Limits,
+    ) {
+        accept_loop(&self.listener, handler, shutdown, limits).await;
     }
 }
 
@@ -77,8 +122,9 @@ async fn accept_loop(
     listener: &UnixListener,
     handler: Arc<dyn ControlHandler>,
     mut shutdown: watch::Receiver<bool>,
+    limits: Limits,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let conn_shutdown = shutdown.clone();
     loop {
         tokio::select! {
@@ -90,12 +136,12 @@ async fn accept_loop(
                     match Arc::clone(&slots).try_acquire_owned() {
                         Ok(permit) => {
                             tokio::spawn(async move {
-                                connection(stream, handler, shutdown).await;
+                                connection(stream, handler, shutdown, limits).await;
                                 drop(permit);
                             });
                         }
                         Err(_) => {
-                            tokio::spawn(refuse_busy(stream));
+                            tokio::spawn(refuse_busy(stream, limits));
                         }
                     }
                 }
@@ -180,11 +226,13 @@ async fn bind(path: &Path) -> Result<(UnixListener, SocketFile), ControlError> {
     Ok((listener, guard))
 }
 
-/// Reads request lines and answers each until EOF, an over-long line, idleness or shutdown.
+/// Reads request lines and answers each until EOF, an over-long line, idleness, an answer not
+/// taken in time, or shutdown.
 async fn connection(
     stream: UnixStream,
     handler: Arc<dyn ControlHandler>,
     mut shutdown: watch::Receiver<bool>,
+    limits: Limits,
 ) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -195,7 +243,7 @@ async fn connection(
         let mut limited = (&mut reader).take(limit);
         let read = tokio::select! {
             () = stopped(&mut shutdown) => return,
-            r = tokio::time::timeout(IDLE_TIMEOUT, limited.read_until(b'\n', &mut line)) => r,
+            r = tokio::time::timeout(limits.idle_timeout, limited.read_until(b'\n', &mut line)) => r,
         };
         let n = match read {
             Ok(Ok(n)) => n,
@@ -215,7 +263,8 @@ async fn connection(
         };
         let mut out = encode_response(&response);
         out.push('\n');
-        if write.write_all(out.as_bytes()).await.is_err() || !keep_going {
+        let written = tokio::time::timeout(limits.write_timeout, write.write_all(out.as_bytes()));
+        if !matches!(written.await, Ok(Ok(()))) || !keep_going {
             return;
         }
     }
@@ -242,9 +291,12 @@ async fn answer(line: &[u8], handler: &Arc<dyn ControlHandler>) -> Response {
     }
 }
 
-async fn refuse_busy(mut stream: UnixStream) {
-    let message = format!("too many control connections (limit {MAX_CONNECTIONS}); try again");
+async fn refuse_busy(mut stream: UnixStream, limits: Limits) {
+    let message = format!(
+        "too many control connections (limit {}); try again",
+        limits.max_connections
+    );
     let mut out = encode_response(&Response::Error { message });
     out.push('\n');
-    let _ = stream.write_all(out.as_bytes()).await;
+    let _ = tokio::time::timeout(limits.write_timeout, stream.write_all(out.as_bytes())).await;
 }

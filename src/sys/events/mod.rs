@@ -131,11 +131,11 @@ impl Output for EventFile {
 }
 
 fn open_append(path: &Path) -> io::Result<(File, (u64, u64))> {
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(FILE_MODE)
-        .open(path)?;
+    // Never through a symbolic link planted where the file goes (we write as root).
+    let file = crate::sys::files::open_nofollow(
+        OpenOptions::new().append(true).create(true).mode(FILE_MODE),
+        path,
+    )?;
     let meta = file.metadata()?;
     Ok((file, (meta.dev(), meta.ino())))
 }

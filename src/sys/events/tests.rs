@@ -371,6 +371,32 @@ fn close_gives_up_on_a_stuck_output_within_its_bound() {
 }
 
 #[test]
+fn a_symbolic_link_is_never_written_through() {
+    use super::output::Output;
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    let Err(e) = super::EventFile::open(path.clone()) else {
+        panic!("opened a link");
+    };
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    // Planted after a rotation: the line is dropped (counted by the queue), the link's target
+    // is untouched.
+    std::fs::remove_file(&path).unwrap();
+    let mut file = super::EventFile::open(path.clone()).unwrap();
+    assert!(file.write_line(BLOCK));
+    std::fs::rename(&path, dir.path().join("events.jsonl.1")).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    assert!(!file.write_line(BLOCK));
+    file.reopen();
+    assert!(!file.write_line(BLOCK));
+    assert_eq!(read(&victim), "precious\n");
+    assert_eq!(read(&dir.path().join("events.jsonl.1")).as_bytes(), BLOCK);
+}
+
+#[test]
 fn suppressed_events_beyond_the_quota_are_dropped_and_counted() {
     let clock = FakeRelativeClock::default();
     let out = Memory::new("stdout");

@@ -97,6 +97,13 @@ impl Drop for Netns {
 /// A child process killed (by its own pid) on drop.
 pub struct Background(Child);
 
+impl Background {
+    /// Its pid (`ip netns exec` execs the command: the command's own pid).
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Background {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -6,7 +6,9 @@
 //! looked at, so a CLI and a daemon from different releases say so instead of guessing.
 //!
 //! Networks travel as text: a plain address for a /32 or /128 (`"203.0.113.7"`), CIDR otherwise
-//! (`"2001:db8::/64"`); host bits are cleared on reading. Times are RFC 3339 strings. Field names
+//! (`"2001:db8::/64"`); host bits are cleared on reading, and IPv4-mapped addresses are read as
+//! IPv4. A manual ban's reason is bounded and free of control characters (`edge.rs`). Times are
+//! RFC 3339 strings. Field names
 //! are snake_case and stable: add fields with `#[serde(default)]`, never rename; a change that
 //! old peers would misread bumps [`VERSION`].
 
@@ -15,8 +17,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod edge;
 mod views;
 
+pub use edge::{MAX_REASON_BYTES, check_reason};
 pub use views::{Covered, ReloadInfo, RuleStatus, RuleTopInfo, SourceValue, TopInfo};
 
 /// The protocol version this build speaks.
@@ -50,8 +54,9 @@ pub enum Request {
         /// `None`: the configured `[enforce] ban`.
         #[serde(default)]
         duration_secs: Option<u64>,
-        /// Shown by `list` and in events; `None`: "manual".
-        #[serde(default)]
+        /// Shown by `list` and in events; `None`: "manual". At most [`MAX_REASON_BYTES`], no
+        /// control characters ([`check_reason`]).
+        #[serde(default, deserialize_with = "edge::reason")]
         reason: Option<String>,
         /// Ban even an allowlisted target (never a local address).
         #[serde(default)]
@@ -87,6 +92,7 @@ pub enum Request {
     /// Why is (or isn't) this address banned: its counters against every rule.
     Explain {
         /// The address.
+        #[serde(deserialize_with = "edge::addr")]
         addr: IpAddr,
     },
 }
@@ -354,12 +360,14 @@ pub fn net_text(net: &IpNet) -> String {
     }
 }
 
-/// A CIDR, or a plain address meaning /32 or /128; host bits are cleared.
+/// A CIDR, or a plain address meaning /32 or /128; host bits are cleared, and an IPv4-mapped
+/// address or prefix (`::ffff:192.0.2.7`) is IPv4.
 pub fn parse_net(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>()
         .map(|n| n.trunc())
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .ok()
+        .map(edge::canonical_net)
 }
 
 fn encode<T: Serialize>(body: &T) -> String {

@@ -298,3 +298,80 @@ fn net_text_drops_host_prefix() {
     assert_eq!(parse_net("300.1.1.1"), None);
     assert_eq!(parse_net(" 1.2.3.4"), None);
 }
+
+fn ban_line(targets: &str, reason: &str) -> String {
+    let reason = serde_json::to_string(reason).expect("json");
+    format!(r#"{{"v":1,"type":"ban","data":{{"targets":{targets},"reason":{reason}}}}}"#)
+}
+
+#[test]
+fn a_reason_longer_than_the_bound_or_with_control_characters_is_refused() {
+    // Issue 11: a 47 KB reason became a 33 MB response and state file.
+    let long = "x".repeat(47 * 1024);
+    let e = decode_request(ban_line(r#"["10.0.0.1"]"#, &long).as_bytes()).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "reason is {} bytes, at most {MAX_REASON_BYTES}",
+            47 * 1024
+        )),
+        "{text}"
+    );
+    // ESC sequences and newlines were printed raw by `list`.
+    for bad in [
+        "\u{1b}[2J\u{1b}[31mowned",
+        "two\nlines",
+        "nul\0",
+        "bidi \u{202e}txt.exe",
+    ] {
+        let e = decode_request(ban_line(r#"["10.0.0.1"]"#, bad).as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("control character"), "{bad:?}: {e}");
+    }
+    let fine = "x".repeat(MAX_REASON_BYTES);
+    for ok in ["abuse report #12 \"quoted\" é", fine.as_str()] {
+        let Request::Ban { reason, .. } =
+            decode_request(ban_line(r#"["10.0.0.1"]"#, ok).as_bytes()).unwrap()
+        else {
+            panic!("not a ban");
+        };
+        assert_eq!(reason.as_deref(), Some(ok));
+    }
+    assert_eq!(check_reason("ok"), Ok(()));
+}
+
+#[test]
+fn ipv4_mapped_targets_are_ipv4() {
+    // Issue 11: `::ffff:127.0.0.1` got past the 127/8 allowlist as an IPv6 target.
+    let line = ban_line(
+        r#"["::ffff:127.0.0.1", "::ffff:10.1.2.0/120", "::ffff:0:0/95"]"#,
+        "x",
+    );
+    let Request::Ban { targets, .. } = decode_request(line.as_bytes()).unwrap() else {
+        panic!("not a ban");
+    };
+    assert_eq!(
+        targets,
+        [net("127.0.0.1"), net("10.1.2.0/24"), net("::fffe:0:0/95")]
+    );
+    let line = r#"{"v":1,"type":"explain","data":{"addr":"::ffff:192.0.2.7"}}"#;
+    assert_eq!(
+        decode_request(line.as_bytes()).unwrap(),
+        Request::Explain {
+            addr: "192.0.2.7".parse().unwrap()
+        }
+    );
+    let line = r#"{"v":1,"type":"unban","data":{"targets":["::ffff:192.0.2.7"]}}"#;
+    assert_eq!(
+        decode_request(line.as_bytes()).unwrap(),
+        Request::Unban {
+            targets: vec![net("192.0.2.7")],
+            covering: false,
+            all: false,
+            rule: None,
+        }
+    );
+    assert_eq!(
+        parse_net("::ffff:203.0.113.7/128"),
+        Some(net("203.0.113.7"))
+    );
+}
