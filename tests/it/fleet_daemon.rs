@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::daemon::{ATTACKER4, Daemon, Kernel, Setup, Topo, drops_of, poll};
+use crate::harness::daemon::{ATTACKER4, Daemon, Kernel, Setup, Stdout, Topo, drops_of, poll};
 use crate::harness::fleet::{Broker, require_fleet};
 use crate::harness::netns::Netns;
 
@@ -317,4 +317,29 @@ fn a_node_catches_up_within_1s_of_reconnecting_after_an_outage_or_a_restart() {
         .filter(|e| five.iter().any(|t| e["ip"] == t.as_str()))
         .collect();
     assert!(again.is_empty(), "applied twice: {again:?}");
+}
+
+#[test]
+fn an_unusable_cluster_section_stops_the_start_with_exit_1_and_the_reason() {
+    if !require_fleet() {
+        return;
+    }
+    let ns = Netns::new("abF2fe");
+    let mut s = setup("a", "iptables", Some("lo"), None);
+    let creds = s.dir.path().join("missing.creds");
+    s.set(
+        "credentials = \"\"",
+        &format!("credentials = {:?}", creds.display().to_string()),
+    );
+    s.write();
+    let mut d = Daemon::spawn(&ns, &s, &[], "bad", Stdout::File);
+    let (status, _) = d.wait_exit(WAIT);
+    let err = std::fs::read_to_string(&d.stderr).unwrap_or_default();
+    assert_eq!(status.code(), Some(1), "{err}");
+    let want = format!(
+        "cannot start the fleet link: cannot read the NATS credentials file {}",
+        creds.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(d.of("started").is_empty(), "started before failing");
 }
