@@ -84,7 +84,7 @@ pub fn overview(config: &Config) -> Vec<String> {
         .as_deref()
         .map_or("none".to_owned(), |f| format!("`{f}`"));
     let allow: Vec<String> = config.allow.nets.iter().map(net_text).collect();
-    vec![
+    let mut lines = vec![
         format!(
             "capture:   interfaces {interfaces}; bpf_filter {filter}; snaplen {}",
             c.snaplen
@@ -108,7 +108,44 @@ pub fn overview(config: &Config) -> Vec<String> {
                 allow.join(", ")
             }
         ),
-    ]
+    ];
+    lines.extend(cluster_line(&config.cluster));
+    lines
+}
+
+/// `cluster:   fleet web as node a (servers ...); shares rules, manual; applies the fleet's
+/// bans`, when `[cluster]` has servers (nothing otherwise: sharing is off).
+fn cluster_line(c: &crate::config::ClusterConfig) -> Option<String> {
+    if !c.enabled() {
+        return None;
+    }
+    let node = c.node.as_deref().unwrap_or("<the host name>");
+    let mut shares: Vec<&str> = Vec::new();
+    if c.share.rules {
+        shares.push("rules");
+    }
+    if c.share.manual {
+        shares.push("manual");
+    }
+    let shares = if shares.is_empty() {
+        "shares nothing".to_owned()
+    } else {
+        format!("shares {} bans", shares.join(" and "))
+    };
+    let accept = if c.accept {
+        "applies the fleet's bans"
+    } else {
+        "ignores the fleet's bans"
+    };
+    let creds = c
+        .credentials
+        .as_ref()
+        .map_or(String::new(), |p| format!(", credentials {}", p.display()));
+    Some(format!(
+        "cluster:   fleet {} as node {node} (servers {}{creds}); {shares}; {accept}",
+        c.name,
+        c.servers.join(", "),
+    ))
 }
 
 /// One line per rule, or a note that detection is off.
@@ -244,6 +281,25 @@ mod tests {
                 "enforce:   backend ipset, chain AUTOBLOCK, hooks INPUT, FORWARD; dry_run yes (nothing is enforced)",
                 "allowlist: 192.0.2.0/24, 2001:db8::1",
             ]
+        );
+    }
+
+    #[test]
+    fn the_overview_has_a_cluster_line_when_sharing_is_on() {
+        let parse = |text: &str| config::parse_str(text, Path::new("r.toml")).expect("valid");
+        assert!(
+            overview(&parse(""))
+                .iter()
+                .all(|l| !l.starts_with("cluster"))
+        );
+        let c = parse(
+            "[cluster]\nservers = [\"nats://10.0.0.5:4222\", \"tls://nats.example.net:4222\"]\nname = \"web\"\nshare = [\"manual\"]\n",
+        );
+        assert_eq!(
+            overview(&c).last().map(String::as_str),
+            Some(
+                "cluster:   fleet web as node <the host name> (servers nats://10.0.0.5:4222, tls://nats.example.net:4222); shares manual bans; applies the fleet's bans"
+            )
         );
     }
 

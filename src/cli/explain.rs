@@ -118,8 +118,12 @@ fn ban_line(x: &Explanation) -> String {
             } else {
                 ""
             };
+            let from = match &b.origin {
+                Some(node) => format!(", from fleet node {node}"),
+                None => String::new(),
+            };
             format!(
-                "yes: {}{whose} by {rule} until {} ({} left, {what}){}",
+                "yes: {}{whose} by {rule} until {} ({} left, {what}{from}){}",
                 net_text(&b.target),
                 b.until,
                 human_secs(b.remaining_secs),

@@ -59,6 +59,9 @@ pub fn render(s: &StatusInfo) -> String {
         s.enforcer_errors,
         s.pending_decisions,
     );
+    if let Some(c) = &s.cluster {
+        out.push_str(&cluster_lines(c));
+    }
     if let Some(why) = &s.state_error {
         out.push_str(&format!("state:             NOT SAVED: {why}\n"));
     }
@@ -125,6 +128,35 @@ fn reload_line(s: &StatusInfo) -> String {
     }
 }
 
+/// The fleet link: who we are, whether the broker is reachable, what went out and came in.
+fn cluster_lines(c: &crate::cluster::ClusterStatus) -> String {
+    let state = if c.connected {
+        "connected"
+    } else {
+        "NOT CONNECTED (bans are queued)"
+    };
+    let mut out = format!(
+        "fleet:             {} as node {}, {state}\n\
+         fleet sent:        {} published, {} queued, {} dropped, {} stale\n\
+         fleet received:    {} applied, {} lag, {} waiting (rate), {} malformed, {} reconnects\n",
+        c.fleet,
+        c.node,
+        c.published,
+        c.queued,
+        c.dropped,
+        c.stale,
+        c.received,
+        c.pending,
+        c.waiting,
+        c.malformed,
+        c.reconnects,
+    );
+    if let Some(e) = &c.last_error {
+        out.push_str(&format!("fleet last error:  {e}\n"));
+    }
+    out
+}
+
 fn rules_table(s: &StatusInfo) -> String {
     let rows: Vec<Vec<String>> = s
         .rules
@@ -157,4 +189,35 @@ fn rules_table(s: &StatusInfo) -> String {
         ],
         &rows,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterStatus;
+
+    #[test]
+    fn the_fleet_link_has_its_lines_only_when_sharing_is_on() {
+        let mut s = StatusInfo::default();
+        assert!(!render(&s).contains("fleet"));
+        s.cluster = Some(Box::new(ClusterStatus {
+            fleet: "web".into(),
+            node: "web-1".into(),
+            published: 12,
+            received: 30,
+            waiting: 2,
+            last_error: Some("2026-11-24T10:00:00.000Z: NATS: disconnected".into()),
+            ..ClusterStatus::default()
+        }));
+        let text = render(&s);
+        assert!(
+            text.contains(
+                "fleet:             web as node web-1, NOT CONNECTED (bans are queued)\n\
+                 fleet sent:        12 published, 0 queued, 0 dropped, 0 stale\n\
+                 fleet received:    30 applied, 0 lag, 2 waiting (rate), 0 malformed, 0 reconnects\n\
+                 fleet last error:  2026-11-24T10:00:00.000Z: NATS: disconnected\n"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -53,6 +53,11 @@ pub fn diff(old: &Config, new: &Config) -> Vec<String> {
         old.limits.max_tracked_sources.to_string(),
         new.limits.max_tracked_sources.to_string(),
     );
+    key(
+        "cluster.share",
+        share(old.cluster.share),
+        share(new.cluster.share),
+    );
     out.extend(set_diff("allow.nets", &old.allow.nets, &new.allow.nets));
     out.extend(rules(&old.rules, &new.rules));
     out
@@ -133,6 +138,19 @@ fn rule(o: &Rule, n: &Rule) -> Vec<String> {
         out.push(line);
     }
     out
+}
+
+/// `rules, manual`, `rules`, `manual` or `none`.
+fn share(s: super::ShareKinds) -> String {
+    let kinds: Vec<&str> = [("rules", s.rules), ("manual", s.manual)]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+    if kinds.is_empty() {
+        "none".into()
+    } else {
+        kinds.join(", ")
+    }
 }
 
 fn dur(d: std::time::Duration) -> String {

@@ -164,7 +164,10 @@ fn ms(d: Duration) -> f64 {
 fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) -> bool {
     match m {
         EnforceMsg::Decision(d) => {
-            if let Decision::Block(v) = &d {
+            // Reaction time is ours: a ban from the fleet crossed no threshold here.
+            if let Decision::Block(v) = &d
+                && v.origin.is_none()
+            {
                 crossings.push(v.at);
             }
             enforcer.stage(&d);

@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use super::DaemonState;
 use super::convert::saved_ban;
 use super::enforce_loop::EnforceMsg;
+use super::fleet::EngineLink;
 use super::state_writer::{self, BanChange, StateMsg};
 use super::workers::EndGuard;
 use crate::config::Config;
@@ -20,7 +21,7 @@ use crate::event::Event;
 use crate::sys::clock::wall_now;
 use crate::sys::control::protocol::{Request, Response, RuleStatus};
 use crate::sys::live::{Items, LiveBatch};
-use crate::sys::metrics::MANUAL;
+use crate::sys::metrics::{FLEET, MANUAL};
 
 /// Longest the loop sleeps when nothing arrives (control requests are polled this often).
 const IDLE: Duration = Duration::from_millis(5);
@@ -39,6 +40,8 @@ pub enum EngineMsg {
     Reload(Box<Config>),
     /// Our own addresses changed.
     SetLocal(Vec<IpNet>),
+    /// Bans of other fleet nodes, in the order the link received them.
+    Remote(Vec<crate::cluster::BanMessage>),
     /// Save state and end the thread.
     Stop,
 }
@@ -56,8 +59,10 @@ pub struct EngineLoop {
     /// `None` in dry-run mode.
     enforcer: Option<Sender<EnforceMsg>>,
     shared: Arc<DaemonState>,
+    /// The fleet link, when sharing is on.
+    pub(super) fleet: Option<EngineLink>,
     /// Decisions made and not yet dispatched (reused).
-    out: Vec<Decision>,
+    pub(super) out: Vec<Decision>,
     /// The state writer thread (`None` once the final snapshot was sent).
     state: Option<Sender<StateMsg>>,
     /// Something changed since the last full snapshot.
@@ -79,8 +84,10 @@ impl EngineLoop {
         msgs: Receiver<EngineMsg>,
         enforcer: Option<Sender<EnforceMsg>>,
         shared: Arc<DaemonState>,
+        fleet: Option<EngineLink>,
     ) -> EngineLoop {
         EngineLoop {
+            fleet,
             engine,
             batches,
             capturing: true,
@@ -136,6 +143,7 @@ impl EngineLoop {
                 self.engine.tick(now, &mut self.out);
             }
             self.dispatch();
+            self.retry_fleet();
             while let Ok(msg) = self.msgs.try_recv() {
                 if let EngineMsg::Stop = msg {
                     self.save();
@@ -193,6 +201,9 @@ impl EngineLoop {
                 let _ = reply.send(resp);
             }
             EngineMsg::Reload(config) => {
+                if let Some(link) = &mut self.fleet {
+                    link.share = config.cluster.share;
+                }
                 self.engine.reconfigure(&config, wall_now(), &mut self.out);
                 self.dispatch();
                 self.protect();
@@ -202,6 +213,7 @@ impl EngineLoop {
                 self.dispatch();
                 self.protect();
             }
+            EngineMsg::Remote(batch) => self.apply_remote(batch),
             EngineMsg::Stop => {}
         }
     }
@@ -213,6 +225,10 @@ impl EngineLoop {
             .metrics
             .set_tracked_sources(s.tracked_sources as u64);
         self.shared.metrics.set_active_bans(s.active_bans as u64);
+        self.shared.fleet_waiting.store(
+            self.engine.fleet_waiting() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// The per-rule lines of `status`: each rule's leader now, its active bans (one walk of
@@ -264,18 +280,21 @@ impl EngineLoop {
 
     /// Events first (log watchers see the decision at once), then the kernel and the state
     /// file (the ban as the engine now holds it; written by the state thread).
-    fn dispatch(&mut self) {
+    pub(super) fn dispatch(&mut self) {
         self.dirty |= !self.out.is_empty();
         let mut changes = Vec::new();
-        for d in self.out.drain(..) {
+        let mut out = std::mem::take(&mut self.out);
+        for d in out.drain(..) {
             let m = &self.shared.metrics;
             match &d {
                 Decision::Block(v) => {
-                    m.ban(rule_label(&v.rule, v.metric.is_none()));
+                    m.ban(rule_label(&v.rule, v.metric.is_none(), &v.origin));
                     self.rule_counts.entry(v.rule.clone()).or_default().0 += 1;
                 }
-                Decision::Extend(v) => m.extend(rule_label(&v.rule, v.metric.is_none())),
-                Decision::Unblock { ban, .. } => m.unban(rule_label(&ban.rule, ban.manual)),
+                Decision::Extend(v) => m.extend(rule_label(&v.rule, v.metric.is_none(), &v.origin)),
+                Decision::Unblock { ban, .. } => {
+                    m.unban(rule_label(&ban.rule, ban.manual, &ban.origin))
+                }
                 Decision::Suppressed { reason, verdict } => {
                     m.suppressed(*reason);
                     self.rule_counts.entry(verdict.rule.clone()).or_default().1 += 1;
@@ -284,6 +303,7 @@ impl EngineLoop {
             self.shared
                 .events
                 .emit(Event::decision(&d, self.enforcer.is_none()));
+            self.publish(&d);
             let key = match &d {
                 Decision::Block(v) | Decision::Extend(v) => v.key,
                 Decision::Unblock { ban, .. } => ban.key,
@@ -297,6 +317,7 @@ impl EngineLoop {
                 let _ = tx.send(EnforceMsg::Decision(d));
             }
         }
+        self.out = out;
         if !changes.is_empty()
             && let Some(tx) = &self.state
         {
@@ -320,8 +341,15 @@ impl EngineLoop {
     }
 }
 
-/// The metrics' `rule` label: the rule's name, or [`MANUAL`] for a manual ban (its reason is
-/// free text, which must not become a label value).
-fn rule_label(rule: &str, manual: bool) -> &str {
-    if manual { MANUAL } else { rule }
+/// The metrics' `rule` label: the rule's name, [`MANUAL`] for a manual ban (its reason is free
+/// text, which must not become a label value), [`FLEET`] for a ban from the fleet (other nodes'
+/// rules are not ours to name).
+fn rule_label<'a>(rule: &'a str, manual: bool, origin: &Option<Arc<str>>) -> &'a str {
+    if origin.is_some() {
+        FLEET
+    } else if manual {
+        MANUAL
+    } else {
+        rule
+    }
 }

@@ -33,6 +33,8 @@ pub struct Context {
     pub backend: String,
     pub chain: String,
     pub dry_run: bool,
+    /// The fleet link, for `status`.
+    pub fleet: Option<crate::cluster::ClusterHandle>,
 }
 
 impl ControlHandler for Context {
@@ -121,6 +123,10 @@ impl Context {
             state_error: s.state_error.lock().ok().and_then(|e| e.clone()),
             attacks: Vec::new(),
             recent_events: s.events.recent(),
+            cluster: self
+                .fleet
+                .as_ref()
+                .map(|h| Box::new(super::fleet::status(h, s))),
         }
     }
 }

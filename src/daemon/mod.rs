@@ -20,6 +20,7 @@ mod convert;
 mod edge;
 mod enforce_loop;
 mod engine_loop;
+mod fleet;
 mod handler;
 mod monitor;
 mod reload;
@@ -80,6 +81,8 @@ pub struct DaemonState {
     /// Why manual bans and offense history are not saved, while they are not (`[state] dir`
     /// not writable, found at start or by the last save).
     pub state_error: Mutex<Option<String>>,
+    /// Bans from the fleet held back by the rate limit (published by the engine thread).
+    pub fleet_waiting: AtomicU64,
 }
 
 impl DaemonState {
@@ -95,6 +98,7 @@ impl DaemonState {
             reload: Mutex::new(None),
             rules: Mutex::new(Vec::new()),
             state_error: Mutex::new(None),
+            fleet_waiting: AtomicU64::new(0),
         }
     }
 }
@@ -130,14 +134,21 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         restored,
         initial,
     } = start;
+    // The fleet link (an unusable `[cluster]` stops the start here; an unreachable broker never
+    // does).
+    let mut fleet = fleet::start(&config, &signals.rt)?;
     let inputs = Inputs {
         config: &config,
         engine,
         fw: fw.clone(),
         interfaces: &interfaces,
         initial,
+        fleet: fleet.as_ref().map(|f| f.engine_link(&config)),
     };
     let (workers, ended) = Workers::spawn(inputs, &shared)?;
+    if let Some(f) = &mut fleet {
+        f.run(&signals.rt, workers.engine(), shared.clone());
+    }
     shared.events.emit_now(started_event(
         &config,
         &config_path,
@@ -156,6 +167,7 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         backend: backend_name(&config).to_string(),
         chain: config.enforce.chain.clone(),
         dry_run: config.enforce.dry_run,
+        fleet: fleet.as_ref().map(|f| f.handle.clone()),
     });
     let edge = edge::Edge {
         config_path,
@@ -174,17 +186,33 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         reloads,
     };
     let exit = edge::run(edge, &mut signals);
-    notify::stopping("stopping");
-    let stop_started = Instant::now();
-    workers.stop();
-    finish(&config, fw, &shared, stop_started);
-    // Whatever the outputs still take, within a bound: a stalled stdout never holds up exit.
-    shared.events.close(EVENTS_AT_EXIT);
+    shut_down(workers, fleet, &signals, &config, fw, &shared);
     drop(lock);
     match exit? {
         Exit::Stop => Ok(()),
         Exit::Fatal(why) => Err(anyhow::anyhow!(why)),
     }
+}
+
+/// The stop sequence: the workers, then the fleet link (the engine's last decisions are queued;
+/// they get a bounded time to go out), the kernel clean-up and `stopped`, then the outputs.
+fn shut_down(
+    workers: Workers,
+    fleet: Option<fleet::Fleet>,
+    signals: &Signals,
+    config: &Config,
+    fw: Option<Arc<Firewall>>,
+    shared: &DaemonState,
+) {
+    notify::stopping("stopping");
+    let stop_started = Instant::now();
+    workers.stop();
+    if let Some(f) = fleet {
+        f.close(&signals.rt);
+    }
+    finish(config, fw, shared, stop_started);
+    // Whatever the outputs still take, within a bound: a stalled stdout never holds up exit.
+    shared.events.close(EVENTS_AT_EXIT);
 }
 
 /// After the workers stopped: the kernel clean-up if asked (`keep_on_exit = false`), then the

@@ -81,6 +81,13 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.state.dir != new.state.dir, "state.dir");
     check(old.metrics.listen != new.metrics.listen, "metrics.listen");
     check(old.events.file != new.events.file, "events.file");
+    // The fleet link is set up once; only `share` is read again (by the engine thread).
+    let (o, n) = (&old.cluster, &new.cluster);
+    check(o.servers != n.servers, "cluster.servers");
+    check(o.name != n.name, "cluster.name");
+    check(o.node != n.node, "cluster.node");
+    check(o.accept != n.accept, "cluster.accept");
+    check(o.credentials != n.credentials, "cluster.credentials");
     v
 }
 
@@ -201,6 +208,33 @@ mod tests {
         assert_eq!(
             restart_needed(&old, &new),
             ["capture.interfaces", "enforce.backend"]
+        );
+    }
+
+    #[test]
+    fn cluster_share_changes_live_and_the_rest_of_cluster_needs_a_restart() {
+        let old = config::parse_str("", Path::new("a.toml")).expect("defaults");
+        let mut new = old.clone();
+        new.cluster.share.manual = false;
+        assert!(restart_needed(&old, &new).is_empty());
+        assert_eq!(
+            config::diff(&old, &new),
+            ["cluster.share: rules, manual -> rules"]
+        );
+        new.cluster.servers = vec!["nats://127.0.0.1:4222".into()];
+        new.cluster.name = "db".into();
+        new.cluster.node = Some("n1".into());
+        new.cluster.accept = false;
+        new.cluster.credentials = Some("/etc/x.creds".into());
+        assert_eq!(
+            restart_needed(&old, &new),
+            [
+                "cluster.servers",
+                "cluster.name",
+                "cluster.node",
+                "cluster.accept",
+                "cluster.credentials"
+            ]
         );
     }
 }

@@ -125,10 +125,13 @@ fn interfaces(config: &Config) -> anyhow::Result<Vec<String>> {
 fn shared_state(config: &Config, interfaces: &[String]) -> anyhow::Result<DaemonState> {
     let events = EventLog::open(config.events.file.clone(), SUPPRESSED_PER_SEC)
         .context("cannot open the events file")?;
-    let metrics = Metrics::new(
+    let mut metrics = Metrics::new(
         interfaces.iter().cloned(),
         config.rules.iter().map(|r| r.name.clone()),
     );
+    if config.cluster.enabled() {
+        metrics = metrics.with_fleet();
+    }
     Ok(DaemonState::new(
         Arc::new(metrics),
         events,

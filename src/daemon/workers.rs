@@ -14,6 +14,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::DaemonState;
 use super::enforce_loop::{EnforceLoop, EnforceMsg};
 use super::engine_loop::{EngineLoop, EngineMsg};
+use super::fleet::EngineLink;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::event::Event;
@@ -81,6 +82,8 @@ pub struct Inputs<'a> {
     pub interfaces: &'a [String],
     /// Kernel changes decided at start, for the enforcer.
     pub initial: Vec<KernelOp>,
+    /// The fleet link, for the engine thread (`None` without `[cluster]`).
+    pub fleet: Option<EngineLink>,
 }
 
 /// The running threads.
@@ -154,6 +157,7 @@ impl Workers {
             engine_rx,
             inputs.fw.as_ref().map(|_| self.enforcer_tx.clone()),
             self.shared.clone(),
+            inputs.fleet,
         );
         let guard = EndGuard::new(ended, Ended::Engine);
         let thread = std::thread::Builder::new()

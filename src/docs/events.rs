@@ -19,11 +19,11 @@ const fn e(kind: &'static str, fields: &'static str) -> EventDoc {
 
 const DECISION: EventDoc = e(
     "`block`, `extend`, `suppressed`",
-    "`ip`, `rule` (`manual` for a manual ban), [`reason`: `allowlist` `local` `cap` `rate` `log`, suppressed only], [`metric`, `observed`, `threshold`, `window_secs`: absent for a manual ban], `ban_secs`, `offense`, `until`, [`manual`], [`comment`: the operator's `--reason`], [`dry_run`]",
+    "`ip`, `rule` (`manual` for a manual ban), [`reason`: `allowlist` `local` `cap` `rate` `log`, suppressed only], [`metric`, `observed`, `threshold`, `window_secs`: absent for a manual ban], `ban_secs`, `offense`, `until`, [`manual`], [`comment`: the operator's `--reason`], [`origin`: the fleet node it came from], [`dry_run`]",
 );
 const UNBLOCK: EventDoc = e(
     "`unblock`",
-    "`ip`, `rule`, `reason` (`expired`, `manual`, or `protected` when a reload or a start finds the target under the allowlist or our own addresses), `offense`, [`manual`], [`comment`], [`dry_run`]",
+    "`ip`, `rule`, `reason` (`expired`, `manual`, or `protected` when a reload or a start finds the target under the allowlist or our own addresses), `offense`, [`manual`], [`comment`], [`origin`: the fleet node whose ban it was], [`dry_run`]",
 );
 const SUPPRESSED_DROPPED: EventDoc = e(
     "`suppressed_dropped`",

@@ -14,6 +14,7 @@ pub mod ban_rate;
 pub mod bans;
 mod fire;
 pub mod leaders;
+mod remote;
 mod rules;
 pub mod sources;
 pub mod time;
@@ -88,6 +89,16 @@ pub struct Verdict {
     pub until: Timestamp,
     pub offense: u32,
     pub at: Timestamp,
+    /// The fleet node that made it (`None`: made here). Never published again.
+    pub origin: Option<Arc<str>>,
+}
+
+impl Verdict {
+    /// Set by an operator: here (no metric), or at its origin (a fleet ban's rule is then
+    /// [`bans::MANUAL`]).
+    pub fn manual(&self) -> bool {
+        self.metric.is_none() && (self.origin.is_none() || *self.rule == *bans::MANUAL)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -179,6 +190,8 @@ pub struct Engine {
     quiet: HashMap<(SourceKey, usize), Timestamp, RandomState>,
     /// `max_new_bans_per_sec`, on passed-in time.
     rate: BanRate,
+    /// Bans from the fleet: their own rate bucket, and those waiting for it.
+    fleet: remote::Fleet,
     /// Per rule (by index): the sources with the highest values, for `autoblock top`.
     leaders: Vec<leaders::Leaders>,
     /// Reused per batch: each packet's key, slot and whether it is ours.
@@ -206,6 +219,7 @@ impl Engine {
             offenses: HashMap::with_hasher(RandomState::default()),
             quiet: HashMap::with_hasher(RandomState::default()),
             rate: BanRate::new(config.enforce.max_new_bans_per_sec),
+            fleet: remote::Fleet::new(config.enforce.max_new_bans_per_sec),
             scratch: Vec::new(),
             now: Timestamp(0),
             next_maintenance: Timestamp(0),
@@ -413,3 +427,5 @@ impl Engine {
 mod tests;
 #[cfg(test)]
 mod tests_ops;
+#[cfg(test)]
+mod tests_remote;

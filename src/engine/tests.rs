@@ -535,6 +535,7 @@ fn adopted_bans_expire_like_any_other() {
         duration: Duration::from_secs(100),
         peak: 0,
         manual: false,
+        origin: None,
     });
     // Still over threshold while adopted: extended, not blocked twice.
     assert_eq!(e.bans().len(), 1);

@@ -200,6 +200,9 @@ pub struct DecisionFields {
     /// The operator's reason of a manual ban (`autoblock ban --reason`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<Arc<str>>,
+    /// The fleet node the ban came from; absent for a decision made here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Arc<str>>,
     /// Logged only: the kernel is not touched.
     #[serde(skip_serializing_if = "is_false")]
     pub dry_run: bool,
@@ -235,6 +238,9 @@ pub struct UnblockFields {
     /// The operator's reason of a manual ban.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<Arc<str>>,
+    /// The fleet node whose ban it was; absent for a ban made here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Arc<str>>,
     /// Logged only: the kernel is not touched.
     #[serde(skip_serializing_if = "is_false")]
     pub dry_run: bool,
@@ -401,6 +407,7 @@ impl Event {
                 offense: ban.offense,
                 manual: ban.manual,
                 comment: ban.comment.clone(),
+                origin: ban.origin.clone(),
                 dry_run,
             })
             .at(*at),
@@ -422,8 +429,9 @@ fn fields(v: &Verdict, reason: Option<&'static str>, dry_run: bool) -> DecisionF
         ban_secs: v.ban.as_secs(),
         offense: v.offense,
         until: v.until,
-        manual: v.metric.is_none(),
+        manual: v.manual(),
         comment: v.comment.clone(),
+        origin: v.origin.clone(),
         dry_run,
     }
 }

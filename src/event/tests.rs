@@ -21,6 +21,7 @@ fn verdict() -> Verdict {
         until: Timestamp(T0.0 + 600_000_000),
         offense: 1,
         at: T0,
+        origin: None,
     }
 }
 
@@ -47,6 +48,7 @@ fn ban(manual: bool) -> ActiveBan {
         duration: Duration::from_secs(600),
         peak: 0,
         manual,
+        origin: None,
     }
 }
 
@@ -121,6 +123,52 @@ fn unblock() {
     assert_eq!(
         decision_line(&manual, true),
         r#"{"ts":"2026-11-24T10:00:00.123Z","event":"unblock","ip":"203.0.113.7","rule":"manual","reason":"manual","offense":2,"manual":true,"comment":"abuse report","dry_run":true}"#
+    );
+}
+
+/// A ban from the fleet: no measure, `origin` set; `manual` only when the origin's operator
+/// set it (its rule is then `manual`).
+fn remote_verdict(manual: bool) -> Verdict {
+    Verdict {
+        metric: None,
+        observed: 0,
+        threshold: 0,
+        window: Duration::ZERO,
+        rule: Arc::from(if manual { "manual" } else { "syn-flood" }),
+        origin: Some(Arc::from("web-1")),
+        ..verdict()
+    }
+}
+
+#[test]
+fn decisions_from_the_fleet_name_their_origin() {
+    assert_eq!(
+        decision_line(&Decision::Block(remote_verdict(false)), false),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"block","ip":"203.0.113.7","rule":"syn-flood","ban_secs":600,"offense":1,"until":"2026-11-24T10:10:00.123Z","origin":"web-1"}"#
+    );
+    assert_eq!(
+        decision_line(&Decision::Extend(remote_verdict(true)), false),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"extend","ip":"203.0.113.7","rule":"manual","ban_secs":600,"offense":1,"until":"2026-11-24T10:10:00.123Z","manual":true,"origin":"web-1"}"#
+    );
+    let refused = Decision::Suppressed {
+        verdict: remote_verdict(false),
+        reason: SuppressReason::Allowlist,
+    };
+    assert_eq!(
+        decision_line(&refused, false),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"suppressed","ip":"203.0.113.7","rule":"syn-flood","reason":"allowlist","ban_secs":600,"offense":1,"until":"2026-11-24T10:10:00.123Z","origin":"web-1"}"#
+    );
+    let lifted = Decision::Unblock {
+        ban: ActiveBan {
+            origin: Some(Arc::from("web-1")),
+            ..ban(false)
+        },
+        at: T0,
+        reason: UnblockReason::Manual,
+    };
+    assert_eq!(
+        decision_line(&lifted, false),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"unblock","ip":"203.0.113.7","rule":"syn-flood","reason":"manual","offense":2,"origin":"web-1"}"#
     );
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::config::Config;
+use crate::config::{Config, NODE_NAME_MAX, is_cluster_name};
 use crate::engine::Decision;
 use crate::firewall::{Batch, Firewall, FirewallError, FirewallOptions, Refused, Special};
 use crate::time::Timestamp;
@@ -68,6 +68,29 @@ fn kernel_reason(reason: &str) -> String {
     out
 }
 
+/// What a kernel rule's comment starts with for a ban from the fleet: `fleet:NODE RULE`.
+const FLEET_PREFIX: &str = "fleet:";
+
+/// The kernel comment of a ban: `reason`, or `fleet:NODE reason` for a ban from node `NODE`
+/// (adoption reads the origin back, so the node can still lift it after a restart that lost
+/// the state file).
+pub fn fleet_comment(reason: &str, origin: Option<&str>) -> String {
+    match origin {
+        Some(node) => format!("{FLEET_PREFIX}{node} {reason}"),
+        None => reason.to_owned(),
+    }
+}
+
+/// A kernel comment split into the fleet node it names (if it is `fleet:NODE REST` with a
+/// valid node name) and the rest.
+pub fn split_origin(comment: &str) -> (Option<&str>, &str) {
+    comment
+        .strip_prefix(FLEET_PREFIX)
+        .and_then(|rest| rest.split_once(' '))
+        .filter(|(node, _)| is_cluster_name(node, NODE_NAME_MAX))
+        .map_or((None, comment), |(node, rest)| (Some(node), rest))
+}
+
 /// One staged change to the kernel.
 #[derive(Clone, Debug, PartialEq)]
 pub enum KernelOp {
@@ -98,10 +121,11 @@ pub fn kernel_op(d: &Decision) -> Option<KernelOp> {
             net: v.key.net(),
             until: v.until,
             // A manual ban keeps the operator's reason in the kernel (adoption reads it back);
-            // a rule ban names its rule.
-            reason: v.comment.as_deref().unwrap_or(&v.rule).to_string(),
-            // Only manual bans carry no metric.
-            manual: v.metric.is_none(),
+            // a rule ban names its rule; a ban from the fleet, its node too.
+            reason: fleet_comment(v.comment.as_deref().unwrap_or(&v.rule), v.origin.as_deref()),
+            // Only a manual ban made here may pass the firewall's protected nets (only it has
+            // no metric and no origin); the fleet never forces.
+            manual: v.metric.is_none() && v.origin.is_none(),
         },
         Decision::Unblock { ban, .. } => KernelOp::Unblock { net: ban.key.net() },
         Decision::Suppressed { .. } => return None,
@@ -292,6 +316,7 @@ mod tests {
             until: Timestamp::from_secs(until),
             offense: 1,
             at: Timestamp(0),
+            origin: None,
         })
     }
 
@@ -319,6 +344,16 @@ mod tests {
         assert_eq!(e.pending(), 1);
         assert_eq!(e.order, [net]);
         assert_eq!(e.staged.get(&net), Some(&KernelOp::Unblock { net }));
+    }
+
+    #[test]
+    fn the_kernel_comment_keeps_a_fleet_bans_origin() {
+        let text = fleet_comment("syn-flood", Some("web-1"));
+        assert_eq!(text, "fleet:web-1 syn-flood");
+        assert_eq!(split_origin(&text), (Some("web-1"), "syn-flood"));
+        assert_eq!(split_origin("syn-flood"), (None, "syn-flood"));
+        assert_eq!(split_origin("fleet:no.dots x"), (None, "fleet:no.dots x"));
+        assert_eq!(split_origin("fleet:alone"), (None, "fleet:alone"));
     }
 
     #[test]

@@ -51,6 +51,7 @@ fn ban_info(target: &str, secs: u64, manual: bool) -> BanInfo {
         manual,
         rule: if manual { "manual" } else { "syn-flood" }.into(),
         dry_run: false,
+        origin: None,
     }
 }
 

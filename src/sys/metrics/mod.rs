@@ -7,6 +7,7 @@
 //! counted under the rule label [`MANUAL`], whatever reason the operator gave. Per-interface
 //! counters are looked up once at start; counting a batch is one atomic add.
 
+mod fleet;
 pub mod http;
 
 use std::sync::atomic::AtomicU64;
@@ -22,6 +23,8 @@ use crate::engine::SuppressReason;
 
 /// The `rule` label of manual bans (their reasons are free text).
 pub const MANUAL: &str = "manual";
+/// The `rule` label of bans from other fleet nodes (their rules are not ours).
+pub const FLEET: &str = "fleet";
 /// Upper bounds of the reaction-time buckets, in seconds.
 const REACTION_BUCKETS: [f64; 11] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -67,6 +70,8 @@ pub struct Metrics {
     repairs: Counter,
     reaction: Histogram,
     events_dropped: CounterFamily,
+    /// The fleet link's, when sharing is on ([`Metrics::with_fleet`]).
+    fleet: Option<fleet::FleetMetrics>,
 }
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
@@ -126,6 +131,22 @@ impl Metrics {
             repairs: Counter::default(),
             reaction: Histogram::new(REACTION_BUCKETS),
             events_dropped: CounterFamily::default(),
+            fleet: None,
+        }
+    }
+
+    /// Adds the fleet link's families (`autoblock_fleet_*`), all at zero, after the others.
+    pub fn with_fleet(mut self) -> Metrics {
+        let fleet = fleet::FleetMetrics::default();
+        fleet.register(&mut self.registry);
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// The fleet link's state now (ignored without [`Metrics::with_fleet`]).
+    pub fn set_fleet(&self, status: &crate::cluster::ClusterStatus) {
+        if let Some(f) = &self.fleet {
+            f.set(status);
         }
     }
 

@@ -227,3 +227,37 @@ fn metrics_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Metrics>();
 }
+
+#[test]
+fn the_fleet_families_appear_only_with_sharing_and_never_go_backwards() {
+    assert!(!fixture().render().contains("fleet"));
+    let m = Metrics::new(["eth0"], ["syn-flood"]).with_fleet();
+    let mut s = crate::cluster::ClusterStatus {
+        connected: true,
+        pending: 7,
+        published: 10,
+        received: 4,
+        repeats: 2,
+        waiting: 3,
+        ..Default::default()
+    };
+    m.set_fleet(&s);
+    s.published = 9; // a lower total is ignored
+    m.set_fleet(&s);
+    let text = m.render();
+    for line in [
+        "# HELP autoblock_fleet_connected 1 while connected to a NATS server of the fleet.",
+        "# TYPE autoblock_fleet_connected gauge",
+        "autoblock_fleet_connected 1",
+        "autoblock_fleet_lag 7",
+        "autoblock_fleet_waiting 3",
+        "# TYPE autoblock_fleet_published_total counter",
+        "autoblock_fleet_published_total 10",
+        "autoblock_fleet_received_total 4",
+        "autoblock_fleet_skipped_total{reason=\"repeat\"} 2",
+        "autoblock_fleet_skipped_total{reason=\"malformed\"} 0",
+        "autoblock_fleet_reconnects_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
+}

@@ -202,6 +202,9 @@ pub struct StatusInfo {
     /// The newest event lines (JSON), oldest first.
     #[serde(default)]
     pub recent_events: Vec<String>,
+    /// The fleet link (`[cluster]`), when sharing is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Box<crate::cluster::ClusterStatus>>,
 }
 
 /// Capture counters of one interface, as libpcap reports them.
@@ -241,6 +244,9 @@ pub struct BanInfo {
     /// The daemon runs in dry run: the ban is a decision only, not in the kernel.
     #[serde(default)]
     pub dry_run: bool,
+    /// The fleet node the ban came from; absent for a ban made here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// A ban target the daemon would not ban, and why ("allowlisted (use --force)", "local

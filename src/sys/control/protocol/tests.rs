@@ -18,6 +18,7 @@ fn ban_info() -> BanInfo {
         manual: false,
         rule: "syn-flood".into(),
         dry_run: false,
+        origin: None,
     }
 }
 
@@ -65,6 +66,14 @@ fn status() -> StatusInfo {
         state_error: None,
         attacks: vec![serde_json::json!({"name": "syn", "target": "10.0.0.1"})],
         recent_events: vec![r#"{"event":"block"}"#.into()],
+        cluster: Some(Box::new(crate::cluster::ClusterStatus {
+            fleet: "web".into(),
+            node: "web-1".into(),
+            connected: true,
+            published: 3,
+            received: 5,
+            ..Default::default()
+        })),
     }
 }
 
