@@ -426,7 +426,7 @@ mod tests {
         let e = serde_json::from_str::<Backend>("\"pf\"").unwrap_err();
         assert!(
             e.to_string()
-                .contains("expected `iptables`, `ipset` or `nftables`"),
+                .contains("unknown variant `pf`, expected one of `iptables`, `ipset`, `nftables`"),
             "{e}"
         );
     }
