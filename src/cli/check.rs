@@ -1,12 +1,16 @@
-//! `autoblock check`: load and validate `rules.toml`, then print `ok: PATH` and one line per rule
-//! (exit 0), or fail with every problem (exit 2; exit 1 when the file cannot be read).
+//! `autoblock check`: load and validate `rules.toml`, then print `ok: PATH`, with `backend =
+//! "auto"` what it picks on this host, and one line per rule (exit 0), or fail with every
+//! problem (exit 2; exit 1 when the file cannot be read).
 
 use std::io::Write;
 use std::time::Duration;
 
 use super::{CheckArgs, CliError, CliResult};
 use crate::config::duration::Formatted;
-use crate::config::{self, Config, ConfigError, Protocol, Rule, TcpFlagsFilter};
+use crate::config::{
+    self, BackendChoice, Config, ConfigError, Protocol, Rule, TcpFlagsFilter, auto_candidates,
+};
+use crate::sys::backend::{can_probe, choose, probe};
 
 /// Runs the command.
 pub fn run(args: &CheckArgs) -> CliResult {
@@ -16,6 +20,9 @@ pub fn run(args: &CheckArgs) -> CliResult {
             let mut out = std::io::stdout().lock();
             // A closed stdout (`| head`) is not worth a failure: the file is valid.
             let _ = writeln!(out, "ok: {}", path.display());
+            if config.enforce.backend == BackendChoice::Auto {
+                let _ = writeln!(out, "{}", auto_line(&config, can_probe()));
+            }
             for line in summary(&config) {
                 let _ = writeln!(out, "{line}");
             }
@@ -39,6 +46,34 @@ pub fn run(args: &CheckArgs) -> CliResult {
                 Err(e)
             }
         }
+    }
+}
+
+/// What `backend = "auto"` picks here: probed now when we may (CAP_NET_ADMIN), else what is
+/// known without the kernel.
+fn auto_line(config: &Config, may_probe: bool) -> String {
+    let e = &config.enforce;
+    if !may_probe {
+        let unfit: Vec<String> = auto_candidates(&e.hooks, e.max_ban)
+            .into_iter()
+            .filter_map(|(b, why)| Some(format!("; not {b}: {}", why?)))
+            .collect();
+        return format!(
+            "backend auto: decided when the daemon starts (nftables if usable, else ipset, else iptables{}); run check as root to see what this host picks",
+            unfit.concat()
+        );
+    }
+    match choose(e, &probe) {
+        Ok(c) if c.skipped.is_empty() => format!(
+            "backend auto: {} on this host (probed now; the daemon probes again when it starts)",
+            c.backend
+        ),
+        Ok(c) => format!(
+            "backend auto: {} on this host, passed over {} (probed now; the daemon probes again when it starts)",
+            c.backend,
+            c.skipped.join("; ")
+        ),
+        Err(why) => format!("{why}: the daemon would not start here"),
     }
 }
 
@@ -145,6 +180,19 @@ mod tests {
         assert_eq!(
             rule_line(&scan, Duration::from_secs(600)),
             "port-scan: any protocol: dst_ports > 60 per 10s, ban 1h, per /24 (v4) /64 (v6)"
+        );
+    }
+
+    #[test]
+    fn auto_without_the_right_to_probe_says_what_it_knows() {
+        let c = config::parse_str(
+            "[enforce]\nhooks = [\"filter:MY_INPUT\"]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            auto_line(&c, false),
+            "backend auto: decided when the daemon starts (nftables if usable, else ipset, else iptables; not nftables: hook `filter:MY_INPUT` is not an nftables hook); run check as root to see what this host picks"
         );
     }
 

@@ -29,10 +29,15 @@ pub fn render(s: &StatusInfo) -> String {
     } else {
         ""
     };
+    let chosen = if s.backend_config == "auto" {
+        " (auto)"
+    } else {
+        ""
+    };
     let mut out = format!(
         "autoblock {}, pid {}, up {}\n\
          config:            {} (last reload: {})\n\
-         enforce:           {}, chain {}{mode}\n\
+         enforce:           {}{chosen}, chain {}{mode}\n\
          tracked sources:   {}\n\
          active bans:       {} ({} since start)\n\
          events suppressed: {}\n\
@@ -52,6 +57,9 @@ pub fn render(s: &StatusInfo) -> String {
         s.enforcer_errors,
         s.pending_decisions,
     );
+    for why in &s.backend_skipped {
+        out.push_str(&format!("  auto passed over {why}\n"));
+    }
     if s.interfaces.is_empty() {
         out.push_str("no interface captured\n");
     } else {

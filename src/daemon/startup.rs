@@ -1,6 +1,7 @@
 //! Everything the daemon does before its threads start, in order: pick the interfaces, open the
-//! events sink, take the instance lock, make sure no other daemon answers on our socket, open
-//! the firewall (adopting the bans a previous run left), and restore the saved state. The
+//! events sink, take the instance lock, make sure no other daemon answers on our socket, pick
+//! the backend (`auto`: the first usable), open the firewall (adopting the bans a previous run
+//! left), and restore the saved state. The
 //! result is one [`Startup`] value; nothing here starts a thread.
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use crate::engine::sources::SourceKey;
 use crate::engine::{Decision, Engine};
 use crate::event::Event;
 use crate::firewall::Firewall;
+use crate::sys::backend::{Chosen, choose, probe};
 use crate::sys::clock::wall_now;
 use crate::sys::control::{client, protocol};
 use crate::sys::enforcer::{firewall_options, protected};
@@ -39,6 +41,8 @@ pub struct Startup {
     pub shared: Arc<DaemonState>,
     /// `None` in dry-run mode.
     pub fw: Option<Arc<Firewall>>,
+    /// The backend `fw` uses (what `auto` chose, and why not better); `None` in dry-run mode.
+    pub backend: Option<Chosen>,
     /// The engine, with adopted bans and restored offense history.
     pub engine: Engine,
     /// Interfaces to capture on.
@@ -63,12 +67,14 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
     let lock = lock_instance(&config.control.socket)?;
     refuse_if_answered(&config.control.socket)?;
     // The kernel first: adopt what a previous run left (no gap, no duplicate).
-    let fw = if config.enforce.dry_run {
-        None
+    let (fw, backend) = if config.enforce.dry_run {
+        (None, None)
     } else {
-        let options = firewall_options(config).protect(protected(config, &local));
-        let opened = Firewall::open(options);
-        Some(Arc::new(opened.context("cannot set up the firewall")?))
+        let chosen = choose(&config.enforce, &probe).map_err(|e| anyhow::anyhow!(e))?;
+        let options = firewall_options(config, chosen.backend);
+        let opened = Firewall::open(options.protect(protected(config, &local)));
+        let fw = opened.context("cannot set up the firewall")?;
+        (Some(Arc::new(fw)), Some(chosen))
     };
     let mut engine = Engine::new(config, local.clone());
     let saved = load_state(&shared);
@@ -78,6 +84,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
         started,
         shared,
         fw,
+        backend,
         engine,
         interfaces,
         local,

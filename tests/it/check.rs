@@ -57,10 +57,11 @@ fn shipped_rules_pass() {
     );
     let rules = std::fs::read_to_string(&path).unwrap_or_default();
     let n = rules.lines().filter(|l| l.trim() == "[[rule]]").count();
+    assert!(text.contains("\nbackend auto: "), "{text}");
     assert_eq!(
         text.lines().count(),
-        n + 1,
-        "ok line and one per rule:\n{text}"
+        n + 2,
+        "ok line, the auto backend line and one per rule:\n{text}"
     );
     assert!(stderr(&out).is_empty());
 }

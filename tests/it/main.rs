@@ -4,6 +4,7 @@
 mod check;
 mod control;
 mod daemon;
+mod daemon_auto;
 mod daemon_nft;
 mod enforcer;
 mod examples;

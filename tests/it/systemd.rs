@@ -1,8 +1,9 @@
 //! The Debian package under a real systemd (issue 15 item 5): the .deb that `make deb` built is
 //! installed into a minimal Debian container booted with `systemd-nspawn -b` on a private veth
-//! (`harness::{nspawn_root, nspawn, systemd}`), once per firewall backend, and a new
-//! operator's life with it is walked through: install (not started), start with the shipped
-//! config (interface and backend adjusted), a bounded SYN flood from outside banned in the
+//! (`harness::{nspawn_root, nspawn, systemd}`), once per firewall backend and once with the
+//! shipped `auto` (which picks nftables there), and a new operator's life with it is walked
+//! through: install (not started), start with the shipped config (interface and backend
+//! adjusted), a bounded SYN flood from outside banned in the
 //! kernel, `systemctl reload` applying a changed threshold, `systemctl stop` keeping the bans
 //! and a start adopting them, a reboot onto empty firewall tables, the unit's
 //! `systemd-analyze security` score, and `apt purge` leaving nothing behind.
@@ -38,6 +39,7 @@ backend_tests! {
     package_under_systemd_iptables => "iptables",
     package_under_systemd_ipset => "ipset",
     package_under_systemd_nftables => "nftables",
+    package_under_systemd_auto => "auto",
 }
 
 /// One container at a time: two booting at once in this nested setup make systemd fail to set
@@ -113,7 +115,14 @@ fn start_with_shipped_config(m: &Machine, backend: &str) {
     m.wait_status();
     assert_eq!(m.unit_state(), "active");
     let started = m.wait_event(Duration::from_secs(5), "started", |_| true);
-    assert_eq!(started["backend"], backend, "{started}");
+    // The container has nft (and ipset): `auto` takes nftables.
+    let in_use = if backend == "auto" {
+        "nftables"
+    } else {
+        backend
+    };
+    assert_eq!(started["backend"], in_use, "{started}");
+    assert_eq!(started["backend_config"], backend, "{started}");
     assert_eq!(started["interfaces"], serde_json::json!([GUEST_IF]));
 }
 

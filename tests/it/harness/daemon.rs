@@ -209,6 +209,9 @@ impl Setup {
             "dir = \"/var/lib/autoblock\"",
             &format!("dir = {:?}", state.display().to_string()),
         );
+        // The shipped `auto` would pick nftables here: tests name their backend, iptables
+        // unless they choose another.
+        s.backend("iptables");
         s.write();
         s
     }
@@ -274,6 +277,17 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with distinct log files per `tag` (several runs in one test).
     pub fn start_as(ns: &Netns, setup: &Setup, extra: &[&str], tag: &str) -> Daemon {
+        Self::start_env(ns, setup, extra, tag, &[])
+    }
+
+    /// Like [`Daemon::start_as`], with `env` added to the daemon's environment (e.g. a `PATH`).
+    pub fn start_env(
+        ns: &Netns,
+        setup: &Setup,
+        extra: &[&str],
+        tag: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         let events = setup.dir.path().join(format!("{tag}.events.jsonl"));
         let stderr = setup.dir.path().join(format!("{tag}.stderr"));
         let child = Command::new("ip")
@@ -282,6 +296,7 @@ impl Daemon {
             .args(["run", "--config"])
             .arg(&setup.config)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(File::create(&events).expect("events file"))
             .stderr(File::create(&stderr).expect("stderr file"))
