@@ -17,6 +17,7 @@ mod handler;
 mod monitor;
 mod reload;
 mod startup;
+mod watch_loop;
 mod workers;
 
 use std::path::{Path, PathBuf};

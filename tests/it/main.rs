@@ -6,6 +6,7 @@ mod control;
 mod daemon;
 mod daemon_auto;
 mod daemon_nft;
+mod daemon_repair;
 mod enforcer;
 mod examples;
 mod firewall;

@@ -85,10 +85,13 @@ impl Firewall {
         if text.is_empty() {
             return Ok(());
         }
-        self.exec.run(
-            &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
-            Some(&text),
-        )?;
+        // iptables-nft rules are nf_tables rules: a large restore pauses our watches' monitors.
+        self.monitors.paused(text.len(), || {
+            self.exec.run(
+                &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
+                Some(&text),
+            )
+        })?;
         Ok(())
     }
 

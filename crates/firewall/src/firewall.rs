@@ -14,6 +14,7 @@ use super::exec::{Exec, System};
 use super::guard::{normalize_protected, overlaps};
 use super::lock::{self, ChainLock};
 use super::options::{FirewallOptions, Settings};
+use super::pause::Monitors;
 use super::repair::Repair;
 use super::rule::Net;
 
@@ -27,6 +28,8 @@ use super::rule::Net;
 pub struct Firewall {
     pub(crate) settings: Settings,
     pub(crate) exec: Box<dyn Exec>,
+    /// The monitor processes of live watches, paused around our own large writes.
+    pub(crate) monitors: Monitors,
     state: Mutex<State>,
     _lock: Option<ChainLock>,
 }
@@ -76,6 +79,7 @@ impl Firewall {
             state: Mutex::new(State::new(settings.guard.clone())),
             settings,
             exec,
+            monitors: Monitors::default(),
             _lock: lock,
         };
         {

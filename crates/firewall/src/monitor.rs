@@ -5,6 +5,10 @@
 //! an nf_tables host (`iptables -V` says `nf_tables`) it serves all three backends. It cannot
 //! see ipset's own sets (`ipset flush`/`destroy` are not nf_tables), nor anything done with
 //! iptables-legacy: keep polling as the fallback.
+//!
+//! The monitor runs under `setpriv --pdeathsig KILL` (util-linux): the kernel kills it when the
+//! thread that started it ends, so a `kill -9` of our process never leaves it behind (no
+//! `unsafe` `prctl` of our own). Our own large writes pause it (`pause.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::exec::display;
 use super::nft_render::table_name;
+use super::pause::Slot;
 use super::{Backend, Firewall, FirewallError};
 
 /// How long a burst of events may go on before [`Watch::wait_for_change`] returns anyway.
@@ -35,6 +40,8 @@ const READY_RETRY_MAX: Duration = Duration::from_secs(4);
 #[derive(Debug)]
 pub struct Watch {
     child: Child,
+    /// Its pid for [`Monitors::paused`](super::pause::Monitors::paused); cleared before reaping.
+    slot: Slot,
     changes: Receiver<String>,
     reader: Option<JoinHandle<()>>,
     command: String,
@@ -78,12 +85,20 @@ impl Firewall {
     /// A change is signalled for deleted tables, chains, rules and sets in the tables this
     /// firewall uses (nftables: our table; iptables and ipset: `ip`/`ip6` tables of the hooks),
     /// whoever made it — also our own chain rebuilds with the iptables backend, so expect
-    /// spurious wake-ups there; the check is idempotent. Needs the `nft` binary and an
-    /// nf_tables kernel; with the iptables and ipset backends, an iptables-nft host (an
-    /// iptables-legacy one is refused: its changes never reach nf_tables). Returns once the monitor is subscribed (it reads the whole ruleset
-    /// first: ~2 s with 100k bans, and starts over whenever the ruleset changes meanwhile, so
-    /// start it before heavy commits), proven by creating and deleting a throwaway table
-    /// `inet <table>_watch`; an error when that takes over 30 s.
+    /// spurious wake-ups there; the check is idempotent. Needs the `nft` binary, `setpriv`
+    /// (util-linux) and an nf_tables kernel; with the iptables and ipset backends, an
+    /// iptables-nft host (an iptables-legacy one is refused: its changes never reach
+    /// nf_tables). Returns once the monitor is subscribed (it reads the whole ruleset first:
+    /// ~2 s with 100k bans, and starts over whenever the ruleset changes meanwhile, so start it
+    /// before heavy commits), proven by creating and deleting a throwaway table `inet
+    /// <table>_watch`; an error when that takes over 30 s.
+    ///
+    /// The monitor process ends when the [`Watch`] is dropped, and also — by the kernel's
+    /// parent-death signal, which is per thread — when **the thread that called `watch()`**
+    /// ends: call it on the thread that keeps the `Watch`. While this firewall writes a large
+    /// batch (over 64 KiB of input: some 1,500 bans) the monitor is stopped and resumed after,
+    /// so it does not compete with the write for the CPU; the notifications wait in its
+    /// socket meanwhile.
     ///
     /// ```no_run
     /// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};
@@ -106,6 +121,8 @@ impl Firewall {
         if let Some(ns) = &self.settings.netns {
             argv.extend(["ip", "netns", "exec", ns.as_str()]);
         }
+        // Killed by the kernel when the calling thread ends, however it ends.
+        argv.extend(["setpriv", "--pdeathsig", "KILL", "--"]);
         argv.extend(["nft", "monitor", "destroy"]);
         let command = display(&argv);
         let mut child = Command::new(argv[0])
@@ -155,8 +172,10 @@ impl Firewall {
                 command: command.clone(),
                 source,
             })?;
+        let slot = self.monitors.add(child.id());
         let watch = Watch {
             child,
+            slot,
             changes,
             reader: Some(reader),
             command,
@@ -263,7 +282,8 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        // Our own child, by its pid.
+        // No more signals to this pid (a pause in progress ends first), then our own child.
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(reader) = self.reader.take() {

@@ -40,9 +40,13 @@ impl Firewall {
         base_chains(&self.settings.hooks, self.settings.priority)
     }
 
-    fn nft_run(&self, script: Script<'_>) -> Result<(), FirewallError> {
+    /// Runs `script` as one transaction (a large one with our watches' monitors paused).
+    pub(super) fn nft_run(&self, script: Script<'_>) -> Result<(), FirewallError> {
         if !script.is_empty() {
-            self.exec.run(&["nft", "-f", "-"], Some(&script.text()))?;
+            let text = script.text();
+            self.monitors.paused(text.len(), || {
+                self.exec.run(&["nft", "-f", "-"], Some(&text))
+            })?;
         }
         Ok(())
     }

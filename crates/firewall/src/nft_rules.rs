@@ -122,8 +122,7 @@ impl Firewall {
         let mut script = Script::new(&table);
         script.flush_chain(RULES_CHAIN);
         self.nft_add_rules(&mut script, rules.all());
-        self.exec.run(&["nft", "-f", "-"], Some(&script.text()))?;
-        Ok(())
+        self.nft_run(script)
     }
 }
 
