@@ -3,7 +3,8 @@
 //! — and `iptables -F` for the iptables and ipset backends on this nf_tables host — inside the
 //! namespace is undone (our table or chain, jumps, every ban) within a generous 3 s bound,
 //! several times; the median is printed. And the `nft monitor` the daemon starts dies with it
-//! on `kill -9`. See `harness::daemon` for the topology.
+//! on `kill -9`. Where the watch is refused (iptables-legacy) the periodic check repairs. See
+//! `harness::daemon` for the topology.
 
 use std::time::{Duration, Instant};
 
@@ -183,4 +184,76 @@ fn the_monitor_dies_with_the_daemon_on_kill9() {
         "nft monitor {monitor} outlived the daemon by {BOUND:?}"
     );
     eprintln!("nft monitor gone {:.2?} after kill -9", t0.elapsed());
+}
+
+/// A PATH whose `iptables*` and `ip6tables*` are iptables-legacy, ahead of the usual one.
+fn legacy_path() -> (tempfile::TempDir, std::ffi::OsString) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in [
+        "iptables",
+        "iptables-save",
+        "iptables-restore",
+        "ip6tables",
+        "ip6tables-save",
+        "ip6tables-restore",
+    ] {
+        std::os::unix::fs::symlink("/usr/sbin/xtables-legacy-multi", dir.path().join(name))
+            .expect("symlink");
+    }
+    let mut path = dir.path().as_os_str().to_owned();
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    (dir, path)
+}
+
+#[test]
+fn polling_repairs_where_the_watch_is_refused() {
+    if !require_root() {
+        return;
+    }
+    if !std::path::Path::new("/usr/sbin/xtables-legacy-multi").exists() {
+        crate::harness::skip_or_fail(
+            &crate::harness::test_name(),
+            "no iptables-legacy (xtables-legacy-multi)",
+        );
+        return;
+    }
+    let t = Topo::new("abrl");
+    let mut s = Setup::new();
+    s.set("check_interval = \"10s\"", "check_interval = \"1s\"");
+    s.write();
+    let (_bin, path) = legacy_path();
+    let mut d = Daemon::start_env(&t.victim, &s, &[], "run", &[("PATH", path.as_os_str())]);
+    let refused = poll(Duration::from_secs(10), || {
+        std::fs::read_to_string(&d.stderr).is_ok_and(|e| {
+            e.contains("firewall watch unavailable") && e.contains("iptables-legacy")
+        })
+    });
+    if !refused {
+        d.fail("the watch was not refused on iptables-legacy");
+    }
+    d.cli_ok(&["ban", "--for", "10m", "10.201.9.1"]);
+    let chain = || {
+        let out = t.victim.exec(&["iptables-legacy", "-w", "-S", "AUTOBLOCK"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        poll(BOUND, || mentions(&chain(), "10.201.9.1")),
+        "{}",
+        chain()
+    );
+    let t0 = Instant::now();
+    t.victim.ok(&["iptables-legacy", "-w", "-F", "AUTOBLOCK"]);
+    let back = poll(Duration::from_secs(1) + BOUND, || {
+        !d.of("repaired").is_empty() && mentions(&chain(), "10.201.9.1")
+    });
+    if !back {
+        d.fail("not repaired by the periodic check");
+    }
+    eprintln!(
+        "iptables-legacy: repaired by polling in {:.2?}",
+        t0.elapsed()
+    );
+    d.signal("TERM");
+    d.wait_exit(Duration::from_secs(20));
 }
