@@ -108,7 +108,7 @@ fn install_does_not_start(m: &Machine, deb: &Path) {
 fn start_with_shipped_config(m: &Machine, backend: &str) {
     m.set_config(None, "interfaces", &format!("[\"{GUEST_IF}\"]"));
     m.set_config(None, "backend", &format!("\"{backend}\""));
-    m.c().ok(&["systemctl", "start", "autoblock"]);
+    m.start_unit();
     if pending::enabled(Pending::Notify) {
         pending::ready_when_start_returns(m);
     }
@@ -240,7 +240,7 @@ fn stop_keeps_bans_and_start_adopts_them(m: &Machine) {
             "stop removed the ban of {target}:\n{fw}"
         );
     }
-    m.c().ok(&["systemctl", "start", "autoblock"]);
+    m.start_unit();
     m.wait_status();
     for target in [OUTSIDE4, OUTSIDE4_B, MANUAL] {
         assert_time_kept(m, &before, target);
