@@ -7,7 +7,7 @@
 //! `flushrepair` fills N bans, starts [`Firewall::watch`], has someone else wipe the
 //! firewall (`nft flush ruleset`; with iptables/ipset `iptables -F AUTOBLOCK`), and times
 //! the flush -> event -> `check_and_repair` path. `fillwatched` times one commit of N bans
-//! while our own watch listens (the library pauses its monitor around large writes).
+//! while our own watch listens.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant, SystemTime};

@@ -85,13 +85,10 @@ impl Firewall {
         if text.is_empty() {
             return Ok(());
         }
-        // iptables-nft rules are nf_tables rules: a large restore pauses our watches' monitors.
-        self.monitors.paused(text.len(), || {
-            self.exec.run(
-                &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
-                Some(&text),
-            )
-        })?;
+        self.exec.run(
+            &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
+            Some(&text),
+        )?;
         Ok(())
     }
 

@@ -14,7 +14,6 @@ use super::exec::{Exec, System};
 use super::guard::{normalize_protected, overlaps};
 use super::lock::{self, ChainLock};
 use super::options::{FirewallOptions, Settings};
-use super::pause::Monitors;
 use super::repair::Repair;
 use super::rule::Net;
 
@@ -28,8 +27,6 @@ use super::rule::Net;
 pub struct Firewall {
     pub(crate) settings: Settings,
     pub(crate) exec: Box<dyn Exec>,
-    /// The monitor processes of live watches, paused around our own large writes.
-    pub(crate) monitors: Monitors,
     state: Mutex<State>,
     _lock: Option<ChainLock>,
 }
@@ -79,7 +76,6 @@ impl Firewall {
             state: Mutex::new(State::new(settings.guard.clone())),
             settings,
             exec,
-            monitors: Monitors::default(),
             _lock: lock,
         };
         {

@@ -121,7 +121,6 @@ mod nft_rule_text;
 mod nft_rules;
 mod options;
 mod parse;
-mod pause;
 mod probe;
 mod render;
 mod repair;

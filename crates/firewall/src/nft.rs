@@ -40,13 +40,10 @@ impl Firewall {
         base_chains(&self.settings.hooks, self.settings.priority)
     }
 
-    /// Runs `script` as one transaction (a large one with our watches' monitors paused).
+    /// Runs `script` as one transaction.
     pub(super) fn nft_run(&self, script: Script<'_>) -> Result<(), FirewallError> {
         if !script.is_empty() {
-            let text = script.text();
-            self.monitors.paused(text.len(), || {
-                self.exec.run(&["nft", "-f", "-"], Some(&text))
-            })?;
+            self.exec.run(&["nft", "-f", "-"], Some(&script.text()))?;
         }
         Ok(())
     }
