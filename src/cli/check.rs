@@ -1,7 +1,7 @@
 //! `autoblock check`: load and validate `rules.toml`, compile its `bpf_filter` with libpcap,
-//! then print `ok: PATH`, what the daemon would do (capture, enforcement, allowlist) and one
-//! line per rule (exit 0), warnings on stderr; or fail with every problem (exit 2; exit 1 when
-//! the file exists but cannot be read).
+//! then print `ok: PATH`, what the daemon would do (capture, enforcement, allowlist; with
+//! `backend = "auto"` what it picks on this host) and one line per rule (exit 0), warnings on
+//! stderr; or fail with every problem (exit 2; exit 1 when the file exists but cannot be read).
 
 use std::io::Write;
 use std::path::Path;
@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use super::{CheckArgs, CliError, CliResult};
 use crate::config::duration::Formatted;
-use crate::config::{self, Config, ConfigError, Problem, Protocol, Rule, RuleMode, TcpFlagsFilter};
+use crate::config::{
+    self, BackendChoice, Config, ConfigError, Problem, Protocol, Rule, RuleMode, TcpFlagsFilter,
+    auto_candidates,
+};
+use crate::sys::backend::{can_probe, choose, probe};
 use crate::sys::control::protocol::net_text;
 
 /// Runs the command.
@@ -47,6 +51,9 @@ pub fn run(args: &CheckArgs) -> CliResult {
     let mut out = std::io::stdout().lock();
     // A closed stdout (`| head`) is not worth a failure: the file is valid.
     let _ = writeln!(out, "ok: {}", path.display());
+    if config.enforce.backend == BackendChoice::Auto {
+        let _ = writeln!(out, "{}", auto_line(&config, can_probe()));
+    }
     for line in overview(&config).into_iter().chain(summary(&config)) {
         let _ = writeln!(out, "{line}");
     }
@@ -146,6 +153,34 @@ fn cluster_line(c: &crate::config::ClusterConfig) -> Option<String> {
         c.name,
         c.servers.join(", "),
     ))
+}
+
+/// What `backend = "auto"` picks here: probed now when we may (CAP_NET_ADMIN), else what is
+/// known without the kernel.
+fn auto_line(config: &Config, may_probe: bool) -> String {
+    let e = &config.enforce;
+    if !may_probe {
+        let unfit: Vec<String> = auto_candidates(&e.hooks, e.max_ban)
+            .into_iter()
+            .filter_map(|(b, why)| Some(format!("; not {b}: {}", why?)))
+            .collect();
+        return format!(
+            "backend auto: decided when the daemon starts (nftables if usable, else ipset, else iptables{}); run check as root to see what this host picks",
+            unfit.concat()
+        );
+    }
+    match choose(e, &probe) {
+        Ok(c) if c.skipped.is_empty() => format!(
+            "backend auto: {} on this host (probed now; the daemon probes again when it starts)",
+            c.backend
+        ),
+        Ok(c) => format!(
+            "backend auto: {} on this host, passed over {} (probed now; the daemon probes again when it starts)",
+            c.backend,
+            c.skipped.join("; ")
+        ),
+        Err(why) => format!("{why}: the daemon would not start here"),
+    }
 }
 
 /// One line per rule, or a note that detection is off.
@@ -300,6 +335,19 @@ mod tests {
             Some(
                 "cluster:   fleet web as node <the host name> (servers nats://10.0.0.5:4222, tls://nats.example.net:4222); shares manual bans; applies the fleet's bans"
             )
+        );
+    }
+
+    #[test]
+    fn auto_without_the_right_to_probe_says_what_it_knows() {
+        let c = config::parse_str(
+            "[enforce]\nhooks = [\"filter:MY_INPUT\"]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            auto_line(&c, false),
+            "backend auto: decided when the daemon starts (nftables if usable, else ipset, else iptables; not nftables: hook `filter:MY_INPUT` is not an nftables hook); run check as root to see what this host picks"
         );
     }
 

@@ -33,11 +33,16 @@ pub fn render(s: &StatusInfo) -> String {
     } else {
         ""
     };
+    let chosen = if s.backend_config == "auto" {
+        " (auto)"
+    } else {
+        ""
+    };
     let mut out = format!(
         "autoblock {}, pid {}, up {}\n\
          config:            {}\n\
          last reload:       {}\n\
-         enforce:           {}, chain {}{mode}\n\
+         enforce:           {}{chosen}, chain {}{mode}\n\
          tracked sources:   {}\n\
          active bans:       {} ({} since start)\n\
          events suppressed: {}\n\
@@ -69,6 +74,9 @@ pub fn render(s: &StatusInfo) -> String {
         for e in &r.errors {
             out.push_str(&format!("  {e}\n"));
         }
+    }
+    for why in &s.backend_skipped {
+        out.push_str(&format!("  auto passed over {why}\n"));
     }
     if s.interfaces.is_empty() {
         out.push_str("no interface captured\n");

@@ -8,6 +8,7 @@
 //! ([`ConfigError`]). The typed structs below are the contract the rest of the program relies
 //! on: once built, every value is in range.
 
+mod backend;
 mod cluster;
 mod diff;
 pub mod duration;
@@ -30,8 +31,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-/// `enforce.backend`: the firewall library's own type (`iptables`, `ipset` or `nftables`).
+/// The firewall library's own backend type (`iptables`, `ipset` or `nftables`).
 pub use crate::firewall::Backend;
+pub use backend::{BackendChoice, auto_candidates, unfit};
 pub use cluster::{FLEET_NAME_MAX, NODE_NAME_MAX, is_cluster_name};
 pub use diff::diff;
 pub use error::{ConfigError, Problem, locate};
@@ -93,8 +95,9 @@ pub struct CaptureConfig {
 /// `[enforce]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnforceConfig {
-    /// One DROP rule per offender in the chain, or two hash:net sets with kernel timeouts.
-    pub backend: Backend,
+    /// One DROP rule per offender in the chain, two hash:net sets or an nftables table with
+    /// kernel timeouts, or `auto`: the first of those that fits and works here, chosen at start.
+    pub backend: BackendChoice,
     /// Dedicated chain name (validated: 1-28 chars of [A-Za-z0-9_-]).
     pub chain: String,
     /// Hooks that jump to the chain: `INPUT`, `FORWARD`, or `raw:PREROUTING` style `table:CHAIN`.

@@ -91,7 +91,7 @@ fn good_file_is_read_in_full() {
     assert_eq!(c.capture.interfaces, ["eth0", "eth1"]);
     assert_eq!(c.capture.bpf_filter.as_deref(), Some("not port 22"));
     assert_eq!(c.capture.snaplen, 256);
-    assert_eq!(c.enforce.backend, Backend::Ipset);
+    assert_eq!(c.enforce.backend, BackendChoice::Fixed(Backend::Ipset));
     assert_eq!(c.enforce.hooks, ["INPUT", "raw:PREROUTING"]);
     assert_eq!(c.enforce.ban, Duration::from_secs(300));
     assert_eq!(c.enforce.max_ban, Duration::from_secs(86_400));
@@ -128,7 +128,7 @@ fn empty_file_gives_defaults_and_no_rules() {
     assert!(c.capture.interfaces.is_empty());
     assert_eq!(c.capture.bpf_filter, None);
     assert_eq!(c.capture.snaplen, 128);
-    assert_eq!(c.enforce.backend, Backend::Iptables);
+    assert_eq!(c.enforce.backend, BackendChoice::Auto);
     assert_eq!(c.enforce.chain, "AUTOBLOCK");
     assert_eq!(c.enforce.hooks, ["INPUT"]);
     assert_eq!(c.enforce.ban, Duration::from_secs(600));
@@ -538,7 +538,7 @@ fn nftables_backend_priority_and_hooks() {
         "[enforce]\nbackend = \"nftables\"\npriority = -20\nhooks = [\"INPUT\", \"raw:PREROUTING\"]\nmax_ban = \"30d\"\n",
     )
     .unwrap();
-    assert_eq!(c.enforce.backend, Backend::Nftables);
+    assert_eq!(c.enforce.backend, BackendChoice::Fixed(Backend::Nftables));
     assert_eq!(c.enforce.priority, -20);
     assert_eq!(parse("").unwrap().enforce.priority, -10);
     let p = problems(

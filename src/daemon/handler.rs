@@ -31,6 +31,8 @@ pub struct Context {
     pub started: Instant,
     pub config_path: PathBuf,
     pub backend: String,
+    pub backend_config: String,
+    pub backend_skipped: Vec<String>,
     pub chain: String,
     pub dry_run: bool,
     /// The fleet link, for `status`.
@@ -107,6 +109,8 @@ impl Context {
             uptime_secs: self.started.elapsed().as_secs(),
             config: self.config_path.display().to_string(),
             backend: self.backend.clone(),
+            backend_config: self.backend_config.clone(),
+            backend_skipped: self.backend_skipped.clone(),
             chain: self.chain.clone(),
             dry_run: self.dry_run,
             interfaces,

@@ -28,6 +28,7 @@ mod restore;
 mod signals;
 mod startup;
 mod state_writer;
+mod watch_loop;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -35,9 +36,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{BackendChoice, Config};
 use crate::event::{Event, StartedFields};
 use crate::firewall::Firewall;
+use crate::sys::backend::Chosen;
 use crate::sys::control::protocol::{ReloadInfo, RuleStatus};
 use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
@@ -127,6 +129,7 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         started,
         shared,
         fw,
+        backend,
         engine,
         interfaces,
         local,
@@ -137,6 +140,10 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
     // The fleet link (an unusable `[cluster]` stops the start here; an unreachable broker never
     // does).
     let mut fleet = fleet::start(&config, &signals.rt)?;
+    let backend = BackendInUse {
+        configured: config.enforce.backend,
+        chosen: backend,
+    };
     let inputs = Inputs {
         config: &config,
         engine,
@@ -152,8 +159,8 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
     shared.events.emit_now(started_event(
         &config,
         &config_path,
-        &interfaces,
-        &local,
+        (&interfaces, &local),
+        &backend,
         (adopted, restored),
     ));
     let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
@@ -164,7 +171,9 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         captures: workers.captures(),
         started,
         config_path: config_path.clone(),
-        backend: backend_name(&config).to_string(),
+        backend: backend.name().to_string(),
+        backend_config: backend.configured.as_str().to_string(),
+        backend_skipped: backend.skipped(),
         chain: config.enforce.chain.clone(),
         dry_run: config.enforce.dry_run,
         fleet: fleet.as_ref().map(|f| f.handle.clone()),
@@ -239,33 +248,49 @@ fn finish(config: &Config, fw: Option<Arc<Firewall>>, shared: &DaemonState, sinc
     });
 }
 
+/// The backend as configured and as chosen at start.
+struct BackendInUse {
+    configured: BackendChoice,
+    /// `None` in dry-run mode.
+    chosen: Option<Chosen>,
+}
+
+impl BackendInUse {
+    /// What `status` and `started` call the backend in use.
+    fn name(&self) -> &'static str {
+        self.chosen
+            .as_ref()
+            .map_or("none (dry run)", |c| c.backend.as_str())
+    }
+
+    fn skipped(&self) -> Vec<String> {
+        self.chosen
+            .as_ref()
+            .map(|c| c.skipped.clone())
+            .unwrap_or_default()
+    }
+}
+
 fn started_event(
     config: &Config,
     config_path: &Path,
-    interfaces: &[String],
-    local: &[ipnet::IpNet],
+    (interfaces, local): (&[String], &[ipnet::IpNet]),
+    backend: &BackendInUse,
     (adopted, restored): (usize, usize),
 ) -> Event {
-    let dry_run = config.enforce.dry_run;
     Event::Started(Box::new(StartedFields {
         version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
         config: config_path.display().to_string(),
         interfaces: interfaces.to_vec(),
-        backend: if dry_run {
-            "none (dry run)"
-        } else {
-            backend_name(config)
-        },
+        backend: backend.name(),
         chain: config.enforce.chain.clone(),
-        dry_run,
+        dry_run: config.enforce.dry_run,
         adopted_bans: adopted,
         restored_bans: restored,
         local_addresses: local.iter().map(ToString::to_string).collect(),
         rules: config.rules.len(),
+        backend_config: backend.configured.as_str(),
+        backend_skipped: backend.skipped(),
     }))
-}
-
-fn backend_name(config: &Config) -> &'static str {
-    config.enforce.backend.as_str()
 }

@@ -7,7 +7,7 @@ use std::sync::mpsc::Sender;
 
 use super::DaemonState;
 use super::engine_loop::EngineMsg;
-use crate::config::{self, Config};
+use crate::config::{self, Backend, BackendChoice, Config};
 use crate::event::Event;
 use crate::sys::clock::wall_now;
 use crate::sys::control::protocol::ReloadInfo;
@@ -66,16 +66,21 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         old.enforce.check_interval != new.enforce.check_interval,
         "enforce.check_interval",
     );
-    // The ipset sets' size (maxelem) is fixed when they are created.
+    // The sets' size (maxelem) is fixed when they are created.
     check(
-        new.enforce.backend == config::Backend::Ipset
+        new.enforce.backend == BackendChoice::Fixed(Backend::Ipset)
             && old.enforce.max_active_bans != new.enforce.max_active_bans,
         "enforce.max_active_bans (with ipset)",
     );
     check(
-        new.enforce.backend == config::Backend::Nftables
+        new.enforce.backend == BackendChoice::Fixed(Backend::Nftables)
             && old.enforce.max_active_bans != new.enforce.max_active_bans,
         "enforce.max_active_bans (with nftables)",
+    );
+    check(
+        new.enforce.backend == BackendChoice::Auto
+            && old.enforce.max_active_bans != new.enforce.max_active_bans,
+        "enforce.max_active_bans (with auto: its sets may be sized already)",
     );
     check(old.control.socket != new.control.socket, "control.socket");
     check(old.state.dir != new.state.dir, "state.dir");
@@ -203,7 +208,7 @@ mod tests {
         new.enforce.ban = std::time::Duration::from_secs(5);
         new.allow.nets.clear();
         assert!(restart_needed(&old, &new).is_empty());
-        new.enforce.backend = config::Backend::Ipset;
+        new.enforce.backend = BackendChoice::Fixed(Backend::Ipset);
         new.capture.interfaces = vec!["eth9".into()];
         assert_eq!(
             restart_needed(&old, &new),

@@ -1,8 +1,8 @@
 //! Everything the daemon does before its threads start, in order: pick the interfaces, open the
 //! event outputs (their writer threads), take the instance lock, make sure no other daemon
-//! answers on our socket, open the firewall (adopting the bans a previous run left), and
-//! restore the saved state (history, and the bans the kernel lost). The result is one
-//! [`Startup`] value; nothing here starts a daemon thread.
+//! answers on our socket, pick the backend (`auto`: the first usable), open the firewall
+//! (adopting the bans a previous run left), and restore the saved state (history, and the bans
+//! the kernel lost). The result is one [`Startup`] value; nothing here starts a daemon thread.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use crate::engine::Engine;
 use crate::engine::sources::SourceKey;
 use crate::event::Event;
 use crate::firewall::{Firewall, FirewallError, FirewallOptions};
+use crate::sys::backend::{Chosen, choose, probe};
 use crate::sys::clock::wall_now;
 use crate::sys::control::{client, protocol};
 use crate::sys::enforcer::{KernelOp, firewall_options, kernel_op, protected};
@@ -42,6 +43,8 @@ pub struct Startup {
     pub shared: Arc<DaemonState>,
     /// `None` in dry-run mode.
     pub fw: Option<Arc<Firewall>>,
+    /// The backend `fw` uses (what `auto` chose, and why not better); `None` in dry-run mode.
+    pub backend: Option<Chosen>,
     /// The engine, with adopted bans and restored offense history.
     pub engine: Engine,
     /// Interfaces to capture on.
@@ -69,11 +72,13 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
     refuse_if_answered(&config.control.socket)?;
     // The kernel first: adopt what a previous run left (no gap, no duplicate).
     notify::status("starting: opening the firewall, adopting its bans");
-    let fw = if config.enforce.dry_run {
-        None
+    let (fw, backend) = if config.enforce.dry_run {
+        (None, None)
     } else {
-        let options = firewall_options(config).protect(protected(config, &local));
-        Some(Arc::new(open_firewall(options)?))
+        let chosen = choose(&config.enforce, &probe).map_err(|e| anyhow::anyhow!(e))?;
+        let options = firewall_options(config, chosen.backend);
+        let fw = open_firewall(options.protect(protected(config, &local)))?;
+        (Some(Arc::new(fw)), Some(chosen))
     };
     let mut engine = Engine::new(config, local.clone());
     let saved = load_state(&shared);
@@ -89,6 +94,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
         started,
         shared,
         fw,
+        backend,
         engine,
         interfaces,
         local,

@@ -38,7 +38,7 @@ pub(super) fn config(rules: Vec<Rule>) -> Config {
             snaplen: 128,
         },
         enforce: EnforceConfig {
-            backend: Backend::Iptables,
+            backend: crate::config::BackendChoice::Fixed(Backend::Iptables),
             chain: "AUTOBLOCK".into(),
             hooks: vec!["INPUT".into()],
             ban: Duration::from_secs(600),

@@ -257,7 +257,7 @@ pub struct StartedFields {
     pub config: String,
     /// Interfaces captured.
     pub interfaces: Vec<String>,
-    /// `iptables`, `ipset`, or `none (dry run)`.
+    /// The backend in use: `iptables`, `ipset`, `nftables`, or `none (dry run)`.
     pub backend: &'static str,
     /// The chain the bans live in.
     pub chain: String,
@@ -271,6 +271,11 @@ pub struct StartedFields {
     pub local_addresses: Vec<String>,
     /// How many rules are in force.
     pub rules: usize,
+    /// `enforce.backend` as configured: `auto` or the backend's name.
+    pub backend_config: &'static str,
+    /// With `auto`: the better backends passed over, each with why (`nftables: ...`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backend_skipped: Vec<String>,
 }
 
 /// What replay says after each file (the `summary` event).

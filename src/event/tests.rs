@@ -223,10 +223,31 @@ fn started() {
         restored_bans: 2,
         local_addresses: vec!["127.0.0.0/8".into(), "::1/128".into()],
         rules: 6,
+        backend_config: "auto",
+        backend_skipped: vec!["nftables: `nft` is not installed".into()],
     }));
     assert_eq!(
         line(e),
-        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"started","version":"0.1.0","pid":4242,"config":"/etc/autoblock/rules.toml","interfaces":["eth0"],"backend":"ipset","chain":"AUTOBLOCK","dry_run":false,"adopted_bans":3,"restored_bans":2,"local_addresses":["127.0.0.0/8","::1/128"],"rules":6}"#
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"started","version":"0.1.0","pid":4242,"config":"/etc/autoblock/rules.toml","interfaces":["eth0"],"backend":"ipset","chain":"AUTOBLOCK","dry_run":false,"adopted_bans":3,"restored_bans":2,"local_addresses":["127.0.0.0/8","::1/128"],"rules":6,"backend_config":"auto","backend_skipped":["nftables: `nft` is not installed"]}"#
+    );
+    let fixed = Event::Started(Box::new(StartedFields {
+        version: "0.1.0",
+        pid: 4242,
+        config: "r.toml".into(),
+        interfaces: vec![],
+        backend: "nftables",
+        chain: "AUTOBLOCK".into(),
+        dry_run: false,
+        adopted_bans: 0,
+        restored_bans: 0,
+        local_addresses: vec![],
+        rules: 0,
+        backend_config: "nftables",
+        backend_skipped: vec![],
+    }));
+    assert!(
+        line(fixed).ends_with(r#""rules":0,"backend_config":"nftables"}"#),
+        "backend_skipped only when auto passed something over"
     );
 }
 

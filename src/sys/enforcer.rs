@@ -13,23 +13,24 @@ use ipnet::IpNet;
 
 use crate::config::{Config, NODE_NAME_MAX, is_cluster_name};
 use crate::engine::Decision;
-use crate::firewall::{Batch, Firewall, FirewallError, FirewallOptions, Refused, Special};
+use crate::firewall::{Backend, Batch, Firewall, FirewallError, FirewallOptions, Refused, Special};
 use crate::time::Timestamp;
 
 /// First retry delay after a failed commit; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// The firewall the configuration describes. Its guard protects the `[allow]` nets (the
+/// The firewall the configuration describes, on `backend` (the configured one, or what
+/// `auto` chose: `sys::backend`). Its guard protects the `[allow]` nets (the
 /// daemon adds its own addresses, [`protected`]); the shortest prefix it accepts is the
 /// library's default or the shortest `aggregate_v4`/`aggregate_v6` of a rule, whichever is
 /// shorter; link-local sources (a flooding neighbour) may be banned, as before the guard.
-pub fn firewall_options(config: &Config) -> FirewallOptions {
+pub fn firewall_options(config: &Config, backend: Backend) -> FirewallOptions {
     let e = &config.enforce;
     let shortest = |f: fn(&crate::config::Rule) -> u8, default: u8| {
         config.rules.iter().map(f).fold(default, u8::min).max(1)
     };
-    FirewallOptions::new(e.backend, e.chain.clone())
+    FirewallOptions::new(backend, e.chain.clone())
         .hooks(e.hooks.iter().cloned())
         .maxelem(u32::try_from(e.max_active_bans).unwrap_or(u32::MAX))
         .priority(e.priority)

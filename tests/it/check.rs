@@ -61,10 +61,11 @@ fn shipped_rules_pass() {
     );
     let rules = std::fs::read_to_string(&path).unwrap_or_default();
     let n = rules.lines().filter(|l| l.trim() == "[[rule]]").count();
+    assert!(text.contains("\nbackend auto: "), "{text}");
     assert_eq!(
         text.lines().count(),
-        n + 4,
-        "ok line, capture, enforce, allowlist and one per rule:\n{text}"
+        n + 5,
+        "ok line, the auto backend line, capture, enforce, allowlist and one per rule:\n{text}"
     );
     for want in [
         "capture:   interfaces the default route's; bpf_filter none; snaplen 128",

@@ -67,6 +67,8 @@ impl ControlHandler for Fake {
                 uptime_secs: 3 * 3600 + 12 * 60,
                 config: "/etc/autoblock/rules.toml".into(),
                 backend: "ipset".into(),
+                backend_config: "ipset".into(),
+                backend_skipped: vec![],
                 chain: "AUTOBLOCK".into(),
                 dry_run: true,
                 interfaces: vec![InterfaceStats {

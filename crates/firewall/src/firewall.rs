@@ -99,7 +99,8 @@ impl Firewall {
     /// `iptables-restore` / `ip6tables-restore` call per family that changed (pure additions
     /// are appended; a removal or replacement rebuilds the chain), with
     /// [`Backend::Ipset`](super::Backend::Ipset) one `ipset restore` call for bans (plus one
-    /// restore per family for typed rules).
+    /// restore per family for typed rules), with
+    /// [`Backend::Nftables`](super::Backend::Nftables) one `nft -f -` transaction for all.
     ///
     /// Every change is checked first: a bad one (a `/0`, loopback, a protected net, host bits,
     /// a reason with `"`, a malformed rule; see [`Refusal`](super::Refusal)) is refused and
@@ -183,8 +184,9 @@ impl Firewall {
 
     /// Removes entries that end at or before `now` and returns them. With
     /// [`Backend::Iptables`](super::Backend::Iptables) that is one chain rebuild per family
-    /// that has any; with [`Backend::Ipset`](super::Backend::Ipset) the kernel has already
-    /// dropped the bans and only memory is updated (typed rules still need the rebuild).
+    /// that has any; with [`Backend::Ipset`](super::Backend::Ipset) and
+    /// [`Backend::Nftables`](super::Backend::Nftables) the kernel has already dropped the bans
+    /// and only memory is updated (typed rules still need a rebuild of their chain).
     pub fn expire_due(&self, now: SystemTime) -> Result<Expired, FirewallError> {
         let mut state = self.lock();
         self.expire(&mut state, unix_secs(now))

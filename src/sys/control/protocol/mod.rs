@@ -160,8 +160,14 @@ pub struct StatusInfo {
     pub uptime_secs: u64,
     /// The configuration file the daemon loaded.
     pub config: String,
-    /// `iptables`, `ipset` or `nftables`.
+    /// The backend in use: `iptables`, `ipset` or `nftables` (`none (dry run)`).
     pub backend: String,
+    /// `enforce.backend` as configured: `auto` or the backend's name.
+    #[serde(default)]
+    pub backend_config: String,
+    /// With `auto`: the better backends passed over, each with why (`nftables: ...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_skipped: Vec<String>,
     /// The chain bans live in.
     pub chain: String,
     /// Decisions are logged, the kernel is left alone.

@@ -29,6 +29,8 @@ fn status() -> StatusInfo {
         uptime_secs: 3600,
         config: "/etc/autoblock/rules.toml".into(),
         backend: "ipset".into(),
+        backend_config: "auto".into(),
+        backend_skipped: vec!["nftables: `nft` is not installed".into()],
         chain: "AUTOBLOCK".into(),
         dry_run: false,
         interfaces: vec![InterfaceStats {
