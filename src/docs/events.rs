@@ -39,7 +39,7 @@ const APPLIED: EventDoc = e(
 );
 const STARTED: EventDoc = e(
     "`started`",
-    "`version`, `pid`, `config`, `interfaces`, `backend`, `chain`, `dry_run`, `adopted_bans`, `restored_bans` (saved bans the kernel had lost, put back), `local_addresses`, `rules`",
+    "`version`, `pid`, `config`, `interfaces`, `backend` (the one in use), `chain`, `dry_run`, `adopted_bans`, `restored_bans` (saved bans the kernel had lost, put back), `local_addresses`, `rules`, `backend_config` (`auto` or the configured name), [`backend_skipped`: with `auto`, each better backend passed over and why, e.g. `\"nftables: ... nft not found\"`]",
 );
 const STOPPED: EventDoc = e("`stopped`", "`kept_bans`, `flushed`, `stop_secs`");
 const RELOADED: EventDoc = e("`reloaded`", "`config`, `rules`");

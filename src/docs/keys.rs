@@ -51,8 +51,8 @@ pub const KEYS: &[KeyDoc] = &[
     k(
         "enforce",
         "backend",
-        "\"iptables\"",
-        "\"iptables\": one DROP rule per ban in the chain (fine up to a few thousand bans); \"ipset\": two hash:net sets with kernel timeouts, fast at 100k bans (needs the ipset tool).",
+        "\"auto\"",
+        "\"auto\": the first of nftables, ipset, iptables that works on this host and fits the configuration (chosen at start; status and the started event say which and why others were passed over); \"nftables\": one table with a timeout set per prefix length, constant cost per packet at 100k bans (needs nft); \"ipset\": two hash:net sets with kernel timeouts, fast at 100k bans (needs the ipset tool); \"iptables\": one DROP rule per ban in the chain (fine up to a few thousand bans).",
     ),
     k(
         "enforce",
