@@ -309,6 +309,7 @@ impl Engine {
         self.settings = BanSettings::from_config(config);
         self.rate = BanRate::new(config.enforce.max_new_bans_per_sec);
         self.quiet.clear();
+        self.reconfigure_floods(config, ts, out);
         self.lift_protected(ts, out);
     }
 
@@ -338,6 +339,7 @@ impl Engine {
     /// cover one of them.
     pub fn set_local(&mut self, local: Vec<IpNet>, ts: Timestamp, out: &mut Vec<Decision>) {
         self.local = local.iter().map(IpNet::trunc).collect();
+        self.flood.floods.set_protected(&self.local);
         self.lift_protected(ts, out);
     }
 
