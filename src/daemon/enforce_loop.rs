@@ -8,8 +8,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::DaemonState;
+use super::floods::SignatureCounters;
 use super::workers::EndGuard;
 use crate::engine::Decision;
+use crate::engine::flood::FloodDecision;
 use crate::event::Event;
 use crate::firewall::Firewall;
 use crate::sys::clock::wall_now;
@@ -47,6 +49,7 @@ impl EnforceLoop {
         let mut enforcer = Enforcer::new(Some(self.fw.clone()));
         // Crossing times of the blocks staged since the last commit (reaction time).
         let mut crossings: Vec<Timestamp> = Vec::new();
+        let mut signatures = SignatureCounters::default();
         let mut next_check = later(self.check_interval);
         let mut stopping = false;
         loop {
@@ -64,17 +67,23 @@ impl EnforceLoop {
                 self.rx.recv_timeout(wait)
             };
             match first {
-                Ok(m) => stopping |= take(m, &mut enforcer, &mut crossings),
+                Ok(m) => {
+                    signatures.note(&m);
+                    stopping |= take(m, &mut enforcer, &mut crossings);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => stopping = true,
             }
             while let Ok(m) = self.rx.try_recv() {
+                signatures.note(&m);
                 stopping |= take(m, &mut enforcer, &mut crossings);
             }
             if stopping {
                 // One last try, whatever the backoff says: leave nothing staged.
                 enforcer.retry_now();
             }
+            // The counters of a signature about to go are read before it goes.
+            signatures.read_if_due(&self.fw, &self.shared.metrics);
             self.commit(&mut enforcer, &mut crossings);
             if Instant::now() >= next_check && !stopping {
                 next_check = later(self.check_interval);
@@ -164,8 +173,10 @@ fn ms(d: Duration) -> f64 {
 fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) -> bool {
     match m {
         EnforceMsg::Decision(d) => {
-            if let Decision::Block(v) = &d {
-                crossings.push(v.at);
+            match &d {
+                Decision::Block(v) => crossings.push(v.at),
+                Decision::Flood(FloodDecision::Mitigate(m)) if !m.refresh => crossings.push(m.at),
+                _ => {}
             }
             enforcer.stage(&d);
             false
