@@ -20,6 +20,7 @@ mod firewall_rules;
 mod firewall_standalone;
 mod firewall_unreadable;
 mod fleet;
+mod flood_pcaps;
 mod harness;
 mod layout;
 mod live;
