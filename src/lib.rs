@@ -95,6 +95,7 @@ pub(crate) mod engine;
 pub(crate) mod event;
 pub mod packet;
 pub(crate) mod replay;
+pub(crate) mod replay_attacks;
 pub mod sys;
 pub mod trust;
 

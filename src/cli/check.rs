@@ -1,7 +1,8 @@
 //! `autoblock check`: load and validate `rules.toml`, compile its `bpf_filter` with libpcap,
 //! then print `ok: PATH`, what the daemon would do (capture, enforcement, allowlist; with
-//! `backend = "auto"` what it picks on this host) and one line per rule (exit 0), warnings on
-//! stderr; or fail with every problem (exit 2; exit 1 when the file exists but cannot be read).
+//! `backend = "auto"` what it picks on this host) and one line per rule and per flood detector
+//! (exit 0), warnings on stderr; or fail with every problem (exit 2; exit 1 when the file exists
+//! but cannot be read).
 
 use std::io::Write;
 use std::path::Path;
@@ -10,8 +11,8 @@ use std::time::Duration;
 use super::{CheckArgs, CliError, CliResult};
 use crate::config::duration::Formatted;
 use crate::config::{
-    self, BackendChoice, Config, ConfigError, Problem, Protocol, Rule, RuleMode, TcpFlagsFilter,
-    auto_candidates,
+    self, BackendChoice, Config, ConfigError, Flood, FloodScope, Fragments, Problem, Protocol,
+    Rule, RuleMode, TcpFlagsFilter, auto_candidates,
 };
 use crate::sys::backend::{can_probe, choose, probe};
 use crate::sys::control::protocol::net_text;
@@ -183,27 +184,68 @@ fn auto_line(config: &Config, may_probe: bool) -> String {
     }
 }
 
-/// One line per rule, or a note that detection is off.
+/// One line per rule and per flood detector, or a note that detection is off.
 pub fn summary(config: &Config) -> Vec<String> {
-    if config.rules.is_empty() {
-        return vec!["no [[rule]]: detection is off".to_owned()];
+    if config.rules.is_empty() && config.floods.is_empty() {
+        return vec!["no [[rule]] or [[flood]]: detection is off".to_owned()];
     }
     config
         .rules
         .iter()
         .map(|r| rule_line(r, config.enforce.ban))
+        .chain(config.floods.iter().map(flood_line))
         .collect()
+}
+
+/// `udp-flood-dst: flood of udp from ports 4500 toward each protected address: packets > 1000
+/// per 1s, action signature, held 2m`
+pub fn flood_line(f: &Flood) -> String {
+    let mut what = protocol_word(f.protocol).to_owned();
+    if let Some(flags) = f.tcp_flags {
+        what.push(' ');
+        what.push_str(flags.as_str());
+    }
+    if let Some(ports) = &f.src_ports {
+        what.push_str(" from ports ");
+        what.push_str(&port_list(ports));
+    }
+    if let Some(ports) = &f.dst_ports {
+        what.push_str(" to ports ");
+        what.push_str(&port_list(ports));
+    }
+    match f.fragments {
+        Fragments::Only => what.push_str(", fragments only"),
+        Fragments::Exclude => what.push_str(", no fragments"),
+        Fragments::Include => {}
+    }
+    let scope = match f.scope {
+        FloodScope::Destination => "each protected address",
+        FloodScope::Total => "all protected addresses together",
+    };
+    format!(
+        "{}: flood of {what} toward {scope}: {} > {} per {}, action {}, held {}",
+        f.name,
+        f.metric.as_str(),
+        f.threshold,
+        Formatted(f.window),
+        f.action.as_str(),
+        Formatted(f.ban),
+    )
+}
+
+fn protocol_word(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Icmp => "icmp",
+        Protocol::Any => "any protocol",
+    }
 }
 
 /// `syn-flood: tcp syn to ports 80,443: packets > 2000 per 1s, ban 10m, per /32 (v4) /128 (v6)`,
 /// then `; log only` and `; exempt NETS` when they apply.
 pub fn rule_line(rule: &Rule, default_ban: Duration) -> String {
-    let mut what = match rule.protocol {
-        Protocol::Tcp => "tcp".to_owned(),
-        Protocol::Udp => "udp".to_owned(),
-        Protocol::Icmp => "icmp".to_owned(),
-        Protocol::Any => "any protocol".to_owned(),
-    };
+    let mut what = protocol_word(rule.protocol).to_owned();
     if rule.tcp_flags == Some(TcpFlagsFilter::Syn) {
         what.push_str(" syn");
     }
@@ -348,6 +390,28 @@ mod tests {
         assert_eq!(
             auto_line(&c, false),
             "backend auto: decided when the daemon starts (nftables if usable, else ipset, else iptables; not nftables: hook `filter:MY_INPUT` is not an nftables hook); run check as root to see what this host picks"
+        );
+    }
+
+    #[test]
+    fn flood_line_reads_like_the_detector() {
+        let f = Flood {
+            name: "ntp-reflection".into(),
+            protocol: Protocol::Udp,
+            src_ports: Some(vec![123]),
+            dst_ports: None,
+            tcp_flags: None,
+            fragments: Fragments::Exclude,
+            metric: crate::config::FloodMetric::Bytes,
+            threshold: 1_000_000,
+            window: Duration::from_secs(2),
+            action: crate::config::FloodAction::Signature,
+            ban: Duration::from_secs(120),
+            scope: FloodScope::Destination,
+        };
+        assert_eq!(
+            flood_line(&f),
+            "ntp-reflection: flood of udp from ports 123, no fragments toward each protected address: bytes > 1000000 per 2s, action signature, held 2m"
         );
     }
 

@@ -1,6 +1,7 @@
 //! `autoblock status`: the running daemon's state in a few lines (or its JSON): the last
 //! reload and whether it failed, whether state is saved, capture per interface, and per rule
-//! its mode, current top value, bans and suppressions.
+//! its mode, current top value, bans and suppressions; flood attacks in progress with their
+//! fingerprint and mitigation.
 
 use super::remote::{RemoteArgs, human_secs, show, table, unexpected};
 use super::{CliResult, OutputFormat};
@@ -103,6 +104,7 @@ pub fn render(s: &StatusInfo) -> String {
         out.push('\n');
         out.push_str(&rules_table(s));
     }
+    out.push_str(&super::attacks::render_attacks(&s.attacks));
     out
 }
 

@@ -39,7 +39,8 @@ pub(crate) fn notice_for(decision: &Decision, share: ShareKinds) -> Option<BanNo
             offense: ban.offense,
             manual: ban.manual,
         }),
-        Decision::Unblock { .. } | Decision::Suppressed { .. } => None,
+        // A `sources` detector's bans come as Block decisions; signatures stay on this host.
+        Decision::Unblock { .. } | Decision::Suppressed { .. } | Decision::Flood(_) => None,
     }
 }
 

@@ -3,7 +3,8 @@
 //! file, line, column and TOML key.
 //!
 //! Files: `raw.rs` + `parse.rs` + `keys.rs` (stage one, serde; every unknown key),
-//! `validate.rs` + `rule.rs` + `cluster.rs` (stage two, defaults and checks; `warnings.rs`:
+//! `validate.rs` + `rule.rs` + `flood_validate.rs` + `cluster.rs` (stage two, defaults and
+//! checks; `flood.rs`: the `[[flood]]` detector's types; `warnings.rs`:
 //! what is valid but probably not meant), `duration.rs` ("10m" <-> `Duration`), `error.rs`
 //! ([`ConfigError`]). The typed structs below are the contract the rest of the program relies
 //! on: once built, every value is in range.
@@ -13,6 +14,8 @@ mod cluster;
 mod diff;
 pub mod duration;
 mod error;
+mod flood;
+mod flood_validate;
 pub mod keys;
 mod parse;
 mod raw;
@@ -22,6 +25,8 @@ mod warnings;
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod flood_tests;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +42,7 @@ pub use backend::{BackendChoice, auto_candidates, unfit};
 pub use cluster::{FLEET_NAME_MAX, NODE_NAME_MAX, is_cluster_name};
 pub use diff::diff;
 pub use error::{ConfigError, Problem, locate};
+pub use flood::{Flood, FloodAction, FloodFlags, FloodMetric, FloodScope, Fragments};
 pub use validate::{load, parse_str};
 
 /// `[control] socket` when the file does not set it.
@@ -76,6 +82,9 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// `[[rule]]`: the detection rules, in file order.
     pub rules: Vec<Rule>,
+    /// `[[flood]]`: detectors of floods from many sources, per protected destination (or in
+    /// total), in file order.
+    pub floods: Vec<Flood>,
     /// What is valid but probably not meant (an empty file, a rule another rule shadows, a
     /// very short aggregation prefix): `check` prints them, the daemon logs them.
     pub warnings: Vec<Problem>,

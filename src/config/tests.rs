@@ -444,11 +444,22 @@ fn shipped_file_is_valid_and_shows_every_key() {
             "host-sweep"
         ]
     );
-    // Its values are the defaults, apart from the rules.
+    let floods: Vec<&str> = c.floods.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        floods,
+        [
+            "syn-flood-dst",
+            "synack-reflection",
+            "udp-flood-dst",
+            "icmp-flood-dst"
+        ]
+    );
+    // Its values are the defaults, apart from the rules and detectors.
     let defaults = parse("").expect("defaults");
     assert_eq!(
         Config {
             rules: Vec::new(),
+            floods: Vec::new(),
             warnings: Vec::new(),
             ..c
         },
@@ -459,7 +470,7 @@ fn shipped_file_is_valid_and_shows_every_key() {
     );
 
     // Every key the raw structs know is in the shipped file: a table's keys with their
-    // defaults, the rule keys in the comment that documents them.
+    // defaults, the rule and detector keys in the comment that documents them.
     let table: toml::Table = SHIPPED.parse().expect("toml");
     for section in keys::sections() {
         if section.array {

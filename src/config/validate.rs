@@ -175,6 +175,7 @@ impl<'a> Ctx<'a> {
 fn build(ctx: &mut Ctx, raw: RawConfig) -> Config {
     let enforce = enforce(ctx, &raw.enforce);
     let rules = super::rule::rules(ctx, &raw.rule, &enforce);
+    let floods = super::flood_validate::floods(ctx, &raw.flood, &raw.rule, &enforce);
     Config {
         capture: capture(ctx, &raw.capture),
         allow: allow(ctx, &raw.allow),
@@ -206,6 +207,7 @@ fn build(ctx: &mut Ctx, raw: RawConfig) -> Config {
         cluster: super::cluster::cluster(ctx, &raw.cluster),
         enforce,
         rules,
+        floods,
         warnings: Vec::new(),
     }
 }

@@ -51,6 +51,8 @@ pub fn explanation(x: &Explained, now: Timestamp, dry_run: bool) -> Explanation 
         ban: x.ban.as_ref().map(|b| ban_info(b, now, dry_run)),
         offenses: x.offenses,
         last_offense: x.last_offense.map(|t| t.to_string()),
+        floods: Vec::new(),
+        attacks: Vec::new(),
     }
 }
 

@@ -10,8 +10,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::DaemonState;
+use super::floods::SignatureCounters;
 use super::workers::EndGuard;
 use crate::engine::Decision;
+use crate::engine::flood::FloodDecision;
 use crate::event::Event;
 use crate::firewall::Firewall;
 use crate::sys::clock::wall_now;
@@ -55,6 +57,7 @@ impl EnforceLoop {
         let mut enforcer = Enforcer::new(Some(self.fw.clone()));
         // Crossing times of the blocks staged since the last commit (reaction time).
         let mut crossings: Vec<Timestamp> = Vec::new();
+        let mut signatures = SignatureCounters::default();
         let mut next_check = later(self.check_interval);
         let mut last_check = Instant::now();
         let mut stopping = false;
@@ -74,11 +77,15 @@ impl EnforceLoop {
             };
             let mut asked = Asked::default();
             match first {
-                Ok(m) => take(m, &mut enforcer, &mut crossings, &mut asked),
+                Ok(m) => {
+                    signatures.note(&m);
+                    take(m, &mut enforcer, &mut crossings, &mut asked);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => stopping = true,
             }
             while let Ok(m) = self.rx.try_recv() {
+                signatures.note(&m);
                 take(m, &mut enforcer, &mut crossings, &mut asked);
             }
             stopping |= asked.stop;
@@ -89,6 +96,8 @@ impl EnforceLoop {
                 // One last try, whatever the backoff says: leave nothing staged.
                 enforcer.retry_now();
             }
+            // The counters of a signature about to go are read before it goes.
+            signatures.read_if_due(&self.fw, &self.shared.metrics);
             self.commit(&mut enforcer, &mut crossings);
             if Instant::now() >= next_check && !stopping {
                 next_check = later(self.check_interval);
@@ -187,10 +196,10 @@ fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>, 
     match m {
         EnforceMsg::Decision(d) => {
             // Reaction time is ours: a ban from the fleet crossed no threshold here.
-            if let Decision::Block(v) = &d
-                && v.origin.is_none()
-            {
-                crossings.push(v.at);
+            match &d {
+                Decision::Block(v) if v.origin.is_none() => crossings.push(v.at),
+                Decision::Flood(FloodDecision::Mitigate(m)) if !m.refresh => crossings.push(m.at),
+                _ => {}
             }
             enforcer.stage(&d);
         }

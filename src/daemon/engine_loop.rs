@@ -13,15 +13,18 @@ use super::DaemonState;
 use super::convert::saved_ban;
 use super::enforce_loop::EnforceMsg;
 use super::fleet::EngineLink;
+use super::floods;
 use super::state_writer::{self, BanChange, StateMsg};
 use super::workers::EndGuard;
 use crate::config::Config;
+use crate::engine::flood::EndReason;
 use crate::engine::{Decision, Engine};
 use crate::event::Event;
 use crate::sys::clock::wall_now;
 use crate::sys::control::protocol::{Request, Response, RuleStatus};
 use crate::sys::live::{Items, LiveBatch};
 use crate::sys::metrics::{FLEET, MANUAL};
+use crate::trust::proc_net::HostPorts;
 
 /// Longest the loop sleeps when nothing arrives (control requests are polled this often).
 const IDLE: Duration = Duration::from_millis(5);
@@ -72,6 +75,8 @@ pub struct EngineLoop {
     last_rules: Instant,
     /// Bans started and suppressions, per rule, since start (for `status`).
     rule_counts: HashMap<Arc<str>, (u64, u64)>,
+    /// The host's ports, from their own thread (started with the first flood detector).
+    host_ports: Option<Receiver<HostPorts>>,
 }
 
 impl EngineLoop {
@@ -102,6 +107,7 @@ impl EngineLoop {
             last_stats: Instant::now(),
             last_rules: Instant::now(),
             rule_counts: HashMap::new(),
+            host_ports: None,
         }
     }
 
@@ -146,6 +152,10 @@ impl EngineLoop {
             self.retry_fleet();
             while let Ok(msg) = self.msgs.try_recv() {
                 if let EngineMsg::Stop = msg {
+                    // Signatures go with the daemon (the enforcer commits after us).
+                    self.engine
+                        .end_floods(wall_now(), EndReason::Stopped, &mut self.out);
+                    self.dispatch();
                     self.save();
                     return;
                 }
@@ -218,8 +228,9 @@ impl EngineLoop {
         }
     }
 
-    /// Copies the engine's counts to `status` and the metrics.
-    fn publish_stats(&self) {
+    /// Copies the engine's counts and attacks to `status` and the metrics; hands the host's
+    /// latest ports to the flood detectors.
+    fn publish_stats(&mut self) {
         let s = self.engine.stats();
         self.shared
             .metrics
@@ -229,6 +240,23 @@ impl EngineLoop {
             self.engine.fleet_waiting() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+        if self.engine.floods().is_empty() {
+            return;
+        }
+        if self.host_ports.is_none() {
+            self.host_ports = floods::spawn_host_ports();
+        }
+        if let Some(ports) = self.host_ports.as_ref().and_then(floods::latest) {
+            self.engine.set_host_ports(&ports);
+        }
+        self.publish_attacks();
+    }
+
+    /// The attacks in progress, for `status`.
+    fn publish_attacks(&self) {
+        if let Ok(mut slot) = self.shared.attacks.lock() {
+            *slot = floods::attacks(&self.engine, wall_now());
+        }
     }
 
     /// The per-rule lines of `status`: each rule's leader now, its active bans (one walk of
@@ -282,6 +310,10 @@ impl EngineLoop {
     /// file (the ban as the engine now holds it; written by the state thread).
     pub(super) fn dispatch(&mut self) {
         self.dirty |= !self.out.is_empty();
+        // An attack that starts or ends shows in `status` at once.
+        if self.out.iter().any(floods::changes_attacks) {
+            self.publish_attacks();
+        }
         let mut changes = Vec::new();
         let mut out = std::mem::take(&mut self.out);
         for d in out.drain(..) {
@@ -299,20 +331,25 @@ impl EngineLoop {
                     m.suppressed(*reason);
                     self.rule_counts.entry(verdict.rule.clone()).or_default().1 += 1;
                 }
+                Decision::Flood(f) => floods::count(f, m),
             }
-            self.shared
-                .events
-                .emit(Event::decision(&d, self.enforcer.is_none()));
+            if let Some(e) = Event::decision(&d, self.enforcer.is_none()) {
+                self.shared.events.emit(e);
+            }
             self.publish(&d);
             let key = match &d {
-                Decision::Block(v) | Decision::Extend(v) => v.key,
-                Decision::Unblock { ban, .. } => ban.key,
+                Decision::Block(v) | Decision::Extend(v) => Some(v.key),
+                Decision::Unblock { ban, .. } => Some(ban.key),
                 Decision::Suppressed { .. } => continue,
+                // Signatures are not saved: the next start removes any left in the kernel.
+                Decision::Flood(_) => None,
             };
-            changes.push(match self.engine.bans().get(&key) {
-                Some(b) => BanChange::Set(saved_ban(b)),
-                None => BanChange::Lift(key.net()),
-            });
+            if let Some(key) = key {
+                changes.push(match self.engine.bans().get(&key) {
+                    Some(b) => BanChange::Set(saved_ban(b)),
+                    None => BanChange::Lift(key.net()),
+                });
+            }
             if let Some(tx) = &self.enforcer {
                 let _ = tx.send(EnforceMsg::Decision(d));
             }

@@ -134,6 +134,8 @@ fn origin_of(d: &Decision) -> Option<&str> {
         Decision::Block(v) | Decision::Extend(v) => v.origin.as_deref(),
         Decision::Suppressed { verdict, .. } => verdict.origin.as_deref(),
         Decision::Unblock { ban, .. } => ban.origin.as_deref(),
+        // Attacks and signatures stay on the node that saw them.
+        Decision::Flood(_) => None,
     }
 }
 

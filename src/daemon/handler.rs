@@ -125,7 +125,7 @@ impl Context {
             reload: s.reload.lock().ok().and_then(|r| r.clone()),
             rules: s.rules.lock().map(|r| r.clone()).unwrap_or_default(),
             state_error: s.state_error.lock().ok().and_then(|e| e.clone()),
-            attacks: Vec::new(),
+            attacks: s.attacks.lock().map(|a| a.clone()).unwrap_or_default(),
             recent_events: s.events.recent(),
             cluster: self
                 .fleet

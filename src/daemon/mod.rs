@@ -21,6 +21,7 @@ mod edge;
 mod enforce_loop;
 mod engine_loop;
 mod fleet;
+mod floods;
 mod handler;
 mod monitor;
 mod reload;
@@ -40,7 +41,7 @@ use crate::config::{BackendChoice, Config};
 use crate::event::{Event, StartedFields};
 use crate::firewall::Firewall;
 use crate::sys::backend::Chosen;
-use crate::sys::control::protocol::{ReloadInfo, RuleStatus};
+use crate::sys::control::protocol::{AttackInfo, ReloadInfo, RuleStatus};
 use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
 use crate::sys::notify;
@@ -80,6 +81,8 @@ pub struct DaemonState {
     pub reload: Mutex<Option<ReloadInfo>>,
     /// The per-rule lines of `status`, published by the engine thread.
     pub rules: Mutex<Vec<RuleStatus>>,
+    /// Flood attacks in progress, published by the engine thread.
+    pub attacks: Mutex<Vec<AttackInfo>>,
     /// Why manual bans and offense history are not saved, while they are not (`[state] dir`
     /// not writable, found at start or by the last save).
     pub state_error: Mutex<Option<String>>,
@@ -99,6 +102,7 @@ impl DaemonState {
             last_reload: Mutex::new(None),
             reload: Mutex::new(None),
             rules: Mutex::new(Vec::new()),
+            attacks: Mutex::new(Vec::new()),
             state_error: Mutex::new(None),
             fleet_waiting: AtomicU64::new(0),
         }

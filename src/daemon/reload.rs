@@ -182,6 +182,9 @@ fn apply(
     shared
         .metrics
         .add_rules(new.rules.iter().map(|r| r.name.clone()));
+    shared
+        .metrics
+        .add_floods(new.floods.iter().map(|f| f.name.clone()));
     if engine
         .send(EngineMsg::Reload(Box::new(new.clone())))
         .is_err()

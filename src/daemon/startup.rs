@@ -138,6 +138,7 @@ fn shared_state(config: &Config, interfaces: &[String]) -> anyhow::Result<Daemon
     if config.cluster.enabled() {
         metrics = metrics.with_fleet();
     }
+    metrics.add_floods(config.floods.iter().map(|f| f.name.clone()));
     Ok(DaemonState::new(
         Arc::new(metrics),
         events,
@@ -270,12 +271,33 @@ fn restore(
         .into_iter()
         .filter(|op| match op {
             KernelOp::Block { net, .. } => engine.bans().get(&SourceKey::from_net(*net)).is_some(),
-            KernelOp::Unblock { .. } => true,
+            _ => true,
         })
         .collect();
     for d in &lifted {
-        shared.events.emit(Event::decision(d, dry_run));
+        if let Some(e) = Event::decision(d, dry_run) {
+            shared.events.emit(e);
+        }
         ops.extend(kernel_op(d));
+    }
+    // Typed rules in our chain are only ever flood signatures: an earlier run that was killed
+    // left them (a clean stop removes its own). This run knows nothing of their attacks and
+    // detects again what still goes on; they go in the enforcer's first commit.
+    if let Some(fw) = fw {
+        let leftovers = fw
+            .list_rules()
+            .context("cannot read the typed rules already in the kernel")?;
+        if !leftovers.is_empty() {
+            tracing::info!(
+                signatures = leftovers.len(),
+                "flood signatures an earlier run left are removed"
+            );
+        }
+        ops.extend(
+            leftovers
+                .into_iter()
+                .map(|r| KernelOp::Unsignature { rule: r.rule }),
+        );
     }
     if plan.restored > 0 {
         tracing::info!(

@@ -76,6 +76,18 @@ const CONTROL_ERROR: EventDoc = e(
     "`control_error`",
     "`error`: the control socket server stopped; the daemon exits 1",
 );
+const ATTACK: EventDoc = e(
+    "`attack`",
+    "`rule` (the `[[flood]]` detector), `target` (the protected address, or `total`), `observed`, `threshold`, `window_secs`, `sources` (distinct, estimated beyond a few thousand), `spoofed`, `fingerprint`: {`protocol`, `src_port`, `dst_port`, `tcp_flags` (`syn` `synack` `ack` `rst` `fin`), `fragments` (share), `length`: [min, max]} (`null` where no value carries 80% of the packets), `top_sources`: [{`ip`, `share`}], `action` (`signature` `sources` `alert`), [`refused`: why the configured action was not taken; `action` is then `alert`], [`dry_run`]: a flood from many sources crossed a detector's threshold",
+);
+const MITIGATE: EventDoc = e(
+    "`mitigate`, `unmitigate`",
+    "`rule`, `target`, `kernel_rule` (the signature in iptables words, e.g. `-d 10.10.10.10/32 -p udp --sport 4500 -j DROP`), `hold_secs` (how long it stays after the attack was last over threshold), [`dry_run`]: a flood signature went into, or left, the kernel",
+);
+const ATTACK_END: EventDoc = e(
+    "`attack_end`",
+    "`rule`, `target`, `duration_secs` (crossing to last time over threshold), `packets`, `bytes`, `peak_pps`, `peak_bps`, [`reason`: `file_ended` (replay: still going when the capture ended), `stopped` (the daemon stopped), `reload` (its detector changed); absent when the attack went quiet], [`dry_run`]",
+);
 const SUMMARY: EventDoc = e(
     "`summary` (replay)",
     "`file`, `packets`, `parsed`, `unparsed`, `sources`, `blocked`, `local_packets`, `untracked_packets`, `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10]",
@@ -100,6 +112,9 @@ pub const EVENTS: &[&EventDoc] = &[
     &STATE_ERROR,
     &FATAL,
     &CONTROL_ERROR,
+    &ATTACK,
+    &MITIGATE,
+    &ATTACK_END,
     &SUMMARY,
 ];
 
@@ -126,6 +141,9 @@ pub fn doc_of(event: &Event) -> &'static EventDoc {
         Event::StateLoadFailed { .. } | Event::StateSaveFailed { .. } => &STATE_ERROR,
         Event::Fatal { .. } => &FATAL,
         Event::ControlError { .. } => &CONTROL_ERROR,
+        Event::Attack(_) => &ATTACK,
+        Event::Mitigate(_) | Event::Unmitigate(_) => &MITIGATE,
+        Event::AttackEnd(_) => &ATTACK_END,
         Event::Summary(_) => &SUMMARY,
     }
 }

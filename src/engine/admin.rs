@@ -322,6 +322,7 @@ impl Engine {
         self.rate = BanRate::new(config.enforce.max_new_bans_per_sec);
         self.fleet.set_rate(config.enforce.max_new_bans_per_sec);
         self.quiet.clear();
+        self.reconfigure_floods(config, ts, out);
         self.lift_protected(ts, out);
     }
 
@@ -351,6 +352,7 @@ impl Engine {
     /// cover one of them.
     pub fn set_local(&mut self, local: Vec<IpNet>, ts: Timestamp, out: &mut Vec<Decision>) {
         self.local = local.iter().map(IpNet::trunc).collect();
+        self.flood.floods.set_protected(&self.local);
         self.lift_protected(ts, out);
     }
 

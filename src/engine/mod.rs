@@ -13,6 +13,8 @@ mod admin;
 pub mod ban_rate;
 pub mod bans;
 mod fire;
+pub mod flood;
+mod flood_wiring;
 pub mod leaders;
 mod remote;
 mod rules;
@@ -116,6 +118,8 @@ pub enum Decision {
         verdict: Verdict,
         reason: SuppressReason,
     },
+    /// A flood detector's attack, mitigation or end (see [`flood`]).
+    Flood(flood::FloodDecision),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -201,6 +205,8 @@ pub struct Engine {
     next_maintenance: Timestamp,
     packets: u64,
     local_packets: u64,
+    /// The `[[flood]]` detectors (`flood_wiring.rs`).
+    flood: flood_wiring::FloodState,
 }
 
 impl Engine {
@@ -225,6 +231,7 @@ impl Engine {
             next_maintenance: Timestamp(0),
             packets: 0,
             local_packets: 0,
+            flood: flood_wiring::FloodState::new(config, &local),
         }
     }
 
@@ -232,6 +239,7 @@ impl Engine {
     pub fn observe(&mut self, p: &PacketMeta, ts: Timestamp, out: &mut Vec<Decision>) {
         let now = self.advance(ts);
         self.packets += 1;
+        self.observe_floods(p, ts, now, out);
         if self.local.iter().any(|n| n.contains(&p.src)) {
             self.local_packets += 1;
             return;
@@ -285,6 +293,7 @@ impl Engine {
         for ((p, ts), &(key, slot, local)) in items.iter().zip(&slots) {
             let now = self.advance(*ts);
             self.packets += 1;
+            self.observe_floods(p, *ts, now, out);
             if local {
                 self.local_packets += 1;
                 continue;
@@ -358,6 +367,7 @@ impl Engine {
     pub fn tick(&mut self, ts: Timestamp, out: &mut Vec<Decision>) {
         let now = self.advance(ts);
         self.expire(now, out);
+        self.tick_floods(now, out);
         if now >= self.next_maintenance {
             self.next_maintenance = now.saturating_add(Duration::from_secs(1));
             for g in &mut self.groups {
@@ -383,7 +393,7 @@ impl Engine {
 
     /// When the engine next needs a [`Engine::tick`] even if no packet arrives.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.bans.next_deadline()
+        self.floods_deadline(self.bans.next_deadline())
     }
 
     pub fn bans(&self) -> &BanTable {
@@ -393,7 +403,8 @@ impl Engine {
     /// Bytes the source tables hold. Walks every tracked source: call it now and then, not
     /// per packet (the daemon's status does not need it; replay samples it).
     pub fn memory_bytes(&self) -> usize {
-        self.groups.iter().map(|g| g.table.memory_bytes()).sum()
+        let sources: usize = self.groups.iter().map(|g| g.table.memory_bytes()).sum();
+        sources + self.flood.floods.memory_bytes()
     }
 
     pub fn stats(&self) -> EngineStats {

@@ -72,6 +72,7 @@ pub(super) fn config(rules: Vec<Rule>) -> Config {
         metrics: MetricsConfig::default(),
         cluster: ClusterConfig::default(),
         rules,
+        floods: Vec::new(),
         warnings: Vec::new(),
     }
 }

@@ -62,9 +62,10 @@ fn line(e: Event) -> String {
 }
 
 fn decision_line(d: &Decision, dry_run: bool) -> String {
-    let text = decision_json(d, dry_run);
+    let text = decision_json(d, dry_run).expect("an event");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["event"], Event::decision(d, dry_run).event.kind());
+    let event = Event::decision(d, dry_run).expect("an event").event;
+    assert_eq!(v["event"], event.kind());
     text
 }
 

@@ -216,6 +216,8 @@ impl ControlHandler for Fake {
                 ban: Some(ban_info(&addr.to_string(), 552, false)),
                 offenses: 1,
                 last_offense: Some("2026-11-24T10:00:00.000Z".into()),
+                floods: vec![],
+                attacks: vec![],
             }),
         }
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::FirewallError;
 use super::ban::{Ban, Expired, RuleEntry, canonical, unix_secs};
 use super::batch::{Batch, Committed};
+use super::counters::{self, RuleCounter};
 use super::engine::State;
 use super::exec::{Exec, System};
 use super::flush::Flushed;
@@ -134,6 +135,16 @@ impl Firewall {
     pub fn list_rules(&self) -> Result<Vec<RuleEntry>, FirewallError> {
         let _state = self.lock();
         self.read_rules()
+    }
+
+    /// The kernel's packet and byte counters of our typed rules (plain bans are not listed),
+    /// IPv4 then IPv6, each summed over the tables our chain is in: what a typed rule actually
+    /// dropped. Read from the kernel (`iptables-save -c`; typed rules live in the iptables
+    /// chain with the ipset backend too). The nftables backend holds no typed rules and
+    /// answers [`FirewallError::Unsupported`].
+    pub fn rule_counters(&self) -> Result<Vec<RuleCounter>, FirewallError> {
+        let _state = self.lock();
+        counters::read(&self.settings, self.exec.as_ref())
     }
 
     /// True when a live ban on `ip` or on a prefix holding it is in force. Answered from

@@ -113,6 +113,7 @@
 mod ban;
 mod batch;
 mod commit;
+mod counters;
 mod engine;
 mod error;
 mod exec;
@@ -141,6 +142,7 @@ pub(crate) mod tests_support;
 
 pub use ban::{Ban, Expired, Family, RuleEntry};
 pub use batch::{Batch, Committed};
+pub use counters::RuleCounter;
 pub use error::FirewallError;
 pub use firewall::Firewall;
 pub use flush::Flushed;

@@ -72,6 +72,12 @@ pub struct Metrics {
     events_dropped: CounterFamily,
     /// The fleet link's, when sharing is on ([`Metrics::with_fleet`]).
     fleet: Option<fleet::FleetMetrics>,
+    /// Per `[[flood]]` detector: attacks started.
+    flood_attacks: CounterFamily,
+    /// Per `[[flood]]` detector: packets and bytes its signature rules dropped in the kernel
+    /// (read from the kernel's rule counters).
+    signature_packets: CounterFamily,
+    signature_bytes: CounterFamily,
 }
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
@@ -132,6 +138,9 @@ impl Metrics {
             reaction: Histogram::new(REACTION_BUCKETS),
             events_dropped: CounterFamily::default(),
             fleet: None,
+            flood_attacks: CounterFamily::default(),
+            signature_packets: CounterFamily::default(),
+            signature_bytes: CounterFamily::default(),
         }
     }
 
@@ -191,6 +200,21 @@ impl Metrics {
             "events_dropped",
             "Event lines an output left out because it fell behind or failed, per output",
             self.events_dropped.clone(),
+        );
+        r.register(
+            "flood_attacks",
+            "Flood attacks detected, per flood detector",
+            self.flood_attacks.clone(),
+        );
+        r.register(
+            "signature_dropped_packets",
+            "Packets the kernel dropped by a flood detector's signature rules",
+            self.signature_packets.clone(),
+        );
+        r.register(
+            "signature_dropped_bytes",
+            "Bytes the kernel dropped by a flood detector's signature rules",
+            self.signature_bytes.clone(),
         );
     }
 
@@ -266,6 +290,35 @@ impl Metrics {
             let _ = self.unbans.get_or_create(&l);
             let _ = self.extends.get_or_create(&l);
         }
+    }
+
+    /// Make sure every `[[flood]]` detector of a (re)loaded config has counters (kept, like a
+    /// rule's, when a reload removes it).
+    pub fn add_floods<R>(&self, floods: R)
+    where
+        R: IntoIterator,
+        R::Item: AsRef<str>,
+    {
+        for name in floods {
+            let l = labels(&[("rule", name.as_ref())]);
+            let _ = self.flood_attacks.get_or_create(&l);
+            let _ = self.signature_packets.get_or_create(&l);
+            let _ = self.signature_bytes.get_or_create(&l);
+        }
+    }
+
+    /// A flood attack detected by detector `rule`.
+    pub fn attack(&self, rule: &str) {
+        self.flood_attacks
+            .get_or_create(&labels(&[("rule", rule)]))
+            .inc();
+    }
+
+    /// Packets and bytes detector `rule`'s signatures dropped since the last call.
+    pub fn signature_drops(&self, rule: &str, packets: u64, bytes: u64) {
+        let l = labels(&[("rule", rule)]);
+        self.signature_packets.get_or_create(&l).inc_by(packets);
+        self.signature_bytes.get_or_create(&l).inc_by(bytes);
     }
 
     /// A ban by `rule` (use [`MANUAL`] for manual bans).

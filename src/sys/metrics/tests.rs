@@ -25,6 +25,11 @@ fn fixture() -> Metrics {
     m.observe_reaction(Duration::from_secs(3)); // above every bound: only +Inf
     m.set_events_dropped("stdout", 40);
     m.set_events_dropped("stdout", 42); // totals are stored, not added
+    m.add_floods(["udp-flood-dst", "syn-flood-dst"]);
+    m.attack("syn-flood-dst");
+    m.attack("syn-flood-dst");
+    m.signature_drops("syn-flood-dst", 1200, 72_000);
+    m.signature_drops("syn-flood-dst", 300, 18_000);
     m
 }
 
@@ -90,6 +95,18 @@ autoblock_reaction_seconds_count 3
 # TYPE autoblock_events_dropped_total counter
 autoblock_events_dropped_total{output="file"} 0
 autoblock_events_dropped_total{output="stdout"} 42
+# HELP autoblock_flood_attacks_total Flood attacks detected, per flood detector.
+# TYPE autoblock_flood_attacks_total counter
+autoblock_flood_attacks_total{rule="syn-flood-dst"} 2
+autoblock_flood_attacks_total{rule="udp-flood-dst"} 0
+# HELP autoblock_signature_dropped_packets_total Packets the kernel dropped by a flood detector's signature rules.
+# TYPE autoblock_signature_dropped_packets_total counter
+autoblock_signature_dropped_packets_total{rule="syn-flood-dst"} 1500
+autoblock_signature_dropped_packets_total{rule="udp-flood-dst"} 0
+# HELP autoblock_signature_dropped_bytes_total Bytes the kernel dropped by a flood detector's signature rules.
+# TYPE autoblock_signature_dropped_bytes_total counter
+autoblock_signature_dropped_bytes_total{rule="syn-flood-dst"} 90000
+autoblock_signature_dropped_bytes_total{rule="udp-flood-dst"} 0
 "#;
 
 /// The exposition as families in order, each with its HELP and TYPE lines and its samples

@@ -21,7 +21,9 @@ mod edge;
 mod views;
 
 pub use edge::{MAX_REASON_BYTES, check_reason};
-pub use views::{Covered, ReloadInfo, RuleStatus, RuleTopInfo, SourceValue, TopInfo};
+pub use views::{
+    AttackInfo, Covered, FloodWindow, ReloadInfo, RuleStatus, RuleTopInfo, SourceValue, TopInfo,
+};
 
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
@@ -202,9 +204,9 @@ pub struct StatusInfo {
     /// saved.
     #[serde(default)]
     pub state_error: Option<String>,
-    /// Attacks in progress, as the flood detectors report them (empty without any).
+    /// Flood attacks in progress, with their mitigations (empty without any).
     #[serde(default)]
-    pub attacks: Vec<serde_json::Value>,
+    pub attacks: Vec<AttackInfo>,
     /// The newest event lines (JSON), oldest first.
     #[serde(default)]
     pub recent_events: Vec<String>,
@@ -289,6 +291,13 @@ pub struct Explanation {
     pub offenses: u32,
     /// RFC 3339.
     pub last_offense: Option<String>,
+    /// The address as a flood target: every detector's window toward it (a protected
+    /// address; empty otherwise).
+    #[serde(default)]
+    pub floods: Vec<FloodWindow>,
+    /// Flood attacks on the address (or on all protected addresses together) in progress.
+    #[serde(default)]
+    pub attacks: Vec<AttackInfo>,
 }
 
 /// `addr` seen through one rule: its current window value against the threshold.
