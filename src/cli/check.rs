@@ -312,6 +312,7 @@ mod tests {
             aggregate_v4: 32,
             aggregate_v6: 128,
             skip_replies: false,
+            ban_verified_peers: false,
             mode: RuleMode::Enforce,
             exempt: Vec::new(),
         }
@@ -335,6 +336,7 @@ mod tests {
             aggregate_v4: 24,
             aggregate_v6: 64,
             skip_replies: true,
+            ban_verified_peers: false,
             mode: RuleMode::Log,
             exempt: vec!["192.0.2.0/24".parse().expect("net")],
         };
