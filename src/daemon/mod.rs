@@ -24,6 +24,7 @@ mod fleet;
 mod floods;
 mod handler;
 mod monitor;
+mod peers;
 mod reload;
 mod restore;
 mod signals;

@@ -47,6 +47,7 @@ fn ban_rule(f: &crate::config::Flood, config: &Config) -> CompiledRule {
         syn_only: false,
         ports: None,
         skip_replies: false,
+        ban_verified_peers: false,
         metric: match f.metric {
             FloodMetric::Packets => Metric::Packets,
             FloodMetric::Bytes => Metric::Bytes,
@@ -146,6 +147,7 @@ impl Engine {
                 settings: &self.settings,
                 allow: &self.allow,
                 local: &self.local,
+                peers: &self.peers,
                 bans: &mut self.bans,
                 offenses: &mut self.offenses,
                 quiet: &mut self.quiet,

@@ -26,6 +26,7 @@ pub mod window;
 pub use admin::{Explained, ManualBan, Unbanned};
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ use crate::engine::bans::{ActiveBan, BanTable};
 use crate::engine::sources::{Slot, SourceKey};
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
+use crate::trust::martian::check_source;
+use crate::trust::peers::{Kinds, PeerSet};
 use fire::{FireCtx, fire};
 use rules::{CompiledRule, Group, fold};
 
@@ -57,6 +60,13 @@ pub enum SuppressReason {
     Rate,
     /// The rule is in `mode = "log"`: it decides and reports, never bans.
     Log,
+    /// The target is (or covers) a verified peer, of these kinds: its packets may be forged
+    /// with the peer's address (rules with `ban_verified_peers` still ban it).
+    Peer(Kinds),
+    /// A link-local source (`169.254/16`, `fe80::/10`): a neighbour, never banned.
+    LinkLocal,
+    /// A source that cannot come from the network (`127/8`, multicast, ...).
+    Martian,
 }
 
 impl SuppressReason {
@@ -67,6 +77,9 @@ impl SuppressReason {
             SuppressReason::Cap => "cap",
             SuppressReason::Rate => "rate",
             SuppressReason::Log => "log",
+            SuppressReason::Peer(_) => "peer",
+            SuppressReason::LinkLocal => "link_local",
+            SuppressReason::Martian => "martian",
         }
     }
 }
@@ -171,6 +184,9 @@ pub struct EngineStats {
     pub packets: u64,
     /// Packets from our own addresses: never counted.
     pub local_packets: u64,
+    /// Packets from martian sources (`trust::martian`: loopback, multicast, ...): spoofed or
+    /// broken, never counted.
+    pub martian_packets: u64,
     /// Packets whose source could not be tracked (table full).
     pub untracked: u64,
     pub tracked_sources: usize,
@@ -186,6 +202,8 @@ pub struct Engine {
     groups: Vec<Group>,
     allow: Vec<IpNet>,
     local: Vec<IpNet>,
+    /// Verified peers (`trust::peers`), refreshed by the daemon; empty in replay.
+    peers: Arc<PeerSet>,
     settings: BanSettings,
     bans: BanTable,
     /// Offense count and time of the last one, for escalation.
@@ -205,6 +223,7 @@ pub struct Engine {
     next_maintenance: Timestamp,
     packets: u64,
     local_packets: u64,
+    martian_packets: u64,
     /// The `[[flood]]` detectors (`flood_wiring.rs`).
     flood: flood_wiring::FloodState,
 }
@@ -220,6 +239,7 @@ impl Engine {
             groups,
             allow: config.allow.nets.iter().map(IpNet::trunc).collect(),
             local: local.iter().map(IpNet::trunc).collect(),
+            peers: Arc::default(),
             settings,
             bans: BanTable::default(),
             offenses: HashMap::with_hasher(RandomState::default()),
@@ -231,6 +251,7 @@ impl Engine {
             next_maintenance: Timestamp(0),
             packets: 0,
             local_packets: 0,
+            martian_packets: 0,
             flood: flood_wiring::FloodState::new(config, &local),
         }
     }
@@ -240,8 +261,8 @@ impl Engine {
         let now = self.advance(ts);
         self.packets += 1;
         self.observe_floods(p, ts, now, out);
-        if self.local.iter().any(|n| n.contains(&p.src)) {
-            self.local_packets += 1;
+        if ignored(&self.local, p.src) {
+            self.count_ignored(p.src);
             return;
         }
         if self.bans.next_deadline().is_some_and(|d| d <= now) || now >= self.next_maintenance {
@@ -280,7 +301,7 @@ impl Engine {
         slots.clear();
         let g = &mut self.groups[0];
         for (p, ts) in items {
-            let local = self.local.iter().any(|n| n.contains(&p.src));
+            let local = ignored(&self.local, p.src);
             let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
             let slot = if local {
                 None
@@ -295,7 +316,7 @@ impl Engine {
             self.packets += 1;
             self.observe_floods(p, *ts, now, out);
             if local {
-                self.local_packets += 1;
+                self.count_ignored(p.src);
                 continue;
             }
             if self.bans.next_deadline().is_some_and(|d| d <= now) {
@@ -352,6 +373,7 @@ impl Engine {
                         settings: &self.settings,
                         allow: &self.allow,
                         local: &self.local,
+                        peers: &self.peers,
                         bans: &mut self.bans,
                         offenses: &mut self.offenses,
                         quiet: &mut self.quiet,
@@ -411,11 +433,21 @@ impl Engine {
         EngineStats {
             packets: self.packets,
             local_packets: self.local_packets,
+            martian_packets: self.martian_packets,
             untracked: self.groups.iter().map(|g| g.table.untracked).sum(),
             tracked_sources: self.groups.iter().map(|g| g.table.len()).sum(),
             evicted: self.groups.iter().map(|g| g.table.evicted).sum(),
             memory_bytes: 0,
             active_bans: self.bans.len(),
+        }
+    }
+
+    /// Counts a packet [`ignored`]: ours, or from a martian source.
+    fn count_ignored(&mut self, src: IpAddr) {
+        if self.local.iter().any(|n| n.contains(&src)) {
+            self.local_packets += 1;
+        } else {
+            self.martian_packets += 1;
         }
     }
 
@@ -434,9 +466,17 @@ impl Engine {
     }
 }
 
+/// Packets never counted by the rules: from our own addresses, or from a martian source (one
+/// that cannot come from the network, finding 9 of issue 11: a spoofed `127.0.0.53`).
+fn ignored(local: &[IpNet], src: IpAddr) -> bool {
+    local.iter().any(|n| n.contains(&src)) || !check_source(src).counted()
+}
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
 mod tests_remote;
+#[cfg(test)]
+mod tests_spoof;

@@ -20,8 +20,10 @@ pub(super) struct CompiledRule {
     pub(super) syn_only: bool,
     /// Sorted destination ports; `None` matches all.
     pub(super) ports: Option<Vec<u16>>,
-    /// Skip replies: service port (< 1024) -> ephemeral port (>= 1024).
+    /// Skip replies: service port (< 1024) -> ephemeral port (>= 1024), see [`may_be_reply`].
     pub(super) skip_replies: bool,
+    /// `ban_verified_peers`: its evidence may ban a verified peer.
+    pub(super) ban_verified_peers: bool,
     pub(super) metric: Metric,
     pub(super) threshold: u64,
     pub(super) window: Duration,
@@ -54,11 +56,7 @@ impl CompiledRule {
         if self.syn_only && (p.tcp_flags & tcp_flag::SYN == 0 || p.tcp_flags & tcp_flag::ACK != 0) {
             return false;
         }
-        if self.skip_replies
-            && let (Some(sp), Some(dp)) = (p.src_port, p.dst_port)
-            && sp < 1024
-            && dp >= 1024
-        {
+        if self.skip_replies && may_be_reply(p) {
             return false;
         }
         match (&self.ports, p.dst_port) {
@@ -67,6 +65,17 @@ impl CompiledRule {
             (Some(_), None) => false,
         }
     }
+}
+
+/// True when `p` may be a service's reply: from a service port (< 1024) to an ephemeral port
+/// (>= 1024) and, for TCP, carrying ACK or RST. A TCP segment with neither opens or probes:
+/// every reply of a TCP peer acknowledges (RFC 9293 §3.10.7), except a reset. Without that
+/// check `nmap -sS -g 53` (a SYN scan from source port 53, finding 6 of issue 11) was never
+/// counted as a scan; FIN, NULL and Xmas scans too.
+fn may_be_reply(p: &PacketMeta) -> bool {
+    let ports = matches!((p.src_port, p.dst_port), (Some(sp), Some(dp)) if sp < 1024 && dp >= 1024);
+    let tcp_answer = p.proto != Proto::Tcp || p.tcp_flags & (tcp_flag::ACK | tcp_flag::RST) != 0;
+    ports && tcp_answer
 }
 
 /// Rules that share one aggregation share one source table.
@@ -126,6 +135,7 @@ pub(super) fn compile(config: &Config) -> (Vec<CompiledRule>, Vec<Group>) {
             syn_only: r.tcp_flags == Some(TcpFlagsFilter::Syn),
             ports,
             skip_replies: r.skip_replies,
+            ban_verified_peers: r.ban_verified_peers,
             metric: r.metric,
             threshold: r.threshold,
             window: r.window,

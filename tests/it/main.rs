@@ -34,5 +34,6 @@ mod packet_pcaps;
 mod peers;
 mod replay;
 mod safety;
+mod spoof;
 mod systemd;
 mod watch;
