@@ -23,6 +23,7 @@ mod firewall_standalone;
 mod firewall_unreadable;
 mod fleet;
 mod fleet_daemon;
+mod flood_live;
 mod flood_pcaps;
 mod harness;
 mod layout;
