@@ -158,7 +158,7 @@ impl Engine {
                 RuleValue {
                     rule: r.name.clone(),
                     metric: r.metric,
-                    value: g.table.value(key, r.slot, now_us),
+                    value: g.table.rule_value(key, r.slot, now_us),
                     threshold: r.threshold,
                     window: r.window,
                     key,
@@ -195,12 +195,15 @@ impl Engine {
         let (rules, mut groups) = rules::compile(config);
         let mut old = std::mem::take(&mut self.groups);
         for g in &mut groups {
-            if let Some(i) = old
-                .iter()
-                .position(|o| o.agg_v4 == g.agg_v4 && o.agg_v6 == g.agg_v6 && o.kinds == g.kinds)
-            {
-                let o = old.swap_remove(i);
-                g.table = o.table;
+            if let Some(i) = old.iter().position(|o| {
+                o.agg_v4 == g.agg_v4
+                    && o.agg_v6 == g.agg_v6
+                    && o.table.layout.same_shape(&g.table.layout)
+            }) {
+                let mut table = old.swap_remove(i).table;
+                // Same records; thresholds and the rules' mapping to windows may be new.
+                table.layout = g.table.layout.clone();
+                g.table = table;
             }
         }
         self.rules = rules;
@@ -237,6 +240,7 @@ impl Engine {
     /// Replaces our own addresses (they can change while running) and lifts bans that now
     /// cover one of them.
     pub fn set_local(&mut self, local: Vec<IpNet>, ts: Timestamp, out: &mut Vec<Decision>) {
+        self.local_set = super::nets::NetSet::new(&local);
         self.local = local.iter().map(IpNet::trunc).collect();
         self.lift_protected(ts, out);
     }
