@@ -1,13 +1,26 @@
-//! Frames from libpcap: capture files (pcap or pcapng, sniffed from the bytes, never the name).
+//! Frames from capture files (pcap or pcapng, sniffed from the bytes, never the name).
 //!
-//! A file libpcap cannot read to the end (a pcapng with mixed link types, a truncated record)
-//! yields an error that says how far it got; it is never reported as a clean end.
+//! Classic pcap files (what `tcpdump -w` writes) are read by `pcap-parser` from a 1 MiB buffer
+//! (`fast.rs`: a record header and a slice per frame, no system call per record); everything
+//! else, and anything the fast reader meets that it does not handle exactly as libpcap would
+//! (pcapng, the modified pcap format, a record longer than the snapshot length, a truncated
+//! record, a read error), goes to libpcap, which takes over at the same frame: its frames and
+//! its error messages are what a libpcap-only reader would have produced.
+//!
+//! A file that cannot be read to the end yields an error that says how far it got; it is never
+//! reported as a clean end. An optional BPF filter (tcpdump syntax, libpcap's compiler and
+//! offline filter) drops frames before they are returned; without one, nothing is checked.
+
+mod fast;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
-use pcap::{Capture, Offline, Precision};
+use pcap::{BpfProgram, Capture, Linktype, Offline, Precision};
 
 use crate::time::Timestamp;
+use fast::{FastPcap, Next};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -19,9 +32,15 @@ pub enum CaptureError {
         packets: u64,
         msg: String,
     },
+    #[error("{path}: bad filter `{filter}`: {msg}")]
+    Filter {
+        path: PathBuf,
+        filter: String,
+        msg: String,
+    },
 }
 
-/// One captured frame, borrowed from libpcap's buffer until the next read.
+/// One captured frame, borrowed from the reader's buffer until the next read.
 pub struct Frame<'a> {
     pub ts: Timestamp,
     pub data: &'a [u8],
@@ -29,34 +48,75 @@ pub struct Frame<'a> {
     pub wire_len: u32,
 }
 
+enum Reader {
+    Fast(Box<FastPcap>),
+    Libpcap(Capture<Offline>),
+}
+
 /// An open capture file.
 pub struct CaptureFile {
-    cap: Capture<Offline>,
+    reader: Reader,
     path: PathBuf,
     linktype: i32,
+    /// Frames read so far (before any filter).
     packets: u64,
+    filter: Option<(String, BpfProgram)>,
+}
+
+fn open_libpcap(path: &Path) -> Result<Capture<Offline>, CaptureError> {
+    // libpcap reports a missing file as a generic error; say it plainly.
+    std::fs::metadata(path).map_err(|e| CaptureError::Open {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    // Nanosecond timestamps (libpcap scales µs files up).
+    Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| CaptureError::Open {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })
 }
 
 impl CaptureFile {
-    /// Opens `path` with nanosecond timestamps (libpcap scales µs files up).
     pub fn open(path: &Path) -> Result<CaptureFile, CaptureError> {
-        let open_err = |e: pcap::Error| CaptureError::Open {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
+        let (reader, linktype) = match FastPcap::open(path) {
+            Some(f) => {
+                let lt = f.linktype();
+                (Reader::Fast(Box::new(f)), lt)
+            }
+            None => {
+                let cap = open_libpcap(path)?;
+                let lt = cap.get_datalink().0;
+                (Reader::Libpcap(cap), lt)
+            }
         };
-        // libpcap reports a missing file as a generic error; say it plainly.
-        std::fs::metadata(path).map_err(|e| CaptureError::Open {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
-        let cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(open_err)?;
-        let linktype = cap.get_datalink().0;
         Ok(CaptureFile {
-            cap,
+            reader,
             path: path.to_path_buf(),
             linktype,
             packets: 0,
+            filter: None,
         })
+    }
+
+    /// Keeps only frames matching `expr` (tcpdump syntax) from now on. Costs nothing per
+    /// frame when no filter is set. (For `[capture] bpf_filter` in replay, issue 14.)
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn set_filter(&mut self, expr: &str) -> Result<(), CaptureError> {
+        let bad = |msg: String| CaptureError::Filter {
+            path: self.path.clone(),
+            filter: expr.to_string(),
+            msg,
+        };
+        match &mut self.reader {
+            Reader::Libpcap(cap) => cap.filter(expr, true).map_err(|e| bad(e.to_string()))?,
+            Reader::Fast(_) => {
+                let dead =
+                    Capture::dead(Linktype(self.linktype)).map_err(|e| bad(e.to_string()))?;
+                let program = dead.compile(expr, true).map_err(|e| bad(e.to_string()))?;
+                self.filter = Some((expr.to_string(), program));
+            }
+        }
+        Ok(())
     }
 
     /// The file's link type (DLT), as [`crate::packet::parse`] takes it.
@@ -64,9 +124,17 @@ impl CaptureFile {
         self.linktype
     }
 
-    /// The next frame; `Ok(None)` at a clean end of file.
+    /// The next frame (that passes the filter, if one is set); `Ok(None)` at a clean end.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        match self.cap.next_packet() {
+        match self.advance_fast()? {
+            Some(true) => return Ok(self.fast_current()),
+            Some(false) => return Ok(None),
+            None => {}
+        }
+        let Reader::Libpcap(cap) = &mut self.reader else {
+            return Ok(None);
+        };
+        match cap.next_packet() {
             Ok(p) => {
                 self.packets += 1;
                 let secs: i64 = p.header.ts.tv_sec;
@@ -84,5 +152,61 @@ impl CaptureFile {
                 msg: e.to_string(),
             }),
         }
+    }
+
+    fn fast_current(&self) -> Option<Frame<'_>> {
+        match &self.reader {
+            Reader::Fast(f) => Some(f.current()),
+            Reader::Libpcap(_) => None,
+        }
+    }
+
+    /// Moves the fast reader to the next kept frame: `Some(true)` when it holds one,
+    /// `Some(false)` at the end, `None` when libpcap reads (from the start, or it took over).
+    fn advance_fast(&mut self) -> Result<Option<bool>, CaptureError> {
+        while let Reader::Fast(f) = &mut self.reader {
+            match f.advance() {
+                Next::End => return Ok(Some(false)),
+                Next::Handover => self.hand_over()?,
+                Next::Frame => {
+                    self.packets += 1;
+                    let keep = match &self.filter {
+                        Some((_, program)) => program.filter(f.current().data),
+                        None => true,
+                    };
+                    if keep {
+                        return Ok(Some(true));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// libpcap takes over: it reopens the file and skips the frames already read, so it goes
+    /// on (or stops, with its own error) exactly where a libpcap-only read would.
+    fn hand_over(&mut self) -> Result<(), CaptureError> {
+        let mut cap = open_libpcap(&self.path)?;
+        for read in 0..self.packets {
+            match cap.next_packet() {
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(CaptureError::Read {
+                        path: self.path.clone(),
+                        packets: read,
+                        msg: e.to_string(),
+                    });
+                }
+            }
+        }
+        if let Some((expr, _)) = self.filter.take() {
+            cap.filter(&expr, true).map_err(|e| CaptureError::Filter {
+                path: self.path.clone(),
+                filter: expr.clone(),
+                msg: e.to_string(),
+            })?;
+        }
+        self.reader = Reader::Libpcap(cap);
+        Ok(())
     }
 }
