@@ -118,11 +118,12 @@ fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
     let s = &r.summary;
     writeln!(
         out,
-        "{}: {} packets ({} parsed, {} unparsed), {} sources, {} blocked{}",
+        "{}: {} packets ({} parsed, {} unparsed), {}{} sources, {} blocked{}",
         s.file,
         s.packets,
         s.parsed,
         s.unparsed,
+        if s.sources_estimated { "~" } else { "" },
         s.sources,
         s.blocked,
         if s.complete { "" } else { ", INCOMPLETE" }
@@ -173,7 +174,7 @@ fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
                 o.threshold,
                 o.first_seen.to_string(),
                 o.last_seen.to_string(),
-                o.packets
+                at_least(o.packets, o.approx)
             )?;
         }
     }
@@ -183,11 +184,20 @@ fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
             out,
             "    {:<40} {:>10} packets {:>12} bytes  {} .. {}",
             t.addr.to_string(),
-            t.packets,
+            at_least(t.packets - t.err, t.err > 0),
             t.bytes,
             t.first,
             t.last
         )?;
     }
     writeln!(out)
+}
+
+/// `N`, or `>=N` when only a lower bound is known (the report's summary is bounded).
+fn at_least(n: u64, lower_bound: bool) -> String {
+    if lower_bound {
+        format!(">={n}")
+    } else {
+        n.to_string()
+    }
 }
