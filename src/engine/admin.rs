@@ -212,6 +212,8 @@ impl Engine {
         self.settings = Settings::from_config(config);
         self.rate = BanRate::new(config.enforce.max_new_bans_per_sec);
         self.quiet.clear();
+        // Rules, settings and the allowlist changed: nothing cached about bans still holds.
+        self.ban_cache = Default::default();
         self.lift_protected(ts, out);
     }
 
@@ -241,6 +243,7 @@ impl Engine {
     /// cover one of them.
     pub fn set_local(&mut self, local: Vec<IpNet>, ts: Timestamp, out: &mut Vec<Decision>) {
         self.local_set = super::nets::NetSet::new(&local);
+        self.ban_cache = Default::default();
         self.local = local.iter().map(IpNet::trunc).collect();
         self.lift_protected(ts, out);
     }

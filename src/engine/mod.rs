@@ -10,6 +10,7 @@
 //! within `repeat_window`, capped at `max_ban`.
 
 mod admin;
+mod ban_cache;
 pub mod ban_rate;
 pub mod bans;
 mod fire;
@@ -183,6 +184,8 @@ pub struct Engine {
     quiet: HashMap<(SourceKey, usize), Timestamp, RandomState>,
     /// `max_new_bans_per_sec`, on passed-in time.
     rate: BanRate,
+    /// What `fire` would do for sources already banned.
+    ban_cache: ban_cache::BanCache,
     /// Reused per batch: each packet's slot in each group (`NO_SLOT`: ours, or untracked).
     scratch: Vec<u32>,
     /// Reused per packet: the rules of a group that fired, with their values.
@@ -210,6 +213,7 @@ impl Engine {
             offenses: HashMap::with_hasher(RandomState::default()),
             quiet: HashMap::with_hasher(RandomState::default()),
             rate: BanRate::new(config.enforce.max_new_bans_per_sec),
+            ban_cache: ban_cache::BanCache::default(),
             scratch: Vec::new(),
             fired: Vec::new(),
             now: Timestamp(0),
@@ -315,6 +319,9 @@ impl Engine {
         }
         for &(r, value) in &fired {
             let ri = self.groups[gi].rules[r];
+            if self.ban_cache.settle(key, ri, value, now, &mut self.bans) {
+                continue;
+            }
             fire(
                 &self.rules[ri],
                 ri,
@@ -331,6 +338,15 @@ impl Engine {
                     rate: &mut self.rate,
                 },
                 out,
+            );
+            self.ban_cache.learn(
+                key,
+                ri,
+                &self.rules[ri],
+                &self.settings,
+                &self.allow,
+                &self.local,
+                &self.bans,
             );
         }
         self.fired = fired;
@@ -349,6 +365,7 @@ impl Engine {
             self.offenses
                 .retain(|_, (_, last)| last.saturating_add(rw) >= now && *last <= now);
             self.quiet.retain(|_, until| *until > now);
+            self.ban_cache.prune(self.bans.generation());
         }
     }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 const MS: u64 = 1000;
 const SEC: u64 = 1_000_000;
 
-fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -> Rule {
+pub(super) fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -> Rule {
     Rule {
         name: name.into(),
         protocol: Protocol::Any,
@@ -28,7 +28,7 @@ fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -> Rule {
     }
 }
 
-fn config(rules: Vec<Rule>) -> Config {
+pub(super) fn config(rules: Vec<Rule>) -> Config {
     Config {
         capture: CaptureConfig {
             interfaces: vec![],
@@ -71,7 +71,7 @@ fn config(rules: Vec<Rule>) -> Config {
     }
 }
 
-fn syn(src: &str, dst: &str, port: u16) -> PacketMeta {
+pub(super) fn syn(src: &str, dst: &str, port: u16) -> PacketMeta {
     PacketMeta {
         src: src.parse().unwrap(),
         dst: dst.parse().unwrap(),

@@ -199,10 +199,13 @@ impl SetPool {
                 Some(h),
             );
         };
-        let old: Vec<u64> = self.block(h)[1..=n].to_vec();
+        let ((_, from), (_, to)) = (split(h), split(bigger));
+        let (small, large) = self.slabs.split_at_mut(class + 1);
+        let (ws, wl) = (block_words(class), block_words(class + 1));
+        large[0][to * wl + 1..to * wl + 1 + n]
+            .copy_from_slice(&small[class][from * ws + 1..from * ws + 1 + n]);
         self.free(h);
         let block = self.block_mut(bigger);
-        block[1..=n].copy_from_slice(&old);
         block[1 + n] = pack(value, b);
         block[0] = (n + 1) as u64;
         (admitted(alive + 1), Some(bigger))

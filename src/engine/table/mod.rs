@@ -204,28 +204,20 @@ impl SourceTable {
 
     fn init_record(&mut self, s: u32, key: SourceKey, now_us: u64) {
         let (hi, lo, v6) = key_words(key);
-        let mut clocks = Vec::with_capacity(self.layout.clocks.len());
-        for c in 0..self.layout.clocks.len() {
-            clocks.push(self.bucket(self.layout.clocks[c], now_us));
-        }
-        let distinct: Vec<(usize, u32)> = self
-            .layout
-            .windows
-            .iter()
-            .filter(|w| matches!(w.kind, layout::Kind::Distinct { .. }))
-            .map(|w| (w.offset, (now_us / w.span.bucket_us) as u32))
-            .collect();
         let r = self.record_mut(s);
         r.fill(0);
         r[word::KEY_HI] = hi;
         r[word::KEY_LO] = lo;
         r[word::META] = flag::LIVE | if v6 { flag::V6 } else { 0 };
         set_time(r, 0, ((now_us >> SEEN_SHIFT) & 0xffff_ffff) as u32);
-        for (c, b) in clocks.iter().enumerate() {
-            set_time(r, c + 1, *b);
+        for c in 0..self.layout.clocks.len() {
+            let b = self.bucket(self.layout.clocks[c], now_us);
+            set_time(self.record_mut(s), c + 1, b);
         }
-        for (off, b) in distinct {
-            r[off] = distinct::empty(b);
+        for w in self.first_distinct()..self.layout.windows.len() {
+            let win = &self.layout.windows[w];
+            let (off, b) = (win.offset, (now_us / win.span.bucket_us) as u32);
+            self.record_mut(s)[off] = distinct::empty(b);
         }
     }
 
@@ -297,15 +289,11 @@ impl SourceTable {
             self.heavy.free(heavy);
         }
         let overflow = ((meta >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
-        let offsets: Vec<usize> = self.layout.windows[self.first_distinct()..]
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| overflow & (1 << i) != 0)
-            .map(|(_, w)| w.offset)
-            .collect();
-        for off in offsets {
-            let h = self.record(s)[off] as u32;
-            self.sets.free(h);
+        for (i, w) in (self.first_distinct()..self.layout.windows.len()).enumerate() {
+            if overflow & (1 << i) != 0 {
+                let h = self.record(s)[self.layout.windows[w].offset] as u32;
+                self.sets.free(h);
+            }
         }
         self.record_mut(s).fill(0);
         self.free.push(s);
