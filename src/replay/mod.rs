@@ -233,7 +233,6 @@ fn read_loop(
                     bytes += f.data.len() as u64 + 16;
                     match packet::parse(linktype, f.data, f.wire_len) {
                         Ok(p) => {
-                            talkers.add(p.src, p.len, f.ts);
                             items.push((p, f.ts));
                         }
                         Err(_) => unparsed += 1,
@@ -246,6 +245,7 @@ fn read_loop(
                 Err(e) => break Some(Err(e)),
             }
         };
+        talkers.add_batch(items.iter().map(|(p, ts)| (p.src, p.len, *ts)));
         let batch = Msg::Batch {
             items,
             frames,

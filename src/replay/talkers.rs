@@ -11,7 +11,9 @@
 //!
 //! Replacing finds a smallest entry through a list of candidates collected by one scan (all
 //! entries at the current minimum), so a replacement costs O(1) amortized when many entries
-//! share the minimum (the long tail of one-packet sources), O(k) at worst.
+//! share the minimum (the long tail of one-packet sources), O(k) at worst. The entries live
+//! in the hash table's buckets (one line per packet), and a batch is looked up before it is
+//! counted so the misses overlap.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -39,16 +41,18 @@ const HLL_BITS: u32 = 12;
 
 pub struct Talkers {
     k: usize,
-    entries: Vec<Entry>,
-    index: HashTable<u32>,
+    /// The entries themselves, in the hash table's buckets: one cache line per packet.
+    table: HashTable<Entry>,
     hasher: FixedState,
-    /// Entries that had the smallest count when last scanned.
-    candidates: Vec<u32>,
+    /// Sources that had the smallest count when last scanned.
+    candidates: Vec<IpAddr>,
     /// That smallest count.
     min: u64,
     /// An entry was ever replaced: the summary no longer holds every source.
     pub replaced: bool,
     hll: Vec<u8>,
+    /// Reused per batch: each packet's hash.
+    hashes: Vec<u64>,
 }
 
 fn key(a: IpAddr) -> (u128, bool) {
@@ -63,34 +67,64 @@ impl Talkers {
     pub fn new(k: usize) -> Talkers {
         Talkers {
             k: k.max(1),
-            entries: Vec::new(),
-            index: HashTable::new(),
+            table: HashTable::new(),
             hasher: FixedState::with_seed(0x5eed),
             candidates: Vec::new(),
             min: 0,
             replaced: false,
             hll: vec![0; 1 << HLL_BITS],
+            hashes: Vec::new(),
         }
     }
 
+    fn hash(&self, addr: IpAddr) -> u64 {
+        self.hasher.hash_one(key(addr))
+    }
+
+    /// Counts a batch of packets: (source, length, time) each. The look-ups of the whole
+    /// batch go first, so their cache misses overlap.
+    pub fn add_batch<'a>(
+        &mut self,
+        packets: impl Iterator<Item = (IpAddr, u32, Timestamp)> + Clone + 'a,
+    ) {
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.clear();
+        let mut acc = 0u64;
+        for (addr, _, _) in packets.clone() {
+            let h = self.hash(addr);
+            hashes.push(h);
+            if let Some(e) = self.table.find(h, |e| e.addr == addr) {
+                acc = acc.wrapping_add(e.packets);
+            }
+        }
+        std::hint::black_box(acc);
+        for ((addr, len, ts), &h) in packets.zip(&hashes) {
+            self.add_hashed(addr, len, ts, h);
+        }
+        self.hashes = hashes;
+    }
+
     /// Counts one packet of `len` bytes from `addr` at `ts`.
-    #[inline]
+    #[cfg(test)]
     pub fn add(&mut self, addr: IpAddr, len: u32, ts: Timestamp) {
-        let hash = self.hasher.hash_one(key(addr));
+        let h = self.hash(addr);
+        self.add_hashed(addr, len, ts, h);
+    }
+
+    #[inline]
+    fn add_hashed(&mut self, addr: IpAddr, len: u32, ts: Timestamp, hash: u64) {
         let reg = (hash >> (64 - HLL_BITS)) as usize;
         let rank = ((hash << HLL_BITS) | (1 << (HLL_BITS - 1))).leading_zeros() as u8 + 1;
         if self.hll[reg] < rank {
             self.hll[reg] = rank;
         }
-        let entries = &self.entries;
-        if let Some(&i) = self.index.find(hash, |&i| entries[i as usize].addr == addr) {
-            let e = &mut self.entries[i as usize];
+        if let Some(e) = self.table.find_mut(hash, |e| e.addr == addr) {
             e.packets += 1;
             e.bytes += u64::from(len);
             e.last = ts;
             return;
         }
-        let fresh = Entry {
+        let mut fresh = Entry {
             addr,
             packets: 1,
             err: 0,
@@ -98,48 +132,38 @@ impl Talkers {
             first: ts,
             last: ts,
         };
-        let i = if self.entries.len() < self.k {
-            self.entries.push(fresh);
-            self.entries.len() - 1
-        } else {
-            let i = self.smallest();
-            let old = self.entries[i].addr;
-            let old_hash = self.hasher.hash_one(key(old));
-            if let Ok(e) = self.index.find_entry(old_hash, |&j| j as usize == i) {
-                e.remove();
-            }
-            let m = self.entries[i].packets;
-            self.entries[i] = Entry {
-                packets: m + 1,
-                err: m,
-                ..fresh
-            };
+        if self.table.len() >= self.k {
+            let m = self.remove_smallest();
+            fresh.packets = m + 1;
+            fresh.err = m;
             self.replaced = true;
-            i
-        };
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.index.insert_unique(hash, i as u32, |&j| {
-            hasher.hash_one(key(entries[j as usize].addr))
-        });
+        }
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, fresh, |e| hasher.hash_one(key(e.addr)));
     }
 
-    /// An entry with the smallest count.
-    fn smallest(&mut self) -> usize {
+    /// Removes an entry with the smallest count; returns that count.
+    fn remove_smallest(&mut self) -> u64 {
         loop {
-            while let Some(i) = self.candidates.pop() {
-                if self.entries[i as usize].packets == self.min {
-                    return i as usize;
+            while let Some(a) = self.candidates.pop() {
+                let h = self.hash(a);
+                let min = self.min;
+                if let Ok(e) = self
+                    .table
+                    .find_entry(h, |e| e.addr == a && e.packets == min)
+                {
+                    e.remove();
+                    return min;
                 }
             }
-            self.min = self.entries.iter().map(|e| e.packets).min().unwrap_or(0);
+            self.min = self.table.iter().map(|e| e.packets).min().unwrap_or(0);
             let min = self.min;
             self.candidates.extend(
-                self.entries
+                self.table
                     .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.packets == min)
-                    .map(|(i, _)| i as u32)
-                    .rev(),
+                    .filter(|e| e.packets == min)
+                    .map(|e| e.addr),
             );
         }
     }
@@ -147,7 +171,7 @@ impl Talkers {
     /// Distinct sources: exact while nothing was replaced, else estimated.
     pub fn distinct(&self) -> (u64, bool) {
         if !self.replaced {
-            return (self.entries.len() as u64, true);
+            return (self.table.len() as u64, true);
         }
         let m = self.hll.len() as f64;
         let sum: f64 = self.hll.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
@@ -164,7 +188,7 @@ impl Talkers {
 
     /// The `n` entries with the most packets, most first (ties by address).
     pub fn top(&self, n: usize) -> Vec<Entry> {
-        let mut all = self.entries.clone();
+        let mut all: Vec<Entry> = self.table.iter().copied().collect();
         let order = |a: &Entry, b: &Entry| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr));
         if all.len() > n {
             all.select_nth_unstable_by(n, order);
@@ -175,14 +199,14 @@ impl Talkers {
     }
 
     /// Every entry (for the offenders' own traffic).
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry>()
-            + self.index.capacity() * 5
-            + self.candidates.capacity() * 4
+        self.table.capacity() * (std::mem::size_of::<Entry>() + 1)
+            + self.candidates.capacity() * std::mem::size_of::<IpAddr>()
+            + self.hashes.capacity() * 8
             + self.hll.len()
     }
 }
@@ -233,7 +257,7 @@ mod tests {
             *truth.entry(a).or_insert(0u64) += 1;
             t.add(a, 60, Timestamp(u64::from(i)));
         }
-        assert!(t.entries().len() <= k, "bound: {}", t.entries().len());
+        assert!(t.entries().count() <= k, "bound: {}", t.entries().count());
         assert!(t.memory_bytes() < 64 * 1024);
         let top = t.top(3);
         let heavy: Vec<IpAddr> = top.iter().map(|e| e.addr).collect();
@@ -264,7 +288,7 @@ mod tests {
             t.add(v4(2), 10, Timestamp(u64::from(i)));
             t.add(v4(100 + i), 10, Timestamp(u64::from(i)));
         }
-        let exact: Vec<Entry> = t.entries().iter().filter(|e| e.err == 0).copied().collect();
+        let exact: Vec<Entry> = t.entries().filter(|e| e.err == 0).copied().collect();
         assert!(
             exact
                 .iter()
@@ -272,7 +296,7 @@ mod tests {
         );
         assert!(exact.iter().any(|e| e.addr == v4(2) && e.packets == 100));
         assert!(t.replaced);
-        assert_eq!(t.entries().len(), 4);
+        assert_eq!(t.entries().count(), 4);
     }
 
     #[test]

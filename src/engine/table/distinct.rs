@@ -123,6 +123,17 @@ impl SetPool {
         &mut self.slabs[class][b * words..(b + 1) * words]
     }
 
+    /// The set's header word (to load its line ahead of use).
+    #[inline]
+    pub fn first_word(&self, h: u32) -> u64 {
+        let (class, b) = split(h);
+        self.slabs
+            .get(class)
+            .and_then(|s| s.get(b * block_words(class)))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// A new set holding `a` and `b`; `None` when out of budget.
     pub fn pair(&mut self, a: u64, b: u64) -> Option<u32> {
         let h = self.alloc(0)?;

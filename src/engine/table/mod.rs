@@ -299,6 +299,25 @@ impl SourceTable {
         self.free.push(s);
     }
 
+    /// Reads `slot`'s record and the first line of each of its distinct sets, and returns
+    /// something computed from them: a pass of these over a batch, before counting, starts
+    /// every cache miss of the batch at once (a software prefetch in safe Rust).
+    #[inline]
+    pub fn touch(&self, slot: u32) -> u64 {
+        let r = self.record(slot);
+        let meta = r[word::META];
+        let mut overflow = ((meta >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
+        let mut acc = meta;
+        let first = self.first_distinct();
+        while overflow != 0 {
+            let i = overflow.trailing_zeros() as usize;
+            overflow &= overflow - 1;
+            let h = r[self.layout.windows[first + i].offset] as u32;
+            acc = acc.wrapping_add(self.sets.first_word(h));
+        }
+        acc
+    }
+
     /// Index of the first distinct window (distinct window `i` has overflow bit `i - this`).
     fn first_distinct(&self) -> usize {
         self.layout.n_packets + self.layout.n_bytes
