@@ -188,6 +188,8 @@ pub struct Engine {
     ban_cache: ban_cache::BanCache,
     /// Reused per batch: each packet's slot in each group (`NO_SLOT`: ours, or untracked).
     scratch: Vec<u32>,
+    /// Reused per batch: each packet's key hash in each group (`None`: ours).
+    hashes: Vec<Option<u64>>,
     /// Reused per packet: the rules of a group that fired, with their values.
     fired: Vec<(usize, u64)>,
     /// The latest time seen (time never runs backwards here except on a clock reset).
@@ -215,6 +217,7 @@ impl Engine {
             rate: BanRate::new(config.enforce.max_new_bans_per_sec),
             ban_cache: ban_cache::BanCache::default(),
             scratch: Vec::new(),
+            hashes: Vec::new(),
             fired: Vec::new(),
             now: Timestamp(0),
             next_maintenance: Timestamp(0),
@@ -252,24 +255,38 @@ impl Engine {
         for g in &mut self.groups {
             g.table.sweep_if_full(now.as_micros());
         }
+        // Three passes over the batch, each of independent loads: hash and touch the index
+        // and the records it points to, look up (or create) each source's record, touch
+        // their distinct sets; then count. The cache misses of a batch overlap.
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.clear();
+        let mut acc = 0u64;
+        for (p, _) in items {
+            let local = self.local_set.contains(p.src);
+            for g in &self.groups {
+                if local {
+                    hashes.push(None);
+                } else {
+                    let h = g.table.hash(SourceKey::new(p.src, g.agg_v4, g.agg_v6));
+                    acc = acc.wrapping_add(g.table.prefetch(h));
+                    hashes.push(Some(h));
+                }
+            }
+        }
         let mut slots = std::mem::take(&mut self.scratch);
         slots.clear();
         let now_us = now.as_micros();
-        for (p, ts) in items {
-            let local = self.local_set.contains(p.src);
-            for g in &mut self.groups {
-                let slot = if local {
-                    None
-                } else {
+        let n = self.groups.len();
+        for (i, (p, ts)) in items.iter().enumerate() {
+            for (gi, g) in self.groups.iter_mut().enumerate() {
+                let slot = hashes[i * n + gi].and_then(|h| {
                     let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
-                    g.table.slot_deferred(key, ts.as_micros().max(now_us))
-                };
+                    g.table.slot_hashed(key, h, ts.as_micros().max(now_us))
+                });
                 slots.push(slot.map_or(NO_SLOT, |s| s.0));
             }
         }
-        let n = self.groups.len();
-        // Load every record's distinct sets before counting: their misses overlap.
-        let mut acc = 0u64;
+        self.hashes = hashes;
         for (i, &slot) in slots.iter().enumerate() {
             if slot != NO_SLOT {
                 acc = acc.wrapping_add(self.groups[i % n].table.touch(slot));

@@ -141,10 +141,6 @@ impl SourceTable {
         &mut self.chunks[c][b..b + stride]
     }
 
-    fn hash(&self, key: SourceKey) -> u64 {
-        self.hasher.hash_one(key_words(key))
-    }
-
     fn find(&self, key: SourceKey, hash: u64) -> Option<u32> {
         let (hi, lo, v6) = key_words(key);
         let want = if v6 { flag::V6 } else { 0 };
@@ -159,8 +155,33 @@ impl SourceTable {
     /// The slot of `key`, creating it if there is room. Never sweeps (slots handed out earlier
     /// stay valid): when the table is full the source is untracked, and
     /// [`SourceTable::sweep_if_full`] sweeps before the next batch.
+    #[cfg(test)]
     pub fn slot_deferred(&mut self, key: SourceKey, now_us: u64) -> Option<Slot> {
         let hash = self.hash(key);
+        self.slot_hashed(key, hash, now_us)
+    }
+
+    /// The hash [`SourceTable::slot_hashed`] takes.
+    #[inline]
+    pub fn hash(&self, key: SourceKey) -> u64 {
+        self.hasher.hash_one(key_words(key))
+    }
+
+    /// Loads the index entries a look-up of `hash` will read, and the record they point to
+    /// (a guess: any entry with the hash's tag), returning something computed from them. A
+    /// pass of these over a batch before the look-ups starts the batch's cache misses at once
+    /// instead of one look-up after the other (a software prefetch in safe Rust).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) -> u64 {
+        match self.index.find(hash, |_| true) {
+            Some(&s) if s < self.slots => self.record(s)[word::KEY_LO],
+            _ => 0,
+        }
+    }
+
+    /// [`SourceTable::slot_deferred`] with the key's hash already computed.
+    #[inline]
+    pub fn slot_hashed(&mut self, key: SourceKey, hash: u64, now_us: u64) -> Option<Slot> {
         let seen = now_us >> SEEN_SHIFT;
         if let Some(s) = self.find(key, hash) {
             let r = self.record_mut(s);
