@@ -51,6 +51,7 @@ struct InterfaceCounters {
     kernel_drops: AtomicU64,
     /// libpcap `ps_ifdrop`: dropped by the interface or its driver (cumulative).
     interface_drops: AtomicU64,
+    queue_drops: AtomicU64,
 }
 
 /// Counters of one rule; hold on to the `Arc` from [`Metrics::rule`] to skip the lookup.
@@ -115,6 +116,7 @@ impl Metrics {
                 packets: AtomicU64::new(0),
                 kernel_drops: AtomicU64::new(0),
                 interface_drops: AtomicU64::new(0),
+                queue_drops: AtomicU64::new(0),
             })
             .collect();
         let rules = rules
@@ -140,11 +142,13 @@ impl Metrics {
         }
     }
 
-    /// libpcap's cumulative drop counts for interface `iface` (`ps_drop`, `ps_ifdrop`).
-    pub fn set_capture_drops(&self, iface: usize, kernel: u64, interface: u64) {
+    /// Cumulative drop counts for interface `iface`: libpcap's (`ps_drop`, `ps_ifdrop`) and
+    /// the packets we captured but threw away because the engine's queue was full.
+    pub fn set_capture_drops(&self, iface: usize, kernel: u64, interface: u64, queue: u64) {
         if let Some(c) = self.interfaces.get(iface) {
             c.kernel_drops.store(kernel, Relaxed);
             c.interface_drops.store(interface, Relaxed);
+            c.queue_drops.store(queue, Relaxed);
         }
     }
 
@@ -246,7 +250,7 @@ impl Metrics {
             o,
             "capture_drops_total",
             "counter",
-            "Packets libpcap reported dropped, per interface, by the kernel or the interface.",
+            "Packets dropped, per interface: by the kernel or the interface (libpcap), or by us when the engine's queue was full (queue).",
         );
         for c in &self.interfaces {
             let labels = |w| [("interface", c.name.as_str()), ("where", w)];
@@ -261,6 +265,12 @@ impl Metrics {
                 "capture_drops_total",
                 &labels("interface"),
                 load(&c.interface_drops),
+            );
+            sample(
+                o,
+                "capture_drops_total",
+                &labels("queue"),
+                load(&c.queue_drops),
             );
         }
         family(
