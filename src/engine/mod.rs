@@ -43,6 +43,10 @@ use fire::{FireCtx, fire};
 use nets::NetSet;
 use rules::{CompiledRule, Group};
 
+/// Packets per pass of a batch: the lines a pass touches (records, index, sets: ~100 KB)
+/// stay in the L2 cache until the counting pass reads them.
+const PASS: usize = 256;
+
 /// A batch entry for a packet that is ours or was not tracked.
 const NO_SLOT: u32 = u32::MAX;
 
@@ -255,9 +259,22 @@ impl Engine {
         for g in &mut self.groups {
             g.table.sweep_if_full(now.as_micros());
         }
-        // Three passes over the batch, each of independent loads: hash and touch the index
-        // and the records it points to, look up (or create) each source's record, touch
-        // their distinct sets; then count. The cache misses of a batch overlap.
+        let now_us = now.as_micros();
+        for chunk in items.chunks(PASS) {
+            self.observe_chunk(chunk, now_us, out);
+        }
+    }
+
+    /// Counts up to [`PASS`] packets of a batch: three passes of independent loads (hash and
+    /// touch the index and the records it points to; look up or create each source's record;
+    /// touch their distinct sets), then the counting pass on warm lines. `now_us` is the
+    /// batch's start (new records' last-seen time at the earliest).
+    fn observe_chunk(
+        &mut self,
+        items: &[(PacketMeta, Timestamp)],
+        now_us: u64,
+        out: &mut Vec<Decision>,
+    ) {
         let mut hashes = std::mem::take(&mut self.hashes);
         hashes.clear();
         let mut acc = 0u64;
@@ -275,7 +292,6 @@ impl Engine {
         }
         let mut slots = std::mem::take(&mut self.scratch);
         slots.clear();
-        let now_us = now.as_micros();
         let n = self.groups.len();
         for (i, (p, ts)) in items.iter().enumerate() {
             for (gi, g) in self.groups.iter_mut().enumerate() {
