@@ -67,7 +67,8 @@ impl Talkers {
     pub fn new(k: usize) -> Talkers {
         Talkers {
             k: k.max(1),
-            table: HashTable::new(),
+            // Sized once: no growth, and no old + new copy at the peak.
+            table: HashTable::with_capacity(k.max(1)),
             hasher: FixedState::with_seed(0x5eed),
             candidates: Vec::new(),
             min: 0,
