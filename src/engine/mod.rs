@@ -312,6 +312,8 @@ impl Engine {
         for (i, (p, ts)) in items.iter().enumerate() {
             let now = self.advance(*ts);
             self.packets += 1;
+            // Per-packet consumers that see every packet, ours included (the flood detectors
+            // of issue 13: `floods.observe(p, *ts, now, out)`), belong here, in arrival order.
             if self.local_set.contains(p.src) {
                 self.local_packets += 1;
                 continue;
