@@ -79,12 +79,19 @@ pub fn render(s: &StatusInfo) -> String {
                     i.packets.to_string(),
                     i.kernel_drops.to_string(),
                     i.interface_drops.to_string(),
+                    i.queue_drops.to_string(),
                 ]
             })
             .collect();
         out.push('\n');
         out.push_str(&table(
-            &["INTERFACE", "PACKETS", "KERNEL DROPS", "INTERFACE DROPS"],
+            &[
+                "INTERFACE",
+                "PACKETS",
+                "KERNEL DROPS",
+                "INTERFACE DROPS",
+                "QUEUE DROPS",
+            ],
             &rows,
         ));
     }

@@ -1,4 +1,6 @@
-//! Sliding-window arithmetic (pure; `now` is always passed in, in microseconds).
+//! The reference model of the windows (pure, test-only): one plain window per rule and source,
+//! as the engine counted before the compact tables of `table/`. The property test in
+//! `table/tests.rs` checks the tables' decisions against it on random streams.
 //!
 //! [`RateWindow`] sums packets or bytes over the last `window` with [`BUCKETS`] sub-buckets: the
 //! total covers the current partial bucket plus the `BUCKETS - 1` before it, so it never counts
@@ -188,15 +190,6 @@ impl DistinctWindow {
             .chain(self.spill.iter())
             .filter(|e| live(e.1, b))
             .count() as u64
-    }
-
-    /// Forgets everything; keeps a small spill allocation for reuse, drops a large one.
-    pub fn clear(&mut self) {
-        self.n = 0;
-        self.spill.clear();
-        if self.spill.capacity() > 64 {
-            self.spill.shrink_to(8);
-        }
     }
 
     /// Bytes held on the heap (for memory accounting).
