@@ -430,7 +430,10 @@ fn exempt_sets(windows: &[Window]) -> Vec<(NetSet, u32)> {
         if w.filter.exempt.is_empty() {
             continue;
         }
-        match exempt.iter_mut().find(|e| e.0 == w.filter.exempt.as_slice()) {
+        match exempt
+            .iter_mut()
+            .find(|e| e.0 == w.filter.exempt.as_slice())
+        {
             Some(e) => e.1 |= 1 << i,
             None => exempt.push((&w.filter.exempt, 1 << i)),
         }

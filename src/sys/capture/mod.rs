@@ -129,7 +129,9 @@ impl CaptureFile {
             Reader::Fast(_) => {
                 let dead =
                     Capture::dead(Linktype(self.linktype)).map_err(|e| bad(pcap_message(&e)))?;
-                let program = dead.compile(expr, true).map_err(|e| bad(pcap_message(&e)))?;
+                let program = dead
+                    .compile(expr, true)
+                    .map_err(|e| bad(pcap_message(&e)))?;
                 self.filter = Some((expr.to_string(), program));
             }
         }
