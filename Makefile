@@ -98,10 +98,11 @@ bench-live: build
 bench-reaction: build
 	./benches/reaction.sh
 
-# Ban propagation between two fleet nodes through nats-server (as root, in a namespace):
-# BENCHMARKS.md "Fleet".
+# Ban propagation through nats-server (as root, in namespaces): two fleet nodes (the link),
+# then three daemons end to end (release build). BENCHMARKS.md "Fleet".
 bench-fleet: deps
-	./benches/fleet.sh
+	$(CARGO) build --release --locked
+	E2E=1 ./benches/fleet.sh
 
 clean:
 	$(CARGO) clean

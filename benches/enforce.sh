@@ -3,8 +3,9 @@
 # and deletes, named $NS_PREFIX-PID-c/s): time to apply / expire / remove 10k bans with each backend (iptables, ipset,
 # nftables), apply + check_and_repair at 10k and 100k, the time from someone else's flush
 # (`nft flush ruleset`, `iptables -F`) to bans restored by the watch + check_and_repair path,
-# and small-UDP-packet throughput client -> server with 0, 10k and 100k active bans
-# (iperf3 -u -l 64 -b 0 -t $SECS, median of $RUNS). Results: BENCHMARKS.md, "Enforcement".
+# our own 100k commit with and without a listening monitor, and small-UDP-packet throughput
+# client -> server with 0, 10k and 100k active bans (iperf3 -u -l 64 -b 0 -t $SECS, median of
+# $RUNS), then alternating rounds. Results: BENCHMARKS.md, "Enforcement".
 # Client and server iperf3 are pinned to one core ($CPU): the veth receive path and netfilter
 # then run on that core too, which makes the per-packet cost of the rules visible and the
 # figures stable (unpinned runs here swung between 150k and 540k packets/s with no rules).
@@ -47,13 +48,36 @@ for backend in iptables ipset nftables; do
     "$BIN" --netns "$S" --backend "$backend" --mode flush
   done
 done
-echo "## flush from outside -> watch event -> check_and_repair"
-for n in 10000 100000; do
-  for backend in ipset nftables; do
-    "$BIN" --netns "$S" --backend "$backend" --mode flushrepair --bans "$n"
+REPAIRS=${REPAIRS:-3}
+echo "## flush from outside -> watch event -> check_and_repair, $REPAIRS rounds"
+for _ in $(seq "$REPAIRS"); do
+  for n in 10000 100000; do
+    for backend in ipset nftables; do
+      "$BIN" --netns "$S" --backend "$backend" --mode flushrepair --bans "$n"
+    done
+  done
+  "$BIN" --netns "$S" --backend iptables --mode flushrepair --bans 10000
+done
+
+# A listening `nft monitor` slows our own large commits (the kernel builds a notification per
+# element for any listener): alternate none / a foreign monitor / our own watch.
+MONROUNDS=${MONROUNDS:-3}
+echo "## 100k-ban commit: no monitor / a foreign nft monitor listening / our own watch, $MONROUNDS rounds"
+for _ in $(seq "$MONROUNDS"); do
+  for backend in nftables iptables; do
+    "$BIN" --netns "$S" --backend "$backend" --mode flush
+    "$BIN" --netns "$S" --backend "$backend" --mode fill --bans 100000 | grep ' fill '
+    "$BIN" --netns "$S" --backend "$backend" --mode flush
+    ip netns exec "$S" nft monitor destroy >/dev/null &
+    MON=$!
+    sleep 1
+    "$BIN" --netns "$S" --backend "$backend" --mode fill --bans 100000 | grep ' fill ' | sed 's/ fill / fill_foreign_monitor /'
+    kill "$MON"; wait "$MON" 2>/dev/null || true
+    "$BIN" --netns "$S" --backend "$backend" --mode flush
+    "$BIN" --netns "$S" --backend "$backend" --mode fillwatched --bans 100000
+    "$BIN" --netns "$S" --backend "$backend" --mode flush
   done
 done
-"$BIN" --netns "$S" --backend iptables --mode flushrepair --bans 10000
 
 echo "## throughput: iperf3 -u -l 64 -b 0 -t $SECS, both pinned to CPU $CPU, 10.200.0.3 -> 10.200.0.2, median of $RUNS (receiver packets/s)"
 ip netns exec "$S" taskset -c "$CPU" iperf3 -s -B 10.200.0.2 >/dev/null 2>&1 &

@@ -11,10 +11,7 @@
 #   burst    $BURST bans published at once on A: from the first publish call to the last one
 #            yielded on B.
 #
-# What this does not measure yet (needs the daemon wiring, see the hooks at the end): ban
-# committed in A's kernel -> rule present in B's kernel. The link's figures above are the
-# NATS part of that path; B's engine + firewall commit (BENCHMARKS.md "Enforcement": one batch
-# of 10k ipset entries ~0.35 s) comes on top.
+# With E2E=1 (LINK=0 skips the above), the whole path through three daemons: see e2e below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "fleet.sh: needs root (network namespaces)" >&2; exit 1; }
@@ -30,6 +27,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
+  for n in a b c hub; do ip netns del "$NS-$n" 2>/dev/null || true; done
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -75,6 +73,7 @@ stop_fleet() {
   PIDS=()
 }
 
+if [ "${LINK:-1}" = 1 ]; then
 echo "# fleet: RUNS=$RUNS COUNT=$COUNT GAP=$GAP BURST=$BURST (nats-server $(nats-server --version | awk '{print $NF}'))"
 for run in $(seq "$RUNS"); do
   d=$TMP/latency-$run
@@ -118,16 +117,172 @@ print(f"burst run {run}: {len(times)}/{n} received; all on B after {(max(times) 
 EOF
   stop_fleet
 done
+fi
 
 # ---------------------------------------------------------------------------------------------
-# Hooks for the end-to-end version (ban committed on A -> rule in B's kernel), once the daemon
-# starts the link (see src/cluster/mod.rs for what the wiring must do). Per node: a namespace of
-# its own, `autoblock run` with `[cluster] servers = ["nats://<broker>:4222"]`, `node = "a"`.
-#   e2e_latency: on A, `autoblock ban --for 10m 10.x.y.z` $COUNT times ($GAP apart); from A's
-#     `applied` event (the commit returned) to B's `applied` event that holds the same target
-#     with `origin: "a"` (needs the event to name its targets, or poll `ipset test` on B).
-#   e2e_burst: `autoblock ban --file` with 10,000 targets on A; time until B's (and C's) kernel
-#     holds all of them (`ipset list -t` member count, or the last `applied` event).
-e2e_latency() { echo "e2e_latency: needs the daemon wiring of the fleet link (issue 16)" >&2; return 1; }
-e2e_burst() { echo "e2e_burst: needs the daemon wiring of the fleet link (issue 16)" >&2; return 1; }
-if [ "${E2E:-0}" = 1 ]; then e2e_latency; e2e_burst; fi
+# End to end (E2E=1): three `autoblock run` daemons (release build), A, B and C, each in a
+# namespace of its own joined by a veth to a bridge in a hub namespace where nats-server -js
+# listens (10.202.0.1:4222). A uses iptables, B ipset, C nftables. Times are the daemons' own
+# event stamps (one host, one clock, ms resolution).
+#   e2e_latency: $E2E_COUNT manual bans on A, one at a time ($E2E_GAP s apart): from A's
+#     `applied` event (A's kernel commit returned) to B's (and C's) `applied` event of the same
+#     ban (the rule is in its kernel); median and p99;
+#   e2e_burst: `autoblock ban --file` with $BURST targets on A (one request per 10,000): from
+#     A's first `block` decision (published at once) to the `applied` event by which B's (and
+#     C's) kernel holds all of them; the kernels' own counts are checked after.
+E2E_COUNT=${E2E_COUNT:-500}
+E2E_GAP=${E2E_GAP:-0.02}
+BIN=$PWD/target/release/autoblock
+HUB=$NS-hub
+
+e2e_config() { # node backend dir -> config file path
+  python3 - "$1" "$2" "$3" <<'EOF2'
+import sys
+node, backend, d = sys.argv[1:]
+t = open("rules.toml").read()
+for a, b in [
+    ('interfaces = []', 'interfaces = ["fb"]'),
+    ('socket = "/run/autoblock/autoblock.sock"', f'socket = "{d}/sock"'),
+    ('dir = "/var/lib/autoblock"', f'dir = "{d}/state"'),
+    ('servers = []', 'servers = ["nats://10.202.0.1:4222"]'),
+    ('name = "default"', 'name = "bench"'),
+    ('node = ""', f'node = "{node}"'),
+]:
+    assert t.count(a) == 1, a
+    t = t.replace(a, b)
+t = "\n".join(f'backend = "{backend}"' if l.startswith("backend = ") else l for l in t.split("\n"))
+open(f"{d}/rules.toml", "w").write(t)
+print(f"{d}/rules.toml")
+EOF2
+}
+
+e2e_start() {
+  local d=$E2E_DIR
+  mkdir -p "$d"
+  ip netns add "$HUB"
+  ip -n "$HUB" link set lo up
+  ip -n "$HUB" link add br0 type bridge
+  ip -n "$HUB" addr add 10.202.0.1/24 dev br0
+  ip -n "$HUB" link set br0 up
+  ip netns exec "$HUB" nats-server -js -a 10.202.0.1 -p 4222 -sd "$d/js" -l "$d/nats.log" &
+  PIDS+=($!)
+  wait_for "$d/nats.log" 'Server is ready' 100
+  local host=11
+  for spec in a:iptables b:ipset c:nftables; do
+    local node=${spec%%:*} backend=${spec##*:}
+    local ns=$NS-$node nd=$d/$node
+    mkdir -p "$nd"
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip -n "$HUB" link add "fb$host" type veth peer name fb netns "$ns"
+    ip -n "$HUB" link set "fb$host" master br0 up
+    ip -n "$ns" addr add "10.202.0.$host/24" dev fb
+    ip -n "$ns" link set fb up
+    ip netns exec "$ns" "$BIN" run --config "$(e2e_config "$node" "$backend" "$nd")" >"$nd/events" 2>"$nd/stderr" &
+    PIDS+=($!)
+    host=$((host + 1))
+  done
+  for node in a b c; do
+    for _ in $(seq 100); do
+      "$BIN" status --socket "$d/$node/sock" --format json 2>/dev/null | grep -Eq '"connected": ?true' && break
+      sleep 0.1
+    done
+    "$BIN" status --socket "$d/$node/sock" --format json | grep -Eq '"connected": ?true' \
+      || { echo "node $node never connected" >&2; cat "$d/$node/stderr" >&2; return 1; }
+  done
+}
+
+e2e_stop() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+  for n in a b c; do ip netns del "$NS-$n" 2>/dev/null || true; done
+  ip netns del "$HUB" 2>/dev/null || true
+}
+
+# python3 e2e.py MODE DIR TARGETS_FILE: the figures from the three nodes' events.
+e2e_report() {
+  python3 - "$@" <<'EOF2'
+import datetime, json, statistics, sys
+mode, d, targets_file = sys.argv[1:]
+targets = [l.strip() for l in open(targets_file) if l.strip()]
+want = set(targets)
+def t(ev):
+    return datetime.datetime.strptime(ev["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+def events(node):
+    out = []
+    for l in open(f"{d}/{node}/events"):
+        try:
+            out.append(json.loads(l))
+        except ValueError:
+            pass
+    return out
+ev = {n: events(n) for n in "abc"}
+def commits(node):
+    """target -> time of the first `applied` with blocks after its `block` event."""
+    out, waiting = {}, []
+    for e in ev[node]:
+        if e["event"] == "block" and e["ip"] in want and e["ip"] not in out:
+            waiting.append(e["ip"])
+        elif e["event"] == "applied" and e["blocks"] > 0:
+            for ip in waiting:
+                out[ip] = t(e)
+            waiting = []
+    return out
+c = {n: commits(n) for n in "abc"}
+decided = {e["ip"]: t(e) for e in ev["a"] if e["event"] == "block" and e["ip"] in want}
+if mode == "latency":
+    for n in "bc":
+        for what, since in [("commit", c["a"]), ("decision", decided)]:
+            lat = sorted((c[n][ip] - since[ip]) * 1000 for ip in targets if ip in c[n] and ip in since)
+            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            print(f"e2e latency A {what} -> {n.upper()} commit: {len(lat)}/{len(targets)} bans; "
+                  f"median {statistics.median(lat):.1f} ms, p99 {p99:.1f} ms, "
+                  f"min {lat[0]:.1f} ms, max {lat[-1]:.1f} ms")
+else:
+    start = min(decided.values())
+    a_done = max(c["a"].values())
+    line = f"e2e burst of {len(targets)}: A's kernel {a_done - start:.3f} s"
+    for n in "bc":
+        done = len(c[n])
+        line += f"; {n.upper()}: {done}/{len(targets)} in its kernel after {max(c[n].values()) - start:.3f} s" if done else f"; {n.upper()}: none"
+    print(line)
+EOF2
+}
+
+e2e() {
+  e2e_start
+  local d=$E2E_DIR
+  # Latency: one ban at a time.
+  : >"$d/latency.txt"
+  for i in $(seq 0 $((E2E_COUNT - 1))); do
+    local ip="10.50.$((i / 256 % 256)).$((i % 256))"
+    echo "$ip" >>"$d/latency.txt"
+    "$BIN" ban --socket "$d/a/sock" --for 10m "$ip" >/dev/null
+    sleep "$E2E_GAP"
+  done
+  sleep 2
+  e2e_report latency "$d" "$d/latency.txt"
+  # Burst: 10,000 at once (the fleet's rate bucket refilled meanwhile).
+  sleep 10
+  python3 -c "
+import sys
+n = int(sys.argv[1])
+print('\n'.join(f'10.{100 + i // 65536}.{i // 256 % 256}.{i % 256}' for i in range(n)))" "$BURST" >"$d/burst.txt"
+  "$BIN" ban --socket "$d/a/sock" --for 10m --file "$d/burst.txt" >/dev/null
+  for _ in $(seq 100); do
+    [ "$(ip netns exec "$NS-b" ipset list -t autoblock4 | awk '/entries/ {print $NF}')" -ge $((BURST + E2E_COUNT)) ] && break
+    sleep 0.2
+  done
+  sleep 1
+  e2e_report burst "$d" "$d/burst.txt"
+  echo "kernels: B ipset autoblock4 $(ip netns exec "$NS-b" ipset list -t autoblock4 | awk '/entries/ {print $NF}') entries;" \
+    "C nftables v4_32 $(ip netns exec "$NS-c" nft -j list set inet autoblock v4_32 | python3 -c 'import json,sys; print(sum(len(x["set"].get("elem", [])) for x in json.load(sys.stdin)["nftables"] if "set" in x))') elements" \
+    "(expected $((BURST + E2E_COUNT)) each)"
+  e2e_stop
+}
+
+if [ "${E2E:-0}" = 1 ]; then
+  [ -x "$BIN" ] || { echo "fleet.sh: build the daemon first (cargo build --release)" >&2; exit 1; }
+  for run in $(seq "$RUNS"); do echo "# e2e run $run"; E2E_DIR=$TMP/e2e-$run; e2e; done
+fi

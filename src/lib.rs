@@ -12,11 +12,12 @@
 //!   that are not yours are kept;
 //! - **hooks**: built-in chains (`INPUT` by default, `FORWARD`, `raw:PREROUTING`, ...) jump to it
 //!   at position 1;
-//! - **backends**: [`firewall::Backend::Ipset`] (hash sets with kernel timeouts; constant cost per
-//!   packet, the default choice), [`firewall::Backend::Nftables`] (a table of its own with
-//!   timeout sets; constant cost, one `nft -f` transaction per commit, bans only) or
-//!   [`firewall::Backend::Iptables`] (one rule per ban, expiry in
-//!   the rule comment `until=`; fine for a few thousand bans, no ipset needed);
+//! - **backends**: [`firewall::Backend::Nftables`] (a table of its own with timeout sets;
+//!   constant cost, one `nft -f` transaction per commit), [`firewall::Backend::Ipset`] (hash
+//!   sets with kernel timeouts; constant cost per packet) or [`firewall::Backend::Iptables`]
+//!   (one rule per ban, expiry in the rule comment `until=`; fine for a few thousand bans, no
+//!   ipset needed); the daemon's `backend = "auto"` takes the first of them that works here
+//!   ([`firewall::Backend::probe`]);
 //! - **batches**: changes are queued and committed at once, one process call per family;
 //! - **guard rails**: a commit refuses, entry by entry, `/0` and too-short prefixes, loopback
 //!   and other special ranges, protected nets, host bits, and reports each refusal;
@@ -94,6 +95,7 @@ pub(crate) mod engine;
 pub(crate) mod event;
 pub mod packet;
 pub(crate) mod replay;
+pub(crate) mod replay_attacks;
 pub mod sys;
 pub mod trust;
 

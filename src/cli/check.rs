@@ -1,7 +1,8 @@
 //! `autoblock check`: load and validate `rules.toml`, compile its `bpf_filter` with libpcap,
-//! then print `ok: PATH`, what the daemon would do (capture, enforcement, allowlist) and one
-//! line per rule (exit 0), warnings on stderr; or fail with every problem (exit 2; exit 1 when
-//! the file exists but cannot be read).
+//! then print `ok: PATH`, what the daemon would do (capture, enforcement, allowlist; with
+//! `backend = "auto"` what it picks on this host) and one line per rule and per flood detector
+//! (exit 0), warnings on stderr; or fail with every problem (exit 2; exit 1 when the file exists
+//! but cannot be read).
 
 use std::io::Write;
 use std::path::Path;
@@ -9,7 +10,11 @@ use std::time::Duration;
 
 use super::{CheckArgs, CliError, CliResult};
 use crate::config::duration::Formatted;
-use crate::config::{self, Config, ConfigError, Problem, Protocol, Rule, RuleMode, TcpFlagsFilter};
+use crate::config::{
+    self, BackendChoice, Config, ConfigError, Flood, FloodScope, Fragments, Problem, Protocol,
+    Rule, RuleMode, TcpFlagsFilter, auto_candidates,
+};
+use crate::sys::backend::{can_probe, choose, probe};
 use crate::sys::control::protocol::net_text;
 
 /// Runs the command.
@@ -47,6 +52,9 @@ pub fn run(args: &CheckArgs) -> CliResult {
     let mut out = std::io::stdout().lock();
     // A closed stdout (`| head`) is not worth a failure: the file is valid.
     let _ = writeln!(out, "ok: {}", path.display());
+    if config.enforce.backend == BackendChoice::Auto {
+        let _ = writeln!(out, "{}", auto_line(&config, can_probe()));
+    }
     for line in overview(&config).into_iter().chain(summary(&config)) {
         let _ = writeln!(out, "{line}");
     }
@@ -84,7 +92,7 @@ pub fn overview(config: &Config) -> Vec<String> {
         .as_deref()
         .map_or("none".to_owned(), |f| format!("`{f}`"));
     let allow: Vec<String> = config.allow.nets.iter().map(net_text).collect();
-    vec![
+    let mut lines = vec![
         format!(
             "capture:   interfaces {interfaces}; bpf_filter {filter}; snaplen {}",
             c.snaplen
@@ -108,30 +116,136 @@ pub fn overview(config: &Config) -> Vec<String> {
                 allow.join(", ")
             }
         ),
-    ]
+    ];
+    lines.extend(cluster_line(&config.cluster));
+    lines
 }
 
-/// One line per rule, or a note that detection is off.
+/// `cluster:   fleet web as node a (servers ...); shares rules, manual; applies the fleet's
+/// bans`, when `[cluster]` has servers (nothing otherwise: sharing is off).
+fn cluster_line(c: &crate::config::ClusterConfig) -> Option<String> {
+    if !c.enabled() {
+        return None;
+    }
+    let node = c.node.as_deref().unwrap_or("<the host name>");
+    let mut shares: Vec<&str> = Vec::new();
+    if c.share.rules {
+        shares.push("rules");
+    }
+    if c.share.manual {
+        shares.push("manual");
+    }
+    let shares = if shares.is_empty() {
+        "shares nothing".to_owned()
+    } else {
+        format!("shares {} bans", shares.join(" and "))
+    };
+    let accept = if c.accept {
+        "applies the fleet's bans"
+    } else {
+        "ignores the fleet's bans"
+    };
+    let creds = c
+        .credentials
+        .as_ref()
+        .map_or(String::new(), |p| format!(", credentials {}", p.display()));
+    Some(format!(
+        "cluster:   fleet {} as node {node} (servers {}{creds}); {shares}; {accept}",
+        c.name,
+        c.servers.join(", "),
+    ))
+}
+
+/// What `backend = "auto"` picks here: probed now when we may (CAP_NET_ADMIN), else what is
+/// known without the kernel.
+fn auto_line(config: &Config, may_probe: bool) -> String {
+    let e = &config.enforce;
+    if !may_probe {
+        let unfit: Vec<String> = auto_candidates(&e.hooks, e.max_ban)
+            .into_iter()
+            .filter_map(|(b, why)| Some(format!("; not {b}: {}", why?)))
+            .collect();
+        return format!(
+            "backend auto: decided when the daemon starts (nftables if usable, else ipset, else iptables{}); run check as root to see what this host picks",
+            unfit.concat()
+        );
+    }
+    match choose(e, &probe) {
+        Ok(c) if c.skipped.is_empty() => format!(
+            "backend auto: {} on this host (probed now; the daemon probes again when it starts)",
+            c.backend
+        ),
+        Ok(c) => format!(
+            "backend auto: {} on this host, passed over {} (probed now; the daemon probes again when it starts)",
+            c.backend,
+            c.skipped.join("; ")
+        ),
+        Err(why) => format!("{why}: the daemon would not start here"),
+    }
+}
+
+/// One line per rule and per flood detector, or a note that detection is off.
 pub fn summary(config: &Config) -> Vec<String> {
-    if config.rules.is_empty() {
-        return vec!["no [[rule]]: detection is off".to_owned()];
+    if config.rules.is_empty() && config.floods.is_empty() {
+        return vec!["no [[rule]] or [[flood]]: detection is off".to_owned()];
     }
     config
         .rules
         .iter()
         .map(|r| rule_line(r, config.enforce.ban))
+        .chain(config.floods.iter().map(flood_line))
         .collect()
+}
+
+/// `udp-flood-dst: flood of udp from ports 4500 toward each protected address: packets > 1000
+/// per 1s, action signature, held 2m`
+pub fn flood_line(f: &Flood) -> String {
+    let mut what = protocol_word(f.protocol).to_owned();
+    if let Some(flags) = f.tcp_flags {
+        what.push(' ');
+        what.push_str(flags.as_str());
+    }
+    if let Some(ports) = &f.src_ports {
+        what.push_str(" from ports ");
+        what.push_str(&port_list(ports));
+    }
+    if let Some(ports) = &f.dst_ports {
+        what.push_str(" to ports ");
+        what.push_str(&port_list(ports));
+    }
+    match f.fragments {
+        Fragments::Only => what.push_str(", fragments only"),
+        Fragments::Exclude => what.push_str(", no fragments"),
+        Fragments::Include => {}
+    }
+    let scope = match f.scope {
+        FloodScope::Destination => "each protected address",
+        FloodScope::Total => "all protected addresses together",
+    };
+    format!(
+        "{}: flood of {what} toward {scope}: {} > {} per {}, action {}, held {}",
+        f.name,
+        f.metric.as_str(),
+        f.threshold,
+        Formatted(f.window),
+        f.action.as_str(),
+        Formatted(f.ban),
+    )
+}
+
+fn protocol_word(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Icmp => "icmp",
+        Protocol::Any => "any protocol",
+    }
 }
 
 /// `syn-flood: tcp syn to ports 80,443: packets > 2000 per 1s, ban 10m, per /32 (v4) /128 (v6)`,
 /// then `; log only` and `; exempt NETS` when they apply.
 pub fn rule_line(rule: &Rule, default_ban: Duration) -> String {
-    let mut what = match rule.protocol {
-        Protocol::Tcp => "tcp".to_owned(),
-        Protocol::Udp => "udp".to_owned(),
-        Protocol::Icmp => "icmp".to_owned(),
-        Protocol::Any => "any protocol".to_owned(),
-    };
+    let mut what = protocol_word(rule.protocol).to_owned();
     if rule.tcp_flags == Some(TcpFlagsFilter::Syn) {
         what.push_str(" syn");
     }
@@ -244,6 +358,60 @@ mod tests {
                 "enforce:   backend ipset, chain AUTOBLOCK, hooks INPUT, FORWARD; dry_run yes (nothing is enforced)",
                 "allowlist: 192.0.2.0/24, 2001:db8::1",
             ]
+        );
+    }
+
+    #[test]
+    fn the_overview_has_a_cluster_line_when_sharing_is_on() {
+        let parse = |text: &str| config::parse_str(text, Path::new("r.toml")).expect("valid");
+        assert!(
+            overview(&parse(""))
+                .iter()
+                .all(|l| !l.starts_with("cluster"))
+        );
+        let c = parse(
+            "[cluster]\nservers = [\"nats://10.0.0.5:4222\", \"tls://nats.example.net:4222\"]\nname = \"web\"\nshare = [\"manual\"]\n",
+        );
+        assert_eq!(
+            overview(&c).last().map(String::as_str),
+            Some(
+                "cluster:   fleet web as node <the host name> (servers nats://10.0.0.5:4222, tls://nats.example.net:4222); shares manual bans; applies the fleet's bans"
+            )
+        );
+    }
+
+    #[test]
+    fn auto_without_the_right_to_probe_says_what_it_knows() {
+        let c = config::parse_str(
+            "[enforce]\nhooks = [\"filter:MY_INPUT\"]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            auto_line(&c, false),
+            "backend auto: decided when the daemon starts (nftables if usable, else ipset, else iptables; not nftables: hook `filter:MY_INPUT` is not an nftables hook); run check as root to see what this host picks"
+        );
+    }
+
+    #[test]
+    fn flood_line_reads_like_the_detector() {
+        let f = Flood {
+            name: "ntp-reflection".into(),
+            protocol: Protocol::Udp,
+            src_ports: Some(vec![123]),
+            dst_ports: None,
+            tcp_flags: None,
+            fragments: Fragments::Exclude,
+            metric: crate::config::FloodMetric::Bytes,
+            threshold: 1_000_000,
+            window: Duration::from_secs(2),
+            action: crate::config::FloodAction::Signature,
+            ban: Duration::from_secs(120),
+            scope: FloodScope::Destination,
+        };
+        assert_eq!(
+            flood_line(&f),
+            "ntp-reflection: flood of udp from ports 123, no fragments toward each protected address: bytes > 1000000 per 2s, action signature, held 2m"
         );
     }
 

@@ -1,6 +1,7 @@
 //! `autoblock explain`: how one address stands: allowlist, local, exempt rules, every rule's
 //! current window against its threshold, its ban (its own or a prefix ban around it, by the
-//! rule that set its end time) and its rule offenses.
+//! rule that set its end time) and its rule offenses; as a protected address, the flood
+//! detectors' windows toward it and the attacks on it with their mitigation.
 
 use std::net::IpAddr;
 
@@ -56,8 +57,14 @@ pub fn render(x: &Explanation) -> String {
     if !x.exempt.is_empty() {
         out.push_str(&format!("  exempt from: {}\n", x.exempt.join(", ")));
     }
+    let floods = format!(
+        "{}{}",
+        super::attacks::render_windows(&x.floods),
+        super::attacks::render_attacks(&x.attacks)
+    );
     if x.rules.is_empty() {
         out.push_str("no rule applies\n");
+        out.push_str(&floods);
         return out;
     }
     let rows: Vec<Vec<String>> = x
@@ -89,6 +96,7 @@ pub fn render(x: &Explanation) -> String {
         &["RULE", "COUNTED AS", "METRIC", "NOW / LIMIT", "WINDOW", ""],
         &rows,
     ));
+    out.push_str(&floods);
     out
 }
 
@@ -118,8 +126,12 @@ fn ban_line(x: &Explanation) -> String {
             } else {
                 ""
             };
+            let from = match &b.origin {
+                Some(node) => format!(", from fleet node {node}"),
+                None => String::new(),
+            };
             format!(
-                "yes: {}{whose} by {rule} until {} ({} left, {what}){}",
+                "yes: {}{whose} by {rule} until {} ({} left, {what}{from}){}",
                 net_text(&b.target),
                 b.until,
                 human_secs(b.remaining_secs),

@@ -1,15 +1,18 @@
-//! `autoblock flush`: remove everything autoblock created in the kernel (jumps, chain, sets)
-//! and nothing else, and say exactly what was there. Refused while a daemon runs: it owns the
-//! chain and would put its bans back (its control socket answers, or it holds the chain's
-//! lock). Bans are lost: the state file forgets them too (its offense history stays), so the
-//! next start does not put them back. A table it cannot read, or anything of ours left
-//! afterwards, is an error (exit 1).
+//! `autoblock flush`: remove everything autoblock created in the kernel (jumps, chain, sets, or
+//! the nftables table) and nothing else, and say exactly what was there. With `backend =
+//! "auto"` it flushes every backend `auto` may have chosen on this host. Refused while a daemon
+//! runs: it owns the chain and would put its bans back (its control socket answers, or it holds
+//! the chain's lock). Bans are lost: the state file forgets them too (its offense history
+//! stays), so the next start does not put them back. A table it cannot read, or anything of
+//! ours left afterwards, is an error (exit 1).
 
 use std::time::Duration;
 
 use super::remote::emit;
 use super::{CliError, CliResult, load_config};
-use crate::firewall::{Family, Firewall, FirewallError, Flushed};
+use crate::config::{BackendChoice, Config};
+use crate::firewall::{Backend, Family, Firewall, FirewallError, Flushed};
+use crate::sys::backend::probe;
 use crate::sys::control::{client, protocol};
 use crate::sys::enforcer::firewall_options;
 
@@ -25,20 +28,29 @@ pub struct FlushArgs {
 pub fn run(args: FlushArgs) -> CliResult {
     let config = load_config(args.config.as_deref())?;
     let socket = &config.control.socket;
-    let probe = client::request(socket, &protocol::Request::Status, Duration::from_secs(2));
-    if let Ok(protocol::Response::Status(s)) = probe {
+    let asked = client::request(socket, &protocol::Request::Status, Duration::from_secs(2));
+    if let Ok(protocol::Response::Status(s)) = asked {
         return Err(running(format!(
             "pid {}, socket {}",
             s.pid,
             socket.display()
         )));
     }
-    let removed = match Firewall::remove(firewall_options(&config)) {
-        Ok(r) => r,
-        Err(FirewallError::ChainInUse { holder, .. }) => return Err(running(holder)),
-        Err(e) => return Err(CliError::runtime(e)),
-    };
-    emit(&describe(&config.enforce.chain, &removed));
+    for backend in to_flush(&config) {
+        let removed = match Firewall::remove(firewall_options(&config, backend)) {
+            Ok(r) => r,
+            Err(FirewallError::ChainInUse { holder, .. }) => return Err(running(holder)),
+            Err(e) => return Err(CliError::runtime(e)),
+        };
+        let on = match config.enforce.backend {
+            BackendChoice::Auto => format!("{backend}: "),
+            BackendChoice::Fixed(_) => String::new(),
+        };
+        emit(&format!(
+            "{on}{}",
+            describe(&config.enforce.chain, &removed)
+        ));
+    }
     let forgotten = crate::sys::state::forget_bans(&config.state.dir).map_err(CliError::runtime)?;
     if forgotten > 0 {
         emit(&format!(
@@ -94,6 +106,26 @@ fn describe(chain: &str, r: &Flushed) -> String {
         ));
     }
     out
+}
+
+/// The configured backend; with `auto`, nftables when it works here, and ipset (whose flush
+/// also takes an iptables-backend chain with it) or else iptables: whatever `auto` chose when
+/// the daemon started, nothing of ours is left.
+fn to_flush(config: &Config) -> Vec<Backend> {
+    match config.enforce.backend {
+        BackendChoice::Fixed(backend) => vec![backend],
+        BackendChoice::Auto => {
+            let mut all = Vec::new();
+            if probe(Backend::Nftables).is_ok() {
+                all.push(Backend::Nftables);
+            }
+            all.push(match probe(Backend::Ipset) {
+                Ok(()) => Backend::Ipset,
+                Err(_) => Backend::Iptables,
+            });
+            all
+        }
+    }
 }
 
 #[cfg(test)]

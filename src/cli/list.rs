@@ -100,13 +100,22 @@ fn row(b: &BanInfo) -> Vec<String> {
         } else {
             b.offense.to_string()
         },
-        if b.manual { "manual" } else { "rule" }.to_owned(),
+        by(b),
         if b.manual && b.reason != *rule {
             b.reason.clone()
         } else {
             String::new()
         },
     ]
+}
+
+/// Who set the ban: `rule` or `manual` here, `fleet:NODE` for a ban from the fleet.
+fn by(b: &BanInfo) -> String {
+    match &b.origin {
+        Some(node) => format!("fleet:{node}"),
+        None if b.manual => "manual".to_owned(),
+        None => "rule".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +133,7 @@ mod tests {
             manual,
             rule: rule.into(),
             dry_run,
+            origin: None,
         }
     }
 
@@ -137,13 +147,18 @@ mod tests {
                 false,
             ),
             ban("203.0.113.0/24", "manual", true, false),
+            BanInfo {
+                origin: Some("web-2".into()),
+                ..ban("198.51.100.9/32", "conn-burst", false, false)
+            },
         ];
         assert_eq!(
             render(&bans),
-            "TARGET                                  RULE       LEFT   UNTIL                     OFFENSE  BY      REASON\n\
-             2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff  syn-flood  9m12s  2026-11-24T10:10:00.000Z  2        rule\n\
-             203.0.113.0/24                          manual     9m12s  2026-11-24T10:10:00.000Z  -        manual  abuse report\n\
-             2 active bans\n"
+            "TARGET                                  RULE        LEFT   UNTIL                     OFFENSE  BY           REASON\n\
+             2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff  syn-flood   9m12s  2026-11-24T10:10:00.000Z  2        rule\n\
+             203.0.113.0/24                          manual      9m12s  2026-11-24T10:10:00.000Z  -        manual       abuse report\n\
+             198.51.100.9                            conn-burst  9m12s  2026-11-24T10:10:00.000Z  2        fleet:web-2\n\
+             3 active bans\n"
         );
         let dry = render(&[ban("203.0.113.7/32", "syn-flood", false, true)]);
         assert!(

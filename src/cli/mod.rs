@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand; `main` parses, sets up logging, dispatches
 //! here and prints the one error a subcommand returns ([`CliError`]).
 
+mod attacks;
 pub(crate) mod ban;
 mod check;
 mod error;

@@ -91,7 +91,10 @@ fn replay_one(
     let json = args.format == OutputFormat::Json;
     let mut write_err = None;
     let mut on_decision = |d: &crate::engine::Decision| {
-        if json && let Err(e) = writeln!(out, "{}", decision_json(d, false)) {
+        if json
+            && let Some(line) = decision_json(d, false)
+            && let Err(e) = writeln!(out, "{line}")
+        {
             write_err.get_or_insert(e);
         }
     };
@@ -142,13 +145,17 @@ fn replay_one(
     let written = if json {
         writeln!(out, "{}", report.summary.json())
     } else {
-        write_table(out, &report)
+        write_table(out, &report, !config.floods.is_empty())
     };
     written.and_then(|_| out.flush()).map_err(stdout_failed)?;
     Ok(failure)
 }
 
-fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    r: &ReplayReport,
+    flood_detectors: bool,
+) -> std::io::Result<()> {
     let s = &r.summary;
     writeln!(
         out,
@@ -186,6 +193,9 @@ fn write_table(out: &mut impl Write, r: &ReplayReport) -> std::io::Result<()> {
         writeln!(out, "  nothing would be blocked")?;
     } else {
         write!(out, "{}", indent(&offenders_table(&r.offenders)))?;
+    }
+    if flood_detectors {
+        super::attacks::write_replay(out, &r.attacks, r.flood_untracked)?;
     }
     if !r.talkers.is_empty() {
         let shown = r.talkers.len().min(TOP_TALKERS);

@@ -1,6 +1,7 @@
 //! `autoblock status`: the running daemon's state in a few lines (or its JSON): the last
 //! reload and whether it failed, whether state is saved, capture per interface, and per rule
-//! its mode, current top value, bans and suppressions.
+//! its mode, current top value, bans and suppressions; flood attacks in progress with their
+//! fingerprint and mitigation.
 
 use super::remote::{RemoteArgs, human_secs, show, table, unexpected};
 use super::{CliResult, OutputFormat};
@@ -33,11 +34,16 @@ pub fn render(s: &StatusInfo) -> String {
     } else {
         ""
     };
+    let chosen = if s.backend_config == "auto" {
+        " (auto)"
+    } else {
+        ""
+    };
     let mut out = format!(
         "autoblock {}, pid {}, up {}\n\
          config:            {}\n\
          last reload:       {}\n\
-         enforce:           {}, chain {}{mode}\n\
+         enforce:           {}{chosen}, chain {}{mode}\n\
          tracked sources:   {}\n\
          active bans:       {} ({} since start)\n\
          events suppressed: {}\n\
@@ -59,6 +65,9 @@ pub fn render(s: &StatusInfo) -> String {
         s.enforcer_errors,
         s.pending_decisions,
     );
+    if let Some(c) = &s.cluster {
+        out.push_str(&cluster_lines(c));
+    }
     if let Some(why) = &s.state_error {
         out.push_str(&format!("state:             NOT SAVED: {why}\n"));
     }
@@ -66,6 +75,9 @@ pub fn render(s: &StatusInfo) -> String {
         for e in &r.errors {
             out.push_str(&format!("  {e}\n"));
         }
+    }
+    for why in &s.backend_skipped {
+        out.push_str(&format!("  auto passed over {why}\n"));
     }
     if s.interfaces.is_empty() {
         out.push_str("no interface captured\n");
@@ -99,6 +111,7 @@ pub fn render(s: &StatusInfo) -> String {
         out.push('\n');
         out.push_str(&rules_table(s));
     }
+    out.push_str(&super::attacks::render_attacks(&s.attacks));
     out
 }
 
@@ -130,6 +143,35 @@ fn reload_line(s: &StatusInfo) -> String {
             plural(r.errors.len(), "error")
         )
     }
+}
+
+/// The fleet link: who we are, whether the broker is reachable, what went out and came in.
+fn cluster_lines(c: &crate::cluster::ClusterStatus) -> String {
+    let state = if c.connected {
+        "connected"
+    } else {
+        "NOT CONNECTED (bans are queued)"
+    };
+    let mut out = format!(
+        "fleet:             {} as node {}, {state}\n\
+         fleet sent:        {} published, {} queued, {} dropped, {} stale\n\
+         fleet received:    {} applied, {} lag, {} waiting (rate), {} malformed, {} reconnects\n",
+        c.fleet,
+        c.node,
+        c.published,
+        c.queued,
+        c.dropped,
+        c.stale,
+        c.received,
+        c.pending,
+        c.waiting,
+        c.malformed,
+        c.reconnects,
+    );
+    if let Some(e) = &c.last_error {
+        out.push_str(&format!("fleet last error:  {e}\n"));
+    }
+    out
 }
 
 fn rules_table(s: &StatusInfo) -> String {
@@ -164,4 +206,35 @@ fn rules_table(s: &StatusInfo) -> String {
         ],
         &rows,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterStatus;
+
+    #[test]
+    fn the_fleet_link_has_its_lines_only_when_sharing_is_on() {
+        let mut s = StatusInfo::default();
+        assert!(!render(&s).contains("fleet"));
+        s.cluster = Some(Box::new(ClusterStatus {
+            fleet: "web".into(),
+            node: "web-1".into(),
+            published: 12,
+            received: 30,
+            waiting: 2,
+            last_error: Some("2026-11-24T10:00:00.000Z: NATS: disconnected".into()),
+            ..ClusterStatus::default()
+        }));
+        let text = render(&s);
+        assert!(
+            text.contains(
+                "fleet:             web as node web-1, NOT CONNECTED (bans are queued)\n\
+                 fleet sent:        12 published, 0 queued, 0 dropped, 0 stale\n\
+                 fleet received:    30 applied, 0 lag, 2 waiting (rate), 0 malformed, 0 reconnects\n\
+                 fleet last error:  2026-11-24T10:00:00.000Z: NATS: disconnected\n"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -14,24 +14,14 @@
 //! can still be active); node `N` publishes to `autoblock.F.bans.N` and reads the whole fleet
 //! through its durable consumer `N` (its own messages are skipped by origin).
 //!
-//! # Daemon wiring (not done here; what it needs)
+//! # In the daemon
 //!
-//! - Start: inside the tokio runtime, when `config.cluster.enabled()`:
-//!   `node = resolve_node(&config.cluster)?`, then
-//!   `start(&config.cluster, &node, config.enforce.max_ban).await?` (errors: exit 1). Keep the
-//!   handle in the control handler's context (status) and give a clone to the engine thread.
-//! - Publish: in the engine thread, where decisions are dispatched, for each decision made
-//!   here (not one that came from the fleet) and not in dry run:
-//!   `if let Some(n) = notice_for(&d, config.cluster.share) { handle.publish(n) }`.
-//! - Apply: a task forwards the receiver into the engine's message channel; the engine applies
-//!   each [`BanMessage`] through the same path as a manual ban, tagged with its origin and
-//!   never forced: allowlist, protected peers and own addresses refuse it; `max_active_bans`
-//!   and the new-ban rate limit hold (rate-limited ones wait and are retried until their end,
-//!   they were already acknowledged); the end is `min(until, now + max_ban)`; a ban already
-//!   active with the same or a later end is not applied again; a remote unblock lifts only a
-//!   ban whose origin is that node; remote bans are never published again.
-//! - Stop: after the engine has stopped, `handle.close(Duration::from_secs(2)).await`.
-//! - `status` and metrics: [`ClusterHandle::status`] ([`ClusterStatus`]).
+//! `daemon/fleet.rs` starts the link in the runtime when `config.cluster.enabled()` (an error is
+//! exit 1), forwards the receiver to the engine thread (`Engine::apply_remote`, in
+//! `engine/remote.rs`: the same checks as a manual ban, never forced, origin kept), publishes
+//! each decision made here (`share::notice_for`, never one from the fleet, never in dry run)
+//! from the engine thread's dispatch, and closes the link after the engine has stopped;
+//! `status` and the metrics read [`ClusterHandle::status`] ([`ClusterStatus`]).
 
 mod consumer;
 pub mod inbox;

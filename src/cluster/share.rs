@@ -9,7 +9,6 @@ use crate::engine::{Decision, UnblockReason, Verdict};
 
 /// The notice for `decision`, when `share` says it goes to the fleet. Call it only for
 /// decisions made here: a ban that came from the fleet is never sent back.
-#[allow(dead_code)] // Called by the daemon once it runs the link (issue 16 wiring).
 pub(crate) fn notice_for(decision: &Decision, share: ShareKinds) -> Option<BanNotice> {
     let shared = |manual: bool| if manual { share.manual } else { share.rules };
     let from_verdict = |kind: BanKind, v: &Verdict| {
@@ -40,7 +39,8 @@ pub(crate) fn notice_for(decision: &Decision, share: ShareKinds) -> Option<BanNo
             offense: ban.offense,
             manual: ban.manual,
         }),
-        Decision::Unblock { .. } | Decision::Suppressed { .. } => None,
+        // A `sources` detector's bans come as Block decisions; signatures stay on this host.
+        Decision::Unblock { .. } | Decision::Suppressed { .. } | Decision::Flood(_) => None,
     }
 }
 
@@ -74,6 +74,7 @@ mod tests {
             offense: 3,
             at: Timestamp::from_secs(1000),
             comment: None,
+            origin: None,
         }
     }
 
@@ -90,6 +91,7 @@ mod tests {
                 peak: 0,
                 manual,
                 comment: None,
+                origin: None,
             },
             at: Timestamp::from_secs(1200),
             reason,

@@ -4,12 +4,13 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
 /// What `status` shows about the fleet link (all counts since start).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClusterStatus {
     /// `[cluster] name`.
     pub fleet: String,
@@ -47,6 +48,9 @@ pub struct ClusterStatus {
     pub last_delay_us: u64,
     /// The last problem (connection, broker, malformed message) with its time, RFC 3339.
     pub last_error: Option<String>,
+    /// Bans from the fleet that the rate limit holds back for now (the daemon's engine fills
+    /// this in; the link alone leaves it 0).
+    pub waiting: u64,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +103,7 @@ impl Stats {
             reconnects: self.connects.load(Relaxed).saturating_sub(1),
             last_delay_us: self.last_delay_us.load(Relaxed),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            waiting: 0,
         }
     }
 }

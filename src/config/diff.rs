@@ -1,11 +1,11 @@
 //! What changed between two configurations, one line per key, in words an operator reads
 //! after `autoblock reload`: `rule conn-burst: threshold 28 -> 40`, `rule x added`,
-//! `allow.nets: +192.0.2.0/24`.
+//! `allow.nets: +192.0.2.0/24`, `flood udp-flood-dst: threshold 1000 -> 2000`.
 
 use std::fmt::Display;
 
 use super::duration::Formatted;
-use super::{Config, Rule};
+use super::{Config, Flood, Rule};
 
 /// The changes from `old` to `new`, in file order; empty when nothing that matters changed.
 pub fn diff(old: &Config, new: &Config) -> Vec<String> {
@@ -53,8 +53,14 @@ pub fn diff(old: &Config, new: &Config) -> Vec<String> {
         old.limits.max_tracked_sources.to_string(),
         new.limits.max_tracked_sources.to_string(),
     );
+    key(
+        "cluster.share",
+        share(old.cluster.share),
+        share(new.cluster.share),
+    );
     out.extend(set_diff("allow.nets", &old.allow.nets, &new.allow.nets));
     out.extend(rules(&old.rules, &new.rules));
+    out.extend(floods(&old.floods, &new.floods));
     out
 }
 
@@ -135,6 +141,67 @@ fn rule(o: &Rule, n: &Rule) -> Vec<String> {
     out
 }
 
+/// `rules, manual`, `rules`, `manual` or `none`.
+fn share(s: super::ShareKinds) -> String {
+    let kinds: Vec<&str> = [("rules", s.rules), ("manual", s.manual)]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+    if kinds.is_empty() {
+        "none".into()
+    } else {
+        kinds.join(", ")
+    }
+}
+
+fn floods(old: &[Flood], new: &[Flood]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in new {
+        match old.iter().find(|o| o.name == f.name) {
+            None => out.push(format!("flood {} added", f.name)),
+            Some(o) => {
+                for ((name, a), (_, b)) in flood_keys(o).into_iter().zip(flood_keys(f)) {
+                    if a != b {
+                        out.push(format!("flood {}: {name} {a} -> {b}", f.name));
+                    }
+                }
+            }
+        }
+    }
+    for o in old.iter().filter(|o| !new.iter().any(|f| f.name == o.name)) {
+        out.push(format!("flood {} removed", o.name));
+    }
+    out
+}
+
+/// A detector's keys in file order, as words.
+fn flood_keys(f: &Flood) -> [(&'static str, String); 11] {
+    let list = |p: &Option<Vec<u16>>| p.as_deref().map_or("all".into(), port_list);
+    [
+        ("protocol", format!("{:?}", f.protocol).to_lowercase()),
+        ("src_ports", list(&f.src_ports)),
+        ("dst_ports", list(&f.dst_ports)),
+        (
+            "tcp_flags",
+            f.tcp_flags.map_or("any", |t| t.as_str()).into(),
+        ),
+        ("fragments", f.fragments.as_str().into()),
+        ("metric", f.metric.as_str().into()),
+        ("threshold", f.threshold.to_string()),
+        ("window", dur(f.window)),
+        ("action", f.action.as_str().into()),
+        ("ban", dur(f.ban)),
+        ("scope", f.scope.as_str().into()),
+    ]
+}
+
+fn port_list(p: &[u16]) -> String {
+    p.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn dur(d: std::time::Duration) -> String {
     Formatted(d).to_string()
 }
@@ -144,12 +211,7 @@ fn flags(r: &Rule) -> String {
 }
 
 fn ports(r: &Rule) -> String {
-    r.dst_ports.as_ref().map_or("all".into(), |p| {
-        p.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    })
+    r.dst_ports.as_deref().map_or("all".into(), port_list)
 }
 
 #[cfg(test)]
@@ -184,6 +246,26 @@ mod tests {
                 "rule a: mode enforce -> log",
                 "rule c added",
                 "rule b removed",
+            ]
+        );
+        let flood = "[[flood]]\nname = \"f\"\nprotocol = \"udp\"\nmetric = \"packets\"\nthreshold = 10\nwindow = \"1s\"\n";
+        let old = parse(&format!("{BASE}{flood}"));
+        let new = parse(&format!(
+            "{BASE}{}",
+            flood
+                .replace("threshold = 10", "threshold = 20\nsrc_ports = [53]")
+                .replace("\"f\"", "\"g\"")
+        ));
+        assert_eq!(diff(&old, &new), ["flood g added", "flood f removed"]);
+        let new = parse(&format!(
+            "{BASE}{}",
+            flood.replace("threshold = 10", "threshold = 20\nsrc_ports = [53]")
+        ));
+        assert_eq!(
+            diff(&old, &new),
+            [
+                "flood f: src_ports all -> 53",
+                "flood f: threshold 10 -> 20"
             ]
         );
     }

@@ -9,8 +9,8 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::de::{DeTable, DeValue};
 
 use super::raw::{
-    RawAllow, RawCapture, RawCluster, RawConfig, RawControl, RawEnforce, RawEvents, RawLimits,
-    RawMetrics, RawRule, RawState,
+    RawAllow, RawCapture, RawCluster, RawConfig, RawControl, RawEnforce, RawEvents, RawFlood,
+    RawLimits, RawMetrics, RawRule, RawState,
 };
 
 /// One section of the file: `[name]` (a table) or `[[name]]` (an array of tables).
@@ -44,6 +44,11 @@ pub fn sections() -> Vec<Section> {
             name: "rule",
             array: true,
             keys: fields_of::<RawRule>(),
+        },
+        Section {
+            name: "flood",
+            array: true,
+            keys: fields_of::<RawFlood>(),
         },
     ]
 }
@@ -114,9 +119,9 @@ pub struct Unknown {
     pub message: String,
 }
 
-/// Every key of `doc` that no raw struct knows. `rule_label(i)` names the i-th rule (0-based)
-/// as problems do.
-pub fn unknown_keys(doc: &DeTable<'_>, rule_label: &dyn Fn(usize) -> String) -> Vec<Unknown> {
+/// Every key of `doc` that no raw struct knows. `label(section, i)` names the i-th table
+/// (0-based) of an array section (`rule`, `flood`) as problems do.
+pub fn unknown_keys(doc: &DeTable<'_>, label: &dyn Fn(&str, usize) -> String) -> Vec<Unknown> {
     let mut out = Vec::new();
     let sections = sections();
     for (key, value) in doc.iter() {
@@ -130,7 +135,7 @@ pub fn unknown_keys(doc: &DeTable<'_>, rule_label: &dyn Fn(usize) -> String) -> 
             (DeValue::Array(items), true) => {
                 for (i, item) in items.iter().enumerate() {
                     if let DeValue::Table(t) = item.get_ref() {
-                        table_keys(t, &rule_label(i), section.keys, &mut out);
+                        table_keys(t, &label(name, i), section.keys, &mut out);
                     }
                 }
             }

@@ -3,15 +3,19 @@
 //! file, line, column and TOML key.
 //!
 //! Files: `raw.rs` + `parse.rs` + `keys.rs` (stage one, serde; every unknown key),
-//! `validate.rs` + `rule.rs` + `cluster.rs` (stage two, defaults and checks; `warnings.rs`:
+//! `validate.rs` + `rule.rs` + `flood_validate.rs` + `cluster.rs` (stage two, defaults and
+//! checks; `flood.rs`: the `[[flood]]` detector's types; `warnings.rs`:
 //! what is valid but probably not meant), `duration.rs` ("10m" <-> `Duration`), `error.rs`
 //! ([`ConfigError`]). The typed structs below are the contract the rest of the program relies
 //! on: once built, every value is in range.
 
+mod backend;
 mod cluster;
 mod diff;
 pub mod duration;
 mod error;
+mod flood;
+mod flood_validate;
 pub mod keys;
 mod parse;
 mod raw;
@@ -22,6 +26,8 @@ mod warnings;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
+mod flood_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
@@ -30,11 +36,13 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-/// `enforce.backend`: the firewall library's own type (`iptables`, `ipset` or `nftables`).
+/// The firewall library's own backend type (`iptables`, `ipset` or `nftables`).
 pub use crate::firewall::Backend;
+pub use backend::{BackendChoice, auto_candidates, unfit};
 pub use cluster::{FLEET_NAME_MAX, NODE_NAME_MAX, is_cluster_name};
 pub use diff::diff;
 pub use error::{ConfigError, Problem, locate};
+pub use flood::{Flood, FloodAction, FloodFlags, FloodMetric, FloodScope, Fragments};
 pub use validate::{load, parse_str};
 
 /// `[control] socket` when the file does not set it.
@@ -74,6 +82,9 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// `[[rule]]`: the detection rules, in file order.
     pub rules: Vec<Rule>,
+    /// `[[flood]]`: detectors of floods from many sources, per protected destination (or in
+    /// total), in file order.
+    pub floods: Vec<Flood>,
     /// What is valid but probably not meant (an empty file, a rule another rule shadows, a
     /// very short aggregation prefix): `check` prints them, the daemon logs them.
     pub warnings: Vec<Problem>,
@@ -93,8 +104,9 @@ pub struct CaptureConfig {
 /// `[enforce]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnforceConfig {
-    /// One DROP rule per offender in the chain, or two hash:net sets with kernel timeouts.
-    pub backend: Backend,
+    /// One DROP rule per offender in the chain, two hash:net sets or an nftables table with
+    /// kernel timeouts, or `auto`: the first of those that fits and works here, chosen at start.
+    pub backend: BackendChoice,
     /// Dedicated chain name (validated: 1-28 chars of [A-Za-z0-9_-]).
     pub chain: String,
     /// Hooks that jump to the chain: `INPUT`, `FORWARD`, or `raw:PREROUTING` style `table:CHAIN`.

@@ -19,7 +19,7 @@ pub(super) fn deserialize(text: &str) -> Result<RawConfig, Vec<RawProblem>> {
         Ok(doc) => doc,
         Err(e) => return Err(vec![syntax_problem(text, &e)]),
     };
-    let label = |i: usize| rule_label(doc.get_ref(), i);
+    let label = |section: &str, i: usize| array_label(doc.get_ref(), section, i);
     let mut problems: Vec<RawProblem> = unknown_keys(doc.get_ref(), &label)
         .into_iter()
         .map(|u| (Some(u.span), u.key, u.message))
@@ -37,10 +37,10 @@ pub(super) fn deserialize(text: &str) -> Result<RawConfig, Vec<RawProblem>> {
     Err(problems)
 }
 
-/// `rule[2] (syn-flood)`: rules are counted from 1 in messages, and named when they have a
-/// name.
-pub(super) fn rule_label(doc: &DeTable<'_>, i: usize) -> String {
-    let name = field(doc, "rule")
+/// `rule[2] (syn-flood)`, `flood[1] (udp-flood-dst)`: the tables of an array section
+/// (`[[rule]]`, `[[flood]]`) are counted from 1 in messages, and named when they have a name.
+pub(super) fn array_label(doc: &DeTable<'_>, section: &str, i: usize) -> String {
+    let name = field(doc, section)
         .and_then(|rules| match rules {
             DeValue::Array(items) => items.get(i),
             _ => None,
@@ -53,7 +53,7 @@ pub(super) fn rule_label(doc: &DeTable<'_>, i: usize) -> String {
             DeValue::String(s) => Some(s.to_string()),
             _ => None,
         });
-    label(i, name.as_deref())
+    label(section, i, name.as_deref())
 }
 
 /// The value of `key` in `table`.
@@ -64,11 +64,11 @@ fn field<'a, 'i>(table: &'a DeTable<'i>, key: &str) -> Option<&'a DeValue<'i>> {
         .map(|(_, v)| v.get_ref())
 }
 
-/// `rule[N]` (1-based) followed by ` (name)` when the rule has a usable name.
-pub(super) fn label(i: usize, name: Option<&str>) -> String {
+/// `section[N]` (1-based) followed by ` (name)` when the table has a usable name.
+pub(super) fn label(section: &str, i: usize, name: Option<&str>) -> String {
     match name.filter(|n| !n.is_empty() && n.len() <= 40) {
-        Some(name) => format!("rule[{}] ({name})", i + 1),
-        None => format!("rule[{}]", i + 1),
+        Some(name) => format!("{section}[{}] ({name})", i + 1),
+        None => format!("{section}[{}]", i + 1),
     }
 }
 
@@ -171,13 +171,15 @@ fn skip_string(bytes: &[u8], from: usize) -> usize {
 }
 
 /// The path as written in TOML, without the segments `toml::Spanned` adds internally; rules
-/// are labelled as [`rule_label`] does.
-fn dotted(path: &serde_path_to_error::Path, rule_label: &dyn Fn(usize) -> String) -> String {
+/// and floods are labelled as [`array_label`] does.
+fn dotted(path: &serde_path_to_error::Path, label: &dyn Fn(&str, usize) -> String) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
     for segment in path.iter() {
         match segment {
-            Segment::Seq { index } if out == "rule" => out = rule_label(*index),
+            Segment::Seq { index } if out == "rule" || out == "flood" => {
+                out = label(&out, *index);
+            }
             Segment::Seq { index } => out.push_str(&format!("[{index}]")),
             Segment::Map { key } if key.starts_with("$__serde_spanned") => {}
             Segment::Map { key } | Segment::Enum { variant: key } => {
@@ -208,7 +210,7 @@ fn humanize(message: &str) -> String {
 }
 
 /// Best guess at the dotted key for a syntax error at `offset`: the enclosing `[table]` (with
-/// `[[rule]]` counted from 1) and the key on that line, if any.
+/// `[[rule]]` and `[[flood]]` counted from 1) and the key on that line, if any.
 pub(super) fn key_near(text: &str, offset: usize) -> String {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
@@ -217,16 +219,21 @@ pub(super) fn key_near(text: &str, offset: usize) -> String {
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or("").trim();
     let mut table = String::new();
-    let mut rules = 0usize;
+    let (mut rules, mut floods) = (0usize, 0usize);
     for l in text[..line_start].lines().chain([line]) {
         let l = l.trim();
         if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
             let name = name.trim();
-            rules += usize::from(name == "rule");
-            table = if name == "rule" {
-                label(rules - 1, None)
-            } else {
-                name.to_owned()
+            table = match name {
+                "rule" => {
+                    rules += 1;
+                    label(name, rules - 1, None)
+                }
+                "flood" => {
+                    floods += 1;
+                    label(name, floods - 1, None)
+                }
+                _ => name.to_owned(),
             };
         } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
             table = name.trim().to_owned();
@@ -264,8 +271,10 @@ mod tests {
     fn rules_are_labelled_from_one_with_their_name() {
         let doc = DeTable::parse("[[rule]]\nname = \"a\"\n[[rule]]\nmetric = \"x\"\n")
             .expect("valid toml");
-        assert_eq!(rule_label(doc.get_ref(), 0), "rule[1] (a)");
-        assert_eq!(rule_label(doc.get_ref(), 1), "rule[2]");
+        assert_eq!(array_label(doc.get_ref(), "rule", 0), "rule[1] (a)");
+        assert_eq!(array_label(doc.get_ref(), "rule", 1), "rule[2]");
         assert_eq!(key_near("[[rule]]\n[[rule]]\nx = 1", 20), "rule[2].x");
+        let text = "[[rule]]\n[[flood]]\n[[flood]]\nx = 1";
+        assert_eq!(key_near(text, text.len()), "flood[2].x");
     }
 }

@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub cluster: RawCluster,
     /// `[[rule]]` tables; the span of each is used for problems such as a missing required key.
     pub rule: Vec<Spanned<RawRule>>,
+    /// `[[flood]]` tables, spanned like `rule`.
+    pub flood: Vec<Spanned<RawFlood>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +122,24 @@ pub struct RawRule {
     pub skip_replies: Option<bool>,
     pub mode: S<String>,
     pub exempt: S<Vec<Spanned<String>>>,
+}
+
+/// One `[[flood]]`. Required keys are optional here so that all missing ones are reported.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawFlood {
+    pub name: S<String>,
+    pub protocol: S<String>,
+    pub src_ports: S<Vec<Spanned<PortSpec>>>,
+    pub dst_ports: S<Vec<Spanned<PortSpec>>>,
+    pub tcp_flags: S<String>,
+    pub fragments: S<String>,
+    pub metric: S<String>,
+    pub threshold: S<i64>,
+    pub window: S<DurationText>,
+    pub action: S<String>,
+    pub ban: S<DurationText>,
+    pub scope: S<String>,
 }
 
 /// A duration as written (`"10m"`); parsed in validation so that every bad one is reported.

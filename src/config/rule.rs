@@ -12,8 +12,8 @@ use super::raw::{PortSpec, RawRule, S};
 use super::validate::{Ctx, net_item};
 use super::{EnforceConfig, Metric, Protocol, Rule, RuleMode, TcpFlagsFilter, duration};
 
-const MIN_WINDOW: Duration = Duration::from_millis(100);
-const MAX_WINDOW: Duration = Duration::from_secs(3600);
+pub(super) const MIN_WINDOW: Duration = Duration::from_millis(100);
+pub(super) const MAX_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Every rule that is valid; problems for the others go to `ctx`.
 pub(super) fn rules(ctx: &mut Ctx, raw: &[Spanned<RawRule>], enforce: &EnforceConfig) -> Vec<Rule> {
@@ -21,7 +21,7 @@ pub(super) fn rules(ctx: &mut Ctx, raw: &[Spanned<RawRule>], enforce: &EnforceCo
     let mut out = Vec::new();
     for (i, r) in raw.iter().enumerate() {
         let name = r.get_ref().name.as_ref().map(|n| n.get_ref().as_str());
-        let prefix = super::parse::label(i, name);
+        let prefix = super::parse::label("rule", i, name);
         if let Some(name) = &r.get_ref().name {
             let line = ctx.line_of(name.span().start);
             if let Some(first) = first_seen.get(name.get_ref().as_str()) {
@@ -205,7 +205,7 @@ fn rule_ban(
 }
 
 /// `[A-Za-z0-9_.-]{1,32}`: it goes into iptables comments and ipset names unquoted.
-fn name(ctx: &mut Ctx, n: &Spanned<String>, key: &str) -> Option<String> {
+pub(super) fn name(ctx: &mut Ctx, n: &Spanned<String>, key: &str) -> Option<String> {
     let text = n.get_ref();
     let ok = (1..=32).contains(&text.len())
         && text
@@ -220,7 +220,7 @@ fn name(ctx: &mut Ctx, n: &Spanned<String>, key: &str) -> Option<String> {
     }
 }
 
-fn protocol(ctx: &mut Ctx, raw: &S<String>, key: &str) -> Option<Protocol> {
+pub(super) fn protocol(ctx: &mut Ctx, raw: &S<String>, key: &str) -> Option<Protocol> {
     let Some(p) = raw else {
         return Some(Protocol::Any);
     };
@@ -266,14 +266,15 @@ fn tcp_flags(
 }
 
 /// Sorted, without duplicates; `None` when any entry is invalid.
-fn ports(
+pub(super) fn ports(
     ctx: &mut Ctx,
     list: &Spanned<Vec<Spanned<PortSpec>>>,
     protocol: Option<Protocol>,
     key: &str,
 ) -> Option<Vec<u16>> {
     if protocol == Some(Protocol::Icmp) {
-        let msg = "ICMP has no ports: remove dst_ports or use protocol tcp, udp or any";
+        let field = key.rsplit('.').next().unwrap_or(key);
+        let msg = format!("ICMP has no ports: remove {field} or use protocol tcp, udp or any");
         ctx.at(list.span(), key, msg);
         return None;
     }

@@ -91,7 +91,7 @@ fn good_file_is_read_in_full() {
     assert_eq!(c.capture.interfaces, ["eth0", "eth1"]);
     assert_eq!(c.capture.bpf_filter.as_deref(), Some("not port 22"));
     assert_eq!(c.capture.snaplen, 256);
-    assert_eq!(c.enforce.backend, Backend::Ipset);
+    assert_eq!(c.enforce.backend, BackendChoice::Fixed(Backend::Ipset));
     assert_eq!(c.enforce.hooks, ["INPUT", "raw:PREROUTING"]);
     assert_eq!(c.enforce.ban, Duration::from_secs(300));
     assert_eq!(c.enforce.max_ban, Duration::from_secs(86_400));
@@ -128,7 +128,7 @@ fn empty_file_gives_defaults_and_no_rules() {
     assert!(c.capture.interfaces.is_empty());
     assert_eq!(c.capture.bpf_filter, None);
     assert_eq!(c.capture.snaplen, 128);
-    assert_eq!(c.enforce.backend, Backend::Iptables);
+    assert_eq!(c.enforce.backend, BackendChoice::Auto);
     assert_eq!(c.enforce.chain, "AUTOBLOCK");
     assert_eq!(c.enforce.hooks, ["INPUT"]);
     assert_eq!(c.enforce.ban, Duration::from_secs(600));
@@ -444,11 +444,22 @@ fn shipped_file_is_valid_and_shows_every_key() {
             "host-sweep"
         ]
     );
-    // Its values are the defaults, apart from the rules.
+    let floods: Vec<&str> = c.floods.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        floods,
+        [
+            "syn-flood-dst",
+            "synack-reflection",
+            "udp-flood-dst",
+            "icmp-flood-dst"
+        ]
+    );
+    // Its values are the defaults, apart from the rules and detectors.
     let defaults = parse("").expect("defaults");
     assert_eq!(
         Config {
             rules: Vec::new(),
+            floods: Vec::new(),
             warnings: Vec::new(),
             ..c
         },
@@ -459,7 +470,7 @@ fn shipped_file_is_valid_and_shows_every_key() {
     );
 
     // Every key the raw structs know is in the shipped file: a table's keys with their
-    // defaults, the rule keys in the comment that documents them.
+    // defaults, the rule and detector keys in the comment that documents them.
     let table: toml::Table = SHIPPED.parse().expect("toml");
     for section in keys::sections() {
         if section.array {
@@ -538,7 +549,7 @@ fn nftables_backend_priority_and_hooks() {
         "[enforce]\nbackend = \"nftables\"\npriority = -20\nhooks = [\"INPUT\", \"raw:PREROUTING\"]\nmax_ban = \"30d\"\n",
     )
     .unwrap();
-    assert_eq!(c.enforce.backend, Backend::Nftables);
+    assert_eq!(c.enforce.backend, BackendChoice::Fixed(Backend::Nftables));
     assert_eq!(c.enforce.priority, -20);
     assert_eq!(parse("").unwrap().enforce.priority, -10);
     let p = problems(

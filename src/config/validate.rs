@@ -11,8 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use crate::firewall::{FirewallError, FirewallOptions};
-
+use super::backend::{self, BackendChoice, NFT_HOOKS};
 use super::duration;
 use super::error::{ConfigError, Problem, line_col};
 use super::parse::deserialize;
@@ -21,6 +20,7 @@ use super::{
     AllowConfig, Backend, CaptureConfig, Config, ControlConfig, EnforceConfig, EventsConfig,
     LimitsConfig, MetricsConfig, StateConfig,
 };
+use crate::firewall::{FirewallError, FirewallOptions};
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -175,6 +175,7 @@ impl<'a> Ctx<'a> {
 fn build(ctx: &mut Ctx, raw: RawConfig) -> Config {
     let enforce = enforce(ctx, &raw.enforce);
     let rules = super::rule::rules(ctx, &raw.rule, &enforce);
+    let floods = super::flood_validate::floods(ctx, &raw.flood, &raw.rule, &enforce);
     Config {
         capture: capture(ctx, &raw.capture),
         allow: allow(ctx, &raw.allow),
@@ -206,6 +207,7 @@ fn build(ctx: &mut Ctx, raw: RawConfig) -> Config {
         cluster: super::cluster::cluster(ctx, &raw.cluster),
         enforce,
         rules,
+        floods,
         warnings: Vec::new(),
     }
 }
@@ -252,17 +254,17 @@ fn chain_ok(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn backend(ctx: &mut Ctx, raw: &raw::RawEnforce) -> Backend {
+fn backend(ctx: &mut Ctx, raw: &raw::RawEnforce) -> BackendChoice {
     match raw
         .backend
         .as_ref()
-        .map(|b| (b.get_ref().parse(), b.span()))
+        .map(|b| (BackendChoice::parse(b.get_ref()), b.span()))
     {
-        None => Backend::Iptables,
+        None => BackendChoice::Auto,
         Some((Ok(backend), _)) => backend,
         Some((Err(e), span)) => {
-            ctx.at(span, "enforce.backend", e.to_string());
-            Backend::Iptables
+            ctx.at(span, "enforce.backend", e);
+            BackendChoice::Auto
         }
     }
 }
@@ -370,20 +372,23 @@ fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
 }
 
 /// A ban longer than the backend's kernel timeout would silently end early: ipset keeps at
-/// most 2,147,483 s (24.8 days) per entry, `nft` accepts at most 99,999,999 s.
+/// most 2,147,483 s (24.8 days) per entry, `nft` accepts at most 99,999,999 s. (`auto` passes
+/// over a backend that cannot hold it instead.)
 fn kernel_timeout_limit(
     ctx: &mut Ctx,
-    backend: Backend,
+    backend: BackendChoice,
     max_ban: Option<Duration>,
     raw: &S<DurationText>,
 ) {
-    let (limit, advice) = match backend {
-        Backend::Ipset => (
-            IPSET_MAX_TIMEOUT,
-            "ipset allows for a timeout ({}); lower it or use backend = \"iptables\"",
-        ),
-        Backend::Nftables => (NFT_MAX_TIMEOUT, "nft accepts for a timeout ({})"),
-        Backend::Iptables => return,
+    let BackendChoice::Fixed(fixed) = backend else {
+        return;
+    };
+    let Some(limit) = backend::timeout_limit(fixed) else {
+        return;
+    };
+    let advice = match fixed {
+        Backend::Ipset => "ipset allows for a timeout ({}); lower it or use backend = \"iptables\"",
+        _ => "nft accepts for a timeout ({})",
     };
     if let (Some(m), Some(v)) = (max_ban, raw)
         && m > limit
@@ -397,26 +402,6 @@ fn kernel_timeout_limit(
     }
 }
 
-/// The longest timeout an ipset entry can carry.
-const IPSET_MAX_TIMEOUT: Duration = Duration::from_secs(2_147_483);
-
-/// The longest element timeout `nft` accepts (see the firewall's nftables backend).
-const NFT_MAX_TIMEOUT: Duration = Duration::from_secs(99_999_999);
-
-/// Hooks nftables has, as `table:CHAIN` (the firewall maps them to base chains).
-const NFT_HOOKS: [&str; 10] = [
-    "filter:INPUT",
-    "filter:FORWARD",
-    "filter:OUTPUT",
-    "raw:PREROUTING",
-    "raw:OUTPUT",
-    "mangle:PREROUTING",
-    "mangle:INPUT",
-    "mangle:FORWARD",
-    "mangle:OUTPUT",
-    "mangle:POSTROUTING",
-];
-
 /// `INPUT`, `FORWARD`, a chain of yours such as `DOCKER-USER`, or `table:CHAIN` with table
 /// filter, raw or mangle: whatever the firewall library accepts at open (its own check, so
 /// `check` and a start never disagree), never our own `chain`; with nftables, only chains that
@@ -424,7 +409,7 @@ const NFT_HOOKS: [&str; 10] = [
 fn hooks(
     ctx: &mut Ctx,
     raw: &S<Vec<Spanned<String>>>,
-    backend: Backend,
+    backend: BackendChoice,
     chain: &str,
 ) -> Vec<String> {
     let Some(list) = raw else {
@@ -441,18 +426,16 @@ fn hooks(
         let checked = FirewallOptions::new(Backend::Iptables, chain)
             .hooks([text.as_str()])
             .check();
-        let qualified = if text.contains(':') {
-            text.clone()
-        } else {
-            format!("filter:{text}")
-        };
+        let qualified = backend::qualified(text);
         if let Err(e) = checked {
             let why = match e {
                 FirewallError::InvalidOption(why) => why,
                 other => other.to_string(),
             };
             ctx.at(hook.span(), &key, why);
-        } else if backend == Backend::Nftables && !NFT_HOOKS.contains(&qualified.as_str()) {
+        } else if backend == BackendChoice::Fixed(Backend::Nftables)
+            && !NFT_HOOKS.contains(&qualified.as_str())
+        {
             let msg = format!("`{text}` is not an nftables hook, expected one of {NFT_HOOKS:?}");
             ctx.at(hook.span(), &key, msg);
         } else if hooks.contains(text) {

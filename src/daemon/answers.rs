@@ -29,7 +29,9 @@ impl EngineLoop {
         match req {
             Request::List => Response::List(list(engine, now, dry_run)),
             Request::Explain { addr } => {
-                Response::Explain(explanation(&engine.explain(addr, now), now, dry_run))
+                let mut x = explanation(&engine.explain(addr, now), now, dry_run);
+                (x.floods, x.attacks) = super::floods::explain(engine, addr, now);
+                Response::Explain(x)
             }
             Request::Ban {
                 targets,

@@ -8,6 +8,7 @@ use crate::engine::bans::{ActiveBan, MANUAL};
 use crate::engine::sources::SourceKey;
 use crate::firewall;
 use crate::sys::control::protocol::{BanInfo, Explanation, RuleWindow};
+use crate::sys::enforcer::split_origin;
 use crate::sys::state::SavedBan;
 use crate::time::Timestamp;
 
@@ -24,6 +25,7 @@ pub fn ban_info(b: &ActiveBan, now: Timestamp, dry_run: bool) -> BanInfo {
         manual: b.manual,
         rule: b.rule.to_string(),
         dry_run,
+        origin: b.origin.as_deref().map(str::to_owned),
     }
 }
 
@@ -49,6 +51,8 @@ pub fn explanation(x: &Explained, now: Timestamp, dry_run: bool) -> Explanation 
         ban: x.ban.as_ref().map(|b| ban_info(b, now, dry_run)),
         offenses: x.offenses,
         last_offense: x.last_offense.map(|t| t.to_string()),
+        floods: Vec::new(),
+        attacks: Vec::new(),
     }
 }
 
@@ -59,17 +63,30 @@ pub fn requested_duration(secs: Option<u64>) -> Option<Duration> {
 
 /// A ban read from the kernel, as the engine keeps it. Its start and offense are unknown, so
 /// the remaining time is taken as its length and the offense as the first. The kernel
-/// comment is the rule of a rule ban, the operator's reason of a manual one.
+/// comment is the rule of a rule ban, the operator's reason of a manual one, and names the
+/// fleet node of a ban from the fleet (see [`split_origin`]).
 pub fn adopted_ban(b: &firewall::Ban, now: Timestamp, manual: bool) -> ActiveBan {
-    let until = Timestamp::from_secs(b.until);
+    adopted(b.net, b.until, &b.reason, now, manual)
+}
+
+/// [`adopted_ban`] from the kernel ban's parts.
+fn adopted(
+    net: ipnet::IpNet,
+    until_secs: u64,
+    comment: &str,
+    now: Timestamp,
+    manual: bool,
+) -> ActiveBan {
+    let until = Timestamp::from_secs(until_secs);
+    let (origin, reason) = split_origin(comment);
     let (rule, comment) = if manual {
-        let text = (b.reason != MANUAL).then(|| Arc::from(b.reason.as_str()));
+        let text = (reason != MANUAL).then(|| Arc::from(reason));
         (Arc::from(MANUAL), text)
     } else {
-        (Arc::from(b.reason.as_str()), None)
+        (Arc::from(reason), None)
     };
     ActiveBan {
-        key: SourceKey::from_net(b.net),
+        key: SourceKey::from_net(net),
         until,
         since: now,
         rule,
@@ -78,6 +95,7 @@ pub fn adopted_ban(b: &firewall::Ban, now: Timestamp, manual: bool) -> ActiveBan
         duration: until.since(now).max(Duration::from_secs(1)),
         peak: 0,
         manual,
+        origin: origin.map(Arc::from),
     }
 }
 
@@ -92,6 +110,7 @@ pub fn saved_ban(b: &ActiveBan) -> SavedBan {
         ban_secs: b.duration.as_secs(),
         manual: b.manual,
         comment: b.comment.clone(),
+        origin: b.origin.clone(),
     }
 }
 
@@ -118,5 +137,23 @@ pub fn restored_ban(s: &SavedBan, now: Timestamp) -> ActiveBan {
         peak: 0,
         manual: s.manual,
         comment: s.comment.clone(),
+        origin: s.origin.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::enforcer::fleet_comment;
+
+    #[test]
+    fn adoption_reads_a_fleet_bans_origin_from_the_kernel_comment() {
+        let text = fleet_comment("syn-flood", Some("web-1"));
+        let net = "203.0.113.7/32".parse().expect("net");
+        let adopted = adopted(net, 2_000, &text, Timestamp::from_secs(1_000), false);
+        assert_eq!(
+            (adopted.origin.as_deref(), &*adopted.rule),
+            (Some("web-1"), "syn-flood")
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The enforcer thread: decisions in, batched kernel commits out, never on the packet path.
 //! Also checks the kernel every `check_interval` and repairs outside damage (a flushed chain,
-//! a deleted set, a removed jump), emitting `repaired`. Errors are events; nothing is dropped.
+//! a deleted set, a removed jump), emitting `repaired`; the watch thread (`watch_loop.rs`) asks
+//! for a check at once when nf_tables reports a deletion. Errors are events; nothing is
+//! dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,8 +10,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::DaemonState;
+use super::floods::SignatureCounters;
 use super::workers::EndGuard;
 use crate::engine::Decision;
+use crate::engine::flood::FloodDecision;
 use crate::event::Event;
 use crate::firewall::Firewall;
 use crate::sys::clock::wall_now;
@@ -24,9 +28,15 @@ pub enum EnforceMsg {
     Op(crate::sys::enforcer::KernelOp),
     /// The allowlist or our own addresses changed: the firewall refuses bans on these.
     Protect(Vec<ipnet::IpNet>),
+    /// Something of ours may have been deleted: check (and repair) now, not at the next poll.
+    CheckNow,
     /// Commit what is staged, then end the thread.
     Stop,
 }
+
+/// Checks asked for by the watch are at least this far apart (a burst of outside changes, or
+/// our own iptables rebuilds, which the watch sees too, cost one check this often at most).
+const CHECK_GAP: Duration = Duration::from_millis(250);
 
 /// The enforcer thread's state.
 pub struct EnforceLoop {
@@ -47,7 +57,9 @@ impl EnforceLoop {
         let mut enforcer = Enforcer::new(Some(self.fw.clone()));
         // Crossing times of the blocks staged since the last commit (reaction time).
         let mut crossings: Vec<Timestamp> = Vec::new();
+        let mut signatures = SignatureCounters::default();
         let mut next_check = later(self.check_interval);
+        let mut last_check = Instant::now();
         let mut stopping = false;
         loop {
             let now = Instant::now();
@@ -63,22 +75,34 @@ impl EnforceLoop {
             } else {
                 self.rx.recv_timeout(wait)
             };
+            let mut asked = Asked::default();
             match first {
-                Ok(m) => stopping |= take(m, &mut enforcer, &mut crossings),
+                Ok(m) => {
+                    signatures.note(&m);
+                    take(m, &mut enforcer, &mut crossings, &mut asked);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => stopping = true,
             }
             while let Ok(m) = self.rx.try_recv() {
-                stopping |= take(m, &mut enforcer, &mut crossings);
+                signatures.note(&m);
+                take(m, &mut enforcer, &mut crossings, &mut asked);
+            }
+            stopping |= asked.stop;
+            if asked.check {
+                next_check = next_check.min(last_check + CHECK_GAP);
             }
             if stopping {
                 // One last try, whatever the backoff says: leave nothing staged.
                 enforcer.retry_now();
             }
+            // The counters of a signature about to go are read before it goes.
+            signatures.read_if_due(&self.fw, &self.shared.metrics);
             self.commit(&mut enforcer, &mut crossings);
             if Instant::now() >= next_check && !stopping {
                 next_check = later(self.check_interval);
                 self.check();
+                last_check = Instant::now();
             }
             self.shared
                 .pending
@@ -160,24 +184,28 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Stages one message; true when it asks the thread to stop.
-fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) -> bool {
+/// What the messages of one round asked for besides decisions.
+#[derive(Default)]
+struct Asked {
+    stop: bool,
+    check: bool,
+}
+
+/// Stages one message, or notes what it asks for.
+fn take(m: EnforceMsg, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>, asked: &mut Asked) {
     match m {
         EnforceMsg::Decision(d) => {
-            if let Decision::Block(v) = &d {
-                crossings.push(v.at);
+            // Reaction time is ours: a ban from the fleet crossed no threshold here.
+            match &d {
+                Decision::Block(v) if v.origin.is_none() => crossings.push(v.at),
+                Decision::Flood(FloodDecision::Mitigate(m)) if !m.refresh => crossings.push(m.at),
+                _ => {}
             }
             enforcer.stage(&d);
-            false
         }
-        EnforceMsg::Op(op) => {
-            enforcer.stage_op(op);
-            false
-        }
-        EnforceMsg::Protect(nets) => {
-            enforcer.set_protected(nets);
-            false
-        }
-        EnforceMsg::Stop => true,
+        EnforceMsg::Op(op) => enforcer.stage_op(op),
+        EnforceMsg::Protect(nets) => enforcer.set_protected(nets),
+        EnforceMsg::CheckNow => asked.check = true,
+        EnforceMsg::Stop => asked.stop = true,
     }
 }

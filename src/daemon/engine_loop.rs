@@ -12,15 +12,19 @@ use ipnet::IpNet;
 use super::DaemonState;
 use super::convert::saved_ban;
 use super::enforce_loop::EnforceMsg;
+use super::fleet::EngineLink;
+use super::floods;
 use super::state_writer::{self, BanChange, StateMsg};
 use super::workers::EndGuard;
 use crate::config::Config;
+use crate::engine::flood::EndReason;
 use crate::engine::{Decision, Engine};
 use crate::event::Event;
 use crate::sys::clock::wall_now;
 use crate::sys::control::protocol::{Request, Response, RuleStatus};
 use crate::sys::live::{Items, LiveBatch};
-use crate::sys::metrics::MANUAL;
+use crate::sys::metrics::{FLEET, MANUAL};
+use crate::trust::proc_net::HostPorts;
 
 /// Longest the loop sleeps when nothing arrives (control requests are polled this often).
 const IDLE: Duration = Duration::from_millis(5);
@@ -39,6 +43,8 @@ pub enum EngineMsg {
     Reload(Box<Config>),
     /// Our own addresses changed.
     SetLocal(Vec<IpNet>),
+    /// Bans of other fleet nodes, in the order the link received them.
+    Remote(Vec<crate::cluster::BanMessage>),
     /// Save state and end the thread.
     Stop,
 }
@@ -56,8 +62,10 @@ pub struct EngineLoop {
     /// `None` in dry-run mode.
     enforcer: Option<Sender<EnforceMsg>>,
     shared: Arc<DaemonState>,
+    /// The fleet link, when sharing is on.
+    pub(super) fleet: Option<EngineLink>,
     /// Decisions made and not yet dispatched (reused).
-    out: Vec<Decision>,
+    pub(super) out: Vec<Decision>,
     /// The state writer thread (`None` once the final snapshot was sent).
     state: Option<Sender<StateMsg>>,
     /// Something changed since the last full snapshot.
@@ -67,6 +75,8 @@ pub struct EngineLoop {
     last_rules: Instant,
     /// Bans started and suppressions, per rule, since start (for `status`).
     rule_counts: HashMap<Arc<str>, (u64, u64)>,
+    /// The host's ports, from their own thread (started with the first flood detector).
+    host_ports: Option<Receiver<HostPorts>>,
 }
 
 impl EngineLoop {
@@ -79,8 +89,10 @@ impl EngineLoop {
         msgs: Receiver<EngineMsg>,
         enforcer: Option<Sender<EnforceMsg>>,
         shared: Arc<DaemonState>,
+        fleet: Option<EngineLink>,
     ) -> EngineLoop {
         EngineLoop {
+            fleet,
             engine,
             batches,
             capturing: true,
@@ -95,6 +107,7 @@ impl EngineLoop {
             last_stats: Instant::now(),
             last_rules: Instant::now(),
             rule_counts: HashMap::new(),
+            host_ports: None,
         }
     }
 
@@ -136,8 +149,13 @@ impl EngineLoop {
                 self.engine.tick(now, &mut self.out);
             }
             self.dispatch();
+            self.retry_fleet();
             while let Ok(msg) = self.msgs.try_recv() {
                 if let EngineMsg::Stop = msg {
+                    // Signatures go with the daemon (the enforcer commits after us).
+                    self.engine
+                        .end_floods(wall_now(), EndReason::Stopped, &mut self.out);
+                    self.dispatch();
                     self.save();
                     return;
                 }
@@ -193,6 +211,9 @@ impl EngineLoop {
                 let _ = reply.send(resp);
             }
             EngineMsg::Reload(config) => {
+                if let Some(link) = &mut self.fleet {
+                    link.share = config.cluster.share;
+                }
                 self.engine.reconfigure(&config, wall_now(), &mut self.out);
                 self.dispatch();
                 self.protect();
@@ -202,17 +223,40 @@ impl EngineLoop {
                 self.dispatch();
                 self.protect();
             }
+            EngineMsg::Remote(batch) => self.apply_remote(batch),
             EngineMsg::Stop => {}
         }
     }
 
-    /// Copies the engine's counts to `status` and the metrics.
-    fn publish_stats(&self) {
+    /// Copies the engine's counts and attacks to `status` and the metrics; hands the host's
+    /// latest ports to the flood detectors.
+    fn publish_stats(&mut self) {
         let s = self.engine.stats();
         self.shared
             .metrics
             .set_tracked_sources(s.tracked_sources as u64);
         self.shared.metrics.set_active_bans(s.active_bans as u64);
+        self.shared.fleet_waiting.store(
+            self.engine.fleet_waiting() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if self.engine.floods().is_empty() {
+            return;
+        }
+        if self.host_ports.is_none() {
+            self.host_ports = floods::spawn_host_ports();
+        }
+        if let Some(ports) = self.host_ports.as_ref().and_then(floods::latest) {
+            self.engine.set_host_ports(&ports);
+        }
+        self.publish_attacks();
+    }
+
+    /// The attacks in progress, for `status`.
+    fn publish_attacks(&self) {
+        if let Ok(mut slot) = self.shared.attacks.lock() {
+            *slot = floods::attacks(&self.engine, wall_now());
+        }
     }
 
     /// The per-rule lines of `status`: each rule's leader now, its active bans (one walk of
@@ -264,39 +308,53 @@ impl EngineLoop {
 
     /// Events first (log watchers see the decision at once), then the kernel and the state
     /// file (the ban as the engine now holds it; written by the state thread).
-    fn dispatch(&mut self) {
+    pub(super) fn dispatch(&mut self) {
         self.dirty |= !self.out.is_empty();
+        // An attack that starts or ends shows in `status` at once.
+        if self.out.iter().any(floods::changes_attacks) {
+            self.publish_attacks();
+        }
         let mut changes = Vec::new();
-        for d in self.out.drain(..) {
+        let mut out = std::mem::take(&mut self.out);
+        for d in out.drain(..) {
             let m = &self.shared.metrics;
             match &d {
                 Decision::Block(v) => {
-                    m.ban(rule_label(&v.rule, v.metric.is_none()));
+                    m.ban(rule_label(&v.rule, v.metric.is_none(), &v.origin));
                     self.rule_counts.entry(v.rule.clone()).or_default().0 += 1;
                 }
-                Decision::Extend(v) => m.extend(rule_label(&v.rule, v.metric.is_none())),
-                Decision::Unblock { ban, .. } => m.unban(rule_label(&ban.rule, ban.manual)),
+                Decision::Extend(v) => m.extend(rule_label(&v.rule, v.metric.is_none(), &v.origin)),
+                Decision::Unblock { ban, .. } => {
+                    m.unban(rule_label(&ban.rule, ban.manual, &ban.origin))
+                }
                 Decision::Suppressed { reason, verdict } => {
                     m.suppressed(*reason);
                     self.rule_counts.entry(verdict.rule.clone()).or_default().1 += 1;
                 }
+                Decision::Flood(f) => floods::count(f, m),
             }
-            self.shared
-                .events
-                .emit(Event::decision(&d, self.enforcer.is_none()));
+            if let Some(e) = Event::decision(&d, self.enforcer.is_none()) {
+                self.shared.events.emit(e);
+            }
+            self.publish(&d);
             let key = match &d {
-                Decision::Block(v) | Decision::Extend(v) => v.key,
-                Decision::Unblock { ban, .. } => ban.key,
+                Decision::Block(v) | Decision::Extend(v) => Some(v.key),
+                Decision::Unblock { ban, .. } => Some(ban.key),
                 Decision::Suppressed { .. } => continue,
+                // Signatures are not saved: the next start removes any left in the kernel.
+                Decision::Flood(_) => None,
             };
-            changes.push(match self.engine.bans().get(&key) {
-                Some(b) => BanChange::Set(saved_ban(b)),
-                None => BanChange::Lift(key.net()),
-            });
+            if let Some(key) = key {
+                changes.push(match self.engine.bans().get(&key) {
+                    Some(b) => BanChange::Set(saved_ban(b)),
+                    None => BanChange::Lift(key.net()),
+                });
+            }
             if let Some(tx) = &self.enforcer {
                 let _ = tx.send(EnforceMsg::Decision(d));
             }
         }
+        self.out = out;
         if !changes.is_empty()
             && let Some(tx) = &self.state
         {
@@ -320,8 +378,15 @@ impl EngineLoop {
     }
 }
 
-/// The metrics' `rule` label: the rule's name, or [`MANUAL`] for a manual ban (its reason is
-/// free text, which must not become a label value).
-fn rule_label(rule: &str, manual: bool) -> &str {
-    if manual { MANUAL } else { rule }
+/// The metrics' `rule` label: the rule's name, [`MANUAL`] for a manual ban (its reason is free
+/// text, which must not become a label value), [`FLEET`] for a ban from the fleet (other nodes'
+/// rules are not ours to name).
+fn rule_label<'a>(rule: &'a str, manual: bool, origin: &Option<Arc<str>>) -> &'a str {
+    if origin.is_some() {
+        FLEET
+    } else if manual {
+        MANUAL
+    } else {
+        rule
+    }
 }

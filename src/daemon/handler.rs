@@ -31,8 +31,12 @@ pub struct Context {
     pub started: Instant,
     pub config_path: PathBuf,
     pub backend: String,
+    pub backend_config: String,
+    pub backend_skipped: Vec<String>,
     pub chain: String,
     pub dry_run: bool,
+    /// The fleet link, for `status`.
+    pub fleet: Option<crate::cluster::ClusterHandle>,
 }
 
 impl ControlHandler for Context {
@@ -106,6 +110,8 @@ impl Context {
             uptime_secs: self.started.elapsed().as_secs(),
             config: self.config_path.display().to_string(),
             backend: self.backend.clone(),
+            backend_config: self.backend_config.clone(),
+            backend_skipped: self.backend_skipped.clone(),
             chain: self.chain.clone(),
             dry_run: self.dry_run,
             interfaces,
@@ -120,8 +126,12 @@ impl Context {
             reload: s.reload.lock().ok().and_then(|r| r.clone()),
             rules: s.rules.lock().map(|r| r.clone()).unwrap_or_default(),
             state_error: s.state_error.lock().ok().and_then(|e| e.clone()),
-            attacks: Vec::new(),
+            attacks: s.attacks.lock().map(|a| a.clone()).unwrap_or_default(),
             recent_events: s.events.recent(),
+            cluster: self
+                .fleet
+                .as_ref()
+                .map(|h| Box::new(super::fleet::status(h, s))),
         }
     }
 }

@@ -20,6 +20,8 @@ mod convert;
 mod edge;
 mod enforce_loop;
 mod engine_loop;
+mod fleet;
+mod floods;
 mod handler;
 mod monitor;
 mod reload;
@@ -27,6 +29,7 @@ mod restore;
 mod signals;
 mod startup;
 mod state_writer;
+mod watch_loop;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -34,10 +37,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{BackendChoice, Config};
 use crate::event::{Event, StartedFields};
 use crate::firewall::Firewall;
-use crate::sys::control::protocol::{ReloadInfo, RuleStatus};
+use crate::sys::backend::Chosen;
+use crate::sys::control::protocol::{AttackInfo, ReloadInfo, RuleStatus};
 use crate::sys::events::EventLog;
 use crate::sys::metrics::Metrics;
 use crate::sys::notify;
@@ -77,9 +81,13 @@ pub struct DaemonState {
     pub reload: Mutex<Option<ReloadInfo>>,
     /// The per-rule lines of `status`, published by the engine thread.
     pub rules: Mutex<Vec<RuleStatus>>,
+    /// Flood attacks in progress, published by the engine thread.
+    pub attacks: Mutex<Vec<AttackInfo>>,
     /// Why manual bans and offense history are not saved, while they are not (`[state] dir`
     /// not writable, found at start or by the last save).
     pub state_error: Mutex<Option<String>>,
+    /// Bans from the fleet held back by the rate limit (published by the engine thread).
+    pub fleet_waiting: AtomicU64,
 }
 
 impl DaemonState {
@@ -94,7 +102,9 @@ impl DaemonState {
             last_reload: Mutex::new(None),
             reload: Mutex::new(None),
             rules: Mutex::new(Vec::new()),
+            attacks: Mutex::new(Vec::new()),
             state_error: Mutex::new(None),
+            fleet_waiting: AtomicU64::new(0),
         }
     }
 }
@@ -123,6 +133,7 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         started,
         shared,
         fw,
+        backend,
         engine,
         interfaces,
         local,
@@ -130,19 +141,30 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         restored,
         initial,
     } = start;
+    // The fleet link (an unusable `[cluster]` stops the start here; an unreachable broker never
+    // does).
+    let mut fleet = fleet::start(&config, &signals.rt)?;
+    let backend = BackendInUse {
+        configured: config.enforce.backend,
+        chosen: backend,
+    };
     let inputs = Inputs {
         config: &config,
         engine,
         fw: fw.clone(),
         interfaces: &interfaces,
         initial,
+        fleet: fleet.as_ref().map(|f| f.engine_link(&config)),
     };
     let (workers, ended) = Workers::spawn(inputs, &shared)?;
+    if let Some(f) = &mut fleet {
+        f.run(&signals.rt, workers.engine(), shared.clone());
+    }
     shared.events.emit_now(started_event(
         &config,
         &config_path,
-        &interfaces,
-        &local,
+        (&interfaces, &local),
+        &backend,
         (adopted, restored),
     ));
     let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
@@ -153,9 +175,12 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         captures: workers.captures(),
         started,
         config_path: config_path.clone(),
-        backend: backend_name(&config).to_string(),
+        backend: backend.name().to_string(),
+        backend_config: backend.configured.as_str().to_string(),
+        backend_skipped: backend.skipped(),
         chain: config.enforce.chain.clone(),
         dry_run: config.enforce.dry_run,
+        fleet: fleet.as_ref().map(|f| f.handle.clone()),
     });
     let edge = edge::Edge {
         config_path,
@@ -174,17 +199,33 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         reloads,
     };
     let exit = edge::run(edge, &mut signals);
-    notify::stopping("stopping");
-    let stop_started = Instant::now();
-    workers.stop();
-    finish(&config, fw, &shared, stop_started);
-    // Whatever the outputs still take, within a bound: a stalled stdout never holds up exit.
-    shared.events.close(EVENTS_AT_EXIT);
+    shut_down(workers, fleet, &signals, &config, fw, &shared);
     drop(lock);
     match exit? {
         Exit::Stop => Ok(()),
         Exit::Fatal(why) => Err(anyhow::anyhow!(why)),
     }
+}
+
+/// The stop sequence: the workers, then the fleet link (the engine's last decisions are queued;
+/// they get a bounded time to go out), the kernel clean-up and `stopped`, then the outputs.
+fn shut_down(
+    workers: Workers,
+    fleet: Option<fleet::Fleet>,
+    signals: &Signals,
+    config: &Config,
+    fw: Option<Arc<Firewall>>,
+    shared: &DaemonState,
+) {
+    notify::stopping("stopping");
+    let stop_started = Instant::now();
+    workers.stop();
+    if let Some(f) = fleet {
+        f.close(&signals.rt);
+    }
+    finish(config, fw, shared, stop_started);
+    // Whatever the outputs still take, within a bound: a stalled stdout never holds up exit.
+    shared.events.close(EVENTS_AT_EXIT);
 }
 
 /// After the workers stopped: the kernel clean-up if asked (`keep_on_exit = false`), then the
@@ -211,33 +252,49 @@ fn finish(config: &Config, fw: Option<Arc<Firewall>>, shared: &DaemonState, sinc
     });
 }
 
+/// The backend as configured and as chosen at start.
+struct BackendInUse {
+    configured: BackendChoice,
+    /// `None` in dry-run mode.
+    chosen: Option<Chosen>,
+}
+
+impl BackendInUse {
+    /// What `status` and `started` call the backend in use.
+    fn name(&self) -> &'static str {
+        self.chosen
+            .as_ref()
+            .map_or("none (dry run)", |c| c.backend.as_str())
+    }
+
+    fn skipped(&self) -> Vec<String> {
+        self.chosen
+            .as_ref()
+            .map(|c| c.skipped.clone())
+            .unwrap_or_default()
+    }
+}
+
 fn started_event(
     config: &Config,
     config_path: &Path,
-    interfaces: &[String],
-    local: &[ipnet::IpNet],
+    (interfaces, local): (&[String], &[ipnet::IpNet]),
+    backend: &BackendInUse,
     (adopted, restored): (usize, usize),
 ) -> Event {
-    let dry_run = config.enforce.dry_run;
     Event::Started(Box::new(StartedFields {
         version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
         config: config_path.display().to_string(),
         interfaces: interfaces.to_vec(),
-        backend: if dry_run {
-            "none (dry run)"
-        } else {
-            backend_name(config)
-        },
+        backend: backend.name(),
         chain: config.enforce.chain.clone(),
-        dry_run,
+        dry_run: config.enforce.dry_run,
         adopted_bans: adopted,
         restored_bans: restored,
         local_addresses: local.iter().map(ToString::to_string).collect(),
         rules: config.rules.len(),
+        backend_config: backend.configured.as_str(),
+        backend_skipped: backend.skipped(),
     }))
-}
-
-fn backend_name(config: &Config) -> &'static str {
-    config.enforce.backend.as_str()
 }

@@ -7,7 +7,7 @@ use std::sync::mpsc::Sender;
 
 use super::DaemonState;
 use super::engine_loop::EngineMsg;
-use crate::config::{self, Config};
+use crate::config::{self, Backend, BackendChoice, Config};
 use crate::event::Event;
 use crate::sys::clock::wall_now;
 use crate::sys::control::protocol::ReloadInfo;
@@ -66,21 +66,33 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         old.enforce.check_interval != new.enforce.check_interval,
         "enforce.check_interval",
     );
-    // The ipset sets' size (maxelem) is fixed when they are created.
+    // The sets' size (maxelem) is fixed when they are created.
     check(
-        new.enforce.backend == config::Backend::Ipset
+        new.enforce.backend == BackendChoice::Fixed(Backend::Ipset)
             && old.enforce.max_active_bans != new.enforce.max_active_bans,
         "enforce.max_active_bans (with ipset)",
     );
     check(
-        new.enforce.backend == config::Backend::Nftables
+        new.enforce.backend == BackendChoice::Fixed(Backend::Nftables)
             && old.enforce.max_active_bans != new.enforce.max_active_bans,
         "enforce.max_active_bans (with nftables)",
+    );
+    check(
+        new.enforce.backend == BackendChoice::Auto
+            && old.enforce.max_active_bans != new.enforce.max_active_bans,
+        "enforce.max_active_bans (with auto: its sets may be sized already)",
     );
     check(old.control.socket != new.control.socket, "control.socket");
     check(old.state.dir != new.state.dir, "state.dir");
     check(old.metrics.listen != new.metrics.listen, "metrics.listen");
     check(old.events.file != new.events.file, "events.file");
+    // The fleet link is set up once; only `share` is read again (by the engine thread).
+    let (o, n) = (&old.cluster, &new.cluster);
+    check(o.servers != n.servers, "cluster.servers");
+    check(o.name != n.name, "cluster.name");
+    check(o.node != n.node, "cluster.node");
+    check(o.accept != n.accept, "cluster.accept");
+    check(o.credentials != n.credentials, "cluster.credentials");
     v
 }
 
@@ -170,6 +182,9 @@ fn apply(
     shared
         .metrics
         .add_rules(new.rules.iter().map(|r| r.name.clone()));
+    shared
+        .metrics
+        .add_floods(new.floods.iter().map(|f| f.name.clone()));
     if engine
         .send(EngineMsg::Reload(Box::new(new.clone())))
         .is_err()
@@ -196,11 +211,38 @@ mod tests {
         new.enforce.ban = std::time::Duration::from_secs(5);
         new.allow.nets.clear();
         assert!(restart_needed(&old, &new).is_empty());
-        new.enforce.backend = config::Backend::Ipset;
+        new.enforce.backend = BackendChoice::Fixed(Backend::Ipset);
         new.capture.interfaces = vec!["eth9".into()];
         assert_eq!(
             restart_needed(&old, &new),
             ["capture.interfaces", "enforce.backend"]
+        );
+    }
+
+    #[test]
+    fn cluster_share_changes_live_and_the_rest_of_cluster_needs_a_restart() {
+        let old = config::parse_str("", Path::new("a.toml")).expect("defaults");
+        let mut new = old.clone();
+        new.cluster.share.manual = false;
+        assert!(restart_needed(&old, &new).is_empty());
+        assert_eq!(
+            config::diff(&old, &new),
+            ["cluster.share: rules, manual -> rules"]
+        );
+        new.cluster.servers = vec!["nats://127.0.0.1:4222".into()];
+        new.cluster.name = "db".into();
+        new.cluster.node = Some("n1".into());
+        new.cluster.accept = false;
+        new.cluster.credentials = Some("/etc/x.creds".into());
+        assert_eq!(
+            restart_needed(&old, &new),
+            [
+                "cluster.servers",
+                "cluster.name",
+                "cluster.node",
+                "cluster.accept",
+                "cluster.credentials"
+            ]
         );
     }
 }

@@ -87,8 +87,8 @@ fn block(b: &ActiveBan) -> KernelOp {
     KernelOp::Block {
         net: b.key.net(),
         until: b.until,
-        reason: b.rule.to_string(),
-        manual: b.manual,
+        reason: crate::sys::enforcer::fleet_comment(&b.rule, b.origin.as_deref()),
+        manual: b.manual && b.origin.is_none(),
     }
 }
 
@@ -111,6 +111,7 @@ mod tests {
             peak: 0,
             manual: false,
             comment: None,
+            origin: None,
         }
     }
 
@@ -124,6 +125,7 @@ mod tests {
             ban_secs: 600,
             manual,
             comment: None,
+            origin: None,
         }
     }
 
@@ -235,5 +237,24 @@ mod tests {
         let p = plan(Vec::new(), &s, NOW, 100);
         assert_eq!(p.restored, 1);
         assert_eq!(p.bans[0].until, Timestamp(NOW.0 + 300 * SEC));
+    }
+
+    #[test]
+    fn a_fleet_ban_comes_back_with_its_origin_and_unforced() {
+        let s = SavedBan {
+            origin: Some(Arc::from("web-1")),
+            ..saved("198.51.100.0/24", NOW.0 + 300 * SEC, true)
+        };
+        let p = plan(Vec::new(), std::slice::from_ref(&s), NOW, 100);
+        assert_eq!(p.bans[0].origin.as_deref(), Some("web-1"));
+        assert_eq!(
+            p.kernel,
+            [KernelOp::Block {
+                net: s.target,
+                until: Timestamp(s.until_us),
+                reason: "fleet:web-1 abuse".into(),
+                manual: false,
+            }]
+        );
     }
 }

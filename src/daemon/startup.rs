@@ -1,8 +1,8 @@
 //! Everything the daemon does before its threads start, in order: pick the interfaces, open the
 //! event outputs (their writer threads), take the instance lock, make sure no other daemon
-//! answers on our socket, open the firewall (adopting the bans a previous run left), and
-//! restore the saved state (history, and the bans the kernel lost). The result is one
-//! [`Startup`] value; nothing here starts a daemon thread.
+//! answers on our socket, pick the backend (`auto`: the first usable), open the firewall
+//! (adopting the bans a previous run left), and restore the saved state (history, and the bans
+//! the kernel lost). The result is one [`Startup`] value; nothing here starts a daemon thread.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use crate::engine::Engine;
 use crate::engine::sources::SourceKey;
 use crate::event::Event;
 use crate::firewall::{Firewall, FirewallError, FirewallOptions};
+use crate::sys::backend::{Chosen, choose, probe};
 use crate::sys::clock::wall_now;
 use crate::sys::control::{client, protocol};
 use crate::sys::enforcer::{KernelOp, firewall_options, kernel_op, protected};
@@ -42,6 +43,8 @@ pub struct Startup {
     pub shared: Arc<DaemonState>,
     /// `None` in dry-run mode.
     pub fw: Option<Arc<Firewall>>,
+    /// The backend `fw` uses (what `auto` chose, and why not better); `None` in dry-run mode.
+    pub backend: Option<Chosen>,
     /// The engine, with adopted bans and restored offense history.
     pub engine: Engine,
     /// Interfaces to capture on.
@@ -69,11 +72,13 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
     refuse_if_answered(&config.control.socket)?;
     // The kernel first: adopt what a previous run left (no gap, no duplicate).
     notify::status("starting: opening the firewall, adopting its bans");
-    let fw = if config.enforce.dry_run {
-        None
+    let (fw, backend) = if config.enforce.dry_run {
+        (None, None)
     } else {
-        let options = firewall_options(config).protect(protected(config, &local));
-        Some(Arc::new(open_firewall(options)?))
+        let chosen = choose(&config.enforce, &probe).map_err(|e| anyhow::anyhow!(e))?;
+        let options = firewall_options(config, chosen.backend);
+        let fw = open_firewall(options.protect(protected(config, &local)))?;
+        (Some(Arc::new(fw)), Some(chosen))
     };
     let mut engine = Engine::new(config, local.clone());
     let saved = load_state(&shared);
@@ -89,6 +94,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
         started,
         shared,
         fw,
+        backend,
         engine,
         interfaces,
         local,
@@ -125,10 +131,14 @@ fn interfaces(config: &Config) -> anyhow::Result<Vec<String>> {
 fn shared_state(config: &Config, interfaces: &[String]) -> anyhow::Result<DaemonState> {
     let events = EventLog::open(config.events.file.clone(), SUPPRESSED_PER_SEC)
         .context("cannot open the events file")?;
-    let metrics = Metrics::new(
+    let mut metrics = Metrics::new(
         interfaces.iter().cloned(),
         config.rules.iter().map(|r| r.name.clone()),
     );
+    if config.cluster.enabled() {
+        metrics = metrics.with_fleet();
+    }
+    metrics.add_floods(config.floods.iter().map(|f| f.name.clone()));
     Ok(DaemonState::new(
         Arc::new(metrics),
         events,
@@ -261,12 +271,33 @@ fn restore(
         .into_iter()
         .filter(|op| match op {
             KernelOp::Block { net, .. } => engine.bans().get(&SourceKey::from_net(*net)).is_some(),
-            KernelOp::Unblock { .. } => true,
+            _ => true,
         })
         .collect();
     for d in &lifted {
-        shared.events.emit(Event::decision(d, dry_run));
+        if let Some(e) = Event::decision(d, dry_run) {
+            shared.events.emit(e);
+        }
         ops.extend(kernel_op(d));
+    }
+    // Typed rules in our chain are only ever flood signatures: an earlier run that was killed
+    // left them (a clean stop removes its own). This run knows nothing of their attacks and
+    // detects again what still goes on; they go in the enforcer's first commit.
+    if let Some(fw) = fw {
+        let leftovers = fw
+            .list_rules()
+            .context("cannot read the typed rules already in the kernel")?;
+        if !leftovers.is_empty() {
+            tracing::info!(
+                signatures = leftovers.len(),
+                "flood signatures an earlier run left are removed"
+            );
+        }
+        ops.extend(
+            leftovers
+                .into_iter()
+                .map(|r| KernelOp::Unsignature { rule: r.rule }),
+        );
     }
     if plan.restored > 0 {
         tracing::info!(

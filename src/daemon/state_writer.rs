@@ -151,6 +151,7 @@ mod tests {
             ban_secs: 300,
             manual: false,
             comment: None,
+            origin: None,
         }
     }
 

@@ -1,9 +1,11 @@
-//! The daemon's threads as one value: the enforcer (kernel commits), the engine (sole owner
-//! of the policy engine) and one capture per interface. [`Workers::stop`] is the one stop
+//! The daemon's threads as one value: the enforcer (kernel commits), the firewall watch (asks
+//! the enforcer to check at once when nf_tables reports damage), the engine (sole owner of the
+//! policy engine) and one capture per interface. [`Workers::stop`] is the one stop
 //! sequence, for a start that failed half-way and for a normal shutdown alike. Each thread
 //! reports its end on a channel the async edge waits on, so a thread that dies is noticed at
 //! once, without polling.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,6 +16,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::DaemonState;
 use super::enforce_loop::{EnforceLoop, EnforceMsg};
 use super::engine_loop::{EngineLoop, EngineMsg};
+use super::fleet::EngineLink;
+use super::watch_loop::WatchLoop;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::event::Event;
@@ -81,6 +85,8 @@ pub struct Inputs<'a> {
     pub interfaces: &'a [String],
     /// Kernel changes decided at start, for the enforcer.
     pub initial: Vec<KernelOp>,
+    /// The fleet link, for the engine thread (`None` without `[cluster]`).
+    pub fleet: Option<EngineLink>,
 }
 
 /// The running threads.
@@ -91,6 +97,8 @@ pub struct Workers {
     engine: Option<JoinHandle<()>>,
     enforcer_tx: mpsc::Sender<EnforceMsg>,
     enforcer: Option<JoinHandle<()>>,
+    watch_stop: Arc<AtomicBool>,
+    watch: Option<JoinHandle<()>>,
 }
 
 impl Workers {
@@ -113,6 +121,8 @@ impl Workers {
             engine: None,
             enforcer_tx,
             enforcer: None,
+            watch_stop: Arc::new(AtomicBool::new(false)),
+            watch: None,
         };
         let started = workers.start_threads(inputs, engine_rx, enforcer_rx, &ended_tx);
         if let Err(e) = started {
@@ -143,6 +153,7 @@ impl Workers {
                 .spawn(move || lp.run(guard))
                 .context("cannot start the enforcer thread")?;
             self.enforcer = Some(thread);
+            self.spawn_watch(fw, config)?;
         }
         let (batch_tx, batch_rx) = mpsc::sync_channel(BATCH_QUEUE);
         let (recycle, recycle_rx): (Vec<_>, Vec<_>) =
@@ -154,6 +165,7 @@ impl Workers {
             engine_rx,
             inputs.fw.as_ref().map(|_| self.enforcer_tx.clone()),
             self.shared.clone(),
+            inputs.fleet,
         );
         let guard = EndGuard::new(ended, Ended::Engine);
         let thread = std::thread::Builder::new()
@@ -181,6 +193,22 @@ impl Workers {
         Ok(())
     }
 
+    /// The firewall watch thread (no end guard: without it the periodic check goes on).
+    fn spawn_watch(&mut self, fw: &Arc<Firewall>, config: &Config) -> anyhow::Result<()> {
+        let lp = WatchLoop {
+            fw: Arc::downgrade(fw),
+            enforcer: self.enforcer_tx.clone(),
+            stop: self.watch_stop.clone(),
+            check_interval: config.enforce.check_interval,
+        };
+        let thread = std::thread::Builder::new()
+            .name("firewall-watch".into())
+            .spawn(move || lp.run())
+            .context("cannot start the firewall watch thread")?;
+        self.watch = Some(thread);
+        Ok(())
+    }
+
     /// The captures, for `status` and the drop monitor.
     pub fn captures(&self) -> Arc<Mutex<Vec<LiveCapture>>> {
         self.captures.clone()
@@ -191,9 +219,14 @@ impl Workers {
         self.engine_tx.clone()
     }
 
-    /// Stops everything that runs, in order: the captures first (nothing new), then the engine
-    /// (it saves state), then the enforcer (it commits what is staged).
+    /// Stops everything that runs, in order: the watch, the captures (nothing new), then the
+    /// engine (it saves state), then the enforcer (it commits what is staged).
     pub fn stop(mut self) {
+        // The watch first: its monitor goes, and the firewall is ours alone again.
+        self.watch_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.watch.take() {
+            let _ = t.join();
+        }
         let captures =
             std::mem::take(&mut *self.captures.lock().unwrap_or_else(|p| p.into_inner()));
         for c in captures {

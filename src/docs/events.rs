@@ -19,11 +19,11 @@ const fn e(kind: &'static str, fields: &'static str) -> EventDoc {
 
 const DECISION: EventDoc = e(
     "`block`, `extend`, `suppressed`",
-    "`ip`, `rule` (`manual` for a manual ban), [`reason`: `allowlist` `local` `cap` `rate` `log`, suppressed only], [`metric`, `observed`, `threshold`, `window_secs`: absent for a manual ban], `ban_secs`, `offense`, `until`, [`manual`], [`comment`: the operator's `--reason`], [`dry_run`]",
+    "`ip`, `rule` (`manual` for a manual ban), [`reason`: `allowlist` `local` `cap` `rate` `log`, suppressed only], [`metric`, `observed`, `threshold`, `window_secs`: absent for a manual ban], `ban_secs`, `offense`, `until`, [`manual`], [`comment`: the operator's `--reason`], [`origin`: the fleet node it came from], [`dry_run`]",
 );
 const UNBLOCK: EventDoc = e(
     "`unblock`",
-    "`ip`, `rule`, `reason` (`expired`, `manual`, or `protected` when a reload or a start finds the target under the allowlist or our own addresses), `offense`, [`manual`], [`comment`], [`dry_run`]",
+    "`ip`, `rule`, `reason` (`expired`, `manual`, or `protected` when a reload or a start finds the target under the allowlist or our own addresses), `offense`, [`manual`], [`comment`], [`origin`: the fleet node whose ban it was], [`dry_run`]",
 );
 const SUPPRESSED_DROPPED: EventDoc = e(
     "`suppressed_dropped`",
@@ -39,7 +39,7 @@ const APPLIED: EventDoc = e(
 );
 const STARTED: EventDoc = e(
     "`started`",
-    "`version`, `pid`, `config`, `interfaces`, `backend`, `chain`, `dry_run`, `adopted_bans`, `restored_bans` (saved bans the kernel had lost, put back), `local_addresses`, `rules`",
+    "`version`, `pid`, `config`, `interfaces`, `backend` (the one in use), `chain`, `dry_run`, `adopted_bans`, `restored_bans` (saved bans the kernel had lost, put back), `local_addresses`, `rules`, `backend_config` (`auto` or the configured name), [`backend_skipped`: with `auto`, each better backend passed over and why, e.g. `\"nftables: ... nft not found\"`]",
 );
 const STOPPED: EventDoc = e("`stopped`", "`kept_bans`, `flushed`, `stop_secs`");
 const RELOADED: EventDoc = e("`reloaded`", "`config`, `rules`");
@@ -76,6 +76,18 @@ const CONTROL_ERROR: EventDoc = e(
     "`control_error`",
     "`error`: the control socket server stopped; the daemon exits 1",
 );
+const ATTACK: EventDoc = e(
+    "`attack`",
+    "`rule` (the `[[flood]]` detector), `target` (the protected address, or `total`), `observed`, `threshold`, `window_secs`, `sources` (distinct, estimated beyond a few thousand), `spoofed`, `fingerprint`: {`protocol`, `src_port`, `dst_port`, `tcp_flags` (`syn` `synack` `ack` `rst` `fin`), `fragments` (share), `length`: [min, max]} (`null` where no value carries 80% of the packets), `top_sources`: [{`ip`, `share`}], `action` (`signature` `sources` `alert`), [`refused`: why the configured action was not taken; `action` is then `alert`], [`dry_run`]: a flood from many sources crossed a detector's threshold",
+);
+const MITIGATE: EventDoc = e(
+    "`mitigate`, `unmitigate`",
+    "`rule`, `target`, `kernel_rule` (the signature in iptables words, e.g. `-d 10.10.10.10/32 -p udp --sport 4500 -j DROP`), `hold_secs` (how long it stays after the attack was last over threshold), [`dry_run`]: a flood signature went into, or left, the kernel",
+);
+const ATTACK_END: EventDoc = e(
+    "`attack_end`",
+    "`rule`, `target`, `duration_secs` (crossing to last time over threshold), `packets`, `bytes`, `peak_pps`, `peak_bps`, [`reason`: `file_ended` (replay: still going when the capture ended), `stopped` (the daemon stopped), `reload` (its detector changed); absent when the attack went quiet], [`dry_run`]",
+);
 const SUMMARY: EventDoc = e(
     "`summary` (replay)",
     "`file`, `packets`, `parsed`, `unparsed`, `sources`, [`sources_estimated`: true when `sources` is an estimate], `blocked`, `local_packets`, `untracked_packets`, `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10]",
@@ -100,6 +112,9 @@ pub const EVENTS: &[&EventDoc] = &[
     &STATE_ERROR,
     &FATAL,
     &CONTROL_ERROR,
+    &ATTACK,
+    &MITIGATE,
+    &ATTACK_END,
     &SUMMARY,
 ];
 
@@ -126,6 +141,9 @@ pub fn doc_of(event: &Event) -> &'static EventDoc {
         Event::StateLoadFailed { .. } | Event::StateSaveFailed { .. } => &STATE_ERROR,
         Event::Fatal { .. } => &FATAL,
         Event::ControlError { .. } => &CONTROL_ERROR,
+        Event::Attack(_) => &ATTACK,
+        Event::Mitigate(_) | Event::Unmitigate(_) => &MITIGATE,
+        Event::AttackEnd(_) => &ATTACK_END,
         Event::Summary(_) => &SUMMARY,
     }
 }

@@ -4,7 +4,7 @@
 
 /// One key of the configuration file.
 pub struct KeyDoc {
-    /// `capture`, `enforce`, ..., or `rule` for `[[rule]]`.
+    /// `capture`, `enforce`, ..., `rule` for `[[rule]]`, `flood` for `[[flood]]`.
     pub section: &'static str,
     /// The key.
     pub key: &'static str,
@@ -51,8 +51,8 @@ pub const KEYS: &[KeyDoc] = &[
     k(
         "enforce",
         "backend",
-        "\"iptables\"",
-        "\"iptables\": one DROP rule per ban in the chain (fine up to a few thousand bans); \"ipset\": two hash:net sets with kernel timeouts, fast at 100k bans (needs the ipset tool).",
+        "\"auto\"",
+        "\"auto\": the first of nftables, ipset, iptables that works on this host and fits the configuration (chosen at start; status and the started event say which and why others were passed over); \"nftables\": one table with a timeout set per prefix length, constant cost per packet at 100k bans (needs nft); \"ipset\": two hash:net sets with kernel timeouts, fast at 100k bans (needs the ipset tool); \"iptables\": one DROP rule per ban in the chain (fine up to a few thousand bans).",
     ),
     k(
         "enforce",
@@ -282,6 +282,78 @@ pub const KEYS: &[KeyDoc] = &[
         "[]",
         "Sources in these networks are not counted by this rule (other rules still count them); host bits are an error.",
     ),
+    k(
+        "flood",
+        "name",
+        "required",
+        "Unique among rules and detectors, same characters as a rule name; shown in events as rule and in the signature rule's comment.",
+    ),
+    k(
+        "flood",
+        "protocol",
+        "\"any\"",
+        "\"tcp\", \"udp\", \"icmp\" (ICMP and ICMPv6) or \"any\".",
+    ),
+    k(
+        "flood",
+        "src_ports",
+        "(all)",
+        "Only packets from these source ports count, such as [53, 123, \"500-501\"] (reflection of one service).",
+    ),
+    k(
+        "flood",
+        "dst_ports",
+        "(all)",
+        "Only packets to these destination ports count.",
+    ),
+    k(
+        "flood",
+        "tcp_flags",
+        "\"any\"",
+        "\"syn\" (SYN without ACK), \"synack\", \"ack\" (ACK without SYN, RST, FIN), \"rst\", \"fin\" or \"any\"; only with protocol \"tcp\".",
+    ),
+    k(
+        "flood",
+        "fragments",
+        "\"include\"",
+        "Non-first IP fragments (no ports, no flags): \"include\" counts them when no port or flag filter is set, \"exclude\" never, \"only\" counts nothing else (fragment floods).",
+    ),
+    k(
+        "flood",
+        "metric",
+        "required",
+        "What is counted toward a destination, all sources together: \"packets\" or \"bytes\".",
+    ),
+    k(
+        "flood",
+        "threshold",
+        "required",
+        "The detector crosses when the count within the window goes over this (greater than 0): an attack starts.",
+    ),
+    k(
+        "flood",
+        "window",
+        "required",
+        "The sliding window the count covers, 100ms to 1h.",
+    ),
+    k(
+        "flood",
+        "action",
+        "\"alert\"",
+        "\"signature\": a DROP rule for the attack's fingerprint toward the target (protocol, dominant source or destination port, TCP flags), unless it would also drop traffic we verifiably serve (then refused and reported); \"sources\": ban the sources that carry it through the normal bans, never when they look spoofed; \"alert\": events only.",
+    ),
+    k(
+        "flood",
+        "ban",
+        "[enforce] ban",
+        "How long an attack and its signature stay after it was last over threshold (a returning attack brings the rule back); the ban of a sources action. At most [enforce] max_ban.",
+    ),
+    k(
+        "flood",
+        "scope",
+        "\"destination\"",
+        "\"destination\": one count per protected address; \"total\": one for all of them together (not with action \"signature\").",
+    ),
 ];
 
 #[cfg(test)]
@@ -309,7 +381,10 @@ mod tests {
     fn the_defaults_are_the_parsers() {
         // Each table key's documented default is what an empty file gives.
         let mut sections: Vec<(&str, Vec<String>)> = Vec::new();
-        for k in KEYS.iter().filter(|k| k.section != "rule") {
+        for k in KEYS
+            .iter()
+            .filter(|k| k.section != "rule" && k.section != "flood")
+        {
             let line = format!("{} = {}", k.key, k.default);
             match sections.iter_mut().find(|s| s.0 == k.section) {
                 Some(s) => s.1.push(line),

@@ -226,10 +226,10 @@ fn rules_page() -> Vec<u8> {
     r.control("SH", ["DESCRIPTION"]);
     r.text([roman(
         "A TOML file. Every table and key is optional and has the default shown; without any \
-         [[rule]] nothing is detected. Durations are strings such as \"100ms\", \"90s\", \
+         [[rule]] or [[flood]] nothing is detected. Durations are strings such as \"100ms\", \"90s\", \
          \"10m\", \"2h\" or \"1d\" (decimals such as \"1.5s\" work). autoblock check reports \
-         every problem at once with its line, column and key (rules are named rule[N] (name), \
-         counted from 1), compiles bpf_filter with libpcap, and warns about what is valid but \
+         every problem at once with its line, column and key (rules are named rule[N] (name) and \
+         detectors flood[N] (name), counted from 1), compiles bpf_filter with libpcap, and warns about what is valid but \
          probably not meant: an empty file, a rule another rule always beats to the ban, a very \
          short aggregation prefix.",
     )]);
@@ -237,10 +237,10 @@ fn rules_page() -> Vec<u8> {
     for key in keys::KEYS {
         if key.section != section {
             section = key.section;
-            let title = if section == "rule" {
-                "[[rule]] (one table per rule)".to_owned()
-            } else {
-                format!("[{section}]")
+            let title = match section {
+                "rule" => "[[rule]] (one table per rule)".to_owned(),
+                "flood" => "[[flood]] (one table per flood detector)".to_owned(),
+                _ => format!("[{section}]"),
             };
             r.control("SS", [title.as_str()]);
         }

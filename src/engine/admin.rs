@@ -106,21 +106,8 @@ impl Engine {
         let now = self.advance(ts);
         let key = SourceKey::from_net(net);
         let net = key.net();
-        // Our own addresses: never, not even with `force` (that is a lockout).
-        if let Some(l) = self
-            .local
-            .iter()
-            .find(|l| l.contains(&net) || net.contains(*l))
-        {
-            return Err(RefuseReason::Local(*l));
-        }
-        if !force
-            && let Some(a) = self
-                .allow
-                .iter()
-                .find(|a| a.contains(&net) || net.contains(*a))
-        {
-            return Err(RefuseReason::Allowlisted(*a));
+        if let Some(why) = self.refusal(net, force) {
+            return Err(why);
         }
         if self.bans.get(&key).is_none() && self.bans.len() >= self.settings.max_active_bans {
             return Err(RefuseReason::Cap);
@@ -147,6 +134,7 @@ impl Engine {
             duration,
             peak: 0,
             manual: true,
+            origin: None,
         });
         Ok(ManualBan::Banned(Decision::Block(Verdict {
             key,
@@ -160,7 +148,31 @@ impl Engine {
             until,
             offense: 1,
             at: now,
+            origin: None,
         })))
+    }
+
+    /// Why a ban on `net` that no rule here made (a manual ban, a ban from the fleet) may not
+    /// go in, if it may not: the one place these checks live, for both. Our own addresses:
+    /// never, not even with `force` (that is a lockout); the allowlist: unless `force` (only an
+    /// operator here forces; the fleet never does).
+    pub(super) fn refusal(&self, net: IpNet, force: bool) -> Option<RefuseReason> {
+        if let Some(l) = self
+            .local
+            .iter()
+            .find(|l| l.contains(&net) || net.contains(*l))
+        {
+            return Some(RefuseReason::Local(*l));
+        }
+        if !force
+            && let Some(a) = self
+                .allow
+                .iter()
+                .find(|a| a.contains(&net) || net.contains(*a))
+        {
+            return Some(RefuseReason::Allowlisted(*a));
+        }
+        None
     }
 
     /// Lifts the ban on exactly `net`. When `net` has none but lies inside a broader ban, that
@@ -312,9 +324,11 @@ impl Engine {
         self.allow = config.allow.nets.iter().map(IpNet::trunc).collect();
         self.settings = BanSettings::from_config(config);
         self.rate = BanRate::new(config.enforce.max_new_bans_per_sec);
+        self.fleet.set_rate(config.enforce.max_new_bans_per_sec);
         self.quiet.clear();
         // Rules, settings and the allowlist changed: nothing cached about bans still holds.
         self.ban_cache = Default::default();
+        self.reconfigure_floods(config, ts, out);
         self.lift_protected(ts, out);
     }
 
@@ -346,6 +360,7 @@ impl Engine {
         self.local_set = super::nets::NetSet::new(&local);
         self.ban_cache = Default::default();
         self.local = local.iter().map(IpNet::trunc).collect();
+        self.flood.floods.set_protected(&self.local);
         self.lift_protected(ts, out);
     }
 

@@ -33,7 +33,15 @@ pub struct BanRate {
 impl BanRate {
     /// `per_sec` new bans per second, with a burst of the same size; 0 is treated as 1.
     pub fn new(per_sec: u32) -> BanRate {
-        let quota = Quota::per_second(NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN));
+        BanRate::with_burst(per_sec, per_sec)
+    }
+
+    /// `per_sec` new bans per second, with a burst of `burst` (at least `per_sec`); 0 is
+    /// treated as 1.
+    pub fn with_burst(per_sec: u32, burst: u32) -> BanRate {
+        let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN).max(rate);
+        let quota = Quota::per_second(rate).allow_burst(burst);
         let clock = FakeRelativeClock::default();
         BanRate {
             quota,
@@ -78,6 +86,15 @@ mod tests {
         let later = t.saturating_add(Duration::from_millis(500));
         let ok = (0..50).filter(|_| r.allow(later)).count();
         assert_eq!(ok, 5, "half a second refills half");
+    }
+
+    #[test]
+    fn a_larger_burst_refills_at_the_same_rate() {
+        let mut r = BanRate::with_burst(10, 100);
+        let t = Timestamp::from_secs(1000);
+        assert_eq!((0..500).filter(|_| r.allow(t)).count(), 100);
+        let later = t.saturating_add(Duration::from_millis(500));
+        assert_eq!((0..50).filter(|_| r.allow(later)).count(), 5);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct ActiveBan {
     pub peak: u64,
     /// Set by an operator (`autoblock ban`), not by a rule.
     pub manual: bool,
+    /// The fleet node whose ban this is (it set the current end time); `None` for a ban made
+    /// here. A remote unblock lifts only a ban of its own origin.
+    pub origin: Option<Arc<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -146,6 +149,13 @@ impl BanTable {
         }
     }
 
+    /// Names the node whose ban it now is (`None`: ours, when a rule here extended it).
+    pub fn set_origin(&mut self, key: &SourceKey, origin: Option<Arc<str>>) {
+        if let Some(b) = self.by_key.get_mut(key) {
+            b.origin = origin;
+        }
+    }
+
     /// Raises the ban's `peak` to `value` if higher.
     pub fn record_peak(&mut self, key: &SourceKey, value: u64) {
         if let Some(b) = self.by_key.get_mut(key) {
@@ -173,6 +183,7 @@ mod tests {
             duration: Duration::from_secs(until),
             peak: 0,
             manual: false,
+            origin: None,
         }
     }
 

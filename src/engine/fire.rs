@@ -61,8 +61,10 @@ fn extend_active(
     let step = (duration / 10).max(Duration::from_secs(1));
     if new_until >= until.saturating_add(step) || (upgrade && new_until > until) {
         cx.bans.set_until(&key, new_until);
-        // `list`, `explain` and the kernel comment name the rule that set the end time.
+        // `list`, `explain` and the kernel comment name the rule that set the end time; a ban
+        // that came from the fleet is ours from now on (a remote unblock no longer lifts it).
         cx.bans.set_rule(&key, rule.name.clone());
+        cx.bans.set_origin(&key, None);
         if upgrade {
             cx.bans.set_duration(&key, duration);
         }
@@ -138,6 +140,7 @@ pub(super) fn fire(
         duration: ban,
         peak: value,
         manual: false,
+        origin: None,
     });
     out.push(Decision::Block(verdict));
 }
@@ -164,6 +167,7 @@ fn verdict(
         until,
         offense,
         at,
+        origin: None,
     }
 }
 
@@ -178,11 +182,12 @@ pub fn ban_length(base: Duration, offense: u32, s: &BanSettings) -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-/// A ban that must go because it covers our own addresses, or (unless an operator forced it)
-/// an allowlisted net.
+/// A ban that must go because it covers our own addresses, or (unless an operator here forced
+/// it) an allowlisted net. A ban from the fleet is never forced, even a manual one.
 pub(super) fn lifted_by_protection(ban: &ActiveBan, allow: &[IpNet], local: &[IpNet]) -> bool {
     let net = ban.key.net();
-    overlaps_any(net, local) || (!ban.manual && overlaps_any(net, allow))
+    let forced = ban.manual && ban.origin.is_none();
+    overlaps_any(net, local) || (!forced && overlaps_any(net, allow))
 }
 
 /// True when `net` and any of `nets` share an address.

@@ -14,14 +14,16 @@ mod ban_cache;
 pub mod ban_rate;
 pub mod bans;
 mod fire;
+pub mod flood;
+mod flood_wiring;
 pub mod leaders;
 mod nets;
+mod remote;
 mod rules;
 pub mod sources;
 pub mod table;
 pub mod time;
 mod top;
-#[cfg(test)]
 pub mod window;
 
 pub use admin::{Explained, ManualBan, Unbanned};
@@ -102,6 +104,16 @@ pub struct Verdict {
     pub until: Timestamp,
     pub offense: u32,
     pub at: Timestamp,
+    /// The fleet node that made it (`None`: made here). Never published again.
+    pub origin: Option<Arc<str>>,
+}
+
+impl Verdict {
+    /// Set by an operator: here (no metric), or at its origin (a fleet ban's rule is then
+    /// [`bans::MANUAL`]).
+    pub fn manual(&self) -> bool {
+        self.metric.is_none() && (self.origin.is_none() || *self.rule == *bans::MANUAL)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -119,6 +131,8 @@ pub enum Decision {
         verdict: Verdict,
         reason: SuppressReason,
     },
+    /// A flood detector's attack, mitigation or end (see [`flood`]).
+    Flood(flood::FloodDecision),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -195,6 +209,8 @@ pub struct Engine {
     quiet: HashMap<(SourceKey, usize), Timestamp, RandomState>,
     /// `max_new_bans_per_sec`, on passed-in time.
     rate: BanRate,
+    /// Bans from the fleet: their own rate bucket, and those waiting for it.
+    fleet: remote::Fleet,
     /// Per rule (by index): the sources with the highest values, for `autoblock top`.
     leaders: Vec<leaders::Leaders>,
     /// Tests: the tables report every value (the leaders see all, as without report levels).
@@ -213,6 +229,8 @@ pub struct Engine {
     next_maintenance: Timestamp,
     packets: u64,
     local_packets: u64,
+    /// The `[[flood]]` detectors (`flood_wiring.rs`).
+    flood: flood_wiring::FloodState,
 }
 
 impl Engine {
@@ -235,6 +253,7 @@ impl Engine {
             quiet: HashMap::with_hasher(RandomState::default()),
             rate: BanRate::new(config.enforce.max_new_bans_per_sec),
             ban_cache: ban_cache::BanCache::default(),
+            fleet: remote::Fleet::new(config.enforce.max_new_bans_per_sec),
             scratch: Vec::new(),
             hashes: Vec::new(),
             fired: Vec::new(),
@@ -242,6 +261,7 @@ impl Engine {
             next_maintenance: Timestamp(0),
             packets: 0,
             local_packets: 0,
+            flood: flood_wiring::FloodState::new(config, &local),
         };
         engine.sync_reports();
         engine
@@ -252,9 +272,11 @@ impl Engine {
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn observe(&mut self, p: &PacketMeta, ts: Timestamp, out: &mut Vec<Decision>) {
         if self.local_set.contains(p.src) {
-            // Ours: counted as such, and no housekeeping runs on its time (as in a batch).
-            self.advance(ts);
+            // Ours: counted as such (the flood detectors see it), and no housekeeping runs on
+            // its time (as in a batch).
+            let now = self.advance(ts);
             self.packets += 1;
+            self.observe_floods(p, ts, now, out);
             self.local_packets += 1;
             return;
         }
@@ -329,8 +351,8 @@ impl Engine {
         for (i, (p, ts)) in items.iter().enumerate() {
             let now = self.advance(*ts);
             self.packets += 1;
-            // Per-packet consumers that see every packet, ours included (the flood detectors
-            // of issue 13: `floods.observe(p, *ts, now, out)`), belong here, in arrival order.
+            // Consumers of every packet, ours included, in arrival order.
+            self.observe_floods(p, *ts, now, out);
             if self.local_set.contains(p.src) {
                 self.local_packets += 1;
                 continue;
@@ -436,6 +458,7 @@ impl Engine {
     pub fn tick(&mut self, ts: Timestamp, out: &mut Vec<Decision>) {
         let now = self.advance(ts);
         self.expire(now, out);
+        self.tick_floods(now, out);
         if now >= self.next_maintenance {
             self.next_maintenance = now.saturating_add(Duration::from_secs(1));
             for g in &mut self.groups {
@@ -462,7 +485,7 @@ impl Engine {
 
     /// When the engine next needs a [`Engine::tick`] even if no packet arrives.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.bans.next_deadline()
+        self.floods_deadline(self.bans.next_deadline())
     }
 
     pub fn bans(&self) -> &BanTable {
@@ -472,7 +495,8 @@ impl Engine {
     /// Bytes the source tables hold. Walks every tracked source: call it now and then, not
     /// per packet (the daemon's status does not need it; replay samples it).
     pub fn memory_bytes(&self) -> usize {
-        self.groups.iter().map(|g| g.table.memory_bytes()).sum()
+        let sources: usize = self.groups.iter().map(|g| g.table.memory_bytes()).sum();
+        sources + self.flood.floods.memory_bytes()
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -506,3 +530,5 @@ impl Engine {
 mod tests;
 #[cfg(test)]
 mod tests_ops;
+#[cfg(test)]
+mod tests_remote;

@@ -38,7 +38,7 @@ pub(super) fn config(rules: Vec<Rule>) -> Config {
             snaplen: 128,
         },
         enforce: EnforceConfig {
-            backend: Backend::Iptables,
+            backend: crate::config::BackendChoice::Fixed(Backend::Iptables),
             chain: "AUTOBLOCK".into(),
             hooks: vec!["INPUT".into()],
             ban: Duration::from_secs(600),
@@ -72,6 +72,7 @@ pub(super) fn config(rules: Vec<Rule>) -> Config {
         metrics: MetricsConfig::default(),
         cluster: ClusterConfig::default(),
         rules,
+        floods: Vec::new(),
         warnings: Vec::new(),
     }
 }
@@ -535,6 +536,7 @@ fn adopted_bans_expire_like_any_other() {
         duration: Duration::from_secs(100),
         peak: 0,
         manual: false,
+        origin: None,
     });
     // Still over threshold while adopted: extended, not blocked twice.
     assert_eq!(e.bans().len(), 1);

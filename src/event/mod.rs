@@ -4,12 +4,16 @@
 //! One JSON object per line, `ts` first, then `event` (the kind), then the kind's fields in the
 //! order written here. `ip` is an address, or a CIDR when the rule aggregates by prefix. Field
 //! names are a contract with log watchers: add, never rename. A kind with several shapes
-//! (`enforcer_error`, `state_error`) has one variant per shape, each renamed to the kind.
+//! (`enforcer_error`, `state_error`) has one variant per shape, each renamed to the kind. The
+//! flood detectors' kinds have their fields in `flood.rs`.
 
 use std::fmt::Display;
 use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
+
+mod flood;
+pub use flood::{AttackEndFields, AttackFields, MitigateFields, flood_event};
 
 use crate::config::Metric;
 use crate::engine::{Decision, Verdict};
@@ -170,6 +174,15 @@ pub enum Event {
         /// Why.
         error: String,
     },
+    /// A flood detector crossed its threshold: an attack on `target` began (fingerprint,
+    /// action, or why the action was refused).
+    Attack(Box<AttackFields>),
+    /// A flood signature went into the kernel.
+    Mitigate(MitigateFields),
+    /// A flood signature left the kernel (its attack ended).
+    Unmitigate(MitigateFields),
+    /// An attack ended: it has not crossed for its detector's `ban` (or was cut short).
+    AttackEnd(AttackEndFields),
     /// What replay says after each file.
     Summary(Summary),
 }
@@ -200,6 +213,9 @@ pub struct DecisionFields {
     /// The operator's reason of a manual ban (`autoblock ban --reason`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<Arc<str>>,
+    /// The fleet node the ban came from; absent for a decision made here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Arc<str>>,
     /// Logged only: the kernel is not touched.
     #[serde(skip_serializing_if = "is_false")]
     pub dry_run: bool,
@@ -235,6 +251,9 @@ pub struct UnblockFields {
     /// The operator's reason of a manual ban.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<Arc<str>>,
+    /// The fleet node whose ban it was; absent for a ban made here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Arc<str>>,
     /// Logged only: the kernel is not touched.
     #[serde(skip_serializing_if = "is_false")]
     pub dry_run: bool,
@@ -251,7 +270,7 @@ pub struct StartedFields {
     pub config: String,
     /// Interfaces captured.
     pub interfaces: Vec<String>,
-    /// `iptables`, `ipset`, or `none (dry run)`.
+    /// The backend in use: `iptables`, `ipset`, `nftables`, or `none (dry run)`.
     pub backend: &'static str,
     /// The chain the bans live in.
     pub chain: String,
@@ -265,6 +284,11 @@ pub struct StartedFields {
     pub local_addresses: Vec<String>,
     /// How many rules are in force.
     pub rules: usize,
+    /// `enforce.backend` as configured: `auto` or the backend's name.
+    pub backend_config: &'static str,
+    /// With `auto`: the better backends passed over, each with why (`nftables: ...`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backend_skipped: Vec<String>,
 }
 
 /// What replay says after each file (the `summary` event).
@@ -373,6 +397,10 @@ impl Event {
             Event::StateLoadFailed { .. } | Event::StateSaveFailed { .. } => "state_error",
             Event::Fatal { .. } => "fatal",
             Event::ControlError { .. } => "control_error",
+            Event::Attack(_) => "attack",
+            Event::Mitigate(_) => "mitigate",
+            Event::Unmitigate(_) => "unmitigate",
+            Event::AttackEnd(_) => "attack_end",
             Event::Summary(_) => "summary",
         }
     }
@@ -391,9 +419,10 @@ impl Event {
         Stamped { ts, event: self }
     }
 
-    /// The event for a decision, at the decision's time. `dry_run` adds `"dry_run":true`.
-    pub fn decision(d: &Decision, dry_run: bool) -> Stamped {
-        match d {
+    /// The event for a decision, at the decision's time; `None` for a decision that makes
+    /// none (a flood signature's refresh). `dry_run` adds `"dry_run":true`.
+    pub fn decision(d: &Decision, dry_run: bool) -> Option<Stamped> {
+        Some(match d {
             Decision::Block(v) => Event::Block(fields(v, None, dry_run)).at(v.at),
             Decision::Extend(v) => Event::Extend(fields(v, None, dry_run)).at(v.at),
             Decision::Suppressed { verdict, reason } => {
@@ -406,10 +435,12 @@ impl Event {
                 offense: ban.offense,
                 manual: ban.manual,
                 comment: ban.comment.clone(),
+                origin: ban.origin.clone(),
                 dry_run,
             })
             .at(*at),
-        }
+            Decision::Flood(f) => return flood_event(f, dry_run),
+        })
     }
 }
 
@@ -427,8 +458,9 @@ fn fields(v: &Verdict, reason: Option<&'static str>, dry_run: bool) -> DecisionF
         ban_secs: v.ban.as_secs(),
         offense: v.offense,
         until: v.until,
-        manual: v.metric.is_none(),
+        manual: v.manual(),
         comment: v.comment.clone(),
+        origin: v.origin.clone(),
         dry_run,
     }
 }
@@ -453,16 +485,17 @@ impl Stamped {
     }
 }
 
-/// The JSON line for a decision (no trailing newline). `dry_run` adds `"dry_run":true`.
-pub fn decision_json(d: &Decision, dry_run: bool) -> String {
-    Event::decision(d, dry_run).line()
+/// The JSON line for a decision (no trailing newline); `None` when it makes no event.
+/// `dry_run` adds `"dry_run":true`.
+pub fn decision_json(d: &Decision, dry_run: bool) -> Option<String> {
+    Event::decision(d, dry_run).map(|e| e.line())
 }
 
 fn display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
 
-fn is_false(b: &bool) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
 

@@ -21,6 +21,7 @@ fn verdict() -> Verdict {
         until: Timestamp(T0.0 + 600_000_000),
         offense: 1,
         at: T0,
+        origin: None,
     }
 }
 
@@ -47,6 +48,7 @@ fn ban(manual: bool) -> ActiveBan {
         duration: Duration::from_secs(600),
         peak: 0,
         manual,
+        origin: None,
     }
 }
 
@@ -60,9 +62,10 @@ fn line(e: Event) -> String {
 }
 
 fn decision_line(d: &Decision, dry_run: bool) -> String {
-    let text = decision_json(d, dry_run);
+    let text = decision_json(d, dry_run).expect("an event");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["event"], Event::decision(d, dry_run).event.kind());
+    let event = Event::decision(d, dry_run).expect("an event").event;
+    assert_eq!(v["event"], event.kind());
     text
 }
 
@@ -124,6 +127,52 @@ fn unblock() {
     );
 }
 
+/// A ban from the fleet: no measure, `origin` set; `manual` only when the origin's operator
+/// set it (its rule is then `manual`).
+fn remote_verdict(manual: bool) -> Verdict {
+    Verdict {
+        metric: None,
+        observed: 0,
+        threshold: 0,
+        window: Duration::ZERO,
+        rule: Arc::from(if manual { "manual" } else { "syn-flood" }),
+        origin: Some(Arc::from("web-1")),
+        ..verdict()
+    }
+}
+
+#[test]
+fn decisions_from_the_fleet_name_their_origin() {
+    assert_eq!(
+        decision_line(&Decision::Block(remote_verdict(false)), false),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"block","ip":"203.0.113.7","rule":"syn-flood","ban_secs":600,"offense":1,"until":"2026-11-24T10:10:00.123Z","origin":"web-1"}"#
+    );
+    assert_eq!(
+        decision_line(&Decision::Extend(remote_verdict(true)), false),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"extend","ip":"203.0.113.7","rule":"manual","ban_secs":600,"offense":1,"until":"2026-11-24T10:10:00.123Z","manual":true,"origin":"web-1"}"#
+    );
+    let refused = Decision::Suppressed {
+        verdict: remote_verdict(false),
+        reason: SuppressReason::Allowlist,
+    };
+    assert_eq!(
+        decision_line(&refused, false),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"suppressed","ip":"203.0.113.7","rule":"syn-flood","reason":"allowlist","ban_secs":600,"offense":1,"until":"2026-11-24T10:10:00.123Z","origin":"web-1"}"#
+    );
+    let lifted = Decision::Unblock {
+        ban: ActiveBan {
+            origin: Some(Arc::from("web-1")),
+            ..ban(false)
+        },
+        at: T0,
+        reason: UnblockReason::Manual,
+    };
+    assert_eq!(
+        decision_line(&lifted, false),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"unblock","ip":"203.0.113.7","rule":"syn-flood","reason":"manual","offense":2,"origin":"web-1"}"#
+    );
+}
+
 #[test]
 fn suppressed_dropped() {
     assert_eq!(
@@ -175,10 +224,31 @@ fn started() {
         restored_bans: 2,
         local_addresses: vec!["127.0.0.0/8".into(), "::1/128".into()],
         rules: 6,
+        backend_config: "auto",
+        backend_skipped: vec!["nftables: `nft` is not installed".into()],
     }));
     assert_eq!(
         line(e),
-        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"started","version":"0.1.0","pid":4242,"config":"/etc/autoblock/rules.toml","interfaces":["eth0"],"backend":"ipset","chain":"AUTOBLOCK","dry_run":false,"adopted_bans":3,"restored_bans":2,"local_addresses":["127.0.0.0/8","::1/128"],"rules":6}"#
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"started","version":"0.1.0","pid":4242,"config":"/etc/autoblock/rules.toml","interfaces":["eth0"],"backend":"ipset","chain":"AUTOBLOCK","dry_run":false,"adopted_bans":3,"restored_bans":2,"local_addresses":["127.0.0.0/8","::1/128"],"rules":6,"backend_config":"auto","backend_skipped":["nftables: `nft` is not installed"]}"#
+    );
+    let fixed = Event::Started(Box::new(StartedFields {
+        version: "0.1.0",
+        pid: 4242,
+        config: "r.toml".into(),
+        interfaces: vec![],
+        backend: "nftables",
+        chain: "AUTOBLOCK".into(),
+        dry_run: false,
+        adopted_bans: 0,
+        restored_bans: 0,
+        local_addresses: vec![],
+        rules: 0,
+        backend_config: "nftables",
+        backend_skipped: vec![],
+    }));
+    assert!(
+        line(fixed).ends_with(r#""rules":0,"backend_config":"nftables"}"#),
+        "backend_skipped only when auto passed something over"
     );
 }
 

@@ -18,10 +18,12 @@ use foldhash::fast::RandomState;
 use ipnet::IpNet;
 
 use crate::config::{Config, Metric};
+use crate::engine::flood::EndReason;
 use crate::engine::sources::SourceKey;
 use crate::engine::{Decision, Engine};
 use crate::event::Summary;
 use crate::packet::{self, PacketMeta};
+use crate::replay_attacks::{AttackLog, AttackReport};
 use crate::sys::capture::{CaptureError, CaptureFile};
 use crate::time::Timestamp;
 use talkers::Talkers;
@@ -83,6 +85,10 @@ pub struct ReplayReport {
     pub offenders: Vec<Offender>,
     /// The top talkers, most packets first.
     pub talkers: Vec<Talker>,
+    /// Flood detectors' attacks, by start time.
+    pub attacks: Vec<AttackReport>,
+    /// Packets toward destinations the flood detectors could not track (their table full).
+    pub flood_untracked: u64,
 }
 
 /// Open failure: nothing was read.
@@ -111,6 +117,7 @@ pub fn replay_file(
     let mut engine = Engine::new(config, opts.local.clone());
     let mut summary = Summary::new(path.display().to_string(), Timestamp(0));
     let mut offenders: HashMap<SourceKey, Offender, RandomState> = HashMap::default();
+    let mut attacks = AttackLog::default();
     let mut decisions = Vec::new();
     let mut last_ts = Timestamp(0);
     let mut bytes_read = 0u64;
@@ -140,6 +147,7 @@ pub fn replay_file(
                     }
                     for d in decisions.drain(..) {
                         note_offender(&mut offenders, &d);
+                        attacks.note(&d);
                         on_decision(&d);
                     }
                     // The reader may be gone already; then the batch is simply dropped.
@@ -173,17 +181,36 @@ pub fn replay_file(
     if opts.progress && started.elapsed() >= Duration::from_secs(1) {
         eprintln!();
     }
+    let attacks = end_attacks(&mut engine, last_ts, attacks, on_decision);
     summary.ts = last_ts;
-    Ok(report(&engine, summary, offenders, talkers))
+    Ok(report(&engine, summary, offenders, talkers, attacks))
+}
+
+/// Ends the flood attacks still going when the file ends (their `attack_end` says so), and
+/// returns every attack of the file.
+fn end_attacks(
+    engine: &mut Engine,
+    at: Timestamp,
+    mut log: AttackLog,
+    on_decision: &mut dyn FnMut(&Decision),
+) -> Vec<AttackReport> {
+    let mut decisions = Vec::new();
+    engine.end_floods(at, EndReason::FileEnded, &mut decisions);
+    for d in &decisions {
+        log.note(d);
+        on_decision(d);
+    }
+    log.finish()
 }
 
 /// The report once the file is read: the summary's totals, offenders with their traffic and
-/// peak values, talkers by packets.
+/// peak values, talkers by packets, the flood attacks.
 fn report(
     engine: &Engine,
     mut summary: Summary,
     mut offenders: HashMap<SourceKey, Offender, RandomState>,
     talkers: Talkers,
+    attacks: Vec<AttackReport>,
 ) -> ReplayReport {
     let stats = engine.stats();
     let (sources, exact) = talkers.distinct();
@@ -220,6 +247,8 @@ fn report(
         summary,
         offenders,
         talkers,
+        attacks,
+        flood_untracked: engine.floods().untracked(),
     }
 }
 
@@ -283,6 +312,7 @@ fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &
             }
             return;
         }
+        Decision::Flood(_) => return,
     };
     let o = offenders.entry(v.key).or_insert_with(|| Offender {
         key: v.key,

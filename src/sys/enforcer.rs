@@ -1,9 +1,10 @@
 //! Decisions -> the kernel, through the public [`crate::firewall`] API (the daemon has no
-//! second path). Decisions are staged, coalesced per target (the last word wins) and committed
-//! in one exact batch (the engine owns the end times); a failed commit keeps every staged change
-//! and is retried with backoff, so a missing binary, a held lock or a full set loses nothing.
-//! A change the firewall's guard refuses is reported, not retried. In dry-run mode nothing is
-//! staged.
+//! second path). Decisions are staged, coalesced per firewall rule (a ban is the rule of its
+//! net; a flood signature is a typed rule, [`signature_rule`]; the last word per rule wins) and
+//! committed in one exact batch (the engine owns the end times); a failed commit keeps every
+//! staged change and is retried with backoff, so a missing binary, a held lock or a full set
+//! loses nothing. A change the firewall's guard refuses is reported, not retried. In dry-run
+//! mode nothing is staged.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,25 +12,30 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::config::Config;
+use crate::config::{Config, FloodFlags, NODE_NAME_MAX, is_cluster_name};
 use crate::engine::Decision;
-use crate::firewall::{Batch, Firewall, FirewallError, FirewallOptions, Refused, Special};
+use crate::engine::flood::{FloodDecision, FpProto, Signature};
+use crate::firewall::{
+    Backend, Batch, Firewall, FirewallError, FirewallOptions, Protocol, Refused, Rule, Special,
+    TcpFlags,
+};
 use crate::time::Timestamp;
 
 /// First retry delay after a failed commit; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// The firewall the configuration describes. Its guard protects the `[allow]` nets (the
+/// The firewall the configuration describes, on `backend` (the configured one, or what
+/// `auto` chose: `sys::backend`). Its guard protects the `[allow]` nets (the
 /// daemon adds its own addresses, [`protected`]); the shortest prefix it accepts is the
 /// library's default or the shortest `aggregate_v4`/`aggregate_v6` of a rule, whichever is
 /// shorter; link-local sources (a flooding neighbour) may be banned, as before the guard.
-pub fn firewall_options(config: &Config) -> FirewallOptions {
+pub fn firewall_options(config: &Config, backend: Backend) -> FirewallOptions {
     let e = &config.enforce;
     let shortest = |f: fn(&crate::config::Rule) -> u8, default: u8| {
         config.rules.iter().map(f).fold(default, u8::min).max(1)
     };
-    FirewallOptions::new(e.backend, e.chain.clone())
+    FirewallOptions::new(backend, e.chain.clone())
         .hooks(e.hooks.iter().cloned())
         .maxelem(u32::try_from(e.max_active_bans).unwrap_or(u32::MAX))
         .priority(e.priority)
@@ -68,6 +74,29 @@ fn kernel_reason(reason: &str) -> String {
     out
 }
 
+/// What a kernel rule's comment starts with for a ban from the fleet: `fleet:NODE RULE`.
+const FLEET_PREFIX: &str = "fleet:";
+
+/// The kernel comment of a ban: `reason`, or `fleet:NODE reason` for a ban from node `NODE`
+/// (adoption reads the origin back, so the node can still lift it after a restart that lost
+/// the state file).
+pub fn fleet_comment(reason: &str, origin: Option<&str>) -> String {
+    match origin {
+        Some(node) => format!("{FLEET_PREFIX}{node} {reason}"),
+        None => reason.to_owned(),
+    }
+}
+
+/// A kernel comment split into the fleet node it names (if it is `fleet:NODE REST` with a
+/// valid node name) and the rest.
+pub fn split_origin(comment: &str) -> (Option<&str>, &str) {
+    comment
+        .strip_prefix(FLEET_PREFIX)
+        .and_then(|rest| rest.split_once(' '))
+        .filter(|(node, _)| is_cluster_name(node, NODE_NAME_MAX))
+        .map_or((None, comment), |(node, rest)| (Some(node), rest))
+}
+
 /// One staged change to the kernel.
 #[derive(Clone, Debug, PartialEq)]
 pub enum KernelOp {
@@ -89,22 +118,94 @@ pub enum KernelOp {
         /// The target.
         net: IpNet,
     },
+    /// Put a flood signature in (or keep it) until `until`, for `reason` (its detector).
+    Signature {
+        /// The typed rule.
+        rule: Rule,
+        /// When the kernel comment says it ends (refreshed while the attack lasts).
+        until: Timestamp,
+        /// The detector's name.
+        reason: String,
+    },
+    /// Take a flood signature (or a typed rule an earlier run left) out.
+    Unsignature {
+        /// The typed rule.
+        rule: Rule,
+    },
 }
 
-/// The kernel change a decision calls for (`None` for a suppressed one).
+impl KernelOp {
+    /// The firewall rule the op changes: the last op per rule wins.
+    fn target(&self) -> Rule {
+        match self {
+            KernelOp::Block { net, .. } | KernelOp::Unblock { net } => Rule::from(*net),
+            KernelOp::Signature { rule, .. } | KernelOp::Unsignature { rule } => *rule,
+        }
+    }
+}
+
+/// `(mask, set)` of the TCP flags that match exactly the packets of a flag word (the words
+/// of `[[flood]] tcp_flags`: `syn` is SYN without ACK or RST, ECE/CWR allowed).
+pub fn tcp_flags(word: FloodFlags) -> Option<TcpFlags> {
+    let (fin, syn, rst, ack) = (TcpFlags::FIN, TcpFlags::SYN, TcpFlags::RST, TcpFlags::ACK);
+    let (mask, set) = match word {
+        FloodFlags::Syn => (syn | rst | ack, syn),
+        FloodFlags::Synack => (syn | rst | ack, syn | ack),
+        FloodFlags::Ack => (fin | syn | rst | ack, ack),
+        FloodFlags::Rst => (rst, rst),
+        FloodFlags::Fin => (fin | syn | rst, fin),
+        FloodFlags::Any => return None,
+    };
+    Some(TcpFlags::new(mask, set))
+}
+
+/// The firewall rule of a flood signature: its words are the signature's own (`None` for a
+/// protocol a rule cannot name; the engine never asks for one).
+pub fn signature_rule(s: &Signature) -> Option<Rule> {
+    let protocol = match s.protocol {
+        FpProto::Tcp => Protocol::Tcp,
+        FpProto::Udp => Protocol::Udp,
+        FpProto::Icmp => Protocol::Icmp,
+        FpProto::Other => return None,
+    };
+    let mut rule = Rule::new().dst(s.dst).protocol(protocol);
+    if let Some(p) = s.sport {
+        rule = rule.sport(p);
+    }
+    if let Some(p) = s.dport {
+        rule = rule.dport(p);
+    }
+    if let Some(flags) = s.flags.and_then(tcp_flags) {
+        rule = rule.tcp_flags(flags);
+    }
+    Some(rule)
+}
+
+/// The kernel change a decision calls for (`None` for a suppressed one, and for a flood
+/// decision that changes nothing in the kernel).
 pub fn kernel_op(d: &Decision) -> Option<KernelOp> {
     Some(match d {
         Decision::Block(v) | Decision::Extend(v) => KernelOp::Block {
             net: v.key.net(),
             until: v.until,
             // A manual ban keeps the operator's reason in the kernel (adoption reads it back);
-            // a rule ban names its rule.
-            reason: v.comment.as_deref().unwrap_or(&v.rule).to_string(),
-            // Only manual bans carry no metric.
-            manual: v.metric.is_none(),
+            // a rule ban names its rule; a ban from the fleet, its node too.
+            reason: fleet_comment(v.comment.as_deref().unwrap_or(&v.rule), v.origin.as_deref()),
+            // Only a manual ban made here may pass the firewall's protected nets (only it has
+            // no metric and no origin); the fleet never forces.
+            manual: v.metric.is_none() && v.origin.is_none(),
         },
         Decision::Unblock { ban, .. } => KernelOp::Unblock { net: ban.key.net() },
         Decision::Suppressed { .. } => return None,
+        Decision::Flood(FloodDecision::Mitigate(m)) => KernelOp::Signature {
+            rule: signature_rule(&m.signature)?,
+            until: m.until,
+            reason: m.rule.to_string(),
+        },
+        Decision::Flood(FloodDecision::Unmitigate(m)) => KernelOp::Unsignature {
+            rule: signature_rule(&m.signature)?,
+        },
+        Decision::Flood(_) => return None,
     })
 }
 
@@ -125,9 +226,9 @@ pub struct Applied {
 pub struct Enforcer {
     /// `None` in dry-run mode: decisions are logged, the kernel is untouched.
     fw: Option<Arc<Firewall>>,
-    /// Staged ops by target, and the order targets were first staged in.
-    staged: HashMap<IpNet, KernelOp>,
-    order: Vec<IpNet>,
+    /// Staged ops by firewall rule, and the order rules were first staged in.
+    staged: HashMap<Rule, KernelOp>,
+    order: Vec<Rule>,
     backoff: Duration,
     retry_at: Option<Instant>,
 }
@@ -159,13 +260,11 @@ impl Enforcer {
         }
     }
 
-    /// Stages one change; a later change to the same target replaces it.
+    /// Stages one change; a later change to the same firewall rule replaces it.
     pub fn stage_op(&mut self, op: KernelOp) {
-        let net = match &op {
-            KernelOp::Block { net, .. } | KernelOp::Unblock { net } => *net,
-        };
-        if self.staged.insert(net, op).is_none() {
-            self.order.push(net);
+        let target = op.target();
+        if self.staged.insert(target, op).is_none() {
+            self.order.push(target);
         }
     }
 
@@ -239,8 +338,8 @@ impl Enforcer {
         let mut automatic = Batch::new().exact();
         let mut manual = Batch::new().exact().override_protected();
         let mut applied = Applied::default();
-        for net in &self.order {
-            match self.staged.get(net) {
+        for target in &self.order {
+            match self.staged.get(target) {
                 Some(KernelOp::Block {
                     net,
                     until,
@@ -263,6 +362,18 @@ impl Enforcer {
                 }
                 Some(KernelOp::Unblock { net }) => {
                     automatic.unblock(*net);
+                    applied.unblocks += 1;
+                }
+                Some(KernelOp::Signature {
+                    rule,
+                    until,
+                    reason,
+                }) if *until > now => {
+                    automatic.block(*rule, until.since(now), &kernel_reason(reason));
+                    applied.blocks += 1;
+                }
+                Some(KernelOp::Signature { rule, .. } | KernelOp::Unsignature { rule }) => {
+                    automatic.unblock(*rule);
                     applied.unblocks += 1;
                 }
                 None => {}
@@ -292,6 +403,7 @@ mod tests {
             until: Timestamp::from_secs(until),
             offense: 1,
             at: Timestamp(0),
+            origin: None,
         })
     }
 
@@ -317,8 +429,81 @@ mod tests {
         });
         e.stage_op(KernelOp::Unblock { net });
         assert_eq!(e.pending(), 1);
-        assert_eq!(e.order, [net]);
-        assert_eq!(e.staged.get(&net), Some(&KernelOp::Unblock { net }));
+        assert_eq!(e.order, [Rule::from(net)]);
+        assert_eq!(
+            e.staged.get(&Rule::from(net)),
+            Some(&KernelOp::Unblock { net })
+        );
+    }
+
+    #[test]
+    fn signatures_become_firewall_rules_with_the_same_words() {
+        let dst = "10.10.10.10".parse().unwrap();
+        let sig = |protocol, sport, dport, flags| Signature {
+            dst,
+            protocol,
+            sport,
+            dport,
+            flags,
+        };
+        for s in [
+            sig(FpProto::Udp, Some(4500), None, None),
+            sig(FpProto::Udp, Some(123), Some(5000), None),
+            sig(FpProto::Tcp, None, Some(25565), Some(FloodFlags::Syn)),
+            sig(FpProto::Tcp, Some(80), None, Some(FloodFlags::Synack)),
+            sig(FpProto::Tcp, None, None, Some(FloodFlags::Ack)),
+            sig(FpProto::Tcp, None, Some(1), Some(FloodFlags::Rst)),
+            sig(FpProto::Tcp, None, Some(1), Some(FloodFlags::Fin)),
+            sig(FpProto::Icmp, None, None, None),
+            Signature {
+                dst: "2001:db8::7".parse().unwrap(),
+                ..sig(FpProto::Icmp, None, None, None)
+            },
+        ] {
+            let rule = signature_rule(&s).expect("a rule");
+            assert_eq!(rule.to_string(), s.to_string());
+        }
+        assert_eq!(signature_rule(&sig(FpProto::Other, None, None, None)), None);
+    }
+
+    #[test]
+    fn signatures_are_staged_by_rule_and_their_removal_wins() {
+        let mut e = Enforcer::new(None);
+        let rule = Rule::new()
+            .dst("10.10.10.10".parse::<std::net::IpAddr>().unwrap())
+            .protocol(Protocol::Udp)
+            .sport(4500);
+        e.stage_op(KernelOp::Signature {
+            rule,
+            until: Timestamp::from_secs(10),
+            reason: "udp-flood-dst".into(),
+        });
+        // A ban on the same destination is another firewall rule: staged apart.
+        e.stage_op(KernelOp::Unblock {
+            net: "10.10.10.10/32".parse().unwrap(),
+        });
+        e.stage_op(KernelOp::Unsignature { rule });
+        assert_eq!(e.pending(), 2);
+        let (automatic, _, applied) = e.batches(Timestamp::from_secs(5));
+        assert_eq!((automatic.len(), applied.unblocks), (2, 2));
+        // A signature whose end passed while it waited is taken out, not put in.
+        e.stage_op(KernelOp::Signature {
+            rule,
+            until: Timestamp::from_secs(10),
+            reason: "udp-flood-dst".into(),
+        });
+        let (_, _, applied) = e.batches(Timestamp::from_secs(11));
+        assert_eq!((applied.blocks, applied.unblocks), (0, 2));
+    }
+
+    #[test]
+    fn the_kernel_comment_keeps_a_fleet_bans_origin() {
+        let text = fleet_comment("syn-flood", Some("web-1"));
+        assert_eq!(text, "fleet:web-1 syn-flood");
+        assert_eq!(split_origin(&text), (Some("web-1"), "syn-flood"));
+        assert_eq!(split_origin("syn-flood"), (None, "syn-flood"));
+        assert_eq!(split_origin("fleet:no.dots x"), (None, "fleet:no.dots x"));
+        assert_eq!(split_origin("fleet:alone"), (None, "fleet:alone"));
     }
 
     #[test]

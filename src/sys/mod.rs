@@ -1,6 +1,7 @@
 //! The I/O edges: everything that touches files, devices, the kernel or the clock lives here,
 //! small and behind plain types, so the pure core stays testable without root.
 
+pub mod backend;
 pub(crate) mod capture;
 pub(crate) mod clock;
 pub mod control;

@@ -4,7 +4,8 @@
 //! puts back what the kernel lost (a reboot, a wiped firewall) while it still has time left.
 //!
 //! Format, version 2: `{"version":2,"offenses":[[target,count,last_us],...],"bans":[{"target":..,
-//! "until_us":..,"since_us":..,"rule":..,"offense":..,"ban_secs":..,"manual":..,"comment":..},...]}` (`comment`: a manual ban's reason, only when set), times
+//! "until_us":..,"since_us":..,"rule":..,"offense":..,"ban_secs":..,"manual":..,"comment":..,"origin":..},...]}` (`comment`: a manual ban's reason, `origin`: the
+//! fleet node of a ban from the fleet, each only when set), times
 //! in µs since the epoch. Version 1 files (offenses and `manual_bans` as `[target,until_us,
 //! reason]`, no rule bans) still load; they are rewritten as version 2.
 
@@ -60,6 +61,10 @@ pub struct SavedBan {
     /// A manual ban's reason, as the operator gave it (its `rule` is then `manual`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<Arc<str>>,
+    /// The fleet node whose ban it is (a later unblock from that node must still lift it);
+    /// absent for a ban made here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Arc<str>>,
 }
 
 impl SavedState {
@@ -75,6 +80,7 @@ impl SavedState {
                 ban_secs: 0,
                 manual: true,
                 comment: Some(Arc::from(reason)),
+                origin: None,
             });
         }
         self.version = VERSION;
@@ -246,22 +252,28 @@ mod tests {
             ban_secs: 300,
             manual,
             comment: None,
+            origin: None,
         }
     }
 
     #[test]
     fn the_format_is_versioned_and_readable() {
         let dir = tempfile::tempdir().unwrap();
+        let remote = SavedBan {
+            origin: Some(Arc::from("web-1")),
+            ..ban("203.0.113.0/24", false)
+        };
         let s = SavedState {
-            bans: vec![ban("198.51.100.7/32", false)],
+            bans: vec![ban("198.51.100.7/32", false), remote],
             ..SavedState::default()
         };
         save(dir.path(), &s).unwrap();
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert_eq!(
             text,
-            r#"{"version":2,"offenses":[],"bans":[{"target":"198.51.100.7/32","until_us":1795568400000000,"since_us":1795568100000000,"rule":"conn-burst","offense":2,"ban_secs":300,"manual":false}]}"#
+            r#"{"version":2,"offenses":[],"bans":[{"target":"198.51.100.7/32","until_us":1795568400000000,"since_us":1795568100000000,"rule":"conn-burst","offense":2,"ban_secs":300,"manual":false},{"target":"203.0.113.0/24","until_us":1795568400000000,"since_us":1795568100000000,"rule":"conn-burst","offense":2,"ban_secs":300,"manual":false,"origin":"web-1"}]}"#
         );
+        assert_eq!(load(dir.path()).unwrap().bans, s.bans);
     }
 
     #[test]
@@ -284,6 +296,7 @@ mod tests {
                 ban_secs: 0,
                 manual: true,
                 comment: Some(Arc::from("abuse")),
+                origin: None,
             }]
         );
     }
@@ -335,6 +348,7 @@ mod tests {
                 ban_secs: 60,
                 manual: true,
                 comment: Some(Arc::from("x")),
+                origin: None,
             }],
         }
     }

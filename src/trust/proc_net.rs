@@ -1,6 +1,7 @@
-//! Parsers of the kernel's and the resolver's text (pure): established TCP connections from
-//! `/proc/net/tcp` and `tcp6`, established TCP flows from `/proc/net/nf_conntrack`, default
-//! gateways from `/proc/net/route` and `ipv6_route`, and nameservers from `resolv.conf`.
+//! Parsers of the kernel's and the resolver's text (pure): established TCP connections and
+//! listening sockets from `/proc/net/tcp`, `tcp6`, `udp` and `udp6`, established TCP flows
+//! from `/proc/net/nf_conntrack`, default gateways from `/proc/net/route` and `ipv6_route`, and
+//! nameservers from `resolv.conf`.
 //!
 //! Lines that do not parse are skipped (counted by the callers that care), never a panic: the
 //! text comes from files a test or another kernel version may shape differently. Addresses are
@@ -39,6 +40,41 @@ pub fn established(text: &str) -> impl Iterator<Item = Connection> + '_ {
             remote: socket_hex(remote)?,
         })
     })
+}
+
+/// `/proc/net/tcp` state code of a listening socket (`TCP_LISTEN`).
+const LISTEN: &str = "0A";
+/// `/proc/net/udp` state code of a bound, unconnected socket (`TCP_CLOSE`): a UDP service.
+const UDP_UNCONNECTED: &str = "07";
+
+/// The ports the host serves, from `/proc/net/tcp[6]` text (`udp` false: sockets in LISTEN)
+/// or `/proc/net/udp[6]` text (`udp` true: bound and unconnected), in file order, repeats
+/// kept. Sockets bound to a loopback address are left out: nothing from outside reaches them.
+pub fn listening(text: &str, udp: bool) -> impl Iterator<Item = u16> + '_ {
+    let state = if udp { UDP_UNCONNECTED } else { LISTEN };
+    text.lines().filter_map(move |line| {
+        let mut fields = line.split_ascii_whitespace();
+        let (_slot, local, _remote, st) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        let local = socket_hex(local).filter(|_| st == state)?;
+        (!local.ip().is_loopback()).then_some(local.port())
+    })
+}
+
+/// What the host's socket tables say about its ports: what it serves, and the remote ports
+/// of its established TCP connections (the services it talks to, and its clients' ports).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostPorts {
+    /// TCP ports listened on (not on loopback only), sorted.
+    pub tcp_listening: Vec<u16>,
+    /// UDP ports bound and unconnected (not on loopback only), sorted.
+    pub udp_listening: Vec<u16>,
+    /// Remote ports of established TCP connections, sorted.
+    pub tcp_remote: Vec<u16>,
 }
 
 /// `0100007F:0CEA` (IPv4) or 32 hex digits + `:PORT` (IPv6): the address as the kernel prints

@@ -222,3 +222,29 @@ fn the_cap_keeps_what_came_first_and_counts_the_rest() {
     );
     assert!(set.protection(ip("10.0.0.4")).is_none());
 }
+
+const TCP_LISTENING: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20519 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:0277 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 23398 1 0000000000000000 100 0 0 10 0
+   2: 0A0A0A0A:0016 0B0A0A0A:C350 01 00000000:00000000 02:000A7E3A 00000000     0        0 31220 4 0000000000000000 20 4 29 10 -1
+   3: 0A0A0A0A:63DD 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31221 1 0000000000000000 100 0 0 10 0
+";
+
+const TCP6_LISTENING: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:01BB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 00000000000000000000000001000000:0CEA 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
+   2: 0000000000000000FFFF00000100007F:0CEB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0
+";
+
+#[test]
+fn listening_sockets_but_not_loopback_or_established() {
+    let tcp: Vec<u16> = listening(TCP_LISTENING, false).collect();
+    assert_eq!(tcp, [22, 25565]);
+    let tcp6: Vec<u16> = listening(TCP6_LISTENING, false).collect();
+    assert_eq!(tcp6, [443], "::1 and ::ffff:127.0.0.1 are loopback");
+    assert_eq!(listening("garbage\n1: x", false).count(), 0);
+    let udp = "  sl  local_address rem_address   st\n 5: 00000000:0035 00000000:0000 07 0\n 6: 0100007F:0035 00000000:0000 07 0\n 7: 0A00000A:0035 0B00000A:C350 01 0\n";
+    let udp: Vec<u16> = listening(udp, true).collect();
+    assert_eq!(udp, [53], "a connected UDP socket serves nobody");
+    assert_eq!(listening(TCP_LISTENING, true).count(), 0);
+}

@@ -59,12 +59,20 @@ fn shipped_rules_pass() {
         ),
         "{text}"
     );
+    assert!(
+        text.contains("udp-flood-dst: flood of udp toward each protected address: packets > 1000 per 1s, action signature, held 2m"),
+        "{text}"
+    );
     let rules = std::fs::read_to_string(&path).unwrap_or_default();
-    let n = rules.lines().filter(|l| l.trim() == "[[rule]]").count();
+    let n = rules
+        .lines()
+        .filter(|l| l.trim() == "[[rule]]" || l.trim() == "[[flood]]")
+        .count();
+    assert!(text.contains("\nbackend auto: "), "{text}");
     assert_eq!(
         text.lines().count(),
-        n + 4,
-        "ok line, capture, enforce, allowlist and one per rule:\n{text}"
+        n + 5,
+        "ok line, the auto backend line, capture, enforce, allowlist and one per rule and flood detector:\n{text}"
     );
     for want in [
         "capture:   interfaces the default route's; bpf_filter none; snaplen 128",

@@ -51,6 +51,7 @@ fn ban_info(target: &str, secs: u64, manual: bool) -> BanInfo {
         manual,
         rule: if manual { "manual" } else { "syn-flood" }.into(),
         dry_run: false,
+        origin: None,
     }
 }
 
@@ -66,6 +67,8 @@ impl ControlHandler for Fake {
                 uptime_secs: 3 * 3600 + 12 * 60,
                 config: "/etc/autoblock/rules.toml".into(),
                 backend: "ipset".into(),
+                backend_config: "ipset".into(),
+                backend_skipped: vec![],
                 chain: "AUTOBLOCK".into(),
                 dry_run: true,
                 interfaces: vec![InterfaceStats {
@@ -214,6 +217,8 @@ impl ControlHandler for Fake {
                 ban: Some(ban_info(&addr.to_string(), 552, false)),
                 offenses: 1,
                 last_offense: Some("2026-11-24T10:00:00.000Z".into()),
+                floods: vec![],
+                attacks: vec![],
             }),
         }
     }

@@ -34,6 +34,7 @@ impl ControlHandler for Big {
                         manual: false,
                         rule: "x".into(),
                         dry_run: false,
+                        origin: None,
                     })
                     .collect(),
             ),

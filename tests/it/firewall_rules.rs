@@ -1,4 +1,4 @@
-//! Typed rules on a real kernel, both backends: a flood signature (`-d SERVER -p udp --sport
+//! Typed rules on a real kernel, every backend: a flood signature (`-d SERVER -p udp --sport
 //! 4500`) and TCP rules drop only the packets they match (real packets between namespaces);
 //! rules are listed, adopted on reopen, repaired after a flush, expired by call. And one
 //! handle per chain: a second handle, or a chain named like ours but for case, is refused.
@@ -34,13 +34,41 @@ fn connects(pair: &Pair, src: &str, sport: Option<&str>, dst: &str) -> bool {
     pair.client.exec(&argv).status.success()
 }
 
-/// Packets counted by the rule of our chain whose listing contains `needle`.
-fn counted(ns: &Netns, needle: &str) -> u64 {
+/// Packets counted by our drop rule for UDP from port 4500.
+fn counted(ns: &Netns, backend: Backend) -> u64 {
+    if backend == Backend::Nftables {
+        let listing = ns.ok(&["nft", "list", "chain", "inet", "abtest", "rules"]);
+        return listing
+            .lines()
+            .find(|l| l.contains("udp sport 4500") && l.contains(" drop "))
+            .and_then(|l| l.split(" packets ").nth(1)?.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no udp sport 4500 rule in {listing}"));
+    }
     ns.ok(&["iptables", "-w", "-n", "-v", "-x", "-L", "ABTEST"])
         .lines()
-        .find(|l| l.contains(needle) && l.contains("DROP"))
+        .find(|l| l.contains("udp spt:4500") && l.contains("DROP"))
         .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no rule with {needle}"))
+        .unwrap_or_else(|| panic!("no rule with udp spt:4500"))
+}
+
+/// Where the log-and-drop rule's log line shows, and what shows it.
+fn has_log_rule(ns: &Netns, backend: Backend) -> bool {
+    if backend == Backend::Nftables {
+        let t = ns.ok(&["nft", "list", "chain", "inet", "abtest", "rules"]);
+        return t.contains("limit rate 10/second burst 20 packets")
+            && t.contains("log prefix \"ABTEST \"");
+    }
+    let v6 = ns.ok(&["ip6tables-save", "-t", "filter"]);
+    v6.contains("-j LOG --log-prefix \"ABTEST \"")
+}
+
+/// Deletes our typed rules behind the library's back (IPv6 ones only with iptables).
+fn damage(ns: &Netns, backend: Backend) {
+    if backend == Backend::Nftables {
+        ns.ok(&["nft", "flush", "chain", "inet", "abtest", "rules"]);
+    } else {
+        ns.ok(&["ip6tables", "-w", "-F", "ABTEST"]);
+    }
 }
 
 /// Three UDP packets from the client's first address, source port `sport`, to the server.
@@ -110,9 +138,9 @@ fn signatures(backend: Backend) {
 
     // UDP from port 4500 is dropped, from 4501 not (counted by the signature's rule).
     udp_from(&pair, "4500");
-    assert_eq!(counted(&pair.server, "udp spt:4500"), 3);
+    assert_eq!(counted(&pair.server, backend), 3);
     udp_from(&pair, "4501");
-    assert_eq!(counted(&pair.server, "udp spt:4500"), 3);
+    assert_eq!(counted(&pair.server, backend), 3);
 
     // TCP from source port 4500 is dropped for both families, other ports pass.
     for (src, dst) in [
@@ -132,19 +160,20 @@ fn signatures(backend: Backend) {
     assert!(!connects(&pair, netns::CLIENT4_B, None, netns::SERVER4));
     assert!(!connects(&pair, netns::CLIENT6_B, None, netns::SERVER6));
     assert!(connects(&pair, netns::CLIENT6, None, netns::SERVER6));
-    let v6 = pair.server.ok(&["ip6tables-save", "-t", "filter"]);
-    assert!(v6.contains("-j LOG --log-prefix \"ABTEST \""), "{v6}");
+    assert!(has_log_rule(&pair.server, backend));
 
     // Adopted on reopen, repaired after a flush, removed by matches whatever the action.
     drop(fw);
     let fw = open(&pair.server, backend, "ABTEST").unwrap();
     assert_eq!(fw.len(), 5);
-    pair.server.ok(&["ip6tables", "-w", "-F", "ABTEST"]);
+    damage(&pair.server, backend);
     let repairs = fw.check_and_repair().unwrap();
     assert!(
         repairs.iter().any(|r| matches!(
             r,
-            Repair::ChainRebuilt { .. } | Repair::MatchRuleRestored { .. }
+            Repair::ChainRebuilt { .. }
+                | Repair::MatchRuleRestored { .. }
+                | Repair::RulesRestored { rules: 5, .. }
         )),
         "{repairs:?}"
     );
@@ -161,7 +190,23 @@ fn signatures(backend: Backend) {
     assert!(connects(&pair, netns::CLIENT6_B, None, netns::SERVER6));
     assert_eq!(fw.list_rules().unwrap().len(), 3);
 
-    // Expired by call (either backend: typed rules are chain rules).
+    if backend == Backend::Nftables {
+        // The whole table gone: rebuilt with the typed rules.
+        pair.server.ok(&["nft", "flush", "ruleset"]);
+        let repairs = fw.check_and_repair().unwrap();
+        assert!(
+            matches!(&repairs[..], [Repair::TableRestored { entries: 3, .. }]),
+            "{repairs:?}"
+        );
+        assert!(!connects(
+            &pair,
+            netns::CLIENT4,
+            Some("4500"),
+            netns::SERVER4
+        ));
+    }
+
+    // Expired by call (every backend: the kernel does not expire rules).
     let expired = fw
         .expire_due(SystemTime::now() + HOUR + Duration::from_secs(1))
         .unwrap();
@@ -184,6 +229,11 @@ fn iptables_typed_rules_drop_only_what_they_match() {
 #[test]
 fn ipset_typed_rules_drop_only_what_they_match() {
     signatures(Backend::Ipset);
+}
+
+#[test]
+fn nftables_typed_rules_drop_only_what_they_match() {
+    signatures(Backend::Nftables);
 }
 
 #[test]

@@ -314,8 +314,10 @@ fn the_table_reports_a_prefix_offender_with_its_traffic() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let rules = std::fs::read_to_string(shipped_rules()).expect("read rules");
-    // Every 1 s rule counts per /24.
-    let agg = rules.replace("window = \"1s\"\n", "window = \"1s\"\naggregate_v4 = 24\n");
+    // Every 1 s rule counts per /24 (the [[flood]] detectors after them have no aggregation).
+    let (rule_part, flood_part) = rules.split_at(rules.find("\n[[flood]]").unwrap_or(rules.len()));
+    let agg =
+        rule_part.replace("window = \"1s\"\n", "window = \"1s\"\naggregate_v4 = 24\n") + flood_part;
     assert_ne!(agg, rules);
     let cfg = tmp.path().join("rules.toml");
     std::fs::write(&cfg, agg).expect("write rules");

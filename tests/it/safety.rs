@@ -88,7 +88,7 @@ fn flush_fails_loudly_on_a_table_it_cannot_read() {
     let (code, out, err) = flush_in(&ns, &s);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("removed the chain from ipv4 filter; 1 jumps"),
+        out.contains("removed chain AUTOBLOCK in filter (ipv4), 0 bans, 1 jump"),
         "{out}"
     );
     let (code, out, err) = flush_in(&ns, &s);

@@ -1,10 +1,11 @@
 //! The Debian package under a real systemd (issue 15 item 5): the .deb that `make deb` built is
 //! installed into a minimal Debian container booted with `systemd-nspawn -b` on a private veth
-//! (`harness::{nspawn_root, nspawn, systemd}`), once per firewall backend, and a new
-//! operator's life with it is walked through: install (not started), start with the shipped
-//! config (interface and backend adjusted), a bounded SYN flood from outside banned in the
-//! kernel, `systemctl reload` applying a changed threshold (its `ExecReload` is `autoblock
-//! reload`: a bad file fails `systemctl reload` and shows in `status`), `systemctl stop` keeping the bans
+//! (`harness::{nspawn_root, nspawn, systemd}`), once per firewall backend and once with the
+//! shipped `auto` (which picks nftables there), and a new operator's life with it is walked
+//! through: install (not started), start with the shipped config (interface and backend
+//! adjusted), a bounded SYN flood from outside banned in the kernel, `systemctl reload`
+//! applying a changed threshold (its `ExecReload` is `autoblock reload`: a bad file fails
+//! `systemctl reload` and shows in `status`), `systemctl stop` keeping the bans
 //! and a start adopting them, a reboot onto empty firewall tables, the unit's
 //! `systemd-analyze security` score, and `apt purge` leaving nothing behind. The iptables
 //! backend runs twice: with iptables-nft (Debian's default) and switched to iptables-legacy.
@@ -40,6 +41,7 @@ backend_tests! {
     package_under_systemd_ipset => "ipset",
     package_under_systemd_nftables => "nftables",
     package_under_systemd_legacy => "iptables-legacy",
+    package_under_systemd_auto => "auto",
 }
 
 /// The config's backend, and whether the container is switched to iptables-legacy first
@@ -138,12 +140,19 @@ fn start_with_shipped_config(m: &Machine, variant: &str) {
     }
     m.set_config(None, "interfaces", &format!("[\"{GUEST_IF}\"]"));
     m.set_config(None, "backend", &format!("\"{backend}\""));
-    m.c().ok(&["systemctl", "start", "autoblock"]);
+    m.start_unit();
     ready_when_start_returns(m);
     m.wait_status();
     assert_eq!(m.unit_state(), "active");
     let started = m.wait_event(Duration::from_secs(5), "started", |_| true);
-    assert_eq!(started["backend"], backend, "{started}");
+    // The container has nft (and ipset): `auto` takes nftables.
+    let in_use = if backend == "auto" {
+        "nftables"
+    } else {
+        backend
+    };
+    assert_eq!(started["backend"], in_use, "{started}");
+    assert_eq!(started["backend_config"], backend, "{started}");
     assert_eq!(started["interfaces"], serde_json::json!([GUEST_IF]));
 }
 
@@ -279,7 +288,7 @@ fn stop_keeps_bans_and_start_adopts_them(m: &Machine) {
             "stop removed the ban of {target}:\n{fw}"
         );
     }
-    m.c().ok(&["systemctl", "start", "autoblock"]);
+    m.start_unit();
     m.wait_status();
     for target in [OUTSIDE4, OUTSIDE4_B, MANUAL] {
         assert_time_kept(m, &before, target);

@@ -2,11 +2,12 @@
 //! times applying, expiring and repairing bans through `autoblock_firewall`, or leaves N bans
 //! in place for a throughput run.
 //!
-//! `enforce --netns NS --backend iptables|ipset|nftables --mode timing|fill|flush|flushrepair [--bans N]`
+//! `enforce --netns NS --backend iptables|ipset|nftables --mode timing|fill|fillwatched|flush|flushrepair [--bans N]`
 //!
 //! `flushrepair` fills N bans, starts [`Firewall::watch`], has someone else wipe the
 //! firewall (`nft flush ruleset`; with iptables/ipset `iptables -F AUTOBLOCK`), and times
-//! the flush -> event -> `check_and_repair` path.
+//! the flush -> event -> `check_and_repair` path. `fillwatched` times one commit of N bans
+//! while our own watch listens.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant, SystemTime};
@@ -41,6 +42,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = backend.to_string();
     match mode.as_str() {
         "flushrepair" => flush_repair(opts, &netns, backend, bans, &name)?,
+        "fillwatched" => {
+            let fw = Firewall::open(opts)?;
+            let watch = fw.watch()?;
+            let mut batch = Batch::new();
+            for i in 0..bans {
+                batch.block(addr(i), Duration::from_secs(3600), "bench");
+            }
+            let t = Instant::now();
+            check(fw.commit(batch)?)?;
+            println!(
+                "{name} fill_watched bans={bans} commit_s={:.3}",
+                t.elapsed().as_secs_f64()
+            );
+            drop(watch);
+        }
         "fill" => {
             let fw = Firewall::open(opts.clone())?;
             let mut batch = Batch::new();

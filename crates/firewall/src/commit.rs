@@ -159,6 +159,9 @@ impl Firewall {
             bans: bans.take_due(now),
             rules: rules.take_due(now),
         };
+        if self.nft() && !expired.rules.is_empty() {
+            self.nft_rewrite_rules(&rules)?;
+        }
         for family in Family::BOTH.into_iter().filter(|_| !self.nft()) {
             let in_chain = (!self.ipset()
                 && expired.bans.iter().any(|b| Family::of(&b.net) == family))

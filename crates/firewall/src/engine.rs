@@ -436,10 +436,10 @@ impl Firewall {
 
     /// The typed rules the kernel holds now in our chain (first hook's table).
     pub(crate) fn read_rules(&self) -> Result<Vec<RuleEntry>, FirewallError> {
-        let mut rules = Vec::new();
         if self.nft() {
-            return Ok(rules);
+            return self.nft_read_rules();
         }
+        let mut rules = Vec::new();
         if let Some(table) = self.settings.tables.first() {
             for family in Family::BOTH {
                 rules.extend(self.read_table(family, table)?.rules);

@@ -121,6 +121,14 @@ pub enum FirewallError {
         /// What went wrong, or what is still there.
         reason: String,
     },
+    /// The backend cannot do what was asked (`what`), e.g. read rule counters with nftables.
+    #[error("{what} is not supported by the {backend} backend")]
+    Unsupported {
+        /// What was asked.
+        what: &'static str,
+        /// The backend's name.
+        backend: &'static str,
+    },
     /// A set with our name exists but is not a `hash:net` set with timeout and comment support.
     #[error(
         "ipset `{name}` exists but is incompatible (want hash:net {family} with timeout and comment): {header}"

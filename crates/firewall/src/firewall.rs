@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::FirewallError;
 use super::ban::{Ban, Expired, RuleEntry, canonical, unix_secs};
 use super::batch::{Batch, Committed};
+use super::counters::{self, RuleCounter};
 use super::engine::State;
 use super::exec::{Exec, System};
 use super::flush::Flushed;
@@ -99,7 +100,8 @@ impl Firewall {
     /// `iptables-restore` / `ip6tables-restore` call per family that changed (pure additions
     /// are appended; a removal or replacement rebuilds the chain), with
     /// [`Backend::Ipset`](super::Backend::Ipset) one `ipset restore` call for bans (plus one
-    /// restore per family for typed rules).
+    /// restore per family for typed rules), with
+    /// [`Backend::Nftables`](super::Backend::Nftables) one `nft -f -` transaction for all.
     ///
     /// Every change is checked first: a bad one (a `/0`, loopback, a protected net, host bits,
     /// a reason with `"`, a malformed rule; see [`Refusal`](super::Refusal)) is refused and
@@ -133,6 +135,16 @@ impl Firewall {
     pub fn list_rules(&self) -> Result<Vec<RuleEntry>, FirewallError> {
         let _state = self.lock();
         self.read_rules()
+    }
+
+    /// The kernel's packet and byte counters of our typed rules (plain bans are not listed),
+    /// IPv4 then IPv6, each summed over the tables our chain is in: what a typed rule actually
+    /// dropped. Read from the kernel (`iptables-save -c`; typed rules live in the iptables
+    /// chain with the ipset backend too). The nftables backend holds no typed rules and
+    /// answers [`FirewallError::Unsupported`].
+    pub fn rule_counters(&self) -> Result<Vec<RuleCounter>, FirewallError> {
+        let _state = self.lock();
+        counters::read(&self.settings, self.exec.as_ref())
     }
 
     /// True when a live ban on `ip` or on a prefix holding it is in force. Answered from
@@ -183,8 +195,9 @@ impl Firewall {
 
     /// Removes entries that end at or before `now` and returns them. With
     /// [`Backend::Iptables`](super::Backend::Iptables) that is one chain rebuild per family
-    /// that has any; with [`Backend::Ipset`](super::Backend::Ipset) the kernel has already
-    /// dropped the bans and only memory is updated (typed rules still need the rebuild).
+    /// that has any; with [`Backend::Ipset`](super::Backend::Ipset) and
+    /// [`Backend::Nftables`](super::Backend::Nftables) the kernel has already dropped the bans
+    /// and only memory is updated (typed rules still need a rebuild of their chain).
     pub fn expire_due(&self, now: SystemTime) -> Result<Expired, FirewallError> {
         let mut state = self.lock();
         self.expire(&mut state, unix_secs(now))

@@ -54,8 +54,10 @@
 //!   per family and prefix length (`v4_32`, `v4_24`, `v6_64`, ...), one base chain per hook
 //!   (`INPUT` -> `input` at priority -10, see [`FirewallOptions::priority`]) and one counted
 //!   drop rule per set; every commit is one `nft -f -` transaction, the kernel expires bans,
-//!   and nothing in it is shared with iptables (`iptables -F` leaves it alone). Bans only
-//!   (typed rules are refused); timeouts capped at 99,999,999 s (~3 years).
+//!   and nothing in it is shared with iptables (`iptables -F` leaves it alone). Typed rules
+//!   are rules of the table's regular chain `rules` (jumped to from every base chain), with
+//!   `until=UNIXSECS REASON` in their comment (nft keeps 128 bytes of comment: with typed
+//!   rules a reason may be up to 111 bytes); ban timeouts capped at 99,999,999 s (~3 years).
 //!   [`Backend::probe`] tells whether a backend is usable here.
 //! - **Batches.** Changes are queued on a [`Batch`] and applied by [`Firewall::commit`] with
 //!   one process call per family (`iptables-restore` / `ip6tables-restore`) or one
@@ -111,6 +113,7 @@
 mod ban;
 mod batch;
 mod commit;
+mod counters;
 mod engine;
 mod error;
 mod exec;
@@ -125,6 +128,8 @@ mod monitor;
 mod nft;
 mod nft_parse;
 mod nft_render;
+mod nft_rule_text;
+mod nft_rules;
 mod options;
 mod parse;
 mod probe;
@@ -137,6 +142,7 @@ pub(crate) mod tests_support;
 
 pub use ban::{Ban, Expired, Family, RuleEntry};
 pub use batch::{Batch, Committed};
+pub use counters::RuleCounter;
 pub use error::FirewallError;
 pub use firewall::Firewall;
 pub use flush::Flushed;

@@ -75,29 +75,52 @@ pub(crate) fn acquire(
         .mode(0o644)
         .open(&path)
         .map_err(|e| io("open", e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
-            let holder = if pid.is_empty() {
-                format!("another handle holds {}", path.display())
-            } else {
-                format!("process {pid} holds {}", path.display())
-            };
-            return Err(FirewallError::ChainInUse {
-                chain: chain.to_string(),
-                holder,
-            });
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = holder_pid(&mut file);
+                if pid == std::process::id().to_string() && started.elapsed() < OWN_LINGER {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                }
+                return Err(in_use(chain, &path, &pid));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
     }
     // Who holds it, for the next one's message; best effort.
     let _ = file.set_len(0);
     let _ = file.rewind();
     let _ = writeln!(file, "{}", std::process::id());
     Ok(ChainLock { _file: file })
+}
+
+/// How long a lock our own process still seems to hold is waited for. A handle just dropped
+/// can linger that long: a child this process is starting (any thread's `Command`) holds a
+/// copy of every descriptor between its fork and its exec, and the lock with it.
+const OWN_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The process id written in the lock file by its holder ("" when unknown).
+fn holder_pid(file: &mut File) -> String {
+    let mut pid = String::new();
+    let _ = file.rewind();
+    let _ = file.read_to_string(&mut pid);
+    pid.trim().to_string()
+}
+
+/// The error for a lock that another handle holds.
+fn in_use(chain: &str, path: &Path, pid: &str) -> FirewallError {
+    let holder = if pid.is_empty() {
+        format!("another handle holds {}", path.display())
+    } else {
+        format!("process {pid} holds {}", path.display())
+    };
+    FirewallError::ChainInUse {
+        chain: chain.to_string(),
+        holder,
+    }
 }
 
 #[cfg(test)]

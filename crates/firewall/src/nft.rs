@@ -3,24 +3,28 @@
 //! Decisions come from the pure modules (`nft_render`, `nft_parse`, `batch`, `mirror`); this
 //! file sequences them around [`Exec`](super::exec::Exec) calls.
 //!
+//! Typed rules live in the table's regular chain `rules` (see `nft_rules.rs`).
+//!
 //! Invariants: the table is ours alone (anything in it is ours to rebuild or delete);
 //! `state.nft_sets` names every set our chains match; the kernel expires elements, so memory
-//! only follows (`expire_due` never touches the kernel); a structural problem (table, chain,
-//! set or rule missing, wrong hook or priority) is fixed by rebuilding the whole table from
-//! memory in the same transaction that deletes the old one, so packets never see it absent.
+//! only follows (`expire_due` touches the kernel for typed rules only); a structural problem
+//! (table, chain, set or rule missing, wrong hook or priority) is fixed by rebuilding the
+//! whole table from memory in the same transaction that deletes the old one, so packets never
+//! see it absent; typed rules that differ from memory are rewritten (their chain only).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
-use super::ban::{Ban, Family};
-use super::batch::{self, Batch, Committed, Desired};
+use super::ban::{Ban, Family, RuleEntry};
+use super::batch::{self, Batch, Committed};
 use super::engine::State;
 use super::flush::Flushed;
-use super::guard::{Refusal, Refused};
 use super::mirror::Mirror;
 use super::nft_parse::{NftTable, parse_table};
 use super::nft_render::{BaseChain, NFT_MAX_TIMEOUT, Script, SetKey, base_chains, table_name};
+use super::nft_rule_text::RULES_CHAIN;
+use super::nft_rules::{fitting, listed_rules, rules_problem};
 use super::repair::Repair;
 use super::{Backend, Firewall, FirewallError};
 
@@ -37,7 +41,8 @@ impl Firewall {
         base_chains(&self.settings.hooks, self.settings.priority)
     }
 
-    fn nft_run(&self, script: Script<'_>) -> Result<(), FirewallError> {
+    /// Runs `script` as one transaction.
+    pub(super) fn nft_run(&self, script: Script<'_>) -> Result<(), FirewallError> {
         if !script.is_empty() {
             self.exec.run(&["nft", "-f", "-"], Some(&script.text()))?;
         }
@@ -101,6 +106,14 @@ impl Firewall {
                 Some(_) => {}
             }
         }
+        match t.chains.get(RULES_CHAIN) {
+            None => problems.push(format!("chain {RULES_CHAIN} missing")),
+            Some(c) if c.hook.is_some() => {
+                problems.push(format!("chain {RULES_CHAIN} is a base chain"))
+            }
+            Some(_) => {}
+        }
+        let jump = format!("jump {RULES_CHAIN}");
         let chains = self.nft_chains();
         for c in &chains {
             let Some(have) = t.chains.get(&c.name) else {
@@ -126,6 +139,10 @@ impl Firewall {
                     ));
                 }
             }
+            let n = have.count(&jump);
+            if n != 1 {
+                problems.push(format!("chain {} has {n} jumps to {RULES_CHAIN}", c.name));
+            }
         }
         for (name, have) in &t.chains {
             if have.hook.is_some() && !chains.iter().any(|c| &c.name == name) {
@@ -136,11 +153,11 @@ impl Firewall {
     }
 
     /// One transaction: delete our table (when `exists`), create it with every chain, set
-    /// and rule, and add every ban in `mirror`.
+    /// and rule, and add every ban in `mirror` and every typed rule in `rules`.
     fn nft_rebuild(
         &self,
         exists: bool,
-        mirror: &Mirror<Ban>,
+        (mirror, rules): (&Mirror<Ban>, &Mirror<RuleEntry>),
         keys: &BTreeSet<SetKey>,
         now: u64,
     ) -> Result<(), FirewallError> {
@@ -157,11 +174,14 @@ impl Firewall {
         for key in keys {
             script.add_set(*key, self.settings.maxelem);
         }
+        script.add_regular_chain(RULES_CHAIN);
         for c in &chains {
             for key in keys {
                 script.add_rule(&c.name, *key);
             }
+            script.rule("add", &c.name, &format!("jump {RULES_CHAIN}"));
         }
+        self.nft_add_rules(&mut script, rules.all());
         let mut by_key: BTreeMap<SetKey, Vec<&Ban>> = BTreeMap::new();
         for ban in mirror.all() {
             by_key.entry(SetKey::of(&ban.net)).or_default().push(ban);
@@ -195,14 +215,25 @@ impl Firewall {
             .map(|t| Self::nft_bans(t, now))
             .unwrap_or_default();
         let mirror = Mirror::adopt(adopted, now);
+        let rules = Mirror::adopt(
+            current
+                .as_ref()
+                .map(|t| listed_rules(t).0)
+                .unwrap_or_default(),
+            now,
+        );
         let keys = Self::nft_keys(current.as_ref(), &mirror);
-        let intact = current
-            .as_ref()
-            .is_some_and(|t| self.nft_problems(t, &keys).is_empty());
-        if !intact {
-            self.nft_rebuild(current.is_some(), &mirror, &keys, now)?;
+        match &current {
+            Some(t) if self.nft_problems(t, &keys).is_empty() => {
+                // Expired, duplicated or foreign lines go.
+                if rules_problem(t, &rules).is_some() {
+                    self.nft_rewrite_rules(&rules)?;
+                }
+            }
+            _ => self.nft_rebuild(current.is_some(), (&mirror, &rules), &keys, now)?,
         }
         state.mirror = mirror;
+        state.rules = rules;
         state.nft_sets = keys;
         Ok(())
     }
@@ -210,7 +241,7 @@ impl Firewall {
     /// Applies a batch in one transaction: new sets and their rules, removals (tolerant of
     /// elements the kernel already expired), then additions; a replaced ban is removed and
     /// added again, so its timeout and comment both change whatever the kernel version.
-    /// Typed rules are refused: this backend holds bans only.
+    /// Typed rules follow in the same transaction (`nft_rules.rs`).
     pub(crate) fn nft_commit(
         &self,
         state: &mut State,
@@ -219,17 +250,7 @@ impl Firewall {
     ) -> Result<Committed, FirewallError> {
         let checked = batch::check(batch, &state.guard, now, NFT_MAX_TIMEOUT);
         let mut refused = checked.refused;
-        for desired in &checked.rules {
-            if let Desired::Set(entry) = desired {
-                refused.push(Refused {
-                    rule: entry.rule,
-                    refusal: Refusal::Rule(
-                        "typed rules need the iptables or ipset backend (nftables holds bans only)"
-                            .to_string(),
-                    ),
-                });
-            }
-        }
+        let rules = fitting(checked.rules, &mut refused);
         let plan = batch::plan(&checked.bans, &state.mirror, batch.exact);
         let table = self.nft_table();
         let mut script = Script::new(&table);
@@ -244,7 +265,7 @@ impl Firewall {
         for key in &new_keys {
             script.add_set(*key, self.settings.maxelem);
             for c in &chains {
-                script.add_rule(&c.name, *key);
+                script.insert_rule(&c.name, *key);
             }
         }
         let mut removals: BTreeMap<SetKey, Vec<IpNet>> = BTreeMap::new();
@@ -265,7 +286,9 @@ impl Firewall {
         for (key, bans) in &additions {
             script.add_elements(*key, bans.iter().copied(), now);
         }
+        let next_rules = self.nft_plan_rules(&mut script, &state.rules, &rules, batch.exact);
         self.nft_run(script)?;
+        state.rules = next_rules;
         state.nft_sets.extend(new_keys);
         for family in Family::BOTH {
             plan.apply_to(&mut state.mirror, family);
@@ -290,8 +313,19 @@ impl Firewall {
         Ok(bans)
     }
 
-    /// Checks the table's structure (one terse listing: no elements, so the cost does not grow
-    /// with the bans) and rebuilds it from memory when anything is missing or changed.
+    /// The typed rules our table holds now, ordered by matches.
+    pub(crate) fn nft_read_rules(&self) -> Result<Vec<RuleEntry>, FirewallError> {
+        let mut rules = self
+            .nft_read(true)?
+            .map(|t| listed_rules(&t).0)
+            .unwrap_or_default();
+        rules.sort_by_key(|r| r.rule);
+        Ok(rules)
+    }
+
+    /// Checks the table's structure and typed rules (one terse listing: no elements, so the
+    /// cost does not grow with the bans) and rebuilds the table from memory when anything is
+    /// missing or changed; typed rules alone that differ are rewritten in their chain.
     pub(crate) fn nft_repair(
         &self,
         state: &mut State,
@@ -304,14 +338,27 @@ impl Firewall {
             None => vec!["table missing".to_string()],
             Some(t) => self.nft_problems(t, &state.nft_sets),
         };
+        let table = format!("inet {}", self.nft_table());
         if problems.is_empty() {
-            return Ok(Vec::new());
+            let Some(problem) = current
+                .as_ref()
+                .and_then(|t| rules_problem(t, &state.rules))
+            else {
+                return Ok(Vec::new());
+            };
+            self.nft_rewrite_rules(&state.rules)?;
+            return Ok(vec![Repair::RulesRestored {
+                table,
+                problem,
+                rules: state.rules.len(),
+            }]);
         }
-        self.nft_rebuild(current.is_some(), &state.mirror, &state.nft_sets, now)?;
+        let entries = (&state.mirror, &state.rules);
+        self.nft_rebuild(current.is_some(), entries, &state.nft_sets, now)?;
         Ok(vec![Repair::TableRestored {
-            table: format!("inet {}", self.nft_table()),
+            table,
             problem: problems.join("; "),
-            entries: state.mirror.len(),
+            entries: state.mirror.len() + state.rules.len(),
         }])
     }
 
@@ -323,6 +370,7 @@ impl Firewall {
     ) -> Result<Flushed, FirewallError> {
         let mut done = Flushed::default();
         state.mirror = Mirror::default();
+        state.rules = Mirror::default();
         state.nft_sets.clear();
         let Some(terse) = self.nft_read(true)? else {
             return Ok(done);

@@ -54,6 +54,8 @@ pub(crate) struct NftChain {
     pub(crate) priority: Option<i32>,
     /// Rules, normalised (`==`, counter values and `handle N` removed), in order.
     pub(crate) rules: Vec<String>,
+    /// The same rules as listed (we never list with `-a`: a `#` may be part of a comment).
+    pub(crate) listed: Vec<String>,
 }
 
 impl NftChain {
@@ -176,7 +178,7 @@ fn elements_or_more(t: &mut NftTable, name: String, text: String) -> At {
 }
 
 /// Words of nft output: double quotes group (nft prints comments verbatim, without escapes).
-fn tokenize_nft(text: &str) -> Vec<String> {
+pub(crate) fn tokenize_nft(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let (mut quoted, mut in_word) = (false, false);
@@ -242,6 +244,7 @@ fn chain_line(t: &mut NftTable, name: String, line: &str) -> At {
         }
     } else if !line.is_empty() {
         chain.rules.push(normalise_rule(line));
+        chain.listed.push(line.to_string());
     }
     At::Chain(name)
 }

@@ -254,12 +254,29 @@ impl<'a> Script<'a> {
     }
 
     pub(crate) fn add_rule(&mut self, chain: &str, key: SetKey) -> &mut Self {
-        let _ = writeln!(
-            self.out,
-            "add rule inet {} {chain} {}",
-            self.table,
-            key.rule_body()
-        );
+        self.rule("add", chain, &key.rule_body())
+    }
+
+    /// A set's drop rule at the top of `chain`: before the jump to the typed rules.
+    pub(crate) fn insert_rule(&mut self, chain: &str, key: SetKey) -> &mut Self {
+        self.rule("insert", chain, &key.rule_body())
+    }
+
+    /// `add rule inet T CHAIN BODY` (BODY already rendered from typed values).
+    pub(crate) fn rule(&mut self, verb: &str, chain: &str, body: &str) -> &mut Self {
+        let _ = writeln!(self.out, "{verb} rule inet {} {chain} {body}", self.table);
+        self
+    }
+
+    /// A regular chain (no hook): where the typed rules live.
+    pub(crate) fn add_regular_chain(&mut self, name: &str) -> &mut Self {
+        let _ = writeln!(self.out, "add chain inet {} {name}", self.table);
+        self
+    }
+
+    /// Empties `name` (its rules go; the chain and the jumps to it stay).
+    pub(crate) fn flush_chain(&mut self, name: &str) -> &mut Self {
+        let _ = writeln!(self.out, "flush chain inet {} {name}", self.table);
         self
     }
 

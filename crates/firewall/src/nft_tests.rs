@@ -19,8 +19,10 @@ const CREATE: &str = "add table inet ab\n\
 add chain inet ab input { type filter hook input priority -10; policy accept; }\n\
 add set inet ab v4_32 { type ipv4_addr; flags timeout; size 10; }\n\
 add set inet ab v6_128 { type ipv6_addr; flags timeout; size 10; }\n\
+add chain inet ab rules\n\
 add rule inet ab input ip saddr @v4_32 counter drop\n\
-add rule inet ab input ip6 saddr @v6_128 counter drop\n";
+add rule inet ab input ip6 saddr @v6_128 counter drop\n\
+add rule inet ab input jump rules\n";
 
 /// An intact table holding two bans, as `nft list table` prints it.
 const INTACT: &str = r#"table inet ab {
@@ -49,6 +51,10 @@ const INTACT: &str = r#"table inet ab {
 		ip saddr @v4_32 counter packets 0 bytes 0 drop
 		ip6 saddr @v6_128 counter packets 0 bytes 0 drop
 		ip saddr & 255.255.255.0 == @v4_24 counter packets 1 bytes 60 drop
+		jump rules
+	}
+
+	chain rules {
 	}
 }
 "#;
@@ -149,19 +155,21 @@ fn commit_is_one_transaction_with_new_sets_replacements_and_removals() {
         Duration::from_secs(60),
         "mapped",
     );
-    // A typed rule is refused (bans only), the rest is applied.
-    b.block(
-        Rule::new()
-            .dst(std::net::Ipv4Addr::new(10, 10, 10, 10))
-            .protocol(Protocol::Udp)
-            .dport(53),
-        Duration::from_secs(60),
-        "dns",
-    );
+    // A typed rule goes in the same transaction; one whose reason would not fit the rule's
+    // comment is refused, the rest is applied.
+    let dns = Rule::new()
+        .dst(std::net::Ipv4Addr::new(10, 10, 10, 10))
+        .protocol(Protocol::Udp)
+        .dport(53);
+    b.block(dns, Duration::from_secs(60), "dns");
+    b.block(dns.sport(53), Duration::from_secs(60), &"x".repeat(128));
     let committed = fw.commit(b).unwrap();
     assert_eq!(committed.refused.len(), 1, "{:?}", committed.refused);
     let why = committed.refused[0].to_string();
-    assert!(why.contains("nftables holds bans only"), "{why}");
+    assert!(
+        why.contains("an nftables rule comment holds 128 bytes"),
+        "{why}"
+    );
     let c = calls(&fake);
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].0, "nft -f -");
@@ -172,7 +180,7 @@ fn commit_is_one_transaction_with_new_sets_replacements_and_removals() {
         lines[..5],
         [
             "add set inet ab v4_16 { type ipv4_addr; flags timeout; size 10; }",
-            "add rule inet ab input ip saddr & 255.255.0.0 @v4_16 counter drop",
+            "insert rule inet ab input ip saddr & 255.255.0.0 @v4_16 counter drop",
             "add element inet ab v4_24 { 198.51.100.0 timeout 1s }",
             "delete element inet ab v4_24 { 198.51.100.0 }",
             "add element inet ab v4_32 { 192.0.2.1 timeout 1s }",
@@ -189,8 +197,13 @@ fn commit_is_one_transaction_with_new_sets_replacements_and_removals() {
         "{}",
         lines[7]
     );
-    assert_eq!(lines.len(), 8);
-    assert_eq!(fw.len(), 3);
+    assert!(
+        lines[8].starts_with("add rule inet ab rules ip daddr 10.10.10.10/32 udp dport 53 counter drop comment \"until="),
+        "{}",
+        lines[8]
+    );
+    assert_eq!(lines.len(), 9);
+    assert_eq!(fw.len(), 4);
     // The new set is known now: the next ban of that length adds an element only.
     let mut b = Batch::new();
     b.block(

@@ -39,7 +39,8 @@ pub enum Backend {
     /// length, matched by one rule per set in a base chain per hook; committed with `nft -f`
     /// in one transaction. Constant lookup cost like [`Backend::Ipset`], nothing shared with
     /// iptables (an `iptables -F` leaves it alone); needs the `nft` binary (nftables >= 1.0).
-    /// Bans only: typed rules are refused ([`Refusal::Rule`](super::Refusal::Rule)).
+    /// Typed rules are rules of the table's regular chain `rules`, expired by
+    /// [`Firewall::expire_due`](super::Firewall::expire_due) as with iptables.
     Nftables,
 }
 

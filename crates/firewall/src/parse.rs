@@ -42,46 +42,54 @@ impl TableState {
             .unwrap_or(&[])
     }
 
-    /// Sorts our lines into bans, typed rules and orphans: a log line pairs with the drop line
-    /// of the same matches, expiry and reason.
     fn classify(&mut self, lines: Vec<Line>) {
-        let (mut logs, rest): (Vec<Line>, Vec<Line>) =
-            lines.into_iter().partition(|l| l.target == Target::Log);
-        for line in rest {
-            if line.rule.src.is_none() && line.rule.dst.is_none() {
-                // No address: a drop-all an older version let through (`0.0.0.0/0` prints as
-                // nothing). Ours, and removed by the next rebuild.
-                self.orphans += 1;
-                continue;
-            }
-            let mut action = match line.target {
-                Target::Reject => Action::Reject,
-                _ => Action::Drop,
-            };
-            if line.target == Target::Drop
-                && let Some(i) = logs.iter().position(|l| {
-                    (l.rule, l.until, &l.reason) == (line.rule, line.until, &line.reason)
-                })
-            {
-                logs.swap_remove(i);
-                action = Action::LogAndDrop;
-            }
-            let rule = line.rule.action(action);
-            match rule.src.filter(|_| rule.is_source_ban()) {
-                Some(net) => self.bans.push(Ban {
-                    net,
-                    until: line.until,
-                    reason: line.reason,
-                }),
-                None => self.rules.push(RuleEntry {
-                    rule,
-                    until: line.until,
-                    reason: line.reason,
-                }),
-            }
-        }
-        self.orphans += logs.len();
+        let (bans, rules, orphans) = classify(lines);
+        self.bans.extend(bans);
+        self.rules.extend(rules);
+        self.orphans += orphans;
     }
+}
+
+/// Sorts our lines into bans, typed rules and orphans (lines of ours that make no entry): a log
+/// line pairs with the drop line of the same matches, expiry and reason.
+pub(crate) fn classify(lines: Vec<Line>) -> (Vec<Ban>, Vec<RuleEntry>, usize) {
+    let (mut bans, mut rules, mut orphans) = (Vec::new(), Vec::new(), 0);
+    let (mut logs, rest): (Vec<Line>, Vec<Line>) =
+        lines.into_iter().partition(|l| l.target == Target::Log);
+    for line in rest {
+        if line.rule.src.is_none() && line.rule.dst.is_none() {
+            // No address: a drop-all an older version let through (`0.0.0.0/0` prints as
+            // nothing). Ours, and removed by the next rebuild.
+            orphans += 1;
+            continue;
+        }
+        let mut action = match line.target {
+            Target::Reject => Action::Reject,
+            _ => Action::Drop,
+        };
+        if line.target == Target::Drop
+            && let Some(i) = logs
+                .iter()
+                .position(|l| (l.rule, l.until, &l.reason) == (line.rule, line.until, &line.reason))
+        {
+            logs.swap_remove(i);
+            action = Action::LogAndDrop;
+        }
+        let rule = line.rule.action(action);
+        match rule.src.filter(|_| rule.is_source_ban()) {
+            Some(net) => bans.push(Ban {
+                net,
+                until: line.until,
+                reason: line.reason,
+            }),
+            None => rules.push(RuleEntry {
+                rule,
+                until: line.until,
+                reason: line.reason,
+            }),
+        }
+    }
+    (bans, rules, orphans + logs.len())
 }
 
 /// Splits an `iptables-save` / `ipset save` line into words; double quotes group. With

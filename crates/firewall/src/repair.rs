@@ -67,14 +67,24 @@ pub enum Repair {
         entries: usize,
     },
     /// Our nftables table was missing or damaged (`problem`: what was wrong); it was rebuilt
-    /// in one transaction with `entries` bans (remaining TTLs).
+    /// in one transaction with `entries` bans and typed rules (bans with remaining TTLs).
     TableRestored {
         /// `inet <name>`.
         table: String,
         /// What was missing or changed, e.g. `table missing`, `chain input missing`.
         problem: String,
-        /// Bans put back.
+        /// Bans and typed rules put back.
         entries: usize,
+    },
+    /// The typed rules in our nftables table's `rules` chain differed from ours (deleted,
+    /// edited, added by hand); the chain was rewritten with our `rules` in one transaction.
+    RulesRestored {
+        /// `inet <name>`.
+        table: String,
+        /// What differed.
+        problem: String,
+        /// Typed rules the chain holds now.
+        rules: usize,
     },
 }
 
@@ -117,6 +127,16 @@ impl fmt::Display for Repair {
                 entries,
             } => {
                 write!(f, "{family}: set {set} refilled with {entries} entries")
+            }
+            Repair::RulesRestored {
+                table,
+                problem,
+                rules,
+            } => {
+                write!(
+                    f,
+                    "nftables table {table}: typed rules rewritten, {rules} now ({problem})"
+                )
             }
             Repair::TableRestored {
                 table,

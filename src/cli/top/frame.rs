@@ -3,8 +3,8 @@
 //!
 //! Sections, top to bottom, each cut to fit the height (events take what is left): the daemon,
 //! capture per interface (rates from two samples), each rule with its leading sources as
-//! value/threshold, active bans with time left, attacks (when the status carries any), the
-//! last events. Every line is cut to the width: 80x24 over ssh shows all sections.
+//! value/threshold, active bans with time left, flood attacks in progress with their
+//! mitigation (when there are any), the last events. Every line is cut to the width: 80x24 over ssh shows all sections.
 
 use crate::cli::remote::human_secs;
 use crate::sys::control::protocol::{StatusInfo, TopInfo, net_text};
@@ -195,26 +195,35 @@ fn bans(top: &TopInfo, n: usize) -> Vec<Row> {
     rows
 }
 
-/// Attacks as the flood detectors put them in the status: one line each, its fields as
-/// `key=value` (whatever they are), heading only when there are any.
+/// Flood attacks in progress, two lines each: the detector, target, window value against
+/// the threshold, sources and time left; then its mitigation (the kernel rule, or why the
+/// configured action was refused). Heading only when there are any.
 fn attacks(s: &StatusInfo) -> Vec<Row> {
     if s.attacks.is_empty() {
         return Vec::new();
     }
     let mut rows = vec![row(Tone::Heading, format!("ATTACKS ({})", s.attacks.len()))];
     for a in &s.attacks {
-        let text = match a.as_object() {
-            Some(fields) => fields
-                .iter()
-                .map(|(k, v)| match v.as_str() {
-                    Some(text) => format!("{k}={text}"),
-                    None => format!("{k}={v}"),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-            None => a.to_string(),
+        rows.push(row(
+            Tone::Alert,
+            format!(
+                "{} -> {} {}/{} {} pkts {} src{} ends {}",
+                a.rule,
+                a.target,
+                a.value,
+                a.threshold,
+                a.packets,
+                a.sources,
+                if a.spoofed { " spoofed" } else { "" },
+                human_secs(a.ends_in_secs)
+            ),
+        ));
+        let action = match (&a.kernel_rule, &a.refused) {
+            (Some(rule), _) => format!("  signature {rule}"),
+            (None, Some(why)) => format!("  alert only: {why}"),
+            (None, None) => format!("  {}: {}", a.action, a.fingerprint),
         };
-        rows.push(row(Tone::Alert, text));
+        rows.push(row(Tone::Plain, action));
     }
     rows
 }
@@ -239,7 +248,7 @@ fn event_row(line: &str) -> Row {
     let time = ts.get(11..19).unwrap_or(&ts);
     let kind = text("event");
     let mut out = format!("{time} {kind}");
-    for k in ["ip", "rule", "reason", "config"] {
+    for k in ["ip", "rule", "target", "reason", "config", "kernel_rule"] {
         let t = text(k);
         if !t.is_empty() {
             out.push(' ');
@@ -257,7 +266,7 @@ fn event_row(line: &str) -> Row {
     }
     let tone = match kind.as_str() {
         "block" | "extend" | "reload_failed" | "enforcer_error" | "capture_drops" | "fatal"
-        | "state_error" => Tone::Alert,
+        | "state_error" | "attack" | "mitigate" => Tone::Alert,
         _ => Tone::Plain,
     };
     row(tone, out)

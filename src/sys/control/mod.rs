@@ -13,7 +13,8 @@ pub mod server;
 
 pub use error::ControlError;
 pub use protocol::{
-    BanInfo, Covered, Explanation, InterfaceStats, ProtocolError, Refusal, ReloadInfo, Request,
-    Response, RuleStatus, RuleTopInfo, RuleWindow, SourceValue, StatusInfo, TopInfo,
+    AttackInfo, BanInfo, Covered, Explanation, FloodWindow, InterfaceStats, ProtocolError, Refusal,
+    ReloadInfo, Request, Response, RuleStatus, RuleTopInfo, RuleWindow, SourceValue, StatusInfo,
+    TopInfo,
 };
 pub use server::{ControlHandler, serve};

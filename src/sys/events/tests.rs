@@ -485,6 +485,7 @@ fn suppressed_event() -> Stamped {
         manual: false,
         dry_run: false,
         comment: None,
+        origin: None,
     })
     .at(T0)
 }

@@ -7,6 +7,7 @@
 //! counted under the rule label [`MANUAL`], whatever reason the operator gave. Per-interface
 //! counters are looked up once at start; counting a batch is one atomic add.
 
+mod fleet;
 pub mod http;
 
 use std::sync::atomic::AtomicU64;
@@ -22,6 +23,8 @@ use crate::engine::SuppressReason;
 
 /// The `rule` label of manual bans (their reasons are free text).
 pub const MANUAL: &str = "manual";
+/// The `rule` label of bans from other fleet nodes (their rules are not ours).
+pub const FLEET: &str = "fleet";
 /// Upper bounds of the reaction-time buckets, in seconds.
 const REACTION_BUCKETS: [f64; 11] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -69,6 +72,14 @@ pub struct Metrics {
     repairs: Counter,
     reaction: Histogram,
     events_dropped: CounterFamily,
+    /// The fleet link's, when sharing is on ([`Metrics::with_fleet`]).
+    fleet: Option<fleet::FleetMetrics>,
+    /// Per `[[flood]]` detector: attacks started.
+    flood_attacks: CounterFamily,
+    /// Per `[[flood]]` detector: packets and bytes its signature rules dropped in the kernel
+    /// (read from the kernel's rule counters).
+    signature_packets: CounterFamily,
+    signature_bytes: CounterFamily,
 }
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
@@ -130,6 +141,25 @@ impl Metrics {
             repairs: Counter::default(),
             reaction: Histogram::new(REACTION_BUCKETS),
             events_dropped: CounterFamily::default(),
+            fleet: None,
+            flood_attacks: CounterFamily::default(),
+            signature_packets: CounterFamily::default(),
+            signature_bytes: CounterFamily::default(),
+        }
+    }
+
+    /// Adds the fleet link's families (`autoblock_fleet_*`), all at zero, after the others.
+    pub fn with_fleet(mut self) -> Metrics {
+        let fleet = fleet::FleetMetrics::default();
+        fleet.register(&mut self.registry);
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// The fleet link's state now (ignored without [`Metrics::with_fleet`]).
+    pub fn set_fleet(&self, status: &crate::cluster::ClusterStatus) {
+        if let Some(f) = &self.fleet {
+            f.set(status);
         }
     }
 
@@ -174,6 +204,21 @@ impl Metrics {
             "events_dropped",
             "Event lines an output left out because it fell behind or failed, per output",
             self.events_dropped.clone(),
+        );
+        r.register(
+            "flood_attacks",
+            "Flood attacks detected, per flood detector",
+            self.flood_attacks.clone(),
+        );
+        r.register(
+            "signature_dropped_packets",
+            "Packets the kernel dropped by a flood detector's signature rules",
+            self.signature_packets.clone(),
+        );
+        r.register(
+            "signature_dropped_bytes",
+            "Bytes the kernel dropped by a flood detector's signature rules",
+            self.signature_bytes.clone(),
         );
     }
 
@@ -252,6 +297,35 @@ impl Metrics {
             let _ = self.unbans.get_or_create(&l);
             let _ = self.extends.get_or_create(&l);
         }
+    }
+
+    /// Make sure every `[[flood]]` detector of a (re)loaded config has counters (kept, like a
+    /// rule's, when a reload removes it).
+    pub fn add_floods<R>(&self, floods: R)
+    where
+        R: IntoIterator,
+        R::Item: AsRef<str>,
+    {
+        for name in floods {
+            let l = labels(&[("rule", name.as_ref())]);
+            let _ = self.flood_attacks.get_or_create(&l);
+            let _ = self.signature_packets.get_or_create(&l);
+            let _ = self.signature_bytes.get_or_create(&l);
+        }
+    }
+
+    /// A flood attack detected by detector `rule`.
+    pub fn attack(&self, rule: &str) {
+        self.flood_attacks
+            .get_or_create(&labels(&[("rule", rule)]))
+            .inc();
+    }
+
+    /// Packets and bytes detector `rule`'s signatures dropped since the last call.
+    pub fn signature_drops(&self, rule: &str, packets: u64, bytes: u64) {
+        let l = labels(&[("rule", rule)]);
+        self.signature_packets.get_or_create(&l).inc_by(packets);
+        self.signature_bytes.get_or_create(&l).inc_by(bytes);
     }
 
     /// A ban by `rule` (use [`MANUAL`] for manual bans).

@@ -25,6 +25,11 @@ fn fixture() -> Metrics {
     m.observe_reaction(Duration::from_secs(3)); // above every bound: only +Inf
     m.set_events_dropped("stdout", 40);
     m.set_events_dropped("stdout", 42); // totals are stored, not added
+    m.add_floods(["udp-flood-dst", "syn-flood-dst"]);
+    m.attack("syn-flood-dst");
+    m.attack("syn-flood-dst");
+    m.signature_drops("syn-flood-dst", 1200, 72_000);
+    m.signature_drops("syn-flood-dst", 300, 18_000);
     m
 }
 
@@ -92,6 +97,18 @@ autoblock_reaction_seconds_count 3
 # TYPE autoblock_events_dropped_total counter
 autoblock_events_dropped_total{output="file"} 0
 autoblock_events_dropped_total{output="stdout"} 42
+# HELP autoblock_flood_attacks_total Flood attacks detected, per flood detector.
+# TYPE autoblock_flood_attacks_total counter
+autoblock_flood_attacks_total{rule="syn-flood-dst"} 2
+autoblock_flood_attacks_total{rule="udp-flood-dst"} 0
+# HELP autoblock_signature_dropped_packets_total Packets the kernel dropped by a flood detector's signature rules.
+# TYPE autoblock_signature_dropped_packets_total counter
+autoblock_signature_dropped_packets_total{rule="syn-flood-dst"} 1500
+autoblock_signature_dropped_packets_total{rule="udp-flood-dst"} 0
+# HELP autoblock_signature_dropped_bytes_total Bytes the kernel dropped by a flood detector's signature rules.
+# TYPE autoblock_signature_dropped_bytes_total counter
+autoblock_signature_dropped_bytes_total{rule="syn-flood-dst"} 90000
+autoblock_signature_dropped_bytes_total{rule="udp-flood-dst"} 0
 "#;
 
 /// The exposition as families in order, each with its HELP and TYPE lines and its samples
@@ -228,4 +245,38 @@ fn counters_add_up_across_threads() {
 fn metrics_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Metrics>();
+}
+
+#[test]
+fn the_fleet_families_appear_only_with_sharing_and_never_go_backwards() {
+    assert!(!fixture().render().contains("fleet"));
+    let m = Metrics::new(["eth0"], ["syn-flood"]).with_fleet();
+    let mut s = crate::cluster::ClusterStatus {
+        connected: true,
+        pending: 7,
+        published: 10,
+        received: 4,
+        repeats: 2,
+        waiting: 3,
+        ..Default::default()
+    };
+    m.set_fleet(&s);
+    s.published = 9; // a lower total is ignored
+    m.set_fleet(&s);
+    let text = m.render();
+    for line in [
+        "# HELP autoblock_fleet_connected 1 while connected to a NATS server of the fleet.",
+        "# TYPE autoblock_fleet_connected gauge",
+        "autoblock_fleet_connected 1",
+        "autoblock_fleet_lag 7",
+        "autoblock_fleet_waiting 3",
+        "# TYPE autoblock_fleet_published_total counter",
+        "autoblock_fleet_published_total 10",
+        "autoblock_fleet_received_total 4",
+        "autoblock_fleet_skipped_total{reason=\"repeat\"} 2",
+        "autoblock_fleet_skipped_total{reason=\"malformed\"} 0",
+        "autoblock_fleet_reconnects_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
 }

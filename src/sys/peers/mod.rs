@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use ipnet::IpNet;
 
 use crate::trust::peers::{PeerKind, PeerSet};
-use crate::trust::proc_net;
+use crate::trust::proc_net::{self, HostPorts};
 
 /// One text the facts come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,6 +32,10 @@ pub enum Source {
     Tcp4,
     /// IPv6 TCP sockets of our network namespace.
     Tcp6,
+    /// IPv4 UDP sockets of our network namespace (the services a flood signature keeps).
+    Udp4,
+    /// IPv6 UDP sockets of our network namespace.
+    Udp6,
     /// The connection tracking table (forwarded flows too).
     Conntrack,
     /// The IPv4 routing table (default gateways).
@@ -50,6 +54,8 @@ impl Source {
         match self {
             Source::Tcp4 => "/proc/net/tcp",
             Source::Tcp6 => "/proc/net/tcp6",
+            Source::Udp4 => "/proc/net/udp",
+            Source::Udp6 => "/proc/net/udp6",
             Source::Conntrack => "/proc/net/nf_conntrack",
             Source::Route4 => "/proc/net/route",
             Source::Route6 => "/proc/net/ipv6_route",
@@ -262,6 +268,38 @@ pub fn gather(facts: &dyn PeerFacts, opts: &GatherOptions) -> Gathered {
         set: b.build(),
         problems,
     }
+}
+
+/// The host's ports (listening TCP and UDP sockets, remote ports of established TCP
+/// connections), for the flood detectors: a signature never drops what the host serves or
+/// talks to without a dominant port telling the attack apart. A source that cannot be read
+/// adds nothing (the detectors still learn from the traffic itself).
+pub fn host_ports(facts: &dyn PeerFacts) -> HostPorts {
+    let read = |source: Source| facts.read(source).ok().flatten().unwrap_or_default();
+    let mut ports = HostPorts::default();
+    for source in [Source::Tcp4, Source::Tcp6] {
+        let text = read(source);
+        ports
+            .tcp_listening
+            .extend(proc_net::listening(&text, false));
+        ports
+            .tcp_remote
+            .extend(proc_net::established(&text).map(|c| c.remote.port()));
+    }
+    for source in [Source::Udp4, Source::Udp6] {
+        ports
+            .udp_listening
+            .extend(proc_net::listening(&read(source), true));
+    }
+    for list in [
+        &mut ports.tcp_listening,
+        &mut ports.udp_listening,
+        &mut ports.tcp_remote,
+    ] {
+        list.sort_unstable();
+        list.dedup();
+    }
+    ports
 }
 
 #[cfg(test)]

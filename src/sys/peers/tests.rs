@@ -126,3 +126,19 @@ fn another_process_is_read_through_its_proc_entries() {
     assert_eq!(p.path(Source::ResolvConf), "/proc/42/root/etc/resolv.conf");
     assert_eq!(ProcFiles::own().path(Source::Route4), "/proc/net/route");
 }
+
+#[test]
+fn host_ports_are_listening_sockets_and_remote_ports_of_established_connections() {
+    let listen = "  sl  local_address rem_address   st\n 0: 00000000:1F90 00000000:0000 0A 0\n 1: 0100007F:0277 00000000:0000 0A 0\n";
+    let facts = RecordedFacts::default()
+        .with(Source::Tcp4, &format!("{TCP}{}", &listen[listen.find('\n').unwrap_or(0)..]))
+        .with(
+            Source::Udp6,
+            "  sl  local_address rem_address st\n 0: 00000000000000000000000000000000:007B 00000000000000000000000000000000:0000 07 0\n",
+        )
+        .failing(Source::Udp4, "permission denied");
+    let p = host_ports(&facts);
+    assert_eq!(p.tcp_listening, [8080], "loopback left out");
+    assert_eq!(p.udp_listening, [123]);
+    assert_eq!(p.tcp_remote, [38346, 54321], "established only, sorted");
+}

@@ -221,6 +221,9 @@ impl Setup {
             "dir = \"/var/lib/autoblock\"",
             &format!("dir = {:?}", state.display().to_string()),
         );
+        // The shipped `auto` would pick nftables here: tests name their backend, iptables
+        // unless they choose another.
+        s.backend("iptables");
         s.write();
         s
     }
@@ -310,6 +313,17 @@ impl Daemon {
         Self::start_with(ns, setup, extra, tag, Stdout::File)
     }
 
+    /// Like [`Daemon::start_as`], with `env` added to the daemon's environment (e.g. a `PATH`).
+    pub fn start_env(
+        ns: &Netns,
+        setup: &Setup,
+        extra: &[&str],
+        tag: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
+        Self::started(Self::spawn_env(ns, setup, extra, tag, Stdout::File, env))
+    }
+
     /// Like [`Daemon::start_as`], with stdout going where `stdout` says.
     pub fn start_with(
         ns: &Netns,
@@ -318,7 +332,11 @@ impl Daemon {
         tag: &str,
         stdout: Stdout,
     ) -> Daemon {
-        let mut d = Self::spawn(ns, setup, extra, tag, stdout);
+        Self::started(Self::spawn(ns, setup, extra, tag, stdout))
+    }
+
+    /// Waits for `started` and for the control socket to answer.
+    fn started(mut d: Daemon) -> Daemon {
         d.wait_event(Duration::from_secs(30), "started", |_| true);
         // `ip netns exec` execs the daemon: the child's pid is the daemon's own.
         let comm = std::fs::read_to_string(format!("/proc/{}/comm", d.pid)).unwrap_or_default();

@@ -20,9 +20,10 @@ pub fn require_fleet() -> bool {
     require_root() && require_tool("nats-server")
 }
 
-/// A JetStream broker on 127.0.0.1:`port` inside `ns`.
+/// A JetStream broker on `addr`:`port` (127.0.0.1 unless told) inside `ns`.
 pub struct Broker {
     ns: String,
+    addr: String,
     pub port: u16,
     store: tempfile::TempDir,
     /// Extra arguments (cluster routes).
@@ -36,8 +37,14 @@ impl Broker {
     }
 
     pub fn start_with(ns: &Netns, port: u16, extra: &[&str]) -> Broker {
+        Broker::start_on(ns, "127.0.0.1", port, extra)
+    }
+
+    /// A broker listening on `addr` (an address of `ns` that other namespaces reach).
+    pub fn start_on(ns: &Netns, addr: &str, port: u16, extra: &[&str]) -> Broker {
         let mut b = Broker {
             ns: ns.name().to_owned(),
+            addr: addr.to_owned(),
             port,
             store: tempfile::tempdir().expect("temp dir"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -48,7 +55,7 @@ impl Broker {
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.addr, self.port)
     }
 
     /// Starts the server (again, on the same store); returns when it accepts clients.
@@ -65,7 +72,7 @@ impl Broker {
                 "nats-server",
                 "-js",
                 "-a",
-                "127.0.0.1",
+                &self.addr,
             ])
             .args(["-p", &port, "-sd"])
             .arg(&store)

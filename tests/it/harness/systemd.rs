@@ -84,6 +84,30 @@ impl Machine {
         }
     }
 
+    /// `systemctl start autoblock`. systemd in this nested container fails to set up a
+    /// service's cgroup now and then (`status=219/CGROUP`, before our binary runs, mostly
+    /// while other containers run on the machine): only then it is retried, twice at most,
+    /// and said so on stderr; any other failure fails the test.
+    pub fn start_unit(&self) {
+        for _ in 0..2 {
+            let out = self.c().exec(&["systemctl", "start", "autoblock"]);
+            if out.status.success() {
+                return;
+            }
+            let journal = self
+                .c()
+                .ok(&["journalctl", "-u", "autoblock", "-b", "--no-pager"]);
+            if !journal.contains("status=219/CGROUP") {
+                break;
+            }
+            eprintln!(
+                "systemd could not set up the unit's cgroup (status=219/CGROUP): starting again"
+            );
+            self.c().ok(&["systemctl", "reset-failed", "autoblock"]);
+        }
+        self.c().ok(&["systemctl", "start", "autoblock"]);
+    }
+
     /// A path inside the container, as seen from the host.
     pub fn host_path(&self, inside: &str) -> PathBuf {
         self.root.path().join(inside.trim_start_matches('/'))

@@ -21,7 +21,9 @@ mod edge;
 mod views;
 
 pub use edge::{MAX_REASON_BYTES, check_reason};
-pub use views::{Covered, ReloadInfo, RuleStatus, RuleTopInfo, SourceValue, TopInfo};
+pub use views::{
+    AttackInfo, Covered, FloodWindow, ReloadInfo, RuleStatus, RuleTopInfo, SourceValue, TopInfo,
+};
 
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
@@ -160,8 +162,14 @@ pub struct StatusInfo {
     pub uptime_secs: u64,
     /// The configuration file the daemon loaded.
     pub config: String,
-    /// `iptables`, `ipset` or `nftables`.
+    /// The backend in use: `iptables`, `ipset` or `nftables` (`none (dry run)`).
     pub backend: String,
+    /// `enforce.backend` as configured: `auto` or the backend's name.
+    #[serde(default)]
+    pub backend_config: String,
+    /// With `auto`: the better backends passed over, each with why (`nftables: ...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_skipped: Vec<String>,
     /// The chain bans live in.
     pub chain: String,
     /// Decisions are logged, the kernel is left alone.
@@ -196,12 +204,15 @@ pub struct StatusInfo {
     /// saved.
     #[serde(default)]
     pub state_error: Option<String>,
-    /// Attacks in progress, as the flood detectors report them (empty without any).
+    /// Flood attacks in progress, with their mitigations (empty without any).
     #[serde(default)]
-    pub attacks: Vec<serde_json::Value>,
+    pub attacks: Vec<AttackInfo>,
     /// The newest event lines (JSON), oldest first.
     #[serde(default)]
     pub recent_events: Vec<String>,
+    /// The fleet link (`[cluster]`), when sharing is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Box<crate::cluster::ClusterStatus>>,
 }
 
 /// Capture counters of one interface, as libpcap reports them.
@@ -244,6 +255,9 @@ pub struct BanInfo {
     /// The daemon runs in dry run: the ban is a decision only, not in the kernel.
     #[serde(default)]
     pub dry_run: bool,
+    /// The fleet node the ban came from; absent for a ban made here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// A ban target the daemon would not ban, and why ("allowlisted (use --force)", "local
@@ -280,6 +294,13 @@ pub struct Explanation {
     pub offenses: u32,
     /// RFC 3339.
     pub last_offense: Option<String>,
+    /// The address as a flood target: every detector's window toward it (a protected
+    /// address; empty otherwise).
+    #[serde(default)]
+    pub floods: Vec<FloodWindow>,
+    /// Flood attacks on the address (or on all protected addresses together) in progress.
+    #[serde(default)]
+    pub attacks: Vec<AttackInfo>,
 }
 
 /// `addr` seen through one rule: its current window value against the threshold.

@@ -18,6 +18,7 @@ fn ban_info() -> BanInfo {
         manual: false,
         rule: "syn-flood".into(),
         dry_run: false,
+        origin: None,
     }
 }
 
@@ -28,6 +29,8 @@ fn status() -> StatusInfo {
         uptime_secs: 3600,
         config: "/etc/autoblock/rules.toml".into(),
         backend: "ipset".into(),
+        backend_config: "auto".into(),
+        backend_skipped: vec!["nftables: `nft` is not installed".into()],
         chain: "AUTOBLOCK".into(),
         dry_run: false,
         interfaces: vec![InterfaceStats {
@@ -64,8 +67,36 @@ fn status() -> StatusInfo {
             suppressed: 0,
         }],
         state_error: None,
-        attacks: vec![serde_json::json!({"name": "syn", "target": "10.0.0.1"})],
+        attacks: vec![attack()],
         recent_events: vec![r#"{"event":"block"}"#.into()],
+        cluster: Some(Box::new(crate::cluster::ClusterStatus {
+            fleet: "web".into(),
+            node: "web-1".into(),
+            connected: true,
+            published: 3,
+            received: 5,
+            ..Default::default()
+        })),
+    }
+}
+
+fn attack() -> AttackInfo {
+    AttackInfo {
+        rule: "udp-flood-dst".into(),
+        target: "10.10.10.10".into(),
+        since: "2026-11-24T10:00:00.000Z".into(),
+        last_over: "2026-11-24T10:00:09.000Z".into(),
+        value: 4000,
+        threshold: 1000,
+        window_ms: 1000,
+        packets: 36_000,
+        sources: 2700,
+        spoofed: false,
+        fingerprint: "udp, sport 4500 (100%), length 246-246, fragments 0.0%".into(),
+        action: "signature".into(),
+        kernel_rule: Some("-d 10.10.10.10/32 -p udp --sport 4500 -j DROP".into()),
+        refused: None,
+        ends_in_secs: 119,
     }
 }
 
@@ -87,6 +118,14 @@ fn explanation() -> Explanation {
         ban: Some(ban_info()),
         offenses: 1,
         last_offense: Some("2026-11-24T10:00:00.000Z".into()),
+        floods: vec![FloodWindow {
+            rule: "udp-flood-dst".into(),
+            metric: "packets".into(),
+            value: 4000,
+            threshold: 1000,
+            window_secs: 1.0,
+        }],
+        attacks: vec![attack()],
     }
 }
 

@@ -1,5 +1,6 @@
 //! The answers added for the operator's views (`reload`, `top`, the per-rule lines of
-//! `status`): plain data, serialized like the rest of the protocol.
+//! `status`, flood attacks in `status`, `top` and `explain`): plain data, serialized like the
+//! rest of the protocol.
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -95,4 +96,54 @@ pub struct Covered {
     pub target: IpNet,
     /// The ban around it (`--covering` lifts it).
     pub by: BanInfo,
+}
+
+/// A flood attack in progress (`status`, `top`, `explain`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttackInfo {
+    /// The `[[flood]]` detector.
+    pub rule: String,
+    /// The protected address, or `total`.
+    pub target: String,
+    /// When it crossed (RFC 3339).
+    pub since: String,
+    /// The last time it was over threshold (RFC 3339).
+    pub last_over: String,
+    /// The detector's window value toward the target now.
+    pub value: u64,
+    /// The detector's threshold.
+    pub threshold: u64,
+    /// The detector's window, in milliseconds.
+    pub window_ms: u64,
+    /// Packets counted toward the target since it began.
+    pub packets: u64,
+    /// Distinct sources of the window that crossed.
+    pub sources: u64,
+    /// The sources look spoofed.
+    pub spoofed: bool,
+    /// The fingerprint in words (`udp, sport 4500 (100%), ...`).
+    pub fingerprint: String,
+    /// `signature`, `sources` or `alert` (also when the configured action was refused).
+    pub action: String,
+    /// The signature in the kernel (or that would be, in dry run), in iptables words.
+    pub kernel_rule: Option<String>,
+    /// Why the configured action was not taken.
+    pub refused: Option<String>,
+    /// Seconds until it ends unless it crosses again.
+    pub ends_in_secs: u64,
+}
+
+/// An address seen through one flood detector (`explain`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FloodWindow {
+    /// The `[[flood]]` detector.
+    pub rule: String,
+    /// `packets` or `bytes`.
+    pub metric: String,
+    /// All sources together toward the address, in the current window.
+    pub value: u64,
+    /// The detector crosses above this.
+    pub threshold: u64,
+    /// Its window, in seconds.
+    pub window_secs: f64,
 }
