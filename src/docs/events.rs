@@ -90,7 +90,7 @@ const ATTACK_END: EventDoc = e(
 );
 const SUMMARY: EventDoc = e(
     "`summary` (replay)",
-    "`file`, `packets`, `parsed`, `unparsed`, `sources`, `blocked`, `local_packets`, `untracked_packets`, `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10]",
+    "`file`, `packets`, `parsed`, `unparsed`, `sources`, [`sources_estimated`: true when `sources` is an estimate], `blocked`, `local_packets`, `untracked_packets`, `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10]",
 );
 
 /// Every event kind, in the README's order.

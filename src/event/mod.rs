@@ -310,8 +310,12 @@ pub struct Summary {
     pub parsed: u64,
     /// Frames that were not IP or could not be parsed.
     pub unparsed: u64,
-    /// Distinct IP source addresses.
+    /// Distinct IP source addresses (estimated when `sources_estimated`: more than the
+    /// report's bounded summary could keep).
     pub sources: u64,
+    /// `sources` is an estimate (absent when exact).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sources_estimated: bool,
     /// Distinct targets blocked.
     pub blocked: u64,
     /// Packets from `--local` addresses (never counted).
@@ -354,6 +358,7 @@ impl Summary {
             parsed: 0,
             unparsed: 0,
             sources: 0,
+            sources_estimated: false,
             blocked: 0,
             local_packets: 0,
             untracked_packets: 0,

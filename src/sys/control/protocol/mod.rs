@@ -226,6 +226,9 @@ pub struct InterfaceStats {
     pub kernel_drops: u64,
     /// Dropped by the interface or its driver.
     pub interface_drops: u64,
+    /// Captured but thrown away because the engine's queue was full: detection is behind.
+    #[serde(default)]
+    pub queue_drops: u64,
 }
 
 /// One active ban.
