@@ -101,9 +101,14 @@ pub fn replay_file(
     on_decision: &mut dyn FnMut(&Decision),
 ) -> Result<ReplayReport, OpenError> {
     let mut file = CaptureFile::open(path)?;
+    // Replay reads what the live capture would: only frames `[capture] bpf_filter` matches.
+    if let Some(filter) = &config.capture.bpf_filter {
+        file.set_filter(filter)?;
+    }
     let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut engine = Engine::new(config, opts.local.clone());
     let mut summary = Summary::new(path.display().to_string(), Timestamp(0));
+    summary.bpf_filter = config.capture.bpf_filter.clone();
     let mut offenders: HashMap<SourceKey, Offender, RandomState> = HashMap::default();
     let mut attacks = AttackLog::default();
     let mut decisions = Vec::new();

@@ -8,10 +8,11 @@ use ipnet::IpNet;
 
 use super::remote::table;
 use super::{CliError, CliResult, OutputFormat, load_config};
-use crate::config::Config;
 use crate::config::Metric;
+use crate::config::{self, Config};
 use crate::event::{TalkerFields, decision_json};
 use crate::replay::{ReplayOptions, ReplayReport, replay_file};
+use crate::sys::capture::CaptureError;
 
 /// Files larger than this show progress on a terminal.
 const PROGRESS_BYTES: u64 = 64 << 20;
@@ -100,6 +101,7 @@ fn replay_one(
     };
     let mut report = match replay_file(config, path, &opts, &mut on_decision) {
         Ok(r) => r,
+        Err(e @ CaptureError::Filter { .. }) => return Err(filter_error(args, &e)),
         Err(e) => {
             // Still a summary (JSON) or a line (table): the file is never silently absent.
             let why = e.to_string();
@@ -150,6 +152,20 @@ fn replay_one(
     Ok(failure)
 }
 
+/// `[capture] bpf_filter` does not compile for a file: a configuration error (exit 2) that
+/// names the file, line, column and key, as `check` does.
+fn filter_error(args: &ReplayArgs, e: &CaptureError) -> CliError {
+    let path = args.config.clone().unwrap_or_else(config::default_path);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let problem = config::Problem {
+        file: path.display().to_string(),
+        position: config::locate(&text, "capture", "bpf_filter"),
+        key: "capture.bpf_filter".into(),
+        message: e.to_string(),
+    };
+    CliError::usage(anyhow::anyhow!("{problem}"))
+}
+
 fn write_table(
     out: &mut impl Write,
     r: &ReplayReport,
@@ -167,6 +183,12 @@ fn write_table(
         s.blocked,
         if s.complete { "" } else { ", INCOMPLETE" }
     )?;
+    if let Some(filter) = &s.bpf_filter {
+        writeln!(
+            out,
+            "  capture.bpf_filter `{filter}` applied: only the frames it matches were read, as live"
+        )?;
+    }
     if s.local_packets > 0 {
         writeln!(
             out,

@@ -326,6 +326,9 @@ pub struct Summary {
     /// The sources that sent the most packets, most first (at most 10; absent without any).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub top_talkers: Vec<TalkerFields>,
+    /// `[capture] bpf_filter` when one is set: only the frames it matches were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf_filter: Option<String>,
 }
 
 /// One of the top talkers of a replayed file.
@@ -357,6 +360,7 @@ impl Summary {
             complete: true,
             error: None,
             top_talkers: Vec::new(),
+            bpf_filter: None,
         }
     }
 

@@ -16,6 +16,14 @@ use crate::time::Timestamp;
 pub enum CaptureError {
     #[error("cannot open {path}: {msg}")]
     Open { path: PathBuf, msg: String },
+    /// `[capture] bpf_filter` does not compile for this file's link type: a usage error.
+    #[error("libpcap cannot compile `{filter}` for {path} (link type {linktype}): {msg}")]
+    Filter {
+        path: PathBuf,
+        filter: String,
+        linktype: String,
+        msg: String,
+    },
     #[error("{path}: libpcap stopped after {packets} packets: {msg}")]
     Read {
         path: PathBuf,
@@ -74,6 +82,21 @@ impl CaptureFile {
     /// The file's link type (DLT), as [`crate::packet::parse`] takes it.
     pub fn linktype(&self) -> i32 {
         self.linktype
+    }
+
+    /// Reads only the frames `filter` (tcpdump syntax) matches, as a live capture with
+    /// `[capture] bpf_filter` would: libpcap compiles it for this file's link type.
+    pub fn set_filter(&mut self, filter: &str) -> Result<(), CaptureError> {
+        self.cap
+            .filter(filter, true)
+            .map_err(|e| CaptureError::Filter {
+                path: self.path.clone(),
+                filter: filter.to_owned(),
+                linktype: pcap::Linktype(self.linktype)
+                    .get_name()
+                    .unwrap_or_else(|_| self.linktype.to_string()),
+                msg: pcap_message(&e),
+            })
     }
 
     /// The next frame; `Ok(None)` at a clean end of file.

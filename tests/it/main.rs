@@ -33,6 +33,7 @@ mod packaging;
 mod packet_pcaps;
 mod peers;
 mod replay;
+mod replay_tuning;
 mod safety;
 mod systemd;
 mod watch;
