@@ -10,7 +10,7 @@ use super::remote::table;
 use super::{CliError, CliResult, OutputFormat, load_config};
 use crate::config::Metric;
 use crate::config::{self, Config};
-use crate::event::{TalkerFields, decision_json};
+use crate::event::{PeaksFields, TalkerFields, decision_json};
 use crate::replay::{ReplayOptions, ReplayReport, replay_file};
 use crate::sys::capture::CaptureError;
 
@@ -88,6 +88,7 @@ fn replay_one(
     let opts = ReplayOptions {
         local: args.local.clone(),
         progress: big && std::io::stderr().is_terminal(),
+        trace: None,
     };
     let json = args.format == OutputFormat::Json;
     let mut write_err = None;
@@ -144,7 +145,9 @@ fn replay_one(
             .unwrap_or_else(|| "capture incomplete".to_string())
     });
     let written = if json {
-        writeln!(out, "{}", report.summary.json())
+        let peaks = PeaksFields::new(report.summary.file.clone(), &report.peaks);
+        writeln!(out, "{}", peaks.json(report.summary.ts))
+            .and_then(|_| writeln!(out, "{}", report.summary.json()))
     } else {
         write_table(out, &report, !config.floods.is_empty())
     };
@@ -183,37 +186,17 @@ fn write_table(
         s.blocked,
         if s.complete { "" } else { ", INCOMPLETE" }
     )?;
-    if let Some(filter) = &s.bpf_filter {
-        writeln!(
-            out,
-            "  capture.bpf_filter `{filter}` applied: only the frames it matches were read, as live"
-        )?;
-    }
-    if s.local_packets > 0 {
-        writeln!(
-            out,
-            "  {} from local addresses {} not counted",
-            count(s.local_packets, "packet"),
-            if s.local_packets == 1 { "was" } else { "were" }
-        )?;
-    }
-    if s.untracked_packets > 0 {
-        writeln!(
-            out,
-            "  {} from sources beyond limits.max_tracked_sources {} not tracked",
-            count(s.untracked_packets, "packet"),
-            if s.untracked_packets == 1 {
-                "was"
-            } else {
-                "were"
-            }
-        )?;
-    }
+    write_notes(out, s)?;
     if r.offenders.is_empty() {
         writeln!(out, "  nothing would be blocked")?;
     } else {
         write!(out, "{}", indent(&offenders_table(&r.offenders)))?;
+        writeln!(
+            out,
+            "  (OBSERVED: the rule's window value when it first blocked, the event's `observed`; PEAK: the highest while it fired or was banned; `+`: a distinct count stops at 2×threshold+1)"
+        )?;
     }
+    super::replay_peaks::write_peaks(out, &r.peaks)?;
     if flood_detectors {
         super::attacks::write_replay(out, &r.attacks, r.flood_untracked)?;
     }
@@ -248,6 +231,37 @@ fn write_table(
     writeln!(out)
 }
 
+/// What was read but not counted, and the filter applied.
+fn write_notes(out: &mut impl Write, s: &crate::event::Summary) -> std::io::Result<()> {
+    if let Some(filter) = &s.bpf_filter {
+        writeln!(
+            out,
+            "  capture.bpf_filter `{filter}` applied: only the frames it matches were read, as live"
+        )?;
+    }
+    if s.local_packets > 0 {
+        writeln!(
+            out,
+            "  {} from local addresses {} not counted",
+            count(s.local_packets, "packet"),
+            if s.local_packets == 1 { "was" } else { "were" }
+        )?;
+    }
+    if s.untracked_packets > 0 {
+        writeln!(
+            out,
+            "  {} from sources beyond limits.max_tracked_sources {} not tracked",
+            count(s.untracked_packets, "packet"),
+            if s.untracked_packets == 1 {
+                "was"
+            } else {
+                "were"
+            }
+        )?;
+    }
+    Ok(())
+}
+
 /// The offenders, in columns as wide as their widest cell (long IPv6 prefixes included).
 fn offenders_table(offenders: &[crate::replay::Offender]) -> String {
     let rows: Vec<Vec<String>> = offenders
@@ -262,6 +276,12 @@ fn offenders_table(offenders: &[crate::replay::Offender]) -> String {
                 o.rule.to_string(),
                 o.metric.map_or("manual", Metric::as_str).to_string(),
                 o.observed.to_string(),
+                super::replay_peaks::peak_text(
+                    o.peak,
+                    o.metric
+                        .and_then(|m| crate::engine::peaks::value_cap(m, o.threshold))
+                        .is_some_and(|cap| o.peak >= cap),
+                ),
                 o.threshold.to_string(),
                 o.first_seen.to_string(),
                 o.last_seen.to_string(),
@@ -276,6 +296,7 @@ fn offenders_table(offenders: &[crate::replay::Offender]) -> String {
             "RULE",
             "METRIC",
             "OBSERVED",
+            "PEAK",
             "THRESHOLD",
             "FIRST SEEN",
             "LAST SEEN",

@@ -315,6 +315,7 @@ impl Engine {
             .iter()
             .map(|_| super::leaders::Leaders::default())
             .collect();
+        self.peaks = super::peaks::Peaks::new(rules.len());
         self.rules = rules;
         self.groups = groups;
         self.allow = config.allow.nets.iter().map(IpNet::trunc).collect();

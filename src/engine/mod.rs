@@ -16,6 +16,7 @@ mod fire;
 pub mod flood;
 mod flood_wiring;
 pub mod leaders;
+pub mod peaks;
 mod remote;
 mod rules;
 pub mod sources;
@@ -198,6 +199,8 @@ pub struct Engine {
     fleet: remote::Fleet,
     /// Per rule (by index): the sources with the highest values, for `autoblock top`.
     leaders: Vec<leaders::Leaders>,
+    /// Per rule: the highest values of the run, for replay's tuning help (`peaks.rs`).
+    peaks: peaks::Peaks,
     /// Reused per batch: each packet's key, slot and whether it is ours.
     scratch: Vec<(SourceKey, Option<Slot>, bool)>,
     /// The latest time seen (time never runs backwards here except on a clock reset).
@@ -216,6 +219,7 @@ impl Engine {
         let (rules, groups) = rules::compile(config);
         Engine {
             leaders: rules.iter().map(|_| leaders::Leaders::default()).collect(),
+            peaks: peaks::Peaks::new(rules.len()),
             rules,
             groups,
             allow: config.allow.nets.iter().map(IpNet::trunc).collect(),
@@ -341,6 +345,7 @@ impl Engine {
                 Metric::DstAddrs => g.table.add_distinct(slot, r, now_us, fold(p.dst)),
             };
             self.leaders[ri].offer(key, value);
+            self.peaks.offer(ri, key, value, ts);
             if value > rule.threshold {
                 fire(
                     &self.rules[ri],

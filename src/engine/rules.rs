@@ -9,9 +9,6 @@ use crate::engine::sources::{SourceTable, WindowKind};
 use crate::engine::window::Span;
 use crate::packet::{PacketMeta, Proto, tcp_flag};
 
-/// Distinct-value windows keep at most this many values per source.
-const MAX_DISTINCT_CAP: u64 = 16_384;
-
 /// A rule ready to match packets.
 #[derive(Debug)]
 pub(super) struct CompiledRule {
@@ -106,9 +103,9 @@ pub(super) fn compile(config: &Config) -> (Vec<CompiledRule>, Vec<Group>) {
             Metric::Packets => WindowKind::Packets,
             Metric::Bytes => WindowKind::Bytes,
             Metric::DstPorts | Metric::DstAddrs => {
-                let cap = r.threshold.saturating_mul(2).saturating_add(1);
+                let cap = super::peaks::distinct_cap(r.threshold);
                 WindowKind::Distinct {
-                    cap: usize::try_from(cap.min(MAX_DISTINCT_CAP)).unwrap_or(usize::MAX),
+                    cap: usize::try_from(cap).unwrap_or(usize::MAX),
                 }
             }
         };

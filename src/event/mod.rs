@@ -13,7 +13,9 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 
 mod flood;
+mod peaks;
 pub use flood::{AttackEndFields, AttackFields, MitigateFields, flood_event};
+pub use peaks::PeaksFields;
 
 use crate::config::Metric;
 use crate::engine::{Decision, Verdict};
@@ -185,6 +187,8 @@ pub enum Event {
     AttackEnd(AttackEndFields),
     /// What replay says after each file.
     Summary(Summary),
+    /// Replay, after each file: per rule, the highest value any source reached (`peaks.rs`).
+    Peaks(PeaksFields),
 }
 
 /// The fields of `block`, `extend` and `suppressed`; absent fields are omitted.
@@ -401,6 +405,7 @@ impl Event {
             Event::Unmitigate(_) => "unmitigate",
             Event::AttackEnd(_) => "attack_end",
             Event::Summary(_) => "summary",
+            Event::Peaks(_) => "peaks",
         }
     }
 

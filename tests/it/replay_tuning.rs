@@ -56,10 +56,13 @@ fn replay_applies_the_configs_bpf_filter_as_live_capture_does() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let flood = pcap(&dir, "attack/cicddos2019-SynFlood.pcap");
-    // Without the flooder's packets nothing is blocked, and the summary says a filter ran.
-    let rules = rules_with_filter(tmp.path(), "not host 172.16.0.5");
+    // Without the flooder's packets (and the victim as ours) nothing is blocked, and the
+    // summary says a filter ran.
+    let rules = rules_with_filter(tmp.path(), "not src host 172.16.0.5");
     let rules = rules.display().to_string();
-    let (code, out, err) = replay(&["-c", &rules, "--format", "json", &flood]);
+    let local = ["--local", "192.168.50.4"];
+    let (code, out, err) =
+        replay(&[&local[..], &["-c", &rules, "--format", "json", &flood]].concat());
     assert_eq!(code, 0, "{err}");
     let ev = events(&out);
     assert!(!ev.iter().any(|e| e["event"] == "block"), "{out}");
@@ -67,13 +70,13 @@ fn replay_applies_the_configs_bpf_filter_as_live_capture_does() {
         .iter()
         .find(|e| e["event"] == "summary")
         .expect("summary");
-    // The manifest: 18778 from the flooder, 7538 from 192.168.50.4.
+    // The manifest: 18778 from the flooder, 7538 from 192.168.50.4 (its RSTs to the flooder).
     assert_eq!(s["packets"], 7538, "{s}");
-    assert_eq!(s["bpf_filter"], "not host 172.16.0.5");
+    assert_eq!(s["bpf_filter"], "not src host 172.16.0.5");
     let (code, table, err) = replay(&["-c", &rules, &flood]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        table.contains("capture.bpf_filter `not host 172.16.0.5` applied"),
+        table.contains("capture.bpf_filter `not src host 172.16.0.5` applied"),
         "{table}"
     );
 }
@@ -107,4 +110,95 @@ fn a_bpf_filter_that_does_not_compile_is_a_config_error_naming_the_key() {
     );
     let (code, _, err) = replay(&["-c", &rules, &flood]);
     assert_eq!(code, 0, "an Ethernet capture takes it: {err}");
+}
+
+#[test]
+fn peaks_on_a_benign_capture_show_each_rules_highest_value_below_its_threshold() {
+    let Some(dir) = require_pcaps() else {
+        return;
+    };
+    let rules = shipped_rules().display().to_string();
+    let file = pcap(&dir, "benign/pcapplusplus-example.pcap");
+    let (code, out, err) = replay(&["-c", &rules, "--format", "json", &file]);
+    assert_eq!(code, 0, "{err}");
+    let ev = events(&out);
+    // One `peaks` after the file, right before its summary.
+    let kinds: Vec<&str> = ev.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds, ["peaks", "summary"], "{out}");
+    let peaks = &ev[0];
+    assert_eq!(peaks["file"], file.as_str());
+    let rules_json = peaks["rules"].as_array().expect("rules");
+    assert_eq!(rules_json.len(), 6, "one entry per shipped rule");
+    let rule = |name: &str| {
+        rules_json
+            .iter()
+            .find(|r| r["rule"] == name)
+            .unwrap_or_else(|| panic!("{name} in {peaks}"))
+    };
+    // The busiest benign client opens 25 connections within a second: 3 under conn-burst's 28,
+    // the margin the README quotes. Real values, below threshold, with their source.
+    let cb = rule("conn-burst");
+    assert_eq!(cb["peak"], 25, "{cb}");
+    assert_eq!(cb["threshold"], 28);
+    assert_eq!(cb["ip"], "10.0.0.6");
+    for r in rules_json {
+        let (peak, threshold) = (r["peak"].as_u64(), r["threshold"].as_u64());
+        assert!(peak < threshold, "benign traffic stays under: {r}");
+    }
+    assert!(rule("udp-flood")["peak"].as_u64() > Some(0));
+    // Nothing matched icmp-flood: a zero peak and no source.
+    assert_eq!(rule("icmp-flood")["peak"], 0);
+    assert!(rule("icmp-flood")["ip"].is_null());
+    // The table says the same, with the margin.
+    let (code, table, err) = replay(&["-c", &rules, &file]);
+    assert_eq!(code, 0, "{err}");
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("conn-burst"))
+        .unwrap_or_else(|| panic!("a conn-burst row: {table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[..6],
+        ["conn-burst", "packets", "25", "28", "89%", "10.0.0.6"],
+        "{row}"
+    );
+}
+
+#[test]
+fn the_observed_column_is_the_events_observed_and_the_peak_says_when_it_is_capped() {
+    let Some(dir) = require_pcaps() else {
+        return;
+    };
+    let rules = shipped_rules().display().to_string();
+    let file = pcap(&dir, "attack/cicddos2019-SynFlood.pcap");
+    let (code, out, err) = replay(&["-c", &rules, "--format", "json", &file]);
+    assert_eq!(code, 0, "{err}");
+    let ev = events(&out);
+    let block = ev
+        .iter()
+        .find(|e| e["event"] == "block" && e["rule"] == "port-scan")
+        .expect("the port-scan block");
+    let observed = block["observed"].as_u64().expect("observed");
+    assert_eq!(observed, 61, "crossed at threshold+1: {block}");
+    let (code, table, err) = replay(&["-c", &rules, &file]);
+    assert_eq!(code, 0, "{err}");
+    let header = table
+        .lines()
+        .find(|l| l.contains("OBSERVED"))
+        .expect("a header");
+    let row = table
+        .lines()
+        .find(|l| l.contains("block") && l.contains("port-scan"))
+        .expect("the port-scan row");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let heads: Vec<&str> = header.split_whitespace().collect();
+    let at = |name: &str| heads.iter().position(|h| *h == name).expect(name);
+    assert_eq!(cells[at("OBSERVED")], observed.to_string(), "{row}");
+    // The distinct count stops at 2×60+1: marked, never passed off as the real count.
+    assert_eq!(cells[at("PEAK")], "121+", "{row}");
+    assert!(
+        table.contains("OBSERVED: the rule's window value when it first blocked"),
+        "{table}"
+    );
+    assert!(table.contains("2×threshold+1"), "{table}");
 }
