@@ -257,6 +257,7 @@ fn report(
         .filter(|o| o.suppressed.is_none())
         .count() as u64;
     let talkers = talkers.into_vec();
+    summary.spoofed = crate::replay_spoof::assess(&talkers, summary.parsed, &attacks);
     let offenders = finish_offenders(offenders, &talkers);
     let mut talkers = talkers;
     talkers.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr)));

@@ -233,6 +233,9 @@ fn write_table(
 
 /// What was read but not counted, and the filter applied.
 fn write_notes(out: &mut impl Write, s: &crate::event::Summary) -> std::io::Result<()> {
+    if let Some(spoofed) = &s.spoofed {
+        writeln!(out, "  {}", spoofed.line())?;
+    }
     if let Some(filter) = &s.bpf_filter {
         writeln!(
             out,

@@ -14,8 +14,10 @@ use serde::{Serialize, Serializer};
 
 mod flood;
 mod peaks;
+mod spoofed;
 pub use flood::{AttackEndFields, AttackFields, MitigateFields, flood_event};
 pub use peaks::PeaksFields;
+pub use spoofed::{FEW_PACKETS, Spoofed};
 
 use crate::config::Metric;
 use crate::engine::{Decision, Verdict};
@@ -333,6 +335,9 @@ pub struct Summary {
     /// `[capture] bpf_filter` when one is set: only the frames it matches were read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bpf_filter: Option<String>,
+    /// Present when the file's sources look spoofed (`spoofed.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spoofed: Option<Spoofed>,
 }
 
 /// One of the top talkers of a replayed file.
@@ -365,6 +370,7 @@ impl Summary {
             error: None,
             top_talkers: Vec::new(),
             bpf_filter: None,
+            spoofed: None,
         }
     }
 

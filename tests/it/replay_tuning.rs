@@ -202,3 +202,57 @@ fn the_observed_column_is_the_events_observed_and_the_peak_says_when_it_is_cappe
     );
     assert!(table.contains("2×threshold+1"), "{table}");
 }
+
+#[test]
+fn a_spoofed_flood_is_named_as_such_in_the_summary_and_the_table() {
+    let Some(dir) = require_pcaps() else {
+        return;
+    };
+    let rules = shipped_rules().display().to_string();
+    let file = pcap(&dir, "attack/stopddos-pkt.TCP.synflood.spoofed.pcap");
+    let (code, out, err) = replay(&["-c", &rules, "--format", "json", &file]);
+    assert_eq!(code, 0, "{err}");
+    let ev = events(&out);
+    let s = ev
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("summary");
+    assert_eq!(s["blocked"], 0, "{s}");
+    // The manifest: 37623 sources for 37841 SYNs; the SYN flood detector said "spoofed".
+    let sp = &s["spoofed"];
+    assert_eq!(sp["sources"], 37623, "{s}");
+    assert!(sp["few_packet_sources"].as_u64() > Some(37_000), "{sp}");
+    assert!(sp["martian_sources"].is_u64(), "{sp}");
+    assert_eq!(sp["detectors"], serde_json::json!(["syn-flood-dst"]));
+    let (code, table, err) = replay(&["-c", &rules, &file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.contains("the sources look spoofed (as the attack by syn-flood-dst found): 37623 sources, 100% sent at most 2 packets"),
+        "{table}"
+    );
+    // Without any [[flood]] detector, the file itself still says it: a packet per source.
+    let text = std::fs::read_to_string(shipped_rules()).expect("read");
+    let rules_only = text.split("\n[[flood]]").next().unwrap_or_default();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("rules.toml");
+    std::fs::write(&path, rules_only).expect("write");
+    let path = path.display().to_string();
+    let (code, out, err) = replay(&["-c", &path, "--format", "json", &file]);
+    assert_eq!(code, 0, "{err}");
+    let ev = events(&out);
+    let s = ev
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("summary");
+    assert_eq!(s["spoofed"]["detectors"], serde_json::json!([]), "{s}");
+    assert_eq!(s["spoofed"]["sources"], 37623);
+    // Benign traffic: no such claim.
+    let benign = pcap(&dir, "benign/pcapplusplus-example2.pcap");
+    let (_, out, _) = replay(&["-c", &rules, "--format", "json", &benign]);
+    let ev = events(&out);
+    let s = ev
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("summary");
+    assert!(s.get("spoofed").is_none(), "{s}");
+}
