@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::remote::table;
-use crate::engine::peaks::RulePeak;
+use crate::engine::peaks::{RulePeak, margin, peak_text};
 
 /// The peaks section: one row per rule, then what the columns mean.
 pub fn write_peaks(out: &mut impl Write, peaks: &[RulePeak]) -> std::io::Result<()> {
@@ -49,35 +49,4 @@ pub fn write_peaks(out: &mut impl Write, peaks: &[RulePeak]) -> std::io::Result<
         out,
         "    (a rule fires above its threshold: below 100% nothing fired; `+`: a distinct count stops at 2×threshold+1)"
     )
-}
-
-/// `121+` when the value is a distinct metric's cap.
-pub fn peak_text(value: u64, capped: bool) -> String {
-    if capped {
-        format!("{value}+")
-    } else {
-        value.to_string()
-    }
-}
-
-/// The peak as a share of the threshold: `93%`, `≥202%` when capped, `-` for nothing counted.
-fn margin(peak: u64, threshold: u64, capped: bool) -> String {
-    if peak == 0 || threshold == 0 {
-        return "-".to_string();
-    }
-    let pct = (peak as f64 * 100.0 / threshold as f64).round();
-    format!("{}{pct:.0}%", if capped { "≥" } else { "" })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn margins_read_as_shares_of_the_threshold() {
-        assert_eq!(margin(26, 28, false), "93%");
-        assert_eq!(margin(121, 60, true), "≥202%");
-        assert_eq!(margin(0, 60, false), "-");
-        assert_eq!(peak_text(121, true), "121+");
-    }
 }

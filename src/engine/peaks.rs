@@ -35,6 +35,24 @@ pub fn value_cap(metric: Metric, threshold: u64) -> Option<u64> {
     }
 }
 
+/// `121+` when the value is a distinct metric's cap.
+pub fn peak_text(value: u64, capped: bool) -> String {
+    if capped {
+        format!("{value}+")
+    } else {
+        value.to_string()
+    }
+}
+
+/// The peak as a share of the threshold: `93%`, `≥202%` when capped, `-` for nothing counted.
+pub fn margin(peak: u64, threshold: u64, capped: bool) -> String {
+    if peak == 0 || threshold == 0 {
+        return "-".to_string();
+    }
+    let pct = (peak as f64 * 100.0 / threshold as f64).round();
+    format!("{}{pct:.0}%", if capped { "≥" } else { "" })
+}
+
 /// One rule's highest sources.
 #[derive(Clone, Debug, Default)]
 pub struct PeakSet {
@@ -237,5 +255,13 @@ mod tests {
         assert!(trace[1].is_empty());
         assert_eq!(value_cap(Metric::DstPorts, 60), Some(121));
         assert_eq!(value_cap(Metric::Packets, 60), None);
+    }
+
+    #[test]
+    fn margins_read_as_shares_of_the_threshold() {
+        assert_eq!(margin(26, 28, false), "93%");
+        assert_eq!(margin(121, 60, true), "≥202%");
+        assert_eq!(margin(0, 60, false), "-");
+        assert_eq!(peak_text(121, true), "121+");
     }
 }

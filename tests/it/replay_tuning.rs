@@ -256,3 +256,78 @@ fn a_spoofed_flood_is_named_as_such_in_the_summary_and_the_table() {
         .expect("summary");
     assert!(s.get("spoofed").is_none(), "{s}");
 }
+
+/// Every text node of an SVG document, which must parse as XML.
+fn svg_texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("not well-formed: {e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    doc.descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_report_draws_each_rule_against_its_threshold_with_bans_and_attacks() {
+    let Some(dir) = require_pcaps() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rules = shipped_rules().display().to_string();
+    let flood = pcap(&dir, "attack/cicddos2019-SynFlood.pcap");
+    let svg_path = tmp.path().join("r.svg");
+    let svg_arg = svg_path.display().to_string();
+    let local = ["--local", "192.168.50.4"];
+    let (code, _, err) =
+        replay(&[&local[..], &["-c", &rules, "--report", &svg_arg, &flood]].concat());
+    assert_eq!(code, 0, "{err}");
+    let svg = std::fs::read_to_string(&svg_path).expect("the report");
+    let texts = svg_texts(&svg);
+    let has = |t: &str| texts.iter().any(|x| x.contains(t));
+    // A chart per shipped rule, each with its threshold line in the legend.
+    for rule in [
+        "syn-flood",
+        "conn-burst",
+        "udp-flood",
+        "icmp-flood",
+        "port-scan",
+        "host-sweep",
+    ] {
+        assert!(has(&format!("{rule} (")), "a chart for {rule}: {texts:?}");
+    }
+    assert!(has("threshold 24") && has("threshold 28"), "{texts:?}");
+    assert!(svg.contains("#D62728"), "the threshold's red line");
+    // The flooder: drawn as a source, its ban marked; the flood detector's attack marked.
+    assert!(texts.iter().any(|t| t == "172.16.0.5"), "{texts:?}");
+    assert!(has("ban 172.16.0.5"), "{texts:?}");
+    assert!(has("attack on 192.168.50.4 (syn-flood-dst)"), "{texts:?}");
+    assert!(has("peak 2745 of threshold 24"), "{texts:?}");
+
+    // The page: self-contained (no script, nothing fetched), the peaks table and the SVG.
+    let html_path = tmp.path().join("r.html");
+    let html_arg = html_path.display().to_string();
+    let (code, _, err) =
+        replay(&[&local[..], &["-c", &rules, "--report", &html_arg, &flood]].concat());
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(&html_path).expect("the page");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<td>syn-flood</td><td>packets</td><td class=\"n\">2745</td>"));
+    let start = html.find("<svg").expect("inline svg");
+    let end = html.rfind("</svg>").expect("svg end") + "</svg>".len();
+    svg_texts(&html[start..end]);
+    for banned in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(banned), "{banned} in the page");
+    }
+    let fetched = html.matches("http").count();
+    let namespaces = html.matches("http://www.w3.org/").count();
+    assert_eq!(fetched, namespaces, "only XML namespaces name a URL");
+
+    // Wrong names and standard input are usage errors, before anything is read.
+    let (code, _, err) = replay(&["-c", &rules, "--report", "r.png", &flood]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(".html") && err.contains(".svg"), "{err}");
+    let (code, _, err) = replay(&["-c", &rules, "--report", &html_arg, "-"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("standard input"), "{err}");
+}
