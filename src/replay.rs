@@ -38,6 +38,9 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// Per rule (file order), sources whose values to record at each packet (`--report`).
     pub trace: Option<Vec<Vec<SourceKey>>>,
+    /// Sources with the highest peaks kept per rule (1: the peak and its source; `--report`
+    /// keeps more, to draw them).
+    pub peak_sources: usize,
 }
 
 /// Per-source totals for the report.
@@ -208,6 +211,7 @@ fn open(
         file.set_filter(filter)?;
     }
     let mut engine = Engine::new(config, opts.local.clone());
+    engine.keep_peak_sources(opts.peak_sources);
     if let Some(watch) = &opts.trace {
         engine.trace_sources(watch.clone());
     }

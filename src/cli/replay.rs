@@ -111,6 +111,11 @@ fn replay_one(
         local: args.local.clone(),
         progress: big && std::io::stderr().is_terminal(),
         trace: None,
+        peak_sources: if args.report.is_some() {
+            crate::engine::peaks::TOP
+        } else {
+            1
+        },
     };
     let json = args.format == OutputFormat::Json;
     let mut write_err = None;

@@ -76,6 +76,7 @@ pub fn trace_file(
         local: local.to_vec(),
         progress: false,
         trace: Some(watch_list(first)),
+        peak_sources: 1,
     };
     let mut blocks: Vec<(std::sync::Arc<str>, SourceKey, crate::time::Timestamp)> = Vec::new();
     let mut on_decision = |d: &Decision| {

@@ -3,10 +3,12 @@
 //! "conn-burst peaked at 26 of 28, from 10.0.0.7". And, only when asked (replay's `--report`),
 //! the values of chosen sources over time.
 //!
-//! Cost per counted packet: one comparison against the set's floor (the lowest value kept,
-//! once [`TOP`] sources are in) and one branch on the trace; only a value above the floor scans
-//! the few entries. A window value only changes when its source sends, so offering each new
-//! value sees every peak.
+//! Cost per counted packet: one comparison against the set's floor and one branch on the trace.
+//! By default a set keeps one source, so its floor is the rule's peak so far and only a new
+//! record goes further (a few thousand times in a flood, not once per packet). Replay's
+//! `--report` keeps [`TOP`] sources (the ones it draws): then a kept source above the floor
+//! scans the few entries on each packet, which a tuning run can afford. A window value only
+//! changes when its source sends, so offering each new value sees every peak.
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use super::sources::SourceKey;
 use crate::config::Metric;
 use crate::time::Timestamp;
 
-/// Sources kept per rule: the highest peaks.
+/// Sources kept per rule with `--report`: the highest peaks.
 pub const TOP: usize = 5;
 /// Points kept per traced source before they are thinned (every other one goes, the higher of
 /// each pair stays).
@@ -54,15 +56,26 @@ pub fn margin(peak: u64, threshold: u64, capped: bool) -> String {
 }
 
 /// One rule's highest sources.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PeakSet {
-    /// At most [`TOP`] (source, its highest value, when first reached), in no order.
+    /// At most `keep` (source, its highest value, when first reached), in no order.
     entries: Vec<(SourceKey, u64, Timestamp)>,
     /// The lowest value kept once the set is full, else 0.
     floor: u64,
+    /// Sources kept (at least 1).
+    keep: usize,
 }
 
 impl PeakSet {
+    /// A set of the `keep` sources with the highest peaks.
+    pub fn new(keep: usize) -> PeakSet {
+        PeakSet {
+            entries: Vec::new(),
+            floor: 0,
+            keep: keep.max(1),
+        }
+    }
+
     #[inline]
     pub fn offer(&mut self, key: SourceKey, value: u64, ts: Timestamp) {
         if value > self.floor {
@@ -76,12 +89,12 @@ impl PeakSet {
             if value > e.1 {
                 (e.1, e.2) = (value, ts);
             }
-        } else if self.entries.len() < TOP {
+        } else if self.entries.len() < self.keep {
             self.entries.push((key, value, ts));
         } else if let Some(low) = self.entries.iter_mut().min_by_key(|e| e.1) {
             *low = (key, value, ts);
         }
-        if self.entries.len() == TOP {
+        if self.entries.len() == self.keep {
             self.floor = self.entries.iter().map(|e| e.1).min().unwrap_or(0);
         }
     }
@@ -106,9 +119,10 @@ pub struct Peaks {
 }
 
 impl Peaks {
+    /// Sets of one source each (the peak and its source), for `rules` rules.
     pub fn new(rules: usize) -> Peaks {
         Peaks {
-            sets: vec![PeakSet::default(); rules],
+            sets: vec![PeakSet::new(1); rules],
             trace: None,
         }
     }
@@ -195,6 +209,14 @@ impl Engine {
             .collect()
     }
 
+    /// Keeps the `keep` sources with the highest peaks per rule, not only the highest (replay
+    /// with `--report` draws them). Call it before the first packet.
+    pub fn keep_peak_sources(&mut self, keep: usize) {
+        for set in &mut self.peaks.sets {
+            *set = PeakSet::new(keep);
+        }
+    }
+
     /// From now on, records the values of `watch[ri]`'s sources for rule `ri` at each packet.
     pub fn trace_sources(&mut self, watch: Vec<Vec<SourceKey>>) {
         let trace = watch
@@ -220,7 +242,7 @@ mod tests {
 
     #[test]
     fn keeps_each_sources_highest_value_and_the_highest_sources() {
-        let mut s = PeakSet::default();
+        let mut s = PeakSet::new(TOP);
         // Windows slide: values go up and down; the peak stays, with when it was reached.
         for (t, v) in [(1, 3), (2, 9), (3, 4), (4, 9)] {
             s.offer(key(1), v, Timestamp(t));
@@ -237,6 +259,12 @@ mod tests {
         // Below the floor: ignored.
         s.offer(key(20), 6, Timestamp(11));
         assert!(!s.top().iter().any(|e| e.0 == key(20)));
+        // The default keeps the peak and its source only.
+        let mut one = PeakSet::new(1);
+        for (i, v) in [(1, 5), (2, 9), (3, 9), (1, 7)] {
+            one.offer(key(i), v, Timestamp(u64::from(i)));
+        }
+        assert_eq!(one.top(), [(key(2), 9, Timestamp(2))]);
     }
 
     #[test]
