@@ -221,7 +221,20 @@ fn steps(f: &FileReport, points: &Series, window: Duration) -> Vec<(f64, f64)> {
     if let Some(prev) = last {
         path.push((prev + w, 0.0));
     }
-    path
+    thin(path)
+}
+
+/// At most about two points per pixel column: each run of points keeps its highest (a peak
+/// is never drawn lower than it was), so a long capture does not make a huge file.
+fn thin(path: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    let max = 2 * WIDTH as usize;
+    if path.len() <= 2 * max {
+        return path;
+    }
+    let run = path.len().div_ceil(max);
+    path.chunks(run)
+        .filter_map(|c| c.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)))
+        .collect()
 }
 
 /// A self-contained HTML page: per file, its peaks table and its charts (inline SVG).
@@ -264,4 +277,19 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_paths_are_thinned_keeping_their_peaks() {
+        let path: Vec<(f64, f64)> = (0..100_000).map(|i| (i as f64, (i % 977) as f64)).collect();
+        let thinned = thin(path);
+        assert!(thinned.len() <= 2 * WIDTH as usize + 1, "{}", thinned.len());
+        assert_eq!(thinned.iter().map(|p| p.1).fold(0.0, f64::max), 976.0);
+        let short = vec![(0.0, 1.0), (1.0, 2.0)];
+        assert_eq!(thin(short.clone()), short);
+    }
 }
