@@ -11,11 +11,13 @@
 # Per run: CPU time of the capturing process during the flood (utime+stime from
 # /proc/PID/stat, all threads, read before and after) divided by the packets it captured;
 # kernel drops (tcpdump's "dropped by kernel"; autoblock's `status` kernel_drops, i.e.
-# libpcap's ps_drop); engine-queue drops (autoblock's capture_drops event, when > 1%); peak
+# libpcap's ps_drop); engine-queue drops (autoblock's `status` queue_drops); peak
 # RSS (VmHWM); and trafgen's achieved rate (packets / its wall time). A run with no capturer
 # gives the generator's own rate. RUNS rounds, capturers alternating; medians at the end.
 #
-# Usage: benches/live.sh   (env: RUNS=3 COUNT=3000000 MODES="many few" CONFIG=rules.toml
+# MODES=million sends from ~16M random sources (sa[1..3]=drnd()): with COUNT=1100000 and a
+# CONFIG whose max_tracked_sources is 1000000, the daemon's peak RSS at ~1M tracked sources.
+# Usage: benches/live.sh   (env: RUNS=3 COUNT=3000000 MODES="many few" CONFIG=rules.toml PREFIX=abB
 #   BIN=target/release/autoblock; PERF_DIR=DIR also records `perf record -g` of each capturer
 #   during the flood into DIR/MODE-CAPTURER-RUN.data)
 set -euo pipefail
@@ -26,8 +28,9 @@ RUNS=${RUNS:-3}
 COUNT=${COUNT:-3000000}
 MODES=${MODES:-"many few"}
 CONFIG=${CONFIG:-rules.toml}
-A=abB-live-$$-a
-V=abB-live-$$-v
+PREFIX=${PREFIX:-abB}
+A=$PREFIX-live-$$-a
+V=$PREFIX-live-$$-v
 VIC=10.209.0.2
 TMP=$(mktemp -d)
 CPID=""
@@ -53,10 +56,11 @@ ip -n "$V" addr add "$VIC/24" dev va
 ip -n "$A" addr add 10.209.0.1/24 dev eth0
 ip -n "$V" link set va up; ip -n "$A" link set eth0 up
 vmac=$(ip -n "$V" -o link show va | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-for mode in many few; do
+for mode in many few million; do
   case $mode in
     many) src='sa[2]=drnd(), sa[3]=drnd()' ;;
     few) src='sa[3]=drnd(1, 8)' ;;
+    million) src='sa[1]=drnd(), sa[2]=drnd(), sa[3]=drnd()' ;;
   esac
   cat >"$TMP/$mode.cfg" <<EOF
 {
@@ -127,7 +131,7 @@ run_one() {
       captured=$(jq '[.interfaces[].packets] | add' <<<"$st")
       kdrop=$(jq '[.interfaces[] | .kernel_drops + .interface_drops] | add' <<<"$st")
       kill -TERM "$CPID"; wait "$CPID" 2>/dev/null || true
-      qdrop=$(jq -s '[.[] | select(.event == "capture_drops") | .lost] | add // 0' "$out.events") ;;
+      qdrop=$(jq '[.interfaces[] | .queue_drops // 0] | add' <<<"$st") ;;
   esac
   CPID=""
   local ns_pp=0

@@ -37,7 +37,7 @@ for rules in benches/rules-memory.toml rules.toml; do
     grep -q '^max_tracked_sources = ' "$rules" || { echo "$rules: no max_tracked_sources line" >&2; exit 1; }
     sed "s/^max_tracked_sources = .*/max_tracked_sources = $limit/" "$rules" >"$cfg"
     start=$(date +%s%N)
-    /usr/bin/time -v -o "$tmp/time" ./target/release/autoblock replay --config "$cfg" --format json "$file" >"$tmp/out"
+    /usr/bin/time -v -o "$tmp/time" "${AB:-./target/release/autoblock}" replay --config "$cfg" --format json "$file" >"$tmp/out"
     wall=$(( ($(date +%s%N) - start) / 1000000 ))
     rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/time")
     summary=$(tail -1 "$tmp/out")

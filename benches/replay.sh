@@ -31,7 +31,7 @@ mkdir -p "$dir"
 command -v tcpdump >/dev/null || { echo "tcpdump is missing (make deps)" >&2; exit 1; }
 cargo build --release --locked --quiet
 cargo build --release --locked --quiet --example gencap
-ab=./target/release/autoblock
+ab=${AB:-./target/release/autoblock}
 
 rules_file() {
   case $1 in

@@ -20,15 +20,20 @@ use crate::trust::martian::{SourceCheck, check_source};
 const MIN_SOURCES: u64 = 32;
 use crate::event::FEW_PACKETS;
 
-/// `Some` when the file's sources look spoofed.
-pub fn assess(talkers: &[Talker], packets: u64, attacks: &[AttackReport]) -> Option<Spoofed> {
+/// `Some` when the file's sources look spoofed. `sources`: how many the file had (estimated past
+/// the summary's bound); `talkers`: those the summary tracked.
+pub fn assess(
+    talkers: &[Talker],
+    sources: u64,
+    packets: u64,
+    attacks: &[AttackReport],
+) -> Option<Spoofed> {
     let mut detectors: Vec<Arc<str>> = Vec::new();
     for a in attacks.iter().filter(|a| a.start.spoofed) {
         if !detectors.contains(&a.start.rule) {
             detectors.push(a.start.rule.clone());
         }
     }
-    let sources = talkers.len() as u64;
     let one_each = sources >= MIN_SOURCES && sources * 5 >= packets * 4;
     if detectors.is_empty() && !one_each {
         return None;
@@ -54,6 +59,7 @@ mod tests {
         Talker {
             addr,
             packets,
+            err: 0,
             bytes: packets * 60,
             first: Timestamp(0),
             last: Timestamp(0),
@@ -73,7 +79,7 @@ mod tests {
                 talker(IpAddr::from([first, (i >> 8) as u8, i as u8, 1]), 1)
             })
             .collect();
-        let s = assess(&flood, 1000, &[]).expect("spoofed");
+        let s = assess(&flood, 1000, 1000, &[]).expect("spoofed");
         assert_eq!(
             (s.sources, s.few_packet_sources, s.martian_sources),
             (1000, 1000, 125)
@@ -82,7 +88,7 @@ mod tests {
         let busy: Vec<Talker> = (0..40u8)
             .map(|i| talker(IpAddr::from([10, 0, 0, i]), 500))
             .collect();
-        assert_eq!(assess(&busy, 20_000, &[]), None);
-        assert_eq!(assess(&flood[..20], 20, &[]), None, "too few to tell");
+        assert_eq!(assess(&busy, 40, 20_000, &[]), None);
+        assert_eq!(assess(&flood[..20], 20, 20, &[]), None, "too few to tell");
     }
 }

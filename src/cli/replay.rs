@@ -139,7 +139,8 @@ fn replay_one(
         .take(TOP_TALKERS)
         .map(|t| TalkerFields {
             ip: t.addr.to_string(),
-            packets: t.packets,
+            // A lower bound when the talker was not exact (see the README).
+            packets: t.packets - t.err,
             bytes: t.bytes,
         })
         .collect();
@@ -219,11 +220,12 @@ fn write_table(
     let s = &r.summary;
     writeln!(
         out,
-        "{}: {} ({} parsed, {} unparsed), {}, {} blocked{}",
+        "{}: {} ({} parsed, {} unparsed), {}{}, {} blocked{}",
         s.file,
         count(s.packets, "packet"),
         s.parsed,
         s.unparsed,
+        if s.sources_estimated { "~" } else { "" },
         count(s.sources, "source"),
         s.blocked,
         if s.complete { "" } else { ", INCOMPLETE" }
@@ -246,9 +248,10 @@ fn write_table(
         let shown = r.talkers.len().min(TOP_TALKERS);
         writeln!(
             out,
-            "  top talkers (the {shown} source{} that sent the most packets, of {}):",
+            "  top talkers (the {shown} source{} that sent the most packets, of {}{}):",
             if shown == 1 { "" } else { "s" },
-            r.talkers.len()
+            if s.sources_estimated { "~" } else { "" },
+            s.sources
         )?;
         let rows: Vec<Vec<String>> = r
             .talkers
@@ -257,7 +260,7 @@ fn write_table(
             .map(|t| {
                 vec![
                     t.addr.to_string(),
-                    t.packets.to_string(),
+                    at_least(t.packets - t.err, t.err > 0),
                     t.bytes.to_string(),
                     t.first.to_string(),
                     t.last.to_string(),
@@ -330,7 +333,7 @@ fn offenders_table(offenders: &[crate::replay::Offender]) -> String {
                 o.threshold.to_string(),
                 o.first_seen.to_string(),
                 o.last_seen.to_string(),
-                o.packets.to_string(),
+                at_least(o.packets, o.approx),
             ]
         })
         .collect();
@@ -359,4 +362,13 @@ fn count(n: u64, what: &str) -> String {
 /// Every line two spaces in.
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// `N`, or `>=N` when only a lower bound is known (the report's summary is bounded).
+fn at_least(n: u64, lower_bound: bool) -> String {
+    if lower_bound {
+        format!(">={n}")
+    } else {
+        n.to_string()
+    }
 }

@@ -79,33 +79,46 @@ pub fn render(s: &StatusInfo) -> String {
     for why in &s.backend_skipped {
         out.push_str(&format!("  auto passed over {why}\n"));
     }
-    if s.interfaces.is_empty() {
-        out.push_str("no interface captured\n");
-    } else {
-        let rows: Vec<Vec<String>> = s
-            .interfaces
-            .iter()
-            .map(|i| {
-                vec![
-                    i.name.clone(),
-                    i.packets.to_string(),
-                    i.kernel_drops.to_string(),
-                    i.interface_drops.to_string(),
-                ]
-            })
-            .collect();
-        out.push('\n');
-        out.push_str(&table(
-            &["INTERFACE", "PACKETS", "KERNEL DROPS", "INTERFACE DROPS"],
-            &rows,
-        ));
-    }
+    out.push_str(&interfaces_table(s));
     if !s.rules.is_empty() {
         out.push('\n');
         out.push_str(&rules_table(s));
     }
     out.push_str(&super::attacks::render_attacks(&s.attacks));
     out
+}
+
+/// Capture per interface: frames, kernel and interface drops, engine-queue drops.
+fn interfaces_table(s: &StatusInfo) -> String {
+    if s.interfaces.is_empty() {
+        return "no interface captured\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = s
+        .interfaces
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                i.packets.to_string(),
+                i.kernel_drops.to_string(),
+                i.interface_drops.to_string(),
+                i.queue_drops.to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "\n{}",
+        table(
+            &[
+                "INTERFACE",
+                "PACKETS",
+                "KERNEL DROPS",
+                "INTERFACE DROPS",
+                "QUEUE DROPS",
+            ],
+            &rows,
+        )
+    )
 }
 
 /// `2026-11-24T10:00:00.000Z: applied (2 changes)`, `...: FAILED, the previous configuration

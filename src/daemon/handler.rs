@@ -98,6 +98,7 @@ impl Context {
                         packets: st.frames,
                         kernel_drops: st.pcap_dropped,
                         interface_drops: st.pcap_if_dropped,
+                        queue_drops: st.packets_dropped,
                     }
                 })
                 .collect(),

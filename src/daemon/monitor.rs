@@ -29,9 +29,12 @@ impl DropMonitor {
         self.warned.resize(caps.len(), None);
         for (i, c) in caps.iter().enumerate() {
             let st = c.stats();
-            shared
-                .metrics
-                .set_capture_drops(i, st.pcap_dropped, st.pcap_if_dropped);
+            shared.metrics.set_capture_drops(
+                i,
+                st.pcap_dropped,
+                st.pcap_if_dropped,
+                st.packets_dropped,
+            );
             let received = st.pcap_received.max(st.frames);
             let lost = st.pcap_dropped + st.pcap_if_dropped + st.packets_dropped;
             let q = &mut self.samples[i];

@@ -19,7 +19,7 @@ const fn e(kind: &'static str, fields: &'static str) -> EventDoc {
 
 const DECISION: EventDoc = e(
     "`block`, `extend`, `suppressed`",
-    "`ip`, `rule` (`manual` for a manual ban), [`reason`: `allowlist` `local` `cap` `rate` `log`, suppressed only], [`metric`, `observed`, `threshold`, `window_secs`: absent for a manual ban], `ban_secs`, `offense`, `until`, [`manual`], [`comment`: the operator's `--reason`], [`origin`: the fleet node it came from], [`dry_run`]",
+    "`ip`, `rule` (`manual` for a manual ban), [`reason`: `allowlist` `local` `peer` `link_local` `martian` `cap` `rate` `log`, suppressed only], [`peer`: why the target is a verified peer (`gateway, resolver, ssh, established`), reason `peer` only], [`metric`, `observed`, `threshold`, `window_secs`: absent for a manual ban], `ban_secs`, `offense`, `until`, [`manual`], [`comment`: the operator's `--reason`], [`origin`: the fleet node it came from], [`dry_run`]",
 );
 const UNBLOCK: EventDoc = e(
     "`unblock`",
@@ -90,7 +90,7 @@ const ATTACK_END: EventDoc = e(
 );
 const SUMMARY: EventDoc = e(
     "`summary` (replay)",
-    "`file`, `packets`, `parsed`, `unparsed`, `sources`, `blocked`, `local_packets`, `untracked_packets`, `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10], [`bpf_filter`: `[capture] bpf_filter`, when set: only the frames it matches were read], [`spoofed`: when the sources look spoofed (a flood detector's attack said so, or about one packet per source): `sources`, `few_packet_sources` (at most 2 packets), `martian_sources`, `detectors`]",
+    "`file`, `packets`, `parsed`, `unparsed`, `sources`, [`sources_estimated`: true when `sources` is an estimate], `blocked`, `local_packets`, `untracked_packets`, `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10], [`bpf_filter`: `[capture] bpf_filter`, when set: only the frames it matches were read], [`spoofed`: when the sources look spoofed (a flood detector's attack said so, or about one packet per source): `sources`, `few_packet_sources` (at most 2 packets), `martian_sources`, `detectors`]",
 );
 const PEAKS: EventDoc = e(
     "`peaks` (replay)",

@@ -17,6 +17,7 @@ use crate::engine::ban_rate::BanRate;
 use crate::engine::bans::{ActiveBan, MANUAL};
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
+use crate::trust::peers::{PeerSet, Protection};
 
 /// Why a manual ban was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +58,9 @@ pub struct Explained {
     pub addr: IpAddr,
     pub allowlisted: Option<IpNet>,
     pub local: bool,
+    /// Why it is a verified peer (its own entry, or none): rules without
+    /// `ban_verified_peers` never ban it.
+    pub peer: Option<Protection>,
     /// Rules whose `exempt` nets hold it (they do not count it).
     pub exempt: Vec<Arc<str>>,
     pub rules: Vec<RuleValue>,
@@ -255,7 +259,7 @@ impl Engine {
                 RuleValue {
                     rule: r.name.clone(),
                     metric: r.metric,
-                    value: g.table.value(key, r.slot, now_us),
+                    value: g.table.rule_value(key, r.slot, now_us),
                     threshold: r.threshold,
                     window: r.window,
                     key,
@@ -281,6 +285,7 @@ impl Engine {
             addr,
             allowlisted: self.allow.iter().find(|n| n.contains(&addr)).copied(),
             local: self.local.iter().any(|n| n.contains(&addr)),
+            peer: self.peers.protection(addr),
             exempt: self
                 .rules
                 .iter()
@@ -302,13 +307,16 @@ impl Engine {
         let (rules, mut groups) = rules::compile(config);
         let mut old = std::mem::take(&mut self.groups);
         for g in &mut groups {
-            if let Some(i) = old
-                .iter()
-                .position(|o| o.agg_v4 == g.agg_v4 && o.agg_v6 == g.agg_v6 && o.kinds == g.kinds)
-            {
-                let o = old.swap_remove(i);
-                g.table = o.table;
-                g.table.set_max_sources(config.limits.max_tracked_sources);
+            if let Some(i) = old.iter().position(|o| {
+                o.agg_v4 == g.agg_v4
+                    && o.agg_v6 == g.agg_v6
+                    && o.table.layout.same_shape(&g.table.layout)
+            }) {
+                let mut table = old.swap_remove(i).table;
+                // Same records; thresholds and the rules' mapping to windows may be new.
+                table.layout = g.table.layout.clone();
+                table.set_max_sources(config.limits.max_tracked_sources);
+                g.table = table;
             }
         }
         self.leaders = rules
@@ -318,11 +326,14 @@ impl Engine {
         self.peaks = super::peaks::Peaks::new(rules.len());
         self.rules = rules;
         self.groups = groups;
+        self.sync_reports();
         self.allow = config.allow.nets.iter().map(IpNet::trunc).collect();
         self.settings = BanSettings::from_config(config);
         self.rate = BanRate::new(config.enforce.max_new_bans_per_sec);
         self.fleet.set_rate(config.enforce.max_new_bans_per_sec);
         self.quiet.clear();
+        // Rules, settings and the allowlist changed: nothing cached about bans still holds.
+        self.ban_cache = Default::default();
         self.reconfigure_floods(config, ts, out);
         self.lift_protected(ts, out);
     }
@@ -352,9 +363,20 @@ impl Engine {
     /// Replaces our own addresses (they can change while running) and lifts bans that now
     /// cover one of them.
     pub fn set_local(&mut self, local: Vec<IpNet>, ts: Timestamp, out: &mut Vec<Decision>) {
+        self.local_set = super::nets::NetSet::new(&local);
+        self.ban_cache = Default::default();
         self.local = local.iter().map(IpNet::trunc).collect();
         self.flood.floods.set_protected(&self.local);
         self.lift_protected(ts, out);
+    }
+
+    /// The verified peers changed (the daemon's refresh from the kernel's tables): from now
+    /// on a rule without `ban_verified_peers` reports them instead of banning them. Bans in
+    /// force are kept (not extended on such evidence, they run out).
+    pub fn set_peers(&mut self, peers: Arc<PeerSet>) {
+        // What `fire` does for a banned peer changes with the set: nothing cached holds.
+        self.ban_cache = Default::default();
+        self.peers = peers;
     }
 
     /// What no automatic ban may touch: the allowlist and our own addresses (the firewall's

@@ -45,6 +45,10 @@ pub struct ActiveBan {
 pub struct BanTable {
     by_key: HashMap<SourceKey, ActiveBan, RandomState>,
     by_expiry: BTreeSet<(Timestamp, SourceKey)>,
+    /// The earliest expiry (read per packet: kept here, not looked up in `by_expiry`).
+    next: Option<Timestamp>,
+    /// Changes with every change to a ban other than its peak: what the ban cache checks.
+    generation: u64,
 }
 
 impl BanTable {
@@ -65,7 +69,18 @@ impl BanTable {
             self.by_expiry.remove(&(o.until, o.key));
         }
         self.by_expiry.insert((until, key));
+        self.changed();
         old
+    }
+
+    fn changed(&mut self) {
+        self.next = self.by_expiry.first().map(|(t, _)| *t);
+        self.generation += 1;
+    }
+
+    /// Changes whenever a ban is added, removed or changed (except its peak).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Moves a ban's end to `until`; false when `key` is not banned.
@@ -76,18 +91,21 @@ impl BanTable {
         self.by_expiry.remove(&(b.until, b.key));
         b.until = until;
         self.by_expiry.insert((until, *key));
+        self.changed();
         true
     }
 
     pub fn remove(&mut self, key: &SourceKey) -> Option<ActiveBan> {
         let b = self.by_key.remove(key)?;
         self.by_expiry.remove(&(b.until, b.key));
+        self.changed();
         Some(b)
     }
 
     /// The earliest expiry, if any ban is active.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.by_expiry.first().map(|(t, _)| *t)
+        self.next
     }
 
     /// Moves every ban's end `by` earlier (the clock was set back: each keeps the time it had
@@ -99,6 +117,7 @@ impl BanTable {
             b.since = b.since.saturating_sub(by);
             self.by_expiry.insert((b.until, b.key));
         }
+        self.changed();
     }
 
     /// Removes and returns every ban whose end is at or before `now`, earliest first.
@@ -111,6 +130,7 @@ impl BanTable {
             if let Some(b) = self.by_key.remove(&key) {
                 out.push(b);
             }
+            self.changed();
         }
     }
 
@@ -118,6 +138,7 @@ impl BanTable {
     pub fn set_duration(&mut self, key: &SourceKey, duration: Duration) {
         if let Some(b) = self.by_key.get_mut(key) {
             b.duration = duration;
+            self.generation += 1;
         }
     }
 

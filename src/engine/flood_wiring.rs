@@ -13,7 +13,7 @@ use super::flood::{EndReason, FloodDecision, Floods};
 use super::rules::CompiledRule;
 use super::sources::SourceKey;
 use super::{Decision, Engine};
-use crate::config::{Config, FloodMetric, Metric, Protocol};
+use crate::config::{Config, FloodMetric, Metric};
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
 use crate::trust::proc_net::HostPorts;
@@ -43,10 +43,7 @@ impl FloodState {
 fn ban_rule(f: &crate::config::Flood, config: &Config) -> CompiledRule {
     CompiledRule {
         name: Arc::from(f.name.as_str()),
-        protocol: Protocol::Any,
-        syn_only: false,
-        ports: None,
-        skip_replies: false,
+        ban_verified_peers: false,
         metric: match f.metric {
             FloodMetric::Packets => Metric::Packets,
             FloodMetric::Bytes => Metric::Bytes,
@@ -146,6 +143,7 @@ impl Engine {
                 settings: &self.settings,
                 allow: &self.allow,
                 local: &self.local,
+                peers: &self.peers,
                 bans: &mut self.bans,
                 offenses: &mut self.offenses,
                 quiet: &mut self.quiet,

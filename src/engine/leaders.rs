@@ -30,6 +30,12 @@ impl Leaders {
         }
     }
 
+    /// Offers at or below this are ignored (0 while the set has room).
+    #[inline]
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
     #[inline(never)]
     fn admit(&mut self, key: SourceKey, value: u64) {
         if let Some(e) = self.entries.iter_mut().find(|e| e.0 == key) {

@@ -10,16 +10,19 @@
 //! within `repeat_window`, capped at `max_ban`.
 
 mod admin;
+mod ban_cache;
 pub mod ban_rate;
 pub mod bans;
 mod fire;
 pub mod flood;
 mod flood_wiring;
 pub mod leaders;
+mod nets;
 pub mod peaks;
 mod remote;
 mod rules;
 pub mod sources;
+pub mod table;
 pub mod time;
 mod top;
 pub mod window;
@@ -27,6 +30,7 @@ pub mod window;
 pub use admin::{Explained, ManualBan, Unbanned};
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,11 +40,23 @@ use ipnet::IpNet;
 use crate::config::{Config, Metric};
 use crate::engine::ban_rate::BanRate;
 use crate::engine::bans::{ActiveBan, BanTable};
-use crate::engine::sources::{Slot, SourceKey};
+use crate::engine::sources::SourceKey;
+use crate::engine::table::Slot;
+use crate::engine::table::layout::classify;
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
+use crate::trust::martian::check_source;
+use crate::trust::peers::{Kinds, PeerSet};
 use fire::{FireCtx, fire};
-use rules::{CompiledRule, Group, fold};
+use nets::NetSet;
+use rules::{CompiledRule, Group};
+
+/// Packets per pass of a batch: the lines a pass touches (records, index, sets: ~100 KB)
+/// stay in the L2 cache until the counting pass reads them.
+const PASS: usize = 256;
+
+/// A batch entry for a packet that is ours or was not tracked.
+const NO_SLOT: u32 = u32::MAX;
 
 /// A backward time step longer than this is a clock reset, not jitter.
 const CLOCK_RESET: Duration = Duration::from_secs(60);
@@ -58,6 +74,13 @@ pub enum SuppressReason {
     Rate,
     /// The rule is in `mode = "log"`: it decides and reports, never bans.
     Log,
+    /// The target is (or covers) a verified peer, of these kinds: its packets may be forged
+    /// with the peer's address (rules with `ban_verified_peers` still ban it).
+    Peer(Kinds),
+    /// A link-local source (`169.254/16`, `fe80::/10`): a neighbour, never banned.
+    LinkLocal,
+    /// A source that cannot come from the network (`127/8`, multicast, ...).
+    Martian,
 }
 
 impl SuppressReason {
@@ -68,6 +91,9 @@ impl SuppressReason {
             SuppressReason::Cap => "cap",
             SuppressReason::Rate => "rate",
             SuppressReason::Log => "log",
+            SuppressReason::Peer(_) => "peer",
+            SuppressReason::LinkLocal => "link_local",
+            SuppressReason::Martian => "martian",
         }
     }
 }
@@ -172,6 +198,9 @@ pub struct EngineStats {
     pub packets: u64,
     /// Packets from our own addresses: never counted.
     pub local_packets: u64,
+    /// Packets from martian sources (`trust::martian`: loopback, multicast, ...): spoofed or
+    /// broken, never counted.
+    pub martian_packets: u64,
     /// Packets whose source could not be tracked (table full).
     pub untracked: u64,
     pub tracked_sources: usize,
@@ -187,6 +216,10 @@ pub struct Engine {
     groups: Vec<Group>,
     allow: Vec<IpNet>,
     local: Vec<IpNet>,
+    /// `local` for the per-packet test.
+    local_set: NetSet,
+    /// Verified peers (`trust::peers`), refreshed by the daemon; empty in replay.
+    peers: Arc<PeerSet>,
     settings: BanSettings,
     bans: BanTable,
     /// Offense count and time of the last one, for escalation.
@@ -201,13 +234,23 @@ pub struct Engine {
     leaders: Vec<leaders::Leaders>,
     /// Per rule: the highest values of the run, for replay's tuning help (`peaks.rs`).
     peaks: peaks::Peaks,
-    /// Reused per batch: each packet's key, slot and whether it is ours.
-    scratch: Vec<(SourceKey, Option<Slot>, bool)>,
+    /// The tables report every value, not only those above the leaders' floor: tests (the
+    /// leaders see all, as without report levels) and replay's `--report` trace.
+    report_all: bool,
+    /// What `fire` would do for sources already banned.
+    ban_cache: ban_cache::BanCache,
+    /// Reused per batch: each packet's slot in each group (`NO_SLOT`: ours, or untracked).
+    scratch: Vec<u32>,
+    /// Reused per batch: each packet's key hash in each group (`None`: ours).
+    hashes: Vec<Option<u64>>,
+    /// Reused per packet: the rules of a group that fired, with their values.
+    fired: Vec<(usize, u64)>,
     /// The latest time seen (time never runs backwards here except on a clock reset).
     now: Timestamp,
     next_maintenance: Timestamp,
     packets: u64,
     local_packets: u64,
+    martian_packets: u64,
     /// The `[[flood]]` detectors (`flood_wiring.rs`).
     flood: flood_wiring::FloodState,
 }
@@ -217,102 +260,145 @@ impl Engine {
     pub fn new(config: &Config, local: Vec<IpNet>) -> Engine {
         let settings = BanSettings::from_config(config);
         let (rules, groups) = rules::compile(config);
-        Engine {
+        let mut engine = Engine {
             leaders: rules.iter().map(|_| leaders::Leaders::default()).collect(),
             peaks: peaks::Peaks::new(rules.len()),
+            report_all: false,
             rules,
             groups,
             allow: config.allow.nets.iter().map(IpNet::trunc).collect(),
+            local_set: NetSet::new(&local),
             local: local.iter().map(IpNet::trunc).collect(),
+            peers: Arc::default(),
             settings,
             bans: BanTable::default(),
             offenses: HashMap::with_hasher(RandomState::default()),
             quiet: HashMap::with_hasher(RandomState::default()),
             rate: BanRate::new(config.enforce.max_new_bans_per_sec),
+            ban_cache: ban_cache::BanCache::default(),
             fleet: remote::Fleet::new(config.enforce.max_new_bans_per_sec),
             scratch: Vec::new(),
+            hashes: Vec::new(),
+            fired: Vec::new(),
             now: Timestamp(0),
             next_maintenance: Timestamp(0),
             packets: 0,
             local_packets: 0,
+            martian_packets: 0,
             flood: flood_wiring::FloodState::new(config, &local),
-        }
+        };
+        engine.sync_reports();
+        engine
     }
 
-    /// Counts one packet seen at `ts`; appends any decisions to `out`.
+    /// Counts one packet seen at `ts`; appends any decisions to `out`. (The daemon and replay
+    /// use [`Engine::observe_batch`]; this is for callers with one packet at a time.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn observe(&mut self, p: &PacketMeta, ts: Timestamp, out: &mut Vec<Decision>) {
-        let now = self.advance(ts);
-        self.packets += 1;
-        self.observe_floods(p, ts, now, out);
-        if self.local.iter().any(|n| n.contains(&p.src)) {
-            self.local_packets += 1;
+        if self.ignores(p.src) {
+            // Ours or martian: counted as such (the flood detectors see it), and no
+            // housekeeping runs on its time (as in a batch).
+            let now = self.advance(ts);
+            self.packets += 1;
+            self.observe_floods(p, ts, now, out);
+            self.count_ignored(p.src);
             return;
         }
-        if self.bans.next_deadline().is_some_and(|d| d <= now) || now >= self.next_maintenance {
-            self.tick(now, out);
-        }
-        let now_us = now.as_micros();
-        for gi in 0..self.groups.len() {
-            let g = &mut self.groups[gi];
-            let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
-            if let Some(slot) = g.table.slot(key, now_us) {
-                self.count(gi, key, slot, p, ts, now, out);
-            }
-        }
+        self.observe_batch(std::slice::from_ref(&(*p, ts)), out);
     }
 
     /// Counts a batch of packets in arrival order: the same decisions as [`Engine::observe`]
-    /// on each in turn, but the sources of the whole batch are looked up first, so their cache
-    /// misses overlap instead of queueing (the per-source table is the hot spot with many
-    /// sources). Table sweeps happen only between batches, so slots stay valid within one.
+    /// on each in turn, but the sources of the whole batch are looked up first (which loads
+    /// each record), so their cache misses overlap instead of queueing. Table sweeps happen
+    /// only between batches, so slots stay valid within one.
     pub fn observe_batch(&mut self, items: &[(PacketMeta, Timestamp)], out: &mut Vec<Decision>) {
         let Some(&(_, first)) = items.first() else {
             return;
         };
-        if self.groups.len() != 1 {
-            for (p, ts) in items {
-                self.observe(p, *ts, out);
-            }
-            return;
-        }
         let now = self.advance(first);
         if self.bans.next_deadline().is_some_and(|d| d <= now) || now >= self.next_maintenance {
             self.tick(now, out);
         }
-        self.groups[0].table.sweep_if_full(now.as_micros());
+        for g in &mut self.groups {
+            g.table.sweep_if_full(now.as_micros());
+        }
+        let now_us = now.as_micros();
+        for chunk in items.chunks(PASS) {
+            self.observe_chunk(chunk, now_us, out);
+        }
+    }
+
+    /// Counts up to [`PASS`] packets of a batch: three passes of independent loads (hash and
+    /// touch the index and the records it points to; look up or create each source's record;
+    /// touch their distinct sets), then the counting pass on warm lines. `now_us` is the
+    /// batch's start (new records' last-seen time at the earliest).
+    fn observe_chunk(
+        &mut self,
+        items: &[(PacketMeta, Timestamp)],
+        now_us: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.clear();
+        let mut acc = 0u64;
+        for (p, _) in items {
+            let local = self.ignores(p.src);
+            for g in &self.groups {
+                if local {
+                    hashes.push(None);
+                } else {
+                    let h = g.table.hash(SourceKey::new(p.src, g.agg_v4, g.agg_v6));
+                    acc = acc.wrapping_add(g.table.prefetch(h));
+                    hashes.push(Some(h));
+                }
+            }
+        }
         let mut slots = std::mem::take(&mut self.scratch);
         slots.clear();
-        let g = &mut self.groups[0];
-        for (p, ts) in items {
-            let local = self.local.iter().any(|n| n.contains(&p.src));
-            let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
-            let slot = if local {
-                None
-            } else {
-                g.table
-                    .slot_deferred(key, ts.as_micros().max(now.as_micros()))
-            };
-            slots.push((key, slot, local));
+        let n = self.groups.len();
+        for (i, (p, ts)) in items.iter().enumerate() {
+            for (gi, g) in self.groups.iter_mut().enumerate() {
+                let slot = hashes[i * n + gi].and_then(|h| {
+                    let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
+                    g.table.slot_hashed(key, h, ts.as_micros().max(now_us))
+                });
+                slots.push(slot.map_or(NO_SLOT, |s| s.0));
+            }
         }
-        for ((p, ts), &(key, slot, local)) in items.iter().zip(&slots) {
+        self.hashes = hashes;
+        for (i, &slot) in slots.iter().enumerate() {
+            if slot != NO_SLOT {
+                acc = acc.wrapping_add(self.groups[i % n].table.touch(slot));
+            }
+        }
+        std::hint::black_box(acc);
+        for (i, (p, ts)) in items.iter().enumerate() {
             let now = self.advance(*ts);
             self.packets += 1;
+            // Consumers of every packet, ours included, in arrival order.
             self.observe_floods(p, *ts, now, out);
-            if local {
-                self.local_packets += 1;
+            if self.ignores(p.src) {
+                self.count_ignored(p.src);
                 continue;
             }
             if self.bans.next_deadline().is_some_and(|d| d <= now) {
                 self.expire(now, out);
             }
-            if let Some(slot) = slot {
-                self.count(0, key, slot, p, *ts, now, out);
+            let c = classify(p);
+            for gi in 0..n {
+                let slot = slots[i * n + gi];
+                if slot != NO_SLOT {
+                    let g = &self.groups[gi];
+                    let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
+                    self.count(gi, key, Slot(slot), p, c, *ts, now, out);
+                }
             }
         }
         self.scratch = slots;
     }
 
-    /// Counts `p` for every matching rule of group `gi` and fires those that go over.
+    /// Counts `p` (class `c`) for every matching rule of group `gi` and fires those that go
+    /// over, in rule order.
     ///
     /// The windows use the packet's own time `ts`: a backlog processed late (the engine was
     /// busy, a wall-clock tick already ran ahead) or a packet slightly out of order is counted
@@ -324,47 +410,73 @@ impl Engine {
         key: SourceKey,
         slot: Slot,
         p: &PacketMeta,
+        c: u8,
         ts: Timestamp,
         now: Timestamp,
         out: &mut Vec<Decision>,
     ) {
-        let now_us = ts.as_micros();
-        let g = &mut self.groups[gi];
-        for (r, &ri) in g.rules.iter().enumerate() {
-            let rule = &self.rules[ri];
-            if !rule.matches(p) || rule.exempts(p.src) {
+        let mut fired = std::mem::take(&mut self.fired);
+        fired.clear();
+        self.groups[gi]
+            .table
+            .count(slot, p, c, ts.as_micros(), &mut fired);
+        if fired.len() > 1 {
+            fired.sort_unstable_by_key(|f| f.0);
+        }
+        for &(r, value) in &fired {
+            let ri = self.groups[gi].rules[r];
+            self.offer_leader(gi, r, ri, key, value);
+            self.peaks.offer(ri, key, value, ts);
+            if value <= self.rules[ri].threshold {
                 continue;
             }
-            let value = match rule.metric {
-                Metric::Packets => g.table.add_rate(slot, r, now_us, 1),
-                Metric::Bytes => g.table.add_rate(slot, r, now_us, u64::from(p.len)),
-                Metric::DstPorts => match p.dst_port {
-                    Some(port) => g.table.add_distinct(slot, r, now_us, u32::from(port)),
-                    None => continue,
-                },
-                Metric::DstAddrs => g.table.add_distinct(slot, r, now_us, fold(p.dst)),
-            };
-            self.leaders[ri].offer(key, value);
-            self.peaks.offer(ri, key, value, ts);
-            if value > rule.threshold {
-                fire(
-                    &self.rules[ri],
-                    ri,
-                    key,
-                    value,
-                    now,
-                    FireCtx {
-                        settings: &self.settings,
-                        allow: &self.allow,
-                        local: &self.local,
-                        bans: &mut self.bans,
-                        offenses: &mut self.offenses,
-                        quiet: &mut self.quiet,
-                        rate: &mut self.rate,
-                    },
-                    out,
-                );
+            if self.ban_cache.settle(key, ri, value, now, &mut self.bans) {
+                continue;
             }
+            fire(
+                &self.rules[ri],
+                ri,
+                key,
+                value,
+                now,
+                FireCtx {
+                    settings: &self.settings,
+                    allow: &self.allow,
+                    local: &self.local,
+                    peers: &self.peers,
+                    bans: &mut self.bans,
+                    offenses: &mut self.offenses,
+                    quiet: &mut self.quiet,
+                    rate: &mut self.rate,
+                },
+                out,
+            );
+            self.ban_cache.learn(
+                key,
+                ri,
+                &self.rules[ri],
+                &self.settings,
+                &self.allow,
+                &self.local,
+                &self.peers,
+                &self.bans,
+            );
+        }
+        self.fired = fired;
+    }
+
+    /// Offers `value` to rule `ri`'s leaders (rule `r` of group `gi`); when their floor moved,
+    /// the table reports values above the new floor (or the threshold, if lower).
+    #[inline]
+    fn offer_leader(&mut self, gi: usize, r: usize, ri: usize, key: SourceKey, value: u64) {
+        let l = &mut self.leaders[ri];
+        let floor = l.floor();
+        l.offer(key, value);
+        if l.floor() != floor {
+            if self.report_all {
+                return;
+            }
+            self.groups[gi].table.layout.set_report(r, l.floor());
         }
     }
 
@@ -382,6 +494,7 @@ impl Engine {
             self.offenses
                 .retain(|_, (_, last)| last.saturating_add(rw) >= now && *last <= now);
             self.quiet.retain(|_, until| *until > now);
+            self.ban_cache.prune(self.bans.generation());
         }
     }
 
@@ -416,11 +529,28 @@ impl Engine {
         EngineStats {
             packets: self.packets,
             local_packets: self.local_packets,
+            martian_packets: self.martian_packets,
             untracked: self.groups.iter().map(|g| g.table.untracked).sum(),
             tracked_sources: self.groups.iter().map(|g| g.table.len()).sum(),
             evicted: self.groups.iter().map(|g| g.table.evicted).sum(),
             memory_bytes: 0,
             active_bans: self.bans.len(),
+        }
+    }
+
+    /// Counts a packet [`ignored`]: ours, or from a martian source.
+    /// True for a source never counted by the rules: one of our own addresses, or a martian
+    /// (one that cannot come from the network, finding 9 of issue 11: a spoofed `127.0.0.53`).
+    #[inline]
+    fn ignores(&self, src: IpAddr) -> bool {
+        self.local_set.contains(src) || !check_source(src).counted()
+    }
+
+    fn count_ignored(&mut self, src: IpAddr) {
+        if self.local_set.contains(src) {
+            self.local_packets += 1;
+        } else {
+            self.martian_packets += 1;
         }
     }
 
@@ -445,3 +575,5 @@ mod tests;
 mod tests_ops;
 #[cfg(test)]
 mod tests_remote;
+#[cfg(test)]
+mod tests_spoof;

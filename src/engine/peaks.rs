@@ -224,6 +224,9 @@ impl Engine {
             .map(|keys| keys.into_iter().map(|k| (k, Series::new())).collect())
             .collect();
         self.peaks.trace = Some(trace);
+        // Every value must reach the trace, not only those above the leaders' floor.
+        self.report_all = true;
+        self.sync_reports();
     }
 
     /// The recorded series, per rule in file order (empty without [`Engine::trace_sources`]).

@@ -230,3 +230,39 @@ fn explain_never_counts_fewer_offenses_than_the_ban_in_force() {
     let ban = x.ban.expect("still banned");
     assert_eq!((x.offenses, ban.offense), (1, 1));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// The tables report a rule's values only above its leaders' floor (or its threshold):
+    /// the leaders, the decisions and `top` are those of an engine whose tables report every
+    /// value, on random traffic from more sources than the leaders hold.
+    #[test]
+    fn report_levels_change_no_leader_and_no_decision(
+        stream in proptest::collection::vec((0..40u8, 0..4u16, 0..20_000u32), 200..1500),
+    ) {
+        let c = config(vec![
+            rule("p", Metric::Packets, 30, 1000),
+            rule("q", Metric::Packets, 12, 500),
+            rule("d", Metric::DstPorts, 6, 1000),
+        ]);
+        let mut levels = Engine::new(&c, vec![]);
+        let mut all = Engine::new(&c, vec![]);
+        all.report_all = true;
+        all.sync_reports();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut ts = 1_000_000_000u64;
+        for (i, (src, port, gap)) in stream.iter().enumerate() {
+            ts += u64::from(*gap);
+            let p = syn(&format!("198.51.100.{src}"), "10.0.0.1", 1000 + port);
+            levels.observe(&p, Timestamp(ts), &mut x);
+            all.observe(&p, Timestamp(ts), &mut y);
+            if i % 97 == 0 {
+                levels.refresh_leaders(Timestamp(ts));
+                all.refresh_leaders(Timestamp(ts));
+            }
+            proptest::prop_assert_eq!(levels.top(8), all.top(8));
+        }
+        proptest::prop_assert_eq!(x, y);
+    }
+}

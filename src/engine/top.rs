@@ -35,8 +35,22 @@ impl Engine {
         for (ri, rule) in self.rules.iter().enumerate() {
             let g = &self.groups[rule.group];
             if let Some(l) = self.leaders.get_mut(ri) {
-                l.refresh(|key| g.table.value(key, rule.slot, now_us));
+                l.refresh(|key| g.table.rule_value(key, rule.slot, now_us));
             }
+        }
+        self.sync_reports();
+    }
+
+    /// Each table reports a rule's values above its leaders' floor (or its threshold, if
+    /// lower): the values the leaders and `fire` need, and no others.
+    pub(super) fn sync_reports(&mut self) {
+        for (ri, rule) in self.rules.iter().enumerate() {
+            let floor = self.leaders.get(ri).map_or(0, |l| l.floor());
+            let floor = if self.report_all { 0 } else { floor };
+            self.groups[rule.group]
+                .table
+                .layout
+                .set_report(rule.slot, floor);
         }
     }
 

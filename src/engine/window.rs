@@ -1,4 +1,7 @@
-//! Sliding-window arithmetic (pure; `now` is always passed in, in microseconds).
+//! Window geometry ([`BUCKETS`], [`Span`]: used by the flood detectors) and, test-only, the
+//! reference model of the windows: one plain window per rule and source, as the engine counted
+//! before the compact tables of `table/`. The property test in `table/tests.rs` checks the
+//! tables' decisions against it on random streams.
 //!
 //! [`RateWindow`] sums packets or bytes over the last `window` with [`BUCKETS`] sub-buckets: the
 //! total covers the current partial bucket plus the `BUCKETS - 1` before it, so it never counts
@@ -13,11 +16,13 @@
 pub const BUCKETS: usize = 8;
 
 /// A counter cell: `u32` for packets (memory), `u64` for bytes (range).
+#[cfg(test)]
 pub trait Cell: Copy + Default {
     fn add(self, n: u64) -> Self;
     fn get(self) -> u64;
 }
 
+#[cfg(test)]
 impl Cell for u32 {
     fn add(self, n: u64) -> u32 {
         self.saturating_add(u32::try_from(n).unwrap_or(u32::MAX))
@@ -27,6 +32,7 @@ impl Cell for u32 {
     }
 }
 
+#[cfg(test)]
 impl Cell for u64 {
     fn add(self, n: u64) -> u64 {
         self.saturating_add(n)
@@ -56,6 +62,7 @@ impl Span {
 }
 
 /// Sum of a quantity over a sliding window.
+#[cfg(test)]
 #[derive(Clone, Debug, Default)]
 pub struct RateWindow<C: Cell> {
     /// Absolute index (`now / bucket_us`) of the newest bucket; valid when `counts` is non-zero.
@@ -63,6 +70,7 @@ pub struct RateWindow<C: Cell> {
     counts: [C; BUCKETS],
 }
 
+#[cfg(test)]
 impl<C: Cell> RateWindow<C> {
     /// Adds `amount` at `now`; returns the window's total including it.
     pub fn add(&mut self, now_us: u64, span: Span, amount: u64) -> u64 {
@@ -106,10 +114,12 @@ impl<C: Cell> RateWindow<C> {
 
 /// Distinct values kept inline before spilling to the heap: most sources touch a few ports or
 /// addresses, and keeping those inline saves a cache miss per packet.
+#[cfg(test)]
 const INLINE: usize = 4;
 
 /// Distinct values seen within a sliding window (at bucket resolution, like [`RateWindow`]),
 /// exact up to `cap` values.
+#[cfg(test)]
 #[derive(Clone, Debug, Default)]
 pub struct DistinctWindow {
     /// (value, bucket last seen); the first `n` are in use.
@@ -121,16 +131,19 @@ pub struct DistinctWindow {
 
 /// The bucket of `now` as a wrapping 32-bit number: ages are differences modulo 2^32, so
 /// anything from "the future" (after a clock reset) has a huge age and counts as stale.
+#[cfg(test)]
 fn bucket32(now_us: u64, span: Span) -> u32 {
     (now_us / span.bucket_us) as u32
 }
 
 /// Seen within the window, or at most a window ahead (packets slightly out of order across
 /// interfaces); anything further ahead is from before a clock reset and is stale.
+#[cfg(test)]
 fn live(seen: u32, now: u32) -> bool {
     now.wrapping_sub(seen) < BUCKETS as u32 || seen.wrapping_sub(now) < BUCKETS as u32
 }
 
+#[cfg(test)]
 impl DistinctWindow {
     /// Records `value` at `now`; returns how many distinct values were seen within the window,
     /// at most `cap`. Values beyond `cap` are not stored: the count is already past any
@@ -188,15 +201,6 @@ impl DistinctWindow {
             .chain(self.spill.iter())
             .filter(|e| live(e.1, b))
             .count() as u64
-    }
-
-    /// Forgets everything; keeps a small spill allocation for reuse, drops a large one.
-    pub fn clear(&mut self) {
-        self.n = 0;
-        self.spill.clear();
-        if self.spill.capacity() > 64 {
-            self.spill.shrink_to(8);
-        }
     }
 
     /// Bytes held on the heap (for memory accounting).

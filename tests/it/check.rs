@@ -76,7 +76,7 @@ fn shipped_rules_pass() {
     );
     for want in [
         "capture:   interfaces the default route's; bpf_filter none; snaplen 128",
-        "enforce:   backend iptables, chain AUTOBLOCK, hooks INPUT; dry_run no",
+        "enforce:   backend auto, chain AUTOBLOCK, hooks INPUT; dry_run no",
         "allowlist: 127.0.0.0/8, ::1",
     ] {
         assert!(text.lines().any(|l| l == want), "{want:?} in:\n{text}");

@@ -76,6 +76,7 @@ impl ControlHandler for Fake {
                     packets: 123_456,
                     kernel_drops: 7,
                     interface_drops: 0,
+                    queue_drops: 2,
                 }],
                 tracked_sources: 640,
                 active_bans: 2,
@@ -204,6 +205,7 @@ impl ControlHandler for Fake {
                 allowlisted: false,
                 allowlisted_by: None,
                 local: false,
+                peer: None,
                 exempt: vec![],
                 rules: vec![RuleWindow {
                     rule: "syn-flood".into(),
@@ -331,10 +333,12 @@ fn status_list_explain_answer_from_the_daemon() {
     );
     assert!(text.contains("dry run"), "{text}");
     assert!(text.contains("eth0"), "{text}");
+    assert!(text.contains("QUEUE DROPS"), "{text}");
     let out = d.cli(&["status", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
     assert_eq!(json["active_bans"], 2);
     assert_eq!(json["interfaces"][0]["kernel_drops"], 7);
+    assert_eq!(json["interfaces"][0]["queue_drops"], 2);
 
     let out = d.cli(&["list"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -266,8 +266,19 @@ fn spoofed_floods_block_no_address_and_stay_within_the_memory_bound() {
             .collect();
         assert!(blocked(&events).is_empty(), "{name}");
         let s = summary(&events);
+        // More sources than the report's bound (max_tracked_sources): the count is the
+        // sketch's estimate, said so, within its error (~1.6%; 3% allowed).
         let distinct: u64 = m[name]["distinct_src"].parse().unwrap_or(0);
-        assert_eq!(s["sources"], distinct, "{name}");
+        assert!(
+            distinct > 5000,
+            "{name}: {distinct} sources do not overflow the bound"
+        );
+        assert_eq!(s["sources_estimated"], true, "{name}");
+        let sources = s["sources"].as_u64().unwrap_or(0);
+        assert!(
+            sources.abs_diff(distinct) * 100 <= distinct * 3,
+            "{name}: estimated {sources} sources, the file has {distinct}"
+        );
         // The bound was hit, and the table stayed within it: about 0.5 KiB per tracked
         // source with the shipped rules, whatever the number of spoofed sources.
         let peak = s["peak_table_bytes"].as_u64().unwrap_or(u64::MAX);

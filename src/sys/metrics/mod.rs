@@ -50,6 +50,8 @@ struct InterfaceCounters {
     kernel_drops: Counter,
     /// libpcap `ps_ifdrop`: dropped by the interface or its driver.
     interface_drops: Counter,
+    /// Captured but thrown away because the engine's queue was full.
+    queue_drops: Counter,
 }
 
 /// All of the daemon's metrics. Share it as `Arc<Metrics>`.
@@ -106,10 +108,12 @@ impl Metrics {
                 .clone();
             let kernel_drops = drops.get_or_create(&drop_labels("kernel")).clone();
             let interface_drops = drops.get_or_create(&drop_labels("interface")).clone();
+            let queue_drops = drops.get_or_create(&drop_labels("queue")).clone();
             m.interfaces.push(InterfaceCounters {
                 packets,
                 kernel_drops,
                 interface_drops,
+                queue_drops,
             });
         }
         for r in REASONS {
@@ -165,7 +169,7 @@ impl Metrics {
         r.register("packets", "Packets captured, per interface", packets);
         r.register(
             "capture_drops",
-            "Packets libpcap reported dropped, per interface, by the kernel or the interface",
+            "Packets dropped, per interface: by the kernel or the interface (libpcap), or by us when the engine's queue was full (queue)",
             drops,
         );
         let sources = self.tracked_sources.clone();
@@ -225,15 +229,18 @@ impl Metrics {
         }
     }
 
-    /// libpcap's cumulative drop counts for interface `iface` (`ps_drop`, `ps_ifdrop`). One
-    /// thread publishes them; a total lower than the last one is ignored (counters never go
+    /// Cumulative drop counts for interface `iface`: libpcap's (`ps_drop`, `ps_ifdrop`) and
+    /// the packets we captured but threw away because the engine's queue was full. One thread
+    /// publishes them; a total lower than the last one is ignored (counters never go
     /// backwards).
-    pub fn set_capture_drops(&self, iface: usize, kernel: u64, interface: u64) {
+    pub fn set_capture_drops(&self, iface: usize, kernel: u64, interface: u64, queue: u64) {
         if let Some(c) = self.interfaces.get(iface) {
             c.kernel_drops
                 .inc_by(kernel.saturating_sub(c.kernel_drops.get()));
             c.interface_drops
                 .inc_by(interface.saturating_sub(c.interface_drops.get()));
+            c.queue_drops
+                .inc_by(queue.saturating_sub(c.queue_drops.get()));
         }
     }
 

@@ -7,8 +7,8 @@ fn fixture() -> Metrics {
     m.add_packets(0, 1000);
     m.add_packets(1, 7);
     m.add_packets(9, 5); // unknown interface: ignored
-    m.set_capture_drops(0, 12, 3);
-    m.set_capture_drops(0, 15, 3); // libpcap totals are stored, not added
+    m.set_capture_drops(0, 12, 3, 40);
+    m.set_capture_drops(0, 15, 3, 41); // totals are stored, not added
     m.set_tracked_sources(4096);
     m.set_active_bans(2);
     m.ban("syn-flood");
@@ -39,12 +39,14 @@ const EXPECTED: &str = r#"# HELP autoblock_packets_total Packets captured, per i
 # TYPE autoblock_packets_total counter
 autoblock_packets_total{interface="eth0"} 1000
 autoblock_packets_total{interface="wg\"0"} 7
-# HELP autoblock_capture_drops_total Packets libpcap reported dropped, per interface, by the kernel or the interface.
+# HELP autoblock_capture_drops_total Packets dropped, per interface: by the kernel or the interface (libpcap), or by us when the engine's queue was full (queue).
 # TYPE autoblock_capture_drops_total counter
 autoblock_capture_drops_total{interface="eth0",where="kernel"} 15
 autoblock_capture_drops_total{interface="eth0",where="interface"} 3
+autoblock_capture_drops_total{interface="eth0",where="queue"} 41
 autoblock_capture_drops_total{interface="wg\"0",where="kernel"} 0
 autoblock_capture_drops_total{interface="wg\"0",where="interface"} 0
+autoblock_capture_drops_total{interface="wg\"0",where="queue"} 0
 # HELP autoblock_tracked_sources Sources in the counter table.
 # TYPE autoblock_tracked_sources gauge
 autoblock_tracked_sources 4096
@@ -211,8 +213,8 @@ fn status_reads_the_same_counters() {
 #[test]
 fn capture_drop_totals_never_go_backwards() {
     let m = Metrics::new(["eth0"], Vec::<String>::new());
-    m.set_capture_drops(0, 10, 0);
-    m.set_capture_drops(0, 4, 0);
+    m.set_capture_drops(0, 10, 0, 0);
+    m.set_capture_drops(0, 4, 0, 0);
     assert!(m.render().contains("where=\"kernel\"} 10\n"));
 }
 

@@ -226,6 +226,9 @@ pub struct InterfaceStats {
     pub kernel_drops: u64,
     /// Dropped by the interface or its driver.
     pub interface_drops: u64,
+    /// Captured but thrown away because the engine's queue was full: detection is behind.
+    #[serde(default)]
+    pub queue_drops: u64,
 }
 
 /// One active ban.
@@ -280,6 +283,10 @@ pub struct Explanation {
     pub allowlisted_by: Option<IpNet>,
     /// One of our own addresses: never counted, never banned.
     pub local: bool,
+    /// Why it is a verified peer (`gateway, established`), if it is: rules without
+    /// `ban_verified_peers` report it instead of banning it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     /// Rules that do not count it (their `exempt` nets hold it).
     #[serde(default)]
     pub exempt: Vec<String>,

@@ -38,6 +38,7 @@ fn status() -> StatusInfo {
             packets: 1_000_000,
             kernel_drops: 3,
             interface_drops: 0,
+            queue_drops: 12,
         }],
         tracked_sources: 64_000,
         active_bans: 1,
@@ -105,6 +106,7 @@ fn explanation() -> Explanation {
         allowlisted: true,
         allowlisted_by: Some(net("2001:db8::/32")),
         local: false,
+        peer: Some("established".into()),
         exempt: vec![],
         rules: vec![RuleWindow {
             rule: "port-scan".into(),

@@ -1,8 +1,11 @@
 //! Replay: a capture file through exactly the parse -> count -> evaluate code that runs live,
-//! on capture time. Two threads: one reads and parses frames (libpcap + [`crate::packet`]) and
-//! keeps the per-source totals for the report; one owns the engine. Batches of parsed packets
-//! go between them and come back for reuse, so nothing is allocated per packet and no table is
-//! shared.
+//! on capture time. Two threads: one reads and parses frames ([`crate::sys::capture`] +
+//! [`crate::packet`]) and keeps the report's top talkers (`talkers.rs`: bounded, whatever the
+//! file holds); one owns the engine. Batches of parsed packets go between them and come back
+//! for reuse, so nothing is allocated per packet and no table is shared. Memory is bounded by
+//! `max_tracked_sources` (engine tables, the talker summary) however many sources the file has.
+
+mod talkers;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,12 +27,16 @@ use crate::packet::{self, PacketMeta};
 use crate::replay_attacks::{AttackLog, AttackReport};
 use crate::sys::capture::{CaptureError, CaptureFile};
 use crate::time::Timestamp;
+use talkers::Talkers;
 
 /// Packets per batch between the reader and the engine.
 const BATCH: usize = 4096;
-/// Distinct sources remembered for the report; beyond this they are still counted by the
-/// engine (within its own bound) but not listed.
-const MAX_TALKERS: usize = 4_000_000;
+/// Most sources the talker summary keeps (fewer when `max_tracked_sources` is lower): up to
+/// this many distinct sources, the report's sources and talkers are exact. 7/8 of 2^16: the
+/// hash table holds them in 2^16 buckets (4 MiB) without growing to 2^17.
+const MAX_TALKERS: usize = 57_344;
+/// Top talkers in the report.
+const TOP_TALKERS: usize = 10;
 
 pub struct ReplayOptions {
     /// Our own addresses: traffic from them is never counted or blocked.
@@ -47,7 +54,9 @@ pub struct ReplayOptions {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Talker {
     pub addr: IpAddr,
+    /// Exact when `err` is 0; else the true count is at least `packets - err`.
     pub packets: u64,
+    pub err: u64,
     pub bytes: u64,
     pub first: Timestamp,
     pub last: Timestamp,
@@ -72,8 +81,10 @@ pub struct Offender {
     pub blocks: u32,
     /// `Some(reason)` when never blocked, only suppressed.
     pub suppressed: Option<&'static str>,
-    /// Traffic from the target (all addresses inside a prefix target).
+    /// Traffic from the target (all addresses inside a prefix target). A lower bound when
+    /// `approx` (the talker summary could not keep every source of the file).
     pub packets: u64,
+    pub approx: bool,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
 }
@@ -82,7 +93,7 @@ pub struct ReplayReport {
     pub summary: Summary,
     /// Blocked first, then suppressed; each by first decision time.
     pub offenders: Vec<Offender>,
-    /// All sources, most packets first.
+    /// The top talkers, most packets first.
     pub talkers: Vec<Talker>,
     /// Flood detectors' attacks, by start time.
     pub attacks: Vec<AttackReport>,
@@ -117,6 +128,7 @@ pub fn replay_file(
     on_decision: &mut dyn FnMut(&Decision),
 ) -> Result<ReplayReport, OpenError> {
     let (mut file, mut engine, mut summary) = open(config, path, opts)?;
+    let k = config.limits.max_tracked_sources.clamp(1, MAX_TALKERS);
     let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut first_ts = None;
     let mut offenders: HashMap<SourceKey, Offender, RandomState> = HashMap::default();
@@ -130,7 +142,7 @@ pub fn replay_file(
     let talkers = std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<Msg>(4);
         let (back_tx, back_rx) = mpsc::channel::<Vec<(PacketMeta, Timestamp)>>();
-        let reader = scope.spawn(move || read_loop(&mut file, tx, back_rx));
+        let reader = scope.spawn(move || read_loop(&mut file, Talkers::new(k), tx, back_rx));
         let mut batches = 0u64;
         for msg in rx {
             match msg {
@@ -176,7 +188,7 @@ pub fn replay_file(
             }
         }
         // The reader ends by itself once it has sent `Done`; a panic there is a bug.
-        reader.join().unwrap_or_default()
+        reader.join().unwrap_or_else(|_| Talkers::new(1))
     });
     if opts.progress && started.elapsed() >= Duration::from_secs(1) {
         eprintln!();
@@ -247,10 +259,14 @@ fn report(
     attacks: Vec<AttackReport>,
 ) -> ReplayReport {
     let stats = engine.stats();
-    summary.sources = talkers.len() as u64;
+    let (sources, exact) = talkers.distinct();
+    summary.sources = sources;
+    summary.sources_estimated = !exact;
     summary.local_packets = stats.local_packets;
     summary.untracked_packets = stats.untracked;
-    summary.peak_table_bytes = summary.peak_table_bytes.max(engine.memory_bytes() as u64);
+    summary.peak_table_bytes = summary
+        .peak_table_bytes
+        .max((engine.memory_bytes() + talkers.memory_bytes()) as u64);
     for ban in engine.bans().iter() {
         if let Some(o) = offenders.get_mut(&ban.key) {
             o.peak = o.peak.max(ban.peak);
@@ -260,11 +276,11 @@ fn report(
         .values()
         .filter(|o| o.suppressed.is_none())
         .count() as u64;
-    let talkers = talkers.into_vec();
-    summary.spoofed = crate::replay_spoof::assess(&talkers, summary.parsed, &attacks);
+    let tracked: Vec<Talker> = talkers.entries().map(talker).collect();
+    summary.spoofed =
+        crate::replay_spoof::assess(&tracked, summary.sources, summary.parsed, &attacks);
     let offenders = finish_offenders(offenders, &talkers);
-    let mut talkers = talkers;
-    talkers.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr)));
+    let talkers = talkers.top(TOP_TALKERS).iter().map(talker).collect();
     ReplayReport {
         summary,
         offenders,
@@ -280,11 +296,11 @@ fn report(
 /// The reader thread: frames -> parsed batches, until the end of the file or an error.
 fn read_loop(
     file: &mut CaptureFile,
+    mut talkers: Talkers,
     tx: mpsc::SyncSender<Msg>,
     back: mpsc::Receiver<Vec<(PacketMeta, Timestamp)>>,
 ) -> Talkers {
     let linktype = file.linktype();
-    let mut talkers = Talkers::default();
     loop {
         let mut items = back
             .try_recv()
@@ -298,7 +314,6 @@ fn read_loop(
                     bytes += f.data.len() as u64 + 16;
                     match packet::parse(linktype, f.data, f.wire_len) {
                         Ok(p) => {
-                            count_talker(&mut talkers, &p, f.ts);
                             items.push((p, f.ts));
                         }
                         Err(_) => unparsed += 1,
@@ -311,6 +326,7 @@ fn read_loop(
                 Err(e) => break Some(Err(e)),
             }
         };
+        talkers.add_batch(items.iter().map(|(p, ts)| (p.src, p.len, *ts)));
         let batch = Msg::Batch {
             items,
             frames,
@@ -323,89 +339,6 @@ fn read_loop(
         if let Some(result) = end {
             let _ = tx.send(Msg::Done(result));
             return talkers;
-        }
-    }
-}
-
-/// Per-source totals keyed by the address as one number (IPv4 mapped into IPv6): one hash
-/// word for IPv4, and a small entry, since this runs per packet.
-#[derive(Default)]
-struct Talkers {
-    v4: HashMap<u32, Totals, RandomState>,
-    v6: HashMap<u128, Totals, RandomState>,
-}
-
-#[derive(Clone, Copy)]
-struct Totals {
-    packets: u64,
-    bytes: u64,
-    first: Timestamp,
-    last: Timestamp,
-}
-
-impl Totals {
-    fn new(len: u32, ts: Timestamp) -> Totals {
-        Totals {
-            packets: 1,
-            bytes: u64::from(len),
-            first: ts,
-            last: ts,
-        }
-    }
-
-    fn add(&mut self, len: u32, ts: Timestamp) {
-        self.packets += 1;
-        self.bytes += u64::from(len);
-        self.last = ts;
-    }
-}
-
-impl Talkers {
-    fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
-    }
-
-    fn into_vec(self) -> Vec<Talker> {
-        let v4 = self
-            .v4
-            .into_iter()
-            .map(|(a, t)| talker(IpAddr::V4(a.into()), &t));
-        let v6 = self
-            .v6
-            .into_iter()
-            .map(|(a, t)| talker(IpAddr::V6(a.into()), &t));
-        v4.chain(v6).collect()
-    }
-}
-
-fn talker(addr: IpAddr, t: &Totals) -> Talker {
-    Talker {
-        addr,
-        packets: t.packets,
-        bytes: t.bytes,
-        first: t.first,
-        last: t.last,
-    }
-}
-
-fn count_talker(talkers: &mut Talkers, p: &PacketMeta, ts: Timestamp) {
-    let full = talkers.len() >= MAX_TALKERS;
-    match p.src {
-        IpAddr::V4(a) => {
-            let k = u32::from(a);
-            if let Some(t) = talkers.v4.get_mut(&k) {
-                t.add(p.len, ts);
-            } else if !full {
-                talkers.v4.insert(k, Totals::new(p.len, ts));
-            }
-        }
-        IpAddr::V6(a) => {
-            let k = u128::from(a);
-            if let Some(t) = talkers.v6.get_mut(&k) {
-                t.add(p.len, ts);
-            } else if !full {
-                talkers.v6.insert(k, Totals::new(p.len, ts));
-            }
         }
     }
 }
@@ -433,6 +366,7 @@ fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &
         blocks: 0,
         suppressed,
         packets: 0,
+        approx: false,
         first_seen: Timestamp(0),
         last_seen: Timestamp(0),
     });
@@ -453,14 +387,15 @@ fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &
     }
 }
 
-/// Adds each offender's own traffic and orders them for the report.
+/// Adds each offender's own traffic (from the talker summary: exact for sources that entered
+/// it while it had room, a lower bound otherwise) and orders them for the report.
 fn finish_offenders(
     offenders: HashMap<SourceKey, Offender, RandomState>,
-    talkers: &[Talker],
+    talkers: &Talkers,
 ) -> Vec<Offender> {
     // Each talker is added to the offender that covers it, one pass per distinct prefix
     // length: linear in talkers, however many prefix offenders a flood produced.
-    let mut totals: HashMap<SourceKey, (u64, Timestamp, Timestamp), RandomState> =
+    let mut totals: HashMap<SourceKey, (u64, Timestamp, Timestamp, bool), RandomState> =
         HashMap::default();
     let mut lengths: Vec<(u8, bool)> = offenders
         .keys()
@@ -468,26 +403,37 @@ fn finish_offenders(
         .collect();
     lengths.sort_unstable();
     lengths.dedup();
-    for t in talkers {
+    for t in talkers.entries() {
         for &(len, v6) in &lengths {
             if t.addr.is_ipv6() != v6 {
                 continue;
             }
             let key = SourceKey::new(t.addr, len, len);
             if offenders.contains_key(&key) {
-                let e = totals.entry(key).or_insert((0, t.first, t.last));
-                e.0 += t.packets;
+                // A prefix may have lost addresses the summary replaced; a host entry is exact
+                // unless it entered by replacing another.
+                let host = key.is_host();
+                let e =
+                    totals
+                        .entry(key)
+                        .or_insert((0, t.first, t.last, talkers.replaced && !host));
+                e.0 += t.packets - t.err;
                 e.1 = e.1.min(t.first);
                 e.2 = e.2.max(t.last);
+                e.3 |= t.err > 0;
             }
         }
     }
     let mut out: Vec<Offender> = offenders.into_values().collect();
     for o in &mut out {
-        if let Some(&(packets, first, last)) = totals.get(&o.key) {
-            o.packets = packets;
-            o.first_seen = first;
-            o.last_seen = last;
+        match totals.get(&o.key) {
+            Some(&(packets, first, last, approx)) => {
+                o.packets = packets;
+                o.first_seen = first;
+                o.last_seen = last;
+                o.approx = approx;
+            }
+            None => o.approx = talkers.replaced,
         }
     }
     out.sort_by(|a, b| {
@@ -498,4 +444,16 @@ fn finish_offenders(
         ))
     });
     out
+}
+
+/// A summary entry as the report shows it.
+fn talker(e: &talkers::Entry) -> Talker {
+    Talker {
+        addr: e.addr,
+        packets: e.packets,
+        err: e.err,
+        bytes: e.bytes,
+        first: e.first,
+        last: e.last,
+    }
 }

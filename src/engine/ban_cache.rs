@@ -1,0 +1,197 @@
+//! What `fire` would do for a source that is already banned, remembered until it can change
+//! (pure). A flood from a banned source is over threshold on every packet; `fire` then looks
+//! the ban up, tests the target against the allowlist and our own nets, computes the ban
+//! length and finds nothing to do until the next extension step. The cache keeps, per (target,
+//! rule), the earliest time at which `fire` could do more than raise the ban's peak, valid
+//! while no ban changed (the ban table's generation).
+//!
+//! Invariant: a cached answer is only used when `fire` would have left everything but the
+//! ban's peak unchanged; the peak is raised here exactly as `fire` raises it. So decisions and
+//! events are those of `fire` alone (tested against it on random streams in `tests.rs`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use foldhash::fast::RandomState;
+use ipnet::IpNet;
+
+use super::BanSettings;
+use super::bans::BanTable;
+use super::fire::{ban_length, lifted_by_protection, unbannable};
+use super::rules::CompiledRule;
+use crate::engine::sources::SourceKey;
+use crate::time::Timestamp;
+use crate::trust::peers::PeerSet;
+
+#[derive(Clone, Copy, Debug)]
+struct Cached {
+    generation: u64,
+    /// From this time on, `fire` may extend or upgrade the ban.
+    recheck_at: Timestamp,
+    /// The ban is this rule's: its peak follows the rule's value.
+    peak_rule: bool,
+    peak: u64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct BanCache {
+    entries: HashMap<(SourceKey, usize), Cached, RandomState>,
+    /// Tests compare the engine with and without the cache.
+    #[cfg(test)]
+    pub(super) off: bool,
+}
+
+impl BanCache {
+    /// True when rule `ri` firing for `key` with `value` at `now` needs no call to `fire`
+    /// (the peak, if it is the ban's rule, is raised here).
+    #[inline]
+    pub(super) fn settle(
+        &mut self,
+        key: SourceKey,
+        ri: usize,
+        value: u64,
+        now: Timestamp,
+        bans: &mut BanTable,
+    ) -> bool {
+        #[cfg(test)]
+        if self.off {
+            return false;
+        }
+        let Some(c) = self.entries.get_mut(&(key, ri)) else {
+            return false;
+        };
+        if c.generation != bans.generation() || now >= c.recheck_at {
+            return false;
+        }
+        if c.peak_rule && value > c.peak {
+            bans.record_peak(&key, value);
+            c.peak = value;
+        }
+        true
+    }
+
+    /// After `fire` ran for (`key`, rule `ri`) at `now`: remembers until when the answer
+    /// stays the same, if `key` is banned.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn learn(
+        &mut self,
+        key: SourceKey,
+        ri: usize,
+        rule: &CompiledRule,
+        settings: &BanSettings,
+        allow: &[IpNet],
+        local: &[IpNet],
+        peers: &PeerSet,
+        bans: &BanTable,
+    ) {
+        let Some(ban) = bans.get(&key) else {
+            self.entries.remove(&(key, ri));
+            return;
+        };
+        // A protected target is left alone by `fire` (peak included); a log-only rule never
+        // touches a ban; without extensions only the peak moves.
+        // A verified peer's ban is not extended on evidence that may be forged (nor its peak).
+        let protected =
+            lifted_by_protection(ban, allow, local) || unbannable(rule, key, peers).is_some();
+        let recheck_at = if protected || rule.log_only || !settings.extend_while_active {
+            Timestamp(u64::MAX)
+        } else {
+            // `fire` extends when now + d >= until + step, or (an upgrade) now + d > until.
+            let earned = ban_length(rule.ban, ban.offense, settings);
+            let d = ban.duration.max(earned);
+            let step = (d / 10).max(Duration::from_secs(1));
+            let extend = Timestamp(
+                ban.until
+                    .saturating_add(step)
+                    .0
+                    .saturating_sub(Timestamp(0).saturating_add(d).0),
+            );
+            if earned > ban.duration {
+                let upgrade = Timestamp(
+                    ban.until
+                        .0
+                        .saturating_sub(Timestamp(0).saturating_add(d).0)
+                        .saturating_add(1),
+                );
+                extend.min(upgrade)
+            } else {
+                extend
+            }
+        };
+        self.entries.insert(
+            (key, ri),
+            Cached {
+                generation: bans.generation(),
+                recheck_at,
+                peak_rule: !protected && !rule.log_only && *ban.rule == *rule.name,
+                peak: ban.peak,
+            },
+        );
+    }
+
+    /// Drops what a change to the bans made stale.
+    pub(super) fn prune(&mut self, generation: u64) {
+        self.entries.retain(|_, c| c.generation == generation);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use crate::config::{Metric, Protocol, TcpFlagsFilter};
+    use crate::engine::tests::{config, rule, syn};
+    use crate::engine::{Decision, Engine};
+    use crate::time::Timestamp;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+
+        /// Floods from a few sources (one allowlisted), two rules with different bans on the
+        /// same packets (upgrades), short bans (expiry, repeat offenses), a third rule that only
+        /// logs (or not): the same decisions, in the same order, with and without the cache.
+        #[test]
+        fn the_cache_changes_no_decision(
+            t1 in 2..40u64, t2 in 2..40u64,
+            ban1 in 100..40_000u64, ban2 in 100..40_000u64, max_ban in 1000..120_000u64,
+            extend in any::<bool>(), mult in 1.0..3.0f64, log in any::<bool>(), t3 in 2..40u64,
+            stream in prop::collection::vec(
+                (0..4u8, prop_oneof![9 => 0..3000u32, 1 => 100_000..3_000_000u32]),
+                300..2500,
+            ),
+        ) {
+            let mut a = rule("a", Metric::Packets, t1, 1000);
+            a.protocol = Protocol::Tcp;
+            a.tcp_flags = Some(TcpFlagsFilter::Syn);
+            a.ban = Some(std::time::Duration::from_millis(ban1));
+            let mut b = a.clone();
+            b.name = "b".into();
+            b.threshold = t2;
+            b.ban = Some(std::time::Duration::from_millis(ban2));
+            let mut l = b.clone();
+            l.name = "l".into();
+            l.threshold = t3;
+            if log {
+                l.mode = crate::config::RuleMode::Log;
+            }
+            let mut c = config(vec![a, b, l]);
+            c.allow.nets = vec!["192.0.2.0/24".parse().unwrap()];
+            c.enforce.extend_while_active = extend;
+            c.enforce.repeat_multiplier = mult;
+            c.enforce.max_ban = std::time::Duration::from_millis(max_ban.max(ban1).max(ban2));
+            let mut cached = Engine::new(&c, vec![]);
+            let mut plain = Engine::new(&c, vec![]);
+            plain.ban_cache.off = true;
+            let srcs = ["203.0.113.1", "203.0.113.2", "192.0.2.5", "2001:db8::7"];
+            let (mut x, mut y) = (Vec::<Decision>::new(), Vec::<Decision>::new());
+            let mut ts = 1_000_000_000u64;
+            for (src, gap) in &stream {
+                ts += u64::from(*gap);
+                let p = syn(srcs[usize::from(*src)], "10.0.0.1", 80);
+                cached.observe(&p, Timestamp(ts), &mut x);
+                plain.observe(&p, Timestamp(ts), &mut y);
+            }
+            prop_assert_eq!(x, y);
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! One packet counted into one record (pure): advance the record's clocks, add to every
+//! matching rate window (packed cells, or heavy cells once one overflowed), admit the distinct
+//! values, and report each rule whose threshold the new value exceeds.
+//!
+//! A rate window adds into the packet's own bucket (a packet up to 7 buckets older than the
+//! newest one seen from its source still counts where it belongs); a clock that moves forward
+//! clears the buckets it passes for every window it drives; one that would move back by a
+//! whole window or more restarts them (a clock reset).
+
+use super::cells::{
+    BYTES_CELL_MAX, HeavyPool, PACKET_CELL_MAX, clear_mask, get_u8, get_u16, sum_u8x8, sum_u16x4,
+};
+use super::distinct::{self, SetPool};
+use super::layout::{BUCKETS, Kind, Layout, flag, word};
+use super::{Slot, SourceTable, set_time, time};
+use crate::packet::PacketMeta;
+
+/// Iterates the set bits of a mask, lowest first.
+#[inline]
+fn bits(mut m: u32) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if m == 0 {
+            return None;
+        }
+        let i = m.trailing_zeros() as usize;
+        m &= m - 1;
+        Some(i)
+    })
+}
+
+impl SourceTable {
+    /// Counts packet `p` (of class `c`, captured at `ts_us`) into `slot`'s record; appends
+    /// `(rule, value)` for every rule of the table whose `report` level (its threshold unless
+    /// lowered) the value now exceeds, in window order (the caller orders them by rule).
+    pub fn count(
+        &mut self,
+        slot: Slot,
+        p: &PacketMeta,
+        c: u8,
+        ts_us: u64,
+        fired: &mut Vec<(usize, u64)>,
+    ) {
+        let m = self.layout.mask(c, p);
+        if m == 0 {
+            return;
+        }
+        let s = slot.0;
+        let rate = m & (self.layout.packet_mask | self.layout.bytes_mask);
+        let mut buckets = [0u32; super::layout::MAX_RULES];
+        for (k, bucket) in buckets
+            .iter_mut()
+            .enumerate()
+            .take(self.layout.clocks.len())
+        {
+            if rate & self.layout.clock_windows[k] != 0 {
+                let b = self.bucket(self.layout.clocks[k], ts_us);
+                *bucket = b;
+                self.advance(s, k, b);
+            }
+        }
+        for w in bits(m & self.layout.packet_mask) {
+            let i = buckets[self.layout.windows[w].clock] % BUCKETS;
+            let v = self.add_rate(s, w, i, 1, PACKET_CELL_MAX);
+            self.check(w, v, fired);
+        }
+        for w in bits(m & self.layout.bytes_mask) {
+            let i = buckets[self.layout.windows[w].clock] % BUCKETS;
+            let v = self.add_rate(s, w, i, u64::from(p.len), BYTES_CELL_MAX);
+            self.check(w, v, fired);
+        }
+        for w in bits(m & self.layout.distinct_mask) {
+            let win = &self.layout.windows[w];
+            let Kind::Distinct { addrs, cap } = win.kind else {
+                continue;
+            };
+            let value = Layout::distinct_value(addrs, p);
+            let b = self.bucket(win.span.bucket_us, ts_us);
+            let v = self.add_distinct(s, w, value, b, u64::from(cap));
+            self.check(w, v, fired);
+        }
+    }
+
+    #[inline]
+    fn check(&self, w: usize, v: u64, fired: &mut Vec<(usize, u64)>) {
+        let win = &self.layout.windows[w];
+        if v > win.min_report {
+            for &r in &win.rules {
+                if v > self.layout.rules[r].report {
+                    fired.push((r, v));
+                }
+            }
+        }
+    }
+
+    /// Moves clock `k` of record `s` to bucket `b`, clearing what it passes.
+    fn advance(&mut self, s: u32, k: usize, b: u32) {
+        let head = time(self.record(s), k + 1);
+        let d = b.wrapping_sub(head) as i32;
+        if d > 0 || d <= -(BUCKETS as i32) {
+            let steps = if d > 0 { d as u32 } else { BUCKETS };
+            let windows = self.layout.clock_windows[k];
+            let SourceTable {
+                layout,
+                chunks,
+                heavy,
+                ..
+            } = self;
+            let r = super::record_in(chunks, layout.stride, s);
+            set_time(r, k + 1, b);
+            let e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
+            for w in bits(windows) {
+                let off = layout.windows[w].offset;
+                if e != 0 {
+                    let cells = heavy.window(e, w);
+                    for j in 1..=steps.min(BUCKETS) {
+                        cells[(head.wrapping_add(j) % BUCKETS) as usize] = 0;
+                    }
+                } else if layout.windows[w].kind == Kind::Packets {
+                    r[off] &= !(clear_mask(head, steps, 8) as u64);
+                } else {
+                    let mask = clear_mask(head, steps, 16);
+                    r[off] &= !(mask as u64);
+                    r[off + 1] &= !((mask >> 64) as u64);
+                }
+            }
+            if e != 0 {
+                settle(layout, r, heavy, e);
+            }
+        }
+    }
+
+    /// Adds `amount` to cell `i` of rate window `w`; returns the window's total.
+    fn add_rate(&mut self, s: u32, w: usize, i: u32, amount: u64, cell_max: u64) -> u64 {
+        let off = self.layout.windows[w].offset;
+        let SourceTable {
+            layout,
+            chunks,
+            heavy,
+            ..
+        } = self;
+        let r = super::record_in(chunks, layout.stride, s);
+        let mut e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
+        if e == 0 {
+            if cell_max == PACKET_CELL_MAX {
+                if get_u8(r[off], i) + amount <= cell_max {
+                    r[off] += amount << (8 * i);
+                    return sum_u8x8(r[off]);
+                }
+            } else if get_u16(r[off], r[off + 1], i) + amount <= cell_max {
+                r[off + usize::from(i >= 4)] += amount << (16 * (i & 3));
+                return sum_u16x4(r[off]) + sum_u16x4(r[off + 1]);
+            }
+            e = escalate(layout, r, heavy);
+        }
+        let cells = heavy.window(e, w);
+        cells[i as usize] = cells[i as usize].saturating_add(amount);
+        cells.iter().fold(0u64, |a, &c| a.saturating_add(c))
+    }
+
+    /// Admits `value` (seen at bucket `b`) to distinct window `w`; returns its live count.
+    fn add_distinct(&mut self, s: u32, w: usize, value: u32, b: u32, cap: u64) -> u64 {
+        let off = self.layout.windows[w].offset;
+        let bit = 1u64 << (flag::OVERFLOW_SHIFT as usize + w - self.first_distinct());
+        let SourceTable {
+            layout,
+            chunks,
+            sets,
+            untracked,
+            ..
+        } = self;
+        let r = super::record_in(chunks, layout.stride, s);
+        if r[word::META] & bit == 0 {
+            let e = r[off];
+            if !distinct::live(e, b) || distinct::value_of(e) == value {
+                r[off] = distinct::pack(value, b);
+                return 1;
+            }
+            if cap < 2 {
+                return 1;
+            }
+            return match sets.pair(e, distinct::pack(value, b)) {
+                Some(h) => {
+                    r[off] = u64::from(h);
+                    r[word::META] |= bit;
+                    2
+                }
+                None => {
+                    *untracked += 1;
+                    1
+                }
+            };
+        }
+        add_to_set(sets, r, off, bit, value, b, cap, untracked)
+    }
+
+    /// Rule window `w`'s value for `slot` as of `now_us` (no change).
+    pub fn value(&self, slot: Slot, w: usize, now_us: u64) -> u64 {
+        let win = &self.layout.windows[w];
+        let r = self.record(slot.0);
+        let b = (now_us / win.span.bucket_us) as u32;
+        match win.kind {
+            Kind::Distinct { .. } => {
+                let bit = 1u64 << (flag::OVERFLOW_SHIFT as usize + w - self.first_distinct());
+                if r[word::META] & bit != 0 {
+                    self.sets.count(r[win.offset] as u32, b)
+                } else {
+                    u64::from(distinct::live(r[win.offset], b))
+                }
+            }
+            kind => {
+                let head = time(r, win.clock + 1);
+                let ahead = b.wrapping_sub(head) as i32;
+                if ahead >= BUCKETS as i32 || ahead <= -(BUCKETS as i32) {
+                    return 0;
+                }
+                // Buckets within both the record's window and the one ending at `b`.
+                let last = BUCKETS - 1;
+                let (lo, hi) = if ahead >= 0 {
+                    (head.wrapping_sub(last - ahead as u32), head)
+                } else {
+                    (
+                        head.wrapping_sub(last),
+                        head.wrapping_sub(ahead.unsigned_abs()),
+                    )
+                };
+                let e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
+                (0..=hi.wrapping_sub(lo))
+                    .map(|j| {
+                        let i = lo.wrapping_add(j) % BUCKETS;
+                        if e != 0 {
+                            self.heavy.window_ref(e, w)[i as usize]
+                        } else {
+                            packed_cell(r, win.offset, kind, i)
+                        }
+                    })
+                    .fold(0u64, |a, c| a.saturating_add(c))
+            }
+        }
+    }
+}
+
+/// Packed cell `i` of the rate window at `off`.
+fn packed_cell(r: &[u64], off: usize, kind: Kind, i: u32) -> u64 {
+    if kind == Kind::Packets {
+        get_u8(r[off], i)
+    } else {
+        get_u16(r[off], r[off + 1], i)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_to_set(
+    sets: &mut SetPool,
+    r: &mut [u64],
+    off: usize,
+    bit: u64,
+    value: u32,
+    b: u32,
+    cap: u64,
+    untracked: &mut u64,
+) -> u64 {
+    let (added, handle) = sets.add(r[off] as u32, value, b, cap);
+    match handle {
+        Some(h) => r[off] = u64::from(h),
+        None => {
+            r[off] = distinct::pack(value, b);
+            r[word::META] &= !bit;
+        }
+    }
+    if added.short {
+        *untracked += 1;
+    }
+    added.count
+}
+
+/// Moves record `r`'s rate windows to a new heavy entry; returns its number.
+fn escalate(layout: &Layout, r: &mut [u64], heavy: &mut HeavyPool) -> u32 {
+    let e = heavy.alloc();
+    for w in 0..layout.n_packets + layout.n_bytes {
+        let win = &layout.windows[w];
+        let cells = heavy.window(e, w);
+        for i in 0..BUCKETS {
+            cells[i as usize] = packed_cell(r, win.offset, win.kind, i);
+        }
+        r[win.offset] = 0;
+        if win.kind == Kind::Bytes {
+            r[win.offset + 1] = 0;
+        }
+    }
+    r[word::META] |= u64::from(e) << flag::HEAVY_SHIFT;
+    e
+}
+
+/// Moves record `r`'s rate windows back to packed cells when every cell fits again.
+fn settle(layout: &Layout, r: &mut [u64], heavy: &mut HeavyPool, e: u32) {
+    let fits = (0..layout.n_packets + layout.n_bytes).all(|w| {
+        let max = if layout.windows[w].kind == Kind::Packets {
+            PACKET_CELL_MAX
+        } else {
+            BYTES_CELL_MAX
+        };
+        heavy.window_ref(e, w).iter().all(|&c| c <= max)
+    });
+    if !fits {
+        return;
+    }
+    for w in 0..layout.n_packets + layout.n_bytes {
+        let win = &layout.windows[w];
+        let cells = heavy.window_ref(e, w);
+        if win.kind == Kind::Packets {
+            r[win.offset] = (0..8).fold(0u64, |x, i| x | cells[i] << (8 * i));
+        } else {
+            r[win.offset] = (0..4).fold(0u64, |x, i| x | cells[i] << (16 * i));
+            r[win.offset + 1] = (0..4).fold(0u64, |x, i| x | cells[4 + i] << (16 * i));
+        }
+    }
+    r[word::META] &= !(u64::from(u32::MAX) << flag::HEAVY_SHIFT);
+    heavy.free(e);
+}

@@ -1,0 +1,395 @@
+//! Per-source state with a hard bound (pure): one compact record per tracked source, laid out
+//! by [`Layout`] from the table's rules, in chunks that never move; an index of slot numbers
+//! finds a source's record by its key.
+//!
+//! Invariants: at most `max_sources` records are live; a record unseen for longer than the
+//! longest window (plus one time unit) is idle and evicted by [`SourceTable::sweep`]; when the
+//! table is full and nothing is idle, new sources are *not* tracked and counted in
+//! `untracked`, so a spoofed flood cannot grow memory. Slots handed out stay valid until the
+//! next sweep. Nothing is allocated per packet except when a record's distinct set or heavy
+//! cells grow (bounded: see `distinct.rs`, `cells.rs`).
+//!
+//! Files: `layout.rs` (the record, compiled from rules), `cells.rs` (packed rate cells),
+//! `distinct.rs` (distinct-value sets), `count.rs` (a packet counted into a record).
+
+pub mod cells;
+mod count;
+pub mod distinct;
+pub mod layout;
+#[cfg(test)]
+mod tests;
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use crate::engine::sources::SourceKey;
+use cells::HeavyPool;
+use distinct::SetPool;
+use layout::{Layout, flag, word};
+
+/// Records per chunk of the arena (a chunk is allocated whole and never moves).
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
+/// `last_seen` is kept in units of 2^10 µs.
+const SEEN_SHIFT: u32 = 10;
+
+/// Where a tracked source's state lives; valid until the next [`SourceTable::sweep`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Slot(pub(crate) u32);
+
+/// The table of one group of rules.
+#[derive(Debug)]
+pub struct SourceTable {
+    pub layout: Layout,
+    index: HashTable<u32>,
+    hasher: RandomState,
+    chunks: Vec<Box<[u64]>>,
+    /// Slots allocated so far; freed ones are reused first.
+    slots: u32,
+    free: Vec<u32>,
+    pub(crate) heavy: HeavyPool,
+    pub(crate) sets: SetPool,
+    max_sources: usize,
+    last_sweep: u64,
+    /// Cached bucket numbers per bucket width: (bucket start µs, bucket number), see `scale`.
+    scales: Vec<(u64, u64, u64)>,
+    /// Packets from sources that could not be tracked because the table (or the distinct-set
+    /// pool) was full.
+    pub untracked: u64,
+    /// A source was turned away since the last sweep (batch mode sweeps between batches).
+    full: bool,
+    /// Sources evicted as idle, in all.
+    pub evicted: u64,
+}
+
+/// The 128 address bits of a key, as (high, low) words, and whether it is IPv6.
+fn key_words(key: SourceKey) -> (u64, u64, bool) {
+    key.words()
+}
+
+impl SourceTable {
+    pub fn new(layout: Layout, max_sources: usize) -> SourceTable {
+        let rate_windows = layout.n_packets + layout.n_bytes;
+        let mut widths: Vec<u64> = layout.clocks.clone();
+        for w in &layout.windows {
+            if !widths.contains(&w.span.bucket_us) {
+                widths.push(w.span.bucket_us);
+            }
+        }
+        let max_sources = max_sources.clamp(1, u32::MAX as usize - 1);
+        SourceTable {
+            index: HashTable::new(),
+            hasher: RandomState::default(),
+            chunks: Vec::new(),
+            slots: 0,
+            free: Vec::new(),
+            heavy: HeavyPool::new(rate_windows),
+            // Distinct sets may hold 8 bytes per tracked source on average (8 MB at least).
+            sets: SetPool::new(max_sources.max(1 << 20)),
+            max_sources,
+            last_sweep: 0,
+            scales: widths.iter().map(|&w| (w, u64::MAX, 0)).collect(),
+            untracked: 0,
+            full: false,
+            evicted: 0,
+            layout,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// A new bound (a reload). Raising it admits more sources at once; lowering it admits no
+    /// new source above it, and the table shrinks to it as idle sources are swept.
+    pub fn set_max_sources(&mut self, max_sources: usize) {
+        self.max_sources = max_sources.clamp(1, u32::MAX as usize - 1);
+        self.sets.budget_words = self.max_sources.max(1 << 20);
+    }
+
+    /// The bucket number of `ts_us` at bucket width `width_us` (cached: a division per bucket,
+    /// not per packet).
+    #[inline]
+    fn bucket(&mut self, width_us: u64, ts_us: u64) -> u32 {
+        for s in self.scales.iter_mut() {
+            if s.0 == width_us {
+                if ts_us.wrapping_sub(s.1) >= width_us {
+                    let b = ts_us / width_us;
+                    s.1 = b * width_us;
+                    s.2 = b;
+                }
+                return s.2 as u32;
+            }
+        }
+        (ts_us / width_us) as u32
+    }
+
+    #[inline]
+    fn base(&self, slot: u32) -> (usize, usize) {
+        (
+            (slot >> CHUNK_BITS) as usize,
+            (slot as usize & (CHUNK - 1)) * self.layout.stride,
+        )
+    }
+
+    /// The words of `slot`'s record.
+    #[inline]
+    pub(crate) fn record(&self, slot: u32) -> &[u64] {
+        let (c, b) = self.base(slot);
+        &self.chunks[c][b..b + self.layout.stride]
+    }
+
+    #[inline]
+    pub(crate) fn record_mut(&mut self, slot: u32) -> &mut [u64] {
+        let (c, b) = self.base(slot);
+        let stride = self.layout.stride;
+        &mut self.chunks[c][b..b + stride]
+    }
+
+    fn find(&self, key: SourceKey, hash: u64) -> Option<u32> {
+        let (hi, lo, v6) = key_words(key);
+        let want = if v6 { flag::V6 } else { 0 };
+        self.index
+            .find(hash, |&s| {
+                let r = self.record(s);
+                r[word::KEY_LO] == lo && r[word::KEY_HI] == hi && r[word::META] & flag::V6 == want
+            })
+            .copied()
+    }
+
+    /// The slot of `key`, creating it if there is room. Never sweeps (slots handed out earlier
+    /// stay valid): when the table is full the source is untracked, and
+    /// [`SourceTable::sweep_if_full`] sweeps before the next batch.
+    #[cfg(test)]
+    pub fn slot_deferred(&mut self, key: SourceKey, now_us: u64) -> Option<Slot> {
+        let hash = self.hash(key);
+        self.slot_hashed(key, hash, now_us)
+    }
+
+    /// The hash [`SourceTable::slot_hashed`] takes.
+    #[inline]
+    pub fn hash(&self, key: SourceKey) -> u64 {
+        self.hasher.hash_one(key_words(key))
+    }
+
+    /// Loads the index entries a look-up of `hash` will read, and the record they point to
+    /// (a guess: any entry with the hash's tag), returning something computed from them. A
+    /// pass of these over a batch before the look-ups starts the batch's cache misses at once
+    /// instead of one look-up after the other (a software prefetch in safe Rust).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) -> u64 {
+        match self.index.find(hash, |_| true) {
+            Some(&s) if s < self.slots => self.record(s)[word::KEY_LO],
+            _ => 0,
+        }
+    }
+
+    /// [`SourceTable::slot_deferred`] with the key's hash already computed.
+    #[inline]
+    pub fn slot_hashed(&mut self, key: SourceKey, hash: u64, now_us: u64) -> Option<Slot> {
+        let seen = now_us >> SEEN_SHIFT;
+        if let Some(s) = self.find(key, hash) {
+            let r = self.record_mut(s);
+            r[word::TIMES] = (r[word::TIMES] & !0xffff_ffff) | (seen & 0xffff_ffff);
+            return Some(Slot(s));
+        }
+        if self.len() >= self.max_sources {
+            self.untracked += 1;
+            self.full = true;
+            return None;
+        }
+        let s = self.alloc_slot();
+        self.init_record(s, key, now_us);
+        let hasher = &self.hasher;
+        let chunks = &self.chunks;
+        let stride = self.layout.stride;
+        self.index.insert_unique(hash, s, |&t| {
+            let (c, b) = (
+                (t >> CHUNK_BITS) as usize,
+                (t as usize & (CHUNK - 1)) * stride,
+            );
+            let r = &chunks[c][b..b + stride];
+            let v6 = r[word::META] & flag::V6 != 0;
+            hasher.hash_one((r[word::KEY_HI], r[word::KEY_LO], v6))
+        });
+        Some(Slot(s))
+    }
+
+    fn alloc_slot(&mut self) -> u32 {
+        if let Some(s) = self.free.pop() {
+            return s;
+        }
+        let s = self.slots;
+        self.slots += 1;
+        if (s as usize) >> CHUNK_BITS >= self.chunks.len() {
+            self.chunks
+                .push(vec![0u64; CHUNK * self.layout.stride].into_boxed_slice());
+        }
+        s
+    }
+
+    fn init_record(&mut self, s: u32, key: SourceKey, now_us: u64) {
+        let (hi, lo, v6) = key_words(key);
+        let r = self.record_mut(s);
+        r.fill(0);
+        r[word::KEY_HI] = hi;
+        r[word::KEY_LO] = lo;
+        r[word::META] = flag::LIVE | if v6 { flag::V6 } else { 0 };
+        set_time(r, 0, ((now_us >> SEEN_SHIFT) & 0xffff_ffff) as u32);
+        for c in 0..self.layout.clocks.len() {
+            let b = self.bucket(self.layout.clocks[c], now_us);
+            set_time(self.record_mut(s), c + 1, b);
+        }
+        for w in self.first_distinct()..self.layout.windows.len() {
+            let win = &self.layout.windows[w];
+            let (off, b) = (win.offset, (now_us / win.span.bucket_us) as u32);
+            self.record_mut(s)[off] = distinct::empty(b);
+        }
+    }
+
+    /// Sweeps idle keys if the table filled up since the last sweep (at most once per bucket
+    /// of the shortest window).
+    pub fn sweep_if_full(&mut self, now_us: u64) {
+        if self.full && self.sweep_due(now_us) {
+            self.full = false;
+            self.sweep(now_us);
+        }
+    }
+
+    /// A full table sweeps at most once per bucket of the shortest window, so a table full of
+    /// active sources does not turn every new packet into a full scan.
+    fn sweep_due(&self, now_us: u64) -> bool {
+        let min_bucket = self
+            .layout
+            .windows
+            .iter()
+            .map(|w| w.span.bucket_us)
+            .min()
+            .unwrap_or(1);
+        now_us >= self.last_sweep.saturating_add(min_bucket) || now_us < self.last_sweep
+    }
+
+    /// Sweeps when a longest-window has passed since the last sweep, so memory is released
+    /// after an attack even when the table never fills.
+    pub fn maybe_sweep(&mut self, now_us: u64) {
+        if now_us >= self.last_sweep.saturating_add(self.layout.idle_us) || now_us < self.last_sweep
+        {
+            self.sweep(now_us);
+        }
+    }
+
+    /// Evicts every record idle for longer than the longest window; returns how many.
+    pub fn sweep(&mut self, now_us: u64) -> usize {
+        self.last_sweep = now_us;
+        let now = ((now_us >> SEEN_SHIFT) & 0xffff_ffff) as u32;
+        // One unit more than the window, so rounding never evicts a source too early.
+        let idle = (self.layout.idle_us >> SEEN_SHIFT).saturating_add(1);
+        let mut n = 0;
+        for s in 0..self.slots {
+            let r = self.record(s);
+            if r[word::META] & flag::LIVE == 0 {
+                continue;
+            }
+            let seen = r[word::TIMES] as u32;
+            // Idle, or "in the future" after a clock reset.
+            let age = now.wrapping_sub(seen);
+            if u64::from(age) > idle.min(u64::from(u32::MAX >> 1)) {
+                self.evict(s);
+                n += 1;
+            }
+        }
+        self.evicted += n as u64;
+        n
+    }
+
+    fn evict(&mut self, s: u32) {
+        let r = self.record(s);
+        let (hi, lo, meta) = (r[word::KEY_HI], r[word::KEY_LO], r[word::META]);
+        let v6 = meta & flag::V6 != 0;
+        let hash = self.hasher.hash_one((hi, lo, v6));
+        if let Ok(e) = self.index.find_entry(hash, |&t| t == s) {
+            e.remove();
+        }
+        let heavy = (meta >> flag::HEAVY_SHIFT) as u32;
+        if heavy != 0 {
+            self.heavy.free(heavy);
+        }
+        let overflow = ((meta >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
+        for (i, w) in (self.first_distinct()..self.layout.windows.len()).enumerate() {
+            if overflow & (1 << i) != 0 {
+                let h = self.record(s)[self.layout.windows[w].offset] as u32;
+                self.sets.free(h);
+            }
+        }
+        self.record_mut(s).fill(0);
+        self.free.push(s);
+    }
+
+    /// Reads `slot`'s record and the first line of each of its distinct sets, and returns
+    /// something computed from them: a pass of these over a batch, before counting, starts
+    /// every cache miss of the batch at once (a software prefetch in safe Rust).
+    #[inline]
+    pub fn touch(&self, slot: u32) -> u64 {
+        let r = self.record(slot);
+        let meta = r[word::META];
+        let mut overflow = ((meta >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
+        let mut acc = meta;
+        let first = self.first_distinct();
+        while overflow != 0 {
+            let i = overflow.trailing_zeros() as usize;
+            overflow &= overflow - 1;
+            let h = r[self.layout.windows[first + i].offset] as u32;
+            acc = acc.wrapping_add(self.sets.first_word(h));
+        }
+        acc
+    }
+
+    /// Index of the first distinct window (distinct window `i` has overflow bit `i - this`).
+    fn first_distinct(&self) -> usize {
+        self.layout.n_packets + self.layout.n_bytes
+    }
+
+    /// The slot of `key` if tracked (no change).
+    pub fn lookup(&self, key: SourceKey) -> Option<Slot> {
+        self.find(key, self.hash(key)).map(Slot)
+    }
+
+    /// Rule `r`'s (index within the table) current value for `key` (for `explain`).
+    pub fn rule_value(&self, key: SourceKey, r: usize, now_us: u64) -> u64 {
+        match (self.lookup(key), self.layout.rules.get(r)) {
+            (Some(slot), Some(rule)) => self.value(slot, rule.window, now_us),
+            _ => 0,
+        }
+    }
+
+    /// Approximate bytes held (index, records, side pools), for reports and the memory tests.
+    pub fn memory_bytes(&self) -> usize {
+        self.index.capacity() * (4 + 1)
+            + self.chunks.len() * CHUNK * self.layout.stride * 8
+            + self.free.capacity() * 4
+            + self.heavy.memory_bytes()
+            + self.sets.memory_bytes()
+    }
+}
+
+/// The words of record `s` in `chunks` (for functions that also borrow other fields).
+#[inline]
+pub(crate) fn record_in(chunks: &mut [Box<[u64]>], stride: usize, s: u32) -> &mut [u64] {
+    let b = (s as usize & (CHUNK - 1)) * stride;
+    &mut chunks[(s >> CHUNK_BITS) as usize][b..b + stride]
+}
+
+/// Time field `i` of a record (0 = last seen, then the clocks), two per word.
+#[inline]
+pub(crate) fn time(r: &[u64], i: usize) -> u32 {
+    (r[word::TIMES + i / 2] >> (32 * (i % 2))) as u32
+}
+
+#[inline]
+pub(crate) fn set_time(r: &mut [u64], i: usize, v: u32) {
+    let w = &mut r[word::TIMES + i / 2];
+    let shift = 32 * (i % 2);
+    *w = (*w & !(0xffff_ffffu64 << shift)) | u64::from(v) << shift;
+}

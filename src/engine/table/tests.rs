@@ -1,0 +1,448 @@
+//! Unit tests of the source table: exact values at thresholds for every cell width and at
+//! escalation, shared clocks and shared windows, distinct sets at T and T+1 as values expire,
+//! pool exhaustion, the bound on sources, eviction; and a property test comparing the table's
+//! decisions with the straightforward per-rule windows (`engine/window.rs`) on random streams.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::layout::{Layout, classify};
+use super::{Slot, SourceTable};
+use crate::config::{Metric, Protocol, Rule, TcpFlagsFilter};
+use crate::engine::rules::fold;
+use crate::engine::sources::SourceKey;
+use crate::engine::window::{DistinctWindow, RateWindow, Span as RefSpan};
+use crate::packet::{PacketMeta, Proto, tcp_flag};
+
+const MS: u64 = 1000;
+const SEC: u64 = 1_000_000;
+
+fn rule(metric: Metric, threshold: u64, window_ms: u64) -> Rule {
+    Rule {
+        name: "r".into(),
+        protocol: Protocol::Any,
+        tcp_flags: None,
+        dst_ports: None,
+        metric,
+        threshold,
+        window: Duration::from_millis(window_ms),
+        ban: None,
+        aggregate_v4: 32,
+        aggregate_v6: 128,
+        skip_replies: false,
+        ban_verified_peers: false,
+        mode: crate::config::RuleMode::Enforce,
+        exempt: Vec::new(),
+    }
+}
+
+fn table(rules: &[Rule], max: usize) -> SourceTable {
+    let refs: Vec<&Rule> = rules.iter().collect();
+    SourceTable::new(Layout::compile(&refs), max)
+}
+
+fn pkt(src: &str, dst: &str, proto: Proto, flags: u8, dport: Option<u16>, len: u32) -> PacketMeta {
+    PacketMeta {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        proto,
+        tcp_flags: flags,
+        src_port: dport.map(|_| 40000),
+        dst_port: dport,
+        len,
+        fragment: false,
+    }
+}
+
+fn syn_to(port: u16) -> PacketMeta {
+    pkt(
+        "203.0.113.7",
+        "10.0.0.1",
+        Proto::Tcp,
+        tcp_flag::SYN,
+        Some(port),
+        60,
+    )
+}
+
+fn key(p: &PacketMeta) -> SourceKey {
+    SourceKey::new(p.src, 32, 128)
+}
+
+/// Counts `p` at `ts`; returns what fired.
+fn count(t: &mut SourceTable, p: &PacketMeta, ts: u64) -> Vec<(usize, u64)> {
+    let slot = t.slot_deferred(key(p), ts).unwrap();
+    let mut fired = Vec::new();
+    t.count(slot, p, classify(p), ts, &mut fired);
+    fired
+}
+
+fn slot(t: &SourceTable, p: &PacketMeta) -> Slot {
+    t.lookup(key(p)).unwrap()
+}
+
+#[test]
+fn threshold_and_one_more_at_every_packet_cell_width() {
+    // In one bucket: 254 and 255 fit a packed cell, 256 escalates to heavy cells.
+    for threshold in [1, 100, 254, 255, 256, 300, 2040, 5000] {
+        let mut t = table(&[rule(Metric::Packets, threshold, 1000)], 10);
+        let p = syn_to(80);
+        for _ in 0..threshold {
+            assert!(count(&mut t, &p, 10 * SEC).is_empty(), "T={threshold}");
+        }
+        assert_eq!(
+            count(&mut t, &p, 10 * SEC),
+            [(0, threshold + 1)],
+            "T={threshold}"
+        );
+        assert_eq!(t.value(slot(&t, &p), 0, 10 * SEC), threshold + 1);
+    }
+}
+
+#[test]
+fn threshold_and_one_more_spread_over_buckets_and_across_escalation() {
+    // 250 per bucket over 8 buckets (packed), then one bucket goes over 255 (heavy), then
+    // the window slides past it and the record settles back into packed cells.
+    let mut t = table(&[rule(Metric::Packets, 2000, 1000)], 10);
+    let p = syn_to(80);
+    let mut fired = Vec::new();
+    for b in 0..8u64 {
+        for _ in 0..250 {
+            fired = count(&mut t, &p, 10 * SEC + b * 125 * MS);
+        }
+    }
+    assert_eq!(fired, [], "2000 is the threshold: not over");
+    assert_eq!(count(&mut t, &p, 10 * SEC + 7 * 125 * MS), [(0, 2001)]);
+    for _ in 0..5 {
+        count(&mut t, &p, 10 * SEC + 7 * 125 * MS);
+    }
+    assert!(t.heavy.live == 1, "a 256th packet in one bucket escalates");
+    // One bucket later the oldest 250 slide out: 2006 - 250 + 1, under the threshold.
+    assert_eq!(count(&mut t, &p, 11 * SEC), []);
+    assert_eq!(t.value(slot(&t, &p), 0, 11 * SEC), 1757);
+    // Much later everything fits again.
+    count(&mut t, &p, 20 * SEC);
+    assert_eq!(t.heavy.live, 0, "settled back into packed cells");
+    assert_eq!(t.value(slot(&t, &p), 0, 20 * SEC), 1);
+}
+
+#[test]
+fn threshold_and_one_more_for_bytes_at_the_u16_cell_boundary() {
+    for threshold in [65_534u64, 65_535, 65_536, 1_000_000] {
+        let mut t = table(&[rule(Metric::Bytes, threshold, 1000)], 10);
+        let mut p = syn_to(80);
+        // Exactly the threshold in one bucket, in pieces of at most 1500.
+        let mut left = threshold;
+        while left > 0 {
+            p.len = left.min(1500) as u32;
+            left -= u64::from(p.len);
+            assert!(count(&mut t, &p, 5 * SEC).is_empty(), "T={threshold}");
+        }
+        p.len = 1;
+        assert_eq!(
+            count(&mut t, &p, 5 * SEC),
+            [(0, threshold + 1)],
+            "T={threshold}"
+        );
+    }
+}
+
+#[test]
+fn a_burst_across_a_bucket_boundary_is_caught_with_a_shared_clock() {
+    // Two rules on one 1 s clock: UDP packets and SYNs. The SYN rule's packets move the
+    // shared clock between the two halves of the UDP burst.
+    let mut udp = rule(Metric::Packets, 100, 1000);
+    udp.protocol = Protocol::Udp;
+    let mut syn = rule(Metric::Packets, 1000, 1000);
+    syn.protocol = Protocol::Tcp;
+    syn.tcp_flags = Some(TcpFlagsFilter::Syn);
+    let mut t = table(&[udp, syn], 10);
+    let u = pkt("203.0.113.7", "10.0.0.1", Proto::Udp, 0, Some(53), 80);
+    let s = syn_to(80);
+    for i in 0..50 {
+        assert!(count(&mut t, &u, 4 * SEC + 900 * MS + i * MS).is_empty());
+    }
+    count(&mut t, &s, 5 * SEC + 10 * MS);
+    count(&mut t, &s, 5 * SEC + 300 * MS);
+    let mut fired = Vec::new();
+    for i in 0..51 {
+        fired = count(&mut t, &u, 5 * SEC + 400 * MS + i * MS);
+    }
+    assert_eq!(fired, [(0, 101)], "50 + 51 within one second");
+}
+
+#[test]
+fn rules_sharing_a_window_keep_their_own_thresholds() {
+    let mut a = rule(Metric::Packets, 1000, 1000);
+    a.tcp_flags = Some(TcpFlagsFilter::Syn);
+    a.protocol = Protocol::Tcp;
+    let mut b = a.clone();
+    b.threshold = 28;
+    let t0 = table(&[a.clone(), b.clone()], 10);
+    assert_eq!(t0.layout.windows.len(), 1, "one window for both");
+    let mut t = t0;
+    let p = syn_to(443);
+    for _ in 0..28 {
+        assert!(count(&mut t, &p, SEC).is_empty());
+    }
+    assert_eq!(count(&mut t, &p, SEC), [(1, 29)]);
+    for _ in 0..971 {
+        count(&mut t, &p, SEC);
+    }
+    assert_eq!(count(&mut t, &p, SEC), [(0, 1000 + 1), (1, 1001)]);
+}
+
+#[test]
+fn distinct_at_t_and_t_plus_one_as_values_expire_bucket_by_bucket() {
+    // T = 10 over 8 s (1 s buckets): 11 ports, one per bucket from bucket 0.
+    let mut t = table(&[rule(Metric::DstPorts, 10, 8000)], 10);
+    let mut fired = Vec::new();
+    for port in 0..10u16 {
+        fired = count(&mut t, &syn_to(port), u64::from(port) * SEC / 2);
+    }
+    assert_eq!(fired, [], "10 distinct ports is the threshold");
+    assert_eq!(count(&mut t, &syn_to(10), 5 * SEC), [(0, 11)]);
+    // Ports 0 and 1 were seen in bucket 0: at bucket 8 they are gone.
+    assert_eq!(t.value(slot(&t, &syn_to(0)), 0, 7 * SEC + 999 * MS), 11);
+    assert_eq!(t.value(slot(&t, &syn_to(0)), 0, 8 * SEC), 9);
+    assert!(count(&mut t, &syn_to(11), 8 * SEC).is_empty(), "9 + 1 = 10");
+    assert_eq!(count(&mut t, &syn_to(12), 8 * SEC), [(0, 11)]);
+    // A repeat is not new.
+    assert_eq!(count(&mut t, &syn_to(12), 8 * SEC), [(0, 11)]);
+    // Bucket by bucket, values expire: ports 2,3 (bucket 1), 4,5 (bucket 2) ...
+    assert_eq!(t.value(slot(&t, &syn_to(0)), 0, 9 * SEC), 9);
+    assert_eq!(t.value(slot(&t, &syn_to(0)), 0, 10 * SEC), 7);
+    // The cap is 2T+1 = 21.
+    for port in 100..200u16 {
+        fired = count(&mut t, &syn_to(port), 10 * SEC);
+    }
+    assert_eq!(fired, [(0, 21)]);
+}
+
+#[test]
+fn distinct_addresses_count_like_ports() {
+    let mut t = table(&[rule(Metric::DstAddrs, 3, 10_000)], 10);
+    let mut fired = Vec::new();
+    for d in ["10.0.0.1", "10.0.0.2", "2001:db8::1", "10.0.0.1"] {
+        fired = count(
+            &mut t,
+            &pkt("192.0.2.9", d, Proto::Udp, 0, Some(53), 80),
+            SEC,
+        );
+    }
+    assert_eq!(fired, []);
+    let p = pkt("192.0.2.9", "10.0.0.4", Proto::Icmp, 0, None, 80);
+    assert_eq!(count(&mut t, &p, SEC), [(0, 4)]);
+}
+
+#[test]
+fn an_exhausted_set_pool_is_reported_as_untracked() {
+    let mut t = table(&[rule(Metric::DstPorts, 1000, 10_000)], 10);
+    t.sets.budget_words = 5;
+    for port in 0..4 {
+        count(&mut t, &syn_to(port), SEC);
+    }
+    assert_eq!(t.untracked, 0);
+    count(&mut t, &syn_to(4), SEC);
+    assert_eq!(t.untracked, 1, "the fifth value had no room: said so");
+}
+
+#[test]
+fn full_table_does_not_grow_and_reports_untracked() {
+    let mut t = table(&[rule(Metric::Packets, 10, 1000)], 100);
+    let v4 = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+    for i in 0..100 {
+        assert!(
+            t.slot_deferred(SourceKey::new(v4(i), 32, 128), 1000)
+                .is_some()
+        );
+    }
+    let mem = t.memory_bytes();
+    for i in 100..10_100 {
+        assert!(
+            t.slot_deferred(SourceKey::new(v4(i), 32, 128), 2000)
+                .is_none()
+        );
+    }
+    assert_eq!((t.len(), t.untracked), (100, 10_000));
+    assert_eq!(t.memory_bytes(), mem);
+    // Idle ones go, and their slots are reused with fresh windows.
+    t.sweep_if_full(3 * SEC);
+    assert_eq!((t.len(), t.evicted), (0, 100));
+    let s = t
+        .slot_deferred(SourceKey::new(v4(7), 32, 128), 3 * SEC)
+        .unwrap();
+    assert!(s.0 < 100);
+    assert_eq!(t.value(s, 0, 3 * SEC), 0);
+}
+
+#[test]
+fn a_source_idle_for_less_than_the_window_is_kept() {
+    let mut t = table(&[rule(Metric::Packets, 10, 1000)], 10);
+    let p = syn_to(80);
+    count(&mut t, &p, SEC);
+    t.sweep(SEC + 999 * MS);
+    assert_eq!(t.len(), 1);
+    t.sweep(2 * SEC + 100 * MS);
+    assert_eq!(t.len(), 0);
+}
+
+/// A rule as the reference model sees it.
+#[derive(Clone, Debug)]
+struct RefRule {
+    rule: Rule,
+    span: RefSpan,
+}
+
+fn matches(r: &Rule, p: &PacketMeta) -> bool {
+    let proto_ok = match r.protocol {
+        Protocol::Any => true,
+        Protocol::Tcp => p.proto == Proto::Tcp,
+        Protocol::Udp => p.proto == Proto::Udp,
+        Protocol::Icmp => matches!(p.proto, Proto::Icmp | Proto::Icmpv6),
+    };
+    let syn = p.tcp_flags & (tcp_flag::SYN | tcp_flag::ACK) == tcp_flag::SYN;
+    let answer = p.proto != Proto::Tcp || p.tcp_flags & (tcp_flag::ACK | tcp_flag::RST) != 0;
+    let reply =
+        answer && matches!((p.src_port, p.dst_port), (Some(s), Some(d)) if s < 1024 && d >= 1024);
+    let ports_ok = match (&r.dst_ports, p.dst_port) {
+        (None, _) => true,
+        (Some(ps), Some(d)) => ps.contains(&d),
+        (Some(_), None) => false,
+    };
+    proto_ok
+        && (r.tcp_flags.is_none() || syn)
+        && (!r.skip_replies || !reply)
+        && ports_ok
+        && (r.metric != Metric::DstPorts || p.dst_port.is_some())
+}
+
+fn rule_strategy() -> impl Strategy<Value = Rule> {
+    (
+        0..4u8,
+        0..4u8,
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![
+            Just(None),
+            Just(Some(vec![80u16, 443])),
+            Just(Some(vec![53]))
+        ],
+        1..300u64,
+        prop_oneof![Just(100u64), Just(1000), Just(10_000)],
+    )
+        .prop_map(|(m, p, syn, skip, ports, threshold, window)| {
+            let metric = [
+                Metric::Packets,
+                Metric::Bytes,
+                Metric::DstPorts,
+                Metric::DstAddrs,
+            ][usize::from(m)];
+            let protocol =
+                [Protocol::Any, Protocol::Tcp, Protocol::Udp, Protocol::Icmp][usize::from(p)];
+            Rule {
+                tcp_flags: (syn && protocol == Protocol::Tcp).then_some(TcpFlagsFilter::Syn),
+                dst_ports: ports,
+                skip_replies: skip,
+                protocol,
+                threshold: if metric == Metric::Bytes {
+                    threshold * 300
+                } else {
+                    threshold
+                },
+                ..rule(metric, threshold, window)
+            }
+        })
+}
+
+/// (source, protocol, syn, dst port, dst, length, µs since the previous packet)
+type Gen = (u8, u8, bool, u16, u8, u16, u32);
+
+fn packet_of(g: &Gen) -> PacketMeta {
+    let (src, proto, syn, port, dst, len, _) = *g;
+    let proto = [Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Other(47)][usize::from(proto % 4)];
+    let ports = matches!(proto, Proto::Tcp | Proto::Udp);
+    let src: IpAddr = if src % 4 == 3 {
+        format!("2001:db8::{src}").parse().unwrap()
+    } else {
+        format!("198.51.100.{src}").parse().unwrap()
+    };
+    PacketMeta {
+        src,
+        dst: format!("10.0.{}.{}", dst / 16, dst % 16).parse().unwrap(),
+        proto,
+        tcp_flags: if proto == Proto::Tcp && syn {
+            tcp_flag::SYN
+        } else {
+            tcp_flag::ACK
+        },
+        src_port: ports.then_some(if port % 3 == 0 { 53 } else { 40000 }),
+        dst_port: ports.then_some(port),
+        len: u32::from(len),
+        fragment: false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Every packet, the table fires exactly the rules the per-rule reference windows fire,
+    /// with the same values, on in-order streams with bursts (many packets in one bucket,
+    /// escalation), gaps (eviction, expiry) and shared windows.
+    #[test]
+    fn decisions_match_the_reference_model(
+        rules in prop::collection::vec(rule_strategy(), 1..7),
+        stream in prop::collection::vec(
+            (0..5u8, 0..4u8, any::<bool>(),
+             prop_oneof![Just(80u16), Just(443), Just(53), 1000..1100u16],
+             0..64u8, 40..1500u16,
+             prop_oneof![Just(0u32), Just(0u32), 0..2000u32, 0..400_000u32]),
+            1..3000),
+    ) {
+        let mut t = table(&rules, 1000);
+        let refs: Vec<RefRule> = rules.iter().map(|r| RefRule {
+            rule: r.clone(),
+            span: RefSpan::new(r.window),
+        }).collect();
+        let mut rate: std::collections::HashMap<(SourceKey, usize), RateWindow<u64>> =
+            Default::default();
+        let mut distinct: std::collections::HashMap<(SourceKey, usize), DistinctWindow> =
+            Default::default();
+        let mut ts = 1_700_000_000 * SEC;
+        for g in &stream {
+            ts += u64::from(g.6);
+            let p = packet_of(g);
+            let k = key(&p);
+            t.sweep_if_full(ts);
+            t.maybe_sweep(ts);
+            let got = count(&mut t, &p, ts);
+            let mut want = Vec::new();
+            for (ri, r) in refs.iter().enumerate() {
+                if !matches(&r.rule, &p) {
+                    continue;
+                }
+                let v = match r.rule.metric {
+                    Metric::Packets => rate.entry((k, ri)).or_default().add(ts, r.span, 1),
+                    Metric::Bytes => rate.entry((k, ri)).or_default().add(ts, r.span, u64::from(p.len)),
+                    m => {
+                        let value = if m == Metric::DstPorts {
+                            u32::from(p.dst_port.unwrap_or(0))
+                        } else {
+                            fold(p.dst)
+                        };
+                        let cap = (r.rule.threshold * 2 + 1) as usize;
+                        distinct.entry((k, ri)).or_default().add(ts, r.span, value, cap)
+                    }
+                };
+                if v > r.rule.threshold {
+                    want.push((ri, v));
+                }
+            }
+            let mut got = got;
+            got.sort_unstable();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Top talkers in bounded memory (pure): a Space-Saving summary of at most `k` sources, and a
+//! HyperLogLog sketch of how many distinct sources there were.
+//!
+//! Space-Saving: a source already in the summary is counted exactly; a new source takes a free
+//! entry while there is one (its count is then exact: `err == 0`), else it replaces an entry
+//! with the smallest count `m` and starts at `m + 1` with `err = m` (its true count lies in
+//! `count - err ..= count`). Every source with more than `packets / k` packets is in the
+//! summary. Invariants: at most `k` entries whatever the stream; `err == 0` entries are exact
+//! (packets, bytes, first and last seen); while nothing was ever replaced, the summary holds
+//! every source and `distinct()` is exact; after that it is the sketch's estimate (~1.6%).
+//!
+//! Replacing finds a smallest entry through a list of candidates collected by one scan (all
+//! entries at the current minimum), so a replacement costs O(1) amortized when many entries
+//! share the minimum (the long tail of one-packet sources), O(k) at worst. The entries live
+//! in the hash table's buckets (one line per packet), and a batch is looked up before it is
+//! counted so the misses overlap.
+
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+use crate::time::Timestamp;
+
+/// One source in the summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub addr: IpAddr,
+    /// Packets counted for it (an upper bound when `err > 0`).
+    pub packets: u64,
+    /// At most this many of `packets` may belong to sources it replaced.
+    pub err: u64,
+    pub bytes: u64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+}
+
+/// HyperLogLog registers: 2^12 (4 KiB, standard error ~1.6%).
+const HLL_BITS: u32 = 12;
+
+pub struct Talkers {
+    k: usize,
+    /// The entries themselves, in the hash table's buckets: one cache line per packet.
+    table: HashTable<Entry>,
+    hasher: FixedState,
+    /// Sources that had the smallest count when last scanned.
+    candidates: Vec<IpAddr>,
+    /// That smallest count.
+    min: u64,
+    /// An entry was ever replaced: the summary no longer holds every source.
+    pub replaced: bool,
+    hll: Vec<u8>,
+    /// Reused per batch: each packet's hash.
+    hashes: Vec<u64>,
+}
+
+fn key(a: IpAddr) -> (u128, bool) {
+    match a {
+        IpAddr::V4(v) => (u128::from(u32::from(v)), false),
+        IpAddr::V6(v) => (u128::from(v), true),
+    }
+}
+
+impl Talkers {
+    /// A summary of at most `k` sources (at least 1).
+    pub fn new(k: usize) -> Talkers {
+        Talkers {
+            k: k.max(1),
+            // Sized once: no growth, and no old + new copy at the peak.
+            table: HashTable::with_capacity(k.max(1)),
+            hasher: FixedState::with_seed(0x5eed),
+            candidates: Vec::new(),
+            min: 0,
+            replaced: false,
+            hll: vec![0; 1 << HLL_BITS],
+            hashes: Vec::new(),
+        }
+    }
+
+    fn hash(&self, addr: IpAddr) -> u64 {
+        self.hasher.hash_one(key(addr))
+    }
+
+    /// Counts a batch of packets: (source, length, time) each. The look-ups of the whole
+    /// batch go first, so their cache misses overlap.
+    pub fn add_batch<'a>(
+        &mut self,
+        packets: impl Iterator<Item = (IpAddr, u32, Timestamp)> + Clone + 'a,
+    ) {
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.clear();
+        let mut acc = 0u64;
+        for (addr, _, _) in packets.clone() {
+            let h = self.hash(addr);
+            hashes.push(h);
+            if let Some(e) = self.table.find(h, |e| e.addr == addr) {
+                acc = acc.wrapping_add(e.packets);
+            }
+        }
+        std::hint::black_box(acc);
+        for ((addr, len, ts), &h) in packets.zip(&hashes) {
+            self.add_hashed(addr, len, ts, h);
+        }
+        self.hashes = hashes;
+    }
+
+    /// Counts one packet of `len` bytes from `addr` at `ts`.
+    #[cfg(test)]
+    pub fn add(&mut self, addr: IpAddr, len: u32, ts: Timestamp) {
+        let h = self.hash(addr);
+        self.add_hashed(addr, len, ts, h);
+    }
+
+    #[inline]
+    fn add_hashed(&mut self, addr: IpAddr, len: u32, ts: Timestamp, hash: u64) {
+        let reg = (hash >> (64 - HLL_BITS)) as usize;
+        let rank = ((hash << HLL_BITS) | (1 << (HLL_BITS - 1))).leading_zeros() as u8 + 1;
+        if self.hll[reg] < rank {
+            self.hll[reg] = rank;
+        }
+        if let Some(e) = self.table.find_mut(hash, |e| e.addr == addr) {
+            e.packets += 1;
+            e.bytes += u64::from(len);
+            e.last = ts;
+            return;
+        }
+        let mut fresh = Entry {
+            addr,
+            packets: 1,
+            err: 0,
+            bytes: u64::from(len),
+            first: ts,
+            last: ts,
+        };
+        if self.table.len() >= self.k {
+            let m = self.remove_smallest();
+            fresh.packets = m + 1;
+            fresh.err = m;
+            self.replaced = true;
+        }
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, fresh, |e| hasher.hash_one(key(e.addr)));
+    }
+
+    /// Removes an entry with the smallest count; returns that count.
+    fn remove_smallest(&mut self) -> u64 {
+        loop {
+            while let Some(a) = self.candidates.pop() {
+                let h = self.hash(a);
+                let min = self.min;
+                if let Ok(e) = self
+                    .table
+                    .find_entry(h, |e| e.addr == a && e.packets == min)
+                {
+                    e.remove();
+                    return min;
+                }
+            }
+            self.min = self.table.iter().map(|e| e.packets).min().unwrap_or(0);
+            let min = self.min;
+            self.candidates.extend(
+                self.table
+                    .iter()
+                    .filter(|e| e.packets == min)
+                    .map(|e| e.addr),
+            );
+        }
+    }
+
+    /// Distinct sources: exact while nothing was replaced, else estimated.
+    pub fn distinct(&self) -> (u64, bool) {
+        if !self.replaced {
+            return (self.table.len() as u64, true);
+        }
+        let m = self.hll.len() as f64;
+        let sum: f64 = self.hll.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        let raw = alpha * m * m / sum;
+        let zeros = self.hll.iter().filter(|&&r| r == 0).count();
+        let est = if raw <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            raw
+        };
+        (est.round() as u64, false)
+    }
+
+    /// The `n` entries with the most packets, most first (ties by address).
+    pub fn top(&self, n: usize) -> Vec<Entry> {
+        let mut all: Vec<Entry> = self.table.iter().copied().collect();
+        let order = |a: &Entry, b: &Entry| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr));
+        if all.len() > n {
+            all.select_nth_unstable_by(n, order);
+            all.truncate(n);
+        }
+        all.sort_by(order);
+        all
+    }
+
+    /// Every entry (for the offenders' own traffic).
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.table.capacity() * (std::mem::size_of::<Entry>() + 1)
+            + self.candidates.capacity() * std::mem::size_of::<IpAddr>()
+            + self.hashes.capacity() * 8
+            + self.hll.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(i: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
+    #[test]
+    fn exact_while_it_has_room() {
+        let mut t = Talkers::new(100);
+        for i in 0..1000u32 {
+            t.add(v4(i % 50), 100, Timestamp(u64::from(i)));
+        }
+        assert_eq!(t.distinct(), (50, true));
+        let top = t.top(3);
+        assert_eq!(top.len(), 3);
+        assert!(
+            top.iter()
+                .all(|e| e.packets == 20 && e.err == 0 && e.bytes == 2000)
+        );
+        assert_eq!(top[0].addr, v4(0));
+        assert_eq!((top[0].first, top[0].last), (Timestamp(0), Timestamp(950)));
+    }
+
+    #[test]
+    fn bounded_whatever_the_stream_and_heavy_hitters_found() {
+        let k = 64;
+        let mut t = Talkers::new(k);
+        let mut truth = std::collections::HashMap::new();
+        let mut x: u64 = 1;
+        for i in 0..200_000u32 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Three heavy hitters (10%, 5%, 2%), the rest spread over 100k sources.
+            let r = (x >> 33) % 1000;
+            let a = match r {
+                0..100 => v4(1_000_001),
+                100..150 => v4(1_000_002),
+                150..170 => v4(1_000_003),
+                _ => v4((x >> 13) as u32 % 100_000),
+            };
+            *truth.entry(a).or_insert(0u64) += 1;
+            t.add(a, 60, Timestamp(u64::from(i)));
+        }
+        assert!(t.entries().count() <= k, "bound: {}", t.entries().count());
+        assert!(t.memory_bytes() < 64 * 1024);
+        let top = t.top(3);
+        let heavy: Vec<IpAddr> = top.iter().map(|e| e.addr).collect();
+        assert_eq!(heavy, [v4(1_000_001), v4(1_000_002), v4(1_000_003)]);
+        for e in t.entries() {
+            let real = truth[&e.addr];
+            // The Space-Saving guarantee: count - err <= true <= count.
+            assert!(
+                e.packets - e.err <= real && real <= e.packets,
+                "{e:?} real {real}"
+            );
+        }
+        let (n, exact) = t.distinct();
+        assert!(!exact);
+        let real = truth.len() as f64;
+        assert!(
+            (n as f64 - real).abs() / real < 0.05,
+            "estimate {n}, real {real}"
+        );
+    }
+
+    #[test]
+    fn error_zero_entries_are_exact() {
+        let mut t = Talkers::new(4);
+        // a, b enter first (exact); then churn of one-shot sources through the other two.
+        for i in 0..100u32 {
+            t.add(v4(1), 10, Timestamp(u64::from(i)));
+            t.add(v4(2), 10, Timestamp(u64::from(i)));
+            t.add(v4(100 + i), 10, Timestamp(u64::from(i)));
+        }
+        let exact: Vec<Entry> = t.entries().filter(|e| e.err == 0).copied().collect();
+        assert!(
+            exact
+                .iter()
+                .any(|e| e.addr == v4(1) && e.packets == 100 && e.bytes == 1000)
+        );
+        assert!(exact.iter().any(|e| e.addr == v4(2) && e.packets == 100));
+        assert!(t.replaced);
+        assert_eq!(t.entries().count(), 4);
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_are_kept_apart() {
+        let mut t = Talkers::new(10);
+        t.add("10.0.0.1".parse().unwrap(), 1, Timestamp(1));
+        t.add("::a00:1".parse().unwrap(), 1, Timestamp(1));
+        assert_eq!(t.distinct(), (2, true));
+    }
+}
