@@ -96,6 +96,8 @@ pub(crate) mod event;
 pub mod packet;
 pub(crate) mod replay;
 pub(crate) mod replay_attacks;
+pub(crate) mod replay_report;
+pub(crate) mod replay_spoof;
 pub mod sys;
 pub mod trust;
 

@@ -12,6 +12,8 @@ mod logging;
 pub(crate) mod reload;
 pub(crate) mod remote;
 pub(crate) mod replay;
+mod replay_peaks;
+mod replay_report;
 pub(crate) mod run;
 pub(crate) mod status;
 pub(crate) mod top;

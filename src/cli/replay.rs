@@ -8,10 +8,11 @@ use ipnet::IpNet;
 
 use super::remote::table;
 use super::{CliError, CliResult, OutputFormat, load_config};
-use crate::config::Config;
 use crate::config::Metric;
-use crate::event::{TalkerFields, decision_json};
+use crate::config::{self, Config};
+use crate::event::{PeaksFields, TalkerFields, decision_json};
 use crate::replay::{ReplayOptions, ReplayReport, replay_file};
+use crate::sys::capture::CaptureError;
 
 /// Files larger than this show progress on a terminal.
 const PROGRESS_BYTES: u64 = 64 << 20;
@@ -20,9 +21,16 @@ const TOP_TALKERS: usize = 10;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  tcpdump -i eth0 -w /tmp/today.pcap -c 1000000\n  \
+    after_help = "Frames are read through [capture] bpf_filter, as live. The table lists each \
+offender (OBSERVED: the window value when it was blocked, as the event's `observed`; PEAK: the \
+highest while it fired or was banned; `121+`: a distinct count stops at 2x threshold + 1), then \
+per rule the highest value any source reached and its share of the threshold (JSON: a `peaks` \
+event after each file), flood attacks, a line when the sources look spoofed, top talkers.\n\n\
+Example:\n  tcpdump -i eth0 -w /tmp/today.pcap -c 1000000\n  \
 autoblock replay --local 203.0.113.10 /tmp/today.pcap\n  \
-autoblock replay --format json /tmp/today.pcap | jq 'select(.event==\"block\")'"
+autoblock replay --format json /tmp/today.pcap | jq 'select(.event==\"block\")'\n  \
+autoblock replay --format json /tmp/today.pcap | jq -c 'select(.event==\"peaks\").rules[]'\n  \
+autoblock replay --report /tmp/today.html /tmp/today.pcap"
 )]
 pub struct ReplayArgs {
     /// Configuration file [default: ./rules.toml if present, else /etc/autoblock/rules.toml]
@@ -34,6 +42,11 @@ pub struct ReplayArgs {
     /// Output: a human table, or one JSON event per line (then a summary event per file)
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
+    /// Also draw, per rule, the values of its top sources over capture time against the
+    /// threshold, bans and flood attacks marked: FILE.html (a page with the peaks and the
+    /// charts) or FILE.svg; self-contained, opens in any browser (each capture is read twice)
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Capture files (pcap or pcapng; the format is read from the bytes); `-` reads standard
     /// input (`tcpdump -w - | autoblock replay -`)
     #[arg(required = true, value_name = "FILE")]
@@ -54,13 +67,22 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
 /// after the others were replayed.
 pub fn run(args: ReplayArgs) -> CliResult {
     let config = load_config(args.config.as_deref())?;
+    let report_kind = args
+        .report
+        .as_deref()
+        .map(|r| super::replay_report::kind_of(r, &args.files))
+        .transpose()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failures = Vec::new();
+    let mut drawn = Vec::new();
     for path in &args.files {
-        if let Some(failure) = replay_one(&config, &args, path, &mut out)? {
+        if let Some(failure) = replay_one(&config, &args, path, &mut out, &mut drawn)? {
             failures.push(failure);
         }
+    }
+    if let (Some(path), Some(kind)) = (&args.report, report_kind) {
+        super::replay_report::write(path, kind, &drawn)?;
     }
     let text = match failures.as_slice() {
         [] => return Ok(()),
@@ -82,11 +104,18 @@ fn replay_one(
     args: &ReplayArgs,
     path: &std::path::Path,
     out: &mut impl Write,
+    drawn: &mut Vec<crate::replay_report::FileReport>,
 ) -> Result<Option<String>, CliError> {
     let big = std::fs::metadata(path).is_ok_and(|m| m.len() >= PROGRESS_BYTES);
     let opts = ReplayOptions {
         local: args.local.clone(),
         progress: big && std::io::stderr().is_terminal(),
+        trace: None,
+        peak_sources: if args.report.is_some() {
+            crate::engine::peaks::TOP
+        } else {
+            1
+        },
     };
     let json = args.format == OutputFormat::Json;
     let mut write_err = None;
@@ -100,23 +129,8 @@ fn replay_one(
     };
     let mut report = match replay_file(config, path, &opts, &mut on_decision) {
         Ok(r) => r,
-        Err(e) => {
-            // Still a summary (JSON) or a line (table): the file is never silently absent.
-            let why = e.to_string();
-            let mut summary =
-                crate::event::Summary::new(path.display().to_string(), Default::default());
-            summary.complete = false;
-            summary.error = Some(why.clone());
-            let written = if json {
-                writeln!(out, "{}", summary.json())
-            } else {
-                writeln!(out, "{}: not replayed: {why}\n", path.display())
-            };
-            written.and_then(|_| out.flush()).map_err(|e| {
-                CliError::runtime(anyhow::Error::new(e).context("writing to stdout"))
-            })?;
-            return Ok(Some(why));
-        }
+        Err(e @ CaptureError::Filter { .. }) => return Err(filter_error(args, &e)),
+        Err(e) => return not_replayed(path, &e, json, out),
     };
     report.summary.peak_rss_bytes = crate::sys::proc::peak_rss_bytes();
     report.summary.top_talkers = report
@@ -143,12 +157,59 @@ fn replay_one(
             .unwrap_or_else(|| "capture incomplete".to_string())
     });
     let written = if json {
-        writeln!(out, "{}", report.summary.json())
+        let peaks = PeaksFields::new(report.summary.file.clone(), &report.peaks);
+        writeln!(out, "{}", peaks.json(report.summary.ts))
+            .and_then(|_| writeln!(out, "{}", report.summary.json()))
     } else {
         write_table(out, &report, !config.floods.is_empty())
     };
     written.and_then(|_| out.flush()).map_err(stdout_failed)?;
+    if args.report.is_some() {
+        drawn.push(super::replay_report::trace_file(
+            config,
+            path,
+            &args.local,
+            &report,
+        )?);
+    }
     Ok(failure)
+}
+
+/// A file that could not be opened: still a summary (JSON) or a line (table), so it is never
+/// silently absent; `Ok(Some(why))`, or `Err` when stdout failed.
+fn not_replayed(
+    path: &std::path::Path,
+    e: &CaptureError,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<Option<String>, CliError> {
+    let why = e.to_string();
+    let mut summary = crate::event::Summary::new(path.display().to_string(), Default::default());
+    summary.complete = false;
+    summary.error = Some(why.clone());
+    let written = if json {
+        writeln!(out, "{}", summary.json())
+    } else {
+        writeln!(out, "{}: not replayed: {why}\n", path.display())
+    };
+    written
+        .and_then(|_| out.flush())
+        .map_err(|e| CliError::runtime(anyhow::Error::new(e).context("writing to stdout")))?;
+    Ok(Some(why))
+}
+
+/// `[capture] bpf_filter` does not compile for a file: a configuration error (exit 2) that
+/// names the file, line, column and key, as `check` does.
+fn filter_error(args: &ReplayArgs, e: &CaptureError) -> CliError {
+    let path = args.config.clone().unwrap_or_else(config::default_path);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let problem = config::Problem {
+        file: path.display().to_string(),
+        position: config::locate(&text, "capture", "bpf_filter"),
+        key: "capture.bpf_filter".into(),
+        message: e.to_string(),
+    };
+    CliError::usage(anyhow::anyhow!("{problem}"))
 }
 
 fn write_table(
@@ -169,31 +230,17 @@ fn write_table(
         s.blocked,
         if s.complete { "" } else { ", INCOMPLETE" }
     )?;
-    if s.local_packets > 0 {
-        writeln!(
-            out,
-            "  {} from local addresses {} not counted",
-            count(s.local_packets, "packet"),
-            if s.local_packets == 1 { "was" } else { "were" }
-        )?;
-    }
-    if s.untracked_packets > 0 {
-        writeln!(
-            out,
-            "  {} from sources beyond limits.max_tracked_sources {} not tracked",
-            count(s.untracked_packets, "packet"),
-            if s.untracked_packets == 1 {
-                "was"
-            } else {
-                "were"
-            }
-        )?;
-    }
+    write_notes(out, s)?;
     if r.offenders.is_empty() {
         writeln!(out, "  nothing would be blocked")?;
     } else {
         write!(out, "{}", indent(&offenders_table(&r.offenders)))?;
+        writeln!(
+            out,
+            "  (OBSERVED: the rule's window value when it first blocked, the event's `observed`; PEAK: the highest while it fired or was banned; `+`: a distinct count stops at 2×threshold+1)"
+        )?;
     }
+    super::replay_peaks::write_peaks(out, &r.peaks)?;
     if flood_detectors {
         super::attacks::write_replay(out, &r.attacks, r.flood_untracked)?;
     }
@@ -229,6 +276,40 @@ fn write_table(
     writeln!(out)
 }
 
+/// What was read but not counted, and the filter applied.
+fn write_notes(out: &mut impl Write, s: &crate::event::Summary) -> std::io::Result<()> {
+    if let Some(spoofed) = &s.spoofed {
+        writeln!(out, "  {}", spoofed.line())?;
+    }
+    if let Some(filter) = &s.bpf_filter {
+        writeln!(
+            out,
+            "  capture.bpf_filter `{filter}` applied: only the frames it matches were read, as live"
+        )?;
+    }
+    if s.local_packets > 0 {
+        writeln!(
+            out,
+            "  {} from local addresses {} not counted",
+            count(s.local_packets, "packet"),
+            if s.local_packets == 1 { "was" } else { "were" }
+        )?;
+    }
+    if s.untracked_packets > 0 {
+        writeln!(
+            out,
+            "  {} from sources beyond limits.max_tracked_sources {} not tracked",
+            count(s.untracked_packets, "packet"),
+            if s.untracked_packets == 1 {
+                "was"
+            } else {
+                "were"
+            }
+        )?;
+    }
+    Ok(())
+}
+
 /// The offenders, in columns as wide as their widest cell (long IPv6 prefixes included).
 fn offenders_table(offenders: &[crate::replay::Offender]) -> String {
     let rows: Vec<Vec<String>> = offenders
@@ -243,6 +324,12 @@ fn offenders_table(offenders: &[crate::replay::Offender]) -> String {
                 o.rule.to_string(),
                 o.metric.map_or("manual", Metric::as_str).to_string(),
                 o.observed.to_string(),
+                crate::engine::peaks::peak_text(
+                    o.peak,
+                    o.metric
+                        .and_then(|m| crate::engine::peaks::value_cap(m, o.threshold))
+                        .is_some_and(|cap| o.peak >= cap),
+                ),
                 o.threshold.to_string(),
                 o.first_seen.to_string(),
                 o.last_seen.to_string(),
@@ -257,6 +344,7 @@ fn offenders_table(offenders: &[crate::replay::Offender]) -> String {
             "RULE",
             "METRIC",
             "OBSERVED",
+            "PEAK",
             "THRESHOLD",
             "FIRST SEEN",
             "LAST SEEN",

@@ -90,7 +90,11 @@ const ATTACK_END: EventDoc = e(
 );
 const SUMMARY: EventDoc = e(
     "`summary` (replay)",
-    "`file`, `packets`, `parsed`, `unparsed`, `sources`, [`sources_estimated`: true when `sources` is an estimate], `blocked`, `local_packets`, `untracked_packets`, `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10]",
+    "`file`, `packets`, `parsed`, `unparsed`, `sources`, [`sources_estimated`: true when `sources` is an estimate], `blocked`, `local_packets`, `untracked_packets`, `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10], [`bpf_filter`: `[capture] bpf_filter`, when set: only the frames it matches were read], [`spoofed`: when the sources look spoofed (a flood detector's attack said so, or about one packet per source): `sources`, `few_packet_sources` (at most 2 packets), `martian_sources`, `detectors`]",
+);
+const PEAKS: EventDoc = e(
+    "`peaks` (replay)",
+    "`file`, `rules`: per rule {`rule`, `peak` (the highest window value any source reached; 0 when nothing matched), `threshold`, `ip` (the source that reached it first; `null` when nothing matched), `metric`, `at` (when), [`capped`: the peak is a distinct metric's cap, 2×threshold+1: at least that]}; written after each file, before its `summary`",
 );
 
 /// Every event kind, in the README's order.
@@ -115,6 +119,7 @@ pub const EVENTS: &[&EventDoc] = &[
     &ATTACK,
     &MITIGATE,
     &ATTACK_END,
+    &PEAKS,
     &SUMMARY,
 ];
 
@@ -145,6 +150,7 @@ pub fn doc_of(event: &Event) -> &'static EventDoc {
         Event::Mitigate(_) | Event::Unmitigate(_) => &MITIGATE,
         Event::AttackEnd(_) => &ATTACK_END,
         Event::Summary(_) => &SUMMARY,
+        Event::Peaks(_) => &PEAKS,
     }
 }
 

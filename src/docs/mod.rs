@@ -82,7 +82,9 @@ fn overview() -> Roff {
          [[rule]] of rules.toml matches within a sliding window, and bans a source whose count \
          goes over a threshold with an expiring DROP rule in a chain of its own, or an entry in \
          an ipset set. Every decision is a JSON event line. autoblock replay runs the same engine \
-         over capture files, to tune thresholds before trusting them live; autoblock top, \
+         over capture files (through the same bpf_filter), to tune thresholds before trusting \
+         them live: it shows the highest value each rule saw and from which source, and with \
+         --report draws it against the threshold; autoblock top, \
          status, list, explain, ban, unban and reload talk to the running daemon over its \
          control socket.",
     )]);

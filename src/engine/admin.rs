@@ -323,6 +323,7 @@ impl Engine {
             .iter()
             .map(|_| super::leaders::Leaders::default())
             .collect();
+        self.peaks = super::peaks::Peaks::new(rules.len());
         self.rules = rules;
         self.groups = groups;
         self.sync_reports();

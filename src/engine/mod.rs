@@ -18,6 +18,7 @@ pub mod flood;
 mod flood_wiring;
 pub mod leaders;
 mod nets;
+pub mod peaks;
 mod remote;
 mod rules;
 pub mod sources;
@@ -231,8 +232,10 @@ pub struct Engine {
     fleet: remote::Fleet,
     /// Per rule (by index): the sources with the highest values, for `autoblock top`.
     leaders: Vec<leaders::Leaders>,
-    /// Tests: the tables report every value (the leaders see all, as without report levels).
-    #[cfg(test)]
+    /// Per rule: the highest values of the run, for replay's tuning help (`peaks.rs`).
+    peaks: peaks::Peaks,
+    /// The tables report every value, not only those above the leaders' floor: tests (the
+    /// leaders see all, as without report levels) and replay's `--report` trace.
     report_all: bool,
     /// What `fire` would do for sources already banned.
     ban_cache: ban_cache::BanCache,
@@ -259,7 +262,7 @@ impl Engine {
         let (rules, groups) = rules::compile(config);
         let mut engine = Engine {
             leaders: rules.iter().map(|_| leaders::Leaders::default()).collect(),
-            #[cfg(test)]
+            peaks: peaks::Peaks::new(rules.len()),
             report_all: false,
             rules,
             groups,
@@ -423,6 +426,7 @@ impl Engine {
         for &(r, value) in &fired {
             let ri = self.groups[gi].rules[r];
             self.offer_leader(gi, r, ri, key, value);
+            self.peaks.offer(ri, key, value, ts);
             if value <= self.rules[ri].threshold {
                 continue;
             }
@@ -469,7 +473,6 @@ impl Engine {
         let floor = l.floor();
         l.offer(key, value);
         if l.floor() != floor {
-            #[cfg(test)]
             if self.report_all {
                 return;
             }

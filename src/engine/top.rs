@@ -46,7 +46,6 @@ impl Engine {
     pub(super) fn sync_reports(&mut self) {
         for (ri, rule) in self.rules.iter().enumerate() {
             let floor = self.leaders.get(ri).map_or(0, |l| l.floor());
-            #[cfg(test)]
             let floor = if self.report_all { 0 } else { floor };
             self.groups[rule.group]
                 .table

@@ -13,7 +13,11 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 
 mod flood;
+mod peaks;
+mod spoofed;
 pub use flood::{AttackEndFields, AttackFields, MitigateFields, flood_event};
+pub use peaks::PeaksFields;
+pub use spoofed::{FEW_PACKETS, Spoofed};
 
 use crate::config::Metric;
 use crate::engine::{Decision, SuppressReason, Verdict};
@@ -186,6 +190,8 @@ pub enum Event {
     AttackEnd(AttackEndFields),
     /// What replay says after each file.
     Summary(Summary),
+    /// Replay, after each file: per rule, the highest value any source reached (`peaks.rs`).
+    Peaks(PeaksFields),
 }
 
 /// The fields of `block`, `extend` and `suppressed`; absent fields are omitted.
@@ -335,6 +341,12 @@ pub struct Summary {
     /// The sources that sent the most packets, most first (at most 10; absent without any).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub top_talkers: Vec<TalkerFields>,
+    /// `[capture] bpf_filter` when one is set: only the frames it matches were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf_filter: Option<String>,
+    /// Present when the file's sources look spoofed (`spoofed.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spoofed: Option<Spoofed>,
 }
 
 /// One of the top talkers of a replayed file.
@@ -367,6 +379,8 @@ impl Summary {
             complete: true,
             error: None,
             top_talkers: Vec::new(),
+            bpf_filter: None,
+            spoofed: None,
         }
     }
 
@@ -407,6 +421,7 @@ impl Event {
             Event::Unmitigate(_) => "unmitigate",
             Event::AttackEnd(_) => "attack_end",
             Event::Summary(_) => "summary",
+            Event::Peaks(_) => "peaks",
         }
     }
 

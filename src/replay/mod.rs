@@ -19,6 +19,7 @@ use ipnet::IpNet;
 
 use crate::config::{Config, Metric};
 use crate::engine::flood::EndReason;
+use crate::engine::peaks::{RulePeak, Series};
 use crate::engine::sources::SourceKey;
 use crate::engine::{Decision, Engine};
 use crate::event::Summary;
@@ -42,6 +43,11 @@ pub struct ReplayOptions {
     pub local: Vec<IpNet>,
     /// Print progress to stderr about once a second.
     pub progress: bool,
+    /// Per rule (file order), sources whose values to record at each packet (`--report`).
+    pub trace: Option<Vec<Vec<SourceKey>>>,
+    /// Sources with the highest peaks kept per rule (1: the peak and its source; `--report`
+    /// keeps more, to draw them).
+    pub peak_sources: usize,
 }
 
 /// Per-source totals for the report.
@@ -63,8 +69,12 @@ pub struct Offender {
     pub rule: Arc<str>,
     /// `None` for a manual ban.
     pub metric: Option<Metric>,
-    /// The highest window value seen while it fired or was banned.
+    /// The rule's window value when it first blocked (or was suppressed): the `observed` of
+    /// that event.
     pub observed: u64,
+    /// The highest window value seen while it fired or was banned (a distinct metric's stops
+    /// at its cap).
+    pub peak: u64,
     pub threshold: u64,
     /// When it was first blocked (or suppressed).
     pub first_decision: Timestamp,
@@ -89,6 +99,12 @@ pub struct ReplayReport {
     pub attacks: Vec<AttackReport>,
     /// Packets toward destinations the flood detectors could not track (their table full).
     pub flood_untracked: u64,
+    /// Per rule, the highest values any source reached (the `peaks` event).
+    pub peaks: Vec<RulePeak>,
+    /// Per rule, the traced sources' values over time (only with [`ReplayOptions::trace`]).
+    pub trace: Vec<Vec<(SourceKey, Series)>>,
+    /// The first packet's time.
+    pub first_ts: Timestamp,
 }
 
 /// Open failure: nothing was read.
@@ -111,11 +127,10 @@ pub fn replay_file(
     opts: &ReplayOptions,
     on_decision: &mut dyn FnMut(&Decision),
 ) -> Result<ReplayReport, OpenError> {
-    let mut file = CaptureFile::open(path)?;
+    let (mut file, mut engine, mut summary) = open(config, path, opts)?;
     let k = config.limits.max_tracked_sources.clamp(1, MAX_TALKERS);
     let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut engine = Engine::new(config, opts.local.clone());
-    let mut summary = Summary::new(path.display().to_string(), Timestamp(0));
+    let mut first_ts = None;
     let mut offenders: HashMap<SourceKey, Offender, RandomState> = HashMap::default();
     let mut attacks = AttackLog::default();
     let mut decisions = Vec::new();
@@ -145,6 +160,9 @@ pub fn replay_file(
                     if let Some((_, ts)) = items.last() {
                         last_ts = *ts;
                     }
+                    if let Some((_, ts)) = items.first() {
+                        first_ts.get_or_insert(*ts);
+                    }
                     for d in decisions.drain(..) {
                         note_offender(&mut offenders, &d);
                         attacks.note(&d);
@@ -159,13 +177,7 @@ pub fn replay_file(
                     }
                     if opts.progress && last_progress.elapsed() >= Duration::from_secs(1) {
                         last_progress = Instant::now();
-                        eprint!(
-                            "\r{}: {} packets, {} of {} MB",
-                            path.display(),
-                            summary.packets,
-                            bytes_read >> 20,
-                            file_size >> 20
-                        );
+                        show_progress(path, summary.packets, bytes_read, file_size);
                     }
                 }
                 Msg::Done(Err(e)) => {
@@ -183,7 +195,41 @@ pub fn replay_file(
     }
     let attacks = end_attacks(&mut engine, last_ts, attacks, on_decision);
     summary.ts = last_ts;
-    Ok(report(&engine, summary, offenders, talkers, attacks))
+    let mut report = report(&engine, summary, offenders, talkers, attacks);
+    report.trace = engine.take_trace();
+    report.first_ts = first_ts.unwrap_or(last_ts);
+    Ok(report)
+}
+
+/// One progress line on stderr, over the last one.
+fn show_progress(path: &Path, packets: u64, bytes_read: u64, file_size: u64) {
+    eprint!(
+        "\r{}: {packets} packets, {} of {} MB",
+        path.display(),
+        bytes_read >> 20,
+        file_size >> 20
+    );
+}
+
+/// The file (filtered as live capture would be), an engine for it, an empty summary.
+fn open(
+    config: &Config,
+    path: &Path,
+    opts: &ReplayOptions,
+) -> Result<(CaptureFile, Engine, Summary), OpenError> {
+    let mut file = CaptureFile::open(path)?;
+    // Replay reads what the live capture would: only frames `[capture] bpf_filter` matches.
+    if let Some(filter) = &config.capture.bpf_filter {
+        file.set_filter(filter)?;
+    }
+    let mut engine = Engine::new(config, opts.local.clone());
+    engine.keep_peak_sources(opts.peak_sources);
+    if let Some(watch) = &opts.trace {
+        engine.trace_sources(watch.clone());
+    }
+    let mut summary = Summary::new(path.display().to_string(), Timestamp(0));
+    summary.bpf_filter = config.capture.bpf_filter.clone();
+    Ok((file, engine, summary))
 }
 
 /// Ends the flood attacks still going when the file ends (their `attack_end` says so), and
@@ -223,32 +269,27 @@ fn report(
         .max((engine.memory_bytes() + talkers.memory_bytes()) as u64);
     for ban in engine.bans().iter() {
         if let Some(o) = offenders.get_mut(&ban.key) {
-            o.observed = o.observed.max(ban.peak);
+            o.peak = o.peak.max(ban.peak);
         }
     }
     summary.blocked = offenders
         .values()
         .filter(|o| o.suppressed.is_none())
         .count() as u64;
+    let tracked: Vec<Talker> = talkers.entries().map(talker).collect();
+    summary.spoofed =
+        crate::replay_spoof::assess(&tracked, summary.sources, summary.parsed, &attacks);
     let offenders = finish_offenders(offenders, &talkers);
-    let talkers = talkers
-        .top(TOP_TALKERS)
-        .into_iter()
-        .map(|e| Talker {
-            addr: e.addr,
-            packets: e.packets,
-            err: e.err,
-            bytes: e.bytes,
-            first: e.first,
-            last: e.last,
-        })
-        .collect();
+    let talkers = talkers.top(TOP_TALKERS).iter().map(talker).collect();
     ReplayReport {
         summary,
         offenders,
         talkers,
         attacks,
         flood_untracked: engine.floods().untracked(),
+        peaks: engine.peaks(),
+        trace: Vec::new(),
+        first_ts: Timestamp(0),
     }
 }
 
@@ -308,7 +349,7 @@ fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &
         Decision::Suppressed { verdict, reason } => (verdict, Some(reason.as_str())),
         Decision::Unblock { ban, .. } => {
             if let Some(o) = offenders.get_mut(&ban.key) {
-                o.observed = o.observed.max(ban.peak);
+                o.peak = o.peak.max(ban.peak);
             }
             return;
         }
@@ -318,7 +359,8 @@ fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &
         key: v.key,
         rule: v.rule.clone(),
         metric: v.metric,
-        observed: 0,
+        observed: v.observed,
+        peak: 0,
         threshold: v.threshold,
         first_decision: v.at,
         blocks: 0,
@@ -329,7 +371,7 @@ fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &
         last_seen: Timestamp(0),
     });
     if o.rule == v.rule {
-        o.observed = o.observed.max(v.observed);
+        o.peak = o.peak.max(v.observed);
     }
     if let Decision::Block(_) = d {
         o.blocks += 1;
@@ -340,6 +382,7 @@ fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &
             o.metric = v.metric;
             o.threshold = v.threshold;
             o.observed = v.observed;
+            o.peak = v.observed;
         }
     }
 }
@@ -401,4 +444,16 @@ fn finish_offenders(
         ))
     });
     out
+}
+
+/// A summary entry as the report shows it.
+fn talker(e: &talkers::Entry) -> Talker {
+    Talker {
+        addr: e.addr,
+        packets: e.packets,
+        err: e.err,
+        bytes: e.bytes,
+        first: e.first,
+        last: e.last,
+    }
 }

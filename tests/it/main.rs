@@ -34,6 +34,7 @@ mod packaging;
 mod packet_pcaps;
 mod peers;
 mod replay;
+mod replay_tuning;
 mod safety;
 mod spoof;
 mod systemd;

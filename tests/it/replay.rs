@@ -143,6 +143,11 @@ fn pcap_and_pcapng_copies_of_one_trace_give_identical_verdicts() {
         v.iter()
             .filter(|e| e["event"] != "summary")
             .cloned()
+            .map(|mut e| {
+                // `peaks` names its file: the rest must match.
+                e.as_object_mut().map(|o| o.remove("file"));
+                e
+            })
             .collect()
     };
     assert!(!strip(&a).is_empty());

@@ -19,8 +19,6 @@ use crate::packet::{PacketMeta, Proto, tcp_flag};
 pub const BUCKETS: u32 = 8;
 /// Most rules (and so windows) one table holds; a group with more is split into several tables.
 pub const MAX_RULES: usize = 16;
-/// Distinct-value windows keep at most this many values per source.
-const MAX_DISTINCT_CAP: u64 = 16_384;
 
 /// Per-window geometry.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -226,10 +224,11 @@ fn kind_of(r: &Rule) -> Kind {
         Metric::Packets => Kind::Packets,
         Metric::Bytes => Kind::Bytes,
         Metric::DstPorts | Metric::DstAddrs => {
-            let cap = r.threshold.saturating_mul(2).saturating_add(1);
+            // Replay's peaks read a value at this cap as "at least" (`peaks::distinct_cap`).
+            let cap = crate::engine::peaks::distinct_cap(r.threshold);
             Kind::Distinct {
                 addrs: r.metric == Metric::DstAddrs,
-                cap: u32::try_from(cap.min(MAX_DISTINCT_CAP)).unwrap_or(u32::MAX),
+                cap: u32::try_from(cap).unwrap_or(u32::MAX),
             }
         }
     }

@@ -15,6 +15,23 @@
 //! offline filter) drops frames before they are returned; without one, nothing is checked.
 
 mod fast;
+/// The libpcap `DLT_` value of a file header's `LINKTYPE_` value: the same from 104 on and for
+/// the oldest ones; four differ (on Linux), RAW among them (101 in files, `DLT_RAW` 12 here).
+fn dlt_of(linktype: i32) -> i32 {
+    match linktype {
+        100 => 11, // ATM_RFC1483
+        101 => 12, // RAW
+        102 => 15, // SLIP_BSDOS
+        103 => 16, // PPP_BSDOS
+        other => other,
+    }
+}
+
+/// `EN10MB`, `RAW`, ...: libpcap's name of a `DLT_` value, or the number.
+fn link_name(dlt: i32) -> String {
+    Linktype(dlt).get_name().unwrap_or_else(|_| dlt.to_string())
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -35,10 +52,12 @@ pub enum CaptureError {
         packets: u64,
         msg: String,
     },
-    #[error("{path}: bad filter `{filter}`: {msg}")]
+    #[error("{path}: bad filter `{filter}` for link type {linktype}: {msg}")]
     Filter {
         path: PathBuf,
         filter: String,
+        /// The file's link type by name (`EN10MB`, `RAW`, ...): a filter is compiled for it.
+        linktype: String,
         msg: String,
     },
 }
@@ -119,16 +138,20 @@ impl CaptureFile {
     /// frame when no filter is set. (For `[capture] bpf_filter` in replay, issue 14.)
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn set_filter(&mut self, expr: &str) -> Result<(), CaptureError> {
+        let dlt = match &self.reader {
+            Reader::Libpcap(_) => self.linktype,
+            Reader::Fast(_) => dlt_of(self.linktype),
+        };
         let bad = |msg: String| CaptureError::Filter {
             path: self.path.clone(),
             filter: expr.to_string(),
+            linktype: link_name(dlt),
             msg,
         };
         match &mut self.reader {
             Reader::Libpcap(cap) => cap.filter(expr, true).map_err(|e| bad(pcap_message(&e)))?,
             Reader::Fast(_) => {
-                let dead =
-                    Capture::dead(Linktype(self.linktype)).map_err(|e| bad(pcap_message(&e)))?;
+                let dead = Capture::dead(Linktype(dlt)).map_err(|e| bad(pcap_message(&e)))?;
                 let program = dead
                     .compile(expr, true)
                     .map_err(|e| bad(pcap_message(&e)))?;
@@ -219,9 +242,11 @@ impl CaptureFile {
             }
         }
         if let Some((expr, _)) = self.filter.take() {
+            let linktype = link_name(cap.get_datalink().0);
             cap.filter(&expr, true).map_err(|e| CaptureError::Filter {
                 path: self.path.clone(),
                 filter: expr.clone(),
+                linktype,
                 msg: pcap_message(&e),
             })?;
         }
