@@ -243,7 +243,7 @@ fn protocol_word(p: Protocol) -> &'static str {
 }
 
 /// `syn-flood: tcp syn to ports 80,443: packets > 2000 per 1s, ban 10m, per /32 (v4) /128 (v6)`,
-/// then `; log only` and `; exempt NETS` when they apply.
+/// then `; log only`, `; bans verified peers too` and `; exempt NETS` when they apply.
 pub fn rule_line(rule: &Rule, default_ban: Duration) -> String {
     let mut what = protocol_word(rule.protocol).to_owned();
     if rule.tcp_flags == Some(TcpFlagsFilter::Syn) {
@@ -265,6 +265,9 @@ pub fn rule_line(rule: &Rule, default_ban: Duration) -> String {
     );
     if rule.mode == RuleMode::Log {
         line.push_str("; log only (never bans)");
+    }
+    if rule.ban_verified_peers {
+        line.push_str("; bans verified peers too");
     }
     if !rule.exempt.is_empty() {
         let nets: Vec<String> = rule.exempt.iter().map(net_text).collect();
@@ -312,6 +315,7 @@ mod tests {
             aggregate_v4: 32,
             aggregate_v6: 128,
             skip_replies: false,
+            ban_verified_peers: false,
             mode: RuleMode::Enforce,
             exempt: Vec::new(),
         }
@@ -335,12 +339,13 @@ mod tests {
             aggregate_v4: 24,
             aggregate_v6: 64,
             skip_replies: true,
+            ban_verified_peers: true,
             mode: RuleMode::Log,
             exempt: vec!["192.0.2.0/24".parse().expect("net")],
         };
         assert_eq!(
             rule_line(&scan, Duration::from_secs(600)),
-            "port-scan: any protocol: dst_ports > 60 per 10s, ban 1h, per /24 (v4) /64 (v6); log only (never bans); exempt 192.0.2.0/24"
+            "port-scan: any protocol: dst_ports > 60 per 10s, ban 1h, per /24 (v4) /64 (v6); log only (never bans); bans verified peers too; exempt 192.0.2.0/24"
         );
     }
 

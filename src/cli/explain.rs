@@ -54,6 +54,11 @@ pub fn render(x: &Explanation) -> String {
         x.addr,
         yes_no(x.local)
     );
+    if let Some(peer) = &x.peer {
+        out.push_str(&format!(
+            "  verified:    {peer} (reported, never banned on forgeable evidence)\n"
+        ));
+    }
     if !x.exempt.is_empty() {
         out.push_str(&format!("  exempt from: {}\n", x.exempt.join(", ")));
     }

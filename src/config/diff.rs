@@ -134,6 +134,11 @@ fn rule(o: &Rule, n: &Rule) -> Vec<String> {
         o.skip_replies.to_string(),
         n.skip_replies.to_string(),
     );
+    key(
+        "ban_verified_peers",
+        o.ban_verified_peers.to_string(),
+        n.ban_verified_peers.to_string(),
+    );
     key("mode", o.mode.as_str().into(), n.mode.as_str().into());
     if let Some(line) = set_diff(&format!("rule {}: exempt", n.name), &o.exempt, &n.exempt) {
         out.push(line);

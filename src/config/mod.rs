@@ -301,6 +301,11 @@ pub struct Rule {
     /// metrics (`dst_ports`, `dst_addrs`), off for `packets` and `bytes` (a reflection flood
     /// is made of replies).
     pub skip_replies: bool,
+    /// Evidence from this rule may ban a verified peer (an established TCP peer, an SSH
+    /// session, a gateway, a resolver). Off by default: SYN, UDP and ICMP counts can be forged
+    /// with a peer's address, so a verified peer that fires is reported (`suppressed` with
+    /// reason `peer`), never banned.
+    pub ban_verified_peers: bool,
     /// `enforce` bans; `log` decides and reports (`suppressed` with reason `log`) but never
     /// bans: a trial run of a new rule on live traffic.
     pub mode: RuleMode,

@@ -120,6 +120,7 @@ pub struct RawRule {
     pub aggregate_v4: S<i64>,
     pub aggregate_v6: S<i64>,
     pub skip_replies: Option<bool>,
+    pub ban_verified_peers: Option<bool>,
     pub mode: S<String>,
     pub exempt: S<Vec<Spanned<String>>>,
 }

@@ -115,6 +115,7 @@ fn rule(
         skip_replies: r
             .skip_replies
             .unwrap_or(matches!(metric?, Metric::DstPorts | Metric::DstAddrs)),
+        ban_verified_peers: r.ban_verified_peers.unwrap_or(false),
         mode: mode?,
         exempt: exempt?,
     })

@@ -71,6 +71,7 @@ fn shadows(s: &Rule, i: usize, r: &Rule, j: usize) -> bool {
         && s.dst_ports == r.dst_ports
         && s.metric == r.metric
         && s.skip_replies == r.skip_replies
+        && (s.ban_verified_peers || !r.ban_verified_peers)
         && s.aggregate_v4 == r.aggregate_v4
         && s.aggregate_v6 == r.aggregate_v6;
     let exempts_less = s

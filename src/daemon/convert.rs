@@ -35,6 +35,7 @@ pub fn explanation(x: &Explained, now: Timestamp, dry_run: bool) -> Explanation 
         allowlisted: x.allowlisted.is_some(),
         allowlisted_by: x.allowlisted,
         local: x.local,
+        peer: x.peer.map(|p| p.kinds.to_string()),
         exempt: x.exempt.iter().map(ToString::to_string).collect(),
         rules: x
             .rules

@@ -43,6 +43,8 @@ pub enum EngineMsg {
     Reload(Box<Config>),
     /// Our own addresses changed.
     SetLocal(Vec<IpNet>),
+    /// The verified peers, gathered again (`peers.rs`).
+    SetPeers(Arc<crate::trust::peers::PeerSet>),
     /// Bans of other fleet nodes, in the order the link received them.
     Remote(Vec<crate::cluster::BanMessage>),
     /// Save state and end the thread.
@@ -223,6 +225,7 @@ impl EngineLoop {
                 self.dispatch();
                 self.protect();
             }
+            EngineMsg::SetPeers(peers) => self.engine.set_peers(peers),
             EngineMsg::Remote(batch) => self.apply_remote(batch),
             EngineMsg::Stop => {}
         }

@@ -142,7 +142,8 @@ pub struct SignatureCounters {
     next: Option<Instant>,
     /// The last counts read, per rule.
     last: HashMap<Rule, (u64, u64)>,
-    /// The backend cannot read them (nftables): said once, never tried again.
+    /// The backend cannot read them (every backend of the library can today): said once,
+    /// never tried again.
     unsupported: bool,
 }
 

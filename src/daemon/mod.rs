@@ -24,6 +24,7 @@ mod fleet;
 mod floods;
 mod handler;
 mod monitor;
+mod peers;
 mod reload;
 mod restore;
 mod signals;
@@ -127,7 +128,6 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
     };
     overrides.apply(&mut config);
     let config_path = opts.config_path;
-    let start = startup::prepare(&config)?;
     let Startup {
         lock,
         started,
@@ -140,14 +140,11 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         adopted,
         restored,
         initial,
-    } = start;
+    } = startup::prepare(&config)?;
     // The fleet link (an unusable `[cluster]` stops the start here; an unreachable broker never
     // does).
     let mut fleet = fleet::start(&config, &signals.rt)?;
-    let backend = BackendInUse {
-        configured: config.enforce.backend,
-        chosen: backend,
-    };
+    let backend = BackendInUse::new(config.enforce.backend, backend);
     let inputs = Inputs {
         config: &config,
         engine,
@@ -192,10 +189,7 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         ended,
         handler,
         local,
-        ready: format!(
-            "watching {}; {adopted} bans adopted, {restored} restored",
-            interfaces.join(", ")
-        ),
+        ready: ready_status(&interfaces, adopted, restored),
         reloads,
     };
     let exit = edge::run(edge, &mut signals);
@@ -205,6 +199,14 @@ pub fn run(opts: RunOptions, mut config: Config, mut signals: Signals) -> anyhow
         Exit::Stop => Ok(()),
         Exit::Fatal(why) => Err(anyhow::anyhow!(why)),
     }
+}
+
+/// The status line systemd shows once the daemon is ready.
+fn ready_status(interfaces: &[String], adopted: usize, restored: usize) -> String {
+    format!(
+        "watching {}; {adopted} bans adopted, {restored} restored",
+        interfaces.join(", ")
+    )
 }
 
 /// The stop sequence: the workers, then the fleet link (the engine's last decisions are queued;
@@ -260,6 +262,10 @@ struct BackendInUse {
 }
 
 impl BackendInUse {
+    fn new(configured: BackendChoice, chosen: Option<Chosen>) -> BackendInUse {
+        BackendInUse { configured, chosen }
+    }
+
     /// What `status` and `started` call the backend in use.
     fn name(&self) -> &'static str {
         self.chosen

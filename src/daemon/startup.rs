@@ -81,6 +81,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Startup> {
         (Some(Arc::new(fw)), Some(chosen))
     };
     let mut engine = Engine::new(config, local.clone());
+    // Verified peers before the first packet is counted (then refreshed by their thread).
+    engine.set_peers(super::peers::gather_now());
     let saved = load_state(&shared);
     check_state_dir(&shared);
     if config.enforce.dry_run {

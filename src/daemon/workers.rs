@@ -1,6 +1,6 @@
 //! The daemon's threads as one value: the enforcer (kernel commits), the firewall watch (asks
 //! the enforcer to check at once when nf_tables reports damage), the engine (sole owner of the
-//! policy engine) and one capture per interface. [`Workers::stop`] is the one stop
+//! policy engine), the verified-peer refresher and one capture per interface. [`Workers::stop`] is the one stop
 //! sequence, for a start that failed half-way and for a normal shutdown alike. Each thread
 //! reports its end on a channel the async edge waits on, so a thread that dies is noticed at
 //! once, without polling.
@@ -17,6 +17,7 @@ use super::DaemonState;
 use super::enforce_loop::{EnforceLoop, EnforceMsg};
 use super::engine_loop::{EngineLoop, EngineMsg};
 use super::fleet::EngineLink;
+use super::peers::Refresher;
 use super::watch_loop::WatchLoop;
 use crate::config::Config;
 use crate::engine::Engine;
@@ -99,6 +100,8 @@ pub struct Workers {
     enforcer: Option<JoinHandle<()>>,
     watch_stop: Arc<AtomicBool>,
     watch: Option<JoinHandle<()>>,
+    /// The verified-peer refresher (ends when dropped).
+    peers: Option<Refresher>,
 }
 
 impl Workers {
@@ -123,6 +126,7 @@ impl Workers {
             enforcer: None,
             watch_stop: Arc::new(AtomicBool::new(false)),
             watch: None,
+            peers: None,
         };
         let started = workers.start_threads(inputs, engine_rx, enforcer_rx, &ended_tx);
         if let Err(e) = started {
@@ -173,6 +177,9 @@ impl Workers {
             .spawn(move || lp.run(guard))
             .context("cannot start the engine thread")?;
         self.engine = Some(thread);
+        let refresher =
+            Refresher::spawn(self.engine_tx.clone()).context("cannot start the peers thread")?;
+        self.peers = Some(refresher);
         let live = LiveOptions {
             snaplen: config.capture.snaplen,
             filter: config.capture.bpf_filter.clone(),
@@ -236,6 +243,7 @@ impl Workers {
                 });
             }
         }
+        drop(self.peers.take());
         let _ = self.engine_tx.send(EngineMsg::Stop);
         if let Some(t) = self.engine.take() {
             let _ = t.join();

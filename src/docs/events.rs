@@ -19,7 +19,7 @@ const fn e(kind: &'static str, fields: &'static str) -> EventDoc {
 
 const DECISION: EventDoc = e(
     "`block`, `extend`, `suppressed`",
-    "`ip`, `rule` (`manual` for a manual ban), [`reason`: `allowlist` `local` `cap` `rate` `log`, suppressed only], [`metric`, `observed`, `threshold`, `window_secs`: absent for a manual ban], `ban_secs`, `offense`, `until`, [`manual`], [`comment`: the operator's `--reason`], [`origin`: the fleet node it came from], [`dry_run`]",
+    "`ip`, `rule` (`manual` for a manual ban), [`reason`: `allowlist` `local` `peer` `link_local` `martian` `cap` `rate` `log`, suppressed only], [`peer`: why the target is a verified peer (`gateway, resolver, ssh, established`), reason `peer` only], [`metric`, `observed`, `threshold`, `window_secs`: absent for a manual ban], `ban_secs`, `offense`, `until`, [`manual`], [`comment`: the operator's `--reason`], [`origin`: the fleet node it came from], [`dry_run`]",
 );
 const UNBLOCK: EventDoc = e(
     "`unblock`",

@@ -272,6 +272,12 @@ pub const KEYS: &[KeyDoc] = &[
     ),
     k(
         "rule",
+        "ban_verified_peers",
+        "false",
+        "true: this rule may ban a verified peer (an established TCP peer, an SSH session, a default gateway, a resolver). Off: such a peer is reported (a suppressed event with reason peer), never banned, since SYN, UDP and ICMP counts can be forged with its address.",
+    ),
+    k(
+        "rule",
         "mode",
         "\"enforce\"",
         "\"log\": the rule decides and reports (a suppressed event with reason log, once per would-be ban) but never bans or extends a ban; for trying a rule on live traffic.",

@@ -17,6 +17,7 @@ use crate::engine::ban_rate::BanRate;
 use crate::engine::bans::{ActiveBan, MANUAL};
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
+use crate::trust::peers::{PeerSet, Protection};
 
 /// Why a manual ban was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +58,9 @@ pub struct Explained {
     pub addr: IpAddr,
     pub allowlisted: Option<IpNet>,
     pub local: bool,
+    /// Why it is a verified peer (its own entry, or none): rules without
+    /// `ban_verified_peers` never ban it.
+    pub peer: Option<Protection>,
     /// Rules whose `exempt` nets hold it (they do not count it).
     pub exempt: Vec<Arc<str>>,
     pub rules: Vec<RuleValue>,
@@ -281,6 +285,7 @@ impl Engine {
             addr,
             allowlisted: self.allow.iter().find(|n| n.contains(&addr)).copied(),
             local: self.local.iter().any(|n| n.contains(&addr)),
+            peer: self.peers.protection(addr),
             exempt: self
                 .rules
                 .iter()
@@ -362,6 +367,15 @@ impl Engine {
         self.local = local.iter().map(IpNet::trunc).collect();
         self.flood.floods.set_protected(&self.local);
         self.lift_protected(ts, out);
+    }
+
+    /// The verified peers changed (the daemon's refresh from the kernel's tables): from now
+    /// on a rule without `ban_verified_peers` reports them instead of banning them. Bans in
+    /// force are kept (not extended on such evidence, they run out).
+    pub fn set_peers(&mut self, peers: Arc<PeerSet>) {
+        // What `fire` does for a banned peer changes with the set: nothing cached holds.
+        self.ban_cache = Default::default();
+        self.peers = peers;
     }
 
     /// What no automatic ban may touch: the allowlist and our own addresses (the firewall's

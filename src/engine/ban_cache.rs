@@ -17,10 +17,11 @@ use ipnet::IpNet;
 
 use super::BanSettings;
 use super::bans::BanTable;
-use super::fire::{ban_length, lifted_by_protection};
+use super::fire::{ban_length, lifted_by_protection, unbannable};
 use super::rules::CompiledRule;
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
+use crate::trust::peers::PeerSet;
 
 #[derive(Clone, Copy, Debug)]
 struct Cached {
@@ -80,6 +81,7 @@ impl BanCache {
         settings: &BanSettings,
         allow: &[IpNet],
         local: &[IpNet],
+        peers: &PeerSet,
         bans: &BanTable,
     ) {
         let Some(ban) = bans.get(&key) else {
@@ -88,7 +90,9 @@ impl BanCache {
         };
         // A protected target is left alone by `fire` (peak included); a log-only rule never
         // touches a ban; without extensions only the peak moves.
-        let protected = lifted_by_protection(ban, allow, local);
+        // A verified peer's ban is not extended on evidence that may be forged (nor its peak).
+        let protected =
+            lifted_by_protection(ban, allow, local) || unbannable(rule, key, peers).is_some();
         let recheck_at = if protected || rule.log_only || !settings.extend_while_active {
             Timestamp(u64::MAX)
         } else {

@@ -12,6 +12,8 @@ use crate::engine::ban_rate::BanRate;
 use crate::engine::bans::{ActiveBan, BanTable};
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
+use crate::trust::martian::{SourceCheck, check_source};
+use crate::trust::peers::PeerSet;
 
 /// Most (target, rule) pairs whose suppression is remembered.
 pub(super) const MAX_QUIET: usize = 10_000;
@@ -21,6 +23,8 @@ pub(super) struct FireCtx<'a> {
     pub(super) settings: &'a BanSettings,
     pub(super) allow: &'a [IpNet],
     pub(super) local: &'a [IpNet],
+    /// The verified peers (`trust::peers`): never banned on evidence a spoofer can forge.
+    pub(super) peers: &'a PeerSet,
     pub(super) bans: &'a mut BanTable,
     pub(super) offenses: &'a mut HashMap<SourceKey, (u32, Timestamp), RandomState>,
     pub(super) quiet: &'a mut HashMap<(SourceKey, usize), Timestamp, RandomState>,
@@ -43,6 +47,10 @@ fn extend_active(
     };
     // A protected target is never extended (its ban is lifted on reload or adoption).
     if lifted_by_protection(ban, cx.allow, cx.local) {
+        return;
+    }
+    // Nor is a verified peer's: the evidence may be forged (the ban then runs out).
+    if unbannable(rule, key, cx.peers).is_some() {
         return;
     }
     let (duration, until, offense) = (ban.duration, ban.until, ban.offense);
@@ -101,6 +109,8 @@ pub(super) fn fire(
         Some(SuppressReason::Allowlist)
     } else if overlaps_any(net, cx.local) {
         Some(SuppressReason::Local)
+    } else if let Some(reason) = unbannable(rule, key, cx.peers) {
+        Some(reason)
     } else if cx.bans.len() >= s.max_active_bans {
         Some(SuppressReason::Cap)
     } else if !cx.rate.allow(now) {
@@ -143,6 +153,26 @@ pub(super) fn fire(
         origin: None,
     });
     out.push(Decision::Block(verdict));
+}
+
+/// Why `rule` must not ban `key` although it fired: a source that is not a host on the
+/// network (link-local, martian), or one covering a verified peer unless the rule says
+/// `ban_verified_peers` (its packets may be forged with the peer's address).
+pub(super) fn unbannable(
+    rule: &CompiledRule,
+    key: SourceKey,
+    peers: &PeerSet,
+) -> Option<SuppressReason> {
+    let net = key.net();
+    match check_source(net.network()) {
+        SourceCheck::Ordinary => {}
+        SourceCheck::LinkLocal(_) => return Some(SuppressReason::LinkLocal),
+        SourceCheck::Martian(_) => return Some(SuppressReason::Martian),
+    }
+    if rule.ban_verified_peers {
+        return None;
+    }
+    peers.covered_by(net).map(|p| SuppressReason::Peer(p.kinds))
 }
 
 /// What `rule` saw for `key`, and the ban it calls for.

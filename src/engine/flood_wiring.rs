@@ -43,6 +43,7 @@ impl FloodState {
 fn ban_rule(f: &crate::config::Flood, config: &Config) -> CompiledRule {
     CompiledRule {
         name: Arc::from(f.name.as_str()),
+        ban_verified_peers: false,
         metric: match f.metric {
             FloodMetric::Packets => Metric::Packets,
             FloodMetric::Bytes => Metric::Bytes,
@@ -142,6 +143,7 @@ impl Engine {
                 settings: &self.settings,
                 allow: &self.allow,
                 local: &self.local,
+                peers: &self.peers,
                 bans: &mut self.bans,
                 offenses: &mut self.offenses,
                 quiet: &mut self.quiet,

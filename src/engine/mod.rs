@@ -29,6 +29,7 @@ pub mod window;
 pub use admin::{Explained, ManualBan, Unbanned};
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ use crate::engine::table::Slot;
 use crate::engine::table::layout::classify;
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
+use crate::trust::martian::check_source;
+use crate::trust::peers::{Kinds, PeerSet};
 use fire::{FireCtx, fire};
 use nets::NetSet;
 use rules::{CompiledRule, Group};
@@ -70,6 +73,13 @@ pub enum SuppressReason {
     Rate,
     /// The rule is in `mode = "log"`: it decides and reports, never bans.
     Log,
+    /// The target is (or covers) a verified peer, of these kinds: its packets may be forged
+    /// with the peer's address (rules with `ban_verified_peers` still ban it).
+    Peer(Kinds),
+    /// A link-local source (`169.254/16`, `fe80::/10`): a neighbour, never banned.
+    LinkLocal,
+    /// A source that cannot come from the network (`127/8`, multicast, ...).
+    Martian,
 }
 
 impl SuppressReason {
@@ -80,6 +90,9 @@ impl SuppressReason {
             SuppressReason::Cap => "cap",
             SuppressReason::Rate => "rate",
             SuppressReason::Log => "log",
+            SuppressReason::Peer(_) => "peer",
+            SuppressReason::LinkLocal => "link_local",
+            SuppressReason::Martian => "martian",
         }
     }
 }
@@ -184,6 +197,9 @@ pub struct EngineStats {
     pub packets: u64,
     /// Packets from our own addresses: never counted.
     pub local_packets: u64,
+    /// Packets from martian sources (`trust::martian`: loopback, multicast, ...): spoofed or
+    /// broken, never counted.
+    pub martian_packets: u64,
     /// Packets whose source could not be tracked (table full).
     pub untracked: u64,
     pub tracked_sources: usize,
@@ -201,6 +217,8 @@ pub struct Engine {
     local: Vec<IpNet>,
     /// `local` for the per-packet test.
     local_set: NetSet,
+    /// Verified peers (`trust::peers`), refreshed by the daemon; empty in replay.
+    peers: Arc<PeerSet>,
     settings: BanSettings,
     bans: BanTable,
     /// Offense count and time of the last one, for escalation.
@@ -229,6 +247,7 @@ pub struct Engine {
     next_maintenance: Timestamp,
     packets: u64,
     local_packets: u64,
+    martian_packets: u64,
     /// The `[[flood]]` detectors (`flood_wiring.rs`).
     flood: flood_wiring::FloodState,
 }
@@ -247,6 +266,7 @@ impl Engine {
             allow: config.allow.nets.iter().map(IpNet::trunc).collect(),
             local_set: NetSet::new(&local),
             local: local.iter().map(IpNet::trunc).collect(),
+            peers: Arc::default(),
             settings,
             bans: BanTable::default(),
             offenses: HashMap::with_hasher(RandomState::default()),
@@ -261,6 +281,7 @@ impl Engine {
             next_maintenance: Timestamp(0),
             packets: 0,
             local_packets: 0,
+            martian_packets: 0,
             flood: flood_wiring::FloodState::new(config, &local),
         };
         engine.sync_reports();
@@ -271,13 +292,13 @@ impl Engine {
     /// use [`Engine::observe_batch`]; this is for callers with one packet at a time.)
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn observe(&mut self, p: &PacketMeta, ts: Timestamp, out: &mut Vec<Decision>) {
-        if self.local_set.contains(p.src) {
-            // Ours: counted as such (the flood detectors see it), and no housekeeping runs on
-            // its time (as in a batch).
+        if self.ignores(p.src) {
+            // Ours or martian: counted as such (the flood detectors see it), and no
+            // housekeeping runs on its time (as in a batch).
             let now = self.advance(ts);
             self.packets += 1;
             self.observe_floods(p, ts, now, out);
-            self.local_packets += 1;
+            self.count_ignored(p.src);
             return;
         }
         self.observe_batch(std::slice::from_ref(&(*p, ts)), out);
@@ -318,7 +339,7 @@ impl Engine {
         hashes.clear();
         let mut acc = 0u64;
         for (p, _) in items {
-            let local = self.local_set.contains(p.src);
+            let local = self.ignores(p.src);
             for g in &self.groups {
                 if local {
                     hashes.push(None);
@@ -353,8 +374,8 @@ impl Engine {
             self.packets += 1;
             // Consumers of every packet, ours included, in arrival order.
             self.observe_floods(p, *ts, now, out);
-            if self.local_set.contains(p.src) {
-                self.local_packets += 1;
+            if self.ignores(p.src) {
+                self.count_ignored(p.src);
                 continue;
             }
             if self.bans.next_deadline().is_some_and(|d| d <= now) {
@@ -418,6 +439,7 @@ impl Engine {
                     settings: &self.settings,
                     allow: &self.allow,
                     local: &self.local,
+                    peers: &self.peers,
                     bans: &mut self.bans,
                     offenses: &mut self.offenses,
                     quiet: &mut self.quiet,
@@ -432,6 +454,7 @@ impl Engine {
                 &self.settings,
                 &self.allow,
                 &self.local,
+                &self.peers,
                 &self.bans,
             );
         }
@@ -503,11 +526,27 @@ impl Engine {
         EngineStats {
             packets: self.packets,
             local_packets: self.local_packets,
+            martian_packets: self.martian_packets,
             untracked: self.groups.iter().map(|g| g.table.untracked).sum(),
             tracked_sources: self.groups.iter().map(|g| g.table.len()).sum(),
             evicted: self.groups.iter().map(|g| g.table.evicted).sum(),
             memory_bytes: 0,
             active_bans: self.bans.len(),
+        }
+    }
+
+    /// Counts a packet [`ignored`]: ours, or from a martian source.
+    /// True for a source never counted: one of our own addresses, or a martian.
+    #[inline]
+    fn ignores(&self, src: IpAddr) -> bool {
+        self.local_set.contains(src) || !check_source(src).counted()
+    }
+
+    fn count_ignored(&mut self, src: IpAddr) {
+        if self.local_set.contains(src) {
+            self.local_packets += 1;
+        } else {
+            self.martian_packets += 1;
         }
     }
 
@@ -526,9 +565,14 @@ impl Engine {
     }
 }
 
+/// Packets never counted by the rules: from our own addresses, or from a martian source (one
+/// that cannot come from the network, finding 9 of issue 11: a spoofed `127.0.0.53`).
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
 mod tests_remote;
+#[cfg(test)]
+mod tests_spoof;

@@ -133,6 +133,14 @@ impl Engine {
         if let Some(why) = self.refusal(key.net(), false) {
             return self.refuse(verdict, suppress_reason(&why), out);
         }
+        // Another node's rule may have acted on packets forged with the address of a peer we
+        // verified here (issue 11): as with our own rules, reported, never banned. An
+        // operator's manual ban is not evidence from packets: it goes in.
+        if !m.manual
+            && let Some(p) = self.peers.covered_by(key.net())
+        {
+            return self.refuse(verdict, SuppressReason::Peer(p.kinds), out);
+        }
         if let Some(old) = self.bans.get(&key) {
             if old.until >= until {
                 return Remote::Unchanged;

@@ -13,6 +13,8 @@ use crate::engine::table::layout::{Layout, MAX_RULES};
 #[derive(Debug)]
 pub(super) struct CompiledRule {
     pub(super) name: Arc<str>,
+    /// `ban_verified_peers`: its evidence may ban a verified peer.
+    pub(super) ban_verified_peers: bool,
     pub(super) metric: Metric,
     pub(super) threshold: u64,
     pub(super) window: Duration,
@@ -62,6 +64,7 @@ pub(super) fn compile(config: &Config) -> (Vec<CompiledRule>, Vec<Group>) {
         members[gi].2.push(ri);
         rules.push(CompiledRule {
             name: Arc::from(r.name.as_str()),
+            ban_verified_peers: r.ban_verified_peers,
             metric: r.metric,
             threshold: r.threshold,
             window: r.window,

@@ -255,3 +255,32 @@ fn max_active_bans_caps_the_fleet_too() {
     let longer = msg("a", BanKind::Extend, "203.0.113.1/32", 1700);
     assert_eq!(apply(&mut e, &longer, NOW).0, Remote::Applied);
 }
+
+#[test]
+fn a_rule_ban_from_the_fleet_spares_a_peer_verified_here_a_manual_one_does_not() {
+    use crate::trust::peers::{PeerKind, PeerSet};
+    let mut e = engine();
+    let mut b = PeerSet::builder(4);
+    b.host("198.51.100.7".parse().unwrap(), PeerKind::Established);
+    e.set_peers(std::sync::Arc::new(b.build()));
+    let (r, out) = apply(
+        &mut e,
+        &msg("a", BanKind::Block, "198.51.100.0/24", 1600),
+        NOW,
+    );
+    assert!(
+        matches!(r, Remote::Refused(SuppressReason::Peer(_))),
+        "{r:?}"
+    );
+    assert!(matches!(
+        &out[..],
+        [Decision::Suppressed { reason: SuppressReason::Peer(_), verdict }]
+            if verdict.origin.as_deref() == Some("a")
+    ));
+    assert_eq!(e.bans().len(), 0);
+    let mut m = msg("a", BanKind::Block, "198.51.100.7/32", 1600);
+    m.manual = true;
+    m.rule = "manual".into();
+    assert_eq!(apply(&mut e, &m, NOW).0, Remote::Applied);
+    assert!(e.bans().get(&key("198.51.100.7/32")).is_some());
+}

@@ -16,7 +16,7 @@ mod flood;
 pub use flood::{AttackEndFields, AttackFields, MitigateFields, flood_event};
 
 use crate::config::Metric;
-use crate::engine::{Decision, Verdict};
+use crate::engine::{Decision, SuppressReason, Verdict};
 use crate::time::Timestamp;
 
 /// What `reload_failed` says about the configuration in force.
@@ -33,7 +33,8 @@ pub enum Event {
     Block(DecisionFields),
     /// A banned source still over its threshold: its ban now ends later.
     Extend(DecisionFields),
-    /// A source fired but was not banned (`reason`: allowlist, local, cap, rate, log).
+    /// A source fired but was not banned (`reason`: allowlist, local, peer, link_local,
+    /// martian, cap, rate, log).
     Suppressed(DecisionFields),
     /// A ban ended (`reason`: expired, manual, protected).
     Unblock(UnblockFields),
@@ -197,6 +198,10 @@ pub struct DecisionFields {
     /// Why it was suppressed (`suppressed` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// Why the target is a verified peer (`established`, `ssh`, `gateway`, `resolver`,
+    /// comma-separated), with reason `peer` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     /// The rule's metric, window value, threshold and window; absent for a manual ban.
     #[serde(flatten)]
     pub measure: Option<Measure>,
@@ -426,7 +431,11 @@ impl Event {
             Decision::Block(v) => Event::Block(fields(v, None, dry_run)).at(v.at),
             Decision::Extend(v) => Event::Extend(fields(v, None, dry_run)).at(v.at),
             Decision::Suppressed { verdict, reason } => {
-                Event::Suppressed(fields(verdict, Some(reason.as_str()), dry_run)).at(verdict.at)
+                let mut f = fields(verdict, Some(reason.as_str()), dry_run);
+                if let SuppressReason::Peer(kinds) = reason {
+                    f.peer = Some(kinds.to_string());
+                }
+                Event::Suppressed(f).at(verdict.at)
             }
             Decision::Unblock { ban, at, reason } => Event::Unblock(UnblockFields {
                 ip: ban.key.to_string(),
@@ -449,6 +458,7 @@ fn fields(v: &Verdict, reason: Option<&'static str>, dry_run: bool) -> DecisionF
         ip: v.key.to_string(),
         rule: v.rule.clone(),
         reason,
+        peer: None,
         measure: v.metric.map(|metric| Measure {
             metric: Metric::as_str(metric),
             observed: v.observed,

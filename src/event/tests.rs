@@ -106,6 +106,20 @@ fn suppressed() {
 }
 
 #[test]
+fn suppressed_on_a_verified_peer_says_why() {
+    use crate::trust::peers::{Kinds, PeerKind};
+    let kinds = Kinds::of(PeerKind::Gateway).with(Kinds::of(PeerKind::Established));
+    let d = Decision::Suppressed {
+        verdict: verdict(),
+        reason: SuppressReason::Peer(kinds),
+    };
+    assert_eq!(
+        decision_line(&d, false),
+        r#"{"ts":"2026-11-24T10:00:00.123Z","event":"suppressed","ip":"203.0.113.7","rule":"syn-flood","reason":"peer","peer":"gateway, established","metric":"packets","observed":2001,"threshold":2000,"window_secs":1.0,"ban_secs":600,"offense":1,"until":"2026-11-24T10:10:00.123Z"}"#
+    );
+}
+
+#[test]
 fn unblock() {
     let expired = Decision::Unblock {
         ban: ban(false),

@@ -205,6 +205,7 @@ impl ControlHandler for Fake {
                 allowlisted: false,
                 allowlisted_by: None,
                 local: false,
+                peer: None,
                 exempt: vec![],
                 rules: vec![RuleWindow {
                     rule: "syn-flood".into(),

@@ -559,7 +559,7 @@ fn dry_run_logs_but_leaves_the_kernel_alone() {
 }
 
 /// `GET /metrics` from inside `ns` with netcat (a request line on stdin, the answer on stdout).
-fn fetch_metrics(ns: &Netns, host: &str, port: &str) -> String {
+pub(crate) fn fetch_metrics(ns: &Netns, host: &str, port: &str) -> String {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new("ip")

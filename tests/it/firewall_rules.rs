@@ -1,7 +1,8 @@
 //! Typed rules on a real kernel, every backend: a flood signature (`-d SERVER -p udp --sport
 //! 4500`) and TCP rules drop only the packets they match (real packets between namespaces);
-//! rules are listed, adopted on reopen, repaired after a flush, expired by call. And one
-//! handle per chain: a second handle, or a chain named like ours but for case, is refused.
+//! rules are listed, their counters read back, adopted on reopen, repaired after a flush,
+//! expired by call. And one handle per chain: a second handle, or a chain named like ours but
+//! for case, is refused.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -141,6 +142,15 @@ fn signatures(backend: Backend) {
     assert_eq!(counted(&pair.server, backend), 3);
     udp_from(&pair, "4501");
     assert_eq!(counted(&pair.server, backend), 3);
+    // The library reads the same counts back (every backend), each typed rule once.
+    let counters = fw.rule_counters().unwrap();
+    assert_eq!(counters.len(), 5, "{counters:?}");
+    let c = counters
+        .iter()
+        .find(|c| c.rule == ike)
+        .expect("the ike rule");
+    assert_eq!((c.packets, c.reason.as_str()), (3, "ike flood"), "{c:?}");
+    assert!(c.bytes >= 3 * 28, "{c:?}");
 
     // TCP from source port 4500 is dropped for both families, other ports pass.
     for (src, dst) in [

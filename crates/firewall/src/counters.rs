@@ -3,14 +3,14 @@
 //! and ipset backends keep typed rules in the iptables chain (ipset holds the bans only), so
 //! both read `iptables-save -c` / `ip6tables-save -c` of every table a hook uses, and add up a
 //! rule's counts over those tables (a packet dropped in `raw` never reaches `filter`). The
-//! nftables backend holds no typed rules: it answers [`FirewallError::Unsupported`]. A caller
-//! that wants totals across a rule's removal keeps the last values it read (a rule put back
-//! starts again from zero).
+//! nftables backend keeps them in its `rules` chain, each line with a `counter`: it reads one
+//! terse listing (`nft_rules::listed_counters`). A caller that wants totals across a rule's
+//! removal keeps the last values it read (a rule put back starts again from zero).
 
 use super::FirewallError;
 use super::ban::Family;
 use super::exec::Exec;
-use super::options::{Backend, Settings};
+use super::options::Settings;
 use super::parse::tokenize;
 use super::rule::{Action, Rule};
 use super::rule_text::{self, Target};
@@ -29,18 +29,12 @@ pub struct RuleCounter {
     pub bytes: u64,
 }
 
-/// The counters of our typed rules, IPv4 then IPv6, each rule once (its counts summed over
-/// the tables our chain is in).
+/// The counters of our typed rules in the iptables chain (iptables and ipset backends), IPv4
+/// then IPv6, each rule once (its counts summed over the tables our chain is in).
 pub(crate) fn read(
     settings: &Settings,
     exec: &dyn Exec,
 ) -> Result<Vec<RuleCounter>, FirewallError> {
-    if settings.backend == Backend::Nftables {
-        return Err(FirewallError::Unsupported {
-            what: "reading the counters of typed rules",
-            backend: settings.backend.as_str(),
-        });
-    }
     let mut out: Vec<RuleCounter> = Vec::new();
     for family in Family::BOTH {
         for table in &settings.tables {
@@ -151,7 +145,7 @@ COMMIT
     }
 
     #[test]
-    fn counts_add_up_over_tables_and_nftables_says_unsupported() {
+    fn counts_add_up_over_tables() {
         use crate::tests_support::{Fake, Shared};
         use crate::{Backend, FirewallOptions};
         let fake = std::sync::Arc::new(Fake::default());
@@ -171,14 +165,5 @@ COMMIT
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].packets, got[0].bytes), (9, 900));
         assert_eq!(got[0].reason, "ntp");
-        let nft = FirewallOptions::new(Backend::Nftables, "ab")
-            .validate()
-            .unwrap();
-        let e = read(&nft, &Shared(fake)).unwrap_err();
-        assert!(matches!(e, FirewallError::Unsupported { .. }), "{e}");
-        assert_eq!(
-            e.to_string(),
-            "reading the counters of typed rules is not supported by the nftables backend"
-        );
     }
 }

@@ -121,7 +121,7 @@ pub enum FirewallError {
         /// What went wrong, or what is still there.
         reason: String,
     },
-    /// The backend cannot do what was asked (`what`), e.g. read rule counters with nftables.
+    /// The backend cannot do what was asked (`what`).
     #[error("{what} is not supported by the {backend} backend")]
     Unsupported {
         /// What was asked.

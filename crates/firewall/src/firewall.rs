@@ -139,11 +139,14 @@ impl Firewall {
 
     /// The kernel's packet and byte counters of our typed rules (plain bans are not listed),
     /// IPv4 then IPv6, each summed over the tables our chain is in: what a typed rule actually
-    /// dropped. Read from the kernel (`iptables-save -c`; typed rules live in the iptables
-    /// chain with the ipset backend too). The nftables backend holds no typed rules and
-    /// answers [`FirewallError::Unsupported`].
+    /// dropped. Read from the kernel: `iptables-save -c` (typed rules live in the iptables
+    /// chain with the ipset backend too), or one terse `nft` listing of our table's `rules`
+    /// chain, whose every line carries a `counter`.
     pub fn rule_counters(&self) -> Result<Vec<RuleCounter>, FirewallError> {
         let _state = self.lock();
+        if self.nft() {
+            return self.nft_rule_counters();
+        }
         counters::read(&self.settings, self.exec.as_ref())
     }
 

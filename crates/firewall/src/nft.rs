@@ -52,7 +52,7 @@ impl Firewall {
     /// Our table as the kernel holds it; `None` when absent. `terse` leaves the elements out
     /// and costs a few ms whatever their number: it lists the whole ruleset with `-t`, since
     /// nft 1.0.6 fetches every element for `-t list table` (0.6 s at 100k, measured).
-    fn nft_read(&self, terse: bool) -> Result<Option<NftTable>, FirewallError> {
+    pub(crate) fn nft_read(&self, terse: bool) -> Result<Option<NftTable>, FirewallError> {
         let table = self.nft_table();
         let argv: &[&str] = if terse {
             &["nft", "-t", "list", "ruleset"]

@@ -4,16 +4,20 @@
 //! (`nft_rule_text`). Pure additions are appended; a removal, a replacement or an expiry
 //! rewrites the chain (`flush chain` and every line again) inside one transaction, so packets
 //! never see it half done. Like the iptables backend, the kernel does not expire them:
-//! [`Firewall::expire_due`] does.
+//! [`Firewall::expire_due`] does. Every line carries a `counter`: [`listed_counters`] reads
+//! what each rule dropped back from a listing.
 
-use super::ban::RuleEntry;
+use super::ban::{Family, RuleEntry};
 use super::batch::{self, Desired};
+use super::counters::RuleCounter;
 use super::guard::{Refusal, Refused};
 use super::mirror::Mirror;
-use super::nft_parse::NftTable;
+use super::nft_parse::{NftTable, tokenize_nft};
 use super::nft_render::Script;
 use super::nft_rule_text::{RULES_CHAIN, comment_problem, parse_line, rule_lines};
 use super::parse::classify;
+use super::rule::Action;
+use super::rule_text::Target;
 use super::{Firewall, FirewallError};
 
 /// The typed rules a listed table holds, and how many lines of its `rules` chain make no
@@ -34,6 +38,46 @@ pub(crate) fn listed_rules(t: &NftTable) -> (Vec<RuleEntry>, usize) {
         .collect();
     let (bans, rules, orphans) = classify(lines);
     (rules, unreadable + orphans + bans.len())
+}
+
+/// The counters of the typed rules a listed table holds, IPv4 then IPv6 in chain order: the
+/// values of each drop or reject line (the log line of a log-and-drop rule counts what it
+/// logged, which its drop line counts too; plain bans and lines not ours are left out).
+pub(crate) fn listed_counters(t: &NftTable) -> Vec<RuleCounter> {
+    let Some(chain) = t.chains.get(RULES_CHAIN) else {
+        return Vec::new();
+    };
+    let mut out: Vec<RuleCounter> = chain
+        .listed
+        .iter()
+        .filter_map(|l| counter_of_line(l))
+        .collect();
+    out.sort_by_key(|c| c.rule.family() == Some(Family::V6));
+    out
+}
+
+/// One listed line of `rules` as a typed rule's counter (`counter packets P bytes B`).
+fn counter_of_line(line: &str) -> Option<RuleCounter> {
+    let l = parse_line(line)?;
+    if l.target == Target::Log || l.rule.is_source_ban() {
+        return None;
+    }
+    let tokens = tokenize_nft(line);
+    let at = tokens.iter().position(|w| w == "counter")?;
+    let (packets, bytes) = match tokens.get(at + 1..at + 5)? {
+        [p, n, b, m] if p == "packets" && b == "bytes" => (n.parse().ok()?, m.parse().ok()?),
+        _ => return None,
+    };
+    let action = match l.target {
+        Target::Reject => Action::Reject,
+        _ => Action::Drop,
+    };
+    Some(RuleCounter {
+        rule: l.rule.action(action),
+        reason: l.reason,
+        packets,
+        bytes,
+    })
 }
 
 /// What differs between the typed rules `t` holds and `mine`; `None` when they agree.
@@ -114,6 +158,14 @@ impl Firewall {
             self.nft_add_rules(script, next.all());
         }
         next
+    }
+
+    /// The counters of the typed rules our table holds now (none when it is absent).
+    pub(crate) fn nft_rule_counters(&self) -> Result<Vec<RuleCounter>, FirewallError> {
+        Ok(self
+            .nft_read(true)?
+            .map(|t| listed_counters(&t))
+            .unwrap_or_default())
     }
 
     /// Rewrites our `rules` chain with `rules`, in one transaction.

@@ -215,3 +215,33 @@ fn repair_rewrites_typed_rules_alone_or_rebuilds_the_table_with_them() {
     );
     assert!(script.contains("log prefix \"AB \""), "{script}");
 }
+
+#[test]
+fn rule_counters_read_the_drop_lines_of_the_rules_chain() {
+    let fake = Arc::new(Fake::default());
+    fake.set(LIST, &table(2000, false));
+    let fw = open(opts(), &fake, 1000);
+    let v6 = "\t\tip6 daddr fd00::1 udp sport 123 counter packets 9000 bytes 540000 drop comment \"until=2000 ntp\"\n";
+    let listed = table(2000, false).replacen("\t}\n}", &format!("{v6}\t}}\n}}"), 1);
+    fake.set(TERSE, &listed);
+    let got = fw.rule_counters().unwrap();
+    let seen: Vec<(Rule, &str, u64, u64)> = got
+        .iter()
+        .map(|c| (c.rule, c.reason.as_str(), c.packets, c.bytes))
+        .collect();
+    let ntp = Rule::new()
+        .dst("fd00::1".parse::<std::net::Ipv6Addr>().unwrap())
+        .protocol(Protocol::Udp)
+        .sport(123);
+    assert_eq!(
+        seen,
+        vec![
+            (ike(), "ike flood", 3, 84),
+            (scan(), "scan", 0, 0),
+            (ntp, "ntp", 9000, 540_000)
+        ]
+    );
+    // No table: nothing counted.
+    fake.fail(TERSE, "Error: No such file or directory\n");
+    assert!(fw.rule_counters().unwrap().is_empty());
+}

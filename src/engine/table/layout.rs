@@ -79,8 +79,14 @@ pub fn classify(p: &PacketMeta) -> u8 {
         Proto::Other(_) => 0,
     };
     let syn = u8::from(p.tcp_flags & (tcp_flag::SYN | tcp_flag::ACK) == tcp_flag::SYN);
+    // A reply may come from a service port (< 1024) to an ephemeral one (>= 1024) and, for
+    // TCP, carries ACK or RST: every reply of a TCP peer acknowledges (RFC 9293 §3.10.7), except
+    // a reset. A TCP segment with neither opens or probes: without that check `nmap -sS -g 53`
+    // (a SYN scan from source port 53, finding 6 of issue 11) was never counted as a scan, nor
+    // were FIN, NULL and Xmas scans.
+    let answer = p.proto != Proto::Tcp || p.tcp_flags & (tcp_flag::ACK | tcp_flag::RST) != 0;
     let (reply, has_port) = match (p.src_port, p.dst_port) {
-        (Some(s), Some(d)) => (u8::from(s < 1024 && d >= 1024), 1),
+        (Some(s), Some(d)) => (u8::from(s < 1024 && d >= 1024 && answer), 1),
         (None, Some(_)) => (0, 1),
         _ => (0, 0),
     };

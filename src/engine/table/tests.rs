@@ -303,7 +303,9 @@ fn matches(r: &Rule, p: &PacketMeta) -> bool {
         Protocol::Icmp => matches!(p.proto, Proto::Icmp | Proto::Icmpv6),
     };
     let syn = p.tcp_flags & (tcp_flag::SYN | tcp_flag::ACK) == tcp_flag::SYN;
-    let reply = matches!((p.src_port, p.dst_port), (Some(s), Some(d)) if s < 1024 && d >= 1024);
+    let answer = p.proto != Proto::Tcp || p.tcp_flags & (tcp_flag::ACK | tcp_flag::RST) != 0;
+    let reply =
+        answer && matches!((p.src_port, p.dst_port), (Some(s), Some(d)) if s < 1024 && d >= 1024);
     let ports_ok = match (&r.dst_ports, p.dst_port) {
         (None, _) => true,
         (Some(ps), Some(d)) => ps.contains(&d),

@@ -478,6 +478,7 @@ fn suppressed_event() -> Stamped {
         ip: "10.0.0.1".into(),
         rule: Arc::from("syn-flood"),
         reason: Some("allowlist"),
+        peer: None,
         measure: None,
         ban_secs: 600,
         offense: 1,

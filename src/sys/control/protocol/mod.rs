@@ -283,6 +283,10 @@ pub struct Explanation {
     pub allowlisted_by: Option<IpNet>,
     /// One of our own addresses: never counted, never banned.
     pub local: bool,
+    /// Why it is a verified peer (`gateway, established`), if it is: rules without
+    /// `ban_verified_peers` report it instead of banning it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     /// Rules that do not count it (their `exempt` nets hold it).
     #[serde(default)]
     pub exempt: Vec<String>,

@@ -106,6 +106,7 @@ fn explanation() -> Explanation {
         allowlisted: true,
         allowlisted_by: Some(net("2001:db8::/32")),
         local: false,
+        peer: Some("established".into()),
         exempt: vec![],
         rules: vec![RuleWindow {
             rule: "port-scan".into(),
