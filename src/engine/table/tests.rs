@@ -32,6 +32,7 @@ fn rule(metric: Metric, threshold: u64, window_ms: u64) -> Rule {
         aggregate_v4: 32,
         aggregate_v6: 128,
         skip_replies: false,
+        ban_verified_peers: false,
         mode: crate::config::RuleMode::Enforce,
         exempt: Vec::new(),
     }
