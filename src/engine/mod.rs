@@ -538,14 +538,15 @@ impl Engine {
         }
     }
 
-    /// Counts a packet [`ignored`]: ours, or from a martian source.
     /// True for a source never counted by the rules: one of our own addresses, or a martian
-    /// (one that cannot come from the network, finding 9 of issue 11: a spoofed `127.0.0.53`).
+    /// (a source that cannot come from the network, finding 9 of issue 11: a spoofed
+    /// `127.0.0.53`).
     #[inline]
     fn ignores(&self, src: IpAddr) -> bool {
         self.local_set.contains(src) || !check_source(src).counted()
     }
 
+    /// Counts a packet [`Engine::ignores`] leaves out: ours, or from a martian source.
     fn count_ignored(&mut self, src: IpAddr) {
         if self.local_set.contains(src) {
             self.local_packets += 1;
