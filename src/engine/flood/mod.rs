@@ -190,6 +190,7 @@ impl Floods {
         let Some(slot) = slot else {
             return;
         };
+        let allowed = !self.allow.is_empty() && self.allow.contains(p.src) && !martian(p.src);
         let e = &mut self.table.entries[slot];
         e.last_us = e.last_us.max(ts_us);
         let amount = match det.metric {
@@ -208,12 +209,7 @@ impl Floods {
             .as_ref()
             .is_none_or(|a| a.action == FloodAction::Sources);
         match e.cells.as_deref_mut() {
-            Some(cells) if full => {
-                // Asked only of packets that are fingerprinted.
-                let allowed =
-                    !self.allow.is_empty() && self.allow.contains(p.src) && !martian(p.src);
-                cells.add(b, p, class, src, allowed)
-            }
+            Some(cells) if full => cells.add(b, p, class, src, allowed),
             Some(cells) => cells.add_light(b, p.len),
             None => {}
         }

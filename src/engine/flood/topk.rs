@@ -9,18 +9,15 @@
 //! dominates from the start of each sub-bucket — and a share computed from lower bounds never
 //! claims dominance that is not there.
 
-/// The `N` heaviest values seen, with Space-Saving counts. Laid out in the order a count
-/// reads and writes them (`repr(C)`): keys, counts and length together; the errors, written
-/// only when a value is replaced, last.
+/// The `N` heaviest values seen, with Space-Saving counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C)]
 pub struct TopK<K: Copy + Eq + Default, const N: usize> {
     keys: [K; N],
     counts: [u32; N],
+    errs: [u32; N],
     len: u8,
     /// A value was replaced: an absent value may have occurred.
     evicted: bool,
-    errs: [u32; N],
 }
 
 impl<K: Copy + Eq + Default, const N: usize> Default for TopK<K, N> {
