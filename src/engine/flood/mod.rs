@@ -182,10 +182,9 @@ impl Floods {
                 self.table
                     .slot_of_addr(di as u16, addr_key(p.dst), key, ts_us, det.span.window_us)
             }
-            FloodScope::Total => {
-                self.table
-                    .slot(di as u16, total_key(), 0, ts_us, det.span.window_us)
-            }
+            FloodScope::Total => self
+                .table
+                .slot(di as u16, total_key(), ts_us, det.span.window_us),
         };
         let Some(slot) = slot else {
             return;

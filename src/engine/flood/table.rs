@@ -17,42 +17,33 @@ use super::cell::Cells;
 use crate::engine::sources::SourceKey;
 use crate::engine::window::{BUCKETS, Span};
 
-/// What one detector counts toward one target. Laid out for the packet path: what every
-/// counted packet reads or writes (detector, address, time, attachments, the window's head
-/// and total) fills the first cache line, the window's sub-buckets the second, the rest
-/// (needed when created, swept or reported) the third.
+/// What one detector counts toward one target.
 #[derive(Clone, Debug)]
-#[repr(C, align(64))]
 pub struct Entry {
     pub detector: u16,
-    /// Its SYN sources' sample for handshake evidence is full (or cannot be taken).
-    pub sampled: bool,
-    /// Time of the last packet counted, in µs.
-    pub last_us: u64,
+    pub target: SourceKey,
+    /// The detector's metric (packets or bytes) over its window.
+    pub window: Rate,
     /// Attached when the target gets busy ([`Table::attach`]).
     pub cells: Option<Box<Cells>>,
     /// The attack in progress, if any.
     pub attack: Option<Box<Attack>>,
-    /// The target as an address key (`cell::addr_key`; 0 for a `total` detector): what the
-    /// `recent` cache checks a slot against.
-    addr: u128,
-    /// The detector's metric (packets or bytes) over its window.
-    pub window: Rate,
-    pub target: SourceKey,
-    /// How long after its last packet it stays interesting, in µs.
+    /// Time of the last packet counted, in µs, and how long it stays interesting after.
+    pub last_us: u64,
     pub idle_after_us: u64,
+    /// Its SYN sources' sample for handshake evidence is full (or cannot be taken).
+    pub sampled: bool,
 }
 
 /// A sum over a sliding window, in [`BUCKETS`] sub-buckets like `engine::window::RateWindow`
 /// (same arithmetic: a burst split across a bucket boundary counts whole, time jumps restart
 /// it), with a running total so that adding is O(1) rather than a sum of the sub-buckets.
 #[derive(Clone, Debug, Default)]
-#[repr(C)]
 pub struct Rate {
     /// Absolute index of the newest sub-bucket.
     head: u64,
-    total: u64,
     counts: [u64; BUCKETS],
+    total: u64,
 }
 
 impl Rate {
@@ -124,10 +115,8 @@ impl BucketClock {
 pub struct Table {
     index: HashMap<(SourceKey, u16), u32, RandomState>,
     /// The slots of recently seen (detector, destination address) pairs, direct-mapped: most
-    /// packets skip the hash map (a flood has one target; a host has few addresses). Only the
-    /// slot is kept (4 bytes: the whole cache stays in the fastest caches); the entry it names
-    /// says whether it is the pair asked for, and is read next anyway.
-    recent: Box<[u32; RECENT]>,
+    /// packets skip the hash map (a flood has one target; a host has few addresses).
+    recent: Box<[Recent; RECENT]>,
     pub entries: Vec<Entry>,
     free: Vec<u32>,
     /// Fingerprint counts of freed entries, for reuse. Boxed: they move between entries and
@@ -143,15 +132,26 @@ pub struct Table {
 
 /// Least time between two sweeps of a full table, in µs.
 const SWEEP_EVERY_US: u64 = 100_000;
-/// Slots of the `recent` cache (a power of two): four times the most targets a table holds
-/// by default, so that busy pairs seldom share one.
-const RECENT: usize = 4096;
-/// An empty `recent` slot.
-const NO_RECENT: u32 = u32::MAX;
+/// Slots of the `recent` cache (a power of two).
+const RECENT: usize = 256;
+
+/// One `recent` cache line: detector, address key, slot (`u32::MAX`: empty).
+#[derive(Clone, Copy, Debug)]
+struct Recent {
+    detector: u16,
+    addr: u128,
+    slot: u32,
+}
+
+const NO_RECENT: Recent = Recent {
+    detector: 0,
+    addr: 0,
+    slot: u32::MAX,
+};
 
 fn recent_index(detector: u16, addr: u128) -> usize {
     let x = (addr as u64) ^ ((addr >> 64) as u64) ^ (u64::from(detector) << 40);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize % RECENT
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % RECENT
 }
 
 impl Table {
@@ -174,7 +174,6 @@ impl Table {
         &mut self,
         detector: u16,
         target: SourceKey,
-        addr: u128,
         now_us: u64,
         idle_after_us: u64,
     ) -> Option<usize> {
@@ -195,14 +194,13 @@ impl Table {
         }
         let entry = Entry {
             detector,
-            sampled: false,
-            last_us: now_us,
+            target,
+            window: Rate::default(),
             cells: None,
             attack: None,
-            addr,
-            window: Rate::default(),
-            target,
+            last_us: now_us,
             idle_after_us,
+            sampled: false,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -232,14 +230,15 @@ impl Table {
     ) -> Option<usize> {
         let i = recent_index(detector, addr);
         let r = self.recent[i];
-        if let Some(e) = self.entries.get(r as usize)
-            && e.detector == detector
-            && e.addr == addr
-        {
-            return Some(r as usize);
+        if r.slot != u32::MAX && r.detector == detector && r.addr == addr {
+            return Some(r.slot as usize);
         }
-        let slot = self.slot(detector, key(), addr, now_us, idle_after_us)?;
-        self.recent[i] = slot as u32;
+        let slot = self.slot(detector, key(), now_us, idle_after_us)?;
+        self.recent[i] = Recent {
+            detector,
+            addr,
+            slot: slot as u32,
+        };
         Some(slot)
     }
 
@@ -293,7 +292,7 @@ impl Table {
         self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.index.capacity() * (std::mem::size_of::<((SourceKey, u16), u32)>() + 1)
             + self.free.capacity() * 4
-            + RECENT * std::mem::size_of::<u32>()
+            + RECENT * std::mem::size_of::<Recent>()
             + attacks
     }
 }
@@ -303,50 +302,6 @@ mod tests {
     use super::*;
     use crate::engine::window::RateWindow;
     use std::time::Duration;
-
-    fn key(addr: u128) -> SourceKey {
-        SourceKey::new(super::super::cell::key_addr(addr), 32, 128)
-    }
-
-    /// Pairs sharing a `recent` slot, and slots freed and reused, always resolve to their own
-    /// entry: the cache only ever saves the hash-map lookup.
-    #[test]
-    fn the_recent_cache_never_answers_for_another_pair() {
-        let mut t = Table::new(4);
-        let a: u128 = 0xffff_0a00_0001;
-        let b = (a + 1..)
-            .find(|&b| recent_index(1, b) == recent_index(1, a))
-            .expect("a colliding address");
-        let sa = t.slot_of_addr(1, a, || key(a), 10, 100).expect("room");
-        let sb = t.slot_of_addr(1, b, || key(b), 10, 100).expect("room");
-        assert_ne!(sa, sb);
-        for _ in 0..3 {
-            assert_eq!(t.slot_of_addr(1, a, || key(a), 10, 100), Some(sa));
-            assert_eq!(t.slot_of_addr(1, b, || key(b), 10, 100), Some(sb));
-        }
-        let other_detector = t.slot_of_addr(2, a, || key(a), 10, 100).expect("room");
-        assert_ne!(other_detector, sa);
-        assert_eq!(t.find(1, key(a)), Some(sa));
-        // Everything idle is swept; a new pair reuses a freed slot and the old pair gets a
-        // fresh entry, not the reused one.
-        t.sweep(1_000);
-        assert_eq!(t.len(), 0);
-        let c = a + 7;
-        let sc = t.slot_of_addr(1, c, || key(c), 1_000, 100).expect("room");
-        let again = t.slot_of_addr(1, a, || key(a), 1_000, 100).expect("room");
-        assert_ne!(sc, again);
-        assert_eq!(t.entries[again].target, key(a));
-        assert_eq!(t.entries[sc].target, key(c));
-        assert_eq!(t.len(), 2);
-    }
-
-    #[test]
-    fn an_entry_keeps_its_packet_path_in_two_cache_lines() {
-        assert_eq!(std::mem::align_of::<Entry>(), 64);
-        // detector .. window's head and total in the first line; its sub-buckets the second.
-        assert_eq!(std::mem::offset_of!(Entry, window), 48);
-        assert_eq!(std::mem::offset_of!(Rate, counts), 16);
-    }
 
     /// The running total agrees with the engine's window on every step of a rough walk
     /// through time (forward, in-window back steps, gaps, a reset).
