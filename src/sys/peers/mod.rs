@@ -180,7 +180,8 @@ pub struct GatherOptions {
     pub ssh_ports: Vec<u16>,
     /// Read conntrack's established TCP flows too: for forwarded traffic (a router, Docker
     /// containers behind `FORWARD`/`DOCKER-USER` hooks), whose peers are not in our socket
-    /// table. Off by default: at 100k flows it doubles the cost of a refresh (BENCHMARKS.md).
+    /// table. On by default (a forwarded peer is as real as a local one); at 100k flows it
+    /// doubles the cost of a refresh (BENCHMARKS.md), paid on the refresh thread every 2 s.
     pub conntrack: bool,
     /// `[allow] nets`.
     pub allow: Vec<IpNet>,
