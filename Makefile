@@ -58,6 +58,7 @@ replay-demo: build
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --workspace --quiet
 
 # The packaging tests inspect the .deb that `make deb` just built (cargo deb inside cargo test
 # would fight over the build lock).

@@ -96,8 +96,8 @@ impl Firewall {
     /// iptables-nft host (an iptables-legacy one is refused: its changes never reach
     /// nf_tables). Returns once the monitor is subscribed (it reads the whole ruleset first:
     /// ~2 s with 100k bans, and starts over whenever the ruleset changes meanwhile, so start it
-    /// before heavy commits), proven by creating and deleting a throwaway table `inet
-    /// <table>_watch`; an error when that takes over 30 s.
+    /// before heavy commits), proven by creating and deleting a throwaway table
+    /// `inet <table>_watch`; an error when that takes over 30 s.
     ///
     /// The monitor process ends when the [`Watch`] is dropped, and also — by the kernel's
     /// parent-death signal, which is per thread — when **the thread that called `watch()`**
