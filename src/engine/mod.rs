@@ -243,6 +243,9 @@ pub struct Engine {
     scratch: Vec<u32>,
     /// Reused per batch: each packet's key hash in each group (`None`: ours).
     hashes: Vec<Option<u64>>,
+    /// Reused per batch: whether each packet's source is one the rules never count
+    /// ([`Engine::ignores`], asked once per packet).
+    ignored: Vec<bool>,
     /// Reused per packet: the rules of a group that fired, with their values.
     fired: Vec<(usize, u64)>,
     /// The latest time seen (time never runs backwards here except on a clock reset).
@@ -279,6 +282,7 @@ impl Engine {
             fleet: remote::Fleet::new(config.enforce.max_new_bans_per_sec),
             scratch: Vec::new(),
             hashes: Vec::new(),
+            ignored: Vec::new(),
             fired: Vec::new(),
             now: Timestamp(0),
             next_maintenance: Timestamp(0),
@@ -340,9 +344,12 @@ impl Engine {
     ) {
         let mut hashes = std::mem::take(&mut self.hashes);
         hashes.clear();
+        let mut ignored = std::mem::take(&mut self.ignored);
+        ignored.clear();
         let mut acc = 0u64;
         for (p, _) in items {
             let local = self.ignores(p.src);
+            ignored.push(local);
             for g in &self.groups {
                 if local {
                     hashes.push(None);
@@ -377,7 +384,7 @@ impl Engine {
             self.packets += 1;
             // Consumers of every packet, ours included, in arrival order.
             self.observe_floods(p, *ts, now, out);
-            if self.ignores(p.src) {
+            if ignored[i] {
                 self.count_ignored(p.src);
                 continue;
             }
@@ -395,6 +402,7 @@ impl Engine {
             }
         }
         self.scratch = slots;
+        self.ignored = ignored;
     }
 
     /// Counts `p` (class `c`) for every matching rule of group `gi` and fires those that go

@@ -15,23 +15,6 @@
 //! offline filter) drops frames before they are returned; without one, nothing is checked.
 
 mod fast;
-/// The libpcap `DLT_` value of a file header's `LINKTYPE_` value: the same from 104 on and for
-/// the oldest ones; four differ (on Linux), RAW among them (101 in files, `DLT_RAW` 12 here).
-fn dlt_of(linktype: i32) -> i32 {
-    match linktype {
-        100 => 11, // ATM_RFC1483
-        101 => 12, // RAW
-        102 => 15, // SLIP_BSDOS
-        103 => 16, // PPP_BSDOS
-        other => other,
-    }
-}
-
-/// `EN10MB`, `RAW`, ...: libpcap's name of a `DLT_` value, or the number.
-fn link_name(dlt: i32) -> String {
-    Linktype(dlt).get_name().unwrap_or_else(|_| dlt.to_string())
-}
-
 #[cfg(test)]
 mod tests;
 
@@ -292,4 +275,21 @@ fn io_message(e: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
         _ => e.to_string(),
     }
+}
+
+/// The libpcap `DLT_` value of a file header's `LINKTYPE_` value: the same from 104 on and for
+/// the oldest ones; four differ (on Linux), RAW among them (101 in files, `DLT_RAW` 12 here).
+fn dlt_of(linktype: i32) -> i32 {
+    match linktype {
+        100 => 11, // ATM_RFC1483
+        crate::packet::link::RAW => 12,
+        102 => 15, // SLIP_BSDOS
+        103 => 16, // PPP_BSDOS
+        other => other,
+    }
+}
+
+/// `EN10MB`, `RAW`, ...: libpcap's name of a `DLT_` value, or the number.
+fn link_name(dlt: i32) -> String {
+    Linktype(dlt).get_name().unwrap_or_else(|_| dlt.to_string())
 }
