@@ -41,8 +41,8 @@ use crate::config::{Config, Metric};
 use crate::engine::ban_rate::BanRate;
 use crate::engine::bans::{ActiveBan, BanTable};
 use crate::engine::sources::SourceKey;
-use crate::engine::table::Slot;
 use crate::engine::table::layout::classify;
+use crate::engine::table::{NO_GUESS, Slot};
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
 use crate::trust::martian::check_source;
@@ -332,9 +332,9 @@ impl Engine {
         }
     }
 
-    /// Counts up to [`PASS`] packets of a batch: three passes of independent loads (hash and
-    /// touch the index and the records it points to; look up or create each source's record;
-    /// touch their distinct sets), then the counting pass on warm lines. `now_us` is the
+    /// Counts up to [`PASS`] packets of a batch: four passes of independent loads (hash and
+    /// touch the index lines; touch the records they point to; look up or create each
+    /// source's record; touch their distinct sets), then the counting pass on warm lines. `now_us` is the
     /// batch's start (new records' last-seen time at the earliest).
     fn observe_chunk(
         &mut self,
@@ -355,21 +355,29 @@ impl Engine {
                     hashes.push(None);
                 } else {
                     let h = g.table.hash(SourceKey::new(p.src, g.agg_v4, g.agg_v6));
-                    acc = acc.wrapping_add(g.table.prefetch(h));
+                    acc = acc.wrapping_add(g.table.prefetch_index(h));
                     hashes.push(Some(h));
                 }
             }
         }
+        let n = self.groups.len();
+        // The slot each look-up will most likely find (loading its record), then the look-ups.
         let mut slots = std::mem::take(&mut self.scratch);
         slots.clear();
-        let n = self.groups.len();
+        for (i, h) in hashes.iter().enumerate() {
+            let (guess, word) = h.map_or((NO_GUESS, 0), |h| self.groups[i % n].table.prefetch(h));
+            acc = acc.wrapping_add(word);
+            slots.push(guess);
+        }
         for (i, (p, ts)) in items.iter().enumerate() {
             for (gi, g) in self.groups.iter_mut().enumerate() {
-                let slot = hashes[i * n + gi].and_then(|h| {
+                let k = i * n + gi;
+                let slot = hashes[k].and_then(|h| {
                     let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
-                    g.table.slot_hashed(key, h, ts.as_micros().max(now_us))
+                    g.table
+                        .slot_hashed(key, h, slots[k], ts.as_micros().max(now_us))
                 });
-                slots.push(slot.map_or(NO_SLOT, |s| s.0));
+                slots[k] = slot.map_or(NO_SLOT, |s| s.0);
             }
         }
         self.hashes = hashes;

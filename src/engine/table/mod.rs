@@ -15,6 +15,7 @@
 pub mod cells;
 mod count;
 pub mod distinct;
+mod index;
 pub mod layout;
 #[cfg(test)]
 mod tests;
@@ -22,16 +23,18 @@ mod tests;
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 
 use crate::engine::sources::SourceKey;
 use cells::HeavyPool;
 use distinct::SetPool;
+use index::Index;
 use layout::{Layout, flag, word};
 
 /// Records per chunk of the arena (a chunk is allocated whole and never moves).
 const CHUNK_BITS: u32 = 12;
 const CHUNK: usize = 1 << CHUNK_BITS;
+/// No slot guessed for [`SourceTable::slot_hashed`].
+pub const NO_GUESS: u32 = u32::MAX;
 /// `last_seen` is kept in units of 2^10 µs.
 const SEEN_SHIFT: u32 = 10;
 
@@ -43,7 +46,7 @@ pub struct Slot(pub(crate) u32);
 #[derive(Debug)]
 pub struct SourceTable {
     pub layout: Layout,
-    index: HashTable<u32>,
+    index: Index,
     hasher: RandomState,
     chunks: Vec<Box<[u64]>>,
     /// Slots allocated so far; freed ones are reused first.
@@ -80,7 +83,7 @@ impl SourceTable {
         }
         let max_sources = max_sources.clamp(1, u32::MAX as usize - 1);
         SourceTable {
-            index: HashTable::new(),
+            index: Index::new(),
             hasher: RandomState::default(),
             chunks: Vec::new(),
             slots: 0,
@@ -149,14 +152,18 @@ impl SourceTable {
     }
 
     fn find(&self, key: SourceKey, hash: u64) -> Option<u32> {
+        self.index.find(hash, |s| self.holds(s, key))
+    }
+
+    /// Whether record `s` is in use and holds `key`.
+    #[inline]
+    fn holds(&self, s: u32, key: SourceKey) -> bool {
         let (hi, lo, v6) = key_words(key);
-        let want = if v6 { flag::V6 } else { 0 };
-        self.index
-            .find(hash, |&s| {
-                let r = self.record(s);
-                r[word::KEY_LO] == lo && r[word::KEY_HI] == hi && r[word::META] & flag::V6 == want
-            })
-            .copied()
+        let want = flag::LIVE | if v6 { flag::V6 } else { 0 };
+        let r = self.record(s);
+        r[word::KEY_LO] == lo
+            && r[word::KEY_HI] == hi
+            && r[word::META] & (flag::V6 | flag::LIVE) == want
     }
 
     /// The slot of `key`, creating it if there is room. Never sweeps (slots handed out earlier
@@ -165,7 +172,7 @@ impl SourceTable {
     #[cfg(test)]
     pub fn slot_deferred(&mut self, key: SourceKey, now_us: u64) -> Option<Slot> {
         let hash = self.hash(key);
-        self.slot_hashed(key, hash, now_us)
+        self.slot_hashed(key, hash, NO_GUESS, now_us)
     }
 
     /// The hash [`SourceTable::slot_hashed`] takes.
@@ -174,23 +181,44 @@ impl SourceTable {
         self.hasher.hash_one(key_words(key))
     }
 
-    /// Loads the index entries a look-up of `hash` will read, and the record they point to
-    /// (a guess: any entry with the hash's tag), returning something computed from them. A
-    /// pass of these over a batch before the look-ups starts the batch's cache misses at once
-    /// instead of one look-up after the other (a software prefetch in safe Rust).
+    /// Loads the index line a look-up of `hash` will read first, returning something read
+    /// from it. A pass of these over a batch before the look-ups starts the batch's cache
+    /// misses at once instead of one look-up after the other (a software prefetch in safe
+    /// Rust); [`SourceTable::prefetch`] then loads the records.
     #[inline]
-    pub fn prefetch(&self, hash: u64) -> u64 {
-        match self.index.find(hash, |_| true) {
-            Some(&s) if s < self.slots => self.record(s)[word::KEY_LO],
-            _ => 0,
+    pub fn prefetch_index(&self, hash: u64) -> u64 {
+        u64::from(self.index.touch(hash))
+    }
+
+    /// Loads the record a look-up of `hash` will most likely find (the first in its index
+    /// line with the hash's fingerprint); returns its slot (the guess [`SourceTable::slot_hashed`]
+    /// takes; [`NO_GUESS`] if none) and something read from it.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) -> (u32, u64) {
+        match self.index.guess(hash) {
+            Some(s) if s < self.slots => (s, self.record(s)[word::KEY_LO]),
+            _ => (NO_GUESS, 0),
         }
     }
 
-    /// [`SourceTable::slot_deferred`] with the key's hash already computed.
+    /// [`SourceTable::slot_deferred`] with the key's hash already computed, and the slot
+    /// [`SourceTable::prefetch`] guessed for it (checked first: a guess that does not hold the
+    /// key costs a full look-up, never a wrong slot).
     #[inline]
-    pub fn slot_hashed(&mut self, key: SourceKey, hash: u64, now_us: u64) -> Option<Slot> {
+    pub fn slot_hashed(
+        &mut self,
+        key: SourceKey,
+        hash: u64,
+        guess: u32,
+        now_us: u64,
+    ) -> Option<Slot> {
         let seen = now_us >> SEEN_SHIFT;
-        if let Some(s) = self.find(key, hash) {
+        let found = if guess < self.slots && self.holds(guess, key) {
+            Some(guess)
+        } else {
+            self.find(key, hash)
+        };
+        if let Some(s) = found {
             let r = self.record_mut(s);
             r[word::TIMES] = (r[word::TIMES] & !0xffff_ffff) | (seen & 0xffff_ffff);
             return Some(Slot(s));
@@ -205,7 +233,7 @@ impl SourceTable {
         let hasher = &self.hasher;
         let chunks = &self.chunks;
         let stride = self.layout.stride;
-        self.index.insert_unique(hash, s, |&t| {
+        self.index.insert(hash, s, |t| {
             let (c, b) = (
                 (t >> CHUNK_BITS) as usize,
                 (t as usize & (CHUNK - 1)) * stride,
@@ -309,9 +337,7 @@ impl SourceTable {
         let (hi, lo, meta) = (r[word::KEY_HI], r[word::KEY_LO], r[word::META]);
         let v6 = meta & flag::V6 != 0;
         let hash = self.hasher.hash_one((hi, lo, v6));
-        if let Ok(e) = self.index.find_entry(hash, |&t| t == s) {
-            e.remove();
-        }
+        self.index.remove(hash, s);
         let heavy = (meta >> flag::HEAVY_SHIFT) as u32;
         if heavy != 0 {
             self.heavy.free(heavy);
@@ -366,7 +392,7 @@ impl SourceTable {
 
     /// Approximate bytes held (index, records, side pools), for reports and the memory tests.
     pub fn memory_bytes(&self) -> usize {
-        self.index.capacity() * (4 + 1)
+        self.index.memory_bytes()
             + self.chunks.len() * CHUNK * self.layout.stride * 8
             + self.free.capacity() * 4
             + self.heavy.memory_bytes()

@@ -446,3 +446,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_wrong_or_stale_slot_guess_never_gives_a_wrong_slot() {
+    let mut t = table(&[rule(Metric::Packets, 10, 1000)], 100);
+    let v4 = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+    let k = |i: u32| SourceKey::new(v4(i), 32, 128);
+    let a = t.slot_deferred(k(1), 1000).unwrap();
+    let b = t.slot_deferred(k(2), 1000).unwrap();
+    // The right guess, another source's slot, a slot never handed out, no guess.
+    for guess in [a.0, b.0, 77, super::NO_GUESS] {
+        let h = t.hash(k(1));
+        assert_eq!(
+            t.slot_hashed(k(1), h, guess, 2000),
+            Some(a),
+            "guess {guess}"
+        );
+    }
+    // A freed slot (zeroed record) is not taken for the key 0.0.0.0.
+    t.sweep(3 * SEC);
+    assert_eq!(t.len(), 0);
+    let zero = SourceKey::new(IpAddr::V4(0.into()), 32, 128);
+    let h = t.hash(zero);
+    let z = t.slot_hashed(zero, h, a.0, 3 * SEC).unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.lookup(zero), Some(z));
+    // The evicted source stays gone.
+    assert_eq!(t.lookup(k(1)), None);
+}

@@ -1,0 +1,305 @@
+//! The source table's index (pure): a key's hash → its record's slot, with 32 bits of the
+//! hash kept beside each slot, in buckets of one cache line (8 entries, line-aligned), so a
+//! look-up reads one line of the index and then only the record whose fingerprint matches.
+//!
+//! (hashbrown's table keeps its tag bytes and its slots in two arrays: two lines per probe,
+//! one after the other, before the record.)
+//!
+//! Invariants: an entry is empty, removed (a tombstone), or a slot with the high 32 bits of
+//! its key's hash; a key's entry sits in its home line (`hash & mask`) or in a later one
+//! (wrapping), and every line between holds no empty entry, so a probe stops at the first
+//! line with one. Live
+//! entries plus tombstones stay at most 3/4 of the entries (the index grows, or is rebuilt
+//! without tombstones, before that), so every probe ends.
+
+/// Entries per line.
+const WAYS: usize = 8;
+/// Slot fields: 0 is an empty entry, `TOMB` a removed one, anything else a slot + 1 (no live
+/// slot + 1 is `u32::MAX`: the table's bound is below it).
+const EMPTY: u32 = 0;
+const TOMB: u32 = u32::MAX;
+
+/// One bucket: a cache line of 8 entries, fingerprints first (compared 8 at a time).
+#[derive(Copy, Clone, Debug)]
+#[repr(C, align(64))]
+struct Line {
+    fp: [u32; WAYS],
+    slot: [u32; WAYS],
+}
+
+const EMPTY_LINE: Line = Line {
+    fp: [0; WAYS],
+    slot: [EMPTY; WAYS],
+};
+
+impl Line {
+    /// Bit `i` set where `fp[i] == fp`.
+    #[inline]
+    fn matches(&self, fp: u32) -> u32 {
+        let (lo, hi) = self.fp.split_at(WAYS / 2);
+        let half = |h: &[u32]| {
+            h.iter()
+                .enumerate()
+                .fold(0u32, |m, (i, &f)| m | u32::from(f == fp) << i)
+        };
+        half(lo) | half(hi) << (WAYS / 2)
+    }
+
+    /// Whether some entry was never used (then the probe sequences through it end here).
+    /// Empty entries are filled first to last (a tombstone is reused, never emptied), so the
+    /// empty ones are a suffix of the line and the last one tells.
+    #[inline]
+    fn open(&self) -> bool {
+        self.slot[WAYS - 1] == EMPTY
+    }
+}
+
+#[derive(Debug)]
+pub struct Index {
+    lines: Vec<Line>,
+    /// Live entries.
+    len: usize,
+    /// Live entries and tombstones.
+    used: usize,
+}
+
+#[inline]
+fn fingerprint(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+/// Iterates the set bits of a mask, lowest first.
+#[inline]
+fn bits(mut m: u32) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if m == 0 {
+            return None;
+        }
+        let i = m.trailing_zeros() as usize;
+        m &= m - 1;
+        Some(i)
+    })
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index::new()
+    }
+}
+
+impl Index {
+    pub fn new() -> Index {
+        Index {
+            lines: vec![EMPTY_LINE; 2],
+            len: 0,
+            used: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Entries held (live or not).
+    pub fn capacity(&self) -> usize {
+        self.lines.len() * WAYS
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.lines.capacity() * std::mem::size_of::<Line>()
+    }
+
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & (self.lines.len() - 1)
+    }
+
+    /// Reads the home line of `hash` (to load it ahead of a look-up); returns a word of it.
+    #[inline]
+    pub fn touch(&self, hash: u64) -> u32 {
+        self.lines[self.home(hash)].fp[0]
+    }
+
+    /// The first slot in `hash`'s home line whose fingerprint matches (a guess, to load its
+    /// record ahead of the look-up).
+    #[inline]
+    pub fn guess(&self, hash: u64) -> Option<u32> {
+        let line = &self.lines[self.home(hash)];
+        let m = line.matches(fingerprint(hash));
+        let s = line.slot[(m.trailing_zeros() as usize) & (WAYS - 1)];
+        (m != 0 && s != EMPTY && s != TOMB).then(|| s - 1)
+    }
+
+    /// The slot whose entry matches `hash`'s fingerprint and for which `is_key` holds.
+    #[inline]
+    pub fn find(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
+        let fp = fingerprint(hash);
+        let mask = self.lines.len() - 1;
+        let mut i = self.home(hash);
+        for _ in 0..self.lines.len() {
+            let line = &self.lines[i];
+            for w in bits(line.matches(fp)) {
+                let s = line.slot[w];
+                if s != EMPTY && s != TOMB && is_key(s - 1) {
+                    return Some(s - 1);
+                }
+            }
+            if line.open() {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+
+    /// Adds `slot` under `hash` (the caller knows its key is not in the index). `rehash`
+    /// gives the hash of any slot already in it, for when the index grows.
+    pub fn insert(&mut self, hash: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
+        if (self.used + 1) * 4 > self.capacity() * 3 {
+            // Grow, unless tombstones are most of what fills it: then rebuild at this size.
+            let lines = if (self.len + 1) * 2 > self.capacity() {
+                self.lines.len() * 2
+            } else {
+                self.lines.len()
+            };
+            self.rebuild(lines, &rehash);
+        }
+        self.place(hash, slot);
+    }
+
+    /// Puts `slot` in the first free entry of `hash`'s probe sequence.
+    fn place(&mut self, hash: u64, slot: u32) {
+        let mask = self.lines.len() - 1;
+        let mut i = self.home(hash);
+        loop {
+            let line = &mut self.lines[i];
+            if let Some(w) = line.slot.iter().position(|&s| s == EMPTY || s == TOMB) {
+                if line.slot[w] == EMPTY {
+                    self.used += 1;
+                }
+                line.fp[w] = fingerprint(hash);
+                line.slot[w] = slot + 1;
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn rebuild(&mut self, lines: usize, rehash: &impl Fn(u32) -> u64) {
+        let old = std::mem::replace(&mut self.lines, vec![EMPTY_LINE; lines]);
+        self.len = 0;
+        self.used = 0;
+        for line in &old {
+            for &s in &line.slot {
+                if s != EMPTY && s != TOMB {
+                    self.place(rehash(s - 1), s - 1);
+                }
+            }
+        }
+    }
+
+    /// Removes `slot`'s entry (found under `hash`); false if it was not there.
+    pub fn remove(&mut self, hash: u64, slot: u32) -> bool {
+        let mask = self.lines.len() - 1;
+        let mut i = self.home(hash);
+        for _ in 0..self.lines.len() {
+            let line = &mut self.lines[i];
+            if let Some(w) = line.slot.iter().position(|&s| s == slot + 1) {
+                line.slot[w] = TOMB;
+                self.len -= 1;
+                return true;
+            }
+            if line.open() {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hashes that all share one home line and, for odd `i`, one fingerprint.
+    fn crowded(i: u32) -> u64 {
+        (u64::from(i % 2) << 40) | 5
+    }
+
+    #[test]
+    fn finds_what_was_inserted_and_nothing_else() {
+        let mut ix = Index::new();
+        let hash = |s: u32| u64::from(s).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for s in 0..10_000 {
+            ix.insert(hash(s), s, hash);
+        }
+        assert_eq!(ix.len(), 10_000);
+        for s in 0..10_000 {
+            assert_eq!(ix.find(hash(s), |t| t == s), Some(s));
+        }
+        assert_eq!(ix.find(hash(10_001), |t| t == 10_001), None);
+        // Bound: at most 3/4 full, so 10,000 entries take 2^14 entries (1 MiB: 64 B lines).
+        assert_eq!(ix.capacity(), 1 << 14);
+        assert_eq!(ix.memory_bytes(), (1 << 14) * 8);
+        assert_eq!(std::mem::size_of::<Line>(), 64);
+    }
+
+    #[test]
+    fn a_crowded_line_spills_into_the_next_and_is_still_found() {
+        let mut ix = Index::new();
+        for s in 0..12 {
+            ix.insert(crowded(s), s, crowded);
+        }
+        // Same fingerprint for every odd slot: the key test tells them apart.
+        for s in 0..12 {
+            assert_eq!(ix.find(crowded(s), |t| t == s), Some(s), "slot {s}");
+        }
+        assert_eq!(
+            ix.guess(crowded(3)),
+            Some(1),
+            "the first match in the home line"
+        );
+        // Removing one in the home line leaves the spilled ones reachable.
+        assert!(ix.remove(crowded(2), 2));
+        assert!(!ix.remove(crowded(2), 2));
+        assert_eq!(ix.find(crowded(2), |t| t == 2), None);
+        for s in (0..12).filter(|&s| s != 2) {
+            assert_eq!(ix.find(crowded(s), |t| t == s), Some(s), "slot {s}");
+        }
+        // Empty entries are a suffix of each line (what `open` relies on).
+        for line in &ix.lines {
+            let first_empty = line.slot.iter().position(|&s| s == EMPTY).unwrap_or(WAYS);
+            assert!(line.slot[first_empty..].iter().all(|&s| s == EMPTY));
+        }
+        // The tombstone is reused.
+        ix.insert(crowded(20), 20, crowded);
+        assert_eq!(ix.find(crowded(20), |t| t == 20), Some(20));
+        assert_eq!(ix.len(), 12);
+    }
+
+    #[test]
+    fn churn_rebuilds_without_growing() {
+        let mut ix = Index::new();
+        let hash = |s: u32| u64::from(s).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for round in 0..50u32 {
+            for s in round * 100..round * 100 + 100 {
+                ix.insert(hash(s), s, hash);
+            }
+            if round > 0 {
+                for s in (round - 1) * 100..round * 100 {
+                    assert!(ix.remove(hash(s), s));
+                }
+            }
+        }
+        assert_eq!(ix.len(), 100);
+        // At most 200 live at once need 512 entries; 5,000 inserts with their tombstones kept
+        // would have needed 8,192.
+        assert!(ix.capacity() <= 512, "capacity {}", ix.capacity());
+        for s in 4900..5000 {
+            assert_eq!(ix.find(hash(s), |t| t == s), Some(s));
+        }
+        assert_eq!(ix.find(hash(4899), |t| t == 4899), None);
+    }
+}
