@@ -123,15 +123,16 @@ impl SetPool {
         &mut self.slabs[class][b * words..(b + 1) * words]
     }
 
-    /// The set's header word (to load its line ahead of use).
+    /// The set's first and last words, summed (to load its lines ahead of use: a block that
+    /// does not start a line spans two).
     #[inline]
     pub fn first_word(&self, h: u32) -> u64 {
         let (class, b) = split(h);
+        let words = block_words(class);
         self.slabs
             .get(class)
-            .and_then(|s| s.get(b * block_words(class)))
-            .copied()
-            .unwrap_or(0)
+            .and_then(|s| s.get(b * words..(b + 1) * words))
+            .map_or(0, |block| block[0].wrapping_add(block[words - 1]))
     }
 
     /// A new set holding `a` and `b`; `None` when out of budget.

@@ -353,7 +353,8 @@ impl SourceTable {
         self.free.push(s);
     }
 
-    /// Reads `slot`'s record and the first line of each of its distinct sets, and returns
+    /// Reads `slot`'s record (its first and last words) and the first and last words of each
+    /// of its distinct sets, and returns
     /// something computed from them: a pass of these over a batch, before counting, starts
     /// every cache miss of the batch at once (a software prefetch in safe Rust).
     #[inline]
@@ -361,7 +362,8 @@ impl SourceTable {
         let r = self.record(slot);
         let meta = r[word::META];
         let mut overflow = ((meta >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
-        let mut acc = meta;
+        // The last word too: a record longer than a line, or not starting one, spans two.
+        let mut acc = meta.wrapping_add(r[r.len() - 1]);
         let first = self.first_distinct();
         while overflow != 0 {
             let i = overflow.trailing_zeros() as usize;
