@@ -1,29 +1,30 @@
-//! The source table's index (pure): a key's hash → its record's slot, with 32 bits of the
-//! hash kept beside each slot, in buckets of one cache line (8 entries, line-aligned), so a
-//! look-up reads one line of the index and then only the record whose fingerprint matches.
+//! The source table's index (pure): a key's hash → its record's slot, with 16 bits of the
+//! hash kept beside each slot, in buckets of one cache line (10 entries, line-aligned), so a
+//! look-up reads one line of the index and then only the record whose fingerprint matches
+//! (another record's, for 1 in 65,536 entries compared).
 //!
 //! (hashbrown's table keeps its tag bytes and its slots in two arrays: two lines per probe,
 //! one after the other, before the record.)
 //!
-//! Invariants: an entry is empty, removed (a tombstone), or a slot with the high 32 bits of
+//! Invariants: an entry is empty, removed (a tombstone), or a slot with the high 16 bits of
 //! its key's hash; a key's entry sits in its home line (`hash & mask`) or in a later one
 //! (wrapping), and every line between holds no empty entry, so a probe stops at the first
 //! line with one. Live
-//! entries plus tombstones stay at most 3/4 of the entries (the index grows, or is rebuilt
+//! entries plus tombstones stay at most 4/5 of the entries (the index grows, or is rebuilt
 //! without tombstones, before that), so every probe ends.
 
 /// Entries per line.
-const WAYS: usize = 8;
+const WAYS: usize = 10;
 /// Slot fields: 0 is an empty entry, `TOMB` a removed one, anything else a slot + 1 (no live
 /// slot + 1 is `u32::MAX`: the table's bound is below it).
 const EMPTY: u32 = 0;
 const TOMB: u32 = u32::MAX;
 
-/// One bucket: a cache line of 8 entries, fingerprints first (compared 8 at a time).
+/// One bucket: a cache line of 10 entries, fingerprints first (60 bytes, padded to 64).
 #[derive(Copy, Clone, Debug)]
 #[repr(C, align(64))]
 struct Line {
-    fp: [u32; WAYS],
+    fp: [u16; WAYS],
     slot: [u32; WAYS],
 }
 
@@ -35,14 +36,14 @@ const EMPTY_LINE: Line = Line {
 impl Line {
     /// Bit `i` set where `fp[i] == fp`.
     #[inline]
-    fn matches(&self, fp: u32) -> u32 {
-        let (lo, hi) = self.fp.split_at(WAYS / 2);
-        let half = |h: &[u32]| {
+    fn matches(&self, fp: u16) -> u32 {
+        let (lo, hi) = self.fp.split_at(8);
+        let bits = |h: &[u16]| {
             h.iter()
                 .enumerate()
                 .fold(0u32, |m, (i, &f)| m | u32::from(f == fp) << i)
         };
-        half(lo) | half(hi) << (WAYS / 2)
+        bits(lo) | bits(hi) << 8
     }
 
     /// Whether some entry was never used (then the probe sequences through it end here).
@@ -64,8 +65,8 @@ pub struct Index {
 }
 
 #[inline]
-fn fingerprint(hash: u64) -> u32 {
-    (hash >> 32) as u32
+fn fingerprint(hash: u64) -> u16 {
+    (hash >> 48) as u16
 }
 
 /// Iterates the set bits of a mask, lowest first.
@@ -117,7 +118,7 @@ impl Index {
     /// Reads the home line of `hash` (to load it ahead of a look-up); returns a word of it.
     #[inline]
     pub fn touch(&self, hash: u64) -> u32 {
-        self.lines[self.home(hash)].fp[0]
+        self.lines[self.home(hash)].slot[0]
     }
 
     /// The first slot in `hash`'s home line whose fingerprint matches (a guess, to load its
@@ -126,7 +127,7 @@ impl Index {
     pub fn guess(&self, hash: u64) -> Option<u32> {
         let line = &self.lines[self.home(hash)];
         let m = line.matches(fingerprint(hash));
-        let s = line.slot[(m.trailing_zeros() as usize) & (WAYS - 1)];
+        let s = line.slot[(m.trailing_zeros() as usize).min(WAYS - 1)];
         (m != 0 && s != EMPTY && s != TOMB).then(|| s - 1)
     }
 
@@ -155,7 +156,7 @@ impl Index {
     /// Adds `slot` under `hash` (the caller knows its key is not in the index). `rehash`
     /// gives the hash of any slot already in it, for when the index grows.
     pub fn insert(&mut self, hash: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
-        if (self.used + 1) * 4 > self.capacity() * 3 {
+        if (self.used + 1) * 5 > self.capacity() * 4 {
             // Grow, unless tombstones are most of what fills it: then rebuild at this size.
             let lines = if (self.len + 1) * 2 > self.capacity() {
                 self.lines.len() * 2
@@ -225,7 +226,7 @@ mod tests {
 
     /// Hashes that all share one home line and, for odd `i`, one fingerprint.
     fn crowded(i: u32) -> u64 {
-        (u64::from(i % 2) << 40) | 5
+        (u64::from(i % 2) << 56) | 5
     }
 
     #[test]
@@ -240,9 +241,9 @@ mod tests {
             assert_eq!(ix.find(hash(s), |t| t == s), Some(s));
         }
         assert_eq!(ix.find(hash(10_001), |t| t == 10_001), None);
-        // Bound: at most 3/4 full, so 10,000 entries take 2^14 entries (1 MiB: 64 B lines).
-        assert_eq!(ix.capacity(), 1 << 14);
-        assert_eq!(ix.memory_bytes(), (1 << 14) * 8);
+        // Bound: at most 4/5 full, so 10,000 entries take 2^11 lines of 10 (128 KiB).
+        assert_eq!(ix.capacity(), (1 << 11) * 10);
+        assert_eq!(ix.memory_bytes(), (1 << 11) * 64);
         assert_eq!(std::mem::size_of::<Line>(), 64);
     }
 
@@ -252,6 +253,11 @@ mod tests {
         for s in 0..12 {
             ix.insert(crowded(s), s, crowded);
         }
+        assert_eq!(
+            ix.capacity(),
+            20,
+            "two lines: 10 in the home line, 2 spilled"
+        );
         // Same fingerprint for every odd slot: the key test tells them apart.
         for s in 0..12 {
             assert_eq!(ix.find(crowded(s), |t| t == s), Some(s), "slot {s}");
@@ -294,9 +300,9 @@ mod tests {
             }
         }
         assert_eq!(ix.len(), 100);
-        // At most 200 live at once need 512 entries; 5,000 inserts with their tombstones kept
-        // would have needed 8,192.
-        assert!(ix.capacity() <= 512, "capacity {}", ix.capacity());
+        // At most 200 live at once need 640 entries at most; 5,000 inserts with their
+        // tombstones kept would have needed 10,240.
+        assert!(ix.capacity() <= 640, "capacity {}", ix.capacity());
         for s in 4900..5000 {
             assert_eq!(ix.find(hash(s), |t| t == s), Some(s));
         }
