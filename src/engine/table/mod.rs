@@ -1,6 +1,7 @@
 //! Per-source state with a hard bound (pure): one compact record per tracked source, laid out
 //! by [`Layout`] from the table's rules, in chunks that never move; an index of slot numbers
-//! finds a source's record by its key.
+//! (with a fingerprint of the key's hash beside each, `index.rs`) finds a source's record by
+//! its key.
 //!
 //! Invariants: at most `max_sources` records are live; a record unseen for longer than the
 //! longest window (plus one time unit) is idle and evicted by [`SourceTable::sweep`]; when the
@@ -10,7 +11,8 @@
 //! cells grow (bounded: see `distinct.rs`, `cells.rs`).
 //!
 //! Files: `layout.rs` (the record, compiled from rules), `cells.rs` (packed rate cells),
-//! `distinct.rs` (distinct-value sets), `count.rs` (a packet counted into a record).
+//! `distinct.rs` (distinct-value sets), `count.rs` (a packet counted into a record),
+//! `index.rs` (key hash → slot, one cache line per probe).
 
 pub mod cells;
 mod count;
