@@ -1,8 +1,9 @@
 //! The verified-peer refresher (issue 11 item 1): a thread of its own gathers the peers a
 //! spoofer cannot have forged (`sys::peers`: established TCP peers, SSH sessions, default
-//! gateways, resolvers) every [`PEERS_EVERY`] and hands each set to the engine thread as
-//! [`EngineMsg::SetPeers`]. Reading `/proc/net/tcp` costs milliseconds (hundreds at 100k
-//! connections, BENCHMARKS.md): it never runs on the engine thread, which only swaps an `Arc`.
+//! gateways, resolvers) every [`PEERS_EVERY`] (less often where that is slow:
+//! [`pause_after`]) and hands each set to the engine thread as [`EngineMsg::SetPeers`].
+//! Reading `/proc/net/tcp` costs milliseconds (hundreds at 100k connections, BENCHMARKS.md):
+//! it never runs on the engine thread, which only swaps an `Arc`.
 //!
 //! The first set is gathered at start, before any packet is counted ([`gather_now`]); the
 //! thread ends when [`Refresher`] is dropped or the engine thread is gone.
@@ -10,15 +11,29 @@
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::engine_loop::EngineMsg;
 use crate::sys::peers::{GatherOptions, Gathered, ProcFiles, Source, gather};
 use crate::trust::peers::PeerSet;
 
 /// How often the peers are gathered again: a connection opened since is protected after at
-/// most this long.
+/// most this long (longer on a host where gathering is slow, see [`pause_after`]).
 pub const PEERS_EVERY: Duration = Duration::from_secs(2);
+
+/// The refresher spends at most one part in this many of its time gathering.
+const DUTY: u32 = 10;
+
+/// The pause before the next gathering, after one that took `took`: [`PEERS_EVERY`], or
+/// `DUTY` times `took` when that is longer. At 100k connections a gathering takes 260 ms of
+/// CPU (510 ms with conntrack; BENCHMARKS.md, "Verified peers"); every 2 s that is 13-25% of
+/// a core, taken from capture and engine exactly when the host is busiest. Paced by wall time
+/// (which a loaded host stretches: then it gathers less often still), the refresher takes
+/// under a tenth of a core, and a new connection is protected after ~10 gathering times
+/// instead of 2 s.
+pub fn pause_after(took: Duration) -> Duration {
+    PEERS_EVERY.max(took.saturating_mul(DUTY))
+}
 
 /// What the daemon gathers: the defaults (SSH on port 22, conntrack when the kernel has it).
 /// The allowlist is the engine's own (it follows reloads), so it is not repeated here.
@@ -57,12 +72,15 @@ impl Refresher {
             .name("peers".into())
             .spawn(move || {
                 let mut last_problems = Vec::new();
+                let mut pause = PEERS_EVERY;
                 loop {
-                    match stopped.recv_timeout(PEERS_EVERY) {
+                    match stopped.recv_timeout(pause) {
                         Err(RecvTimeoutError::Timeout) => {}
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                     }
+                    let started = Instant::now();
                     let Gathered { set, problems } = gather(&ProcFiles::own(), &options());
+                    pause = pause_after(started.elapsed());
                     // The same unreadable file is logged once, not every refresh.
                     if problems != last_problems {
                         log_problems(&problems);
@@ -86,5 +104,33 @@ impl Drop for Refresher {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Quick gatherings keep the 2 s period; slow ones stretch it so that gathering never
+    /// takes more than a tenth of the time.
+    #[test]
+    fn slow_gatherings_stretch_the_pause() {
+        assert_eq!(pause_after(Duration::ZERO), PEERS_EVERY);
+        assert_eq!(pause_after(Duration::from_millis(5)), PEERS_EVERY);
+        assert_eq!(pause_after(Duration::from_millis(200)), PEERS_EVERY);
+        assert_eq!(
+            pause_after(Duration::from_millis(201)),
+            Duration::from_millis(2010)
+        );
+        assert_eq!(
+            pause_after(Duration::from_millis(850)),
+            Duration::from_millis(8500)
+        );
+        for ms in [1, 150, 201, 850, 1740, 60_000] {
+            let took = Duration::from_millis(ms);
+            let share = took.as_secs_f64() / (took + pause_after(took)).as_secs_f64();
+            assert!(share < 0.1, "{ms} ms: {share}");
+        }
+        assert_eq!(pause_after(Duration::MAX), Duration::MAX);
     }
 }

@@ -13,9 +13,10 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 
 use super::attack::Attack;
-use super::cell::Cells;
+use super::cell::{Cells, addr_key};
 use crate::engine::sources::SourceKey;
 use crate::engine::window::{BUCKETS, Span};
+use std::net::IpAddr;
 
 /// What one detector counts toward one target.
 #[derive(Clone, Debug)]
@@ -217,24 +218,39 @@ impl Table {
         Some(i as usize)
     }
 
-    /// The slot of `(detector, addr)` (an address key; `key` makes its table key), through the
-    /// `recent` cache; created if needed; `None` when full.
+    /// The slot of `(detector, dst)`, through the `recent` cache; created if needed; `None`
+    /// when full.
     #[inline]
     pub fn slot_of_addr(
         &mut self,
         detector: u16,
-        addr: u128,
-        key: impl FnOnce() -> SourceKey,
+        dst: IpAddr,
         now_us: u64,
         idle_after_us: u64,
     ) -> Option<usize> {
+        let addr = addr_key(dst);
         let i = recent_index(detector, addr);
         let r = self.recent[i];
         if r.slot != u32::MAX && r.detector == detector && r.addr == addr {
             return Some(r.slot as usize);
         }
-        let slot = self.slot(detector, key(), now_us, idle_after_us)?;
-        self.recent[i] = Recent {
+        self.slot_not_recent(detector, dst, now_us, idle_after_us)
+    }
+
+    /// [`Table::slot_of_addr`] past the `recent` cache (out of line: the table key is made
+    /// only here, not for every packet).
+    #[inline(never)]
+    fn slot_not_recent(
+        &mut self,
+        detector: u16,
+        dst: IpAddr,
+        now_us: u64,
+        idle_after_us: u64,
+    ) -> Option<usize> {
+        let addr = addr_key(dst);
+        let key = SourceKey::new(dst, 32, 128);
+        let slot = self.slot(detector, key, now_us, idle_after_us)?;
+        self.recent[recent_index(detector, addr)] = Recent {
             detector,
             addr,
             slot: slot as u32,
