@@ -38,9 +38,9 @@ pub struct Entry {
     pub last: Timestamp,
 }
 
-/// How many packets ahead [`Talkers::add_batch`] looks a source up: enough look-ups in flight
-/// to overlap their misses, few enough (~3 lines each) that they stay in L1.
-const AHEAD: usize = 16;
+/// How many packets [`Talkers::add_batch`] looks up before counting them: enough look-ups in
+/// flight to overlap their misses, few enough (two lines each) that they stay in L1.
+const AHEAD: usize = 128;
 
 /// HyperLogLog registers: 2^12 (4 KiB, standard error ~1.6%).
 const HLL_BITS: u32 = 12;
@@ -85,10 +85,10 @@ impl Talkers {
         self.hasher.hash_one(key(addr))
     }
 
-    /// Counts a batch of packets: (source, length, time) each. Each source's bucket is looked
-    /// up [`AHEAD`] packets before it is counted, so the misses overlap and the lines loaded
-    /// are still in L1 when the packet is counted (a look-up of the whole batch first loaded
-    /// ~700 KB, and counting missed L1 again on every line).
+    /// Counts a batch of packets: (source, length, time) each, [`AHEAD`] at a time: the
+    /// sources of a chunk are all looked up before any is counted, so their misses overlap,
+    /// and the chunk's lines are still in L1 when it is counted (a look-up of the whole
+    /// 4096-packet batch first loaded ~700 KB, and counting missed L1 again on every line).
     pub fn add_batch<'a>(
         &mut self,
         packets: impl Iterator<Item = (IpAddr, u32, Timestamp)> + Clone + 'a,
@@ -96,16 +96,14 @@ impl Talkers {
         let mut hashes = [0u64; AHEAD];
         let mut acc = 0u64;
         let mut ahead = packets.clone().map(|(addr, _, _)| addr);
-        for (i, addr) in ahead.by_ref().take(AHEAD).enumerate() {
-            hashes[i] = self.touch(addr, &mut acc);
-        }
-        for (i, (addr, len, ts)) in packets.enumerate() {
-            let slot = i % AHEAD;
-            let h = hashes[slot];
-            if let Some(next) = ahead.next() {
-                hashes[slot] = self.touch(next, &mut acc);
+        let mut packets = packets.peekable();
+        while packets.peek().is_some() {
+            for (h, addr) in hashes.iter_mut().zip(ahead.by_ref().take(AHEAD)) {
+                *h = self.touch(addr, &mut acc);
             }
-            self.add_hashed(addr, len, ts, h);
+            for (&h, (addr, len, ts)) in hashes.iter().zip(packets.by_ref().take(AHEAD)) {
+                self.add_hashed(addr, len, ts, h);
+            }
         }
         std::hint::black_box(acc);
     }
