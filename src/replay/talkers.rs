@@ -13,8 +13,8 @@
 //! entries at the current minimum), so a replacement costs O(1) amortized when many entries
 //! share the minimum (the long tail of one-packet sources), O(k) at worst; the scan is one pass.
 //! The entries live in the hash table's buckets, each on its own cache line (one line per
-//! packet), and each packet's source is looked up a few packets before it is counted so the
-//! misses overlap and its lines are still in L1 when it is counted.
+//! packet); a batch is looked up 128 packets at a time before those are counted, so the misses
+//! overlap and the lines are still in L1 when they are counted.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
