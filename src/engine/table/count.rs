@@ -17,7 +17,7 @@ use crate::packet::PacketMeta;
 
 /// Iterates the set bits of a mask, lowest first.
 #[inline]
-fn bits(mut m: u32) -> impl Iterator<Item = usize> {
+pub(super) fn bits(mut m: u32) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         if m == 0 {
             return None;

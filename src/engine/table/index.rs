@@ -13,6 +13,8 @@
 //! entries plus tombstones stay at most 4/5 of the entries (the index grows, or is rebuilt
 //! without tombstones, before that), so every probe ends.
 
+use super::count::bits;
+
 /// Entries per line.
 const WAYS: usize = 10;
 /// Slot fields: 0 is an empty entry, `TOMB` a removed one, anything else a slot + 1 (no live
@@ -67,19 +69,6 @@ pub struct Index {
 #[inline]
 fn fingerprint(hash: u64) -> u16 {
     (hash >> 48) as u16
-}
-
-/// Iterates the set bits of a mask, lowest first.
-#[inline]
-fn bits(mut m: u32) -> impl Iterator<Item = usize> {
-    std::iter::from_fn(move || {
-        if m == 0 {
-            return None;
-        }
-        let i = m.trailing_zeros() as usize;
-        m &= m - 1;
-        Some(i)
-    })
 }
 
 impl Default for Index {
