@@ -8,7 +8,6 @@
 mod talkers;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -50,17 +49,8 @@ pub struct ReplayOptions {
     pub peak_sources: usize,
 }
 
-/// Per-source totals for the report.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Talker {
-    pub addr: IpAddr,
-    /// Exact when `err` is 0; else the true count is at least `packets - err`.
-    pub packets: u64,
-    pub err: u64,
-    pub bytes: u64,
-    pub first: Timestamp,
-    pub last: Timestamp,
-}
+/// Per-source totals for the report: the talker summary's own entries.
+pub use talkers::Entry as Talker;
 
 /// What replay would have done to one target.
 #[derive(Clone, Debug, PartialEq)]
@@ -276,11 +266,11 @@ fn report(
         .values()
         .filter(|o| o.suppressed.is_none())
         .count() as u64;
-    let tracked: Vec<Talker> = talkers.entries().map(talker).collect();
+    let tracked: Vec<Talker> = talkers.entries().copied().collect();
     summary.spoofed =
         crate::replay_spoof::assess(&tracked, summary.sources, summary.parsed, &attacks);
     let offenders = finish_offenders(offenders, &talkers);
-    let talkers = talkers.top(TOP_TALKERS).iter().map(talker).collect();
+    let talkers = talkers.top(TOP_TALKERS);
     ReplayReport {
         summary,
         offenders,
@@ -444,16 +434,4 @@ fn finish_offenders(
         ))
     });
     out
-}
-
-/// A summary entry as the report shows it.
-fn talker(e: &talkers::Entry) -> Talker {
-    Talker {
-        addr: e.addr,
-        packets: e.packets,
-        err: e.err,
-        bytes: e.bytes,
-        first: e.first,
-        last: e.last,
-    }
 }

@@ -29,7 +29,8 @@ use crate::time::Timestamp;
 #[repr(align(64))]
 pub struct Entry {
     pub addr: IpAddr,
-    /// Packets counted for it (an upper bound when `err > 0`).
+    /// Packets counted for it: exact when `err` is 0, else an upper bound (the true count is
+    /// at least `packets - err`).
     pub packets: u64,
     /// At most this many of `packets` may belong to sources it replaced.
     pub err: u64,
