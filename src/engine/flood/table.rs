@@ -234,23 +234,24 @@ impl Table {
         if r.slot != u32::MAX && r.detector == detector && r.addr == addr {
             return Some(r.slot as usize);
         }
-        self.slot_not_recent(detector, dst, now_us, idle_after_us)
+        self.slot_not_recent(i, detector, addr, dst, now_us, idle_after_us)
     }
 
-    /// [`Table::slot_of_addr`] past the `recent` cache (out of line: the table key is made
-    /// only here, not for every packet).
+    /// [`Table::slot_of_addr`] past the `recent` cache, whose line `i` `addr` (the key of
+    /// `dst`) maps to (out of line: the table key is made only here, not for every packet).
     #[inline(never)]
     fn slot_not_recent(
         &mut self,
+        i: usize,
         detector: u16,
+        addr: u128,
         dst: IpAddr,
         now_us: u64,
         idle_after_us: u64,
     ) -> Option<usize> {
-        let addr = addr_key(dst);
         let key = SourceKey::new(dst, 32, 128);
         let slot = self.slot(detector, key, now_us, idle_after_us)?;
-        self.recent[recent_index(detector, addr)] = Recent {
+        self.recent[i] = Recent {
             detector,
             addr,
             slot: slot as u32,
