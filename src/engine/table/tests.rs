@@ -4,7 +4,6 @@
 //! decisions with the straightforward per-rule windows (`engine/window.rs`) on random streams.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use proptest::prelude::*;
 
@@ -19,22 +18,11 @@ use crate::packet::{PacketMeta, Proto, tcp_flag};
 const MS: u64 = 1000;
 const SEC: u64 = 1_000_000;
 
+/// The engine tests' rule, named `r`, counting replies too.
 fn rule(metric: Metric, threshold: u64, window_ms: u64) -> Rule {
     Rule {
-        name: "r".into(),
-        protocol: Protocol::Any,
-        tcp_flags: None,
-        dst_ports: None,
-        metric,
-        threshold,
-        window: Duration::from_millis(window_ms),
-        ban: None,
-        aggregate_v4: 32,
-        aggregate_v6: 128,
         skip_replies: false,
-        ban_verified_peers: false,
-        mode: crate::config::RuleMode::Enforce,
-        exempt: Vec::new(),
+        ..crate::engine::tests::rule("r", metric, threshold, window_ms)
     }
 }
 
