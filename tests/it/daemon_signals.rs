@@ -10,15 +10,31 @@ use crate::harness::require_root;
 
 const EVENT: Duration = Duration::from_secs(20);
 
-/// Sends `sig` to the daemon `after` its exec (the earliest moment it is ours).
+/// Sends `sig` to the daemon `after` it catches that signal (a few ms after exec).
 fn signal_after_exec(d: &Daemon, sig: &str, after: Duration) {
     d.wait_exec();
+    // Only the handler's installation is waited for (a few ms after exec, longer on a loaded
+    // machine, when the signal would kill a process that has not installed it yet).
+    let signo = match sig {
+        "HUP" => 1,
+        "TERM" => 15,
+        other => panic!("no signal number for {other}"),
+    };
+    let caught =
+        crate::harness::daemon::poll_fast(Duration::from_secs(5), || catches(d.pid, signo));
+    assert!(caught, "SIG{sig} never caught");
     std::thread::sleep(after);
     d.signal(sig);
 }
 
 /// True once the daemon catches SIGHUP (`SigCgt` in its /proc status has bit 0).
 fn catches_sighup(pid: u32) -> bool {
+    catches(pid, 1)
+}
+
+/// True once the daemon catches signal `signo` (`SigCgt` in its /proc status has bit
+/// `signo - 1`).
+fn catches(pid: u32, signo: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -26,7 +42,7 @@ fn catches_sighup(pid: u32) -> bool {
                 .find_map(|l| l.strip_prefix("SigCgt:"))
                 .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
         })
-        .is_some_and(|mask| mask & 1 == 1)
+        .is_some_and(|mask| mask >> (signo - 1) & 1 == 1)
 }
 
 /// The handler is in place within a few ms of exec (before that only the dynamic loader and
