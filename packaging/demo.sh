@@ -133,8 +133,8 @@ grep -q '"event":"block"' "$TMP/events.jsonl" || { cat "$TMP/daemon.log" >&2; di
 say "autoblock list"
 "$BIN" list --socket "$TMP/run/autoblock.sock"
 
-say "the kernel rule (iptables -S AUTOBLOCK inside $VIC_NS)"
-in_vic iptables -S AUTOBLOCK
+say "the kernel rule (iptables -S inside $VIC_NS: our chain and its ban chains)"
+in_vic iptables -S | grep -E '^-[NA] AUTOBLOCK[ .]'
 
 say "a probe from the banned source gets no answer"
 in_atk hping3 -S -p 80 -c 2 -i u300000 "$VIC_IP" 2>&1 | grep -E 'packets' || true

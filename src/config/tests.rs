@@ -230,6 +230,31 @@ fn hooks_take_user_chains_such_as_docker_user_but_never_our_own_chain() {
     }
 }
 
+#[test]
+fn chain_names_over_20_characters_are_refused_with_the_iptables_backend_only() {
+    let long = "A".repeat(21);
+    let p = one_problem(&format!(
+        "[enforce]\nbackend = \"iptables\"\nchain = \"{long}\"\n"
+    ));
+    assert!(p.contains(":3:9: enforce.chain: "), "{p}");
+    assert!(
+        p.contains("at most 20") && p.contains(&format!("{long}.<7 hex digits>")),
+        "{p}"
+    );
+    let twenty = "A".repeat(20);
+    let c = parse(&format!(
+        "[enforce]\nbackend = \"iptables\"\nchain = \"{twenty}\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.enforce.chain, twenty);
+    for backend in ["ipset", "nftables", "auto"] {
+        let c = parse(&format!(
+            "[enforce]\nbackend = \"{backend}\"\nchain = \"{long}\"\n"
+        ));
+        assert!(c.is_ok(), "{backend}: {c:?}");
+    }
+}
+
 const BAD_CIDR: &str = "[allow]\nnets = [\"10.0.0.0/8\", \"10.0.0.300/8\", \"::1/129\"]\n";
 
 #[test]

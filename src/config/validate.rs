@@ -20,7 +20,7 @@ use super::{
     AllowConfig, Backend, CaptureConfig, Config, ControlConfig, EnforceConfig, EventsConfig,
     LimitsConfig, MetricsConfig, StateConfig,
 };
-use crate::firewall::{FirewallError, FirewallOptions};
+use crate::firewall::{self, FirewallError, FirewallOptions};
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -269,13 +269,20 @@ fn backend(ctx: &mut Ctx, raw: &raw::RawEnforce) -> BackendChoice {
     }
 }
 
-fn chain(ctx: &mut Ctx, raw: &raw::RawEnforce) -> String {
+fn chain(ctx: &mut Ctx, raw: &raw::RawEnforce, backend: BackendChoice) -> String {
     let Some(c) = &raw.chain else {
         return "AUTOBLOCK".to_owned();
     };
     let text = c.get_ref();
+    let max = firewall::IPTABLES_MAX_CHAIN_LEN;
     if !chain_ok(text) {
         let msg = format!("`{text}` is not a chain name (1-28 characters of A-Z a-z 0-9 _ -)");
+        ctx.at(c.span(), "enforce.chain", msg);
+    } else if backend == BackendChoice::Fixed(Backend::Iptables) && text.len() > max {
+        let msg = format!(
+            "`{text}` is {} characters: the iptables backend takes at most {max} (its ban chains are named {text}.<7 hex digits>, and iptables takes 28)",
+            text.len()
+        );
         ctx.at(c.span(), "enforce.chain", msg);
     }
     text.clone()
@@ -298,7 +305,7 @@ fn repeat_multiplier(ctx: &mut Ctx, raw: &raw::RawEnforce) -> f64 {
 
 fn enforce(ctx: &mut Ctx, raw: &raw::RawEnforce) -> EnforceConfig {
     let backend = backend(ctx, raw);
-    let chain = chain(ctx, raw);
+    let chain = chain(ctx, raw, backend);
     // An invalid chain is reported above; the hooks are checked against the default then.
     let own = if chain_ok(&chain) {
         chain.as_str()

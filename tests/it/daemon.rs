@@ -9,7 +9,7 @@ use crate::harness::daemon::{
     ATTACKER4, CLIENT4, Daemon, Kernel, Setup, Topo, VICTIM_A4, drops_of, jumps, poll,
 };
 use crate::harness::netns::Netns;
-use crate::harness::require_root;
+use crate::harness::{chain_lines, require_root};
 
 const CHAIN: &str = "AUTOBLOCK";
 const SET4: &str = "autoblock4";
@@ -118,10 +118,10 @@ fn kill9_restart_keeps_block_without_gap_or_duplicate() {
             let (mut samples, mut missing, mut duplicated) = (0u32, 0u32, 0u32);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let out = std::process::Command::new("ip")
-                    .args(["netns", "exec", &ns, "iptables", "-w", "-S", CHAIN])
+                    .args(["netns", "exec", &ns, "iptables", "-w", "-S"])
                     .output()
                     .expect("iptables -S");
-                let text = String::from_utf8_lossy(&out.stdout);
+                let text = chain_lines(&String::from_utf8_lossy(&out.stdout), CHAIN);
                 match drops_of(&text, ATTACKER4) {
                     0 => missing += 1,
                     1 => {}

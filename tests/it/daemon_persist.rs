@@ -25,10 +25,9 @@ fn banned(ns: &Netns, backend: &str, target: &str) -> bool {
                 .status
                 .success()
         }
-        _ if v6 => {
-            let out = ns.exec(&["ip6tables", "-w", "-S", "AUTOBLOCK"]);
-            String::from_utf8_lossy(&out.stdout).contains(&format!("-s {target} "))
-        }
+        _ if v6 => ns
+            .chain_lines("ip6tables", "AUTOBLOCK")
+            .contains(&format!("-s {target} ")),
         _ => ns
             .chain("AUTOBLOCK")
             .is_some_and(|c| drops_of(&c, target) == 1),

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::daemon::{Daemon, Setup, Topo, poll};
 use crate::harness::netns::Netns;
-use crate::harness::require_root;
 use crate::harness::systemd::mentions;
+use crate::harness::{chain_lines, require_root};
 
 /// What the test bans by hand: IPv4 hosts, an IPv4 prefix, an IPv6 host (never on the wire).
 const TARGETS: [&str; 4] = [
@@ -61,8 +61,8 @@ fn intact(ns: &Netns, backend: &str) -> bool {
             let jumps = ["iptables", "ip6tables"]
                 .iter()
                 .all(|tool| text(&[tool, "-w", "-S", "INPUT"]).contains("-A INPUT -j AUTOBLOCK"));
-            let mut chains = text(&["iptables", "-w", "-S", "AUTOBLOCK"]);
-            chains += &text(&["ip6tables", "-w", "-S", "AUTOBLOCK"]);
+            let mut chains = chain_lines(&text(&["iptables", "-w", "-S"]), "AUTOBLOCK");
+            chains += &chain_lines(&text(&["ip6tables", "-w", "-S"]), "AUTOBLOCK");
             let bans = if backend == "ipset" {
                 chains.contains("--match-set autoblock4 src -j DROP")
                     && chains.contains("--match-set autoblock6 src -j DROP")
@@ -234,8 +234,8 @@ fn polling_repairs_where_the_watch_is_refused() {
     }
     d.cli_ok(&["ban", "--for", "10m", "10.201.9.1"]);
     let chain = || {
-        let out = t.victim.exec(&["iptables-legacy", "-w", "-S", "AUTOBLOCK"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let out = t.victim.exec(&["iptables-legacy", "-w", "-S"]);
+        chain_lines(&String::from_utf8_lossy(&out.stdout), "AUTOBLOCK")
     };
     assert!(
         poll(BOUND, || mentions(&chain(), "10.201.9.1")),

@@ -21,12 +21,23 @@ fn wall() -> Timestamp {
 }
 
 fn block(net: &str, secs: u64) -> KernelOp {
+    block_until(net, wall().saturating_add(Duration::from_secs(secs)))
+}
+
+fn block_until(net: &str, until: Timestamp) -> KernelOp {
     KernelOp::Block {
         net: autoblock::sys::control::protocol::parse_net(net).expect("net"),
-        until: wall().saturating_add(Duration::from_secs(secs)),
+        until,
         reason: "syn-flood".into(),
         manual: false,
     }
+}
+
+/// An end time about ten minutes ahead, in the middle of one of the iptables backend's
+/// 32-second spans of end times: bans given it in commits a moment apart share a ban chain.
+fn shared_end() -> Timestamp {
+    let secs = wall().as_secs() + 600;
+    Timestamp::from_secs(secs - secs % 32 + 16)
 }
 
 #[test]
@@ -40,7 +51,8 @@ fn a_failed_commit_loses_nothing_and_is_retried() {
             .expect("open"),
     );
     let mut enf = Enforcer::new(Some(fw.clone()));
-    enf.stage_op(block("198.51.100.1", 600));
+    let end = shared_end();
+    enf.stage_op(block_until("198.51.100.1", end));
     enf.stage_op(block("2001:db8::/64", 600));
     let t0 = Instant::now();
     assert_eq!(
@@ -48,19 +60,20 @@ fn a_failed_commit_loses_nothing_and_is_retried() {
         Some(2)
     );
     assert!(
-        ns.ok(&["iptables", "-S", "ABENF"])
+        ns.chain_lines("iptables", "ABENF")
             .contains("198.51.100.1/32")
     );
     assert!(
-        ns.ok(&["ip6tables", "-S", "ABENF"])
+        ns.chain_lines("ip6tables", "ABENF")
             .contains("2001:db8::/64")
     );
 
-    // Someone deletes our chain (a firewall reload): the next commit fails...
+    // A firewall reload deletes our chains: the next commit fails (its ban goes to the ban
+    // chain of an end time that existed)...
     ns.ok(&["iptables", "-D", "INPUT", "-j", "ABENF"]);
-    ns.ok(&["iptables", "-F", "ABENF"]);
-    ns.ok(&["iptables", "-X", "ABENF"]);
-    enf.stage_op(block("198.51.100.2", 600));
+    ns.ok(&["iptables", "-F"]);
+    ns.ok(&["iptables", "-X"]);
+    enf.stage_op(block_until("198.51.100.2", end));
     let err = enf.commit(wall(), t0).expect_err("the chain is gone");
     let msg = err.to_string();
     assert!(msg.contains("iptables-restore"), "names the command: {msg}");
@@ -85,7 +98,7 @@ fn a_failed_commit_loses_nothing_and_is_retried() {
         Some(1)
     );
     assert_eq!(enf.pending(), 0);
-    let rules = ns.ok(&["iptables", "-S", "ABENF"]);
+    let rules = ns.chain_lines("iptables", "ABENF");
     assert!(
         rules.contains("198.51.100.1/32") && rules.contains("198.51.100.2/32"),
         "{rules}"
@@ -102,7 +115,7 @@ fn a_failed_commit_loses_nothing_and_is_retried() {
         net: "198.51.100.2/32".parse().expect("net"),
     });
     enf.commit(wall(), later).expect("extend + unban");
-    let rules = ns.ok(&["iptables", "-S", "ABENF"]);
+    let rules = ns.chain_lines("iptables", "ABENF");
     assert_eq!(rules.matches("198.51.100.1/32").count(), 1, "{rules}");
     assert!(!rules.contains("198.51.100.2/32"), "{rules}");
     let until: u64 = fw

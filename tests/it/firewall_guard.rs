@@ -203,10 +203,37 @@ fn flush_keeps_hand_added(backend: Backend) {
         "-j",
         "RETURN",
     ]);
-    // A rebuild (an unblock) keeps it, and so does flush.
+    // An unblock keeps it, so does an expiry, and so does flush. (With iptables neither
+    // touches our chain: they rewrite or delete the ban chain of the bans' end time.)
     let mut b = Batch::new();
     b.unblock(net("198.51.100.7/32"));
     let _ = fw.commit(b).unwrap();
+    let mut b = Batch::new();
+    b.block(net("198.51.100.8/32"), HOUR, "y");
+    let _ = fw.commit(b).unwrap();
+    if backend == Backend::Iptables {
+        let chains = ns.chain_lines("iptables", "ABTEST");
+        assert_eq!(
+            chains.matches("-N ABTEST.").count(),
+            2,
+            "dispatch + one: {chains}"
+        );
+    }
+    let expired = fw.expire_due(SystemTime::now() + HOUR + HOUR).unwrap();
+    assert_eq!(expired.bans.len(), 1);
+    let chains = ns.chain_lines("iptables", "ABTEST");
+    assert!(
+        chains.contains("-A ABTEST -s 192.0.2.0/24 -j RETURN"),
+        "{chains}"
+    );
+    assert!(!chains.contains("198.51.100.8"), "{chains}");
+    if backend == Backend::Iptables {
+        assert_eq!(
+            chains.matches("-N ABTEST.").count(),
+            1,
+            "the ban's chain is gone: {chains}"
+        );
+    }
     fw.flush().unwrap();
     let dump = ns.firewall_dump();
     assert!(
@@ -214,7 +241,7 @@ fn flush_keeps_hand_added(backend: Backend) {
         "{dump}"
     );
     assert!(
-        !dump.contains("-j ABTEST") && !dump.contains("abtest4"),
+        !dump.contains("-j ABTEST") && !dump.contains("abtest4") && !dump.contains("ABTEST."),
         "{dump}"
     );
     // A reopen adopts the kept chain with its rule; the next flush keeps it again.
@@ -244,6 +271,8 @@ fn bad_hooks_and_chain_names_leave_nothing_behind() {
         FirewallOptions::new(Backend::Ipset, "ABTEST").hooks(["INPUT", "OUTPUTT"]),
         FirewallOptions::new(Backend::Ipset, "INPUT"),
         FirewallOptions::new(Backend::Iptables, "ABTEST").min_prefix(0, 16),
+        // 21 characters: its ban chains' names would pass iptables' 28.
+        FirewallOptions::new(Backend::Iptables, "ABTEST_LONGER_THAN_20"),
     ] {
         let e = Firewall::open(opts.netns(ns.name())).unwrap_err();
         assert!(matches!(e, FirewallError::InvalidOption(_)), "{e}");

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use autoblock::firewall::{Backend, Batch, Firewall, FirewallError, FirewallOptions};
+use autoblock::firewall::{
+    Backend, Batch, Firewall, FirewallError, FirewallOptions, Protocol, Rule,
+};
 
 use crate::harness::netns::Netns;
 use crate::harness::require_root;
@@ -73,12 +75,17 @@ fn refuses_to_guess(backend: Backend) {
     }
     let ns = Netns::new("abfu");
     let fw = Firewall::open(options(&ns, backend)).expect("open");
+    let rule = Rule::new()
+        .dst("10.10.10.10".parse::<std::net::Ipv4Addr>().unwrap())
+        .protocol(Protocol::Udp)
+        .sport(4500);
     let mut b = Batch::new();
     b.block(
         "203.0.113.7".parse::<std::net::IpAddr>().unwrap(),
         Duration::from_secs(600),
         "x",
-    );
+    )
+    .block(rule, Duration::from_secs(600), "y");
     let _ = fw.commit(b).expect("commit");
     let handle = make_incompatible(&ns, "ip");
     let before = ruleset(&ns);
@@ -88,15 +95,14 @@ fn refuses_to_guess(backend: Backend) {
             .expect_err("a repair of a table it cannot read");
         assert!(is_unreadable(&e), "{e}");
     }
-    // A commit that rebuilds (a removal) must not flush what it cannot see either.
+    // A commit that rebuilds our chain (a typed rule's removal) must not flush what it cannot
+    // see either. (A ban's removal touches only our private ban chains, never read.)
     let mut b = Batch::new();
-    b.unblock("203.0.113.7".parse::<std::net::IpAddr>().unwrap());
-    if backend == Backend::Iptables {
-        let e = fw
-            .commit(b)
-            .expect_err("a rebuild of a table it cannot read");
-        assert!(is_unreadable(&e), "{e}");
-    }
+    b.unblock(rule);
+    let e = fw
+        .commit(b)
+        .expect_err("a rebuild of a table it cannot read");
+    assert!(is_unreadable(&e), "{e}");
     let e = fw.flush().expect_err("a flush of a table it cannot read");
     assert!(is_unreadable(&e), "{e}");
     assert_eq!(ruleset(&ns), before, "the kernel changed");

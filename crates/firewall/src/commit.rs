@@ -3,7 +3,10 @@
 //! rules (and, with iptables, bans) go to our chain in one `iptables-restore` per family:
 //! appended when only added, the chain rebuilt when anything is replaced or removed.
 
+use std::collections::BTreeSet;
+
 use super::ban::{Ban, Expired, Family, RuleEntry};
+use super::ban_chains;
 use super::batch::{self, Batch, Committed, Plan};
 use super::engine::State;
 use super::mirror::Mirror;
@@ -58,7 +61,9 @@ impl Firewall {
         })
     }
 
-    /// The chain part of a commit for one family: appends, or one rebuild.
+    /// The chain part of a commit for one family: a rebuild of our chain when a typed rule is
+    /// replaced or removed; otherwise typed rules appended to it and, with iptables, the ban
+    /// chains the plan touches rewritten or appended to (see `ban_chains`).
     fn commit_chain(
         &self,
         state: &mut State,
@@ -67,49 +72,88 @@ impl Firewall {
         family: Family,
     ) -> Result<(), FirewallError> {
         let chain_bans = !self.ipset();
-        if (chain_bans && bans.rebuilds(family)) || rules.rebuilds(family) {
-            let mut next_bans = state.mirror.clone();
-            if chain_bans {
-                bans.apply_to(&mut next_bans, family);
-            }
-            let mut next_rules = state.rules.clone();
-            rules.apply_to(&mut next_rules, family);
+        let mut next_bans = state.mirror.clone();
+        if chain_bans {
+            bans.apply_to(&mut next_bans, family);
+        }
+        let mut next_rules = state.rules.clone();
+        rules.apply_to(&mut next_rules, family);
+        let edits = if rules.rebuilds(family) {
             self.refresh_foreign(state, family)?;
-            let edits = self.rebuild_edits(state, &next_bans, &next_rules, family);
-            self.iptables_restore(family, &edits)?;
-            state.mirror = next_bans;
-            state.rules = next_rules;
-            return Ok(());
-        }
-        let chain = &self.settings.chain;
-        let mut lines: Vec<String> = Vec::new();
-        if chain_bans {
-            lines.extend(
-                bans.add
-                    .iter()
-                    .filter(|b| Family::of(&b.net) == family)
-                    .map(|b| render::ban_rule(chain, b)),
-            );
-        }
-        for r in rules.add.iter().filter(|r| r.rule.family() == Some(family)) {
-            lines.extend(render::typed_rule(chain, r));
-        }
-        let edits: Vec<TableEdit> = self
-            .settings
-            .tables
-            .iter()
-            .map(|t| TableEdit {
-                table: t.clone(),
-                rules: lines.clone(),
-                ..Default::default()
-            })
-            .collect();
+            self.rebuild_edits(state, &next_bans, &next_rules, family)
+        } else {
+            let chain = &self.settings.chain;
+            let lines: Vec<String> = rules
+                .add
+                .iter()
+                .filter(|r| r.rule.family() == Some(family))
+                .flat_map(|r| render::typed_rule(chain, r))
+                .collect();
+            let before = if chain_bans {
+                self.ban_chain_change(&state.mirror, &next_bans, bans, family)
+            } else {
+                Vec::new()
+            };
+            self.settings
+                .tables
+                .iter()
+                .map(|t| TableEdit {
+                    table: t.clone(),
+                    rules: lines.clone(),
+                    before: before.clone(),
+                    ..Default::default()
+                })
+                .collect()
+        };
         self.iptables_restore(family, &edits)?;
-        if chain_bans {
-            bans.apply_to(&mut state.mirror, family);
-        }
-        rules.apply_to(&mut state.rules, family);
+        state.mirror = next_bans;
+        state.rules = next_rules;
         Ok(())
+    }
+
+    /// The ban chains' restore lines for `plan` of `family`, from `now` to `next`: a new ban
+    /// goes at the end of its bucket when that bucket exists and nothing else in it changes;
+    /// every other bucket the plan touches is rewritten (or deleted when emptied).
+    fn ban_chain_change(
+        &self,
+        now: &Mirror<Ban>,
+        next: &Mirror<Ban>,
+        plan: &Plan<Ban>,
+        family: Family,
+    ) -> Vec<String> {
+        let before: BTreeSet<u64> = ban_chains::buckets(now, family).into_keys().collect();
+        let old_bucket = |net: &ipnet::IpNet| now.get(net).map(|b| ban_chains::bucket(b.until));
+        let replaced = plan.replace.iter().filter(|b| Family::of(&b.net) == family);
+        let mut rewrite: BTreeSet<u64> = plan
+            .remove
+            .iter()
+            .filter(|net| Family::of(net) == family)
+            .filter_map(old_bucket)
+            .chain(replaced.clone().filter_map(|b| old_bucket(&b.net)))
+            .chain(replaced.map(|b| ban_chains::bucket(b.until)))
+            .collect();
+        let adds: Vec<&Ban> = plan
+            .add
+            .iter()
+            .filter(|b| Family::of(&b.net) == family)
+            .collect();
+        rewrite.extend(
+            adds.iter()
+                .map(|b| ban_chains::bucket(b.until))
+                .filter(|k| !before.contains(k)),
+        );
+        let appends: Vec<&Ban> = adds
+            .into_iter()
+            .filter(|b| !rewrite.contains(&ban_chains::bucket(b.until)))
+            .collect();
+        ban_chains::change(
+            &self.settings.chain,
+            &before,
+            next,
+            family,
+            &rewrite,
+            &appends,
+        )
     }
 
     /// After a failed `ipset restore`: memory takes, for every net the plan touched, what the
@@ -163,17 +207,41 @@ impl Firewall {
             self.nft_rewrite_rules(&rules)?;
         }
         for family in Family::BOTH.into_iter().filter(|_| !self.nft()) {
-            let in_chain = (!self.ipset()
-                && expired.bans.iter().any(|b| Family::of(&b.net) == family))
-                || expired
-                    .rules
-                    .iter()
-                    .any(|r| r.rule.family() == Some(family));
-            if in_chain {
+            let edits = if expired
+                .rules
+                .iter()
+                .any(|r| r.rule.family() == Some(family))
+            {
+                // A typed rule ended: our chain is rebuilt, after reading it again.
                 self.refresh_foreign(state, family)?;
-                let edits = self.rebuild_edits(state, &bans, &rules, family);
-                self.iptables_restore(family, &edits)?;
-            }
+                self.rebuild_edits(state, &bans, &rules, family)
+            } else if self.ipset() {
+                continue;
+            } else {
+                let ended = Plan {
+                    remove: expired
+                        .bans
+                        .iter()
+                        .filter(|b| Family::of(&b.net) == family)
+                        .map(|b| b.net)
+                        .collect(),
+                    ..Default::default()
+                };
+                if ended.remove.is_empty() {
+                    continue;
+                }
+                let before = self.ban_chain_change(&state.mirror, &bans, &ended, family);
+                self.settings
+                    .tables
+                    .iter()
+                    .map(|t| TableEdit {
+                        table: t.clone(),
+                        before: before.clone(),
+                        ..Default::default()
+                    })
+                    .collect()
+            };
+            self.iptables_restore(family, &edits)?;
         }
         state.mirror = bans;
         state.rules = rules;

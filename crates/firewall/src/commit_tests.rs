@@ -279,20 +279,28 @@ fn a_chain_named_like_ours_but_for_case_is_refused_before_any_change() {
 fn a_rebuild_keeps_foreign_rules_added_since_open() {
     let fake = Arc::new(Fake::default());
     let fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    let rule = Rule::new()
+        .dst(Ipv4Addr::new(10, 10, 10, 10))
+        .protocol(Protocol::Udp)
+        .sport(4500);
     let mut b = Batch::new();
-    b.block(Ipv4Addr::new(192, 0, 2, 1), MIN, "x");
+    b.block(rule, MIN, "x");
     let _ = fw.commit(b).unwrap();
     fake.set(
         "iptables-save -t filter",
-        "*filter\n:AB - [0:0]\n-A INPUT -j AB\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n",
+        "*filter\n:AB - [0:0]\n:AB.bans - [0:0]\n-A INPUT -j AB\n-A AB -s 10.0.0.0/8 -j RETURN\n\
+         -A AB -j AB.bans\nCOMMIT\n",
     );
     fake.take();
     let mut b = Batch::new();
-    b.unblock(Ipv4Addr::new(192, 0, 2, 1));
+    b.unblock(rule);
     let _ = fw.commit(b).unwrap();
     assert_eq!(
         fake.take_changes()[0].1.as_deref(),
-        Some("*filter\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n")
+        Some(
+            "*filter\n:AB.bans - [0:0]\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j RETURN\n\
+             -A AB -j AB.bans\nCOMMIT\n"
+        )
     );
 }
 
@@ -335,7 +343,7 @@ fn a_drop_all_left_by_an_older_version_is_removed_at_open() {
     let calls = fake.take_changes();
     assert_eq!(
         calls[0].1.as_deref(),
-        Some("*filter\n:AB - [0:0]\nCOMMIT\n"),
+        Some("*filter\n:AB.bans - [0:0]\n:AB - [0:0]\n-A AB -j AB.bans\nCOMMIT\n"),
         "{calls:?}"
     );
 }

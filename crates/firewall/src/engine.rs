@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::ban::{Ban, Family, RuleEntry};
+use super::ban_chains;
 use super::exec::XTABLES_WAIT;
 use super::guard::Guard;
 use super::mirror::Mirror;
@@ -25,6 +26,9 @@ pub(crate) struct State {
     /// Rules in our chain that are not ours, per (family, table), as last read: a rebuild
     /// keeps them.
     pub(crate) foreign: HashMap<(Family, String), Vec<String>>,
+    /// Our private ban chains per (family, table), as last read: a rebuild deletes those it
+    /// no longer wants.
+    pub(crate) private: HashMap<(Family, String), Vec<String>>,
     /// What blocks are refused; its protected nets change with `set_protected`.
     pub(crate) guard: Guard,
     /// nftables: the sets (family, prefix length) our chains match.
@@ -32,11 +36,23 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Keeps what a read of `table` says that the next rebuild needs: the foreign rules of our
+    /// chain (when it exists) and the private chains to delete if no longer wanted.
+    pub(crate) fn remember(&mut self, family: Family, table: &str, st: &TableState) {
+        if st.chain_exists {
+            self.foreign
+                .insert((family, table.to_string()), st.foreign.clone());
+        }
+        self.private
+            .insert((family, table.to_string()), st.private.clone());
+    }
+
     pub(crate) fn new(guard: Guard) -> State {
         State {
             mirror: Mirror::default(),
             rules: Mirror::default(),
             foreign: HashMap::new(),
+            private: HashMap::new(),
             guard,
             nft_sets: Default::default(),
         }
@@ -49,6 +65,8 @@ struct Created {
     sets: Vec<String>,
     /// (family, table) where our chain did not exist before.
     chains: Vec<(Family, String)>,
+    /// (family, table, name): private ban chains that did not exist before.
+    private: Vec<(Family, String, String)>,
 }
 
 impl Firewall {
@@ -123,12 +141,11 @@ impl Firewall {
         Ok(set.entries)
     }
 
-    /// Our chain's full content for `family`: foreign rules first, then bans (or the set match
-    /// rule), then typed rules.
+    /// Our chain's full content for `family`: foreign rules first, then the jump to our ban
+    /// chains (or the set match rule), then typed rules.
     pub(super) fn chain_body(
         &self,
         foreign: &HashMap<(Family, String), Vec<String>>,
-        bans: &Mirror<Ban>,
         rules: &Mirror<RuleEntry>,
         family: Family,
         table: &str,
@@ -141,7 +158,7 @@ impl Firewall {
         if self.ipset() {
             body.push(render::match_rule(chain, &self.set_name(family)));
         } else {
-            body.extend(bans.family(family).map(|b| render::ban_rule(chain, b)));
+            body.push(ban_chains::dispatch_jump(chain));
         }
         body.extend(
             rules
@@ -165,7 +182,7 @@ impl Firewall {
     }
 
     /// Reads the rules in our chain that are not ours again (someone may have added one since
-    /// the last read), so a rebuild keeps them.
+    /// the last read), so a rebuild keeps them; and which private chains exist.
     pub(super) fn refresh_foreign(
         &self,
         state: &mut State,
@@ -173,14 +190,13 @@ impl Firewall {
     ) -> Result<(), FirewallError> {
         for table in &self.settings.tables {
             let st = self.read_table(family, table)?;
-            if st.chain_exists {
-                state.foreign.insert((family, table.clone()), st.foreign);
-            }
+            state.remember(family, table, &st);
         }
         Ok(())
     }
 
-    /// A rebuild of our chain in every table of `family` from `bans` and `rules`.
+    /// A rebuild of our chain and our private ban chains in every table of `family` from
+    /// `bans` and `rules`.
     pub(super) fn rebuild_edits(
         &self,
         state: &State,
@@ -191,13 +207,34 @@ impl Firewall {
         self.settings
             .tables
             .iter()
-            .map(|table| TableEdit {
-                table: table.clone(),
-                rebuild: true,
-                rules: self.chain_body(&state.foreign, bans, rules, family, table),
-                jumps: Vec::new(),
-            })
+            .map(|table| self.rebuild_edit(state, bans, rules, family, table))
             .collect()
+    }
+
+    /// [`Firewall::rebuild_edits`] for one table.
+    pub(super) fn rebuild_edit(
+        &self,
+        state: &State,
+        bans: &Mirror<Ban>,
+        rules: &Mirror<RuleEntry>,
+        family: Family,
+        table: &str,
+    ) -> TableEdit {
+        let existing = state
+            .private
+            .get(&(family, table.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let (before, after) =
+            ban_chains::whole(&self.settings.chain, bans, family, !self.ipset(), existing);
+        TableEdit {
+            table: table.to_string(),
+            rebuild: true,
+            rules: self.chain_body(&state.foreign, rules, family, table),
+            jumps: Vec::new(),
+            before,
+            after,
+        }
     }
 
     /// Adopts the kernel's state and creates whatever is missing (see [`Firewall::open`]). On
@@ -239,9 +276,7 @@ impl Firewall {
                 // With ipset, per-rule bans left by the iptables backend move into the set.
                 bans.extend(st.bans.iter().cloned());
                 rules.extend(st.rules.iter().cloned());
-                state
-                    .foreign
-                    .insert((family, table.clone()), st.foreign.clone());
+                state.remember(family, table, &st);
                 tables.push((family, table.clone(), st));
             }
         }
@@ -263,25 +298,38 @@ impl Firewall {
         for family in Family::BOTH {
             let mut edits = Vec::new();
             let mut new_chains = Vec::new();
+            let mut new_private = Vec::new();
             for (_, table, st) in tables.iter().filter(|(f, _, _)| *f == family) {
                 let rebuild = !st.chain_exists || !self.content_ok(st, &mirror, &rules, family);
                 if !st.chain_exists {
                     new_chains.push((family, table.clone()));
                 }
-                edits.push(TableEdit {
-                    table: table.clone(),
-                    rebuild,
-                    rules: if rebuild {
-                        self.chain_body(&state.foreign, &mirror, &rules, family, table)
-                    } else {
-                        Vec::new()
-                    },
-                    jumps: self.jump_fixes(table, st),
-                });
+                let mut edit = if rebuild {
+                    self.rebuild_edit(state, &mirror, &rules, family, table)
+                } else {
+                    TableEdit {
+                        table: table.clone(),
+                        ..Default::default()
+                    }
+                };
+                if rebuild && !self.ipset() {
+                    let wanted = ban_chains::buckets(&mirror, family)
+                        .into_keys()
+                        .map(|k| ban_chains::bucket_chain(&self.settings.chain, k))
+                        .chain([ban_chains::dispatch(&self.settings.chain)]);
+                    new_private.extend(
+                        wanted
+                            .filter(|n| !st.private.contains(n))
+                            .map(|n| (family, table.clone(), n)),
+                    );
+                }
+                edit.jumps = self.jump_fixes(table, st);
+                edits.push(edit);
             }
             // One restore per family is all or nothing: only a successful one created chains.
             self.iptables_restore(family, &edits)?;
             created.chains.extend(new_chains);
+            created.private.extend(new_private);
         }
         state.mirror = mirror;
         state.rules = rules;
@@ -353,19 +401,23 @@ impl Firewall {
         rules: &Mirror<RuleEntry>,
         family: Family,
     ) -> bool {
-        let bans_ok = if self.ipset() {
-            st.match_rules == 1 && st.bans.is_empty()
-        } else {
-            let mut have = st.bans.clone();
-            have.sort_by_key(|b| b.net);
-            have.iter().eq(bans.family(family))
-        };
+        let layout =
+            ban_chains::layout_problem(&self.settings.chain, st, bans, family, !self.ipset());
+        let bans_ok = layout.is_none()
+            && if self.ipset() {
+                st.match_rules == 1 && st.bans.is_empty()
+            } else {
+                let mut have = st.bans.clone();
+                have.sort_by_key(|b| b.net);
+                have.iter().eq(bans.family(family))
+            };
         let mut have = st.rules.clone();
         have.sort_by_key(|r| r.rule.key());
         bans_ok && st.orphans == 0 && have.iter().eq(rules.family(family))
     }
 
-    /// Best effort: removes the chains and sets a failed open created.
+    /// Best effort: removes the chains and sets a failed open created (private ban chains only
+    /// where our chain is new too: an older chain jumps to them now).
     fn undo_open(&self, created: &Created) {
         for family in Family::BOTH {
             let tables: Vec<render::Removal> = created
@@ -380,7 +432,19 @@ impl Firewall {
                         .filter(|h| &h.table == table)
                         .map(|h| (h.chain.clone(), 1))
                         .collect();
-                    (table.clone(), jumps, Vec::new())
+                    let private = created
+                        .private
+                        .iter()
+                        .filter(|(f, t, _)| *f == family && t == table)
+                        .map(|(_, _, name)| name.clone())
+                        .collect();
+                    render::Removal {
+                        table: table.clone(),
+                        jumps,
+                        has_chain: true,
+                        keep: Vec::new(),
+                        private,
+                    }
                 })
                 .collect();
             if !tables.is_empty() {

@@ -36,7 +36,9 @@ fn open_on_empty_kernel_creates_chain_and_jump_per_family() {
     );
     assert_eq!(
         calls[2].1.as_deref(),
-        Some("*filter\n:AB - [0:0]\n-I INPUT 1 -j AB\nCOMMIT\n")
+        Some(
+            "*filter\n:AB.bans - [0:0]\n:AB - [0:0]\n-A AB -j AB.bans\n-I INPUT 1 -j AB\nCOMMIT\n"
+        )
     );
 }
 
@@ -49,10 +51,13 @@ fn open_adopts_dedupes_expires_and_keeps_foreign() {
     assert_eq!(
         calls[2].1.as_deref(),
         Some(
-            "*filter\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j ACCEPT\n\
-             -A AB -s 192.0.2.1/32 -m comment --comment \"autoblock until=6000 rule=b\" -j DROP\n\
+            "*filter\n:AB.bb - [0:0]\n\
+             -A AB.bb -s 192.0.2.1/32 -m comment --comment \"autoblock until=6000 rule=b\" -j DROP\n\
+             :AB.bans - [0:0]\n-A AB.bans -j AB.bb\n\
+             :AB - [0:0]\n-A AB -s 10.0.0.0/8 -j ACCEPT\n-A AB -j AB.bans\n\
              COMMIT\n"
-        )
+        ),
+        "the bans move out of our chain into the ban chain of their end time (6000 / 32 = 0xbb)"
     );
     assert_eq!(fw.len(), 1);
     assert_eq!(fw.next_expiry(), Some(secs(6000)));
@@ -61,16 +66,37 @@ fn open_adopts_dedupes_expires_and_keeps_foreign() {
 #[test]
 fn open_leaves_a_correct_kernel_alone() {
     let fake = Arc::new(Fake::default());
-    fake.set(
-        "iptables-save -t filter",
-        "*filter\n:AB - [0:0]\n-A INPUT -j AB\nCOMMIT\n",
-    );
+    let correct = "*filter\n:AB - [0:0]\n:AB.bans - [0:0]\n:AB.bb - [0:0]\n-A INPUT -j AB\n\
+        -A AB -j AB.bans\n-A AB.bans -j AB.bb\n\
+        -A AB.bb -s 192.0.2.1/32 -m comment --comment \"autoblock until=6000 rule=b\" -j DROP\n\
+        COMMIT\n";
+    fake.set("iptables-save -t filter", correct);
     fake.set(
         "ip6tables-save -t filter",
-        "*filter\n:AB - [0:0]\n-A INPUT -j AB\nCOMMIT\n",
+        "*filter\n:AB - [0:0]\n:AB.bans - [0:0]\n-A INPUT -j AB\n-A AB -j AB.bans\nCOMMIT\n",
     );
-    let _fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    let fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
     assert_eq!(fake.take().len(), 2, "only the two saves");
+    assert_eq!(fw.len(), 1);
+    // Out of place: the ban in the bucket of another end time, a bucket the dispatch chain
+    // does not reach, a stale bucket, a rule added by hand to a private chain.
+    let misplaced = correct
+        .replace(":AB.bb ", ":AB.bc ")
+        .replace("AB.bb -s", "AB.bc -s");
+    let unreached = correct.replace("-A AB.bans -j AB.bb\n", "");
+    let stale = correct.replace(":AB.bb - [0:0]\n", ":AB.bb - [0:0]\n:AB.3 - [0:0]\n");
+    let by_hand = correct.replace("COMMIT", "-A AB.bans -j ACCEPT\nCOMMIT");
+    for kernel in [misplaced, unreached, stale, by_hand] {
+        fake.set("iptables-save -t filter", &kernel);
+        drop(fw_reopen(&fake));
+        let calls = fake.take_changes();
+        assert_eq!(calls.len(), 1, "{kernel}");
+    }
+}
+
+/// Opens "AB" (iptables) at time 1000 on whatever `fake` holds.
+fn fw_reopen(fake: &Arc<Fake>) -> Firewall {
+    open(FirewallOptions::new(Backend::Iptables, "AB"), fake, 1000)
 }
 
 #[test]
@@ -93,27 +119,65 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
         Duration::from_secs(600),
         "y",
     );
-    assert!(fw.commit(b).unwrap().refused.is_empty());
+    assert!(fw.commit_at(b, 1000).unwrap().refused.is_empty());
     let calls = fake.take();
     assert_eq!(calls.len(), 2);
-    let text = calls[0].1.as_deref().unwrap();
-    assert!(!text.contains(":AB"), "append only: {text}");
-    assert_eq!(
-        text.matches("-A AB -s 192.0.2.7/32").count(),
-        2,
-        "filter and raw: {text}"
+    let rule = |net: &str| {
+        format!("-A AB.32 -s {net} -m comment --comment \"autoblock until=1600 rule=x\" -j DROP\n")
+    };
+    // A new end time: its ban chain is created and the dispatch chain jumps to it; our own
+    // chain is not touched.
+    let new_bucket = format!(
+        ":AB.32 - [0:0]\n{}:AB.bans - [0:0]\n-A AB.bans -j AB.32\n",
+        rule("192.0.2.7/32")
     );
-    assert!(text.starts_with("*filter\n") && text.contains("*raw\n"));
+    assert_eq!(
+        calls[0].1.as_deref(),
+        Some(format!("*filter\n{new_bucket}COMMIT\n*raw\n{new_bucket}COMMIT\n").as_str())
+    );
+    assert!(
+        calls[1]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("-A AB.32 -s 2001:db8::/32")
+    );
 
+    // The same end time: appended to its ban chain.
+    let mut b = Batch::new();
+    b.block(
+        std::net::IpAddr::from([192, 0, 2, 9]),
+        Duration::from_secs(600),
+        "x",
+    );
+    assert!(fw.commit_at(b, 1000).unwrap().refused.is_empty());
+    let calls = fake.take();
+    let append = rule("192.0.2.9/32");
+    assert_eq!(
+        calls[0].1.as_deref(),
+        Some(format!("*filter\n{append}COMMIT\n*raw\n{append}COMMIT\n").as_str())
+    );
+
+    // A removal rewrites that ban chain only; the last removal deletes it.
     let mut b = Batch::new();
     b.unblock(std::net::IpAddr::from([192, 0, 2, 7]));
     let _ = fw.commit(b).unwrap();
     let calls = fake.take_changes();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, "iptables-restore -w 5 --noflush");
+    let rewrite = format!(":AB.32 - [0:0]\n{append}");
     assert_eq!(
         calls[0].1.as_deref(),
-        Some("*filter\n:AB - [0:0]\nCOMMIT\n*raw\n:AB - [0:0]\nCOMMIT\n")
+        Some(format!("*filter\n{rewrite}COMMIT\n*raw\n{rewrite}COMMIT\n").as_str())
+    );
+    let mut b = Batch::new();
+    b.unblock(std::net::IpAddr::from([192, 0, 2, 9]));
+    let _ = fw.commit(b).unwrap();
+    let calls = fake.take_changes();
+    let gone = ":AB.bans - [0:0]\n:AB.32 - [0:0]\n-X AB.32\n";
+    assert_eq!(
+        calls[0].1.as_deref(),
+        Some(format!("*filter\n{gone}COMMIT\n*raw\n{gone}COMMIT\n").as_str())
     );
     assert_eq!(fw.len(), 1);
 }
@@ -183,11 +247,15 @@ fn expire_due_rebuilds_only_families_with_due_bans() {
     assert!(fake.take().is_empty());
     let due = fw.expire_due(secs(6000)).unwrap();
     assert_eq!(due.bans.len(), 1);
-    let calls = fake.take_changes();
-    assert_eq!(calls.len(), 1);
+    let calls = fake.take();
+    assert_eq!(
+        calls.len(),
+        1,
+        "no read of the table: our chain is not touched"
+    );
     assert_eq!(
         calls[0].1.as_deref(),
-        Some("*filter\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n")
+        Some("*filter\n:AB.bans - [0:0]\n:AB.bb - [0:0]\n-X AB.bb\nCOMMIT\n")
     );
     assert_eq!(fw.next_expiry(), None);
 }
@@ -203,7 +271,7 @@ fn repair_detects_flushed_chain_and_missing_jump() {
     );
     fake.set(
         "ip6tables-save -t filter",
-        "*filter\n:AB - [0:0]\n-A INPUT -j AB\nCOMMIT\n",
+        "*filter\n:AB - [0:0]\n:AB.bans - [0:0]\n-A INPUT -j AB\n-A AB -j AB.bans\nCOMMIT\n",
     );
     fake.take();
     let repairs = fw.check_and_repair().unwrap();
@@ -221,7 +289,9 @@ fn repair_detects_flushed_chain_and_missing_jump() {
     assert_eq!(
         calls[1].1.as_deref(),
         Some(
-            "*filter\n:AB - [0:0]\n-A AB -s 192.0.2.1/32 -m comment --comment \"autoblock until=6000 rule=b\" -j DROP\n\
+            "*filter\n:AB.bb - [0:0]\n\
+             -A AB.bb -s 192.0.2.1/32 -m comment --comment \"autoblock until=6000 rule=b\" -j DROP\n\
+             :AB.bans - [0:0]\n-A AB.bans -j AB.bb\n:AB - [0:0]\n-A AB -j AB.bans\n\
              -I INPUT 1 -j AB\nCOMMIT\n"
         )
     );

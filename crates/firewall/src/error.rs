@@ -203,7 +203,8 @@ impl FirewallError {
 }
 
 /// The input line a failing restore names in its stderr: iptables-restore says `Error occurred
-/// at line: N` or `line N failed`, ipset `Error in line N:`.
+/// at line: N`, `line N failed`, or (a kernel refusal at commit, iptables-nft) a line of its
+/// own `line N: CHAIN_DEL failed (...)`; ipset says `Error in line N:`.
 pub(crate) fn failed_input_line(stderr: &str, input: &str) -> Option<(usize, String)> {
     let number = |after: &str| -> Option<usize> {
         let start = stderr.find(after)? + after.len();
@@ -216,7 +217,8 @@ pub(crate) fn failed_input_line(stderr: &str, input: &str) -> Option<(usize, Str
     };
     let n = number("Error occurred at line:")
         .or_else(|| number("Error in line"))
-        .or_else(|| number(": line"))?;
+        .or_else(|| number(": line"))
+        .or_else(|| number("\nline"))?;
     let text = input.lines().nth(n.checked_sub(1)?)?;
     Some((n, text.to_string()))
 }
@@ -234,6 +236,7 @@ mod tests {
             "iptables-restore v1.8.9 (nf_tables): Chain 'NOPE' does not exist\nError occurred at line: 3\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.",
             "iptables-restore: line 3 failed",
             "ipset v7.17: Error in line 3: Hash is full, cannot add more elements",
+            "iptables-restore v1.8.9 (nf_tables): \nline 3: CHAIN_DEL failed (Device or resource busy): chain NOPE",
         ] {
             let input = failed_input_line(stderr, INPUT);
             assert_eq!(input, Some((3, "-A AB -s 10.0.0.1/32 -j NOPE".to_string())));

@@ -97,8 +97,9 @@ impl Firewall {
     }
 
     /// Applies a [`Batch`]: with [`Backend::Iptables`](super::Backend::Iptables) one
-    /// `iptables-restore` / `ip6tables-restore` call per family that changed (pure additions
-    /// are appended; a removal or replacement rebuilds the chain), with
+    /// `iptables-restore` / `ip6tables-restore` call per family that changed (bans are added
+    /// to, or rewritten in, only the ban chains of their end times; a typed rule's removal or
+    /// replacement rebuilds our chain), with
     /// [`Backend::Ipset`](super::Backend::Ipset) one `ipset restore` call for bans (plus one
     /// restore per family for typed rules), with
     /// [`Backend::Nftables`](super::Backend::Nftables) one `nft -f -` transaction for all.
@@ -112,6 +113,13 @@ impl Firewall {
     pub fn commit(&self, batch: Batch) -> Result<Committed, FirewallError> {
         let mut state = self.lock();
         self.commit_batch(&mut state, &batch, unix_secs(SystemTime::now()))
+    }
+
+    /// [`Firewall::commit`] at Unix time `now` (tests: end times that do not depend on the
+    /// clock).
+    #[cfg(test)]
+    pub(crate) fn commit_at(&self, batch: Batch, now: u64) -> Result<Committed, FirewallError> {
+        self.commit_batch(&mut self.lock(), &batch, now)
     }
 
     /// The plain bans the kernel holds now in our chain (iptables: the first hook's table) or

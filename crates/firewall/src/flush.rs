@@ -118,7 +118,7 @@ impl Firewall {
             let mut removals: Vec<render::Removal> = Vec::new();
             let mut report = Flushed::default();
             for (_, table, st) in tables.iter().filter(|(f, _, _)| *f == family) {
-                if !st.chain_exists {
+                if !st.chain_exists && st.private.is_empty() {
                     continue;
                 }
                 let jumps: Vec<(String, usize)> = self
@@ -134,12 +134,18 @@ impl Firewall {
                     report.rules += st.rules.len();
                 }
                 let place = (family, table.clone());
-                if st.foreign.is_empty() {
-                    report.chains.push(place);
-                } else {
-                    report.kept.push(place);
+                match (st.chain_exists, st.foreign.is_empty()) {
+                    (false, _) => {}
+                    (true, true) => report.chains.push(place),
+                    (true, false) => report.kept.push(place),
                 }
-                removals.push((table.clone(), jumps, st.foreign.clone()));
+                removals.push(render::Removal {
+                    table: table.clone(),
+                    jumps,
+                    has_chain: st.chain_exists,
+                    keep: st.foreign.clone(),
+                    private: st.private.clone(),
+                });
             }
             if !removals.is_empty() {
                 let text = render::remove(&self.settings.chain, &removals);
@@ -188,6 +194,12 @@ impl Firewall {
                 let ours = st.bans.len() + st.rules.len() + st.match_rules + st.orphans;
                 if st.chain_exists && (st.foreign.is_empty() || ours > 0) {
                     left.push(format!("the chain in {family} {table}"));
+                }
+                if !st.private.is_empty() {
+                    left.push(format!(
+                        "{} ban chains in {family} {table}",
+                        st.private.len()
+                    ));
                 }
             }
         }

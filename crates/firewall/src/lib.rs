@@ -33,7 +33,8 @@
 //! # The model
 //!
 //! - **Chain.** Everything lives in one iptables chain of your naming
-//!   ([`FirewallOptions::new`]), created in IPv4 (`iptables`) and IPv6 (`ip6tables`) alike.
+//!   ([`FirewallOptions::new`]), created in IPv4 (`iptables`) and IPv6 (`ip6tables`) alike
+//!   (with [`Backend::Iptables`], plus the private ban chains it jumps to, below).
 //!   Rules in the chain that are not ours are kept, through rebuilds (each reads the chain
 //!   again first, so a rule added by hand a moment ago survives) and [`Firewall::flush`].
 //! - **Hooks.** Packets enter the chain through a jump at position 1 of each hook
@@ -45,7 +46,11 @@
 //!   through the same [`Batch::block`] / [`Batch::unblock`].
 //! - **Backends** ([`Backend`]). [`Backend::Iptables`]: one rule per entry, its expiry in the
 //!   rule's comment (`autoblock until=UNIXSECS rule=REASON`); visible in `iptables -S`, but
-//!   every packet walks the list, so keep it to a few thousand bans. [`Backend::Ipset`]: bans
+//!   every packet walks the list, so keep it to a few thousand bans. Bans sit in private
+//!   chains of ours, one per 32 s of end times (`MYAPP.<hex>`, reached from our chain through
+//!   `MYAPP.bans`): bans ending together are removed by deleting their chain, and no ban
+//!   change reads or rewrites our chain itself (so chain names are at most
+//!   [`IPTABLES_MAX_CHAIN_LEN`] characters with this backend). [`Backend::Ipset`]: bans
 //!   in two `hash:net` sets (`<chain>4`, `<chain>6`, lowercase) with kernel timeouts, matched by
 //!   one rule per family; lookup cost does not grow with the list, and bans end on time even
 //!   when your process is gone. Typed rules are iptables rules in the chain with either
@@ -111,6 +116,7 @@
 #![warn(missing_docs)]
 
 mod ban;
+mod ban_chains;
 mod batch;
 mod commit;
 mod counters;
@@ -141,6 +147,7 @@ mod rule_text;
 pub(crate) mod tests_support;
 
 pub use ban::{Ban, Expired, Family, RuleEntry};
+pub use ban_chains::MAX_CHAIN_LEN as IPTABLES_MAX_CHAIN_LEN;
 pub use batch::{Batch, Committed};
 pub use counters::RuleCounter;
 pub use error::FirewallError;

@@ -27,9 +27,12 @@ use super::rule::Net;
     serde(rename_all = "lowercase")
 )]
 pub enum Backend {
-    /// One `DROP` rule per banned net in our chain; each rule's comment records its expiry and
-    /// reason. Simple and visible in `iptables -S`, but every packet walks the list: prefer
-    /// [`Backend::Ipset`] past a few thousand bans.
+    /// One `DROP` rule per banned net; each rule's comment records its expiry and reason. The
+    /// rules sit in private chains per 32 s of end times (`CHAIN.<hex>`, reached through
+    /// `CHAIN.bans`), so bans that end together go with their chain. Simple and visible in
+    /// `iptables -S`, but every packet walks the list: prefer [`Backend::Ipset`] past a few
+    /// thousand bans. Chain names are at most [`IPTABLES_MAX_CHAIN_LEN`](crate::IPTABLES_MAX_CHAIN_LEN)
+    /// characters.
     Iptables,
     /// Two `hash:net` sets (IPv4, IPv6) with kernel timeouts, matched by one rule per family.
     /// Lookup cost does not grow with the number of bans, and bans end on time even when this
@@ -284,6 +287,16 @@ impl FirewallOptions {
             problems.push(format!(
                 "chain {:?} is a built-in chain or target; name a chain of your own (e.g. \"MYAPP\") and hook it from {:?} with FirewallOptions::hooks",
                 self.chain, self.chain
+            ));
+        } else if self.backend == Backend::Iptables
+            && self.chain.len() > super::ban_chains::MAX_CHAIN_LEN
+        {
+            problems.push(format!(
+                "chain {:?} is {} characters: with the iptables backend at most {} (its ban chains are named {}.<7 hex digits>, and iptables takes 28)",
+                self.chain,
+                self.chain.len(),
+                super::ban_chains::MAX_CHAIN_LEN,
+                self.chain
             ));
         }
         if self.hooks.is_empty() {

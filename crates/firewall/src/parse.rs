@@ -5,6 +5,7 @@
 use ipnet::IpNet;
 
 use super::ban::{Ban, Family, RuleEntry};
+use super::ban_chains::{self, Private};
 use super::rule::Action;
 use super::rule_text::{self, Line, Target, parse_net};
 
@@ -30,6 +31,16 @@ pub(crate) struct TableState {
     pub(crate) jumps: Vec<(String, Vec<usize>)>,
     /// Chains named like ours but for case that match our set: they would share our sets.
     pub(crate) set_users: Vec<String>,
+    /// Our private ban chains declared in this table (`CHAIN.bans`, `CHAIN.<hex>`, see
+    /// `ban_chains`), in declaration order.
+    pub(crate) private: Vec<String>,
+    /// How many `-A CHAIN -j CHAIN.bans` our chain holds.
+    pub(crate) dispatch_jumps: usize,
+    /// The bucket chains `CHAIN.bans` jumps to, in order.
+    pub(crate) dispatch: Vec<String>,
+    /// Entries not where the iptables backend puts them: bans in our chain or in the bucket
+    /// of another end time, typed rules in a bucket.
+    pub(crate) misplaced: usize,
 }
 
 impl TableState {
@@ -42,8 +53,16 @@ impl TableState {
             .unwrap_or(&[])
     }
 
-    fn classify(&mut self, lines: Vec<Line>) {
-        let (bans, rules, orphans) = classify(lines);
+    /// Sorts the lines of our chain (`main`) and of our bucket chains (`bucketed`) into
+    /// entries, counting what is out of place.
+    fn classify(&mut self, main: Vec<Line>, bucketed: Vec<Line>) {
+        let (bans, rules, orphans) = classify(main);
+        self.misplaced += bans.len();
+        self.bans.extend(bans);
+        self.rules.extend(rules);
+        self.orphans += orphans;
+        let (bans, rules, orphans) = classify(bucketed);
+        self.misplaced += rules.len();
         self.bans.extend(bans);
         self.rules.extend(rules);
         self.orphans += orphans;
@@ -168,6 +187,7 @@ pub(crate) fn parse_save(
     check_readable(text, table)?;
     let mut st = TableState::default();
     let mut lines = Vec::new();
+    let mut bucketed = Vec::new();
     let mut in_table = false;
     let mut counters: Vec<(String, usize)> = Vec::new();
     let decl = format!(":{chain} ");
@@ -183,6 +203,9 @@ pub(crate) fn parse_save(
         if let Some(decl_line) = line.strip_prefix(':') {
             st.chain_exists |= line.starts_with(&decl);
             if let Some(name) = decl_line.split_whitespace().next() {
+                if ban_chains::private(chain, name).is_some() {
+                    st.private.push(name.to_string());
+                }
                 st.chains.push(name.to_string());
             }
             continue;
@@ -200,8 +223,14 @@ pub(crate) fn parse_save(
                 && args[3] == set
                 && args[4..] == ["src", "-j", "DROP"]
         };
+        if let Some(private) = ban_chains::private(chain, owner) {
+            st.private_line(chain, private, args, family, &mut bucketed);
+            continue;
+        }
         if owner == chain {
-            if set.is_some_and(is_match) {
+            if args.len() == 2 && args[0] == "-j" && args[1] == ban_chains::dispatch(chain) {
+                st.dispatch_jumps += 1;
+            } else if set.is_some_and(is_match) {
                 st.match_rules += 1;
             } else if let Some(l) = rule_text::parse_line(args, family) {
                 lines.push(l);
@@ -230,8 +259,40 @@ pub(crate) fn parse_save(
             }
         }
     }
-    st.classify(lines);
+    st.classify(lines, bucketed);
     Ok(st)
+}
+
+impl TableState {
+    /// One `-A` line of a private chain: the dispatch chain's jumps, a bucket's bans. Anything
+    /// else there is an orphan (private chains are ours alone; a rewrite drops it).
+    fn private_line(
+        &mut self,
+        chain: &str,
+        private: Private,
+        args: &[String],
+        family: Family,
+        bucketed: &mut Vec<Line>,
+    ) {
+        match private {
+            Private::Dispatch => match args {
+                [j, target] if j == "-j" => match ban_chains::private(chain, target) {
+                    Some(Private::Bucket(_)) => self.dispatch.push(target.clone()),
+                    _ => self.orphans += 1,
+                },
+                _ => self.orphans += 1,
+            },
+            Private::Bucket(k) => match rule_text::parse_line(args, family) {
+                Some(l) => {
+                    if ban_chains::bucket(l.until) != k {
+                        self.misplaced += 1;
+                    }
+                    bucketed.push(l);
+                }
+                None => self.orphans += 1,
+            },
+        }
+    }
 }
 
 /// One set as `ipset save NAME` prints it.

@@ -37,24 +37,37 @@ pub(crate) struct TableEdit {
     pub(crate) rules: Vec<String>,
     /// Jumps to put at position 1: (hook, how many existing copies to delete first).
     pub(crate) jumps: Vec<(String, usize)>,
+    /// Lines for our private ban chains, before our chain's (it may jump to them).
+    pub(crate) before: Vec<String>,
+    /// Lines after our chain's: private chains it no longer jumps to, deleted.
+    pub(crate) after: Vec<String>,
 }
 
 impl TableEdit {
     pub(crate) fn is_noop(&self) -> bool {
-        !self.rebuild && self.rules.is_empty() && self.jumps.is_empty()
+        !self.rebuild
+            && self.rules.is_empty()
+            && self.jumps.is_empty()
+            && self.before.is_empty()
+            && self.after.is_empty()
     }
 }
 
-/// Input for `iptables-restore --noflush`: per table, optionally `:CHAIN - [0:0]` (which
-/// creates or empties the chain), its rules, then each jump deleted and inserted at 1.
+/// Input for `iptables-restore --noflush`: per table, the private chains' lines, optionally
+/// `:CHAIN - [0:0]` (which creates or empties the chain), its rules, the lines after them,
+/// then each jump deleted and inserted at 1.
 pub(crate) fn restore(chain: &str, edits: &[TableEdit]) -> String {
     let mut out = String::new();
     for edit in edits.iter().filter(|e| !e.is_noop()) {
         let _ = writeln!(out, "*{}", edit.table);
+        for line in &edit.before {
+            out.push_str(line);
+            out.push('\n');
+        }
         if edit.rebuild {
             let _ = writeln!(out, ":{chain} - [0:0]");
         }
-        for rule in &edit.rules {
+        for rule in edit.rules.iter().chain(&edit.after) {
             out.push_str(rule);
             out.push('\n');
         }
@@ -69,28 +82,45 @@ pub(crate) fn restore(chain: &str, edits: &[TableEdit]) -> String {
     out
 }
 
-/// One table's part of a removal: the table, the jumps to delete (hook, copies), and the
-/// foreign rules to keep (when there are any, the chain stays, holding only them).
-pub(crate) type Removal = (String, Vec<(String, usize)>, Vec<String>);
+/// One table's part of a removal.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Removal {
+    pub(crate) table: String,
+    /// Jumps to our chain to delete: (hook, copies).
+    pub(crate) jumps: Vec<(String, usize)>,
+    /// Our chain is in this table.
+    pub(crate) has_chain: bool,
+    /// Foreign rules to keep: when there are any, our chain stays, holding only them.
+    pub(crate) keep: Vec<String>,
+    /// Our private ban chains in this table, all deleted.
+    pub(crate) private: Vec<String>,
+}
 
-/// Input for `iptables-restore --noflush` that removes our jumps and our rules from each table,
-/// and our chain too unless foreign rules are kept in it.
+/// Input for `iptables-restore --noflush` that removes our jumps, our rules and our private
+/// chains from each table, and our chain too unless foreign rules are kept in it.
 pub(crate) fn remove(chain: &str, tables: &[Removal]) -> String {
     let mut out = String::new();
-    for (table, jumps, keep) in tables {
-        let _ = writeln!(out, "*{table}");
-        for (hook, n) in jumps {
+    for r in tables {
+        let _ = writeln!(out, "*{}", r.table);
+        for (hook, n) in &r.jumps {
             for _ in 0..*n {
                 let _ = writeln!(out, "-D {hook} -j {chain}");
             }
         }
-        if keep.is_empty() {
+        if r.has_chain && r.keep.is_empty() {
             let _ = writeln!(out, "-F {chain}\n-X {chain}");
-        } else {
+        } else if r.has_chain {
             let _ = writeln!(out, ":{chain} - [0:0]");
-            for rule in keep {
+            for rule in &r.keep {
                 let _ = writeln!(out, "{rule}");
             }
+        }
+        // Emptied first (the dispatch chain jumps to the others), then deleted.
+        for name in &r.private {
+            let _ = writeln!(out, ":{name} - [0:0]");
+        }
+        for name in &r.private {
+            let _ = writeln!(out, "-X {name}");
         }
         out.push_str("COMMIT\n");
     }
@@ -149,9 +179,14 @@ mod tests {
                 rebuild: true,
                 rules: vec![
                     "-A AB -s 10.0.0.0/8 -j ACCEPT".into(),
-                    ban_rule("AB", &ban("192.0.2.1/32", 9, "x")),
+                    "-A AB -j AB.bans".into(),
                 ],
                 jumps: vec![("INPUT".into(), 2), ("FORWARD".into(), 0)],
+                before: vec![
+                    ":AB.0 - [0:0]".into(),
+                    ban_rule("AB.0", &ban("192.0.2.1/32", 9, "x")),
+                ],
+                after: vec![":AB.1 - [0:0]".into(), "-X AB.1".into()],
             },
             TableEdit {
                 table: "raw".into(),
@@ -161,15 +196,19 @@ mod tests {
                 table: "raw".into(),
                 rebuild: true,
                 rules: vec![match_rule("AB", "ab4")],
-                jumps: vec![],
+                ..Default::default()
             },
         ];
         assert_eq!(
             restore("AB", &edits),
             "*filter\n\
+             :AB.0 - [0:0]\n\
+             -A AB.0 -s 192.0.2.1/32 -m comment --comment \"autoblock until=9 rule=x\" -j DROP\n\
              :AB - [0:0]\n\
              -A AB -s 10.0.0.0/8 -j ACCEPT\n\
-             -A AB -s 192.0.2.1/32 -m comment --comment \"autoblock until=9 rule=x\" -j DROP\n\
+             -A AB -j AB.bans\n\
+             :AB.1 - [0:0]\n\
+             -X AB.1\n\
              -D INPUT -j AB\n\
              -D INPUT -j AB\n\
              -I INPUT 1 -j AB\n\
@@ -195,21 +234,31 @@ mod tests {
     #[test]
     fn remove_text() {
         let t = vec![
-            (
-                "filter".to_string(),
-                vec![("INPUT".to_string(), 1), ("FORWARD".to_string(), 2)],
-                vec![],
-            ),
-            (
-                "raw".to_string(),
-                vec![],
-                vec!["-A AB -s 10.0.0.0/8 -j RETURN".to_string()],
-            ),
+            Removal {
+                table: "filter".to_string(),
+                jumps: vec![("INPUT".to_string(), 1), ("FORWARD".to_string(), 2)],
+                has_chain: true,
+                private: vec!["AB.bans".to_string(), "AB.3584a1c".to_string()],
+                ..Default::default()
+            },
+            Removal {
+                table: "raw".to_string(),
+                has_chain: true,
+                keep: vec!["-A AB -s 10.0.0.0/8 -j RETURN".to_string()],
+                ..Default::default()
+            },
+            Removal {
+                table: "mangle".to_string(),
+                private: vec!["AB.bans".to_string()],
+                ..Default::default()
+            },
         ];
         assert_eq!(
             remove("AB", &t),
-            "*filter\n-D INPUT -j AB\n-D FORWARD -j AB\n-D FORWARD -j AB\n-F AB\n-X AB\nCOMMIT\n\
-             *raw\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n"
+            "*filter\n-D INPUT -j AB\n-D FORWARD -j AB\n-D FORWARD -j AB\n-F AB\n-X AB\n\
+             :AB.bans - [0:0]\n:AB.3584a1c - [0:0]\n-X AB.bans\n-X AB.3584a1c\nCOMMIT\n\
+             *raw\n:AB - [0:0]\n-A AB -s 10.0.0.0/8 -j RETURN\nCOMMIT\n\
+             *mangle\n:AB.bans - [0:0]\n-X AB.bans\nCOMMIT\n"
         );
     }
 

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::ban::{Ban, Family};
+use super::ban_chains;
 use super::engine::State;
 use super::parse::{self, TableState};
 use super::render::{self, TableEdit};
@@ -166,32 +167,24 @@ impl Firewall {
             for table in &self.settings.tables {
                 let st = self.read_table(family, table)?;
                 let problem = self.chain_problem(state, &st, family, table);
-                if st.chain_exists {
-                    state
-                        .foreign
-                        .insert((family, table.clone()), st.foreign.clone());
-                }
-                let rebuild = problem.is_some();
+                state.remember(family, table, &st);
+                let mut edit = match problem {
+                    Some(_) => self.rebuild_edit(state, &state.mirror, &state.rules, family, table),
+                    None => TableEdit {
+                        table: table.clone(),
+                        ..Default::default()
+                    },
+                };
                 repairs.extend(problem);
-                let jumps = self.jump_fixes(table, &st);
-                for (hook, _) in &jumps {
+                edit.jumps = self.jump_fixes(table, &st);
+                for (hook, _) in &edit.jumps {
                     repairs.push(Repair::JumpRestored {
                         family,
                         table: table.clone(),
                         hook: hook.clone(),
                     });
                 }
-                let rules = if rebuild {
-                    self.chain_body(&state.foreign, &state.mirror, &state.rules, family, table)
-                } else {
-                    Vec::new()
-                };
-                edits.push(TableEdit {
-                    table: table.clone(),
-                    rebuild,
-                    rules,
-                    jumps,
-                });
+                edits.push(edit);
             }
             self.iptables_restore(family, &edits)?;
         }
@@ -219,12 +212,18 @@ impl Firewall {
             state.mirror.count(family)
         };
         let rules = state.rules.count(family);
-        (st.bans.len() != bans || st.rules.len() != rules || st.orphans > 0).then(|| {
-            Repair::ChainRebuilt {
-                family,
-                table,
-                rules: bans + rules,
-            }
+        let layout = ban_chains::layout_problem(
+            &self.settings.chain,
+            st,
+            &state.mirror,
+            family,
+            !self.ipset(),
+        );
+        let counts_differ = st.bans.len() != bans || st.rules.len() != rules;
+        (counts_differ || st.orphans > 0 || layout.is_some()).then(|| Repair::ChainRebuilt {
+            family,
+            table,
+            rules: bans + rules,
         })
     }
 

@@ -563,7 +563,8 @@ impl Drop for Daemon {
 
 /// Kernel views inside a namespace.
 pub trait Kernel {
-    /// `iptables -S CHAIN` (`None` when the chain does not exist).
+    /// `iptables -S CHAIN` with its private ban chains ([`super::chain_lines`]; `None` when
+    /// the chain does not exist).
     fn chain(&self, chain: &str) -> Option<String>;
     /// The entries of `ipset list SET` (`None` when the set does not exist).
     fn set_members(&self, set: &str) -> Option<Vec<String>>;
@@ -576,7 +577,7 @@ impl Kernel for Netns {
         let out = self.exec(&["iptables", "-w", "-S", chain]);
         out.status
             .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            .then(|| self.chain_lines("iptables", chain))
     }
 
     fn set_members(&self, set: &str) -> Option<Vec<String>> {

@@ -136,3 +136,20 @@ fn a_test_knows_its_own_name() {
 pub fn shipped_rules() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules.toml")
 }
+
+/// The lines of `iptables -S` output (`-N`, `-A`) that belong to `chain` or to its private ban
+/// chains (`CHAIN.bans`, `CHAIN.<hex>`, where the iptables backend keeps bans): what
+/// `iptables -S CHAIN` showed when bans lived in the chain itself.
+pub fn chain_lines(dump: &str, chain: &str) -> String {
+    let private = format!("{chain}.");
+    dump.lines()
+        .filter(|l| {
+            let name = l
+                .strip_prefix("-N ")
+                .or_else(|| l.strip_prefix("-A "))
+                .and_then(|rest| rest.split_whitespace().next());
+            name.is_some_and(|n| n == chain || n.starts_with(&private))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}

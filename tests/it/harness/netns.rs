@@ -51,6 +51,12 @@ impl Netns {
             .expect("spawn ip netns exec")
     }
 
+    /// `tool -w -S` (`iptables`, `ip6tables`, `iptables-legacy`) of the filter table, only
+    /// `chain` and its private ban chains ([`super::chain_lines`]).
+    pub fn chain_lines(&self, tool: &str, chain: &str) -> String {
+        super::chain_lines(&self.ok(&[tool, "-w", "-S"]), chain)
+    }
+
     /// Runs `argv` inside the namespace; panics with its stderr unless it succeeds; returns stdout.
     pub fn ok(&self, argv: &[&str]) -> String {
         let out = self.exec(argv);

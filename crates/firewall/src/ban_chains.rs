@@ -1,0 +1,195 @@
+//! Where the iptables backend keeps plain bans (pure): in private chains of ours grouped by end
+//! time, `CHAIN.<hex>` ("buckets", one per [`BUCKET_SECS`] of `until`), all reached through
+//! one private dispatch chain `CHAIN.bans` that our chain jumps to. Expiring or removing bans
+//! then rewrites only their buckets — a bucket whose bans all ended is flushed and deleted —
+//! and never our chain itself, whose hand-added rules must survive: no re-read of the table,
+//! no rebuild of the other bans. Names never clash with another handle's chain: chain names
+//! have no `.`. Everything in a private chain is ours; a rule added there by hand is removed
+//! by the next rewrite of that chain.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::ban::{Ban, Family};
+use super::mirror::Mirror;
+use super::render;
+
+/// Bans whose `until` falls in the same span of this many seconds share a bucket chain. Larger
+/// spans mean fewer chains for every packet to enter, smaller ones less to rewrite when part
+/// of a bucket ends (a bucket is rewritten, not flushed, while some of its bans go on).
+pub(crate) const BUCKET_SECS: u64 = 32;
+
+/// The largest bucket number: seven hex digits, so `CHAIN.` plus the number fits iptables'
+/// 28-character chain names with a chain of up to [`MAX_CHAIN_LEN`]. Bans ending after the
+/// year 2242 share this last bucket.
+const LAST_BUCKET: u64 = 0xFFF_FFFF;
+
+/// The longest chain name [`Backend::Iptables`](crate::Backend::Iptables) takes: iptables' 28
+/// characters minus the `.` and seven hex digits of its ban chains' names (`MYAPP.3584a1c`).
+pub const MAX_CHAIN_LEN: usize = 20;
+
+/// The bucket of a ban that ends at `until`.
+pub(crate) fn bucket(until: u64) -> u64 {
+    (until / BUCKET_SECS).min(LAST_BUCKET)
+}
+
+/// `CHAIN.bans`: the private chain our chain jumps to, which jumps to every bucket.
+pub(crate) fn dispatch(chain: &str) -> String {
+    format!("{chain}.bans")
+}
+
+/// `CHAIN.<hex>`: the private chain holding the bans of bucket `k`.
+pub(crate) fn bucket_chain(chain: &str, k: u64) -> String {
+    format!("{chain}.{k:x}")
+}
+
+/// What a chain named `name` is to our `chain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Private {
+    Dispatch,
+    Bucket(u64),
+}
+
+/// `Some` when `name` is one of `chain`'s private chains, exactly as we name them.
+pub(crate) fn private(chain: &str, name: &str) -> Option<Private> {
+    let suffix = name.strip_prefix(chain)?.strip_prefix('.')?;
+    if suffix == "bans" {
+        return Some(Private::Dispatch);
+    }
+    let k = u64::from_str_radix(suffix, 16).ok()?;
+    (k <= LAST_BUCKET && bucket_chain(chain, k) == name).then_some(Private::Bucket(k))
+}
+
+/// The `-A CHAIN -j CHAIN.bans` line of our chain.
+pub(crate) fn dispatch_jump(chain: &str) -> String {
+    format!("-A {chain} -j {}", dispatch(chain))
+}
+
+/// The bans of `family` per bucket, each bucket in net order.
+pub(crate) fn buckets(bans: &Mirror<Ban>, family: Family) -> BTreeMap<u64, Vec<&Ban>> {
+    let mut out: BTreeMap<u64, Vec<&Ban>> = BTreeMap::new();
+    for b in bans.family(family) {
+        out.entry(bucket(b.until)).or_default().push(b);
+    }
+    out
+}
+
+/// Restore lines that empty (creating if missing, so it never fails) and delete `name`.
+fn drop_chain(out: &mut Vec<String>, name: &str) {
+    out.push(format!(":{name} - [0:0]"));
+    out.push(format!("-X {name}"));
+}
+
+/// Restore lines that declare (create or empty) bucket `k` and fill it.
+fn fill_bucket(out: &mut Vec<String>, chain: &str, k: u64, bans: &[&Ban]) {
+    let name = bucket_chain(chain, k);
+    out.push(format!(":{name} - [0:0]"));
+    out.extend(bans.iter().map(|b| render::ban_rule(&name, b)));
+}
+
+/// Restore lines that declare (create or empty) the dispatch chain with a jump per bucket.
+fn fill_dispatch<'a>(out: &mut Vec<String>, chain: &str, keys: impl Iterator<Item = &'a u64>) {
+    let name = dispatch(chain);
+    out.push(format!(":{name} - [0:0]"));
+    out.extend(keys.map(|k| format!("-A {name} -j {}", bucket_chain(chain, *k))));
+}
+
+/// A change of some bans of `family`, as restore lines for one table (the same in each): the
+/// buckets in `rewrite` are rewritten from `next` (deleted when `next` has none in them), the
+/// bans in `appends` are appended to their bucket (which must exist, and not be in
+/// `rewrite`), and the dispatch chain is rewritten when the set of buckets changes from
+/// `before`. No line touches our own chain.
+pub(crate) fn change(
+    chain: &str,
+    before: &BTreeSet<u64>,
+    next: &Mirror<Ban>,
+    family: Family,
+    rewrite: &BTreeSet<u64>,
+    appends: &[&Ban],
+) -> Vec<String> {
+    let next_buckets = buckets(next, family);
+    let mut out = Vec::new();
+    for k in rewrite {
+        if let Some(bans) = next_buckets.get(k) {
+            fill_bucket(&mut out, chain, *k, bans);
+        }
+    }
+    for b in appends {
+        out.push(render::ban_rule(&bucket_chain(chain, bucket(b.until)), b));
+    }
+    if !next_buckets.keys().eq(before.iter()) {
+        fill_dispatch(&mut out, chain, next_buckets.keys());
+    }
+    for k in rewrite.iter().chain(before).collect::<BTreeSet<_>>() {
+        if !next_buckets.contains_key(k) {
+            drop_chain(&mut out, &bucket_chain(chain, *k));
+        }
+    }
+    out
+}
+
+/// Every private chain for `bans` of `family`, written whole: (lines to restore before our
+/// chain's own lines, lines after them). `existing` are the private chains the table holds
+/// now; those no longer wanted are deleted after our chain stops jumping to them. With
+/// `in_chains` false (ipset), no private chain is wanted.
+pub(crate) fn whole(
+    chain: &str,
+    bans: &Mirror<Ban>,
+    family: Family,
+    in_chains: bool,
+    existing: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    let mut wanted = BTreeSet::new();
+    if in_chains {
+        let all = buckets(bans, family);
+        for (k, list) in &all {
+            fill_bucket(&mut before, chain, *k, list);
+            wanted.insert(bucket_chain(chain, *k));
+        }
+        fill_dispatch(&mut before, chain, all.keys());
+        wanted.insert(dispatch(chain));
+    }
+    // Empty every stale chain first (the dispatch chain jumps to buckets), then delete them.
+    let stale: Vec<&String> = existing.iter().filter(|n| !wanted.contains(*n)).collect();
+    after.extend(stale.iter().map(|n| format!(":{n} - [0:0]")));
+    after.extend(stale.iter().map(|n| format!("-X {n}")));
+    (before, after)
+}
+
+/// Why `st`'s private chains and the jump to them are not exactly what `bans` of `family` want
+/// (`in_chains`: iptables backend), or `None` when they are. The bans themselves are compared
+/// by the caller.
+pub(crate) fn layout_problem(
+    chain: &str,
+    st: &super::parse::TableState,
+    bans: &Mirror<Ban>,
+    family: Family,
+    in_chains: bool,
+) -> Option<&'static str> {
+    if !in_chains {
+        let clean = st.private.is_empty() && st.dispatch_jumps == 0;
+        return (!clean).then_some("private ban chains left from the iptables backend");
+    }
+    let keys: Vec<u64> = buckets(bans, family).into_keys().collect();
+    let want: Vec<String> = keys.iter().map(|k| bucket_chain(chain, *k)).collect();
+    let mut declared = st.private.clone();
+    declared.sort();
+    let mut expected = want.clone();
+    expected.push(dispatch(chain));
+    expected.sort();
+    if st.dispatch_jumps != 1 {
+        Some("our chain does not jump exactly once to its ban chains")
+    } else if st.misplaced > 0 {
+        Some("bans outside the ban chain of their end time")
+    } else if st.dispatch != want {
+        Some("the dispatch chain does not jump to each ban chain once, in order")
+    } else if declared != expected {
+        Some("ban chains missing or left over")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+#[path = "ban_chains_tests.rs"]
+mod tests;

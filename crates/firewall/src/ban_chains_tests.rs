@@ -1,0 +1,186 @@
+//! Unit tests of the ban chains' names, restore lines and layout check.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::parse::parse_save;
+use crate::tests_support::ban;
+
+fn mirror(bans: &[(&str, u64)]) -> Mirror<Ban> {
+    Mirror::adopt(bans.iter().map(|(n, u)| ban(n, *u, "r")), 0)
+}
+
+fn rule(chain: &str, net: &str, until: u64) -> String {
+    render::ban_rule(chain, &ban(net, until, "r"))
+}
+
+#[test]
+fn names_round_trip_and_nothing_else_is_private() {
+    assert_eq!(bucket(0), 0);
+    assert_eq!(bucket(BUCKET_SECS - 1), 0);
+    assert_eq!(bucket(BUCKET_SECS), 1);
+    assert_eq!(
+        bucket(u64::MAX),
+        LAST_BUCKET,
+        "far ends share the last bucket"
+    );
+    let longest = "A".repeat(MAX_CHAIN_LEN);
+    assert_eq!(
+        bucket_chain(&longest, LAST_BUCKET).len(),
+        28,
+        "iptables' limit"
+    );
+    for k in [0, 1, 0xbb, LAST_BUCKET] {
+        assert_eq!(
+            private("AB", &bucket_chain("AB", k)),
+            Some(Private::Bucket(k))
+        );
+    }
+    assert_eq!(private("AB", "AB.bans"), Some(Private::Dispatch));
+    for other in [
+        "AB", "ab.bans", "AB.BB", "AB.0bb", "AB.", "AB.x", "ABC.1", "AB.1.2",
+    ] {
+        assert_eq!(private("AB", other), None, "{other}");
+    }
+    assert_eq!(private("AB", "AB.10000000"), None, "beyond the last bucket");
+}
+
+#[test]
+fn a_new_end_time_creates_its_chain_and_the_dispatch_jumps_to_it() {
+    let next = mirror(&[("192.0.2.1/32", 64), ("192.0.2.2/32", 100)]);
+    let before = BTreeSet::from([2]);
+    let new = ban("192.0.2.2/32", 100, "r");
+    let lines = change("AB", &before, &next, Family::V4, &BTreeSet::from([3]), &[]);
+    assert_eq!(
+        lines,
+        [
+            ":AB.3 - [0:0]".to_string(),
+            rule("AB.3", "192.0.2.2/32", 100),
+            ":AB.bans - [0:0]".into(),
+            "-A AB.bans -j AB.2".into(),
+            "-A AB.bans -j AB.3".into(),
+        ]
+    );
+    // The same end time again: one appended line, nothing else.
+    let lines = change(
+        "AB",
+        &BTreeSet::from([2, 3]),
+        &next,
+        Family::V4,
+        &BTreeSet::new(),
+        &[&new],
+    );
+    assert_eq!(lines, [rule("AB.3", "192.0.2.2/32", 100)]);
+}
+
+#[test]
+fn a_partly_ended_chain_is_rewritten_and_an_ended_one_deleted_after_the_dispatch() {
+    // Bucket 2 keeps 192.0.2.1, bucket 3 lost its only ban.
+    let next = mirror(&[("192.0.2.1/32", 70)]);
+    let lines = change(
+        "AB",
+        &BTreeSet::from([2, 3]),
+        &next,
+        Family::V4,
+        &BTreeSet::from([2, 3]),
+        &[],
+    );
+    assert_eq!(
+        lines,
+        [
+            ":AB.2 - [0:0]".to_string(),
+            rule("AB.2", "192.0.2.1/32", 70),
+            ":AB.bans - [0:0]".into(),
+            "-A AB.bans -j AB.2".into(),
+            ":AB.3 - [0:0]".into(),
+            "-X AB.3".into(),
+        ]
+    );
+    // Other families are not touched.
+    let v6 = change(
+        "AB",
+        &BTreeSet::new(),
+        &next,
+        Family::V6,
+        &BTreeSet::new(),
+        &[],
+    );
+    assert!(v6.is_empty(), "{v6:?}");
+}
+
+#[test]
+fn whole_writes_every_chain_and_deletes_stale_ones_after_ours() {
+    let bans = mirror(&[
+        ("192.0.2.1/32", 64),
+        ("2001:db8::/32", 64),
+        ("192.0.2.9/32", 33),
+    ]);
+    let existing = ["AB.bans".to_string(), "AB.5".to_string()];
+    let (before, after) = whole("AB", &bans, Family::V4, true, &existing);
+    assert_eq!(
+        before,
+        [
+            ":AB.1 - [0:0]".to_string(),
+            rule("AB.1", "192.0.2.9/32", 33),
+            ":AB.2 - [0:0]".into(),
+            rule("AB.2", "192.0.2.1/32", 64),
+            ":AB.bans - [0:0]".into(),
+            "-A AB.bans -j AB.1".into(),
+            "-A AB.bans -j AB.2".into(),
+        ]
+    );
+    assert_eq!(after, [":AB.5 - [0:0]", "-X AB.5"]);
+    // ipset: no private chain is wanted; the dispatch chain goes too.
+    let (before, after) = whole("AB", &bans, Family::V4, false, &existing);
+    assert!(before.is_empty());
+    assert_eq!(
+        after,
+        [":AB.bans - [0:0]", ":AB.5 - [0:0]", "-X AB.bans", "-X AB.5"]
+    );
+}
+
+#[test]
+fn layout_problems_are_found_and_a_correct_layout_passes() {
+    let bans = mirror(&[("192.0.2.1/32", 70)]);
+    let good = format!(
+        "*filter\n:AB - [0:0]\n:AB.2 - [0:0]\n:AB.bans - [0:0]\n-A AB -j AB.bans\n\
+         -A AB.bans -j AB.2\n{}\nCOMMIT\n",
+        rule("AB.2", "192.0.2.1/32", 70)
+    );
+    let check = |text: &str, in_chains: bool| {
+        let st = parse_save(text, "filter", "AB", None, Family::V4).unwrap();
+        layout_problem("AB", &st, &bans, Family::V4, in_chains)
+    };
+    assert_eq!(check(&good, true), None);
+    let st = parse_save(&good, "filter", "AB", None, Family::V4).unwrap();
+    assert_eq!(st.bans, [ban("192.0.2.1/32", 70, "r")]);
+    assert!(st.foreign.is_empty() && st.orphans == 0, "{st:?}");
+    let cases = [
+        (good.replace("-A AB -j AB.bans\n", ""), "jump exactly once"),
+        (good.replace("-A AB.bans -j AB.2\n", ""), "dispatch chain"),
+        (
+            good.replace(":AB.bans - [0:0]\n", ":AB.bans - [0:0]\n:AB.7 - [0:0]\n"),
+            "left over",
+        ),
+        (good.replace("AB.2 -s", "AB.3 -s"), "outside the ban chain"),
+        (
+            format!(
+                "{}\n{}",
+                good.replace("\nCOMMIT\n", ""),
+                rule("AB", "192.0.2.5/32", 70)
+            ) + "\nCOMMIT\n",
+            "outside the ban chain",
+        ),
+    ];
+    for (text, why) in cases {
+        let problem = check(&text, true).unwrap_or_default();
+        assert!(problem.contains(why), "{why}: {problem:?} for\n{text}");
+    }
+    // A rule added by hand to a private chain is an orphan: the next rewrite drops it.
+    let by_hand = good.replace("COMMIT", "-A AB.2 -p tcp -j ACCEPT\nCOMMIT");
+    let st = parse_save(&by_hand, "filter", "AB", None, Family::V4).unwrap();
+    assert_eq!(st.orphans, 1);
+    // ipset: any private chain left is a problem.
+    assert!(check(&good, false).is_some());
+    assert_eq!(check("*filter\n:AB - [0:0]\nCOMMIT\n", false), None);
+}
