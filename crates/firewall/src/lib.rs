@@ -139,6 +139,7 @@ mod nft_rules;
 mod options;
 mod parse;
 mod probe;
+mod reconcile;
 mod render;
 mod repair;
 mod rule;
