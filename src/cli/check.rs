@@ -161,7 +161,7 @@ fn cluster_line(c: &crate::config::ClusterConfig) -> Option<String> {
 fn auto_line(config: &Config, may_probe: bool) -> String {
     let e = &config.enforce;
     if !may_probe {
-        let unfit: Vec<String> = auto_candidates(&e.hooks, e.max_ban)
+        let unfit: Vec<String> = auto_candidates(&e.chain, &e.hooks, e.max_ban)
             .into_iter()
             .filter_map(|(b, why)| Some(format!("; not {b}: {}", why?)))
             .collect();

@@ -95,6 +95,9 @@ fn describe(chain: &str, r: &Flushed) -> String {
     if r.tables.is_empty() {
         parts.push(plural(r.jumps, "jump"));
     }
+    if r.ban_chains > 0 {
+        parts.push(plural(r.ban_chains, "ban chain"));
+    }
     if !r.sets.is_empty() {
         parts.push(format!("sets {}", r.sets.join(", ")));
     }

@@ -86,8 +86,14 @@ pub(super) fn timeout_limit(backend: Backend) -> Option<Duration> {
     }
 }
 
-/// Why `backend` cannot hold bans as `hooks` and `max_ban` ask, or `None` when it can.
-pub fn unfit(backend: Backend, hooks: &[String], max_ban: Duration) -> Option<String> {
+/// Why `backend` cannot hold bans as `chain`, `hooks` and `max_ban` ask, or `None` when it can.
+pub fn unfit(backend: Backend, chain: &str, hooks: &[String], max_ban: Duration) -> Option<String> {
+    let max_chain = crate::firewall::IPTABLES_MAX_CHAIN_LEN;
+    if backend == Backend::Iptables && chain.len() > max_chain {
+        return Some(format!(
+            "chain `{chain}` is longer than its {max_chain} characters"
+        ));
+    }
     if backend == Backend::Nftables
         && let Some(h) = hooks
             .iter()
@@ -106,10 +112,14 @@ pub fn unfit(backend: Backend, hooks: &[String], max_ban: Duration) -> Option<St
 }
 
 /// `auto`'s candidates for a configuration, best first, each with why it does not fit.
-pub fn auto_candidates(hooks: &[String], max_ban: Duration) -> Vec<(Backend, Option<String>)> {
+pub fn auto_candidates(
+    chain: &str,
+    hooks: &[String],
+    max_ban: Duration,
+) -> Vec<(Backend, Option<String>)> {
     BackendChoice::AUTO_ORDER
         .into_iter()
-        .map(|b| (b, unfit(b, hooks, max_ban)))
+        .map(|b| (b, unfit(b, chain, hooks, max_ban)))
         .collect()
 }
 
@@ -133,9 +143,9 @@ mod tests {
     fn auto_passes_over_what_cannot_hold_the_configuration() {
         let day = Duration::from_secs(86_400);
         let hooks = |h: &[&str]| h.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let all_fit = auto_candidates(&hooks(&["INPUT", "raw:PREROUTING"]), day);
+        let all_fit = auto_candidates("AUTOBLOCK", &hooks(&["INPUT", "raw:PREROUTING"]), day);
         assert!(all_fit.iter().all(|(_, why)| why.is_none()), "{all_fit:?}");
-        let docker = auto_candidates(&hooks(&["INPUT", "DOCKER-USER"]), day);
+        let docker = auto_candidates("AUTOBLOCK", &hooks(&["INPUT", "DOCKER-USER"]), day);
         assert_eq!(
             docker[0],
             (
@@ -144,7 +154,7 @@ mod tests {
             )
         );
         assert_eq!(docker[1], (Backend::Ipset, None));
-        let long = auto_candidates(&hooks(&["INPUT"]), 30 * day);
+        let long = auto_candidates("AUTOBLOCK", &hooks(&["INPUT"]), 30 * day);
         assert_eq!(long[0].1, None);
         assert!(
             long[1]
@@ -154,5 +164,18 @@ mod tests {
             "{long:?}"
         );
         assert_eq!(long[2], (Backend::Iptables, None));
+        // The iptables backend's ban chains need a chain name of at most 20 characters.
+        let name = auto_candidates(&"A".repeat(21), &hooks(&["INPUT"]), day);
+        assert_eq!(name[0].1, None);
+        assert_eq!(
+            name[2],
+            (
+                Backend::Iptables,
+                Some(format!(
+                    "chain `{}` is longer than its 20 characters",
+                    "A".repeat(21)
+                ))
+            )
+        );
     }
 }

@@ -24,7 +24,7 @@ pub fn choose(
 ) -> Result<Chosen, String> {
     let BackendChoice::Fixed(backend) = e.backend else {
         let mut skipped = Vec::new();
-        for (backend, unfit) in auto_candidates(&e.hooks, e.max_ban) {
+        for (backend, unfit) in auto_candidates(&e.chain, &e.hooks, e.max_ban) {
             let why = match unfit {
                 Some(why) => why,
                 None => match probe(backend) {

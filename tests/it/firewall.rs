@@ -4,7 +4,7 @@
 //! both families.
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallError, FirewallOptions, Repair};
 use ipnet::IpNet;
@@ -471,21 +471,48 @@ fn errors_carry_command_status_stderr_and_the_failing_line() {
     }
     let ns = Netns::new("abt");
     let fw = open(&ns, Backend::Iptables);
+    // Two bans a moment apart, ending in the middle of one 32-second span: one ban chain.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ttl = Duration::from_secs(600 + (48 - (now + 600) % 32) % 32);
     let mut b = Batch::new();
-    b.block(net(V4), Duration::from_secs(60), "abuse feed #42");
+    b.block(net(V4), ttl, "abuse feed #42");
     assert!(fw.commit(b).unwrap().refused.is_empty());
-    // Someone jumps to the ban's chain from elsewhere: its deletion by the next removal fails
-    // in the kernel, and the whole restore with it.
-    let dump = ns.ok(&["iptables", "-w", "-S"]);
-    let bucket = dump
-        .lines()
-        .filter_map(|l| l.strip_prefix("-N "))
-        .find(|c| c.starts_with("ABTEST.") && *c != "ABTEST.bans")
-        .expect("the ban's chain")
-        .to_string();
+    let bucket = ban_chain(&ns);
+    // Someone jumps to the ban's chain from elsewhere: its deletion, once its ban is removed,
+    // fails, and the removal succeeds all the same (the emptied chain stays, unreached).
     ns.ok(&["iptables", "-w", "-A", "FORWARD", "-j", &bucket]);
     let mut b = Batch::new();
     b.unblock(net(V4));
+    assert!(fw.commit(b).unwrap().refused.is_empty());
+    assert!(fw.is_empty());
+    let chains = ns.chain_lines("iptables", "ABTEST");
+    assert!(chains.contains(&format!("-N {bucket}\n")), "{chains}");
+    assert!(
+        !chains.contains(&format!("-j {bucket}")),
+        "unreached: {chains}"
+    );
+    assert!(
+        fw.check_and_repair().unwrap().is_empty(),
+        "an empty chain is harmless"
+    );
+    ns.ok(&["iptables", "-w", "-D", "FORWARD", "-j", &bucket]);
+
+    // Someone deletes the ban chain: the next ban of that end time fails in the kernel.
+    let mut b = Batch::new();
+    b.block(net(V4), ttl, "abuse feed #42");
+    assert!(fw.commit(b).unwrap().refused.is_empty());
+    ns.ok(&["iptables", "-w", "-F", "ABTEST.bans"]);
+    ns.ok(&["iptables", "-w", "-F", &bucket]);
+    ns.ok(&["iptables", "-w", "-X", &bucket]);
+    let mut b = Batch::new();
+    b.block(
+        "203.0.113.8".parse::<IpAddr>().unwrap(),
+        ttl,
+        "abuse feed #42",
+    );
     let e = fw.commit(b).unwrap_err();
     let text = e.to_string();
     assert!(
@@ -495,15 +522,16 @@ fn errors_carry_command_status_stderr_and_the_failing_line() {
         "{text}"
     );
     assert!(e.status().is_some_and(|s| !s.success()), "{text}");
-    assert!(e.stderr().is_some_and(|s| s.contains("line 4")), "{text}");
+    assert!(e.stderr().is_some_and(|s| s.contains("line 2")), "{text}");
     assert!(!text.contains('\n'), "one line: {text}");
     assert!(
-        text.contains(&format!("(input line 4: `-X {bucket}`")),
+        text.contains(&format!(
+            "(input line 2: `-A {bucket} -s 203.0.113.8/32 -m comment --comment \"autoblock until="
+        )),
         "{text}"
     );
-    assert_eq!(fw.len(), 1, "memory unchanged by a failed commit");
-    assert!(fw.check_and_repair().unwrap().is_empty(), "nor the kernel");
-    ns.ok(&["iptables", "-w", "-D", "FORWARD", "-j", &bucket]);
+    assert_eq!(fw.len(), 1, "nothing recorded for a failed commit");
+    assert!(!fw.check_and_repair().unwrap().is_empty());
     fw.flush().unwrap();
 
     let e = Firewall::open(
@@ -517,4 +545,14 @@ fn errors_carry_command_status_stderr_and_the_failing_line() {
     );
     let e = Firewall::open(FirewallOptions::new(Backend::Iptables, "BAD NAME")).unwrap_err();
     assert!(matches!(e, FirewallError::InvalidOption(_)), "{e}");
+}
+
+/// The name of the one ban chain (`ABTEST.<hex>`) in `ns`.
+fn ban_chain(ns: &Netns) -> String {
+    ns.ok(&["iptables", "-w", "-S"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("-N "))
+        .find(|c| c.starts_with("ABTEST.") && *c != "ABTEST.bans")
+        .expect("the ban's chain")
+        .to_string()
 }

@@ -263,7 +263,7 @@ fn flush_refuses_while_a_daemon_runs_then_reports_what_it_removed() {
     assert_eq!(
         stdout,
         format!(
-            "removed chain AUTOBLOCK in filter (ipv4), filter (ipv6), 1 ban, 2 jumps\n\
+            "removed chain AUTOBLOCK in filter (ipv4), filter (ipv6), 1 ban, 2 jumps, 3 ban chains\n\
              forgot 1 saved bans in {}\n",
             state.display()
         )

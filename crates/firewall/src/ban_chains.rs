@@ -73,12 +73,6 @@ pub(crate) fn buckets(bans: &Mirror<Ban>, family: Family) -> BTreeMap<u64, Vec<&
     out
 }
 
-/// Restore lines that empty (creating if missing, so it never fails) and delete `name`.
-fn drop_chain(out: &mut Vec<String>, name: &str) {
-    out.push(format!(":{name} - [0:0]"));
-    out.push(format!("-X {name}"));
-}
-
 /// Restore lines that declare (create or empty) bucket `k` and fill it.
 fn fill_bucket(out: &mut Vec<String>, chain: &str, k: u64, bans: &[&Ban]) {
     let name = bucket_chain(chain, k);
@@ -93,11 +87,13 @@ fn fill_dispatch<'a>(out: &mut Vec<String>, chain: &str, keys: impl Iterator<Ite
     out.extend(keys.map(|k| format!("-A {name} -j {}", bucket_chain(chain, *k))));
 }
 
-/// A change of some bans of `family`, as restore lines for one table (the same in each): the
-/// buckets in `rewrite` are rewritten from `next` (deleted when `next` has none in them), the
-/// bans in `appends` are appended to their bucket (which must exist, and not be in
-/// `rewrite`), and the dispatch chain is rewritten when the set of buckets changes from
-/// `before`. No line touches our own chain.
+/// A change of some bans of `family` for one table (the same in each): restore lines, and the
+/// chains to delete once they are applied ([`Firewall`](crate::Firewall) deletes them in a
+/// second call, best effort: a chain someone else jumps to cannot be deleted, and must not
+/// make the change fail). The buckets in `rewrite` are rewritten from `next` (emptied and left
+/// for deletion when `next` has none in them), the bans in `appends` are appended to their
+/// bucket (which must exist, and not be in `rewrite`), and the dispatch chain is rewritten
+/// when the set of buckets changes from `before`. No line touches our own chain.
 pub(crate) fn change(
     chain: &str,
     before: &BTreeSet<u64>,
@@ -105,7 +101,7 @@ pub(crate) fn change(
     family: Family,
     rewrite: &BTreeSet<u64>,
     appends: &[&Ban],
-) -> Vec<String> {
+) -> (Vec<String>, Vec<String>) {
     let next_buckets = buckets(next, family);
     let mut out = Vec::new();
     for k in rewrite {
@@ -119,41 +115,55 @@ pub(crate) fn change(
     if !next_buckets.keys().eq(before.iter()) {
         fill_dispatch(&mut out, chain, next_buckets.keys());
     }
+    let mut delete = Vec::new();
     for k in rewrite.iter().chain(before).collect::<BTreeSet<_>>() {
         if !next_buckets.contains_key(k) {
-            drop_chain(&mut out, &bucket_chain(chain, *k));
+            let name = bucket_chain(chain, *k);
+            // Emptied (created if missing, so this never fails), after the dispatch chain
+            // stopped jumping to it.
+            out.push(format!(":{name} - [0:0]"));
+            delete.push(name);
         }
     }
-    out
+    (out, delete)
 }
 
-/// Every private chain for `bans` of `family`, written whole: (lines to restore before our
-/// chain's own lines, lines after them). `existing` are the private chains the table holds
-/// now; those no longer wanted are deleted after our chain stops jumping to them. With
-/// `in_chains` false (ipset), no private chain is wanted.
+/// Every private chain for some bans of one family, written whole (see [`whole`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Whole {
+    /// Restore lines before our chain's own (it jumps to the dispatch chain).
+    pub(crate) before: Vec<String>,
+    /// Restore lines after our chain's: stale private chains emptied.
+    pub(crate) after: Vec<String>,
+    /// Those stale chains, to delete once the restore is applied (best effort, see [`change`]).
+    pub(crate) delete: Vec<String>,
+}
+
+/// Every private chain for `bans` of `family`. `existing` are the private chains the table
+/// holds now; those no longer wanted are emptied after our chain stops jumping to them, then
+/// deleted. With `in_chains` false (ipset), no private chain is wanted.
 pub(crate) fn whole(
     chain: &str,
     bans: &Mirror<Ban>,
     family: Family,
     in_chains: bool,
     existing: &[String],
-) -> (Vec<String>, Vec<String>) {
-    let (mut before, mut after) = (Vec::new(), Vec::new());
+) -> Whole {
+    let mut out = Whole::default();
     let mut wanted = BTreeSet::new();
     if in_chains {
         let all = buckets(bans, family);
         for (k, list) in &all {
-            fill_bucket(&mut before, chain, *k, list);
+            fill_bucket(&mut out.before, chain, *k, list);
             wanted.insert(bucket_chain(chain, *k));
         }
-        fill_dispatch(&mut before, chain, all.keys());
+        fill_dispatch(&mut out.before, chain, all.keys());
         wanted.insert(dispatch(chain));
     }
-    // Empty every stale chain first (the dispatch chain jumps to buckets), then delete them.
-    let stale: Vec<&String> = existing.iter().filter(|n| !wanted.contains(*n)).collect();
-    after.extend(stale.iter().map(|n| format!(":{n} - [0:0]")));
-    after.extend(stale.iter().map(|n| format!("-X {n}")));
-    (before, after)
+    let stale = existing.iter().filter(|n| !wanted.contains(*n));
+    out.delete = stale.cloned().collect();
+    out.after = out.delete.iter().map(|n| format!(":{n} - [0:0]")).collect();
+    out
 }
 
 /// Why `st`'s private chains and the jump to them are not exactly what `bans` of `family` want
@@ -167,12 +177,19 @@ pub(crate) fn layout_problem(
     in_chains: bool,
 ) -> Option<&'static str> {
     if !in_chains {
-        let clean = st.private.is_empty() && st.dispatch_jumps == 0;
+        let clean = st.private_filled.is_empty() && st.dispatch_jumps == 0;
         return (!clean).then_some("private ban chains left from the iptables backend");
     }
     let keys: Vec<u64> = buckets(bans, family).into_keys().collect();
     let want: Vec<String> = keys.iter().map(|k| bucket_chain(chain, *k)).collect();
-    let mut declared = st.private.clone();
+    // A chain left empty and unreached is harmless: one whose deletion failed (someone else
+    // jumps to it) is left so, and deleted again at the next rewrite.
+    let mut declared: Vec<String> = st
+        .private
+        .iter()
+        .filter(|n| want.contains(n) || **n == dispatch(chain) || st.private_filled.contains(n))
+        .cloned()
+        .collect();
     declared.sort();
     let mut expected = want.clone();
     expected.push(dispatch(chain));

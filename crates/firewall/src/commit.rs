@@ -89,10 +89,10 @@ impl Firewall {
                 .filter(|r| r.rule.family() == Some(family))
                 .flat_map(|r| render::typed_rule(chain, r))
                 .collect();
-            let before = if chain_bans {
+            let (before, delete) = if chain_bans {
                 self.ban_chain_change(&state.mirror, &next_bans, bans, family)
             } else {
-                Vec::new()
+                Default::default()
             };
             self.settings
                 .tables
@@ -101,6 +101,7 @@ impl Firewall {
                     table: t.clone(),
                     rules: lines.clone(),
                     before: before.clone(),
+                    delete: delete.clone(),
                     ..Default::default()
                 })
                 .collect()
@@ -111,7 +112,8 @@ impl Firewall {
         Ok(())
     }
 
-    /// The ban chains' restore lines for `plan` of `family`, from `now` to `next`: a new ban
+    /// The ban chains' restore lines for `plan` of `family`, from `now` to `next`, and the
+    /// chains to delete after (see [`ban_chains::change`]): a new ban
     /// goes at the end of its bucket when that bucket exists and nothing else in it changes;
     /// every other bucket the plan touches is rewritten (or deleted when emptied).
     fn ban_chain_change(
@@ -120,7 +122,7 @@ impl Firewall {
         next: &Mirror<Ban>,
         plan: &Plan<Ban>,
         family: Family,
-    ) -> Vec<String> {
+    ) -> (Vec<String>, Vec<String>) {
         let before: BTreeSet<u64> = ban_chains::buckets(now, family).into_keys().collect();
         let old_bucket = |net: &ipnet::IpNet| now.get(net).map(|b| ban_chains::bucket(b.until));
         let replaced = plan.replace.iter().filter(|b| Family::of(&b.net) == family);
@@ -230,13 +232,14 @@ impl Firewall {
                 if ended.remove.is_empty() {
                     continue;
                 }
-                let before = self.ban_chain_change(&state.mirror, &bans, &ended, family);
+                let (before, delete) = self.ban_chain_change(&state.mirror, &bans, &ended, family);
                 self.settings
                     .tables
                     .iter()
                     .map(|t| TableEdit {
                         table: t.clone(),
                         before: before.clone(),
+                        delete: delete.clone(),
                         ..Default::default()
                     })
                     .collect()

@@ -96,10 +96,19 @@ impl Firewall {
         if text.is_empty() {
             return Ok(());
         }
-        self.exec.run(
-            &[family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"],
-            Some(&text),
-        )?;
+        let argv = [family.restore_cmd(), "-w", XTABLES_WAIT, "--noflush"];
+        self.exec.run(&argv, Some(&text))?;
+        // Emptied private chains, deleted best effort: all of a table at once, else one by one
+        // (a chain someone else jumps to stays, empty and unreached, until the next try).
+        for edit in edits.iter().filter(|e| !e.delete.is_empty()) {
+            let all = render::delete_chains(&edit.table, &edit.delete);
+            if self.exec.run(&argv, Some(&all)).is_err() {
+                for name in &edit.delete {
+                    let one = render::delete_chains(&edit.table, std::slice::from_ref(name));
+                    let _ = self.exec.run(&argv, Some(&one));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -216,15 +225,15 @@ impl Firewall {
             .get(&(family, table.to_string()))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let (before, after) =
-            ban_chains::whole(&self.settings.chain, bans, family, !self.ipset(), existing);
+        let whole = ban_chains::whole(&self.settings.chain, bans, family, !self.ipset(), existing);
         TableEdit {
             table: table.to_string(),
             rebuild: true,
             rules: self.chain_body(&state.foreign, rules, family, table),
             jumps: Vec::new(),
-            before,
-            after,
+            before: whole.before,
+            after: whole.after,
+            delete: whole.delete,
         }
     }
 

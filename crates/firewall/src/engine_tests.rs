@@ -84,14 +84,26 @@ fn open_leaves_a_correct_kernel_alone() {
         .replace(":AB.bb ", ":AB.bc ")
         .replace("AB.bb -s", "AB.bc -s");
     let unreached = correct.replace("-A AB.bans -j AB.bb\n", "");
-    let stale = correct.replace(":AB.bb - [0:0]\n", ":AB.bb - [0:0]\n:AB.3 - [0:0]\n");
+    let stale = correct.replace(":AB.bb - [0:0]\n", ":AB.bb - [0:0]\n:AB.3 - [0:0]\n").replace(
+        "COMMIT",
+        "-A AB.3 -s 192.0.2.3/32 -m comment --comment \"autoblock until=100 rule=c\" -j DROP\nCOMMIT",
+    );
     let by_hand = correct.replace("COMMIT", "-A AB.bans -j ACCEPT\nCOMMIT");
     for kernel in [misplaced, unreached, stale, by_hand] {
         fake.set("iptables-save -t filter", &kernel);
         drop(fw_reopen(&fake));
         let calls = fake.take_changes();
-        assert_eq!(calls.len(), 1, "{kernel}");
+        let rebuilt = calls
+            .first()
+            .and_then(|c| c.1.as_deref())
+            .unwrap_or_default();
+        assert!(rebuilt.contains(":AB - [0:0]\n"), "{kernel}: {calls:?}");
     }
+    // An empty chain left over (its deletion failed: someone jumps to it) is left alone.
+    let pinned = correct.replace(":AB.bb - [0:0]\n", ":AB.bb - [0:0]\n:AB.3 - [0:0]\n");
+    fake.set("iptables-save -t filter", &pinned);
+    drop(fw_reopen(&fake));
+    assert!(fake.take_changes().is_empty());
 }
 
 /// Opens "AB" (iptables) at time 1000 on whatever `fake` holds.
@@ -174,11 +186,15 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
     b.unblock(std::net::IpAddr::from([192, 0, 2, 9]));
     let _ = fw.commit(b).unwrap();
     let calls = fake.take_changes();
-    let gone = ":AB.bans - [0:0]\n:AB.32 - [0:0]\n-X AB.32\n";
+    let emptied = ":AB.bans - [0:0]\n:AB.32 - [0:0]\n";
     assert_eq!(
         calls[0].1.as_deref(),
-        Some(format!("*filter\n{gone}COMMIT\n*raw\n{gone}COMMIT\n").as_str())
+        Some(format!("*filter\n{emptied}COMMIT\n*raw\n{emptied}COMMIT\n").as_str())
     );
+    // Then deleted, in a call of its own per table (best effort).
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[1].1.as_deref(), Some("*filter\n-X AB.32\nCOMMIT\n"));
+    assert_eq!(calls[2].1.as_deref(), Some("*raw\n-X AB.32\nCOMMIT\n"));
     assert_eq!(fw.len(), 1);
 }
 
@@ -250,13 +266,14 @@ fn expire_due_rebuilds_only_families_with_due_bans() {
     let calls = fake.take();
     assert_eq!(
         calls.len(),
-        1,
-        "no read of the table: our chain is not touched"
+        2,
+        "no read of the table (our chain is not touched): a restore and a delete"
     );
     assert_eq!(
         calls[0].1.as_deref(),
-        Some("*filter\n:AB.bans - [0:0]\n:AB.bb - [0:0]\n-X AB.bb\nCOMMIT\n")
+        Some("*filter\n:AB.bans - [0:0]\n:AB.bb - [0:0]\nCOMMIT\n")
     );
+    assert_eq!(calls[1].1.as_deref(), Some("*filter\n-X AB.bb\nCOMMIT\n"));
     assert_eq!(fw.next_expiry(), None);
 }
 
@@ -301,4 +318,32 @@ fn repair_detects_flushed_chain_and_missing_jump() {
 fn firewall_can_be_shared_between_tasks() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Firewall>();
+}
+
+#[test]
+fn repair_compares_entries_not_counts() {
+    let fake = Arc::new(Fake::default());
+    fake.set("iptables-save -t filter", FILTER_WITH_BANS);
+    let fw = open(FirewallOptions::new(Backend::Iptables, "AB"), &fake, 1000);
+    // One ban for another in the right chain (a commit that failed in a later table leaves
+    // this in the earlier one): the same count, not our entries.
+    fake.set(
+        "iptables-save -t filter",
+        "*filter\n:AB - [0:0]\n:AB.bans - [0:0]\n:AB.bb - [0:0]\n-A INPUT -j AB\n\
+         -A AB -s 10.0.0.0/8 -j ACCEPT\n-A AB -j AB.bans\n-A AB.bans -j AB.bb\n\
+         -A AB.bb -s 192.0.2.99/32 -m comment --comment \"autoblock until=6000 rule=b\" -j DROP\n\
+         COMMIT\n",
+    );
+    fake.set(
+        "ip6tables-save -t filter",
+        "*filter\n:AB - [0:0]\n:AB.bans - [0:0]\n-A INPUT -j AB\n-A AB -j AB.bans\nCOMMIT\n",
+    );
+    fake.take();
+    let repairs = fw.check_and_repair().unwrap();
+    let text: Vec<String> = repairs.iter().map(ToString::to_string).collect();
+    assert_eq!(text, ["ipv4 filter: chain rebuilt with 1 ban rules"]);
+    let calls = fake.take_changes();
+    let restore = calls[0].1.as_deref().unwrap();
+    assert!(restore.contains("-A AB.bb -s 192.0.2.1/32"), "{restore}");
+    assert!(!restore.contains("192.0.2.99"), "{restore}");
 }

@@ -150,14 +150,18 @@ fn nft_family(family: super::Family) -> &'static str {
     }
 }
 
-/// Stderr on one line: lines joined with `; `, usage hints (`Try ...`) left out.
+/// Stderr on one line: lines joined with `; ` (a line ending in `:` with a space), usage
+/// hints (`Try ...`) left out.
 fn one_line(stderr: &str) -> String {
-    stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Try `"))
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut out = String::new();
+    let lines = stderr.lines().map(str::trim);
+    for line in lines.filter(|l| !l.is_empty() && !l.starts_with("Try `")) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 fn quote_input(input: &Option<(usize, String)>) -> String {
@@ -248,6 +252,7 @@ mod tests {
             };
             let text = e.to_string();
             assert!(!text.contains('\n') && !text.contains("Try `"), "{text}");
+            assert!(!text.contains(":;"), "{text}");
             assert!(
                 text.ends_with("(input line 3: `-A AB -s 10.0.0.1/32 -j NOPE`)"),
                 "{text}"

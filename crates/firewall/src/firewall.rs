@@ -108,8 +108,11 @@ impl Firewall {
     /// a reason with `"`, a malformed rule; see [`Refusal`](super::Refusal)) is refused and
     /// listed in [`Committed::refused`], and the rest of the batch is applied, so one bad line
     /// in a 10,000-line feed costs that line only. An `Err` means the kernel refused a call:
-    /// the family that failed keeps its previous state (with ipset, memory is brought in line
-    /// with whatever the failing `ipset restore` applied before it stopped).
+    /// memory keeps the failing family's previous state (with ipset, memory is brought in line
+    /// with whatever the failing `ipset restore` applied before it stopped). With hooks in
+    /// several tables, iptables-nft applies each table's part on its own, so the tables before
+    /// the failing one may have changed: [`Firewall::check_and_repair`] compares them entry by
+    /// entry with memory and puts them back.
     pub fn commit(&self, batch: Batch) -> Result<Committed, FirewallError> {
         let mut state = self.lock();
         self.commit_batch(&mut state, &batch, unix_secs(SystemTime::now()))
@@ -256,15 +259,15 @@ impl Firewall {
         self.len() == 0
     }
 
-    /// Checks that our chains, jumps, rules and sets are all still there (by comparing counts,
-    /// not every entry), restores whatever is missing from memory with the remaining TTLs, and
+    /// Checks that our chains, jumps, rules and sets are all still there (the entries of our
+    /// chains one by one; the sets by their number of entries), restores whatever is missing from memory with the remaining TTLs, and
     /// says what it repaired (empty when all was well). Meant to run every few seconds.
     ///
     /// Cost is one `iptables-save -t TABLE` per family and table, plus with ipset one
     /// `ipset list -n` and one header-only `ipset list -t` per set. Measured in a namespace
     /// here: ipset backend 0.03 s at 100k bans; iptables backend 0.07 s at 10k rules but 3.3 s
     /// at 100k (the kernel dump of the chain dominates), so keep iptables for small ban lists.
-    /// A rule replaced by an equal number of other rules is not detected (counts only).
+    /// With ipset, a set entry replaced by another is not detected (counts only).
     ///
     /// ```no_run
     /// # use autoblock_firewall::{Backend, Firewall, FirewallOptions};

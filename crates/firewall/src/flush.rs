@@ -31,6 +31,9 @@ pub struct Flushed {
     pub rules: usize,
     /// nftables tables of ours deleted (`inet autoblock`), with every chain, set and ban in them.
     pub tables: Vec<String>,
+    /// The iptables backend's private ban chains deleted (`CHAIN.bans`, `CHAIN.<hex>`; all
+    /// tables and families).
+    pub ban_chains: usize,
 }
 
 impl Flushed {
@@ -41,6 +44,7 @@ impl Flushed {
             && self.jumps == 0
             && self.sets.is_empty()
             && self.tables.is_empty()
+            && self.ban_chains == 0
     }
 }
 
@@ -68,6 +72,9 @@ impl fmt::Display for Flushed {
             ));
         }
         parts.push(format!("{} jumps", self.jumps));
+        if self.ban_chains > 0 {
+            parts.push(format!("{} ban chains", self.ban_chains));
+        }
         if !self.sets.is_empty() {
             parts.push(format!("sets {}", self.sets.join(", ")));
         }
@@ -129,6 +136,7 @@ impl Firewall {
                     .map(|h| (h.chain.clone(), st.jump_positions(&h.chain).len()))
                     .collect();
                 report.jumps += jumps.iter().map(|(_, n)| n).sum::<usize>();
+                report.ban_chains += st.private.len();
                 if Some(table) == self.settings.tables.first() {
                     report.entries += st.bans.len() + st.rules.len();
                     report.rules += st.rules.len();
@@ -156,6 +164,7 @@ impl Firewall {
                 done.chains.append(&mut report.chains);
                 done.kept.append(&mut report.kept);
                 done.jumps += report.jumps;
+                done.ban_chains += report.ban_chains;
                 done.entries += report.entries;
                 done.rules += report.rules;
             }

@@ -135,3 +135,30 @@ fn remove_without_open_creates_nothing_and_reports_nothing_there() {
     );
     assert!(fake.take_changes().is_empty());
 }
+
+#[test]
+fn ban_chains_alone_are_removed_and_reported() {
+    let fake = Arc::new(Fake::default());
+    // Our chain deleted by hand, its ban chains left.
+    fake.queue(
+        "iptables-save -t filter",
+        "*filter\n:AB.bans - [0:0]\n:AB.1 - [0:0]\n-A AB.bans -j AB.1\nCOMMIT\n",
+    );
+    let settings = FirewallOptions::new(Backend::Iptables, "AB")
+        .validate()
+        .unwrap();
+    let fw = Firewall::unopened(
+        settings,
+        Box::new(super::tests_support::Shared(fake.clone())),
+        None,
+    );
+    let flushed = fw.flush().unwrap();
+    assert_eq!(flushed.ban_chains, 2);
+    assert!(!flushed.is_empty());
+    assert!(flushed.to_string().contains("2 ban chains"), "{flushed}");
+    let calls = fake.take_changes();
+    assert_eq!(
+        calls[0].1.as_deref(),
+        Some("*filter\n:AB.bans - [0:0]\n:AB.1 - [0:0]\n-X AB.bans\n-X AB.1\nCOMMIT\n")
+    );
+}

@@ -34,6 +34,8 @@ pub(crate) struct TableState {
     /// Our private ban chains declared in this table (`CHAIN.bans`, `CHAIN.<hex>`, see
     /// `ban_chains`), in declaration order.
     pub(crate) private: Vec<String>,
+    /// Those of `private` that hold at least one rule.
+    pub(crate) private_filled: Vec<String>,
     /// How many `-A CHAIN -j CHAIN.bans` our chain holds.
     pub(crate) dispatch_jumps: usize,
     /// The bucket chains `CHAIN.bans` jumps to, in order.
@@ -224,6 +226,9 @@ pub(crate) fn parse_save(
                 && args[4..] == ["src", "-j", "DROP"]
         };
         if let Some(private) = ban_chains::private(chain, owner) {
+            if st.private_filled.last() != Some(owner) && !st.private_filled.contains(owner) {
+                st.private_filled.push(owner.clone());
+            }
             st.private_line(chain, private, args, family, &mut bucketed);
             continue;
         }

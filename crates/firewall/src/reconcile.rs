@@ -113,7 +113,8 @@ impl Firewall {
                 edit.jumps = self.jump_fixes(table, st);
                 edits.push(edit);
             }
-            // One restore per family is all or nothing: only a successful one created chains.
+            // Only a successful restore created chains. (A failed one may have applied the parts
+            // of the tables before the failing one: the caller's error undoes what it created.)
             self.iptables_restore(family, &edits)?;
             created.chains.extend(new_chains);
             created.private.extend(new_private);
@@ -181,7 +182,7 @@ impl Firewall {
     }
 
     /// True when `st` holds exactly our entries of `family` (and, with ipset, one match rule).
-    fn content_ok(
+    pub(super) fn content_ok(
         &self,
         st: &TableState,
         bans: &Mirror<Ban>,

@@ -39,8 +39,11 @@ pub(crate) struct TableEdit {
     pub(crate) jumps: Vec<(String, usize)>,
     /// Lines for our private ban chains, before our chain's (it may jump to them).
     pub(crate) before: Vec<String>,
-    /// Lines after our chain's: private chains it no longer jumps to, deleted.
+    /// Lines after our chain's: private chains it no longer jumps to, emptied.
     pub(crate) after: Vec<String>,
+    /// Private chains to delete once this edit is applied, best effort (in a call of their
+    /// own: someone else's jump to one must not make the edit fail).
+    pub(crate) delete: Vec<String>,
 }
 
 impl TableEdit {
@@ -50,7 +53,18 @@ impl TableEdit {
             && self.jumps.is_empty()
             && self.before.is_empty()
             && self.after.is_empty()
+            && self.delete.is_empty()
     }
+}
+
+/// Input for `iptables-restore --noflush` deleting `names` in `table`.
+pub(crate) fn delete_chains(table: &str, names: &[String]) -> String {
+    let mut out = format!("*{table}\n");
+    for name in names {
+        let _ = writeln!(out, "-X {name}");
+    }
+    out.push_str("COMMIT\n");
+    out
 }
 
 /// Input for `iptables-restore --noflush`: per table, the private chains' lines, optionally
@@ -186,7 +200,8 @@ mod tests {
                     ":AB.0 - [0:0]".into(),
                     ban_rule("AB.0", &ban("192.0.2.1/32", 9, "x")),
                 ],
-                after: vec![":AB.1 - [0:0]".into(), "-X AB.1".into()],
+                after: vec![":AB.1 - [0:0]".into()],
+                delete: vec!["AB.1".into()],
             },
             TableEdit {
                 table: "raw".into(),
@@ -208,7 +223,6 @@ mod tests {
              -A AB -s 10.0.0.0/8 -j ACCEPT\n\
              -A AB -j AB.bans\n\
              :AB.1 - [0:0]\n\
-             -X AB.1\n\
              -D INPUT -j AB\n\
              -D INPUT -j AB\n\
              -I INPUT 1 -j AB\n\

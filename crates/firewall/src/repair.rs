@@ -1,11 +1,10 @@
 //! [`Repair`]: one thing [`Firewall::check_and_repair`](super::Firewall::check_and_repair) found
 //! missing and put back (its `Display` is a short sentence for logs and `repaired` events), the
-//! check itself (counts, not entry-by-entry diffs). Removal of everything is `flush.rs`.
+//! check itself (our chains entry by entry, the sets by count). Removal of everything is `flush.rs`.
 
 use std::fmt;
 
 use super::ban::{Ban, Family};
-use super::ban_chains;
 use super::engine::State;
 use super::parse::{self, TableState};
 use super::render::{self, TableEdit};
@@ -191,7 +190,7 @@ impl Firewall {
         Ok(repairs)
     }
 
-    /// What is wrong with our chain in one table (by counts), as the repair that fixes it.
+    /// What is wrong with our chains in one table (entry by entry), as the repair that fixes it.
     fn chain_problem(
         &self,
         state: &State,
@@ -212,15 +211,10 @@ impl Firewall {
             state.mirror.count(family)
         };
         let rules = state.rules.count(family);
-        let layout = ban_chains::layout_problem(
-            &self.settings.chain,
-            st,
-            &state.mirror,
-            family,
-            !self.ipset(),
-        );
-        let counts_differ = st.bans.len() != bans || st.rules.len() != rules;
-        (counts_differ || st.orphans > 0 || layout.is_some()).then(|| Repair::ChainRebuilt {
+        // Entry by entry: with several tables, iptables-nft applies each table's part of a
+        // restore on its own, so a commit that failed in the second table may have added one
+        // ban and removed another in the first (same count, other entries).
+        (!self.content_ok(st, &state.mirror, &state.rules, family)).then(|| Repair::ChainRebuilt {
             family,
             table,
             rules: bans + rules,
