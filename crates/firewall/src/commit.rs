@@ -94,22 +94,33 @@ impl Firewall {
             } else {
                 Default::default()
             };
-            self.settings
-                .tables
-                .iter()
-                .map(|t| TableEdit {
-                    table: t.clone(),
-                    rules: lines.clone(),
-                    before: before.clone(),
-                    delete: delete.clone(),
-                    ..Default::default()
-                })
-                .collect()
+            self.in_every_table(lines, before, delete)
         };
         self.iptables_restore(family, &edits)?;
         state.mirror = next_bans;
         state.rules = next_rules;
         Ok(())
+    }
+
+    /// The same edit of every table we hook into: `rules` appended to our chain, `before` for
+    /// the ban chains, `delete` after.
+    fn in_every_table(
+        &self,
+        rules: Vec<String>,
+        before: Vec<String>,
+        delete: Vec<String>,
+    ) -> Vec<TableEdit> {
+        self.settings
+            .tables
+            .iter()
+            .map(|t| TableEdit {
+                table: t.clone(),
+                rules: rules.clone(),
+                before: before.clone(),
+                delete: delete.clone(),
+                ..Default::default()
+            })
+            .collect()
     }
 
     /// The ban chains' restore lines for `plan` of `family`, from `now` to `next`, and the
@@ -233,16 +244,7 @@ impl Firewall {
                     continue;
                 }
                 let (before, delete) = self.ban_chain_change(&state.mirror, &bans, &ended, family);
-                self.settings
-                    .tables
-                    .iter()
-                    .map(|t| TableEdit {
-                        table: t.clone(),
-                        before: before.clone(),
-                        delete: delete.clone(),
-                        ..Default::default()
-                    })
-                    .collect()
+                self.in_every_table(Vec::new(), before, delete)
             };
             self.iptables_restore(family, &edits)?;
         }
