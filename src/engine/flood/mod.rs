@@ -63,7 +63,7 @@ use crate::time::Timestamp;
 use crate::trust::proc_net::HostPorts;
 use attack::Seen;
 use cell::addr_key;
-use detector::{Detector, Nets, ROUTES, proto_class, route};
+use detector::{Detector, Nets, ROUTES, martian, proto_class, route};
 use handshake::Handshakes;
 use signature::PortFacts;
 use table::{BucketClock, Table};
@@ -430,13 +430,12 @@ fn value_at(e: &table::Entry, det: &Detector, now: Timestamp) -> u64 {
 
 fn allow_nets(config: &Config) -> Nets {
     let nets: Vec<IpNet> = config.allow.nets.iter().map(IpNet::trunc).collect();
-    Nets::new(&nets)
+    Nets::allowlist(&nets)
 }
 
 /// The route of a bare ACK (its flag class, `detector::FLAG_WORDS`).
 const ACK_CLASS: usize = 2;
 
-/// A source no real packet on the wire carries (loopback, unspecified): spoofed.
 /// Counts `p` into the fingerprint cells of its target. Out of line, with everything it
 /// derives from the packet (the source's key, whether it is allowlisted): inlined into
 /// [`Floods::observe`], the compiler computed those for every packet before the detector loop
@@ -453,10 +452,6 @@ fn add_full(cells: &mut cell::Cells, b: u64, p: &PacketMeta, class: usize, allow
 #[inline(never)]
 fn sample_syn(handshakes: &mut Handshakes, slot: usize, p: &PacketMeta) -> bool {
     handshakes.syn(slot, p.dst, addr_key(p.src))
-}
-
-fn martian(a: IpAddr) -> bool {
-    a.is_loopback() || a.is_unspecified() || a.to_canonical().is_loopback()
 }
 
 /// The one key of a `total` detector.
