@@ -184,6 +184,8 @@ pub struct Detector {
     fragments: Fragments,
     /// True when a packet without a transport header can match (no port or flag filter).
     headerless: bool,
+    /// No port filter: every packet passes [`Detector::ports_match`].
+    any_port: bool,
     pub metric: FloodMetric,
     pub threshold: u64,
     pub window: Duration,
@@ -216,6 +218,7 @@ impl Detector {
             dports: f.dst_ports.as_deref().map(PortSet::new),
             fragments: f.fragments,
             headerless: f.src_ports.is_none() && f.dst_ports.is_none() && f.tcp_flags.is_none(),
+            any_port: f.src_ports.is_none() && f.dst_ports.is_none(),
             metric: f.metric,
             threshold: f.threshold,
             window: f.window,
@@ -251,6 +254,13 @@ impl Detector {
     /// True when `p` (of a route this detector takes) passes its port filters.
     #[inline]
     pub fn ports_match(&self, p: &PacketMeta) -> bool {
+        self.any_port || self.ports_filter_match(p)
+    }
+
+    /// [`Detector::ports_match`] with a port filter (out of line: inlined, the compiler
+    /// prepared the bitmap indexes of both ports for every packet of a route, filter or not).
+    #[inline(never)]
+    fn ports_filter_match(&self, p: &PacketMeta) -> bool {
         let port_ok = |set: &Option<PortSet>, port: Option<u16>| match (set, port) {
             (None, _) => true,
             (Some(s), Some(port)) => s.contains(port),
