@@ -17,7 +17,7 @@
 //! counts from the end of this one.
 //!
 //! Files: `detector.rs` (matching), `table.rs` (bounded per-target state), `cell.rs` +
-//! `topk.rs` + `hll.rs` (what a window saw, in fixed memory), `fingerprint.rs` (the attack
+//! `topk.rs` + `hll.rs` + `pending.rs` (what a window saw, in fixed memory), `fingerprint.rs` (the attack
 //! described), `signature.rs` (the kernel rule, or why none), `handshake.rs` (real or spoofed
 //! SYN sources), `attack.rs` (an attack's life), `decision.rs` (what comes out).
 //!
@@ -33,6 +33,7 @@ mod detector;
 mod fingerprint;
 mod handshake;
 mod hll;
+mod pending;
 mod signature;
 mod table;
 mod topk;
