@@ -175,8 +175,10 @@ impl Floods {
         out: &mut Vec<FloodDecision>,
     ) {
         let ts_us = ts.as_micros();
-        let b = self.clocks[di].bucket(ts_us, self.detectors[di].span);
-        let det = &self.detectors[di];
+        let (Some(det), Some(clock)) = (self.detectors.get(di), self.clocks.get_mut(di)) else {
+            return;
+        };
+        let b = clock.bucket(ts_us, det.span);
         let slot = match det.scope {
             FloodScope::Destination => {
                 self.table
@@ -189,7 +191,10 @@ impl Floods {
         let Some(slot) = slot else {
             return;
         };
-        let e = &mut self.table.entries[slot];
+        let (entries, spare) = self.table.parts();
+        let Some(e) = entries.get_mut(slot) else {
+            return;
+        };
         e.last_us = e.last_us.max(ts_us);
         let amount = match det.metric {
             FloodMetric::Packets => 1,
@@ -197,9 +202,8 @@ impl Floods {
         };
         let value = e.window.add(b, amount);
         if e.cells.is_none() && value >= det.attach_at {
-            self.table.attach(slot);
+            table::attach(e, spare);
         }
-        let e = &mut self.table.entries[slot];
         // During an attack only a `sources` detector needs more than the peak rates.
         let full = e
             .attack

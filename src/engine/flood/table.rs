@@ -25,7 +25,7 @@ pub struct Entry {
     pub target: SourceKey,
     /// The detector's metric (packets or bytes) over its window.
     pub window: Rate,
-    /// Attached when the target gets busy ([`Table::attach`]).
+    /// Attached when the target gets busy ([`attach`]).
     pub cells: Option<Box<Cells>>,
     /// The attack in progress, if any.
     pub attack: Option<Box<Attack>>,
@@ -155,6 +155,16 @@ fn recent_index(detector: u16, addr: u128) -> usize {
     (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % RECENT
 }
 
+/// Gives entry `e` its fingerprint counts (a `spare` one, or new; empty).
+#[cold]
+#[inline(never)]
+#[allow(clippy::vec_box)]
+pub fn attach(e: &mut Entry, spare: &mut Vec<Box<Cells>>) {
+    let mut cells = spare.pop().unwrap_or_default();
+    cells.clear();
+    e.cells = Some(cells);
+}
+
 impl Table {
     pub fn new(cap: usize) -> Table {
         Table {
@@ -259,13 +269,11 @@ impl Table {
         Some(slot)
     }
 
-    /// Gives the entry at `slot` its fingerprint counts (reused or new, empty).
-    #[cold]
-    #[inline(never)]
-    pub fn attach(&mut self, slot: usize) {
-        let mut cells = self.spare.pop().unwrap_or_default();
-        cells.clear();
-        self.entries[slot].cells = Some(cells);
+    /// The entries, and the spare fingerprint counts for [`attach`].
+    #[inline]
+    #[allow(clippy::vec_box)]
+    pub fn parts(&mut self) -> (&mut [Entry], &mut Vec<Box<Cells>>) {
+        (&mut self.entries, &mut self.spare)
     }
 
     /// The slot of `(detector, target)` if tracked.
