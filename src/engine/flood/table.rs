@@ -133,8 +133,9 @@ pub struct Table {
 
 /// Least time between two sweeps of a full table, in µs.
 const SWEEP_EVERY_US: u64 = 100_000;
-/// Slots of the `recent` cache (a power of two).
-const RECENT: usize = 256;
+/// Slots of the `recent` cache (a power of two): as many as targets tracked, so that a table
+/// full of reply clients (replay without `--local`) still mostly skips the hash map.
+const RECENT: usize = 1024;
 
 /// One `recent` cache line: detector, address key, slot (`u32::MAX`: empty).
 #[derive(Clone, Copy, Debug)]
@@ -152,7 +153,7 @@ const NO_RECENT: Recent = Recent {
 
 fn recent_index(detector: u16, addr: u128) -> usize {
     let x = (addr as u64) ^ ((addr >> 64) as u64) ^ (u64::from(detector) << 40);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % RECENT
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize % RECENT
 }
 
 /// Gives entry `e` its fingerprint counts (a `spare` one, or new; empty).
