@@ -175,7 +175,7 @@ fn review(e: &mut Entry, det: &Detector, di: usize, seen: &Seen, out: &mut Vec<F
     // The other unit's peak, at review resolution (the packet path keeps one window).
     let (packets, bytes) = e
         .cells
-        .as_ref()
+        .as_deref_mut()
         .map_or((0, 0), |c| c.totals(seen.ts_us, det.span));
     a.peak_packets = a.peak_packets.max(packets);
     a.peak_bytes = a.peak_bytes.max(bytes);
@@ -270,9 +270,9 @@ fn mitigation(
 }
 
 /// What `e`'s counts say about the window ending at `ts_us` (nothing before they are attached).
-fn window(e: &Entry, det: &Detector, ts_us: u64) -> Window {
+fn window(e: &mut Entry, det: &Detector, ts_us: u64) -> Window {
     e.cells
-        .as_ref()
+        .as_deref_mut()
         .map(|c| c.window(ts_us, det.span))
         .unwrap_or_default()
 }

@@ -6,8 +6,9 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::detector::{CLASSES, TCP, flag_class};
+use super::detector::{CLASSES, TCP};
 use super::hll::{Hll, hash128};
+use super::pending::{LOG, Log, Rec, SPAN};
 use super::topk::{Tally, TopK, merge};
 use crate::engine::window::{BUCKETS, Span};
 use crate::packet::PacketMeta;
@@ -66,22 +67,23 @@ impl Cell {
     }
 
     #[inline]
-    fn add(&mut self, p: &PacketMeta, class: usize, src: u128, allowed: bool) {
+    fn add(&mut self, r: &Rec, src: u128) {
         self.packets = self.packets.saturating_add(1);
-        self.bytes = self.bytes.saturating_add(u64::from(p.len));
-        self.len_min = self.len_min.min(p.len);
-        self.len_max = self.len_max.max(p.len);
+        self.bytes = self.bytes.saturating_add(u64::from(r.len));
+        self.len_min = self.len_min.min(r.len);
+        self.len_max = self.len_max.max(r.len);
+        let class = r.class();
         self.protos[class] = self.protos[class].saturating_add(1);
-        if p.fragment {
+        if r.fragment() {
             self.frags = self.frags.saturating_add(1);
         } else if class == TCP {
-            let f = &mut self.flags[flag_class(p.tcp_flags)];
+            let f = &mut self.flags[r.flag_class()];
             *f = f.saturating_add(1);
         }
-        if let Some(port) = p.src_port {
+        if let Some(port) = r.sport() {
             self.sport.add(port);
         }
-        if let Some(port) = p.dst_port {
+        if let Some(port) = r.dport() {
             self.dport.add(port);
         }
         // The sketch gets every source the summary lets go; the ones it keeps join at merge
@@ -89,7 +91,7 @@ impl Cell {
         if let Some(gone) = self.srcs.add(src) {
             self.hll.add(hash128(gone));
         }
-        self.allowed = self.allowed.saturating_add(u32::from(allowed));
+        self.allowed = self.allowed.saturating_add(u32::from(r.allowed()));
     }
 
     /// Only the packet and its bytes (while an attack is on, see [`Cells::add_light`]).
@@ -105,9 +107,14 @@ impl Cell {
     }
 }
 
-/// A window's cells.
+/// A window's cells, and the packets not yet added to them (`pending.rs`), first: the log is
+/// what every packet touches.
+#[repr(C)]
 #[derive(Clone, Debug, Default)]
-pub struct Cells([Cell; BUCKETS]);
+pub struct Cells {
+    log: Log,
+    cells: [Cell; BUCKETS],
+}
 
 /// Everything the live cells of a window add up to.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -145,7 +152,10 @@ impl Cells {
     /// [`Cells::clear`] when it ends: the next fingerprint counts from there.
     #[inline]
     pub fn add_light(&mut self, b: u64, len: u32) {
-        let cell = &mut self.0[(b % BUCKETS as u64) as usize];
+        if self.log.n != 0 {
+            self.fold();
+        }
+        let cell = &mut self.cells[(b % BUCKETS as u64) as usize];
         if cell.stamp != b {
             cell.reset(b);
         }
@@ -154,15 +164,17 @@ impl Cells {
 
     /// Forgets everything.
     pub fn clear(&mut self) {
-        for c in &mut self.0 {
+        self.log.n = 0;
+        for c in &mut self.cells {
             c.stamp = EMPTY;
         }
     }
 
     /// Packets and bytes of the window ending at `ts_us` (cheap: no summaries merged).
-    pub fn totals(&self, ts_us: u64, span: Span) -> (u64, u64) {
+    pub fn totals(&mut self, ts_us: u64, span: Span) -> (u64, u64) {
+        self.fold();
         let b = ts_us / span.bucket_us;
-        self.0
+        self.cells
             .iter()
             .filter(|c| c.live(b))
             .fold((0, 0), |(p, by), c| {
@@ -171,20 +183,68 @@ impl Cells {
     }
 
     /// Counts `p` (protocol class `class`, source `src` as [`addr_key`]) in sub-bucket `b`
-    /// (the absolute index: time / bucket width).
+    /// (the absolute index: time / bucket width): logged when its source is IPv4, else
+    /// counted now (after the log).
     #[inline]
     pub fn add(&mut self, b: u64, p: &PacketMeta, class: usize, src: u128, allowed: bool) {
-        let cell = &mut self.0[(b % BUCKETS as u64) as usize];
+        let v4 = src >> 32 == 0xffff;
+        let log = &mut self.log;
+        if log.n == 0 {
+            log.b = b;
+        }
+        let after = b.wrapping_sub(log.b);
+        if !v4 || after >= SPAN {
+            self.fold();
+            if !v4 {
+                self.cell_at(b).add(&Rec::new(p, class, 0, allowed, 0), src);
+                return;
+            }
+            self.log.b = b;
+        }
+        let log = &mut self.log;
+        let after = b - log.b;
+        if let Some(slot) = log.recs.get_mut(log.n as usize) {
+            *slot = Rec::new(p, class, src as u32, allowed, after);
+        }
+        log.n += 1;
+        if log.n as usize >= LOG {
+            self.fold();
+        }
+    }
+
+    /// The cell of sub-bucket `b`, reset if it counted an older one.
+    #[inline]
+    fn cell_at(&mut self, b: u64) -> &mut Cell {
+        let cell = &mut self.cells[(b % BUCKETS as u64) as usize];
         if cell.stamp != b {
             cell.reset(b);
         }
-        cell.add(p, class, src, allowed);
+        cell
+    }
+
+    /// Adds the logged packets to their cell, in order.
+    #[inline(never)]
+    fn fold(&mut self) {
+        let n = std::mem::take(&mut self.log.n) as usize;
+        if n == 0 {
+            return;
+        }
+        let Cells { log, cells } = self;
+        for r in &log.recs[..n.min(LOG)] {
+            let b = log.b + r.after();
+            let cell = &mut cells[(b % BUCKETS as u64) as usize];
+            if cell.stamp != b {
+                cell.reset(b);
+            }
+            cell.add(r, (0xffff_u128 << 32) | u128::from(r.v4));
+        }
     }
 
     /// The window ending at `ts_us`.
-    pub fn window(&self, ts_us: u64, span: Span) -> Window {
+    pub fn window(&mut self, ts_us: u64, span: Span) -> Window {
+        self.fold();
         let b = ts_us / span.bucket_us;
-        let live: Vec<&Cell> = self.0.iter().filter(|c| c.live(b)).collect();
+        let live: Vec<&Cell> = self.cells.iter().filter(|c| c.live(b)).collect();
         let mut w = Window {
             len: (u32::MAX, 0),
             ..Window::default()
@@ -302,6 +362,59 @@ mod tests {
         assert_eq!(w.sport[0].key, 4500);
         assert!(w.sport[0].exact() && w.sport[0].lower == 20_000);
         assert!(std::mem::size_of::<Cells>() < 4096, "it allocates nothing");
+    }
+
+    /// Logged packets count exactly as if each were added on arrival: a second set of cells
+    /// that folds after every packet (by reading its totals) agrees on every window, through
+    /// IPv6 sources, sub-bucket changes forward and back, peak-only counting and clears.
+    #[test]
+    fn logged_packets_count_as_if_added_at_once() {
+        let span = Span::new(Duration::from_millis(800));
+        let (mut logged, mut direct) = (Cells::default(), Cells::default());
+        let mut t: u64 = 50 * SEC;
+        let mut x: u64 = 7;
+        for step in 0..30_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            t = match x >> 59 {
+                0 => t.saturating_sub(x % 500_000),
+                1 => t + 20 * SEC,
+                _ => t + x % 30_000,
+            };
+            let mut p = udp(
+                0x0a00_0000 + (x >> 40) as u32 % 50,
+                (x >> 20) as u16 % 9,
+                60 + (x % 1400) as u32,
+            );
+            if x.is_multiple_of(13) {
+                p.src = "2001:db8::7".parse().unwrap();
+            }
+            if x.is_multiple_of(5) {
+                p.proto = Proto::Tcp;
+                p.tcp_flags = (x >> 8) as u8;
+                p.fragment = x.is_multiple_of(3);
+                p.dst_port = None;
+            }
+            let class = super::super::detector::proto_class(p.proto);
+            let b = t / span.bucket_us;
+            for c in [&mut logged, &mut direct] {
+                match x % 97 {
+                    0 => c.clear(),
+                    1..=4 => c.add_light(b, p.len),
+                    _ => c.add(b, &p, class, addr_key(p.src), x.is_multiple_of(7)),
+                }
+            }
+            direct.totals(t, span);
+            if step % 11 == 0 {
+                let later = t + x % 900_000;
+                assert_eq!(
+                    logged.window(later, span),
+                    direct.window(later, span),
+                    "step {step}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -104,6 +104,19 @@ impl Nets {
         out
     }
 
+    /// The allowlist as the fingerprint counts it (a source in it and not [`martian`]): a
+    /// network whose every address is martian (within 127.0.0.0/8, or `::`/`::1`) never
+    /// makes a source count, so it is left out. The shipped list is only such networks: then
+    /// the list is empty and no packet's source is tested against it.
+    pub fn allowlist(nets: &[ipnet::IpNet]) -> Nets {
+        let all_martian = |n: &&ipnet::IpNet| match n {
+            ipnet::IpNet::V4(n) => n.prefix_len() >= 8 && n.network().octets()[0] == 127,
+            ipnet::IpNet::V6(n) => u128::from(n.broadcast()) <= 1,
+        };
+        let kept: Vec<ipnet::IpNet> = nets.iter().filter(|n| !all_martian(n)).copied().collect();
+        Nets::new(&kept)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }
@@ -121,6 +134,11 @@ impl Nets {
             }
         }
     }
+}
+
+/// A source no real packet on the wire carries (loopback, unspecified): spoofed.
+pub fn martian(a: std::net::IpAddr) -> bool {
+    a.is_loopback() || a.is_unspecified() || a.to_canonical().is_loopback()
 }
 
 /// A set of ports: a short sorted list, or a bitmap when long (ranges).
@@ -166,6 +184,8 @@ pub struct Detector {
     fragments: Fragments,
     /// True when a packet without a transport header can match (no port or flag filter).
     headerless: bool,
+    /// No port filter: every packet passes [`Detector::ports_match`].
+    any_port: bool,
     pub metric: FloodMetric,
     pub threshold: u64,
     pub window: Duration,
@@ -198,6 +218,7 @@ impl Detector {
             dports: f.dst_ports.as_deref().map(PortSet::new),
             fragments: f.fragments,
             headerless: f.src_ports.is_none() && f.dst_ports.is_none() && f.tcp_flags.is_none(),
+            any_port: f.src_ports.is_none() && f.dst_ports.is_none(),
             metric: f.metric,
             threshold: f.threshold,
             window: f.window,
@@ -233,6 +254,13 @@ impl Detector {
     /// True when `p` (of a route this detector takes) passes its port filters.
     #[inline]
     pub fn ports_match(&self, p: &PacketMeta) -> bool {
+        self.any_port || self.ports_filter_match(p)
+    }
+
+    /// [`Detector::ports_match`] with a port filter (out of line: inlined, the compiler
+    /// prepared the bitmap indexes of both ports for every packet of a route, filter or not).
+    #[inline(never)]
+    fn ports_filter_match(&self, p: &PacketMeta) -> bool {
         let port_ok = |set: &Option<PortSet>, port: Option<u16>| match (set, port) {
             (None, _) => true,
             (Some(s), Some(port)) => s.contains(port),
@@ -349,6 +377,54 @@ mod tests {
             assert!(!nets.contains(a.parse().unwrap()), "{a}");
         }
         assert!(Nets::new(&[]).is_empty());
+    }
+
+    /// Leaving out the networks of martians only changes nothing: a source counts as
+    /// allowlisted exactly when it did with the whole list.
+    #[test]
+    fn the_allowlist_leaves_out_only_martian_networks() {
+        let parse = |list: &[&str]| -> Vec<ipnet::IpNet> {
+            list.iter().map(|n| n.parse().unwrap()).collect()
+        };
+        assert!(
+            Nets::allowlist(&parse(&[
+                "127.0.0.0/8",
+                "::1/128",
+                "127.1.0.0/16",
+                "::/127"
+            ]))
+            .is_empty()
+        );
+        let list = parse(&[
+            "127.0.0.0/8",
+            "::1/128",
+            "0.0.0.0/32",
+            "126.0.0.0/7",
+            "::/120",
+            "192.0.2.0/24",
+            "2001:db8::/32",
+        ]);
+        let (all, kept) = (Nets::new(&list), Nets::allowlist(&list));
+        assert_eq!(kept.v4.len() + kept.v6.len(), 5);
+        for a in [
+            "127.0.0.1",
+            "127.255.0.9",
+            "126.1.2.3",
+            "0.0.0.0",
+            "::ffff:0.0.0.0",
+            "::ffff:127.0.0.1",
+            "::1",
+            "::",
+            "::2",
+            "192.0.2.7",
+            "::ffff:192.0.2.7",
+            "2001:db8::9",
+            "198.51.100.1",
+        ] {
+            let a: std::net::IpAddr = a.parse().unwrap();
+            let counts = |n: &Nets| n.contains(a) && !martian(a);
+            assert_eq!(counts(&all), counts(&kept), "{a}");
+        }
     }
 
     #[test]

@@ -30,6 +30,21 @@ struct Watch {
     n: usize,
     /// Bit `i`: `srcs[i]` sent a bare ACK.
     done: u32,
+    /// A filter of `srcs` ([`filter_bit`]): an ACK from a source whose bit is clear is from
+    /// none of them, and is not looked up (most ACKs toward a watched target). Emptied once
+    /// the sample is full and a quarter of it completed: no ACK can change the verdict then.
+    filter: [u64; FILTER_WORDS],
+}
+
+/// Words of a watch's filter: 1024 bits, so that a sample of 32 sets at most one in 32.
+const FILTER_WORDS: usize = 16;
+
+/// The bit of source `src` in a [`Watch`]'s filter (a multiplicative hash: cheaper than the
+/// sampling hash, which the ACK side need not compute: only sampled sources are in `srcs`).
+#[inline]
+fn filter_bit(src: u128) -> (usize, u64) {
+    let x = ((src as u64) ^ ((src >> 64) as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54;
+    ((x >> 6) as usize % FILTER_WORDS, 1 << (x & 63))
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,6 +75,7 @@ impl Handshakes {
                     srcs: [0; SAMPLE],
                     n: 0,
                     done: 0,
+                    filter: [0; FILTER_WORDS],
                 });
                 self.watches.len() - 1
             }
@@ -69,21 +85,27 @@ impl Handshakes {
         if w.n < SAMPLE && sampled(src) && !w.srcs[..w.n].contains(&src) {
             w.srcs[w.n] = src;
             w.n += 1;
+            let (word, bit) = filter_bit(src);
+            w.filter[word] |= bit;
         }
         w.n == SAMPLE
     }
 
     /// A bare ACK (no SYN, RST or FIN) from `src` toward `dst`: the source is looked up only
-    /// when `dst` is watched and the source is of the sampled kind.
+    /// when `dst` is watched and the watch's filter may hold it.
     #[inline]
     pub fn ack(&mut self, dst: IpAddr, src: IpAddr) {
         for w in self.watches.iter_mut().filter(|w| w.dst == dst) {
             let src = addr_key(src);
-            if !sampled(src) {
-                return;
+            let (word, bit) = filter_bit(src);
+            if w.filter[word] & bit == 0 {
+                continue;
             }
             if let Some(i) = w.srcs[..w.n].iter().position(|s| *s == src) {
                 w.done |= 1 << i;
+                if w.n == SAMPLE && w.done.count_ones() as usize * 4 >= SAMPLE {
+                    w.filter = [0; FILTER_WORDS];
+                }
             }
         }
     }
@@ -126,8 +148,19 @@ mod tests {
             h.syn(3, ip(10), addr_key(*s));
         }
         assert_eq!(h.completed(3), Some(false), "no ACK yet");
+        // ACKs from sources outside the sample (some pass its filter) mark none.
+        for i in 100_000..110_000 {
+            h.ack(ip(10), ip(i));
+        }
+        assert_eq!(h.watches[0].done, 0);
         // A quarter of the sample (8 of 32) answers: real.
         for s in &srcs[..8] {
+            h.ack(ip(10), *s);
+        }
+        assert_eq!(h.completed(3), Some(true));
+        // Full and a quarter completed: nothing can change that, ACKs are not looked up.
+        assert_eq!(h.watches[0].filter, [0; FILTER_WORDS]);
+        for s in &srcs {
             h.ack(ip(10), *s);
         }
         assert_eq!(h.completed(3), Some(true));

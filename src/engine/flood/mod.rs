@@ -17,7 +17,7 @@
 //! counts from the end of this one.
 //!
 //! Files: `detector.rs` (matching), `table.rs` (bounded per-target state), `cell.rs` +
-//! `topk.rs` + `hll.rs` (what a window saw, in fixed memory), `fingerprint.rs` (the attack
+//! `topk.rs` + `hll.rs` + `pending.rs` (what a window saw, in fixed memory), `fingerprint.rs` (the attack
 //! described), `signature.rs` (the kernel rule, or why none), `handshake.rs` (real or spoofed
 //! SYN sources), `attack.rs` (an attack's life), `decision.rs` (what comes out).
 //!
@@ -33,6 +33,7 @@ mod detector;
 mod fingerprint;
 mod handshake;
 mod hll;
+mod pending;
 mod signature;
 mod table;
 mod topk;
@@ -63,7 +64,7 @@ use crate::time::Timestamp;
 use crate::trust::proc_net::HostPorts;
 use attack::Seen;
 use cell::addr_key;
-use detector::{Detector, Nets, ROUTES, proto_class, route};
+use detector::{Detector, Nets, ROUTES, martian, proto_class, route};
 use handshake::Handshakes;
 use signature::PortFacts;
 use table::{BucketClock, Table};
@@ -174,8 +175,10 @@ impl Floods {
         out: &mut Vec<FloodDecision>,
     ) {
         let ts_us = ts.as_micros();
-        let b = self.clocks[di].bucket(ts_us, self.detectors[di].span);
-        let det = &self.detectors[di];
+        let (Some(det), Some(clock)) = (self.detectors.get(di), self.clocks.get_mut(di)) else {
+            return;
+        };
+        let b = clock.bucket(ts_us, det.span);
         let slot = match det.scope {
             FloodScope::Destination => {
                 self.table
@@ -188,7 +191,10 @@ impl Floods {
         let Some(slot) = slot else {
             return;
         };
-        let e = &mut self.table.entries[slot];
+        let (entries, spare) = self.table.parts();
+        let Some(e) = entries.get_mut(slot) else {
+            return;
+        };
         e.last_us = e.last_us.max(ts_us);
         let amount = match det.metric {
             FloodMetric::Packets => 1,
@@ -196,9 +202,8 @@ impl Floods {
         };
         let value = e.window.add(b, amount);
         if e.cells.is_none() && value >= det.attach_at {
-            self.table.attach(slot);
+            table::attach(e, spare);
         }
-        let e = &mut self.table.entries[slot];
         // During an attack only a `sources` detector needs more than the peak rates.
         let full = e
             .attack
@@ -430,13 +435,12 @@ fn value_at(e: &table::Entry, det: &Detector, now: Timestamp) -> u64 {
 
 fn allow_nets(config: &Config) -> Nets {
     let nets: Vec<IpNet> = config.allow.nets.iter().map(IpNet::trunc).collect();
-    Nets::new(&nets)
+    Nets::allowlist(&nets)
 }
 
 /// The route of a bare ACK (its flag class, `detector::FLAG_WORDS`).
 const ACK_CLASS: usize = 2;
 
-/// A source no real packet on the wire carries (loopback, unspecified): spoofed.
 /// Counts `p` into the fingerprint cells of its target. Out of line, with everything it
 /// derives from the packet (the source's key, whether it is allowlisted): inlined into
 /// [`Floods::observe`], the compiler computed those for every packet before the detector loop
@@ -453,10 +457,6 @@ fn add_full(cells: &mut cell::Cells, b: u64, p: &PacketMeta, class: usize, allow
 #[inline(never)]
 fn sample_syn(handshakes: &mut Handshakes, slot: usize, p: &PacketMeta) -> bool {
     handshakes.syn(slot, p.dst, addr_key(p.src))
-}
-
-fn martian(a: IpAddr) -> bool {
-    a.is_loopback() || a.is_unspecified() || a.to_canonical().is_loopback()
 }
 
 /// The one key of a `total` detector.

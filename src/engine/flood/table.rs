@@ -25,7 +25,7 @@ pub struct Entry {
     pub target: SourceKey,
     /// The detector's metric (packets or bytes) over its window.
     pub window: Rate,
-    /// Attached when the target gets busy ([`Table::attach`]).
+    /// Attached when the target gets busy ([`attach`]).
     pub cells: Option<Box<Cells>>,
     /// The attack in progress, if any.
     pub attack: Option<Box<Attack>>,
@@ -133,8 +133,9 @@ pub struct Table {
 
 /// Least time between two sweeps of a full table, in µs.
 const SWEEP_EVERY_US: u64 = 100_000;
-/// Slots of the `recent` cache (a power of two).
-const RECENT: usize = 256;
+/// Slots of the `recent` cache (a power of two): as many as targets tracked, so that a table
+/// full of reply clients (replay without `--local`) still mostly skips the hash map.
+const RECENT: usize = 1024;
 
 /// One `recent` cache line: detector, address key, slot (`u32::MAX`: empty).
 #[derive(Clone, Copy, Debug)]
@@ -152,7 +153,17 @@ const NO_RECENT: Recent = Recent {
 
 fn recent_index(detector: u16, addr: u128) -> usize {
     let x = (addr as u64) ^ ((addr >> 64) as u64) ^ (u64::from(detector) << 40);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % RECENT
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize % RECENT
+}
+
+/// Gives entry `e` its fingerprint counts (a `spare` one, or new; empty).
+#[cold]
+#[inline(never)]
+#[allow(clippy::vec_box)]
+pub fn attach(e: &mut Entry, spare: &mut Vec<Box<Cells>>) {
+    let mut cells = spare.pop().unwrap_or_default();
+    cells.clear();
+    e.cells = Some(cells);
 }
 
 impl Table {
@@ -259,13 +270,11 @@ impl Table {
         Some(slot)
     }
 
-    /// Gives the entry at `slot` its fingerprint counts (reused or new, empty).
-    #[cold]
-    #[inline(never)]
-    pub fn attach(&mut self, slot: usize) {
-        let mut cells = self.spare.pop().unwrap_or_default();
-        cells.clear();
-        self.entries[slot].cells = Some(cells);
+    /// The entries, and the spare fingerprint counts for [`attach`].
+    #[inline]
+    #[allow(clippy::vec_box)]
+    pub fn parts(&mut self) -> (&mut [Entry], &mut Vec<Box<Cells>>) {
+        (&mut self.entries, &mut self.spare)
     }
 
     /// The slot of `(detector, target)` if tracked.
