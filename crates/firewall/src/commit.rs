@@ -1,7 +1,8 @@
 //! Committing a batch and expiring entries: the guard and the planner decide, this file
 //! sequences the process calls. With ipset, bans go to the sets in one `ipset restore`; typed
-//! rules (and, with iptables, bans) go to our chain in one `iptables-restore` per family:
-//! appended when only added, the chain rebuilt when anything is replaced or removed.
+//! rules go to our chain and, with iptables, bans to their ban chains (`ban_chains.rs`) in one
+//! `iptables-restore` per family: typed rules appended when only added, our chain rebuilt
+//! when one is replaced or removed; a ban chain appended to, rewritten or emptied and deleted.
 
 use std::collections::BTreeSet;
 
@@ -71,16 +72,18 @@ impl Firewall {
         rules: &Plan<RuleEntry>,
         family: Family,
     ) -> Result<(), FirewallError> {
-        let chain_bans = !self.ipset();
-        let mut next_bans = state.mirror.clone();
-        if chain_bans {
-            bans.apply_to(&mut next_bans, family);
-        }
+        // With ipset the bans are in the sets: memory's copy is not needed (nor copied).
+        let next_bans = (!self.ipset()).then(|| {
+            let mut next = state.mirror.clone();
+            bans.apply_to(&mut next, family);
+            next
+        });
         let mut next_rules = state.rules.clone();
         rules.apply_to(&mut next_rules, family);
         let edits = if rules.rebuilds(family) {
             self.refresh_foreign(state, family)?;
-            self.rebuild_edits(state, &next_bans, &next_rules, family)
+            let bans = next_bans.as_ref().unwrap_or(&state.mirror);
+            self.rebuild_edits(state, bans, &next_rules, family)
         } else {
             let chain = &self.settings.chain;
             let lines: Vec<String> = rules
@@ -89,15 +92,16 @@ impl Firewall {
                 .filter(|r| r.rule.family() == Some(family))
                 .flat_map(|r| render::typed_rule(chain, r))
                 .collect();
-            let (before, delete) = if chain_bans {
-                self.ban_chain_change(&state.mirror, &next_bans, bans, family)
-            } else {
-                Default::default()
+            let (before, delete) = match &next_bans {
+                Some(next) => self.ban_chain_change(&state.mirror, next, bans, family),
+                None => Default::default(),
             };
             self.in_every_table(lines, before, delete)
         };
         self.iptables_restore(family, &edits)?;
-        state.mirror = next_bans;
+        if let Some(next) = next_bans {
+            state.mirror = next;
+        }
         state.rules = next_rules;
         Ok(())
     }
