@@ -73,6 +73,14 @@ pub(crate) fn buckets(bans: &Mirror<Ban>, family: Family) -> BTreeMap<u64, Vec<&
     out
 }
 
+/// The names of the bucket chains the bans of `family` need, in bucket order.
+pub(crate) fn bucket_names(chain: &str, bans: &Mirror<Ban>, family: Family) -> Vec<String> {
+    buckets(bans, family)
+        .into_keys()
+        .map(|k| bucket_chain(chain, k))
+        .collect()
+}
+
 /// Restore lines that declare (create or empty) bucket `k` and fill it.
 fn fill_bucket(out: &mut Vec<String>, chain: &str, k: u64, bans: &[&Ban]) {
     let name = bucket_chain(chain, k);
@@ -180,8 +188,7 @@ pub(crate) fn layout_problem(
         let clean = st.private_filled.is_empty() && st.dispatch_jumps == 0;
         return (!clean).then_some("private ban chains left from the iptables backend");
     }
-    let keys: Vec<u64> = buckets(bans, family).into_keys().collect();
-    let want: Vec<String> = keys.iter().map(|k| bucket_chain(chain, *k)).collect();
+    let want = bucket_names(chain, bans, family);
     // A chain left empty and unreached is harmless: one whose deletion failed (someone else
     // jumps to it) is left so, and deleted again at the next rewrite.
     let mut declared: Vec<String> = st

@@ -100,10 +100,10 @@ impl Firewall {
                     }
                 };
                 if rebuild && !self.ipset() {
-                    let wanted = ban_chains::buckets(&mirror, family)
-                        .into_keys()
-                        .map(|k| ban_chains::bucket_chain(&self.settings.chain, k))
-                        .chain([ban_chains::dispatch(&self.settings.chain)]);
+                    let chain = &self.settings.chain;
+                    let wanted = ban_chains::bucket_names(chain, &mirror, family)
+                        .into_iter()
+                        .chain([ban_chains::dispatch(chain)]);
                     new_private.extend(
                         wanted
                             .filter(|n| !st.private.contains(n))
