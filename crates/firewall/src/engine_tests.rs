@@ -137,16 +137,15 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
     let rule = |net: &str| {
         format!("-A AB.32 -s {net} -m comment --comment \"autoblock until=1600 rule=x\" -j DROP\n")
     };
+    // The same lines for filter and raw, one restore.
+    let in_both = |body: &str| format!("*filter\n{body}COMMIT\n*raw\n{body}COMMIT\n");
     // A new end time: its ban chain is created and the dispatch chain jumps to it; our own
     // chain is not touched.
     let new_bucket = format!(
         ":AB.32 - [0:0]\n{}:AB.bans - [0:0]\n-A AB.bans -j AB.32\n",
         rule("192.0.2.7/32")
     );
-    assert_eq!(
-        calls[0].1.as_deref(),
-        Some(format!("*filter\n{new_bucket}COMMIT\n*raw\n{new_bucket}COMMIT\n").as_str())
-    );
+    assert_eq!(calls[0].1.as_deref(), Some(in_both(&new_bucket).as_str()));
     assert!(
         calls[1]
             .1
@@ -165,10 +164,7 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
     assert!(fw.commit_at(b, 1000).unwrap().refused.is_empty());
     let calls = fake.take();
     let append = rule("192.0.2.9/32");
-    assert_eq!(
-        calls[0].1.as_deref(),
-        Some(format!("*filter\n{append}COMMIT\n*raw\n{append}COMMIT\n").as_str())
-    );
+    assert_eq!(calls[0].1.as_deref(), Some(in_both(&append).as_str()));
 
     // A removal rewrites that ban chain only; the last removal deletes it.
     let mut b = Batch::new();
@@ -178,19 +174,13 @@ fn additions_append_and_removals_rebuild_one_call_per_family() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, "iptables-restore -w 5 --noflush");
     let rewrite = format!(":AB.32 - [0:0]\n{append}");
-    assert_eq!(
-        calls[0].1.as_deref(),
-        Some(format!("*filter\n{rewrite}COMMIT\n*raw\n{rewrite}COMMIT\n").as_str())
-    );
+    assert_eq!(calls[0].1.as_deref(), Some(in_both(&rewrite).as_str()));
     let mut b = Batch::new();
     b.unblock(std::net::IpAddr::from([192, 0, 2, 9]));
     let _ = fw.commit(b).unwrap();
     let calls = fake.take_changes();
     let emptied = ":AB.bans - [0:0]\n:AB.32 - [0:0]\n";
-    assert_eq!(
-        calls[0].1.as_deref(),
-        Some(format!("*filter\n{emptied}COMMIT\n*raw\n{emptied}COMMIT\n").as_str())
-    );
+    assert_eq!(calls[0].1.as_deref(), Some(in_both(emptied).as_str()));
     // Then deleted, in a call of its own per table (best effort).
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[1].1.as_deref(), Some("*filter\n-X AB.32\nCOMMIT\n"));

@@ -119,14 +119,7 @@ fn a_flush_that_leaves_ours_behind_says_so() {
 #[test]
 fn remove_without_open_creates_nothing_and_reports_nothing_there() {
     let fake = Arc::new(Fake::default());
-    let settings = FirewallOptions::new(Backend::Ipset, "AB")
-        .validate()
-        .unwrap();
-    let fw = Firewall::unopened(
-        settings,
-        Box::new(super::tests_support::Shared(fake.clone())),
-        None,
-    );
+    let fw = unopened(FirewallOptions::new(Backend::Ipset, "AB"), &fake);
     let flushed = fw.flush().unwrap();
     assert!(flushed.is_empty());
     assert_eq!(
@@ -144,14 +137,7 @@ fn ban_chains_alone_are_removed_and_reported() {
         "iptables-save -t filter",
         "*filter\n:AB.bans - [0:0]\n:AB.1 - [0:0]\n-A AB.bans -j AB.1\nCOMMIT\n",
     );
-    let settings = FirewallOptions::new(Backend::Iptables, "AB")
-        .validate()
-        .unwrap();
-    let fw = Firewall::unopened(
-        settings,
-        Box::new(super::tests_support::Shared(fake.clone())),
-        None,
-    );
+    let fw = unopened(FirewallOptions::new(Backend::Iptables, "AB"), &fake);
     let flushed = fw.flush().unwrap();
     assert_eq!(flushed.ban_chains, 2);
     assert!(!flushed.is_empty());
@@ -161,4 +147,15 @@ fn ban_chains_alone_are_removed_and_reported() {
         calls[0].1.as_deref(),
         Some("*filter\n:AB.bans - [0:0]\n:AB.1 - [0:0]\n-X AB.bans\n-X AB.1\nCOMMIT\n")
     );
+}
+
+/// A handle on `opts` against `fake` that has read and changed nothing (as
+/// [`Firewall::remove`] makes).
+fn unopened(opts: FirewallOptions, fake: &Arc<Fake>) -> Firewall {
+    let settings = opts.validate().unwrap();
+    Firewall::unopened(
+        settings,
+        Box::new(super::tests_support::Shared(fake.clone())),
+        None,
+    )
 }
