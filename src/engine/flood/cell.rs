@@ -155,11 +155,7 @@ impl Cells {
         if self.log.n != 0 {
             self.fold();
         }
-        let cell = &mut self.cells[(b % BUCKETS as u64) as usize];
-        if cell.stamp != b {
-            cell.reset(b);
-        }
-        cell.add_light(len);
+        cell_at(&mut self.cells, b).add_light(len);
     }
 
     /// Forgets everything.
@@ -187,22 +183,21 @@ impl Cells {
     /// counted now (after the log).
     #[inline]
     pub fn add(&mut self, b: u64, p: &PacketMeta, class: usize, src: u128, allowed: bool) {
-        let v4 = src >> 32 == 0xffff;
-        let log = &mut self.log;
-        if log.n == 0 {
-            log.b = b;
-        }
-        let after = b.wrapping_sub(log.b);
-        if !v4 || after >= SPAN {
+        if src >> 32 != 0xffff {
             self.fold();
-            if !v4 {
-                self.cell_at(b).add(&Rec::new(p, class, 0, allowed, 0), src);
-                return;
-            }
+            cell_at(&mut self.cells, b).add(&Rec::new(p, class, 0, allowed, 0), src);
+            return;
+        }
+        if self.log.n == 0 {
             self.log.b = b;
         }
+        let mut after = b.wrapping_sub(self.log.b);
+        if after >= SPAN {
+            self.fold();
+            self.log.b = b;
+            after = 0;
+        }
         let log = &mut self.log;
-        let after = b - log.b;
         if let Some(slot) = log.recs.get_mut(log.n as usize) {
             *slot = Rec::new(p, class, src as u32, allowed, after);
         }
@@ -210,16 +205,6 @@ impl Cells {
         if log.n as usize >= LOG {
             self.fold();
         }
-    }
-
-    /// The cell of sub-bucket `b`, reset if it counted an older one.
-    #[inline]
-    fn cell_at(&mut self, b: u64) -> &mut Cell {
-        let cell = &mut self.cells[(b % BUCKETS as u64) as usize];
-        if cell.stamp != b {
-            cell.reset(b);
-        }
-        cell
     }
 
     /// Adds the logged packets to their cell, in order.
@@ -231,12 +216,7 @@ impl Cells {
         }
         let Cells { log, cells } = self;
         for r in &log.recs[..n.min(LOG)] {
-            let b = log.b + r.after();
-            let cell = &mut cells[(b % BUCKETS as u64) as usize];
-            if cell.stamp != b {
-                cell.reset(b);
-            }
-            cell.add(r, (0xffff_u128 << 32) | u128::from(r.v4));
+            cell_at(cells, log.b + r.after()).add(r, (0xffff_u128 << 32) | u128::from(r.v4));
         }
     }
 
@@ -300,6 +280,16 @@ pub fn key_addr(k: u128) -> IpAddr {
         Some(v4) => IpAddr::V4(v4),
         None => IpAddr::V6(v6),
     }
+}
+
+/// The cell of sub-bucket `b`, reset if it counted an older one.
+#[inline]
+fn cell_at(cells: &mut [Cell; BUCKETS], b: u64) -> &mut Cell {
+    let cell = &mut cells[(b % BUCKETS as u64) as usize];
+    if cell.stamp != b {
+        cell.reset(b);
+    }
+    cell
 }
 
 #[cfg(test)]
