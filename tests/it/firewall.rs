@@ -154,6 +154,16 @@ fn reconcile_after_reopen(backend: Backend) {
     let before = fw.list().unwrap();
     drop(fw); // killed without cleanup: everything stays in the kernel
     if backend == Backend::Iptables {
+        // One commit's bans of one reason and end: only the first carries the comment, and
+        // the reopen below must read the bare one back with it.
+        for (save, bare) in [
+            ("iptables-save", "-s 203.0.113.7/32 -j DROP"),
+            ("ip6tables-save", "-s fd00:dead::/64 -j DROP"),
+        ] {
+            let dump = ns.ok(&[save, "-t", "filter"]);
+            assert_eq!(dump.matches("rule=a\"").count(), 1, "{dump}");
+            assert!(dump.contains(bare), "{dump}");
+        }
         // Damage a dead process could leave: a duplicate (older), an expired rule, a second jump.
         ns.ok(&[
             "iptables",

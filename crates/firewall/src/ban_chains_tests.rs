@@ -193,3 +193,101 @@ fn layout_problems_are_found_and_a_correct_layout_passes() {
     assert!(check(&good, false).is_some());
     assert_eq!(check("*filter\n:AB - [0:0]\nCOMMIT\n", false), None);
 }
+
+/// `parse_save` of a filter table whose bucket chains hold `lines` (the layout's other lines
+/// are not needed to read bans).
+fn read(lines: &[String]) -> crate::parse::TableState {
+    let text = format!("*filter\n:AB - [0:0]\n{}\nCOMMIT\n", lines.join("\n"));
+    parse_save(&text, "filter", "AB", None, Family::V4).unwrap()
+}
+
+#[test]
+fn only_the_first_ban_of_a_run_carries_the_comment_and_the_others_read_back_from_it() {
+    let feed = [
+        ban("192.0.2.3/32", 70, "feed"),
+        ban("192.0.2.1/32", 70, "feed"),
+        ban("192.0.2.2/32", 71, "syn"),
+        ban("192.0.2.4/32", 70, "other"),
+        ban("192.0.2.5/32", 71, "syn"),
+        ban("198.51.100.0/24", 70, "feed"),
+    ];
+    let next = Mirror::adopt(feed.iter().cloned(), 0);
+    let w = whole("AB", &next, Family::V4, true, &[]);
+    let bare = |net: &str| render::bare_ban_rule("AB.2", &net.parse().unwrap());
+    assert_eq!(
+        w.before[..7],
+        [
+            ":AB.2 - [0:0]".to_string(),
+            render::ban_rule("AB.2", &feed[1]),
+            bare("192.0.2.3/32"),
+            bare("198.51.100.0/24"),
+            render::ban_rule("AB.2", &feed[3]),
+            render::ban_rule("AB.2", &feed[2]),
+            bare("192.0.2.5/32"),
+        ],
+        "runs by (end, reason), nets in order within a run"
+    );
+    assert_eq!(w.before[2], "-A AB.2 -s 192.0.2.3/32 -j DROP");
+    let st = read(&w.before);
+    let mut got = st.bans.clone();
+    got.sort_by_key(|b| b.net);
+    assert!(got.iter().eq(next.family(Family::V4)), "{got:?}");
+    assert_eq!((st.orphans, st.misplaced), (0, 0));
+}
+
+#[test]
+fn an_append_starts_its_own_run_even_with_the_same_end_and_reason() {
+    let old = ban("192.0.2.1/32", 70, "r");
+    let new = [ban("192.0.2.9/32", 70, "r"), ban("192.0.2.8/32", 70, "r")];
+    let next = Mirror::adopt([old.clone(), new[0].clone(), new[1].clone()], 0);
+    let (lines, _) = change(
+        "AB",
+        &BTreeSet::from([2]),
+        &next,
+        Family::V4,
+        &BTreeSet::new(),
+        &[&new[0], &new[1]],
+    );
+    assert_eq!(
+        lines,
+        [
+            render::ban_rule("AB.2", &new[0]),
+            "-A AB.2 -s 192.0.2.8/32 -j DROP".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn a_bare_ban_with_no_run_of_ours_before_it_in_its_chain_is_an_orphan() {
+    let head = rule("AB.2", "192.0.2.1/32", 70);
+    let bare = |chain: &str, net: &str| render::bare_ban_rule(chain, &net.parse().unwrap());
+    // First in its chain.
+    let st = read(&[bare("AB.2", "192.0.2.2/32"), head.clone()]);
+    assert_eq!((st.bans.len(), st.orphans), (1, 1));
+    // After another chain's run: runs never cross chains.
+    let st = read(&[head.clone(), bare("AB.3", "192.0.2.2/32")]);
+    assert_eq!((st.bans.len(), st.orphans), (1, 1));
+    // After a line that is not ours: the run is broken.
+    let st = read(&[
+        head.clone(),
+        "-A AB.2 -p tcp -j ACCEPT".into(),
+        bare("AB.2", "192.0.2.2/32"),
+    ]);
+    assert_eq!((st.bans.len(), st.orphans), (1, 2));
+    // Anything but exactly `-s NET -j DROP` of the table's family is not a bare ban.
+    for other in [
+        "-A AB.2 -s 192.0.2.2/32 -j ACCEPT",
+        "-A AB.2 -s 192.0.2.2/32 -p tcp -j DROP",
+        "-A AB.2 -s 2001:db8::1/128 -j DROP",
+        "-A AB.2 -d 192.0.2.2/32 -j DROP",
+    ] {
+        let st = read(&[head.clone(), other.into()]);
+        assert_eq!((st.bans.len(), st.orphans), (1, 1), "{other}");
+    }
+    // A bare ban inherits the run's end time: one of another bucket's end is misplaced.
+    let st = read(&[
+        rule("AB.3", "192.0.2.1/32", 70),
+        bare("AB.3", "192.0.2.2/32"),
+    ]);
+    assert_eq!((st.bans.len(), st.misplaced), (2, 2));
+}

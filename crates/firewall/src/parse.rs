@@ -6,7 +6,7 @@ use ipnet::IpNet;
 
 use super::ban::{Ban, Family, RuleEntry};
 use super::ban_chains::{self, Private};
-use super::rule::Action;
+use super::rule::{Action, Rule};
 use super::rule_text::{self, Line, Target, parse_net};
 
 /// What one table says about our chain and its jumps.
@@ -192,6 +192,7 @@ pub(crate) fn parse_save(
     let mut bucketed = Vec::new();
     let mut in_table = false;
     let mut counters: Vec<(String, usize)> = Vec::new();
+    let mut run = None;
     let decl = format!(":{chain} ");
     for line in text.lines() {
         let line = line.trim_end();
@@ -229,7 +230,14 @@ pub(crate) fn parse_save(
             if st.private_filled.last() != Some(owner) && !st.private_filled.contains(owner) {
                 st.private_filled.push(owner.clone());
             }
-            st.private_line(chain, private, args, family, &mut bucketed);
+            st.private_line(
+                chain,
+                (owner, private),
+                args,
+                family,
+                &mut bucketed,
+                &mut run,
+            );
             continue;
         }
         if owner == chain {
@@ -269,15 +277,17 @@ pub(crate) fn parse_save(
 }
 
 impl TableState {
-    /// One `-A` line of a private chain: the dispatch chain's jumps, a bucket's bans. Anything
-    /// else there is an orphan (private chains are ours alone; a rewrite drops it).
+    /// One `-A` line of a private chain: the dispatch chain's jumps, a bucket's bans (a bare
+    /// one takes the end time and reason of `run`, the last ban before it in the same chain).
+    /// Anything else there is an orphan (private chains are ours alone; a rewrite drops it).
     fn private_line(
         &mut self,
         chain: &str,
-        private: Private,
+        (name, private): (&str, Private),
         args: &[String],
         family: Family,
         bucketed: &mut Vec<Line>,
+        run: &mut Option<Run>,
     ) {
         match private {
             Private::Dispatch => match args {
@@ -287,17 +297,42 @@ impl TableState {
                 },
                 _ => self.orphans += 1,
             },
-            Private::Bucket(k) => match rule_text::parse_line(args, family) {
-                Some(l) => {
-                    if ban_chains::bucket(l.until) != k {
-                        self.misplaced += 1;
-                    }
-                    bucketed.push(l);
+            Private::Bucket(k) => {
+                let line = rule_text::parse_line(args, family).or_else(|| {
+                    let net = rule_text::parse_bare_ban(args, family)?;
+                    let r = run.as_ref().filter(|r| r.chain == name)?;
+                    Some(Line {
+                        rule: Rule::from(net),
+                        target: Target::Drop,
+                        until: r.until,
+                        reason: r.reason.clone(),
+                    })
+                });
+                let Some(l) = line else {
+                    self.orphans += 1;
+                    *run = None;
+                    return;
+                };
+                if ban_chains::bucket(l.until) != k {
+                    self.misplaced += 1;
                 }
-                None => self.orphans += 1,
-            },
+                *run = Some(Run {
+                    chain: name.to_string(),
+                    until: l.until,
+                    reason: l.reason.clone(),
+                });
+                bucketed.push(l);
+            }
         }
     }
+}
+
+/// The end time and reason that the bare bans after a commented one in a bucket chain take.
+#[derive(Debug)]
+struct Run {
+    chain: String,
+    until: u64,
+    reason: String,
 }
 
 /// One set as `ipset save NAME` prints it.

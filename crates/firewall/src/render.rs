@@ -17,6 +17,12 @@ pub(crate) fn ban_rule(chain: &str, ban: &Ban) -> String {
     entry_lines(chain, &Rule::from(ban.net), ban.until, &ban.reason).concat()
 }
 
+/// `-A CHAIN -s NET -j DROP`: a ban in a bucket chain that takes its end time and reason from
+/// the commented ban before it (see [`ban_chains`](super::ban_chains)).
+pub(crate) fn bare_ban_rule(chain: &str, net: &ipnet::IpNet) -> String {
+    format!("-A {chain} -s {net} -j DROP")
+}
+
 /// The `-A` lines of a typed rule (two for [`Action::LogAndDrop`](super::Action::LogAndDrop)).
 pub(crate) fn typed_rule(chain: &str, e: &RuleEntry) -> Vec<String> {
     entry_lines(chain, &e.rule, e.until, &e.reason)

@@ -2,7 +2,7 @@
 //! typed rule as `-A` lines for `iptables-restore`, [`parse_line`] reads one `-A` line of
 //! `iptables-save` back. Both agree on one canonical form; a line with anything else in it is
 //! not ours (kept as foreign). Our comment is `autoblock until=SECS rule=REASON`, the reason
-//! last and verbatim.
+//! last and verbatim; [`parse_bare_ban`] reads the uncommented bans of a bucket chain.
 
 use ipnet::IpNet;
 
@@ -144,6 +144,15 @@ fn parse_protocol(s: &str, family: Family) -> Option<Protocol> {
         ("tcp", _) => Some(Protocol::Tcp),
         ("udp", _) => Some(Protocol::Udp),
         ("icmp", Family::V4) | ("ipv6-icmp" | "icmpv6", Family::V6) => Some(Protocol::Icmp),
+        _ => None,
+    }
+}
+
+/// Reads the words after `-A CHAIN` as a bare ban, `-s NET -j DROP`: in a bucket chain of ours,
+/// a ban that takes its end time and reason from the commented ban before it.
+pub(crate) fn parse_bare_ban(words: &[String], family: Family) -> Option<IpNet> {
+    match words {
+        [s, net, j, drop] if s == "-s" && j == "-j" && drop == "DROP" => net_of(net, family),
         _ => None,
     }
 }
