@@ -2,7 +2,10 @@
 //! times applying, expiring and repairing bans through `autoblock_firewall`, or leaves N bans
 //! in place for a throughput run.
 //!
-//! `enforce --netns NS --backend iptables|ipset|nftables --mode timing|fill|fillwatched|flush|flushrepair [--bans N]`
+//! `enforce --netns NS --backend iptables|ipset|nftables --mode timing|fill|fillwatched|flush|flushrepair [--bans N] [--reasons distinct]`
+//!
+//! `--reasons distinct` gives every ban of `timing` its own reason (the iptables backend's
+//! worst case: each ban then carries its own comment); by default a commit's bans share one.
 //!
 //! `flushrepair` fills N bans, starts [`Firewall::watch`], has someone else wipe the
 //! firewall (`nft flush ruleset`; with iptables/ipset `iptables -F AUTOBLOCK`), and times
@@ -36,6 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(10_000);
     let mode = get("--mode").unwrap_or_else(|| "timing".into());
+    let distinct = get("--reasons").as_deref() == Some("distinct");
+    let reason = |base: &str, i: u32| match distinct {
+        true => format!("{base}-{i}"),
+        false => base.to_string(),
+    };
     let opts = FirewallOptions::new(backend, "AUTOBLOCK")
         .netns(netns.clone())
         .maxelem(2 * bans.max(100_000));
@@ -96,7 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Apply `bans` short and `bans` long bans: two commits, each one process call.
             let mut batch = Batch::new();
             for i in 0..bans {
-                batch.block(addr(i), Duration::from_secs(30), "short");
+                batch.block(addr(i), Duration::from_secs(30), &reason("short", i));
             }
             let t = Instant::now();
             check(fw.commit(batch)?)?;
@@ -106,7 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             let mut batch = Batch::new();
             for i in bans..2 * bans {
-                batch.block(addr(i), Duration::from_secs(3600), "long");
+                batch.block(addr(i), Duration::from_secs(3600), &reason("long", i));
             }
             let t = Instant::now();
             check(fw.commit(batch)?)?;
