@@ -1,7 +1,8 @@
 //! `Firewall::watch` on a real kernel (inside namespaces): an `nft flush ruleset` or an
 //! `iptables -F` wakes the watcher at once, `check_and_repair` then restores every ban, and
 //! our own commits do not wake it (nftables backend). `watch()` returns once subscribed: no
-//! sleep is needed before the damage.
+//! sleep is needed before the damage. Our own expiries and unblocks do not wake it with the
+//! iptables backend either.
 
 use std::time::{Duration, Instant};
 
@@ -80,6 +81,34 @@ fn iptables_flush_wakes_the_watch_of_an_iptables_backend() {
     let done = fw.commit(b).unwrap();
     assert!(done.refused.is_empty(), "{:?}", done.refused);
     let watch = fw.watch().unwrap();
+    // Our own expiries and unblocks rewrite and delete only private ban chains: no wake-up.
+    let mut b = Batch::new();
+    for (ip, secs) in [
+        ("198.51.100.9", 2),
+        ("198.51.100.10", 2),
+        ("198.51.100.11", 900),
+    ] {
+        b.block(
+            ip.parse::<std::net::IpAddr>().unwrap(),
+            Duration::from_secs(secs),
+            "b",
+        );
+    }
+    assert!(fw.commit(b).unwrap().refused.is_empty());
+    let mut b = Batch::new();
+    b.unblock("198.51.100.11".parse::<std::net::IpAddr>().unwrap());
+    assert!(fw.commit(b).unwrap().refused.is_empty());
+    let due = fw
+        .expire_due(std::time::SystemTime::now() + Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(due.bans.len(), 2, "{due:?}");
+    let before = ns.chain_lines("iptables", "ABWATCH");
+    assert_eq!(before.matches("-j DROP").count(), 1, "{before}");
+    assert_eq!(
+        watch.wait_for_change(Duration::from_millis(500)).unwrap(),
+        None,
+        "our own expiry and unblock woke the watcher"
+    );
     ns.ok(&["iptables", "-w", "-F", "ABWATCH"]);
     let event = watch.wait_for_change(Duration::from_secs(10)).unwrap();
     assert!(

@@ -25,6 +25,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::ban_chains;
 use super::exec::display;
 use super::nft_render::table_name;
 use super::{Backend, Firewall, FirewallError};
@@ -53,9 +54,17 @@ pub struct Watch {
     command: String,
 }
 
-/// Which tables' deletions matter: (nft family, table name).
-fn watched(fw: &Firewall) -> Vec<(&'static str, String)> {
-    match fw.settings.backend {
+/// What the watch reports deletions in: tables as (nft family, table name), and our chain,
+/// whose private ban chains are left out (see [`relevant`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    pub(crate) tables: Vec<(&'static str, String)>,
+    pub(crate) chain: String,
+}
+
+/// The tables whose deletions matter to `fw`.
+fn watched(fw: &Firewall) -> Scope {
+    let tables = match fw.settings.backend {
         Backend::Nftables => vec![("inet", table_name(&fw.settings.chain))],
         Backend::Iptables | Backend::Ipset => fw
             .settings
@@ -63,17 +72,34 @@ fn watched(fw: &Firewall) -> Vec<(&'static str, String)> {
             .iter()
             .flat_map(|t| [("ip", t.clone()), ("ip6", t.clone())])
             .collect(),
+    };
+    Scope {
+        tables,
+        chain: fw.settings.chain.clone(),
     }
 }
 
 /// True for `delete table|chain|rule|set FAMILY TABLE ...` on a watched table, and for
 /// `nft`'s own `# ERROR` lines (e.g. "We lost some netlink events!": anything may have
-/// changed). Element deletions are left out: our own unblocks make them.
-pub(crate) fn relevant(line: &str, tables: &[(&str, String)]) -> bool {
+/// changed). Element deletions are left out: our own unblocks make them. So are deleted rules
+/// and chains of `chain`'s private ban chains (`CHAIN.<hex>`, `CHAIN.bans`): only our own
+/// expiries and unblocks rewrite those, and a flush by someone else also deletes our chain's
+/// jump to them, which is signalled.
+pub(crate) fn relevant(line: &str, scope: &Scope) -> bool {
     let w: Vec<&str> = line.split_whitespace().collect();
+    let ours_only = |name: &str| ban_chains::private(&scope.chain, name).is_some();
     line.starts_with("# ERROR")
-        || matches!(w.as_slice(), ["delete", "table" | "chain" | "rule" | "set", family, table, ..]
-        if tables.iter().any(|(f, t)| f == family && t == table))
+        || match w.as_slice() {
+            ["delete", "chain" | "rule", _, _, name, ..] if ours_only(name) => false,
+            [
+                "delete",
+                "table" | "chain" | "rule" | "set",
+                family,
+                table,
+                ..,
+            ] => scope.tables.iter().any(|(f, t)| f == family && t == table),
+            _ => false,
+        }
 }
 
 /// The throwaway table whose creation and deletion (one transaction) tells us the monitor
@@ -90,8 +116,11 @@ impl Firewall {
     ///
     /// A change is signalled for deleted tables, chains, rules and sets in the tables this
     /// firewall uses (nftables: our table; iptables and ipset: `ip`/`ip6` tables of the hooks),
-    /// whoever made it — also our own chain rebuilds with the iptables backend, so expect
-    /// spurious wake-ups there; the check is idempotent. Needs the `nft` binary, `setpriv`
+    /// whoever made it — also our own rebuilds of our chain (a typed rule's change with the
+    /// iptables backend), so expect the odd spurious wake-up; the check is idempotent. Rules
+    /// and chains deleted in the iptables backend's private ban chains are not signalled: our
+    /// own expiries and unblocks rewrite them, and someone else's flush also deletes our
+    /// chain's jump to them. Needs the `nft` binary, `setpriv`
     /// (util-linux) and an nf_tables kernel; with the iptables and ipset backends, an
     /// iptables-nft host (an iptables-legacy one is refused: its changes never reach
     /// nf_tables). Returns once the monitor is subscribed (it reads the whole ruleset first:
@@ -160,7 +189,7 @@ impl Firewall {
         };
         let (tx, changes) = mpsc::sync_channel(1);
         let (ready_tx, ready) = mpsc::sync_channel(1);
-        let tables = watched(self);
+        let scope = watched(self);
         let marker = marker_table(self);
         let marker_line = format!("delete table inet {marker}");
         let reader = std::thread::Builder::new()
@@ -168,7 +197,7 @@ impl Firewall {
             .spawn(move || {
                 forward(
                     BufReader::new(stdout),
-                    &tables,
+                    &scope,
                     &tx,
                     Some((&marker_line, &ready_tx)),
                 )
@@ -235,7 +264,7 @@ impl Firewall {
 /// on `ready` when `marker` is seen.
 fn forward(
     lines: impl BufRead,
-    tables: &[(&str, String)],
+    scope: &Scope,
     tx: &SyncSender<String>,
     marker: Option<(&str, &SyncSender<()>)>,
 ) {
@@ -247,7 +276,7 @@ fn forward(
             let _ = ready.try_send(());
             continue;
         }
-        if relevant(&line, tables) {
+        if relevant(&line, scope) {
             match tx.try_send(line) {
                 Ok(()) | Err(TrySendError::Full(_)) => {}
                 Err(TrySendError::Disconnected(_)) => return,
@@ -300,7 +329,11 @@ mod tests {
 
     #[test]
     fn only_deletions_in_watched_tables_count() {
-        let nft = [("inet", "autoblock".to_string())];
+        let scope = |tables: &[(&'static str, &str)]| Scope {
+            tables: tables.iter().map(|(f, t)| (*f, t.to_string())).collect(),
+            chain: "AUTOBLOCK".into(),
+        };
+        let nft = scope(&[("inet", "autoblock")]);
         assert!(relevant("delete table inet autoblock", &nft));
         assert!(relevant("delete chain inet autoblock input", &nft));
         assert!(relevant("delete rule inet autoblock input handle 6", &nft));
@@ -313,10 +346,29 @@ mod tests {
         assert!(!relevant("delete rule ip filter INPUT handle 2", &nft));
         assert!(!relevant("add table inet autoblock", &nft));
         assert!(relevant("# ERROR: We lost some netlink events!", &nft));
-        let ipt = [("ip", "filter".to_string()), ("ip6", "filter".to_string())];
+        let ipt = scope(&[("ip", "filter"), ("ip6", "filter")]);
         assert!(relevant("delete rule ip filter INPUT handle 2", &ipt));
         assert!(relevant("delete chain ip6 filter AUTOBLOCK", &ipt));
+        assert!(relevant("delete rule ip filter AUTOBLOCK handle 3", &ipt));
         assert!(!relevant("delete rule ip raw PREROUTING handle 2", &ipt));
+        // Our expiries and unblocks rewrite only the private ban chains.
+        assert!(!relevant(
+            "delete rule ip filter AUTOBLOCK.3587bf1 handle 9",
+            &ipt
+        ));
+        assert!(!relevant("delete chain ip6 filter AUTOBLOCK.3587bf1", &ipt));
+        assert!(!relevant(
+            "delete rule ip filter AUTOBLOCK.bans handle 4",
+            &ipt
+        ));
+        assert!(relevant(
+            "delete rule ip filter AUTOBLOCKX.bans handle 4",
+            &ipt
+        ));
+        assert!(relevant(
+            "delete rule ip filter OTHER.3587bf1 handle 4",
+            &ipt
+        ));
     }
 
     #[test]
@@ -341,7 +393,10 @@ mod tests {
         let text = format!("delete table inet ab_watch\n{text}");
         forward(
             text.as_bytes(),
-            &[("inet", "ab".to_string())],
+            &Scope {
+                tables: vec![("inet", "ab".to_string())],
+                chain: "AB".into(),
+            },
             &tx,
             Some(("delete table inet ab_watch", &ready_tx)),
         );
