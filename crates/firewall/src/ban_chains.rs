@@ -12,7 +12,10 @@
 //! `-s NET -j DROP` rules that take the comment of the run (`parse` reads them so). Each
 //! write starts a run, so an append never extends another write's run. The kernel's cost of a
 //! rule is a third higher with a comment (iptables-nft makes it an `xt` match): 10,000 bans
-//! from one feed or one rule then cost what 10,000 bare rules cost.
+//! from one feed or one rule then cost what 10,000 bare rules cost. A run's bans need its
+//! first rule: deleting that one by hand orphans the rest (the next repair writes them again
+//! from memory; a reopen after a crash would not know them), and a version before runs reads
+//! bare bans as orphans.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -6,6 +6,8 @@
 //! back as the same entry (so what a rebuild writes is what the next read finds).
 
 use super::ban::Family;
+use super::ban_chains;
+use super::mirror::Mirror;
 use super::parse;
 use super::render;
 
@@ -51,5 +53,33 @@ fn round_trip(st: &parse::TableState, table: &str, set: Option<&str>, family: Fa
     assert!(
         again.foreign.is_empty(),
         "ours read back as foreign:\n{text}"
+    );
+    bucketed_round_trip(st, table, family);
+}
+
+/// The bans written as the iptables backend keeps them (bucket chains, one comment per run of
+/// bans with the same end and reason) read back as the same bans, with no orphan.
+fn bucketed_round_trip(st: &parse::TableState, table: &str, family: Family) {
+    let bans = Mirror::adopt(st.bans.iter().cloned(), 0);
+    let whole = ban_chains::whole(CHAIN, &bans, family, true, &[]);
+    let text = format!(
+        "*{table}\n:{CHAIN} - [0:0]\n{}\n{}\nCOMMIT\n",
+        whole.before.join("\n"),
+        ban_chains::dispatch_jump(CHAIN)
+    );
+    let again = match parse::parse_save(&text, table, CHAIN, None, family) {
+        Ok(again) => again,
+        Err(e) => panic!("our own bucket chains are unreadable ({e:?}):\n{text}"),
+    };
+    let mut read: Vec<_> = again.bans;
+    read.sort_by_key(|b| b.net);
+    assert!(
+        read.iter().eq(bans.family(family)),
+        "bans changed through the bucket chains:\n{text}"
+    );
+    assert_eq!(
+        (again.orphans, again.misplaced),
+        (0, 0),
+        "bucket chains read back out of place:\n{text}"
     );
 }
