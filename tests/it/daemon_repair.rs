@@ -71,7 +71,18 @@ fn intact(ns: &Netns, backend: &str) -> bool {
                             + &text(&["ipset", "list", "autoblock6"])),
                     )
             } else {
-                bans_in(&chains)
+                // Both families' chains jump to their ban chains, which the dispatch reaches.
+                let reached = chains
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("-A AUTOBLOCK.bans -j "))
+                    .collect::<Vec<_>>();
+                chains.matches("-A AUTOBLOCK -j AUTOBLOCK.bans\n").count() == 2
+                    && chains
+                        .lines()
+                        .filter(|l| l.contains(" -j DROP"))
+                        .filter_map(|l| l.strip_prefix("-A ")?.split_whitespace().next())
+                        .all(|bucket| reached.contains(&bucket))
+                    && bans_in(&chains)
             };
             jumps && bans
         }
