@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::parse::parse_save;
+use crate::rule::{Action, Protocol, Rule};
 use crate::tests_support::ban;
 
 fn mirror(bans: &[(&str, u64)]) -> Mirror<Ban> {
@@ -290,4 +291,58 @@ fn a_bare_ban_with_no_run_of_ours_before_it_in_its_chain_is_an_orphan() {
         bare("AB.3", "192.0.2.2/32"),
     ]);
     assert_eq!((st.bans.len(), st.misplaced), (2, 2));
+}
+
+#[test]
+fn a_hand_deleted_head_of_a_later_run_lends_its_bans_the_run_before_and_the_check_sees_it() {
+    let bans = [
+        ban("192.0.2.1/32", 70, "a"),
+        ban("192.0.2.2/32", 70, "a"),
+        ban("192.0.2.3/32", 71, "b"),
+        ban("192.0.2.4/32", 71, "b"),
+    ];
+    let next = Mirror::adopt(bans.iter().cloned(), 0);
+    let w = whole("AB", &next, Family::V4, true, &[]);
+    let head_b = render::ban_rule("AB.2", &bans[2]);
+    assert!(w.before.contains(&head_b), "{:?}", w.before);
+    let damaged: Vec<String> = w.before.into_iter().filter(|l| *l != head_b).collect();
+    let st = read(&damaged);
+    let mut got = st.bans.clone();
+    got.sort_by_key(|b| b.net);
+    // Not orphans: the run before lends its end and reason (same bucket, so not misplaced).
+    assert_eq!(
+        got,
+        [
+            bans[0].clone(),
+            bans[1].clone(),
+            ban("192.0.2.4/32", 70, "a"),
+        ]
+    );
+    assert_eq!((st.orphans, st.misplaced), (0, 0));
+    // What a check compares (`content_ok`) differs from memory: the chain is rewritten.
+    assert!(!got.iter().eq(next.family(Family::V4)));
+}
+
+#[test]
+fn only_a_commented_plain_ban_starts_a_run() {
+    let net: ipnet::IpNet = "192.0.2.1/32".parse().unwrap();
+    let entry = |rule: Rule| crate::ban::RuleEntry {
+        rule,
+        until: 70,
+        reason: "r".into(),
+    };
+    let typed = render::typed_rule(
+        "AB.2",
+        &entry(Rule::new().src(net).protocol(Protocol::Tcp).dport(22)),
+    );
+    let logged = render::typed_rule(
+        "AB.2",
+        &entry(Rule::new().src(net).action(Action::LogAndDrop)),
+    );
+    let reject = render::typed_rule("AB.2", &entry(Rule::new().src(net).action(Action::Reject)));
+    let bare = render::bare_ban_rule("AB.2", &"192.0.2.2/32".parse().unwrap());
+    for head in [&typed[0], &logged[0], &reject[0]] {
+        let st = read(&[head.clone(), bare.clone()]);
+        assert!(st.bans.is_empty(), "{head}: {:?}", st.bans);
+    }
 }

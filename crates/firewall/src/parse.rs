@@ -278,7 +278,8 @@ pub(crate) fn parse_save(
 
 impl TableState {
     /// One `-A` line of a private chain: the dispatch chain's jumps, a bucket's bans (a bare
-    /// one takes the end time and reason of `run`, the last ban before it in the same chain).
+    /// one takes the end time and reason of `run`, the plain ban just before it in the same
+    /// chain).
     /// Anything else there is an orphan (private chains are ours alone; a rewrite drops it).
     fn private_line(
         &mut self,
@@ -316,7 +317,10 @@ impl TableState {
                 if ban_chains::bucket(l.until) != k {
                     self.misplaced += 1;
                 }
-                *run = Some(Run {
+                // Only a plain ban (as `push_runs` writes) starts a run: a bare line after
+                // a typed rule, a reject or a log line is no ban of ours.
+                let plain = l.target == Target::Drop && l.rule.is_source_ban();
+                *run = plain.then(|| Run {
                     chain: name.to_string(),
                     until: l.until,
                     reason: l.reason.clone(),
