@@ -13,9 +13,11 @@
 //! write starts a run, so an append never extends another write's run. The kernel's cost of a
 //! rule is a third higher with a comment (iptables-nft makes it an `xt` match): 10,000 bans
 //! from one feed or one rule then cost what 10,000 bare rules cost. A run's bans need its
-//! first rule: deleting that one by hand orphans the rest (the next repair writes them again
-//! from memory; a reopen after a crash would not know them), and a version before runs reads
-//! bare bans as orphans.
+//! first rule: when it is deleted by hand, the bans after it read as orphans or, behind another
+//! run in the same chain, as bans of that run (its end time, under 32 s off, and its reason);
+//! a bare rule appended by hand reads as a ban of the last run. The next check finds the chain
+//! changed and writes it again from memory, but a reopen after a crash adopts what it reads.
+//! A version before runs reads bare bans as orphans.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -83,8 +83,9 @@ fn watched(fw: &Firewall) -> Scope {
 /// `nft`'s own `# ERROR` lines (e.g. "We lost some netlink events!": anything may have
 /// changed). Element deletions are left out: our own unblocks make them. So are deleted rules
 /// and chains of `chain`'s private ban chains (`CHAIN.<hex>`, `CHAIN.bans`): only our own
-/// expiries and unblocks rewrite those, and a flush by someone else also deletes our chain's
-/// jump to them, which is signalled.
+/// expiries and unblocks rewrite those, and a flush of the table by someone else also deletes
+/// our chain's jump to them, which is signalled. Damage to those chains alone (`iptables -F
+/// CHAIN.bans`, a ban deleted by hand) is left to the periodic check.
 pub(crate) fn relevant(line: &str, scope: &Scope) -> bool {
     let w: Vec<&str> = line.split_whitespace().collect();
     let ours_only = |name: &str| ban_chains::private(&scope.chain, name).is_some();
@@ -119,8 +120,10 @@ impl Firewall {
     /// whoever made it — also our own rebuilds of our chain (a typed rule's change with the
     /// iptables backend), so expect the odd spurious wake-up; the check is idempotent. Rules
     /// and chains deleted in the iptables backend's private ban chains are not signalled: our
-    /// own expiries and unblocks rewrite them, and someone else's flush also deletes our
-    /// chain's jump to them. Needs the `nft` binary, `setpriv`
+    /// own expiries and unblocks rewrite them, and someone else's flush of the table also
+    /// deletes our chain's jump to them; damage to those chains alone (`iptables -F
+    /// CHAIN.bans`, one ban deleted by hand) waits for the periodic check. Needs the `nft`
+    /// binary, `setpriv`
     /// (util-linux) and an nf_tables kernel; with the iptables and ipset backends, an
     /// iptables-nft host (an iptables-legacy one is refused: its changes never reach
     /// nf_tables). Returns once the monitor is subscribed (it reads the whole ruleset first:
