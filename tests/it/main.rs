@@ -19,6 +19,7 @@ mod firewall;
 mod firewall_guard;
 mod firewall_nft;
 mod firewall_rules;
+mod firewall_runs;
 mod firewall_standalone;
 mod firewall_unreadable;
 mod fleet;

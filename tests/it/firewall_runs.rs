@@ -1,0 +1,136 @@
+//! The iptables backend's runs of bans (only the first ban of a run with the same end and
+//! reason carries the comment) on a real kernel, inside a namespace: damage to the private ban
+//! chains alone — which the watch leaves out — is found and repaired by `check_and_repair` (a
+//! hand-deleted run head whose bans would read as the run before's, a flushed `CHAIN.bans`),
+//! and a switch to the ipset backend adopts every ban of every run, both families.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallOptions, Repair};
+
+use crate::harness::netns::Netns;
+use crate::harness::require_root;
+
+const CHAIN: &str = "ABRV";
+
+fn open(ns: &Netns, backend: Backend) -> Firewall {
+    Firewall::open(
+        FirewallOptions::new(backend, CHAIN)
+            .netns(ns.name())
+            .maxelem(1000),
+    )
+    .expect("open")
+}
+
+fn block(fw: &Firewall, nets: &[&str], ttl: Duration, reason: &str) {
+    let mut b = Batch::new();
+    for n in nets {
+        b.block(n.parse::<ipnet::IpNet>().unwrap(), ttl, reason);
+    }
+    let done = fw.commit(b).expect("commit");
+    assert!(done.refused.is_empty(), "{:?}", done.refused);
+}
+
+/// `(net, reason)` of every ban, in net order (end times are compared apart).
+fn reasons(bans: &[Ban]) -> Vec<(String, String)> {
+    bans.iter()
+        .map(|b| (b.net.to_string(), b.reason.clone()))
+        .collect()
+}
+
+/// The bucket chain (`ABRV.<hex>`) of the IPv4 bans: there is one.
+fn bucket(ns: &Netns) -> String {
+    let chains = ns.chain_lines("iptables", CHAIN);
+    let names: Vec<&str> = chains
+        .lines()
+        .filter_map(|l| l.strip_prefix("-N "))
+        .filter(|c| c.starts_with("ABRV.") && *c != "ABRV.bans")
+        .collect();
+    assert_eq!(names.len(), 1, "{chains}");
+    names[0].to_string()
+}
+
+#[test]
+fn damage_to_runs_is_repaired_and_an_ipset_switch_adopts_them() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new("abrv");
+    let fw = open(&ns, Backend::Iptables);
+    // Ends in the middle of one 32-second span: both commits' bans share one bucket.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ttl = Duration::from_secs(600 + (48 - (now + 600) % 32) % 32);
+    block(
+        &fw,
+        &["192.0.2.1/32", "192.0.2.2/32", "fd00:1::/64", "fd00:2::/64"],
+        ttl,
+        "a",
+    );
+    block(&fw, &["192.0.2.3/32", "192.0.2.4/32"], ttl, "b");
+    let before = fw.list().unwrap();
+    assert_eq!(before.len(), 6, "{before:?}");
+    let chain = bucket(&ns);
+    let lines = ns.chain_lines("iptables", &chain);
+    assert_eq!(
+        lines.matches("rule=b\"").count(),
+        1,
+        "an appended run: {lines}"
+    );
+    assert!(
+        lines.contains(&format!("-A {chain} -s 192.0.2.4/32 -j DROP\n")),
+        "{lines}"
+    );
+
+    // The head of the second run deleted by hand (the bucket's third rule): its bare ban now
+    // reads as one of the first run. The check finds the chain changed and rewrites it.
+    ns.ok(&["iptables", "-w", "-D", &chain, "3"]);
+    let damaged = fw.list().unwrap();
+    assert_eq!(damaged.len(), 5, "{damaged:?}");
+    let lent = damaged.iter().find(|b| b.net.to_string() == "192.0.2.4/32");
+    assert_eq!(lent.map(|b| b.reason.as_str()), Some("a"), "{damaged:?}");
+    let repairs = fw.check_and_repair().unwrap();
+    assert!(
+        matches!(&repairs[..], [Repair::ChainRebuilt { rules: 4, .. }]),
+        "{repairs:?}"
+    );
+    assert_eq!(reasons(&fw.list().unwrap()), reasons(&before));
+    assert!(fw.check_and_repair().unwrap().is_empty());
+
+    // The dispatch chain flushed alone: every ban is off until the check puts it back.
+    ns.ok(&["iptables", "-w", "-F", "ABRV.bans"]);
+    let repairs = fw.check_and_repair().unwrap();
+    assert!(
+        matches!(&repairs[..], [Repair::ChainRebuilt { .. }]),
+        "{repairs:?}"
+    );
+    let dispatch = ns.chain_lines("iptables", "ABRV.bans");
+    assert!(
+        dispatch.contains(&format!("-A ABRV.bans -j {chain}\n")),
+        "{dispatch}"
+    );
+
+    // Killed without clean-up, then opened with ipset: every ban of every run moves into the
+    // sets with its reason, and the ban chains go.
+    drop(fw);
+    let fw = open(&ns, Backend::Ipset);
+    let after = fw.list().unwrap();
+    assert_eq!(reasons(&after), reasons(&before));
+    for (a, b) in after.iter().zip(&before) {
+        assert!(a.until.abs_diff(b.until) <= 1, "{a:?} vs {b:?}");
+    }
+    for tool in ["iptables", "ip6tables"] {
+        let left = ns.chain_lines(tool, CHAIN);
+        assert!(!left.contains("ABRV."), "{tool}: {left}");
+    }
+    let banned: IpAddr = "192.0.2.4".parse().unwrap();
+    assert!(
+        ns.ok(&["ipset", "list", "abrv4"])
+            .contains(&banned.to_string()),
+        "ipset"
+    );
+    fw.flush().unwrap();
+}
