@@ -15,9 +15,9 @@
 //! - **backends**: [`firewall::Backend::Nftables`] (a table of its own with timeout sets;
 //!   constant cost, one `nft -f` transaction per commit), [`firewall::Backend::Ipset`] (hash
 //!   sets with kernel timeouts; constant cost per packet) or [`firewall::Backend::Iptables`]
-//!   (one rule per ban, expiry in the rule comment `until=`; fine for a few thousand bans, no
-//!   ipset needed); the daemon's `backend = "auto"` takes the first of them that works here
-//!   ([`firewall::Backend::probe`]);
+//!   (one rule per ban, expiry `until=` in the comment of the first rule of each run of bans
+//!   that share it; fine for a few thousand bans, no ipset needed); the daemon's `backend =
+//!   "auto"` takes the first of them that works here ([`firewall::Backend::probe`]);
 //! - **batches**: changes are queued and committed at once, one process call per family;
 //! - **guard rails**: a commit refuses, entry by entry, `/0` and too-short prefixes, loopback
 //!   and other special ranges, protected nets, host bits, and reports each refusal;

@@ -44,8 +44,9 @@
 //!   prefix). A *typed rule* ([`Rule`]) matches source and/or destination, protocol, ports and
 //!   TCP flags, and drops, rejects or logs and drops. Both carry an expiry and a reason, and go
 //!   through the same [`Batch::block`] / [`Batch::unblock`].
-//! - **Backends** ([`Backend`]). [`Backend::Iptables`]: one rule per entry, its expiry in the
-//!   rule's comment (`autoblock until=UNIXSECS rule=REASON`); visible in `iptables -S`, but
+//! - **Backends** ([`Backend`]). [`Backend::Iptables`]: one rule per entry, its expiry in a
+//!   comment (`autoblock until=UNIXSECS rule=REASON`: a typed rule's own, a ban's on the first
+//!   rule of its run of bans with the same end and reason); visible in `iptables -S`, but
 //!   every packet walks the list, so keep it to a few thousand bans. Bans sit in private
 //!   chains of ours, one per 32 s of end times (`MYAPP.<hex>`, reached from our chain through
 //!   `MYAPP.bans`): bans ending together are removed by deleting their chain, and no ban

@@ -27,8 +27,8 @@ use super::rule::Net;
     serde(rename_all = "lowercase")
 )]
 pub enum Backend {
-    /// One `DROP` rule per banned net; each rule's comment records its expiry and reason. The
-    /// rules sit in private chains per 32 s of end times (`CHAIN.<hex>`, reached through
+    /// One `DROP` rule per banned net; a comment records expiry and reason, on the first rule
+    /// of each run of bans that share them (the others are bare `-s NET -j DROP`). The rules sit in private chains per 32 s of end times (`CHAIN.<hex>`, reached through
     /// `CHAIN.bans`), so bans that end together go with their chain. Simple and visible in
     /// `iptables -S`, but every packet walks the list: prefer [`Backend::Ipset`] past a few
     /// thousand bans. Chain names are at most [`IPTABLES_MAX_CHAIN_LEN`](crate::IPTABLES_MAX_CHAIN_LEN)
