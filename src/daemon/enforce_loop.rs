@@ -98,7 +98,12 @@ impl EnforceLoop {
             }
             // The counters of a signature about to go are read before it goes.
             signatures.read_if_due(&self.fw, &self.shared.metrics);
-            self.commit(&mut enforcer, &mut crossings);
+            if !self.commit(&mut enforcer, &mut crossings) {
+                // The kernel may not hold what memory says (someone emptied one of our ban
+                // chains, which the watch does not report): check soon, so the retry finds
+                // the damage repaired instead of failing until the next periodic check.
+                next_check = next_check.min(last_check + CHECK_GAP);
+            }
             if Instant::now() >= next_check && !stopping {
                 next_check = later(self.check_interval);
                 self.check();
@@ -113,7 +118,8 @@ impl EnforceLoop {
         }
     }
 
-    fn commit(&self, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) {
+    /// Commits what is staged (if a retry is due); false when the commit failed.
+    fn commit(&self, enforcer: &mut Enforcer, crossings: &mut Vec<Timestamp>) -> bool {
         match enforcer.commit(wall_now(), Instant::now()) {
             Ok(Some(applied)) => {
                 for refused in &applied.refused {
@@ -137,8 +143,9 @@ impl EnforceLoop {
                     commit_ms: ms(applied.took),
                     reaction_ms: (applied.blocks > 0).then(|| ms(slowest)),
                 });
+                true
             }
-            Ok(None) => {}
+            Ok(None) => true,
             Err(e) => {
                 self.shared.metrics.enforcer_error();
                 self.shared.events.emit_now(Event::CommitFailed {
@@ -148,6 +155,7 @@ impl EnforceLoop {
                         .retry_at()
                         .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64()),
                 });
+                false
             }
         }
     }

@@ -3,8 +3,9 @@
 //! — and `iptables -F` for the iptables and ipset backends on this nf_tables host — inside the
 //! namespace is undone (our table or chain, jumps, every ban) within a generous 3 s bound,
 //! several times; the median is printed. And the `nft monitor` the daemon starts dies with it
-//! on `kill -9`. Where the watch is refused (iptables-legacy) the periodic check repairs. See
-//! `harness::daemon` for the topology.
+//! on `kill -9`. Where the watch is refused (iptables-legacy) the periodic check repairs. A
+//! commit that fails on a ban chain deleted by hand (which the watch does not report) gets a
+//! check at once, and its retry lands within seconds. See `harness::daemon` for the topology.
 
 use std::time::{Duration, Instant};
 
@@ -265,6 +266,57 @@ fn polling_repairs_where_the_watch_is_refused() {
         "iptables-legacy: repaired by polling in {:.2?}",
         t0.elapsed()
     );
+    d.signal("TERM");
+    d.wait_exit(Duration::from_secs(20));
+}
+
+/// A ban chain emptied and deleted by hand (damage confined to our private chains, which the
+/// watch does not report) makes the next commit that appends to it fail. The failure asks
+/// for a check at once, so the retry lands within seconds instead of at the next periodic
+/// check (60 s here).
+#[test]
+fn a_commit_failed_by_a_deleted_ban_chain_lands_after_an_early_repair() {
+    if !require_root() {
+        return;
+    }
+    let t = Topo::new("abrc");
+    let (_s, mut d) = started_with_bans(&t, "iptables");
+    assert!(poll(BOUND, || intact(&t.victim, "iptables")), "bans not in");
+    let rules = |ns: &Netns| ns.ok(&["iptables", "-w", "-S"]);
+    let buckets: Vec<String> = rules(&t.victim)
+        .lines()
+        .filter_map(|l| l.strip_prefix("-N AUTOBLOCK."))
+        .filter(|c| *c != "bans")
+        .map(String::from)
+        .collect();
+    assert_eq!(buckets.len(), 1, "one commit, one end time: {buckets:?}");
+    let bucket = u64::from_str_radix(&buckets[0], 16).unwrap();
+    let name = format!("AUTOBLOCK.{}", buckets[0]);
+    t.victim.ok(&["iptables", "-w", "-F", "AUTOBLOCK.bans"]);
+    t.victim.ok(&["iptables", "-w", "-F", &name]);
+    t.victim.ok(&["iptables", "-w", "-X", &name]);
+    // A ban ending mid-way through the same 32 s: the enforcer appends it to that chain.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let secs = (bucket * 32 + 16).saturating_sub(now);
+    let errors = d.of("enforcer_error").len();
+    let t0 = Instant::now();
+    d.cli_ok(&["ban", "--for", &format!("{secs}s"), "10.201.9.77"]);
+    let landed = poll(Duration::from_secs(20), || {
+        rules(&t.victim).contains("-s 10.201.9.77/32") && intact(&t.victim, "iptables")
+    });
+    let took = t0.elapsed();
+    if !landed {
+        d.fail("the ban never reached the kernel");
+    }
+    eprintln!("commit failed, repaired and retried in {took:.2?}");
+    assert!(
+        d.of("enforcer_error").len() > errors,
+        "the commit into the deleted chain did not fail: nothing was tested"
+    );
+    assert!(took <= Duration::from_secs(5), "landed after {took:.2?}");
     d.signal("TERM");
     d.wait_exit(Duration::from_secs(20));
 }
