@@ -62,8 +62,9 @@ fn intact(ns: &Netns, backend: &str) -> bool {
             let jumps = ["iptables", "ip6tables"]
                 .iter()
                 .all(|tool| text(&[tool, "-w", "-S", "INPUT"]).contains("-A INPUT -j AUTOBLOCK"));
-            let mut chains = chain_lines(&text(&["iptables", "-w", "-S"]), "AUTOBLOCK");
-            chains += &chain_lines(&text(&["ip6tables", "-w", "-S"]), "AUTOBLOCK");
+            let families = ["iptables", "ip6tables"]
+                .map(|tool| chain_lines(&text(&[tool, "-w", "-S"]), "AUTOBLOCK"));
+            let chains = families.concat();
             let bans = if backend == "ipset" {
                 chains.contains("--match-set autoblock4 src -j DROP")
                     && chains.contains("--match-set autoblock6 src -j DROP")
@@ -72,22 +73,27 @@ fn intact(ns: &Netns, backend: &str) -> bool {
                             + &text(&["ipset", "list", "autoblock6"])),
                     )
             } else {
-                // Both families' chains jump to their ban chains, which the dispatch reaches.
-                let reached = chains
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("-A AUTOBLOCK.bans -j "))
-                    .collect::<Vec<_>>();
-                chains.matches("-A AUTOBLOCK -j AUTOBLOCK.bans\n").count() == 2
-                    && chains
-                        .lines()
-                        .filter(|l| l.contains(" -j DROP"))
-                        .filter_map(|l| l.strip_prefix("-A ")?.split_whitespace().next())
-                        .all(|bucket| reached.contains(&bucket))
-                    && bans_in(&chains)
+                // In each family, our chain jumps to the dispatch, which reaches every ban chain.
+                families.iter().all(|chains| dispatched(chains)) && bans_in(&chains)
             };
             jumps && bans
         }
     }
+}
+
+/// One family's `-S` lines of our chains: our chain jumps once to `AUTOBLOCK.bans`, which jumps
+/// to every chain that holds a ban.
+fn dispatched(chains: &str) -> bool {
+    let reached: Vec<&str> = chains
+        .lines()
+        .filter_map(|l| l.strip_prefix("-A AUTOBLOCK.bans -j "))
+        .collect();
+    chains.matches("-A AUTOBLOCK -j AUTOBLOCK.bans\n").count() == 1
+        && chains
+            .lines()
+            .filter(|l| l.contains(" -j DROP"))
+            .filter_map(|l| l.strip_prefix("-A ")?.split_whitespace().next())
+            .all(|bucket| reached.contains(&bucket))
 }
 
 fn repaired_about_a_second_after_a_flush(backend: &str) {
