@@ -52,6 +52,25 @@ pub struct Handshakes {
     watches: Vec<Watch>,
 }
 
+impl Watch {
+    /// A bare ACK from `src` toward this watch's target (out of line: inlined, the compiler
+    /// made the source's key and filter bit for every ACK, before looking for a watch).
+    #[inline(never)]
+    fn ack(&mut self, src: IpAddr) {
+        let src = addr_key(src);
+        let (word, bit) = filter_bit(src);
+        if self.filter[word] & bit == 0 {
+            return;
+        }
+        if let Some(i) = self.srcs[..self.n].iter().position(|s| *s == src) {
+            self.done |= 1 << i;
+            if self.n == SAMPLE && self.done.count_ones() as usize * 4 >= SAMPLE {
+                self.filter = [0; FILTER_WORDS];
+            }
+        }
+    }
+}
+
 fn sampled(src: u128) -> bool {
     hash128(src).is_multiple_of(ONE_IN)
 }
@@ -96,17 +115,7 @@ impl Handshakes {
     #[inline]
     pub fn ack(&mut self, dst: IpAddr, src: IpAddr) {
         for w in self.watches.iter_mut().filter(|w| w.dst == dst) {
-            let src = addr_key(src);
-            let (word, bit) = filter_bit(src);
-            if w.filter[word] & bit == 0 {
-                continue;
-            }
-            if let Some(i) = w.srcs[..w.n].iter().position(|s| *s == src) {
-                w.done |= 1 << i;
-                if w.n == SAMPLE && w.done.count_ones() as usize * 4 >= SAMPLE {
-                    w.filter = [0; FILTER_WORDS];
-                }
-            }
+            w.ack(src);
         }
     }
 
