@@ -260,7 +260,9 @@ impl Table {
         now_us: u64,
         idle_after_us: u64,
     ) -> Option<usize> {
-        let key = SourceKey::new(dst, 32, 128);
+        // Canonical, as the cache's key is: `::ffff:a.b.c.d` is a.b.c.d's entry whether the
+        // cache remembers it or not.
+        let key = SourceKey::new(dst.to_canonical(), 32, 128);
         let slot = self.slot(detector, key, now_us, idle_after_us)?;
         self.recent[i] = Recent {
             detector,
@@ -328,6 +330,24 @@ mod tests {
     use super::*;
     use crate::engine::window::RateWindow;
     use std::time::Duration;
+
+    /// An IPv4 destination and its IPv4-mapped IPv6 form share one entry, with the `recent`
+    /// cache holding either form or neither (they share the cache's key).
+    #[test]
+    fn a_mapped_destination_is_its_ipv4_entry_whether_cached_or_not() {
+        let v4: IpAddr = "10.10.10.10".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.10.10.10".parse().unwrap();
+        for (first, second) in [(v4, mapped), (mapped, v4)] {
+            let mut t = Table::new(16);
+            let a = t.slot_of_addr(0, first, 1, 1_000_000);
+            let cached = t.slot_of_addr(0, second, 2, 1_000_000);
+            t.recent.fill(NO_RECENT);
+            let uncached = t.slot_of_addr(0, second, 3, 1_000_000);
+            assert_eq!((a, cached, uncached), (Some(0), Some(0), Some(0)));
+            assert_eq!(t.find(0, SourceKey::new(v4, 32, 128)), Some(0));
+            assert_eq!(t.index.len(), 1);
+        }
+    }
 
     /// The running total agrees with the engine's window on every step of a rough walk
     /// through time (forward, in-window back steps, gaps, a reset).
