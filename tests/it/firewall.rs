@@ -4,13 +4,13 @@
 //! both families.
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallError, FirewallOptions, Repair};
 use ipnet::IpNet;
 
 use crate::harness::netns::{self, Netns, Pair};
-use crate::harness::require_root;
+use crate::harness::{mid_bucket_ttl, require_root};
 
 const V4: &str = "203.0.113.7/32";
 const V6: &str = "2001:db8:bad::/48";
@@ -482,15 +482,11 @@ fn errors_carry_command_status_stderr_and_the_failing_line() {
     let ns = Netns::new("abt");
     let fw = open(&ns, Backend::Iptables);
     // Two bans a moment apart, ending in the middle of one 32-second span: one ban chain.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let ttl = Duration::from_secs(600 + (48 - (now + 600) % 32) % 32);
+    let ttl = mid_bucket_ttl();
     let mut b = Batch::new();
     b.block(net(V4), ttl, "abuse feed #42");
     assert!(fw.commit(b).unwrap().refused.is_empty());
-    let bucket = ban_chain(&ns);
+    let bucket = ns.ban_chain("ABTEST");
     // Someone jumps to the ban's chain from elsewhere: its deletion, once its ban is removed,
     // fails, and the removal succeeds all the same (the emptied chain stays, unreached).
     ns.ok(&["iptables", "-w", "-A", "FORWARD", "-j", &bucket]);
@@ -555,14 +551,4 @@ fn errors_carry_command_status_stderr_and_the_failing_line() {
     );
     let e = Firewall::open(FirewallOptions::new(Backend::Iptables, "BAD NAME")).unwrap_err();
     assert!(matches!(e, FirewallError::InvalidOption(_)), "{e}");
-}
-
-/// The name of the one ban chain (`ABTEST.<hex>`) in `ns`.
-fn ban_chain(ns: &Netns) -> String {
-    ns.ok(&["iptables", "-w", "-S"])
-        .lines()
-        .filter_map(|l| l.strip_prefix("-N "))
-        .find(|c| c.starts_with("ABTEST.") && *c != "ABTEST.bans")
-        .expect("the ban's chain")
-        .to_string()
 }

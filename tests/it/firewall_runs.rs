@@ -5,12 +5,12 @@
 //! and a switch to the ipset backend adopts every ban of every run, both families.
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallOptions, Repair};
 
 use crate::harness::netns::Netns;
-use crate::harness::require_root;
+use crate::harness::{mid_bucket_ttl, require_root};
 
 const CHAIN: &str = "ABRV";
 
@@ -39,18 +39,6 @@ fn reasons(bans: &[Ban]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The bucket chain (`ABRV.<hex>`) of the IPv4 bans: there is one.
-fn bucket(ns: &Netns) -> String {
-    let chains = ns.chain_lines("iptables", CHAIN);
-    let names: Vec<&str> = chains
-        .lines()
-        .filter_map(|l| l.strip_prefix("-N "))
-        .filter(|c| c.starts_with("ABRV.") && *c != "ABRV.bans")
-        .collect();
-    assert_eq!(names.len(), 1, "{chains}");
-    names[0].to_string()
-}
-
 #[test]
 fn damage_to_runs_is_repaired_and_an_ipset_switch_adopts_them() {
     if !require_root() {
@@ -59,11 +47,7 @@ fn damage_to_runs_is_repaired_and_an_ipset_switch_adopts_them() {
     let ns = Netns::new("abrv");
     let fw = open(&ns, Backend::Iptables);
     // Ends in the middle of one 32-second span: both commits' bans share one bucket.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let ttl = Duration::from_secs(600 + (48 - (now + 600) % 32) % 32);
+    let ttl = mid_bucket_ttl();
     block(
         &fw,
         &["192.0.2.1/32", "192.0.2.2/32", "fd00:1::/64", "fd00:2::/64"],
@@ -73,7 +57,7 @@ fn damage_to_runs_is_repaired_and_an_ipset_switch_adopts_them() {
     block(&fw, &["192.0.2.3/32", "192.0.2.4/32"], ttl, "b");
     let before = fw.list().unwrap();
     assert_eq!(before.len(), 6, "{before:?}");
-    let chain = bucket(&ns);
+    let chain = ns.ban_chain(CHAIN);
     let lines = ns.chain_lines("iptables", &chain);
     assert_eq!(
         lines.matches("rule=b\"").count(),

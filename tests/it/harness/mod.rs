@@ -137,6 +137,16 @@ pub fn shipped_rules() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules.toml")
 }
 
+/// About ten minutes, ending in the middle of a 32-second span of end times: bans given this
+/// a moment apart share one of the iptables backend's ban chains (`CHAIN.<hex>`).
+pub fn mid_bucket_ttl() -> std::time::Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::time::Duration::from_secs(600 + (48 - (now + 600) % 32) % 32)
+}
+
 /// The lines of `iptables -S` output (`-N`, `-A`) that belong to `chain` or to its private ban
 /// chains (`CHAIN.bans`, `CHAIN.<hex>`, where the iptables backend keeps bans): what
 /// `iptables -S CHAIN` showed when bans lived in the chain itself.

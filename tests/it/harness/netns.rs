@@ -57,6 +57,20 @@ impl Netns {
         super::chain_lines(&self.ok(&[tool, "-w", "-S"]), chain)
     }
 
+    /// The name of `chain`'s one ban chain (`CHAIN.<hex>`) in the IPv4 filter table; panics
+    /// unless there is exactly one.
+    pub fn ban_chain(&self, chain: &str) -> String {
+        let lines = self.chain_lines("iptables", chain);
+        let dispatch = format!("{chain}.bans");
+        let names: Vec<&str> = lines
+            .lines()
+            .filter_map(|l| l.strip_prefix("-N "))
+            .filter(|c| c.starts_with(&format!("{chain}.")) && *c != dispatch)
+            .collect();
+        assert_eq!(names.len(), 1, "{lines}");
+        names[0].to_string()
+    }
+
     /// Runs `argv` inside the namespace; panics with its stderr unless it succeeds; returns stdout.
     pub fn ok(&self, argv: &[&str]) -> String {
         let out = self.exec(argv);
