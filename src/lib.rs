@@ -99,6 +99,8 @@ pub(crate) mod replay_attacks;
 pub(crate) mod replay_report;
 pub(crate) mod replay_spoof;
 pub mod sys;
+#[cfg(test)]
+mod test_rng;
 pub mod trust;
 
 pub use autoblock_firewall as firewall;

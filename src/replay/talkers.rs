@@ -267,9 +267,7 @@ mod tests {
         let mut truth = std::collections::HashMap::new();
         let mut x: u64 = 1;
         for i in 0..200_000u32 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::test_rng::next(&mut x);
             // Three heavy hitters (10%, 5%, 2%), the rest spread over 100k sources.
             let r = (x >> 33) % 1000;
             let a = match r {
@@ -328,9 +326,7 @@ mod tests {
         let mut x: u64 = 7;
         (0..n)
             .map(|i| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                crate::test_rng::next(&mut x);
                 let a = match (x >> 33) % 10 {
                     0 => v4(1_000_000 + (x >> 40) as u32 % 3),
                     _ => v4((x >> 13) as u32 % sources),

@@ -364,9 +364,7 @@ mod tests {
         let mut t: u64 = 50 * SEC;
         let mut x: u64 = 7;
         for step in 0..30_000u64 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::test_rng::next(&mut x);
             t = match x >> 59 {
                 0 => t.saturating_sub(x % 500_000),
                 1 => t + 20 * SEC,

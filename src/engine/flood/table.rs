@@ -359,9 +359,7 @@ mod tests {
         let mut t: u64 = 5_000_000;
         let mut x: u64 = 12345;
         for step in 0..20_000u64 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::test_rng::next(&mut x);
             t = match x >> 60 {
                 0 => t.saturating_sub(x % 300_000),
                 1 => t + 3_000_000,
