@@ -289,15 +289,9 @@ fn a_commit_failed_by_a_deleted_ban_chain_lands_after_an_early_repair() {
     let (_s, mut d) = started_with_bans(&t, "iptables");
     assert!(poll(BOUND, || intact(&t.victim, "iptables")), "bans not in");
     let rules = |ns: &Netns| ns.ok(&["iptables", "-w", "-S"]);
-    let buckets: Vec<String> = rules(&t.victim)
-        .lines()
-        .filter_map(|l| l.strip_prefix("-N AUTOBLOCK."))
-        .filter(|c| *c != "bans")
-        .map(String::from)
-        .collect();
-    assert_eq!(buckets.len(), 1, "one commit, one end time: {buckets:?}");
-    let bucket = u64::from_str_radix(&buckets[0], 16).unwrap();
-    let name = format!("AUTOBLOCK.{}", buckets[0]);
+    // One commit, one end time: one ban chain.
+    let name = t.victim.ban_chain("AUTOBLOCK");
+    let bucket = u64::from_str_radix(name.trim_start_matches("AUTOBLOCK."), 16).unwrap();
     t.victim.ok(&["iptables", "-w", "-F", "AUTOBLOCK.bans"]);
     t.victim.ok(&["iptables", "-w", "-F", &name]);
     t.victim.ok(&["iptables", "-w", "-X", &name]);

@@ -15,13 +15,16 @@ use crate::harness::{mid_bucket_ttl, require_root};
 const V4: &str = "203.0.113.7/32";
 const V6: &str = "2001:db8:bad::/48";
 
-fn net(s: &str) -> IpNet {
+pub(crate) fn net(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 
-fn open(ns: &Netns, backend: Backend) -> Firewall {
+/// Our chain in these tests (and in `firewall_runs`, which shares these helpers).
+pub(crate) const CHAIN: &str = "ABTEST";
+
+pub(crate) fn open(ns: &Netns, backend: Backend) -> Firewall {
     Firewall::open(
-        FirewallOptions::new(backend, "ABTEST")
+        FirewallOptions::new(backend, CHAIN)
             .netns(ns.name())
             .maxelem(1000),
     )
@@ -39,7 +42,8 @@ fn find<'a>(bans: &'a [Ban], n: &str) -> Vec<&'a Ban> {
     bans.iter().filter(|b| b.net == net(n)).collect()
 }
 
-fn block(fw: &Firewall, nets: &[&str], ttl: u64, reason: &str) {
+/// Commits bans of `nets` for `ttl` seconds; none may be refused.
+pub(crate) fn block(fw: &Firewall, nets: &[&str], ttl: u64, reason: &str) {
     let mut b = Batch::new();
     for n in nets {
         b.block(net(n), Duration::from_secs(ttl), reason);

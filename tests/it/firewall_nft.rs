@@ -9,17 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallOptions, Repair};
-use ipnet::IpNet;
 
-use crate::firewall::{ban_list_extend_unban, packets};
+use crate::firewall::{ban_list_extend_unban, block, net, packets};
 use crate::harness::netns::{self, Netns, Pair};
 use crate::harness::require_root;
 
 const TABLE: &str = "abtest";
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
-}
 
 fn opts(ns: &str) -> FirewallOptions {
     FirewallOptions::new(Backend::Nftables, "ABTEST")
@@ -29,15 +24,6 @@ fn opts(ns: &str) -> FirewallOptions {
 
 fn open(ns: &Netns) -> Firewall {
     Firewall::open(opts(ns.name())).expect("open")
-}
-
-fn block(fw: &Firewall, nets: &[&str], ttl: u64, reason: &str) {
-    let mut b = Batch::new();
-    for n in nets {
-        b.block(net(n), Duration::from_secs(ttl), reason);
-    }
-    let done = fw.commit(b).expect("commit");
-    assert!(done.refused.is_empty(), "{:?}", done.refused);
 }
 
 fn same_bans(a: &[Ban], b: &[Ban]) -> bool {

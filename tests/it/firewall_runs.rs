@@ -5,32 +5,12 @@
 //! and a switch to the ipset backend adopts every ban of every run, both families.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
-use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallOptions, Repair};
+use autoblock::firewall::{Backend, Ban, Repair};
 
+use crate::firewall::{CHAIN, block, open};
 use crate::harness::netns::Netns;
 use crate::harness::{mid_bucket_ttl, require_root};
-
-const CHAIN: &str = "ABRV";
-
-fn open(ns: &Netns, backend: Backend) -> Firewall {
-    Firewall::open(
-        FirewallOptions::new(backend, CHAIN)
-            .netns(ns.name())
-            .maxelem(1000),
-    )
-    .expect("open")
-}
-
-fn block(fw: &Firewall, nets: &[&str], ttl: Duration, reason: &str) {
-    let mut b = Batch::new();
-    for n in nets {
-        b.block(n.parse::<ipnet::IpNet>().unwrap(), ttl, reason);
-    }
-    let done = fw.commit(b).expect("commit");
-    assert!(done.refused.is_empty(), "{:?}", done.refused);
-}
 
 /// `(net, reason)` of every ban, in net order (end times are compared apart).
 fn reasons(bans: &[Ban]) -> Vec<(String, String)> {
@@ -47,7 +27,7 @@ fn damage_to_runs_is_repaired_and_an_ipset_switch_adopts_them() {
     let ns = Netns::new("abrv");
     let fw = open(&ns, Backend::Iptables);
     // Ends in the middle of one 32-second span: both commits' bans share one bucket.
-    let ttl = mid_bucket_ttl();
+    let ttl = mid_bucket_ttl().as_secs();
     block(
         &fw,
         &["192.0.2.1/32", "192.0.2.2/32", "fd00:1::/64", "fd00:2::/64"],
@@ -85,15 +65,15 @@ fn damage_to_runs_is_repaired_and_an_ipset_switch_adopts_them() {
     assert!(fw.check_and_repair().unwrap().is_empty());
 
     // The dispatch chain flushed alone: every ban is off until the check puts it back.
-    ns.ok(&["iptables", "-w", "-F", "ABRV.bans"]);
+    ns.ok(&["iptables", "-w", "-F", "ABTEST.bans"]);
     let repairs = fw.check_and_repair().unwrap();
     assert!(
         matches!(&repairs[..], [Repair::ChainRebuilt { .. }]),
         "{repairs:?}"
     );
-    let dispatch = ns.chain_lines("iptables", "ABRV.bans");
+    let dispatch = ns.chain_lines("iptables", "ABTEST.bans");
     assert!(
-        dispatch.contains(&format!("-A ABRV.bans -j {chain}\n")),
+        dispatch.contains(&format!("-A ABTEST.bans -j {chain}\n")),
         "{dispatch}"
     );
 
@@ -108,11 +88,11 @@ fn damage_to_runs_is_repaired_and_an_ipset_switch_adopts_them() {
     }
     for tool in ["iptables", "ip6tables"] {
         let left = ns.chain_lines(tool, CHAIN);
-        assert!(!left.contains("ABRV."), "{tool}: {left}");
+        assert!(!left.contains("ABTEST."), "{tool}: {left}");
     }
     let banned: IpAddr = "192.0.2.4".parse().unwrap();
     assert!(
-        ns.ok(&["ipset", "list", "abrv4"])
+        ns.ok(&["ipset", "list", "abtest4"])
             .contains(&banned.to_string()),
         "ipset"
     );
