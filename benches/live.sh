@@ -19,7 +19,8 @@
 # CONFIG whose max_tracked_sources is 1000000, the daemon's peak RSS at ~1M tracked sources.
 # Usage: benches/live.sh   (env: RUNS=3 COUNT=3000000 MODES="many few" CONFIG=rules.toml PREFIX=abB
 #   BIN=target/release/autoblock; PERF_DIR=DIR also records `perf record -g` of each capturer
-#   during the flood into DIR/MODE-CAPTURER-RUN.data)
+#   during the flood into DIR/MODE-CAPTURER-RUN.data; BIN_B=OTHER adds a second build,
+#   "autoblock-b", to every round: an A/B of two builds in one run, the order rotating)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "live.sh: needs root (network namespaces)" >&2; exit 1; }
@@ -101,8 +102,9 @@ run_one() {
       ip netns exec "$V" tcpdump -ni va -w /dev/null -s 128 2>"$out.err" &
       CPID=$!
       wait_for "$out.err" 'listening on' 100 ;;
-    autoblock)
-      ip netns exec "$V" "$BIN" run --dry-run --config "$TMP/rules.toml" >"$out.events" 2>"$out.err" &
+    autoblock|autoblock-b)
+      local bin=$BIN; [ "$cap" = autoblock-b ] && bin=$BIN_B
+      ip netns exec "$V" "$bin" run --dry-run --config "$TMP/rules.toml" >"$out.events" 2>"$out.err" &
       CPID=$!
       wait_for "$out.events" '"event":"started"' 300 ;;
   esac
@@ -126,7 +128,7 @@ run_one() {
       kill -INT "$CPID"; wait "$CPID" 2>/dev/null || true
       captured=$(sed -n 's/^\([0-9]*\) packets captured/\1/p' "$out.err")
       kdrop=$(sed -n 's/^\([0-9]*\) packets dropped by kernel/\1/p' "$out.err") ;;
-    autoblock)
+    autoblock|autoblock-b)
       st=$("$BIN" status --config "$TMP/rules.toml" --format json)
       captured=$(jq '[.interfaces[].packets] | add' <<<"$st")
       kdrop=$(jq '[.interfaces[] | .kernel_drops + .interface_drops] | add' <<<"$st")
@@ -146,7 +148,9 @@ echo "# live: RUNS=$RUNS COUNT=$COUNT MODES=\"$MODES\" CONFIG=$CONFIG; $(nproc) 
 : >"$TMP/results.tsv"
 for run in $(seq "$RUNS"); do
   for mode in $MODES; do
-    order=(tcpdump autoblock); [ $((run % 2)) = 0 ] && order=(autoblock tcpdump)
+    order=(tcpdump autoblock ${BIN_B:+autoblock-b})
+    # rotate the order each run
+    for _ in $(seq $(( (run - 1) % ${#order[@]} ))); do order=("${order[@]:1}" "${order[0]}"); done
     for cap in none "${order[@]}"; do
       printf 'run %s ' "$run"; run_one "$cap" "$mode"
     done
@@ -164,7 +168,7 @@ print("| sources | capturer | generator pps | captured | kernel drops | queue dr
 print("|---|---|---|---|---|---|---|---|---|")
 for mode in dict.fromkeys(r[0] for r in rows):
     base = [r for r in rows if r[0] == mode and r[1] == "tcpdump"]
-    for cap in ("none", "tcpdump", "autoblock"):
+    for cap in ("none", "tcpdump", "autoblock", "autoblock-b"):
         rs = [r for r in rows if r[0] == mode and r[1] == cap]
         if not rs:
             continue
