@@ -3,7 +3,9 @@
 //! protected hosts of each kind, how many were left out over the cap, what could not be read.
 //! `--conntrack` reads conntrack too; `--list` prints every protected net with why;
 //! `--synthetic N` gathers from generated `/proc/net/tcp` text with N distinct peers instead
-//! (the parser and the set alone). The measuring driver of `benches/peers.sh`.
+//! (the parser and the set alone); `--text` reads the socket tables from `/proc/net` text
+//! instead of netlink (what the daemon falls back to). The measuring driver of
+//! `benches/peers.sh`.
 //!
 //! ```text
 //! ip netns exec NS target/release/examples/peers --repeat 20
@@ -28,6 +30,7 @@ fn main() {
     let facts: Box<dyn PeerFacts> = match (value("--synthetic"), value("--pid")) {
         (Some(n), _) => Box::new(RecordedFacts::default().with(Source::Tcp4, &synthetic(n))),
         (None, Some(pid)) => Box::new(ProcFiles::of_pid(u32::try_from(pid).unwrap_or(u32::MAX))),
+        (None, None) if args.iter().any(|a| a == "--text") => Box::new(ProcFiles::own_text()),
         (None, None) => Box::new(ProcFiles::own()),
     };
     let opts = GatherOptions {
