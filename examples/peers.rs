@@ -4,8 +4,9 @@
 //! `--conntrack` reads conntrack too; `--list` prints every protected net with why;
 //! `--synthetic N` gathers from generated `/proc/net/tcp` text with N distinct peers instead
 //! (the parser and the set alone); `--text` reads the socket tables from `/proc/net` text
-//! instead of netlink (what the daemon falls back to). The measuring driver of
-//! `benches/peers.sh`.
+//! instead of netlink (what the daemon falls back to); `--host-ports` times the flood
+//! detectors' read of the host's ports (`host_ports`: all four socket tables) instead. The
+//! measuring driver of `benches/peers.sh`.
 //!
 //! ```text
 //! ip netns exec NS target/release/examples/peers --repeat 20
@@ -15,7 +16,9 @@ use std::time::Instant;
 
 use std::fmt::Write;
 
-use autoblock::sys::peers::{GatherOptions, PeerFacts, ProcFiles, RecordedFacts, Source, gather};
+use autoblock::sys::peers::{
+    GatherOptions, PeerFacts, ProcFiles, RecordedFacts, Source, gather, host_ports,
+};
 use autoblock::trust::peers::PeerKind;
 
 fn main() {
@@ -33,6 +36,10 @@ fn main() {
         (None, None) if args.iter().any(|a| a == "--text") => Box::new(ProcFiles::own_text()),
         (None, None) => Box::new(ProcFiles::own()),
     };
+    if args.iter().any(|a| a == "--host-ports") {
+        time_host_ports(facts.as_ref(), repeat);
+        return;
+    }
     let opts = GatherOptions {
         conntrack: args.iter().any(|a| a == "--conntrack"),
         ..GatherOptions::default()
@@ -71,6 +78,24 @@ fn main() {
             println!("{} {}", p.net, p.kinds);
         }
     }
+}
+
+/// The median of `repeat` reads of the host's ports, and what the last one found.
+fn time_host_ports(facts: &dyn PeerFacts, repeat: u64) {
+    let mut times = Vec::new();
+    let mut ports = Default::default();
+    for _ in 0..repeat {
+        let t = Instant::now();
+        ports = host_ports(facts);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "host_ports: median {:.1} ms, min {:.1} ms over {repeat} runs",
+        times[times.len() / 2],
+        times[0]
+    );
+    println!("{ports:?}");
 }
 
 /// `/proc/net/tcp` text with `n` established connections from `n` distinct peers (10.0.0.0/8),
