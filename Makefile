@@ -9,9 +9,10 @@ CARGO ?= cargo
 # benches/memory.sh, perf and valgrind for the profiles in BENCHMARKS.md; nats-server
 # (JetStream) and openssl (a test CA) for the fleet tests and benches/fleet.sh (the
 # nats-server package enables a system service: the tests start their own brokers inside
-# namespaces and never use that one).
+# namespaces and never use that one); python3 for the sockets of tests/it/peers_netlink.rs
+# and benches/peers.sh.
 APT_PACKAGES := pkg-config libpcap-dev iptables ipset nftables iproute2 kmod procps \
-                hping3 nmap tcpdump iperf3 netcat-openbsd bc \
+                hping3 nmap tcpdump iperf3 netcat-openbsd bc python3 \
                 dpkg-dev systemd man-db jq logrotate \
                 debootstrap systemd-container \
                 netsniff-ng time linux-perf valgrind \

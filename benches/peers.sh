@@ -2,10 +2,13 @@
 # Verified-peers benchmark (as root; everything inside two network namespaces this script
 # creates and deletes, named $NS_PREFIX-PID-c/s): $CONNS established TCP connections from the
 # client namespace (4 source addresses) to the server namespace, then the cost of one refresh
-# of the verified peers inside the server (examples/peers: read /proc/net/tcp, tcp6, routes,
-# resolv.conf and /proc/net/nf_conntrack, which a ctstate rule fills; parse; build the set),
-# median of $RUNS, next to `cat /proc/net/tcp` and `ss -tn state established` on the same
-# sockets. Results: BENCHMARKS.md, "Verified peers".
+# of the verified peers inside the server (examples/peers: the TCP socket tables over netlink,
+# routes, resolv.conf and /proc/net/nf_conntrack, which a ctstate rule fills; build the set),
+# and of the same refresh reading the socket tables from /proc/net/tcp, tcp6 (`--text`: the
+# fallback, and the path before netlink), median of $RUNS, as a process (wall and CPU, 10 ms
+# resolution) and in-process (`--repeat`: the gathering alone), next to `cat /proc/net/tcp`
+# and `ss -tn state established` on the same sockets; and the flood detectors' read of the
+# host's ports (`--host-ports`: all four socket tables, every 10 s in the daemon). Results: BENCHMARKS.md, "Verified peers".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "peers.sh: needs root (network namespaces)" >&2; exit 1; }
@@ -134,12 +137,17 @@ echo "ss -Htn state established (netlink + text): $(measure ip netns exec "$S" s
 echo "netlink sock_diag dump, minimal reader: $(measure ip netns exec "$S" python3 "$TMP/diag.py" 1)"
 echo "python3 startup (the reader's baseline): $(measure ip netns exec "$S" python3 -c pass)"
 echo "conntrack entries: $(ip netns exec "$S" cat /proc/net/nf_conntrack | wc -l)"
-echo "## one refresh of the verified peers (examples/peers), socket table (the default)"
-echo "$(measure ip netns exec "$S" "$BIN")"
-ip netns exec "$S" "$BIN" | tail -1
+for mode in netlink --text; do
+  args=(); [ "$mode" = --text ] && args=(--text)
+  echo "## one refresh of the verified peers (examples/peers ${args[*]}), socket tables: $mode"
+  echo "process: $(measure ip netns exec "$S" "$BIN" "${args[@]}")"
+  echo "in-process $(ip netns exec "$S" "$BIN" "${args[@]}" --repeat "$RUNS" | sed -n 1p)"
+  ip netns exec "$S" "$BIN" "${args[@]}" | tail -1
+  echo "in-process $(ip netns exec "$S" "$BIN" "${args[@]}" --host-ports --repeat "$RUNS" | sed -n 1p)"
+done
 echo "## one refresh, socket table + conntrack (--conntrack)"
 echo "$(measure ip netns exec "$S" "$BIN" --conntrack)"
 ip netns exec "$S" "$BIN" --conntrack | tail -1
 ip netns exec "$S" /usr/bin/time -f "peak RSS of one refresh with conntrack (whole process): %M kB" "$BIN" --conntrack >/dev/null
 echo "## the parser and the set alone: synthetic /proc/net/tcp text, $CONNS distinct peers"
-"$BIN" --synthetic "$CONNS" --repeat "$RUNS" | head -2
+"$BIN" --synthetic "$CONNS" --repeat "$RUNS" | sed -n 1,2p

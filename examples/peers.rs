@@ -3,7 +3,10 @@
 //! protected hosts of each kind, how many were left out over the cap, what could not be read.
 //! `--conntrack` reads conntrack too; `--list` prints every protected net with why;
 //! `--synthetic N` gathers from generated `/proc/net/tcp` text with N distinct peers instead
-//! (the parser and the set alone). The measuring driver of `benches/peers.sh`.
+//! (the parser and the set alone); `--text` reads the socket tables from `/proc/net` text
+//! instead of netlink (what the daemon falls back to); `--host-ports` times the flood
+//! detectors' read of the host's ports (`host_ports`: all four socket tables) instead. The
+//! measuring driver of `benches/peers.sh`.
 //!
 //! ```text
 //! ip netns exec NS target/release/examples/peers --repeat 20
@@ -13,7 +16,9 @@ use std::time::Instant;
 
 use std::fmt::Write;
 
-use autoblock::sys::peers::{GatherOptions, PeerFacts, ProcFiles, RecordedFacts, Source, gather};
+use autoblock::sys::peers::{
+    GatherOptions, PeerFacts, ProcFiles, RecordedFacts, Source, gather, host_ports,
+};
 use autoblock::trust::peers::PeerKind;
 
 fn main() {
@@ -28,8 +33,13 @@ fn main() {
     let facts: Box<dyn PeerFacts> = match (value("--synthetic"), value("--pid")) {
         (Some(n), _) => Box::new(RecordedFacts::default().with(Source::Tcp4, &synthetic(n))),
         (None, Some(pid)) => Box::new(ProcFiles::of_pid(u32::try_from(pid).unwrap_or(u32::MAX))),
+        (None, None) if args.iter().any(|a| a == "--text") => Box::new(ProcFiles::own_text()),
         (None, None) => Box::new(ProcFiles::own()),
     };
+    if args.iter().any(|a| a == "--host-ports") {
+        time_host_ports(facts.as_ref(), repeat);
+        return;
+    }
     let opts = GatherOptions {
         conntrack: args.iter().any(|a| a == "--conntrack"),
         ..GatherOptions::default()
@@ -68,6 +78,24 @@ fn main() {
             println!("{} {}", p.net, p.kinds);
         }
     }
+}
+
+/// The median of `repeat` reads of the host's ports, and what the last one found.
+fn time_host_ports(facts: &dyn PeerFacts, repeat: u64) {
+    let mut times = Vec::new();
+    let mut ports = Default::default();
+    for _ in 0..repeat {
+        let t = Instant::now();
+        ports = host_ports(facts);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "host_ports: median {:.1} ms, min {:.1} ms over {repeat} runs",
+        times[times.len() / 2],
+        times[0]
+    );
+    println!("{ports:?}");
 }
 
 /// `/proc/net/tcp` text with `n` established connections from `n` distinct peers (10.0.0.0/8),

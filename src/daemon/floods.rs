@@ -1,6 +1,6 @@
 //! The daemon's side of the flood detectors: attacks for `status`, `top` and `explain`, the
 //! host's ports kept fresh for the engine (read on a thread of their own: a busy host's
-//! `/proc/net/tcp` is large), the attack counter, and the kernel's counters of our signatures
+//! socket tables are large), the attack counter, and the kernel's counters of our signatures
 //! for the metrics (read by the enforcer thread, which owns the firewall calls).
 //!
 //! Signatures never outlive their attack: its end, a reload that changes its detector and the

@@ -2,8 +2,9 @@
 //! spoofer cannot have forged (`sys::peers`: established TCP peers, SSH sessions, default
 //! gateways, resolvers) every [`PEERS_EVERY`] (less often where that is slow:
 //! [`pause_after`]) and hands each set to the engine thread as [`EngineMsg::SetPeers`].
-//! Reading `/proc/net/tcp` costs milliseconds (hundreds at 100k connections, BENCHMARKS.md):
-//! it never runs on the engine thread, which only swaps an `Arc`.
+//! Reading the socket tables costs milliseconds (over netlink: 3 ms idle, 150 ms at 100k
+//! connections, BENCHMARKS.md "Over netlink"): it never runs on the engine thread, which only
+//! swaps an `Arc`.
 //!
 //! The first set is gathered at start, before any packet is counted ([`gather_now`]); the
 //! thread ends when [`Refresher`] is dropped or the engine thread is gone.
@@ -25,9 +26,9 @@ pub const PEERS_EVERY: Duration = Duration::from_secs(2);
 const DUTY: u32 = 10;
 
 /// The pause before the next gathering, after one that took `took`: [`PEERS_EVERY`], or
-/// `DUTY` times `took` when that is longer. At 100k connections a gathering takes 260 ms of
-/// CPU (510 ms with conntrack; BENCHMARKS.md, "Verified peers"); every 2 s that is 13-25% of
-/// a core, taken from capture and engine exactly when the host is busiest. Paced by wall time
+/// `DUTY` times `took` when that is longer. At 100k connections a gathering takes 170 ms of
+/// CPU over netlink (380 ms from `/proc` text, 480 ms with conntrack; BENCHMARKS.md,
+/// "Verified peers"); every 2 s that is 8-25% of a core, taken from capture and engine exactly when the host is busiest. Paced by wall time
 /// (which a loaded host stretches: then it gathers less often still), the refresher takes
 /// under a tenth of a core, and a new connection is protected after ~10 gathering times
 /// instead of 2 s.

@@ -34,6 +34,7 @@ mod ops;
 mod packaging;
 mod packet_pcaps;
 mod peers;
+mod peers_netlink;
 mod replay;
 mod replay_tuning;
 mod safety;

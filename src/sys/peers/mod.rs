@@ -1,5 +1,6 @@
-//! Gathering the verified peers (I/O edge): reads the kernel's socket table, conntrack and
-//! routes of the daemon's network namespace (`/proc/net/*` is `/proc/self/net/*`) and the
+//! Gathering the verified peers (I/O edge): reads the kernel's socket tables, conntrack and
+//! routes of the daemon's network namespace (the socket tables over netlink, [`sock_diag`],
+//! else `/proc/net/tcp*`; the rest from `/proc/net/*`, which is `/proc/self/net/*`) and the
 //! resolver files, and builds a [`PeerSet`] with why each peer is protected.
 //!
 //! The reading sits behind [`PeerFacts`] ([`ProcFiles`] for real, [`RecordedFacts`] for tests of
@@ -24,6 +25,11 @@ use ipnet::IpNet;
 
 use crate::trust::peers::{PeerKind, PeerSet};
 use crate::trust::proc_net::{self, HostPorts};
+
+pub mod sock_diag;
+mod tables;
+
+pub use tables::{SocketTable, Sockets, Want, sockets_of_text};
 
 /// One text the facts come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,10 +71,18 @@ impl Source {
     }
 }
 
-/// Reads one source's text; `Ok(None)` when it does not exist.
+/// Reads one source's text (`Ok(None)` when it does not exist), and the socket tables as
+/// typed values.
 pub trait PeerFacts: Send + Sync {
     /// The text of `source`, `Ok(None)` when it does not exist.
     fn read(&self, source: Source) -> io::Result<Option<String>>;
+
+    /// What `table` holds: by default its text ([`SocketTable::source`]) through the
+    /// `proc_net` parsers, read once; a table that does not exist is empty.
+    fn sockets(&self, table: SocketTable, want: Want) -> io::Result<Sockets> {
+        let text = self.read(table.source())?.unwrap_or_default();
+        Ok(sockets_of_text(&text, table, want))
+    }
 }
 
 /// The real files: this process's network namespace and root, or another process's
@@ -76,17 +90,31 @@ pub trait PeerFacts: Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcFiles {
     pid: Option<u32>,
+    /// The socket tables from `/proc` text even in our own namespace.
+    text_only: bool,
 }
 
 impl ProcFiles {
-    /// This process's namespace (what the daemon uses).
+    /// This process's namespace (what the daemon uses): the socket tables over netlink.
     pub fn own() -> ProcFiles {
-        ProcFiles { pid: None }
+        ProcFiles::default()
+    }
+
+    /// This process's namespace with the socket tables read from `/proc/net` text, as when
+    /// netlink fails (benchmarks and tests compare the two).
+    pub fn own_text() -> ProcFiles {
+        ProcFiles {
+            pid: None,
+            text_only: true,
+        }
     }
 
     /// The namespace and root of process `pid` (tests, tools).
     pub fn of_pid(pid: u32) -> ProcFiles {
-        ProcFiles { pid: Some(pid) }
+        ProcFiles {
+            pid: Some(pid),
+            text_only: true,
+        }
     }
 
     fn path(&self, source: Source) -> String {
@@ -126,6 +154,25 @@ impl PeerFacts for ProcFiles {
         Ok(Some(String::from_utf8(bytes).unwrap_or_else(|e| {
             String::from_utf8_lossy(e.as_bytes()).into_owned()
         })))
+    }
+
+    /// Our own namespace: over netlink ([`sock_diag::dump`]), else (no netlink socket allowed,
+    /// no `inet_diag` in the kernel) the `/proc/net` text; an error only when both fail.
+    /// Another process's namespace ([`ProcFiles::of_pid`]: a dump asks our own) and
+    /// [`ProcFiles::own_text`]: the `/proc` text.
+    fn sockets(&self, table: SocketTable, want: Want) -> io::Result<Sockets> {
+        let text = || -> io::Result<Sockets> {
+            let text = self.read(table.source())?.unwrap_or_default();
+            Ok(sockets_of_text(&text, table, want))
+        };
+        if self.text_only {
+            return text();
+        }
+        sock_diag::dump(table, want).or_else(|netlink| {
+            text().map_err(|proc| {
+                io::Error::new(proc.kind(), format!("{proc} (and over netlink: {netlink})"))
+            })
+        })
     }
 }
 
@@ -213,13 +260,7 @@ pub struct Gathered {
 /// Reads every source and builds the set (see the module's notes on order and failures).
 pub fn gather(facts: &dyn PeerFacts, opts: &GatherOptions) -> Gathered {
     let mut problems = Vec::new();
-    let mut read = |source: Source| match facts.read(source) {
-        Ok(text) => text,
-        Err(e) => {
-            problems.push((source, e.to_string()));
-            None
-        }
-    };
+    let mut read = |source: Source| noted(facts.read(source), source, &mut problems);
     let mut b = PeerSet::builder(opts.cap);
     for net in &opts.allow {
         b.net(*net, PeerKind::Allowlist);
@@ -243,15 +284,19 @@ pub fn gather(facts: &dyn PeerFacts, opts: &GatherOptions) -> Gathered {
     for r in resolvers {
         b.host(r, PeerKind::Resolver);
     }
-    // One pass over the socket tables (the largest texts); SSH peers go in first.
+    // One pass over the socket tables (the largest); SSH peers go in first.
     let mut peers = Vec::new();
-    for source in [Source::Tcp4, Source::Tcp6] {
-        let text = read(source).unwrap_or_default();
+    for table in [SocketTable::Tcp4, SocketTable::Tcp6] {
+        let sockets = facts.sockets(table, Want::Established).map(Some);
+        let sockets = noted(sockets, table.source(), &mut problems).unwrap_or_default();
         peers.extend(
-            proc_net::established(&text)
+            sockets
+                .established
+                .iter()
                 .map(|c| (c.remote.ip(), opts.ssh_ports.contains(&c.local.port()))),
         );
     }
+    let mut read = |source: Source| noted(facts.read(source), source, &mut problems);
     for (ip, _) in peers.iter().filter(|(_, ssh)| *ssh) {
         b.host(*ip, PeerKind::Ssh);
     }
@@ -271,26 +316,36 @@ pub fn gather(facts: &dyn PeerFacts, opts: &GatherOptions) -> Gathered {
     }
 }
 
+/// `Some` value of what was read, or `None` with `(source, why)` noted in `problems`.
+fn noted<T>(
+    read: io::Result<Option<T>>,
+    source: Source,
+    problems: &mut Vec<(Source, String)>,
+) -> Option<T> {
+    read.unwrap_or_else(|e| {
+        problems.push((source, e.to_string()));
+        None
+    })
+}
+
 /// The host's ports (listening TCP and UDP sockets, remote ports of established TCP
 /// connections), for the flood detectors: a signature never drops what the host serves or
 /// talks to without a dominant port telling the attack apart. A source that cannot be read
 /// adds nothing (the detectors still learn from the traffic itself).
 pub fn host_ports(facts: &dyn PeerFacts) -> HostPorts {
-    let read = |source: Source| facts.read(source).ok().flatten().unwrap_or_default();
+    let read = |table, want| facts.sockets(table, want).unwrap_or_default();
     let mut ports = HostPorts::default();
-    for source in [Source::Tcp4, Source::Tcp6] {
-        let text = read(source);
-        ports
-            .tcp_listening
-            .extend(proc_net::listening(&text, false));
+    for table in [SocketTable::Tcp4, SocketTable::Tcp6] {
+        let sockets = read(table, Want::Both);
+        ports.tcp_listening.extend(sockets.listening);
         ports
             .tcp_remote
-            .extend(proc_net::established(&text).map(|c| c.remote.port()));
+            .extend(sockets.established.iter().map(|c| c.remote.port()));
     }
-    for source in [Source::Udp4, Source::Udp6] {
+    for table in [SocketTable::Udp4, SocketTable::Udp6] {
         ports
             .udp_listening
-            .extend(proc_net::listening(&read(source), true));
+            .extend(read(table, Want::Listening).listening);
     }
     for list in [
         &mut ports.tcp_listening,
