@@ -44,8 +44,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cargo build --release --locked --bin autoblock >/dev/null 2>&1 || cargo build --release --bin autoblock
-BIN=$PWD/target/release/autoblock
+if [ -z "${BIN:-}" ]; then # BIN=path measures another build
+  cargo build --release --locked --bin autoblock >/dev/null 2>&1 || cargo build --release --bin autoblock
+  BIN=$PWD/target/release/autoblock
+fi
 
 ip netns add "$A"; ip netns add "$V"
 ip -n "$A" link set lo up; ip -n "$V" link set lo up

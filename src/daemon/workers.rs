@@ -27,7 +27,7 @@ use crate::sys::enforcer::KernelOp;
 use crate::sys::live::{LiveCapture, LiveOptions};
 
 /// Capture batches waiting for the engine; beyond this, capture threads drop (and count).
-const BATCH_QUEUE: usize = 1024;
+const BATCH_QUEUE: usize = 128;
 
 /// A worker thread that ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

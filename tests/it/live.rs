@@ -230,7 +230,8 @@ fn lone_packet_reaches_consumer_within_20ms() {
     let pair = Pair::new("lv7");
     let probe = Probe::start(&pair.server, &["--iface", "vs"]).expect("start");
     // After more than a second of quiet (the capture naps 10 ms then), then five SYNs 200 ms
-    // apart (1 ms naps): both delays stay well under 20 ms.
+    // apart (4 ms naps: one frame per 200 ms is far under the target batch): both delays stay
+    // well under 20 ms.
     std::thread::sleep(Duration::from_millis(1200));
     syns(&pair, SERVER4, 80, 5, 200_000);
     let r = probe.finish();

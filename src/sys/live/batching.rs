@@ -10,6 +10,13 @@
 /// the nap. A frame therefore waits at most about one nap plus the time to handle what came
 /// before it, and batches grow with the packet rate (~rate x nap, up to `max_frames`).
 ///
+/// The nap adapts to the rate: long enough for `target_frames` at the rate of the last read,
+/// between `nap_us` and `max_nap_us`. Each batch costs two wake-ups (this thread's after its
+/// nap, the engine's on the batch), and on a virtual machine a wake-up costs ~10-30 µs of
+/// CPU: at 250k packets/s, 1 ms naps made a quarter of the daemon's CPU context switches
+/// (BENCHMARKS.md, "Live: naps sized by the rate"). Fast traffic fills a batch in the short
+/// nap; slower traffic waits up to `max_nap_us`, the latency bound while packets flow.
+///
 /// Why not a blocking read with a timeout: libpcap 1.10 on Linux never returns from a blocking
 /// read on its timeout (it polls again), so a quiet link cannot be noticed; and flushing every
 /// time a blocking read drains the ring gave batches of ~5 frames at 340k packets/s (measured),
@@ -18,8 +25,12 @@
 pub struct FlushPolicy {
     /// Frames (parsed or not) per batch, and the most one read may deliver; at least 1.
     pub max_frames: usize,
-    /// Nap after a read that emptied the ring, in µs: the latency bound while traffic flows.
+    /// Shortest nap after a read that emptied the ring, in µs.
     pub nap_us: u64,
+    /// Longest nap while traffic flows, in µs: the latency bound then.
+    pub max_nap_us: u64,
+    /// Frames a batch should gather: the nap is the time the last read's rate takes for them.
+    pub target_frames: usize,
     /// Longer nap once the link has been quiet for `idle_after_us`: fewer wakeups when idle, at
     /// the price of this much delay for the first packet after a quiet spell.
     pub idle_nap_us: u64,
@@ -65,15 +76,22 @@ impl FlushPolicy {
         }
     }
 
-    /// How long to nap (µs) after a read that returned `got` frames, the last frame having
-    /// arrived `quiet_us` ago; 0: read again at once.
-    pub fn nap_us(&self, got: usize, quiet_us: u64) -> u64 {
+    /// How long to nap (µs) after a read that returned `got` frames `since_us` after the read
+    /// before it, the last frame having arrived `quiet_us` ago; 0: read again at once.
+    pub fn nap_us(&self, got: usize, since_us: u64, quiet_us: u64) -> u64 {
+        let longest = self.max_nap_us.max(self.nap_us);
         if got >= self.per_read() {
             0
         } else if quiet_us >= self.idle_after_us {
-            self.idle_nap_us.max(self.nap_us)
+            self.idle_nap_us.max(longest)
+        } else if got == 0 {
+            longest
         } else {
-            self.nap_us
+            // The time `target_frames` take at `got` frames per `since_us`.
+            let want = u128::from(since_us) * self.target_frames as u128 / got as u128;
+            u64::try_from(want)
+                .unwrap_or(u64::MAX)
+                .clamp(self.nap_us, longest)
         }
     }
 }
@@ -149,6 +167,8 @@ mod tests {
     const P: FlushPolicy = FlushPolicy {
         max_frames: 4,
         nap_us: 1_000,
+        max_nap_us: 4_000,
+        target_frames: 2,
         idle_nap_us: 10_000,
         idle_after_us: 1_000_000,
     };
@@ -183,15 +203,41 @@ mod tests {
 
     #[test]
     fn naps_only_when_ring_is_empty_and_longer_when_quiet() {
-        assert_eq!(P.nap_us(4, 0), 0, "more waiting: no nap");
-        assert_eq!(P.nap_us(3, 0), 1_000);
-        assert_eq!(P.nap_us(0, 999_999), 1_000);
-        assert_eq!(P.nap_us(0, 1_000_000), 10_000);
+        assert_eq!(P.nap_us(4, 1_000, 0), 0, "more waiting: no nap");
+        assert_eq!(
+            P.nap_us(0, 1_000, 999_999),
+            4_000,
+            "nothing came: the longest nap"
+        );
+        assert_eq!(P.nap_us(0, 1_000, 1_000_000), 10_000);
+        assert_eq!(P.nap_us(3, 1_000, 1_000_000), 10_000);
         let odd = FlushPolicy {
             idle_nap_us: 10,
             ..P
         };
-        assert_eq!(odd.nap_us(0, u64::MAX), 1_000, "idle nap is never shorter");
+        assert_eq!(
+            odd.nap_us(0, 0, u64::MAX),
+            4_000,
+            "idle nap is never shorter"
+        );
+    }
+
+    #[test]
+    fn nap_is_the_time_the_target_takes_at_the_last_rate() {
+        // 2 frames wanted; 1 came in 1.5 ms: 3 ms. 3 came in 2.4 ms: 1.6 ms.
+        assert_eq!(P.nap_us(1, 1_500, 0), 3_000);
+        assert_eq!(P.nap_us(3, 2_400, 0), 1_600);
+        // Faster than the target in the shortest nap: the shortest; slower: the longest.
+        assert_eq!(P.nap_us(3, 100, 0), 1_000);
+        assert_eq!(P.nap_us(1, 1_000_000, 0), 4_000);
+        assert_eq!(P.nap_us(1, u64::MAX, 0), 4_000, "no overflow");
+        // A longest nap below the shortest: the shortest bounds both.
+        let flat = FlushPolicy {
+            max_nap_us: 10,
+            ..P
+        };
+        assert_eq!(flat.nap_us(1, 1_000_000, 0), 1_000);
+        assert_eq!(flat.nap_us(0, 0, 0), 1_000);
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!   ([`CaptureStats::batches_dropped`]). Detection may lose packets under overload; capture
 //!   never stalls (a stalled reader would make the kernel drop instead, uncounted by us).
 //! - Reads never block (libpcap non-blocking mode): the thread reads what the kernel ring holds,
-//!   sends the batch, and naps ~1 ms when the ring is empty (10 ms after 1 s of quiet), so a
-//!   frame waits about one nap at most and batches grow with the rate ([`FlushPolicy`]).
+//!   sends the batch, and naps when the ring is empty: 1-4 ms while traffic flows (long enough
+//!   for ~1,024 frames at the last read's rate), 10 ms after 1 s of quiet. A frame waits about
+//!   one nap at most, and batches grow with the rate ([`FlushPolicy`]).
 //! - [`LiveCapture::stop`] returns within about one nap, idle link or not: the thread checks a
 //!   stop flag after every read. (A blocking read cannot do this: libpcap 1.10 on Linux never
 //!   returns from one on its timeout, it polls again; without immediate mode TPACKET_V3 never
@@ -64,8 +65,15 @@ pub struct LiveOptions {
     pub buffer_bytes: usize,
     /// Frames per batch (and the most one read delivers).
     pub batch_frames: usize,
-    /// Nap when the ring is empty: the latency bound while traffic flows.
+    /// Shortest nap when the ring is empty (traffic fast enough to fill `target_frames` in it).
     pub nap: Duration,
+    /// Longest nap while traffic flows: the latency bound. Between `nap` and this, the nap is
+    /// the time the last read's rate takes to bring `target_frames`.
+    pub max_nap: Duration,
+    /// Frames a batch should gather: every batch costs two thread wake-ups (the nap's end, the
+    /// engine's), ~10-30 µs of CPU each on this kind of host, so small batches at a few
+    /// hundred thousand packets a second cost more than the packets (BENCHMARKS.md).
+    pub target_frames: usize,
     /// Nap once the link has been quiet for `idle_after`: the delay of the first packet after a
     /// quiet spell, and how often an idle interface wakes the thread.
     pub idle_nap: Duration,
@@ -81,8 +89,10 @@ impl Default for LiveOptions {
             snaplen: 128,
             filter: None,
             buffer_bytes: 16 << 20,
-            batch_frames: 256,
+            batch_frames: 2048,
             nap: Duration::from_millis(1),
+            max_nap: Duration::from_millis(4),
+            target_frames: 1024,
             idle_nap: Duration::from_millis(10),
             idle_after: Duration::from_secs(1),
             stats_every: Duration::from_secs(1),

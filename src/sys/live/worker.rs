@@ -58,6 +58,8 @@ impl Worker {
             policy: FlushPolicy {
                 max_frames,
                 nap_us: micros(opts.nap),
+                max_nap_us: micros(opts.max_nap),
+                target_frames: opts.target_frames,
                 idle_nap_us: micros(opts.idle_nap),
                 idle_after_us: micros(opts.idle_after),
             },
@@ -79,7 +81,7 @@ impl Worker {
 
     /// Runs until stopped, until the engine is gone, or until libpcap fails.
     pub(super) fn run(mut self, mut cap: Capture<Active>) -> Result<(), LiveError> {
-        let (mut next_stats, mut last_frame) = (0u64, 0u64);
+        let (mut next_stats, mut last_frame, mut last_read) = (0u64, 0u64, 0u64);
         // At most one batch per dispatch call, so the loop comes round (stop flag, stats) even
         // under a flood that never lets the ring drain.
         let per_read = Some(self.policy.per_read());
@@ -98,7 +100,11 @@ impl Worker {
                         self.refresh_pcap_stats(&mut cap);
                         next_stats = now.saturating_add(self.stats_every_us);
                     }
-                    let nap = self.policy.nap_us(got, now.saturating_sub(last_frame));
+                    let since = now.saturating_sub(last_read);
+                    last_read = now;
+                    let nap = self
+                        .policy
+                        .nap_us(got, since, now.saturating_sub(last_frame));
                     if nap > 0 {
                         std::thread::sleep(Duration::from_micros(nap));
                     }
