@@ -82,6 +82,14 @@ wait_for() { # file, pattern, tenths of a second
 }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+# Context switches and CPU ticks of every thread of $1: "name switches ticks" per thread.
+switches() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    awk -v n="$(cat "$t/comm")" -v c="$(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')" \
+      '/ctxt_switches/ {s += $2} END {print n, s, c}' "$t/status"
+  done | sort
+}
 
 # Floods with trafgen from the attacker namespace; prints "packets seconds".
 flood() {
@@ -108,7 +116,7 @@ run_one() {
       CPID=$!
       wait_for "$out.events" '"event":"started"' 300 ;;
   esac
-  [ -n "$CPID" ] && c0=$(cpu_ticks "$CPID")
+  [ -n "$CPID" ] && { c0=$(cpu_ticks "$CPID"); switches "$CPID" >"$out.sw0"; }
   local ppid=""
   if [ -n "$PERF_DIR" ] && [ -n "$CPID" ]; then
     mkdir -p "$PERF_DIR"
@@ -121,7 +129,7 @@ run_one() {
   [ -n "$ppid" ] && { kill -INT "$ppid"; wait "$ppid" 2>/dev/null || true; }
   captured=0 kdrop=0 qdrop=0 hwm=0 c1=0 c0=${c0:-0}
   if [ -n "$CPID" ]; then
-    c1=$(cpu_ticks "$CPID"); hwm=$(hwm_kb "$CPID")
+    c1=$(cpu_ticks "$CPID"); hwm=$(hwm_kb "$CPID"); switches "$CPID" >"$out.sw1"
   fi
   case $cap in
     tcpdump)
@@ -142,6 +150,11 @@ run_one() {
     "$(echo "$sent / $secs" | bc -l)" "${captured:-0}" "${kdrop:-0}" "$qdrop" \
     "$(echo "($c1 - $c0) / $HZ" | bc -l)" "$(printf '%.0f' "$ns_pp")" "$hwm" >>"$TMP/results.tsv"
   tail -1 "$TMP/results.tsv" | awk -F'\t' '{printf "%-4s %-9s sent %s at %s pps: captured %s, kernel drops %s, queue drops %s, cpu %ss = %s ns/packet, peak RSS %s kB\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}'
+  if [ -f "$out.sw1" ]; then # context switches per thread during the flood
+    printf '     per thread during the flood (context switches, CPU ticks of 1/%s s):' "$HZ"
+    join "$out.sw0" "$out.sw1" | awk '{printf " %s %d %d;", $1, $4 - $2, $5 - $3}'
+    echo
+  fi
 }
 
 echo "# live: RUNS=$RUNS COUNT=$COUNT MODES=\"$MODES\" CONFIG=$CONFIG; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
