@@ -37,6 +37,8 @@ const CHUNK_BITS: u32 = 12;
 const CHUNK: usize = 1 << CHUNK_BITS;
 /// No slot guessed for [`SourceTable::slot_hashed`].
 pub const NO_GUESS: u32 = u32::MAX;
+/// Records in use plus index up to this size stay in cache (see [`SourceTable::cache_resident`]).
+const RESIDENT_BYTES: usize = 128 << 10;
 /// `last_seen` is kept in units of 2^10 µs.
 const SEEN_SHIFT: u32 = 10;
 
@@ -105,6 +107,13 @@ impl SourceTable {
 
     pub fn len(&self) -> usize {
         self.index.len()
+    }
+
+    /// True when the records handed out so far and the index fit in [`RESIDENT_BYTES`]: they
+    /// stay in the cache between packets, and a batch needs no look-ahead passes.
+    #[inline]
+    pub fn cache_resident(&self) -> bool {
+        self.index.memory_bytes() + self.slots as usize * self.layout.stride * 8 <= RESIDENT_BYTES
     }
 
     /// A new bound (a reload). Raising it admits more sources at once; lowering it admits no
@@ -206,7 +215,7 @@ impl SourceTable {
     /// [`SourceTable::slot_deferred`] with the key's hash already computed, and the slot
     /// [`SourceTable::prefetch`] guessed for it (checked first: a guess that does not hold the
     /// key costs a full look-up, never a wrong slot).
-    #[inline]
+    #[inline(always)]
     pub fn slot_hashed(
         &mut self,
         key: SourceKey,
