@@ -33,12 +33,59 @@ struct Cached {
     peak: u64,
 }
 
-#[derive(Debug, Default)]
+/// Entries of the direct-mapped front of the cache (a few sources flooding under a few rules
+/// each find theirs there without hashing).
+const FRONT: usize = 256;
+
+/// A front entry: a (target, rule) pair and its answer; `ri == usize::MAX` when free.
+#[derive(Clone, Copy, Debug)]
+struct Front {
+    key: SourceKey,
+    ri: usize,
+    cached: Cached,
+}
+
+const FREE: Front = Front {
+    key: SourceKey::UNSPECIFIED,
+    ri: usize::MAX,
+    cached: Cached {
+        generation: 0,
+        recheck_at: Timestamp(0),
+        peak_rule: false,
+        peak: 0,
+    },
+};
+
+/// Invariant: a (target, rule) pair is in at most one of `front` (at [`front_index`]) and
+/// `entries`.
+#[derive(Debug)]
 pub(super) struct BanCache {
+    front: Box<[Front]>,
     entries: HashMap<(SourceKey, usize), Cached, RandomState>,
     /// Tests compare the engine with and without the cache.
     #[cfg(test)]
     pub(super) off: bool,
+}
+
+impl Default for BanCache {
+    fn default() -> BanCache {
+        BanCache {
+            front: vec![FREE; FRONT].into_boxed_slice(),
+            entries: HashMap::default(),
+            #[cfg(test)]
+            off: false,
+        }
+    }
+}
+
+/// The one front entry a (target, rule) pair may use: a multiplicative hash of its words
+/// (unseeded: crafted collisions only send pairs to the hash map, as without the front).
+#[inline]
+fn front_index(key: SourceKey, ri: usize) -> usize {
+    let (hi, lo, _) = key.words();
+    let x =
+        (lo ^ hi.rotate_left(29) ^ (ri as u64).rotate_right(8)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 56) as usize % FRONT
 }
 
 impl BanCache {
@@ -57,7 +104,14 @@ impl BanCache {
         if self.off {
             return false;
         }
-        let Some(c) = self.entries.get_mut(&(key, ri)) else {
+        let f = &mut self.front[front_index(key, ri)];
+        let c = if f.ri == ri && f.key == key {
+            &mut f.cached
+        } else if self.entries.is_empty() {
+            return false;
+        } else if let Some(c) = self.entries.get_mut(&(key, ri)) {
+            c
+        } else {
             return false;
         };
         if c.generation != bans.generation() || now >= c.recheck_at {
@@ -85,7 +139,7 @@ impl BanCache {
         bans: &BanTable,
     ) {
         let Some(ban) = bans.get(&key) else {
-            self.entries.remove(&(key, ri));
+            self.forget(key, ri);
             return;
         };
         // A protected target is left alone by `fire` (peak included); a log-only rule never
@@ -118,19 +172,39 @@ impl BanCache {
                 extend
             }
         };
-        self.entries.insert(
-            (key, ri),
-            Cached {
-                generation: bans.generation(),
-                recheck_at,
-                peak_rule: !protected && !rule.log_only && *ban.rule == *rule.name,
-                peak: ban.peak,
-            },
-        );
+        let cached = Cached {
+            generation: bans.generation(),
+            recheck_at,
+            peak_rule: !protected && !rule.log_only && *ban.rule == *rule.name,
+            peak: ban.peak,
+        };
+        let f = &mut self.front[front_index(key, ri)];
+        if f.ri == ri && f.key == key {
+            f.cached = cached;
+        } else if f.ri == usize::MAX {
+            self.entries.remove(&(key, ri));
+            *f = Front { key, ri, cached };
+        } else {
+            self.entries.insert((key, ri), cached);
+        }
+    }
+
+    /// Forgets what was cached for (`key`, rule `ri`).
+    fn forget(&mut self, key: SourceKey, ri: usize) {
+        let f = &mut self.front[front_index(key, ri)];
+        if f.ri == ri && f.key == key {
+            *f = FREE;
+        }
+        self.entries.remove(&(key, ri));
     }
 
     /// Drops what a change to the bans made stale.
     pub(super) fn prune(&mut self, generation: u64) {
+        for f in self.front.iter_mut() {
+            if f.ri != usize::MAX && f.cached.generation != generation {
+                *f = FREE;
+            }
+        }
         self.entries.retain(|_, c| c.generation == generation);
     }
 }

@@ -31,6 +31,14 @@ impl std::hash::Hash for SourceKey {
 }
 
 impl SourceKey {
+    /// `0.0.0.0/0`: a placeholder for an unused entry.
+    pub const UNSPECIFIED: SourceKey = SourceKey {
+        hi: 0,
+        lo: 0,
+        v6: false,
+        prefix: 0,
+    };
+
     /// The key of `addr` under the given prefix lengths (clamped to the family's width).
     pub fn new(addr: IpAddr, prefix_v4: u8, prefix_v6: u8) -> SourceKey {
         match addr {
