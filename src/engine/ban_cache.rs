@@ -218,6 +218,46 @@ mod tests {
     use crate::engine::{Decision, Engine};
     use crate::time::Timestamp;
 
+    /// Two flooders whose (source, rule) pairs share a front entry: one pair lives in the hash
+    /// map; bans with short extension steps (extensions, expiry, a second offense) come out
+    /// the same with and without the cache.
+    #[test]
+    fn pairs_sharing_a_front_entry_decide_alike() {
+        use super::{SourceKey, front_index};
+        let first = SourceKey::new("203.0.113.1".parse().unwrap(), 32, 128);
+        let other = (2..u32::MAX)
+            .map(|i| std::net::IpAddr::from((0xC633_0000u32 | (i & 0xffff)).to_be_bytes()))
+            .find(|a| front_index(SourceKey::new(*a, 32, 128), 0) == front_index(first, 0))
+            .expect("a colliding source among 64k");
+        let mut a = rule("a", Metric::Packets, 5, 1000);
+        a.protocol = Protocol::Tcp;
+        a.tcp_flags = Some(TcpFlagsFilter::Syn);
+        a.ban = Some(std::time::Duration::from_secs(20));
+        let c = config(vec![a]);
+        let mut cached = Engine::new(&c, vec![]);
+        let mut plain = Engine::new(&c, vec![]);
+        plain.ban_cache.off = true;
+        let (mut x, mut y) = (Vec::<Decision>::new(), Vec::<Decision>::new());
+        let mut in_map = false;
+        for i in 0..40_000u64 {
+            let src = if i % 3 == 0 {
+                "203.0.113.1".to_string()
+            } else {
+                other.to_string()
+            };
+            let p = syn(&src, "10.0.0.1", 80);
+            // 10 ms apart, with a pause of 30 s every 8000 packets (the bans expire).
+            let t = Timestamp(1_000_000_000 + i * 10_000 + (i / 8000) * 30_000_000);
+            cached.observe(&p, t, &mut x);
+            plain.observe(&p, t, &mut y);
+            in_map |= !cached.ban_cache.entries.is_empty();
+        }
+        assert!(in_map, "one pair went to the map");
+        assert!(x.iter().any(|d| matches!(d, Decision::Extend(_))));
+        assert!(x.iter().filter(|d| matches!(d, Decision::Block(_))).count() >= 4);
+        assert_eq!(x, y);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(150))]
 
