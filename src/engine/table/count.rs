@@ -53,7 +53,7 @@ impl SourceTable {
             .take(self.layout.clocks.len())
         {
             if rate & self.layout.clock_windows[k] != 0 {
-                let b = self.bucket(self.layout.clocks[k], ts_us);
+                let b = self.bucket_at(k, ts_us);
                 *bucket = b;
                 self.advance(s, k, b);
             }
@@ -74,7 +74,7 @@ impl SourceTable {
                 continue;
             };
             let value = Layout::distinct_value(addrs, p);
-            let b = self.bucket(win.span.bucket_us, ts_us);
+            let b = self.bucket_at(self.window_scale[w], ts_us);
             let v = self.add_distinct(s, w, value, b, u64::from(cap));
             self.check(w, v, fired);
         }
@@ -130,6 +130,7 @@ impl SourceTable {
     }
 
     /// Adds `amount` to cell `i` of rate window `w`; returns the window's total.
+    #[inline(always)]
     fn add_rate(&mut self, s: u32, w: usize, i: u32, amount: u64, cell_max: u64) -> u64 {
         let off = self.layout.windows[w].offset;
         let SourceTable {

@@ -62,6 +62,8 @@ pub struct SourceTable {
     last_sweep: u64,
     /// Cached bucket numbers per bucket width: (bucket start µs, bucket number), see `scale`.
     scales: Vec<(u64, u64, u64)>,
+    /// Per window: its entry in `scales` (clock `k` is entry `k`).
+    window_scale: Vec<usize>,
     /// Packets from sources that could not be tracked because the table (or the distinct-set
     /// pool) was full.
     pub untracked: u64,
@@ -98,6 +100,16 @@ impl SourceTable {
             max_sources,
             last_sweep: 0,
             scales: widths.iter().map(|&w| (w, u64::MAX, 0)).collect(),
+            window_scale: layout
+                .windows
+                .iter()
+                .map(|w| {
+                    widths
+                        .iter()
+                        .position(|&x| x == w.span.bucket_us)
+                        .unwrap_or(0)
+                })
+                .collect(),
             untracked: 0,
             full: false,
             evicted: 0,
@@ -123,21 +135,18 @@ impl SourceTable {
         self.sets.budget_words = self.max_sources.max(1 << 20);
     }
 
-    /// The bucket number of `ts_us` at bucket width `width_us` (cached: a division per bucket,
-    /// not per packet).
+    /// The bucket number of `ts_us` at the bucket width of `scales[i]` (clock `i`, or a
+    /// window's `window_scale`), cached: a division per bucket, not per packet.
     #[inline]
-    fn bucket(&mut self, width_us: u64, ts_us: u64) -> u32 {
-        for s in self.scales.iter_mut() {
-            if s.0 == width_us {
-                if ts_us.wrapping_sub(s.1) >= width_us {
-                    let b = ts_us / width_us;
-                    s.1 = b * width_us;
-                    s.2 = b;
-                }
-                return s.2 as u32;
-            }
+    fn bucket_at(&mut self, i: usize, ts_us: u64) -> u32 {
+        let s = &mut self.scales[i];
+        let width_us = s.0;
+        if ts_us.wrapping_sub(s.1) >= width_us {
+            let b = ts_us / width_us;
+            s.1 = b * width_us;
+            s.2 = b;
         }
-        (ts_us / width_us) as u32
+        s.2 as u32
     }
 
     #[inline]
@@ -278,7 +287,7 @@ impl SourceTable {
         r[word::META] = flag::LIVE | if v6 { flag::V6 } else { 0 };
         set_time(r, 0, ((now_us >> SEEN_SHIFT) & 0xffff_ffff) as u32);
         for c in 0..self.layout.clocks.len() {
-            let b = self.bucket(self.layout.clocks[c], now_us);
+            let b = self.bucket_at(c, now_us);
             set_time(self.record_mut(s), c + 1, b);
         }
         for w in self.first_distinct()..self.layout.windows.len() {
