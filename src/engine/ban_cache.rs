@@ -60,7 +60,7 @@ const FREE: Front = Front {
 /// `entries`.
 #[derive(Debug)]
 pub(super) struct BanCache {
-    front: Box<[Front]>,
+    front: Box<[Front; FRONT]>,
     entries: HashMap<(SourceKey, usize), Cached, RandomState>,
     /// Tests compare the engine with and without the cache.
     #[cfg(test)]
@@ -70,7 +70,7 @@ pub(super) struct BanCache {
 impl Default for BanCache {
     fn default() -> BanCache {
         BanCache {
-            front: vec![FREE; FRONT].into_boxed_slice(),
+            front: Box::new([FREE; FRONT]),
             entries: HashMap::default(),
             #[cfg(test)]
             off: false,

@@ -455,7 +455,8 @@ impl Engine {
                 let g = &mut self.groups[gi];
                 let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
                 let hash = g.table.hash(key);
-                if let Some(slot) = g.table.slot_hashed(key, hash, NO_GUESS, seen_us) {
+                let guess = g.table.guess(hash);
+                if let Some(slot) = g.table.slot_hashed(key, hash, guess, seen_us) {
                     self.count(gi, key, slot, p, c, *ts, now, out);
                 }
             }

@@ -221,6 +221,13 @@ impl SourceTable {
         }
     }
 
+    /// The slot a look-up of `hash` most likely finds ([`NO_GUESS`] if none): the first in
+    /// its index line with the hash's fingerprint, for [`SourceTable::slot_hashed`].
+    #[inline]
+    pub fn guess(&self, hash: u64) -> u32 {
+        self.index.guess(hash).unwrap_or(NO_GUESS)
+    }
+
     /// [`SourceTable::slot_deferred`] with the key's hash already computed, and the slot
     /// [`SourceTable::prefetch`] guessed for it (checked first: a guess that does not hold the
     /// key costs a full look-up, never a wrong slot).
