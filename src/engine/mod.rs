@@ -482,17 +482,19 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Decision>,
     ) {
-        let mut fired = std::mem::take(&mut self.fired);
+        let fired = &mut self.fired;
         fired.clear();
         self.groups[gi]
             .table
-            .count(slot, p, c, ts.as_micros(), &mut fired);
+            .count(slot, p, c, ts.as_micros(), fired);
         // Window order is mostly rule order already (one rule per window, windows laid out
         // in rule order): a check of the pairs is cheaper than a call to the sort.
         if fired.len() > 1 && !fired.is_sorted_by_key(|f| f.0) {
             fired.sort_unstable_by_key(|f| f.0);
         }
-        for &(r, value) in &fired {
+        // By index (the list stays in place; nothing below changes it).
+        for k in 0..self.fired.len() {
+            let (r, value) = self.fired[k];
             let ri = self.groups[gi].rules[r];
             self.offer_leader(gi, r, ri, key, value);
             self.peaks.offer(ri, key, value, ts);
@@ -531,7 +533,6 @@ impl Engine {
                 &self.bans,
             );
         }
-        self.fired = fired;
     }
 
     /// Offers `value` to rule `ri`'s leaders (rule `r` of group `gi`); when their floor moved,
