@@ -139,14 +139,7 @@ impl SourceTable {
     /// window's `window_scale`), cached: a division per bucket, not per packet.
     #[inline]
     fn bucket_at(&mut self, i: usize, ts_us: u64) -> u32 {
-        let s = &mut self.scales[i];
-        let width_us = s.0;
-        if ts_us.wrapping_sub(s.1) >= width_us {
-            let b = ts_us / width_us;
-            s.1 = b * width_us;
-            s.2 = b;
-        }
-        s.2 as u32
+        bucket_in(&mut self.scales[i], ts_us)
     }
 
     #[inline]
@@ -427,6 +420,19 @@ impl SourceTable {
             + self.heavy.memory_bytes()
             + self.sets.memory_bytes()
     }
+}
+
+/// The bucket number of `ts_us` in a `scales` entry (bucket width µs, start of the cached
+/// bucket µs, its number): a division only when `ts_us` left the cached bucket.
+#[inline]
+pub(crate) fn bucket_in(s: &mut (u64, u64, u64), ts_us: u64) -> u32 {
+    let width_us = s.0;
+    if ts_us.wrapping_sub(s.1) >= width_us {
+        let b = ts_us / width_us;
+        s.1 = b * width_us;
+        s.2 = b;
+    }
+    s.2 as u32
 }
 
 /// The words of record `s` in `chunks` (for functions that also borrow other fields).
