@@ -11,9 +11,11 @@
 //!   space, bursty arrivals, many ports and protocols, fragments, VLAN, ARP, attackers of
 //!   every kind; snaplen 200. See `gencap/zipf.rs`.
 //! - `distinct`: every packet from a new source (the memory benchmark's file).
+//! - `few`: benches/live.sh's "few" flood: only TCP SYNs, from `--sources` (default 8)
+//!   addresses, all of them flooders at a flood's `--rate`.
 //!
 //! `mixed` and `zipf` span `--seconds` (default 20) of capture time unless `--rate` is given;
-//! `uniform`, `skewed` and `distinct` run at `--rate` (default 200000/s) unless `--seconds` is.
+//! `uniform`, `skewed`, `distinct` and `few` run at `--rate` (default 200000/s) unless `--seconds` is.
 //!
 //! cargo run --release --example gencap -- --out F.pcap [--mix M] [--packets N] [--sources N]
 //!     [--attackers N] [--rate PPS | --seconds S] [--seed N] [--skewed]
@@ -37,6 +39,7 @@ enum Mix {
     Mixed,
     Zipf,
     Distinct,
+    Few,
 }
 
 struct Args {
@@ -57,9 +60,10 @@ fn parse_mix(s: &str) -> Result<Mix, String> {
         "mixed" => Mix::Mixed,
         "zipf" => Mix::Zipf,
         "distinct" => Mix::Distinct,
+        "few" => Mix::Few,
         _ => {
             return Err(format!(
-                "--mix: `{s}` is not uniform, skewed, mixed, zipf or distinct"
+                "--mix: `{s}` is not uniform, skewed, mixed, zipf, distinct or few"
             ));
         }
     })
@@ -189,6 +193,7 @@ fn generate(a: &Args, file: std::fs::File) -> io::Result<()> {
         Mix::Mixed => mixes::mixed(&mut g, a.packets, a.sources.unwrap_or(60_000), duration)?,
         Mix::Zipf => zipf::zipf(&mut g, a.packets, a.sources.unwrap_or(200_000), duration)?,
         Mix::Distinct => mixes::distinct(&mut g, a.packets, duration)?,
+        Mix::Few => mixes::few(&mut g, a.packets, a.sources.unwrap_or(8), duration)?,
     }
     g.out.finish()
 }

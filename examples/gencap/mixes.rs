@@ -211,6 +211,38 @@ pub fn mixed<W: Write>(
     Ok(())
 }
 
+/// benches/live.sh's "few" flood: every packet a TCP SYN to port 80 of one server from one of
+/// `sources` addresses (198.18.0.1 onward, drawn uniformly), a random ephemeral source port,
+/// evenly spaced over `duration_us`. At a flood's rate every source crosses the SYN rules.
+pub fn few<W: Write>(
+    g: &mut Gen<W>,
+    packets: u64,
+    sources: u64,
+    duration_us: u64,
+) -> io::Result<()> {
+    for i in 0..packets {
+        let ts = START_US
+            + (u128::from(i) * u128::from(duration_us) / u128::from(packets.max(1))) as u64;
+        let k = g.rng.below(sources) as u32 + 1;
+        let src = [198, 18 + (k >> 16) as u8, (k >> 8) as u8, k as u8];
+        let l4 = L4::Tcp {
+            sport: g.rng.ephemeral(),
+            dport: 80,
+            flags: 0x02,
+        };
+        let p = Pkt::new(
+            Ips::V4 {
+                src,
+                dst: v4_server(0),
+            },
+            l4,
+            0,
+        );
+        g.emit(ts, &p)?;
+    }
+    Ok(())
+}
+
 /// One packet from each of `packets` distinct sources (every 8th IPv6), evenly spaced over
 /// `duration_us`, rotating through SYN, UDP, ICMP echo and TCP data to 16 servers and 7 ports,
 /// so that every kind of window gets state: the memory benchmark's file.

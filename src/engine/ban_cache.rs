@@ -33,12 +33,59 @@ struct Cached {
     peak: u64,
 }
 
-#[derive(Debug, Default)]
+/// Entries of the direct-mapped front of the cache (a few sources flooding under a few rules
+/// each find theirs there without hashing).
+const FRONT: usize = 256;
+
+/// A front entry: a (target, rule) pair and its answer; `ri == usize::MAX` when free.
+#[derive(Clone, Copy, Debug)]
+struct Front {
+    key: SourceKey,
+    ri: usize,
+    cached: Cached,
+}
+
+const FREE: Front = Front {
+    key: SourceKey::UNSPECIFIED,
+    ri: usize::MAX,
+    cached: Cached {
+        generation: 0,
+        recheck_at: Timestamp(0),
+        peak_rule: false,
+        peak: 0,
+    },
+};
+
+/// Invariant: a (target, rule) pair is in at most one of `front` (at [`front_index`]) and
+/// `entries`.
+#[derive(Debug)]
 pub(super) struct BanCache {
+    front: Box<[Front; FRONT]>,
     entries: HashMap<(SourceKey, usize), Cached, RandomState>,
     /// Tests compare the engine with and without the cache.
     #[cfg(test)]
     pub(super) off: bool,
+}
+
+impl Default for BanCache {
+    fn default() -> BanCache {
+        BanCache {
+            front: Box::new([FREE; FRONT]),
+            entries: HashMap::default(),
+            #[cfg(test)]
+            off: false,
+        }
+    }
+}
+
+/// The one front entry a (target, rule) pair may use: a multiplicative hash of its words
+/// (unseeded: crafted collisions only send pairs to the hash map, as without the front).
+#[inline]
+fn front_index(key: SourceKey, ri: usize) -> usize {
+    let (hi, lo, _) = key.words();
+    let x =
+        (lo ^ hi.rotate_left(29) ^ (ri as u64).rotate_right(8)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 56) as usize % FRONT
 }
 
 impl BanCache {
@@ -57,7 +104,14 @@ impl BanCache {
         if self.off {
             return false;
         }
-        let Some(c) = self.entries.get_mut(&(key, ri)) else {
+        let f = &mut self.front[front_index(key, ri)];
+        let c = if f.ri == ri && f.key == key {
+            &mut f.cached
+        } else if self.entries.is_empty() {
+            return false;
+        } else if let Some(c) = self.entries.get_mut(&(key, ri)) {
+            c
+        } else {
             return false;
         };
         if c.generation != bans.generation() || now >= c.recheck_at {
@@ -85,7 +139,7 @@ impl BanCache {
         bans: &BanTable,
     ) {
         let Some(ban) = bans.get(&key) else {
-            self.entries.remove(&(key, ri));
+            self.forget(key, ri);
             return;
         };
         // A protected target is left alone by `fire` (peak included); a log-only rule never
@@ -118,19 +172,39 @@ impl BanCache {
                 extend
             }
         };
-        self.entries.insert(
-            (key, ri),
-            Cached {
-                generation: bans.generation(),
-                recheck_at,
-                peak_rule: !protected && !rule.log_only && *ban.rule == *rule.name,
-                peak: ban.peak,
-            },
-        );
+        let cached = Cached {
+            generation: bans.generation(),
+            recheck_at,
+            peak_rule: !protected && !rule.log_only && *ban.rule == *rule.name,
+            peak: ban.peak,
+        };
+        let f = &mut self.front[front_index(key, ri)];
+        if f.ri == ri && f.key == key {
+            f.cached = cached;
+        } else if f.ri == usize::MAX {
+            self.entries.remove(&(key, ri));
+            *f = Front { key, ri, cached };
+        } else {
+            self.entries.insert((key, ri), cached);
+        }
+    }
+
+    /// Forgets what was cached for (`key`, rule `ri`).
+    fn forget(&mut self, key: SourceKey, ri: usize) {
+        let f = &mut self.front[front_index(key, ri)];
+        if f.ri == ri && f.key == key {
+            *f = FREE;
+        }
+        self.entries.remove(&(key, ri));
     }
 
     /// Drops what a change to the bans made stale.
     pub(super) fn prune(&mut self, generation: u64) {
+        for f in self.front.iter_mut() {
+            if f.ri != usize::MAX && f.cached.generation != generation {
+                *f = FREE;
+            }
+        }
         self.entries.retain(|_, c| c.generation == generation);
     }
 }
@@ -143,6 +217,46 @@ mod tests {
     use crate::engine::tests::{config, rule, syn};
     use crate::engine::{Decision, Engine};
     use crate::time::Timestamp;
+
+    /// Two flooders whose (source, rule) pairs share a front entry: one pair lives in the hash
+    /// map; bans with short extension steps (extensions, expiry, a second offense) come out
+    /// the same with and without the cache.
+    #[test]
+    fn pairs_sharing_a_front_entry_decide_alike() {
+        use super::{SourceKey, front_index};
+        let first = SourceKey::new("203.0.113.1".parse().unwrap(), 32, 128);
+        let other = (2..u32::MAX)
+            .map(|i| std::net::IpAddr::from((0xC633_0000u32 | (i & 0xffff)).to_be_bytes()))
+            .find(|a| front_index(SourceKey::new(*a, 32, 128), 0) == front_index(first, 0))
+            .expect("a colliding source among 64k");
+        let mut a = rule("a", Metric::Packets, 5, 1000);
+        a.protocol = Protocol::Tcp;
+        a.tcp_flags = Some(TcpFlagsFilter::Syn);
+        a.ban = Some(std::time::Duration::from_secs(20));
+        let c = config(vec![a]);
+        let mut cached = Engine::new(&c, vec![]);
+        let mut plain = Engine::new(&c, vec![]);
+        plain.ban_cache.off = true;
+        let (mut x, mut y) = (Vec::<Decision>::new(), Vec::<Decision>::new());
+        let mut in_map = false;
+        for i in 0..40_000u64 {
+            let src = if i % 3 == 0 {
+                "203.0.113.1".to_string()
+            } else {
+                other.to_string()
+            };
+            let p = syn(&src, "10.0.0.1", 80);
+            // 10 ms apart, with a pause of 30 s every 8000 packets (the bans expire).
+            let t = Timestamp(1_000_000_000 + i * 10_000 + (i / 8000) * 30_000_000);
+            cached.observe(&p, t, &mut x);
+            plain.observe(&p, t, &mut y);
+            in_map |= !cached.ban_cache.entries.is_empty();
+        }
+        assert!(in_map, "one pair went to the map");
+        assert!(x.iter().any(|d| matches!(d, Decision::Extend(_))));
+        assert!(x.iter().filter(|d| matches!(d, Decision::Block(_))).count() >= 4);
+        assert_eq!(x, y);
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(150))]

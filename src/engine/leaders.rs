@@ -39,8 +39,15 @@ impl Leaders {
     #[inline(never)]
     fn admit(&mut self, key: SourceKey, value: u64) {
         if let Some(e) = self.entries.iter_mut().find(|e| e.0 == key) {
-            e.1 = value;
-        } else if self.entries.len() < CAPACITY {
+            let old = std::mem::replace(&mut e.1, value);
+            // The floor is the lowest value of a full set: only the entry that held it can
+            // move it (`value` is above it). Most offers are a leader's value going up.
+            if old == self.floor && self.entries.len() == CAPACITY {
+                self.set_floor();
+            }
+            return;
+        }
+        if self.entries.len() < CAPACITY {
             self.entries.push((key, value));
         } else if let Some(low) = self.entries.iter_mut().min_by_key(|e| e.1) {
             *low = (key, value);

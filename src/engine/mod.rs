@@ -256,6 +256,9 @@ pub struct Engine {
     martian_packets: u64,
     /// The `[[flood]]` detectors (`flood_wiring.rs`).
     flood: flood_wiring::FloodState,
+    /// Tests take the look-ahead passes even for tables that stay in cache.
+    #[cfg(test)]
+    lookahead_always: bool,
 }
 
 impl Engine {
@@ -290,6 +293,8 @@ impl Engine {
             local_packets: 0,
             martian_packets: 0,
             flood: flood_wiring::FloodState::new(config, &local),
+            #[cfg(test)]
+            lookahead_always: false,
         };
         engine.sync_reports();
         engine
@@ -342,6 +347,15 @@ impl Engine {
         now_us: u64,
         out: &mut Vec<Decision>,
     ) {
+        #[cfg(test)]
+        let resident =
+            !self.lookahead_always && self.groups.iter().all(|g| g.table.cache_resident());
+        #[cfg(not(test))]
+        let resident = self.groups.iter().all(|g| g.table.cache_resident());
+        if resident {
+            self.observe_chunk_resident(items, now_us, out);
+            return;
+        }
         let mut hashes = std::mem::take(&mut self.hashes);
         hashes.clear();
         let mut ignored = std::mem::take(&mut self.ignored);
@@ -413,6 +427,42 @@ impl Engine {
         self.ignored = ignored;
     }
 
+    /// [`Engine::observe_chunk`] for tables that stay in cache (few sources): each packet is
+    /// looked up and counted in turn, without the look-ahead passes (loads that would hit
+    /// anyway) and their per-packet vectors. The same decisions: a look-up touches only the
+    /// index, a record's key and last-seen time and the table's bounds, which counting, firing,
+    /// the flood detectors and expiry never change (no sweep runs within a batch).
+    fn observe_chunk_resident(
+        &mut self,
+        items: &[(PacketMeta, Timestamp)],
+        now_us: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        for (p, ts) in items {
+            let now = self.advance(*ts);
+            self.packets += 1;
+            self.observe_floods(p, *ts, now, out);
+            if self.ignores(p.src) {
+                self.count_ignored(p.src);
+                continue;
+            }
+            if self.bans.next_deadline().is_some_and(|d| d <= now) {
+                self.expire(now, out);
+            }
+            let c = classify(p);
+            let seen_us = ts.as_micros().max(now_us);
+            for gi in 0..self.groups.len() {
+                let g = &mut self.groups[gi];
+                let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
+                let hash = g.table.hash(key);
+                let guess = g.table.guess(hash);
+                if let Some(slot) = g.table.slot_hashed(key, hash, guess, seen_us) {
+                    self.count(gi, key, slot, p, c, *ts, now, out);
+                }
+            }
+        }
+    }
+
     /// Counts `p` (class `c`) for every matching rule of group `gi` and fires those that go
     /// over, in rule order.
     ///
@@ -420,6 +470,7 @@ impl Engine {
     /// busy, a wall-clock tick already ran ahead) or a packet slightly out of order is counted
     /// when it happened, not piled into the latest bucket. Bans use the engine's clock `now`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn count(
         &mut self,
         gi: usize,
@@ -431,15 +482,19 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Decision>,
     ) {
-        let mut fired = std::mem::take(&mut self.fired);
+        let fired = &mut self.fired;
         fired.clear();
         self.groups[gi]
             .table
-            .count(slot, p, c, ts.as_micros(), &mut fired);
-        if fired.len() > 1 {
+            .count(slot, p, c, ts.as_micros(), fired);
+        // Window order is mostly rule order already (one rule per window, windows laid out
+        // in rule order): a check of the pairs is cheaper than a call to the sort.
+        if fired.len() > 1 && !fired.is_sorted_by_key(|f| f.0) {
             fired.sort_unstable_by_key(|f| f.0);
         }
-        for &(r, value) in &fired {
+        // By index (the list stays in place; nothing below changes it).
+        for k in 0..self.fired.len() {
+            let (r, value) = self.fired[k];
             let ri = self.groups[gi].rules[r];
             self.offer_leader(gi, r, ri, key, value);
             self.peaks.offer(ri, key, value, ts);
@@ -478,7 +533,6 @@ impl Engine {
                 &self.bans,
             );
         }
-        self.fired = fired;
     }
 
     /// Offers `value` to rule `ri`'s leaders (rule `r` of group `gi`); when their floor moved,
@@ -590,6 +644,8 @@ impl Engine {
 mod tests;
 #[cfg(test)]
 mod tests_ops;
+#[cfg(test)]
+mod tests_paths;
 #[cfg(test)]
 mod tests_remote;
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 /// A source as counted: an address, or a prefix when a rule aggregates (`aggregate_v4/_v6`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Copy, Clone, Debug, Eq, PartialOrd, Ord)]
 pub struct SourceKey {
     /// Address bits, masked to `prefix`, as two halves (not a `u128`: its 16-byte alignment
     /// would pad every hash-table entry); IPv4 in the low 32 bits of `lo`.
@@ -14,6 +14,18 @@ pub struct SourceKey {
     lo: u64,
     v6: bool,
     prefix: u8,
+}
+
+/// Field by field as derived, the low word first: it tells IPv4 keys apart (their high word is
+/// 0), and keys are compared per packet (leaders, the ban cache).
+impl PartialEq for SourceKey {
+    #[inline]
+    fn eq(&self, other: &SourceKey) -> bool {
+        self.lo == other.lo
+            && self.hi == other.hi
+            && self.v6 == other.v6
+            && self.prefix == other.prefix
+    }
 }
 
 /// Hashes only what distinguishes keys, in as few words as possible (this runs per packet):
@@ -31,6 +43,14 @@ impl std::hash::Hash for SourceKey {
 }
 
 impl SourceKey {
+    /// `0.0.0.0/0`: a placeholder for an unused entry.
+    pub const UNSPECIFIED: SourceKey = SourceKey {
+        hi: 0,
+        lo: 0,
+        v6: false,
+        prefix: 0,
+    };
+
     /// The key of `addr` under the given prefix lengths (clamped to the family's width).
     pub fn new(addr: IpAddr, prefix_v4: u8, prefix_v6: u8) -> SourceKey {
         match addr {

@@ -32,6 +32,9 @@ impl SourceTable {
     /// Counts packet `p` (of class `c`, captured at `ts_us`) into `slot`'s record; appends
     /// `(rule, value)` for every rule of the table whose `report` level (its threshold unless
     /// lowered) the value now exceeds, in window order (the caller orders them by rule).
+    ///
+    /// The record and the side pools are borrowed once for the whole packet (the helpers below
+    /// take them apart), so the record's place is computed and bounds-checked once.
     pub fn count(
         &mut self,
         slot: Slot,
@@ -44,153 +47,58 @@ impl SourceTable {
         if m == 0 {
             return;
         }
-        let s = slot.0;
-        let rate = m & (self.layout.packet_mask | self.layout.bytes_mask);
-        let mut buckets = [0u32; super::layout::MAX_RULES];
-        for (k, bucket) in buckets
-            .iter_mut()
-            .enumerate()
-            .take(self.layout.clocks.len())
-        {
-            if rate & self.layout.clock_windows[k] != 0 {
-                let b = self.bucket(self.layout.clocks[k], ts_us);
-                *bucket = b;
-                self.advance(s, k, b);
-            }
-        }
-        for w in bits(m & self.layout.packet_mask) {
-            let i = buckets[self.layout.windows[w].clock] % BUCKETS;
-            let v = self.add_rate(s, w, i, 1, PACKET_CELL_MAX);
-            self.check(w, v, fired);
-        }
-        for w in bits(m & self.layout.bytes_mask) {
-            let i = buckets[self.layout.windows[w].clock] % BUCKETS;
-            let v = self.add_rate(s, w, i, u64::from(p.len), BYTES_CELL_MAX);
-            self.check(w, v, fired);
-        }
-        for w in bits(m & self.layout.distinct_mask) {
-            let win = &self.layout.windows[w];
-            let Kind::Distinct { addrs, cap } = win.kind else {
-                continue;
-            };
-            let value = Layout::distinct_value(addrs, p);
-            let b = self.bucket(win.span.bucket_us, ts_us);
-            let v = self.add_distinct(s, w, value, b, u64::from(cap));
-            self.check(w, v, fired);
-        }
-    }
-
-    #[inline]
-    fn check(&self, w: usize, v: u64, fired: &mut Vec<(usize, u64)>) {
-        let win = &self.layout.windows[w];
-        if v > win.min_report {
-            for &r in &win.rules {
-                if v > self.layout.rules[r].report {
-                    fired.push((r, v));
-                }
-            }
-        }
-    }
-
-    /// Moves clock `k` of record `s` to bucket `b`, clearing what it passes.
-    fn advance(&mut self, s: u32, k: usize, b: u32) {
-        let head = time(self.record(s), k + 1);
-        let d = b.wrapping_sub(head) as i32;
-        if d > 0 || d <= -(BUCKETS as i32) {
-            let steps = if d > 0 { d as u32 } else { BUCKETS };
-            let windows = self.layout.clock_windows[k];
-            let SourceTable {
-                layout,
-                chunks,
-                heavy,
-                ..
-            } = self;
-            let r = super::record_in(chunks, layout.stride, s);
-            set_time(r, k + 1, b);
-            let e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
-            for w in bits(windows) {
-                let off = layout.windows[w].offset;
-                if e != 0 {
-                    let cells = heavy.window(e, w);
-                    for j in 1..=steps.min(BUCKETS) {
-                        cells[(head.wrapping_add(j) % BUCKETS) as usize] = 0;
-                    }
-                } else if layout.windows[w].kind == Kind::Packets {
-                    r[off] &= !(clear_mask(head, steps, 8) as u64);
-                } else {
-                    let mask = clear_mask(head, steps, 16);
-                    r[off] &= !(mask as u64);
-                    r[off + 1] &= !((mask >> 64) as u64);
-                }
-            }
-            if e != 0 {
-                settle(layout, r, heavy, e);
-            }
-        }
-    }
-
-    /// Adds `amount` to cell `i` of rate window `w`; returns the window's total.
-    fn add_rate(&mut self, s: u32, w: usize, i: u32, amount: u64, cell_max: u64) -> u64 {
-        let off = self.layout.windows[w].offset;
         let SourceTable {
             layout,
             chunks,
             heavy,
-            ..
-        } = self;
-        let r = super::record_in(chunks, layout.stride, s);
-        let mut e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
-        if e == 0 {
-            if cell_max == PACKET_CELL_MAX {
-                if get_u8(r[off], i) + amount <= cell_max {
-                    r[off] += amount << (8 * i);
-                    return sum_u8x8(r[off]);
-                }
-            } else if get_u16(r[off], r[off + 1], i) + amount <= cell_max {
-                r[off + usize::from(i >= 4)] += amount << (16 * (i & 3));
-                return sum_u16x4(r[off]) + sum_u16x4(r[off + 1]);
-            }
-            e = escalate(layout, r, heavy);
-        }
-        let cells = heavy.window(e, w);
-        cells[i as usize] = cells[i as usize].saturating_add(amount);
-        cells.iter().fold(0u64, |a, &c| a.saturating_add(c))
-    }
-
-    /// Admits `value` (seen at bucket `b`) to distinct window `w`; returns its live count.
-    fn add_distinct(&mut self, s: u32, w: usize, value: u32, b: u32, cap: u64) -> u64 {
-        let off = self.layout.windows[w].offset;
-        let bit = 1u64 << (flag::OVERFLOW_SHIFT as usize + w - self.first_distinct());
-        let SourceTable {
-            layout,
-            chunks,
             sets,
+            scales,
+            window_scale,
             untracked,
             ..
         } = self;
-        let r = super::record_in(chunks, layout.stride, s);
-        if r[word::META] & bit == 0 {
-            let e = r[off];
-            if !distinct::live(e, b) || distinct::value_of(e) == value {
-                r[off] = distinct::pack(value, b);
-                return 1;
+        let layout = &*layout;
+        let r = super::record_in(chunks, layout.stride, slot.0);
+        let rate = m & (layout.packet_mask | layout.bytes_mask);
+        let mut buckets = [0u32; super::layout::MAX_RULES];
+        for (k, bucket) in buckets.iter_mut().enumerate().take(layout.clocks.len()) {
+            if rate & layout.clock_windows[k] != 0 {
+                let b = super::bucket_in(&mut scales[k], ts_us);
+                *bucket = b;
+                advance(layout, r, heavy, k, b);
             }
-            if cap < 2 {
-                return 1;
-            }
-            return match sets.pair(e, distinct::pack(value, b)) {
-                Some(h) => {
-                    r[off] = u64::from(h);
-                    r[word::META] |= bit;
-                    2
-                }
-                None => {
-                    *untracked += 1;
-                    1
-                }
-            };
         }
-        add_to_set(sets, r, off, bit, value, b, cap, untracked)
+        for w in bits(m & layout.packet_mask) {
+            let i = buckets[layout.windows[w].clock] % BUCKETS;
+            let v = add_rate(layout, r, heavy, w, i, 1, PACKET_CELL_MAX);
+            check(layout, w, v, fired);
+        }
+        for w in bits(m & layout.bytes_mask) {
+            let i = buckets[layout.windows[w].clock] % BUCKETS;
+            let v = add_rate(layout, r, heavy, w, i, u64::from(p.len), BYTES_CELL_MAX);
+            check(layout, w, v, fired);
+        }
+        let first_distinct = layout.n_packets + layout.n_bytes;
+        for w in bits(m & layout.distinct_mask) {
+            let win = &layout.windows[w];
+            let Kind::Distinct { addrs, cap } = win.kind else {
+                continue;
+            };
+            let value = Layout::distinct_value(addrs, p);
+            let b = super::bucket_in(&mut scales[window_scale[w]], ts_us);
+            let bit = 1u64 << (flag::OVERFLOW_SHIFT as usize + w - first_distinct);
+            let v = add_distinct(
+                r,
+                sets,
+                untracked,
+                win.offset,
+                bit,
+                value,
+                b,
+                u64::from(cap),
+            );
+            check(layout, w, v, fired);
+        }
     }
 
     /// Rule window `w`'s value for `slot` as of `now_us` (no change).
@@ -237,6 +145,117 @@ impl SourceTable {
             }
         }
     }
+}
+
+/// Appends the rules of window `w` whose report level `v` exceeds.
+#[inline]
+fn check(layout: &Layout, w: usize, v: u64, fired: &mut Vec<(usize, u64)>) {
+    let win = &layout.windows[w];
+    if v > win.min_report {
+        for &r in &win.rules {
+            if v > layout.rules[r].report {
+                fired.push((r, v));
+            }
+        }
+    }
+}
+
+/// Moves clock `k` of record `r` to bucket `b`, clearing what it passes.
+#[inline]
+fn advance(layout: &Layout, r: &mut [u64], heavy: &mut HeavyPool, k: usize, b: u32) {
+    let head = time(r, k + 1);
+    let d = b.wrapping_sub(head) as i32;
+    if d > 0 || d <= -(BUCKETS as i32) {
+        let steps = if d > 0 { d as u32 } else { BUCKETS };
+        set_time(r, k + 1, b);
+        let e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
+        for w in bits(layout.clock_windows[k]) {
+            let off = layout.windows[w].offset;
+            if e != 0 {
+                let cells = heavy.window(e, w);
+                for j in 1..=steps.min(BUCKETS) {
+                    cells[(head.wrapping_add(j) % BUCKETS) as usize] = 0;
+                }
+            } else if layout.windows[w].kind == Kind::Packets {
+                r[off] &= !(clear_mask(head, steps, 8) as u64);
+            } else {
+                let mask = clear_mask(head, steps, 16);
+                r[off] &= !(mask as u64);
+                r[off + 1] &= !((mask >> 64) as u64);
+            }
+        }
+        if e != 0 {
+            settle(layout, r, heavy, e);
+        }
+    }
+}
+
+/// Adds `amount` to cell `i` of rate window `w` of record `r`; returns the window's total.
+#[inline(always)]
+fn add_rate(
+    layout: &Layout,
+    r: &mut [u64],
+    heavy: &mut HeavyPool,
+    w: usize,
+    i: u32,
+    amount: u64,
+    cell_max: u64,
+) -> u64 {
+    let off = layout.windows[w].offset;
+    let mut e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
+    if e == 0 {
+        if cell_max == PACKET_CELL_MAX {
+            if get_u8(r[off], i) + amount <= cell_max {
+                r[off] += amount << (8 * i);
+                return sum_u8x8(r[off]);
+            }
+        } else if get_u16(r[off], r[off + 1], i) + amount <= cell_max {
+            r[off + usize::from(i >= 4)] += amount << (16 * (i & 3));
+            return sum_u16x4(r[off]) + sum_u16x4(r[off + 1]);
+        }
+        e = escalate(layout, r, heavy);
+    }
+    let cells = heavy.window(e, w);
+    cells[i as usize] = cells[i as usize].saturating_add(amount);
+    cells.iter().fold(0u64, |a, &c| a.saturating_add(c))
+}
+
+/// Admits `value` (seen at bucket `b`) to the distinct window at `off` of record `r` (its
+/// overflow flag `bit`); returns its live count.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn add_distinct(
+    r: &mut [u64],
+    sets: &mut SetPool,
+    untracked: &mut u64,
+    off: usize,
+    bit: u64,
+    value: u32,
+    b: u32,
+    cap: u64,
+) -> u64 {
+    if r[word::META] & bit == 0 {
+        let e = r[off];
+        if !distinct::live(e, b) || distinct::value_of(e) == value {
+            r[off] = distinct::pack(value, b);
+            return 1;
+        }
+        if cap < 2 {
+            return 1;
+        }
+        return match sets.pair(e, distinct::pack(value, b)) {
+            Some(h) => {
+                r[off] = u64::from(h);
+                r[word::META] |= bit;
+                2
+            }
+            None => {
+                *untracked += 1;
+                1
+            }
+        };
+    }
+    add_to_set(sets, r, off, bit, value, b, cap, untracked)
 }
 
 /// Packed cell `i` of the rate window at `off`.

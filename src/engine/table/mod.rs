@@ -37,6 +37,8 @@ const CHUNK_BITS: u32 = 12;
 const CHUNK: usize = 1 << CHUNK_BITS;
 /// No slot guessed for [`SourceTable::slot_hashed`].
 pub const NO_GUESS: u32 = u32::MAX;
+/// Records in use plus index up to this size stay in cache (see [`SourceTable::cache_resident`]).
+const RESIDENT_BYTES: usize = 128 << 10;
 /// `last_seen` is kept in units of 2^10 µs.
 const SEEN_SHIFT: u32 = 10;
 
@@ -60,6 +62,8 @@ pub struct SourceTable {
     last_sweep: u64,
     /// Cached bucket numbers per bucket width: (bucket start µs, bucket number), see `scale`.
     scales: Vec<(u64, u64, u64)>,
+    /// Per window: its entry in `scales` (clock `k` is entry `k`).
+    window_scale: Vec<usize>,
     /// Packets from sources that could not be tracked because the table (or the distinct-set
     /// pool) was full.
     pub untracked: u64,
@@ -96,6 +100,16 @@ impl SourceTable {
             max_sources,
             last_sweep: 0,
             scales: widths.iter().map(|&w| (w, u64::MAX, 0)).collect(),
+            window_scale: layout
+                .windows
+                .iter()
+                .map(|w| {
+                    widths
+                        .iter()
+                        .position(|&x| x == w.span.bucket_us)
+                        .unwrap_or(0)
+                })
+                .collect(),
             untracked: 0,
             full: false,
             evicted: 0,
@@ -107,6 +121,13 @@ impl SourceTable {
         self.index.len()
     }
 
+    /// True when the records handed out so far and the index fit in [`RESIDENT_BYTES`]: they
+    /// stay in the cache between packets, and a batch needs no look-ahead passes.
+    #[inline]
+    pub fn cache_resident(&self) -> bool {
+        self.index.memory_bytes() + self.slots as usize * self.layout.stride * 8 <= RESIDENT_BYTES
+    }
+
     /// A new bound (a reload). Raising it admits more sources at once; lowering it admits no
     /// new source above it, and the table shrinks to it as idle sources are swept.
     pub fn set_max_sources(&mut self, max_sources: usize) {
@@ -114,21 +135,11 @@ impl SourceTable {
         self.sets.budget_words = self.max_sources.max(1 << 20);
     }
 
-    /// The bucket number of `ts_us` at bucket width `width_us` (cached: a division per bucket,
-    /// not per packet).
+    /// The bucket number of `ts_us` at the bucket width of `scales[i]` (clock `i`, or a
+    /// window's `window_scale`), cached: a division per bucket, not per packet.
     #[inline]
-    fn bucket(&mut self, width_us: u64, ts_us: u64) -> u32 {
-        for s in self.scales.iter_mut() {
-            if s.0 == width_us {
-                if ts_us.wrapping_sub(s.1) >= width_us {
-                    let b = ts_us / width_us;
-                    s.1 = b * width_us;
-                    s.2 = b;
-                }
-                return s.2 as u32;
-            }
-        }
-        (ts_us / width_us) as u32
+    fn bucket_at(&mut self, i: usize, ts_us: u64) -> u32 {
+        bucket_in(&mut self.scales[i], ts_us)
     }
 
     #[inline]
@@ -203,10 +214,17 @@ impl SourceTable {
         }
     }
 
+    /// The slot a look-up of `hash` most likely finds ([`NO_GUESS`] if none): the first in
+    /// its index line with the hash's fingerprint, for [`SourceTable::slot_hashed`].
+    #[inline]
+    pub fn guess(&self, hash: u64) -> u32 {
+        self.index.guess(hash).unwrap_or(NO_GUESS)
+    }
+
     /// [`SourceTable::slot_deferred`] with the key's hash already computed, and the slot
     /// [`SourceTable::prefetch`] guessed for it (checked first: a guess that does not hold the
     /// key costs a full look-up, never a wrong slot).
-    #[inline]
+    #[inline(always)]
     pub fn slot_hashed(
         &mut self,
         key: SourceKey,
@@ -269,7 +287,7 @@ impl SourceTable {
         r[word::META] = flag::LIVE | if v6 { flag::V6 } else { 0 };
         set_time(r, 0, ((now_us >> SEEN_SHIFT) & 0xffff_ffff) as u32);
         for c in 0..self.layout.clocks.len() {
-            let b = self.bucket(self.layout.clocks[c], now_us);
+            let b = self.bucket_at(c, now_us);
             set_time(self.record_mut(s), c + 1, b);
         }
         for w in self.first_distinct()..self.layout.windows.len() {
@@ -402,6 +420,19 @@ impl SourceTable {
             + self.heavy.memory_bytes()
             + self.sets.memory_bytes()
     }
+}
+
+/// The bucket number of `ts_us` in a `scales` entry (bucket width µs, start of the cached
+/// bucket µs, its number): a division only when `ts_us` left the cached bucket.
+#[inline]
+pub(crate) fn bucket_in(s: &mut (u64, u64, u64), ts_us: u64) -> u32 {
+    let width_us = s.0;
+    if ts_us.wrapping_sub(s.1) >= width_us {
+        let b = ts_us / width_us;
+        s.1 = b * width_us;
+        s.2 = b;
+    }
+    s.2 as u32
 }
 
 /// The words of record `s` in `chunks` (for functions that also borrow other fields).
