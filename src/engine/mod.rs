@@ -333,7 +333,11 @@ impl Engine {
         }
         let now_us = now.as_micros();
         for chunk in items.chunks(PASS) {
-            self.observe_chunk(chunk, now_us, out);
+            if self.tables_resident() {
+                self.observe_chunk_resident(chunk, now_us, out);
+            } else {
+                self.observe_chunk(chunk, now_us, out);
+            }
         }
     }
 
@@ -347,15 +351,6 @@ impl Engine {
         now_us: u64,
         out: &mut Vec<Decision>,
     ) {
-        #[cfg(test)]
-        let resident =
-            !self.lookahead_always && self.groups.iter().all(|g| g.table.cache_resident());
-        #[cfg(not(test))]
-        let resident = self.groups.iter().all(|g| g.table.cache_resident());
-        if resident {
-            self.observe_chunk_resident(items, now_us, out);
-            return;
-        }
         let mut hashes = std::mem::take(&mut self.hashes);
         hashes.clear();
         let mut ignored = std::mem::take(&mut self.ignored);
@@ -425,6 +420,16 @@ impl Engine {
         }
         self.scratch = slots;
         self.ignored = ignored;
+    }
+
+    /// Whether every source table stays in cache, so that a chunk is counted in one pass
+    /// ([`Engine::observe_chunk_resident`]) rather than with the look-ahead passes.
+    fn tables_resident(&self) -> bool {
+        #[cfg(test)]
+        if self.lookahead_always {
+            return false;
+        }
+        self.groups.iter().all(|g| g.table.cache_resident())
     }
 
     /// [`Engine::observe_chunk`] for tables that stay in cache (few sources): each packet is
