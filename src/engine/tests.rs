@@ -31,6 +31,18 @@ pub(super) fn rule(name: &str, metric: Metric, threshold: u64, window_ms: u64) -
     }
 }
 
+/// A packet rate, a port scan and a host sweep, bans of 300 ms: the config of the tests that
+/// feed one engine in different ways and compare the decisions.
+pub(super) fn rate_scan_sweep_config() -> Config {
+    let mut c = config(vec![
+        rule("p", Metric::Packets, 20, 1000),
+        rule("scan", Metric::DstPorts, 15, 10_000),
+        rule("sweep", Metric::DstAddrs, 15, 10_000),
+    ]);
+    c.enforce.ban = Duration::from_millis(300);
+    c
+}
+
 pub(super) fn config(rules: Vec<Rule>) -> Config {
     Config {
         capture: CaptureConfig {
@@ -625,13 +637,7 @@ fn reload_keeps_counters_bans_and_history_when_windows_are_unchanged() {
 
 #[test]
 fn a_batch_decides_exactly_like_packet_by_packet() {
-    let rules = vec![
-        rule("p", Metric::Packets, 20, 1000),
-        rule("scan", Metric::DstPorts, 15, 10_000),
-        rule("sweep", Metric::DstAddrs, 15, 10_000),
-    ];
-    let mut c = config(rules);
-    c.enforce.ban = Duration::from_millis(300);
+    let c = rate_scan_sweep_config();
     let local = vec!["10.9.9.9/32".parse().unwrap()];
     let mut one = Engine::new(&c, local.clone());
     let mut batch = Engine::new(&c, local);

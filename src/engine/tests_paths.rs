@@ -1,11 +1,8 @@
 //! Unit tests of the two ways a batch is counted: with look-ahead passes (large tables) and
 //! packet by packet (tables that stay in cache) decide exactly alike, also across the switch.
 
-use std::time::Duration;
-
-use super::tests::{config, rule, syn};
+use super::tests::{rate_scan_sweep_config, syn};
 use super::*;
-use crate::config::Metric;
 use crate::time::Timestamp;
 
 const SEC: u64 = 1_000_000;
@@ -16,13 +13,7 @@ const SEC: u64 = 1_000_000;
 /// same decisions and counts.
 #[test]
 fn resident_and_lookahead_batches_decide_alike() {
-    let rules = vec![
-        rule("p", Metric::Packets, 20, 1000),
-        rule("scan", Metric::DstPorts, 15, 10_000),
-        rule("sweep", Metric::DstAddrs, 15, 10_000),
-    ];
-    let mut c = config(rules);
-    c.enforce.ban = Duration::from_millis(300);
+    let mut c = rate_scan_sweep_config();
     c.limits.max_tracked_sources = 100_000;
     let local = vec!["10.9.9.9/32".parse().unwrap()];
     let mut lookahead = Engine::new(&c, local.clone());
