@@ -96,6 +96,11 @@ impl<W: Write> Gen<W> {
 /// Capture time of the first packet (2026-11-24 00:00 UTC, as the original gencap).
 pub const START_US: u64 = 1_795_514_400_000_000;
 
+/// Capture time of packet `i` of `packets` evenly spaced over `duration_us` from [`START_US`].
+fn spaced_ts(i: u64, packets: u64, duration_us: u64) -> u64 {
+    START_US + (u128::from(i) * u128::from(duration_us) / u128::from(packets.max(1))) as u64
+}
+
 /// TCP data of random size: a pure ACK half the time, else ACK|PSH with up to 1460 bytes.
 pub fn data_flags_len(rng: &mut Rng) -> (u8, u16) {
     if rng.next() & 1 == 0 {
@@ -119,8 +124,7 @@ pub fn mixed<W: Write>(
     let n4 = sources.max(1);
     let n6 = (sources / 5).max(1);
     for i in 0..packets {
-        let ts = START_US
-            + (u128::from(i) * u128::from(duration_us) / u128::from(packets.max(1))) as u64;
+        let ts = spaced_ts(i, packets, duration_us);
         let c = g.rng.below(1000);
         let web = if g.rng.next() & 1 == 0 { 80 } else { 443 };
         let sport = g.rng.ephemeral();
@@ -221,8 +225,7 @@ pub fn few<W: Write>(
     duration_us: u64,
 ) -> io::Result<()> {
     for i in 0..packets {
-        let ts = START_US
-            + (u128::from(i) * u128::from(duration_us) / u128::from(packets.max(1))) as u64;
+        let ts = spaced_ts(i, packets, duration_us);
         let k = g.rng.below(sources) as u32 + 1;
         let src = [198, 18 + (k >> 16) as u8, (k >> 8) as u8, k as u8];
         let l4 = L4::Tcp {
@@ -248,8 +251,7 @@ pub fn few<W: Write>(
 /// so that every kind of window gets state: the memory benchmark's file.
 pub fn distinct<W: Write>(g: &mut Gen<W>, packets: u64, duration_us: u64) -> io::Result<()> {
     for i in 0..packets {
-        let ts = START_US
-            + (u128::from(i) * u128::from(duration_us) / u128::from(packets.max(1))) as u64;
+        let ts = spaced_ts(i, packets, duration_us);
         let server = (i % 16) as u8;
         let ips = if i % 8 == 7 {
             Ips::V6 {
