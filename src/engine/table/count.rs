@@ -78,7 +78,6 @@ impl SourceTable {
             let v = add_rate(layout, r, heavy, w, i, u64::from(p.len), BYTES_CELL_MAX);
             check(layout, w, v, fired);
         }
-        let first_distinct = layout.n_packets + layout.n_bytes;
         for w in bits(m & layout.distinct_mask) {
             let win = &layout.windows[w];
             let Kind::Distinct { addrs, cap } = win.kind else {
@@ -86,7 +85,7 @@ impl SourceTable {
             };
             let value = Layout::distinct_value(addrs, p);
             let b = super::bucket_in(&mut scales[window_scale[w]], ts_us);
-            let bit = 1u64 << (flag::OVERFLOW_SHIFT as usize + w - first_distinct);
+            let bit = layout.overflow_bit(w);
             let v = add_distinct(
                 r,
                 sets,
@@ -108,7 +107,7 @@ impl SourceTable {
         let b = (now_us / win.span.bucket_us) as u32;
         match win.kind {
             Kind::Distinct { .. } => {
-                let bit = 1u64 << (flag::OVERFLOW_SHIFT as usize + w - self.first_distinct());
+                let bit = self.layout.overflow_bit(w);
                 if r[word::META] & bit != 0 {
                     self.sets.count(r[win.offset] as u32, b)
                 } else {

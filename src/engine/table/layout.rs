@@ -343,6 +343,13 @@ impl Layout {
             .unwrap_or(u64::MAX);
     }
 
+    /// The META flag of distinct window `w`: set once its values moved from the record to a
+    /// set in the pool.
+    #[inline]
+    pub fn overflow_bit(&self, w: usize) -> u64 {
+        1u64 << (flag::OVERFLOW_SHIFT as usize + w - (self.n_packets + self.n_bytes))
+    }
+
     /// The window value of a distinct window for packet `p`.
     #[inline]
     pub fn distinct_value(addrs: bool, p: &PacketMeta) -> u32 {
