@@ -28,10 +28,10 @@ const DUTY: u32 = 10;
 /// The pause before the next gathering, after one that took `took`: [`PEERS_EVERY`], or
 /// `DUTY` times `took` when that is longer. At 100k connections a gathering takes 170 ms of
 /// CPU over netlink (380 ms from `/proc` text, 480 ms with conntrack; BENCHMARKS.md,
-/// "Verified peers"); every 2 s that is 8-25% of a core, taken from capture and engine exactly when the host is busiest. Paced by wall time
-/// (which a loaded host stretches: then it gathers less often still), the refresher takes
-/// under a tenth of a core, and a new connection is protected after ~10 gathering times
-/// instead of 2 s.
+/// "Verified peers"); every 2 s that is 8-25% of a core, taken from capture and engine
+/// exactly when the host is busiest. Paced by wall time (which a loaded host stretches: then
+/// it gathers less often still), the refresher takes under a tenth of a core, and a new
+/// connection is protected after ~10 gathering times instead of 2 s.
 pub fn pause_after(took: Duration) -> Duration {
     PEERS_EVERY.max(took.saturating_mul(DUTY))
 }

@@ -78,11 +78,22 @@ pub trait PeerFacts: Send + Sync {
     fn read(&self, source: Source) -> io::Result<Option<String>>;
 
     /// What `table` holds: by default its text ([`SocketTable::source`]) through the
-    /// `proc_net` parsers, read once; a table that does not exist is empty.
+    /// `proc_net` parsers, read once.
     fn sockets(&self, table: SocketTable, want: Want) -> io::Result<Sockets> {
-        let text = self.read(table.source())?.unwrap_or_default();
-        Ok(sockets_of_text(&text, table, want))
+        sockets_from_text(self, table, want)
     }
+}
+
+/// What `table` holds read from its text through the `proc_net` parsers (the default of
+/// [`PeerFacts::sockets`], and [`ProcFiles`]'s fallback when netlink fails); a table that does
+/// not exist is empty.
+fn sockets_from_text<F: PeerFacts + ?Sized>(
+    facts: &F,
+    table: SocketTable,
+    want: Want,
+) -> io::Result<Sockets> {
+    let text = facts.read(table.source())?.unwrap_or_default();
+    Ok(sockets_of_text(&text, table, want))
 }
 
 /// The real files: this process's network namespace and root, or another process's
@@ -161,15 +172,11 @@ impl PeerFacts for ProcFiles {
     /// Another process's namespace ([`ProcFiles::of_pid`]: a dump asks our own) and
     /// [`ProcFiles::own_text`]: the `/proc` text.
     fn sockets(&self, table: SocketTable, want: Want) -> io::Result<Sockets> {
-        let text = || -> io::Result<Sockets> {
-            let text = self.read(table.source())?.unwrap_or_default();
-            Ok(sockets_of_text(&text, table, want))
-        };
         if self.text_only {
-            return text();
+            return sockets_from_text(self, table, want);
         }
         sock_diag::dump(table, want).or_else(|netlink| {
-            text().map_err(|proc| {
+            sockets_from_text(self, table, want).map_err(|proc| {
                 io::Error::new(proc.kind(), format!("{proc} (and over netlink: {netlink})"))
             })
         })
