@@ -60,6 +60,20 @@ fn peers_of_a_real_namespace_with_why() {
     ]);
     let _listeners = p.listen();
     let _ssh = s.spawn(&["nc", "-6", "-l", "-k", "-n", SERVER6, "22"]);
+    // The held SSH client below connects once: wait until the listener accepts (a probe from
+    // CLIENT6, whose closed connection leaves no established peer).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p
+        .client
+        .exec(&[
+            "nc", "-z", "-6", "-n", "-w", "1", "-s", CLIENT6, SERVER6, "22",
+        ])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the SSH listener never accepted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Held open by a sleeping stdin: an established peer and an SSH session.
     let held = [
         format!("sleep 30 | nc -n -s {CLIENT4} {SERVER4} 7000"),
@@ -92,7 +106,9 @@ fn peers_of_a_real_namespace_with_why() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let g = loop {
         let g = gather(&facts, &GatherOptions::default());
-        let ready = !kinds(&g, CLIENT4).is_empty() && !kinds(&g, CLIENT6_B).is_empty();
+        // Resolvers show from the start; wait for the two held connections.
+        let ready = kinds(&g, CLIENT4).contains("established")
+            && kinds(&g, CLIENT6_B).contains("established");
         if ready || Instant::now() > deadline {
             break g;
         }
