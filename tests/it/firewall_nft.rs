@@ -5,8 +5,8 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallOptions, Repair};
 
@@ -172,8 +172,9 @@ fn nft_reopen_adopts_without_a_gap() {
     let before = fw.list().unwrap();
     let shape = structure(&ns);
     let stop = Arc::new(AtomicBool::new(false));
+    let taken = Arc::new(AtomicU32::new(0));
     let sampler = {
-        let (stop, name) = (stop.clone(), ns.name().to_string());
+        let (stop, taken, name) = (stop.clone(), taken.clone(), ns.name().to_string());
         std::thread::spawn(move || {
             let (mut samples, mut missing) = (0u32, 0u32);
             while !stop.load(Ordering::Relaxed) {
@@ -187,15 +188,24 @@ fn nft_reopen_adopts_without_a_gap() {
                     missing += 1;
                 }
                 samples += 1;
+                taken.store(samples, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(3));
             }
             (samples, missing)
         })
     };
-    std::thread::sleep(Duration::from_millis(100));
+    // At least 5 samples before the drop and 5 after the reopen, however slow a busy machine
+    // makes each `nft` (bounded).
+    let wait_for = |n: u32| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while taken.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(5);
     drop(fw); // no cleanup: everything stays in the kernel
     let fw = open(&ns);
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for(taken.load(Ordering::Relaxed) + 5);
     stop.store(true, Ordering::Relaxed);
     let (samples, missing) = sampler.join().unwrap();
     assert!(samples >= 10, "too few samples: {samples}");
