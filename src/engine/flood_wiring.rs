@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use super::fire::{FireCtx, fire};
 use super::flood::{EndReason, FloodDecision, Floods};
+use super::flood_stage::Fed;
 use super::rules::CompiledRule;
 use super::sources::SourceKey;
 use super::{Decision, Engine};
@@ -22,7 +23,9 @@ use crate::trust::proc_net::HostPorts;
 pub(super) struct FloodState {
     pub(super) floods: Floods,
     /// Decisions of the current packet or tick, before conversion.
-    pending: Vec<FloodDecision>,
+    pub(super) pending: Vec<FloodDecision>,
+    /// Decisions of detached detectors (replay's reader thread), waiting for their packet.
+    pub(super) fed: Fed,
     /// One rule per detector, for the bans of the `sources` action.
     ban_rules: Vec<CompiledRule>,
 }
@@ -34,6 +37,7 @@ impl FloodState {
         FloodState {
             floods,
             pending: Vec::new(),
+            fed: Fed::default(),
             ban_rules,
         }
     }
@@ -71,6 +75,10 @@ impl Engine {
     ) {
         let f = &mut self.flood;
         if f.floods.is_empty() {
+            if !f.fed.is_empty() {
+                f.fed.take_due(self.packets, &mut f.pending);
+                self.flood_decisions(now, out);
+            }
             return;
         }
         f.floods.observe(p, ts, now, &mut f.pending);
@@ -97,7 +105,7 @@ impl Engine {
     }
 
     /// Turns the pending flood decisions into engine decisions.
-    fn flood_decisions(&mut self, now: Timestamp, out: &mut Vec<Decision>) {
+    pub(super) fn flood_decisions(&mut self, now: Timestamp, out: &mut Vec<Decision>) {
         let pending = std::mem::take(&mut self.flood.pending);
         for d in &pending {
             if let FloodDecision::BanSources {

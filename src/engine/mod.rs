@@ -15,6 +15,7 @@ pub mod ban_rate;
 pub mod bans;
 mod fire;
 pub mod flood;
+pub mod flood_stage;
 mod flood_wiring;
 pub mod leaders;
 mod nets;
@@ -60,6 +61,8 @@ const NO_SLOT: u32 = u32::MAX;
 
 /// A backward time step longer than this is a clock reset, not jitter.
 const CLOCK_RESET: Duration = Duration::from_secs(60);
+/// How often [`Engine::tick`] does its housekeeping (and ticks the flood detectors).
+const MAINTENANCE: Duration = Duration::from_secs(1);
 
 /// Why a firing source was not blocked.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -325,8 +328,12 @@ impl Engine {
             return;
         };
         let now = self.advance(first);
-        if self.bans.next_deadline().is_some_and(|d| d <= now) || now >= self.next_maintenance {
+        // Housekeeping (which ticks the flood detectors) once a second, on the batch's first
+        // packet's time only: a detached `FloodStage` ticks on the same schedule.
+        if now >= self.next_maintenance {
             self.tick(now, out);
+        } else if self.bans.next_deadline().is_some_and(|d| d <= now) {
+            self.expire(now, out);
         }
         for g in &mut self.groups {
             g.table.sweep_if_full(now.as_micros());
@@ -561,7 +568,7 @@ impl Engine {
         self.expire(now, out);
         self.tick_floods(now, out);
         if now >= self.next_maintenance {
-            self.next_maintenance = now.saturating_add(Duration::from_secs(1));
+            self.next_maintenance = now.saturating_add(MAINTENANCE);
             for g in &mut self.groups {
                 g.table.maybe_sweep(now.as_micros());
             }

@@ -1,7 +1,8 @@
 //! Replay: a capture file through exactly the parse -> count -> evaluate code that runs live,
 //! on capture time. Two threads: one reads and parses frames ([`crate::sys::capture`] +
-//! [`crate::packet`]) and keeps the report's top talkers (`talkers.rs`: bounded, whatever the
-//! file holds); one owns the engine. Batches of parsed packets go between them and come back
+//! [`crate::packet`]), keeps the report's top talkers (`talkers.rs`: bounded, whatever the
+//! file holds) and counts the flood detectors ([`FloodStage`]: their decisions go with the
+//! batch, and the engine hands them out at their packet); one owns the engine. Batches of parsed packets go between them and come back
 //! for reuse, so nothing is allocated per packet and no table is shared. Memory is bounded by
 //! `max_tracked_sources` (engine tables, the talker summary) however many sources the file has.
 
@@ -18,6 +19,7 @@ use ipnet::IpNet;
 
 use crate::config::{Config, Metric};
 use crate::engine::flood::EndReason;
+use crate::engine::flood_stage::{FloodStage, Tagged};
 use crate::engine::peaks::{RulePeak, Series};
 use crate::engine::sources::SourceKey;
 use crate::engine::{Decision, Engine};
@@ -36,6 +38,8 @@ const BATCH: usize = 4096;
 const MAX_TALKERS: usize = 57_344;
 /// Top talkers in the report.
 const TOP_TALKERS: usize = 10;
+/// Memory is sampled every this many batches.
+const SAMPLE_EVERY: u64 = 16;
 
 pub struct ReplayOptions {
     /// Our own addresses: traffic from them is never counted or blocked.
@@ -106,6 +110,10 @@ enum Msg {
         frames: u64,
         unparsed: u64,
         bytes: u64,
+        /// The flood detectors' decisions for this batch.
+        floods: Vec<Tagged>,
+        /// The flood detectors' memory, sampled every [`SAMPLE_EVERY`] batches.
+        flood_bytes: u64,
     },
     Done(Result<(), CaptureError>),
 }
@@ -129,10 +137,18 @@ pub fn replay_file(
     let started = Instant::now();
     let mut last_progress = started;
 
-    let talkers = std::thread::scope(|scope| {
+    let stage = engine.detach_floods();
+    let (talkers, mut stage) = std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<Msg>(4);
         let (back_tx, back_rx) = mpsc::channel::<Vec<(PacketMeta, Timestamp)>>();
-        let reader = scope.spawn(move || read_loop(&mut file, Talkers::new(k), tx, back_rx));
+        let reader = scope.spawn(move || {
+            let mut side = ReaderSide {
+                talkers: Talkers::new(k),
+                stage,
+            };
+            read_loop(&mut file, &mut side, tx, back_rx);
+            side
+        });
         let mut batches = 0u64;
         for msg in rx {
             match msg {
@@ -141,11 +157,14 @@ pub fn replay_file(
                     frames,
                     unparsed,
                     bytes,
+                    floods,
+                    flood_bytes,
                 } => {
                     summary.packets += frames;
                     summary.unparsed += unparsed;
                     summary.parsed += items.len() as u64;
                     bytes_read += bytes;
+                    engine.feed_floods(floods);
                     engine.observe_batch(&items, &mut decisions);
                     if let Some((_, ts)) = items.last() {
                         last_ts = *ts;
@@ -161,8 +180,8 @@ pub fn replay_file(
                     // The reader may be gone already; then the batch is simply dropped.
                     let _ = back_tx.send(items);
                     batches += 1;
-                    if batches.is_multiple_of(16) {
-                        let m = engine.memory_bytes() as u64;
+                    if batches.is_multiple_of(SAMPLE_EVERY) {
+                        let m = engine.memory_bytes() as u64 + flood_bytes;
                         summary.peak_table_bytes = summary.peak_table_bytes.max(m);
                     }
                     if opts.progress && last_progress.elapsed() >= Duration::from_secs(1) {
@@ -178,14 +197,25 @@ pub fn replay_file(
             }
         }
         // The reader ends by itself once it has sent `Done`; a panic there is a bug.
-        reader.join().unwrap_or_else(|_| Talkers::new(1))
+        let side = reader.join().unwrap_or_else(|_| ReaderSide {
+            talkers: Talkers::new(1),
+            stage: None,
+        });
+        (side.talkers, side.stage)
     });
     if opts.progress && started.elapsed() >= Duration::from_secs(1) {
         eprintln!();
     }
-    let attacks = end_attacks(&mut engine, last_ts, attacks, on_decision);
+    let attacks = end_attacks(&mut engine, stage.as_mut(), last_ts, attacks, on_decision);
     summary.ts = last_ts;
-    let mut report = report(&engine, summary, offenders, talkers, attacks);
+    let mut report = report(
+        &engine,
+        stage.as_ref(),
+        summary,
+        offenders,
+        talkers,
+        attacks,
+    );
     report.trace = engine.take_trace();
     report.first_ts = first_ts.unwrap_or(last_ts);
     Ok(report)
@@ -226,12 +256,19 @@ fn open(
 /// returns every attack of the file.
 fn end_attacks(
     engine: &mut Engine,
+    stage: Option<&mut FloodStage>,
     at: Timestamp,
     mut log: AttackLog,
     on_decision: &mut dyn FnMut(&Decision),
 ) -> Vec<AttackReport> {
     let mut decisions = Vec::new();
-    engine.end_floods(at, EndReason::FileEnded, &mut decisions);
+    match stage {
+        Some(stage) => {
+            let ended = stage.end_all(at, EndReason::FileEnded);
+            engine.apply_floods(at, ended, &mut decisions);
+        }
+        None => engine.end_floods(at, EndReason::FileEnded, &mut decisions),
+    }
     for d in &decisions {
         log.note(d);
         on_decision(d);
@@ -243,6 +280,7 @@ fn end_attacks(
 /// peak values, talkers by packets, the flood attacks.
 fn report(
     engine: &Engine,
+    stage: Option<&FloodStage>,
     mut summary: Summary,
     mut offenders: HashMap<SourceKey, Offender, RandomState>,
     talkers: Talkers,
@@ -256,7 +294,7 @@ fn report(
     summary.untracked_packets = stats.untracked;
     summary.peak_table_bytes = summary
         .peak_table_bytes
-        .max((engine.memory_bytes() + talkers.memory_bytes()) as u64);
+        .max((engine.memory_bytes() + flood_bytes(stage) + talkers.memory_bytes()) as u64);
     for ban in engine.bans().iter() {
         if let Some(o) = offenders.get_mut(&ban.key) {
             o.peak = o.peak.max(ban.peak);
@@ -276,21 +314,35 @@ fn report(
         offenders,
         talkers,
         attacks,
-        flood_untracked: engine.floods().untracked(),
+        flood_untracked: stage
+            .map_or(engine.floods(), FloodStage::floods)
+            .untracked(),
         peaks: engine.peaks(),
         trace: Vec::new(),
         first_ts: Timestamp(0),
     }
 }
 
+fn flood_bytes(stage: Option<&FloodStage>) -> usize {
+    stage.map_or(0, |s| s.floods().memory_bytes())
+}
+
+/// What the reader thread keeps besides reading: the talker summary, the flood detectors.
+struct ReaderSide {
+    talkers: Talkers,
+    stage: Option<FloodStage>,
+}
+
 /// The reader thread: frames -> parsed batches, until the end of the file or an error.
 fn read_loop(
     file: &mut CaptureFile,
-    mut talkers: Talkers,
+    side: &mut ReaderSide,
     tx: mpsc::SyncSender<Msg>,
     back: mpsc::Receiver<Vec<(PacketMeta, Timestamp)>>,
-) -> Talkers {
+) {
     let linktype = file.linktype();
+    let mut batches = 0u64;
+    let mut flood_bytes = 0u64;
     loop {
         let mut items = back
             .try_recv()
@@ -316,19 +368,30 @@ fn read_loop(
                 Err(e) => break Some(Err(e)),
             }
         };
-        talkers.add_batch(items.iter().map(|(p, ts)| (p.src, p.len, *ts)));
+        side.talkers
+            .add_batch(items.iter().map(|(p, ts)| (p.src, p.len, *ts)));
+        let mut floods = Vec::new();
+        if let Some(stage) = &mut side.stage {
+            stage.observe_batch(&items, &mut floods);
+        }
+        batches += 1;
+        if batches.is_multiple_of(SAMPLE_EVERY) {
+            flood_bytes = self::flood_bytes(side.stage.as_ref()) as u64;
+        }
         let batch = Msg::Batch {
             items,
             frames,
             unparsed,
             bytes,
+            floods,
+            flood_bytes,
         };
         if tx.send(batch).is_err() {
-            return talkers;
+            return;
         }
         if let Some(result) = end {
             let _ = tx.send(Msg::Done(result));
-            return talkers;
+            return;
         }
     }
 }

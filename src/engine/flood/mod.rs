@@ -127,6 +127,25 @@ impl Floods {
         }
     }
 
+    /// No detectors (what stays in an engine whose detectors were moved out).
+    pub fn none() -> Floods {
+        Floods {
+            detectors: Vec::new(),
+            routes: Default::default(),
+            table: Table::new(1),
+            protected: Vec::new(),
+            protected_nets: Nets::new(&[]),
+            allow: Nets::allowlist(&[]),
+            facts: PortFacts::default(),
+            next_aging: Timestamp(0),
+            active: Vec::new(),
+            deadline: None,
+            started: Vec::new(),
+            handshakes: Handshakes::default(),
+            clocks: Vec::new(),
+        }
+    }
+
     /// True without detectors: nothing to do per packet.
     pub fn is_empty(&self) -> bool {
         self.detectors.is_empty()
