@@ -9,7 +9,7 @@ use crate::harness::daemon::{
     ATTACKER4, CLIENT4, Daemon, Kernel, Setup, Topo, VICTIM_A4, drops_of, jumps, poll,
 };
 use crate::harness::netns::Netns;
-use crate::harness::{chain_lines, require_root};
+use crate::harness::{chain_lines, require_root, wait_samples};
 
 const CHAIN: &str = "AUTOBLOCK";
 const SET4: &str = "autoblock4";
@@ -111,8 +111,9 @@ fn kill9_restart_keeps_block_without_gap_or_duplicate() {
 
     // Sample the chain from another thread across the kill and the restart.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let sampler = {
-        let stop = stop.clone();
+        let (stop, taken) = (stop.clone(), taken.clone());
         let ns = t.victim.name().to_string();
         std::thread::spawn(move || {
             let (mut samples, mut missing, mut duplicated) = (0u32, 0u32, 0u32);
@@ -128,12 +129,13 @@ fn kill9_restart_keeps_block_without_gap_or_duplicate() {
                     _ => duplicated += 1,
                 }
                 samples += 1;
+                taken.store(samples, std::sync::atomic::Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(5));
             }
             (samples, missing, duplicated)
         })
     };
-    std::thread::sleep(Duration::from_millis(200));
+    wait_samples(&taken, 5);
     d.kill9();
     // The kernel alone: what the state file adds is `daemon_persist`'s to test. Adopted
     // without it, the ban's length is its time left, so the next flood extends it.
@@ -143,6 +145,7 @@ fn kill9_restart_keeps_block_without_gap_or_duplicate() {
     let started = d2.of("started").remove(0);
     assert_eq!(started["adopted_bans"], 1, "{started}");
     std::thread::sleep(Duration::from_millis(500));
+    wait_samples(&taken, taken.load(std::sync::atomic::Ordering::Relaxed) + 5);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (samples, missing, duplicated) = sampler.join().expect("sampler");
     eprintln!(

@@ -4,12 +4,12 @@
 //! stays blocked. See `daemon_util` for the topology.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::harness::daemon::{ATTACKER4, Daemon, Setup, Topo, poll};
 use crate::harness::netns::Netns;
-use crate::harness::require_root;
+use crate::harness::{require_root, wait_samples};
 
 const EVENT: Duration = Duration::from_secs(20);
 
@@ -52,8 +52,9 @@ fn nft_kill9_restart_keeps_block_without_gap() {
     let rules = rule_count(&t.victim);
 
     let stop = Arc::new(AtomicBool::new(false));
+    let taken = Arc::new(AtomicU32::new(0));
     let sampler = {
-        let (stop, ns) = (stop.clone(), ns.clone());
+        let (stop, taken, ns) = (stop.clone(), taken.clone(), ns.clone());
         std::thread::spawn(move || {
             let (mut samples, mut missing) = (0u32, 0u32);
             while !stop.load(Ordering::Relaxed) {
@@ -61,12 +62,13 @@ fn nft_kill9_restart_keeps_block_without_gap() {
                     missing += 1;
                 }
                 samples += 1;
+                taken.store(samples, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(5));
             }
             (samples, missing)
         })
     };
-    std::thread::sleep(Duration::from_millis(200));
+    wait_samples(&taken, 5);
     d.kill9();
     std::thread::sleep(Duration::from_millis(300));
     let d2 = Daemon::start_as(&t.victim, &s, &[], "second");
@@ -74,6 +76,7 @@ fn nft_kill9_restart_keeps_block_without_gap() {
     assert_eq!(started["adopted_bans"], 1, "{started}");
     assert_eq!(started["backend"], "nftables", "{started}");
     std::thread::sleep(Duration::from_millis(500));
+    wait_samples(&taken, taken.load(Ordering::Relaxed) + 5);
     stop.store(true, Ordering::Relaxed);
     let (samples, missing) = sampler.join().expect("sampler");
     eprintln!("kill -9 + restart: {samples} samples of v4_32, {missing} without the ban");

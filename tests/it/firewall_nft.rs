@@ -6,13 +6,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use autoblock::firewall::{Backend, Ban, Batch, Firewall, FirewallOptions, Repair};
 
 use crate::firewall::{ban_list_extend_unban, block, net, packets};
 use crate::harness::netns::{self, Netns, Pair};
-use crate::harness::require_root;
+use crate::harness::{require_root, wait_samples};
 
 const TABLE: &str = "abtest";
 
@@ -195,17 +195,11 @@ fn nft_reopen_adopts_without_a_gap() {
         })
     };
     // At least 5 samples before the drop and 5 after the reopen, however slow a busy machine
-    // makes each `nft` (bounded).
-    let wait_for = |n: u32| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while taken.load(Ordering::Relaxed) < n && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
-    wait_for(5);
+    // makes each `nft`.
+    wait_samples(&taken, 5);
     drop(fw); // no cleanup: everything stays in the kernel
     let fw = open(&ns);
-    wait_for(taken.load(Ordering::Relaxed) + 5);
+    wait_samples(&taken, taken.load(Ordering::Relaxed) + 5);
     stop.store(true, Ordering::Relaxed);
     let (samples, missing) = sampler.join().unwrap();
     assert!(samples >= 10, "too few samples: {samples}");

@@ -163,3 +163,14 @@ pub fn chain_lines(dump: &str, chain: &str) -> String {
         .map(|l| format!("{l}\n"))
         .collect()
 }
+
+/// Waits (at most 20 s) until a sampler thread has taken `n` samples: a busy machine makes
+/// each sample slow, and a test that sleeps a fixed time may get too few.
+pub fn wait_samples(taken: &std::sync::atomic::AtomicU32, n: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while taken.load(std::sync::atomic::Ordering::Relaxed) < n
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
