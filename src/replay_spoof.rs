@@ -22,8 +22,8 @@ use crate::event::FEW_PACKETS;
 
 /// `Some` when the file's sources look spoofed. `sources`: how many the file had (estimated past
 /// the summary's bound); `talkers`: those the summary tracked.
-pub fn assess(
-    talkers: &[Talker],
+pub fn assess<'a>(
+    talkers: impl Iterator<Item = &'a Talker> + Clone,
     sources: u64,
     packets: u64,
     attacks: &[AttackReport],
@@ -40,9 +40,8 @@ pub fn assess(
     }
     Some(Spoofed {
         sources,
-        few_packet_sources: talkers.iter().filter(|t| t.packets <= FEW_PACKETS).count() as u64,
+        few_packet_sources: talkers.clone().filter(|t| t.packets <= FEW_PACKETS).count() as u64,
         martian_sources: talkers
-            .iter()
             .filter(|t| matches!(check_source(t.addr), SourceCheck::Martian(_)))
             .count() as u64,
         detectors,
@@ -79,7 +78,7 @@ mod tests {
                 talker(IpAddr::from([first, (i >> 8) as u8, i as u8, 1]), 1)
             })
             .collect();
-        let s = assess(&flood, 1000, 1000, &[]).expect("spoofed");
+        let s = assess(flood.iter(), 1000, 1000, &[]).expect("spoofed");
         assert_eq!(
             (s.sources, s.few_packet_sources, s.martian_sources),
             (1000, 1000, 125)
@@ -88,7 +87,11 @@ mod tests {
         let busy: Vec<Talker> = (0..40u8)
             .map(|i| talker(IpAddr::from([10, 0, 0, i]), 500))
             .collect();
-        assert_eq!(assess(&busy, 40, 20_000, &[]), None);
-        assert_eq!(assess(&flood[..20], 20, 20, &[]), None, "too few to tell");
+        assert_eq!(assess(busy.iter(), 40, 20_000, &[]), None);
+        assert_eq!(
+            assess(flood[..20].iter(), 20, 20, &[]),
+            None,
+            "too few to tell"
+        );
     }
 }

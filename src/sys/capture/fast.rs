@@ -75,6 +75,7 @@ impl FastPcap {
     }
 
     /// Moves to the next record.
+    #[inline]
     pub(super) fn advance(&mut self) -> Next {
         if self.pending > 0 {
             // No shift here: the buffer moves its few leftover bytes only when it refills.

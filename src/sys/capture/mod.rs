@@ -150,6 +150,7 @@ impl CaptureFile {
     }
 
     /// The next frame (that passes the filter, if one is set); `Ok(None)` at a clean end.
+    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         match self.advance_fast()? {
             Some(true) => return Ok(self.fast_current()),
@@ -188,6 +189,7 @@ impl CaptureFile {
 
     /// Moves the fast reader to the next kept frame: `Some(true)` when it holds one,
     /// `Some(false)` at the end, `None` when libpcap reads (from the start, or it took over).
+    #[inline]
     fn advance_fast(&mut self) -> Result<Option<bool>, CaptureError> {
         while let Reader::Fast(f) = &mut self.reader {
             match f.advance() {

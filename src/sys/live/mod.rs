@@ -58,10 +58,11 @@ pub struct LiveOptions {
     /// libpcap filter in tcpdump syntax (config `capture.bpf_filter`), used as given.
     pub filter: Option<String>,
     /// Kernel capture buffer: what absorbs a burst while the thread is busy. Each frame takes
-    /// about snaplen + 64 bytes of it, so 16 MiB holds ~85k frames at snaplen 128 (~280 ms
-    /// at 300k packets/s; tcpdump's default is 2 MiB). It is mapped into the process and
-    /// counts in its resident memory once the ring has wrapped: 32 MiB put the daemon over
-    /// 128 MB at 1M tracked sources.
+    /// at most about snaplen + 64 bytes of it, so 8 MiB holds ~42k frames at snaplen 128, more
+    /// of short ones (~140 ms at 300k packets/s at least; tcpdump's default is 2 MiB; the
+    /// capture thread naps 1-10 ms). It is mapped into the process and counts in its resident
+    /// memory once the ring has wrapped: with 1M tracked sources the daemon peaked at 137.6 MB
+    /// with 32 MiB, ~127 with 16 and ~114 with 8 (BENCHMARKS.md).
     pub buffer_bytes: usize,
     /// Frames per batch (and the most one read delivers).
     pub batch_frames: usize,
@@ -88,7 +89,7 @@ impl Default for LiveOptions {
         LiveOptions {
             snaplen: 128,
             filter: None,
-            buffer_bytes: 16 << 20,
+            buffer_bytes: 8 << 20,
             batch_frames: 2048,
             nap: Duration::from_millis(1),
             max_nap: Duration::from_millis(4),

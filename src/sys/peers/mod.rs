@@ -142,6 +142,31 @@ impl ProcFiles {
 /// whatever it returns: `std::fs::read` asks for a few hundred bytes at a time on a file whose
 /// size is 0, so a file of a few KB took ~25 ms. With 1 MiB per read it is one read per MiB.
 const READ_CHUNK: usize = 1 << 20;
+/// The first read's size: a small file (routes, resolv.conf) is read whole by it. Reads then
+/// grow with what was read up to [`READ_CHUNK`], so a small file no longer takes a zeroed
+/// 1 MiB buffer, grown to 2 MiB by the read that finds its end (3 MiB of the daemon's
+/// resident memory at 1M tracked sources were these buffers).
+const FIRST_READ: usize = 64 << 10;
+/// A read asks for at least this much: less room left grows the buffer first.
+const MIN_READ: usize = 4 << 10;
+
+/// Everything `file` holds, in reads of [`FIRST_READ`] growing to [`READ_CHUNK`] (and more
+/// once the buffer is larger): the buffer is at most twice what was read, or [`FIRST_READ`].
+fn read_all(file: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    loop {
+        if bytes.capacity() - bytes.len() < MIN_READ {
+            bytes.reserve(bytes.len().clamp(FIRST_READ, READ_CHUNK));
+        }
+        let start = bytes.len();
+        bytes.resize(bytes.capacity(), 0);
+        let n = file.read(&mut bytes[start..])?;
+        bytes.truncate(start + n);
+        if n == 0 {
+            return Ok(bytes);
+        }
+    }
+}
 
 impl PeerFacts for ProcFiles {
     fn read(&self, source: Source) -> io::Result<Option<String>> {
@@ -150,17 +175,7 @@ impl PeerFacts for ProcFiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut bytes = Vec::new();
-        loop {
-            bytes.reserve(READ_CHUNK);
-            let start = bytes.len();
-            bytes.resize(start + READ_CHUNK, 0);
-            let n = file.read(&mut bytes[start..])?;
-            bytes.truncate(start + n);
-            if n == 0 {
-                break;
-            }
-        }
+        let bytes = read_all(&mut file)?;
         // The kernel's text is ASCII: no copy unless something else is in it.
         Ok(Some(String::from_utf8(bytes).unwrap_or_else(|e| {
             String::from_utf8_lossy(e.as_bytes()).into_owned()

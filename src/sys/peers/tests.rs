@@ -142,3 +142,58 @@ fn host_ports_are_listening_sockets_and_remote_ports_of_established_connections(
     assert_eq!(p.udp_listening, [123]);
     assert_eq!(p.tcp_remote, [38346, 54321], "established only, sorted");
 }
+
+/// Hands out at most `per_read` bytes of `data` per read (as a `/proc` file stops at a line)
+/// and counts the reads.
+struct Trickle<'a> {
+    data: &'a [u8],
+    per_read: usize,
+    reads: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reads += 1;
+        let n = buf.len().min(self.per_read).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_file_is_read_whole_in_a_buffer_sized_by_what_it_holds() {
+    // A small file: one read and the one that finds the end, in FIRST_READ bytes (was a
+    // zeroed 1 MiB buffer grown to 2 MiB by the last read).
+    let small = b"nameserver 10.0.0.1\n".repeat(10);
+    let mut file = Trickle {
+        data: &small,
+        per_read: usize::MAX,
+        reads: 0,
+    };
+    let bytes = read_all(&mut file).unwrap();
+    assert_eq!(bytes, small);
+    assert_eq!(bytes.capacity(), FIRST_READ);
+    assert_eq!(file.reads, 2);
+    // A large one, whole reads: reads grow to READ_CHUNK and more, the buffer stays within
+    // twice the file.
+    let large: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut file = Trickle {
+        data: &large,
+        per_read: usize::MAX,
+        reads: 0,
+    };
+    let bytes = read_all(&mut file).unwrap();
+    assert_eq!(bytes, large);
+    assert!(bytes.capacity() <= 2 * large.len(), "{}", bytes.capacity());
+    assert!(file.reads <= 12, "{} reads", file.reads);
+    // Short reads (a /proc file stops at a line): still all of it, the same bound.
+    let mut file = Trickle {
+        data: &large,
+        per_read: 3000,
+        reads: 0,
+    };
+    let bytes = read_all(&mut file).unwrap();
+    assert_eq!(bytes, large);
+    assert!(bytes.capacity() <= 2 * large.len() + FIRST_READ);
+}
