@@ -28,8 +28,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cargo build --release --example peers >/dev/null 2>&1 || cargo build --release --example peers
-BIN=./target/release/examples/peers
+# PEERS_BIN: an examples/peers binary already built (another version, side by side).
+if [ -n "${PEERS_BIN:-}" ]; then
+  BIN=$PEERS_BIN
+else
+  cargo build --release --example peers >/dev/null 2>&1 || cargo build --release --example peers
+  BIN=./target/release/examples/peers
+fi
 
 ip netns add "$C"; ip netns add "$S"
 ip -n "$C" link set lo up; ip -n "$S" link set lo up

@@ -142,29 +142,31 @@ impl ProcFiles {
 /// whatever it returns: `std::fs::read` asks for a few hundred bytes at a time on a file whose
 /// size is 0, so a file of a few KB took ~25 ms. With 1 MiB per read it is one read per MiB.
 const READ_CHUNK: usize = 1 << 20;
-/// The first read's size: a small file (routes, resolv.conf) is read whole by it. Reads then
-/// grow with what was read up to [`READ_CHUNK`], so a small file no longer takes a zeroed
-/// 1 MiB buffer, grown to 2 MiB by the read that finds its end (3 MiB of the daemon's
-/// resident memory at 1M tracked sources were these buffers).
+/// The first read's size: a small file (routes, resolv.conf) is read whole by it. The buffer
+/// then grows with what was read, by up to [`READ_CHUNK`] at a time, so a small file no longer
+/// takes a zeroed 1 MiB buffer, grown to 2 MiB by the read that finds its end (3 MiB of the
+/// daemon's resident memory at 1M tracked sources were these buffers).
 const FIRST_READ: usize = 64 << 10;
 /// A read asks for at least this much: less room left grows the buffer first.
 const MIN_READ: usize = 4 << 10;
 
-/// Everything `file` holds, in reads of [`FIRST_READ`] growing to [`READ_CHUNK`] (and more
-/// once the buffer is larger): the buffer is at most twice what was read, or [`FIRST_READ`].
+/// Everything `file` holds. The buffer grows by what was read so far (at least
+/// [`FIRST_READ`], at most [`READ_CHUNK`] at a time) and each byte of it is zeroed once: the
+/// kernel's `seq_file` text (`/proc/net/tcp`, `nf_conntrack`) comes ~4 KB per read however
+/// much is asked, and zeroing the room left before every read cost ~1 MiB of writes per 4 KB.
 fn read_all(file: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
+    let mut filled = 0;
     loop {
-        if bytes.capacity() - bytes.len() < MIN_READ {
-            bytes.reserve(bytes.len().clamp(FIRST_READ, READ_CHUNK));
+        if bytes.len() - filled < MIN_READ {
+            bytes.resize(filled + filled.clamp(FIRST_READ, READ_CHUNK), 0);
         }
-        let start = bytes.len();
-        bytes.resize(bytes.capacity(), 0);
-        let n = file.read(&mut bytes[start..])?;
-        bytes.truncate(start + n);
+        let n = file.read(&mut bytes[filled..])?;
         if n == 0 {
+            bytes.truncate(filled);
             return Ok(bytes);
         }
+        filled += n;
     }
 }
 
