@@ -6,6 +6,7 @@
 //! for reuse, so nothing is allocated per packet and no table is shared. Memory is bounded by
 //! `max_tracked_sources` (engine tables, the talker summary) however many sources the file has.
 
+mod offenders;
 mod talkers;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use crate::packet::{self, PacketMeta};
 use crate::replay_attacks::{AttackLog, AttackReport};
 use crate::sys::capture::{CaptureError, CaptureFile};
 use crate::time::Timestamp;
+use offenders::{finish_offenders, note_offender};
 use talkers::Talkers;
 
 /// Packets per batch between the reader and the engine.
@@ -106,18 +108,119 @@ pub struct ReplayReport {
 /// Open failure: nothing was read.
 pub type OpenError = CaptureError;
 
+/// Parsed packets from the reader, with what the reader counted of them.
+struct Batch {
+    items: Vec<(PacketMeta, Timestamp)>,
+    frames: u64,
+    unparsed: u64,
+    bytes: u64,
+    /// The flood detectors' decisions for this batch.
+    floods: Vec<Tagged>,
+    /// The flood detectors' memory, sampled every [`SAMPLE_EVERY`] batches.
+    flood_bytes: u64,
+}
+
 enum Msg {
-    Batch {
-        items: Vec<(PacketMeta, Timestamp)>,
-        frames: u64,
-        unparsed: u64,
-        bytes: u64,
-        /// The flood detectors' decisions for this batch.
-        floods: Vec<Tagged>,
-        /// The flood detectors' memory, sampled every [`SAMPLE_EVERY`] batches.
-        flood_bytes: u64,
-    },
+    Batch(Batch),
     Done(Result<(), CaptureError>),
+}
+
+/// The engine thread's side of a replay: the engine and what its decisions add up to.
+struct EngineSide {
+    engine: Engine,
+    summary: Summary,
+    offenders: HashMap<SourceKey, Offender, RandomState>,
+    attacks: AttackLog,
+    decisions: Vec<Decision>,
+    first_ts: Option<Timestamp>,
+    last_ts: Timestamp,
+    bytes_read: u64,
+    batches: u64,
+}
+
+impl EngineSide {
+    fn new(engine: Engine, summary: Summary) -> EngineSide {
+        EngineSide {
+            engine,
+            summary,
+            offenders: HashMap::default(),
+            attacks: AttackLog::default(),
+            decisions: Vec::new(),
+            first_ts: None,
+            last_ts: Timestamp(0),
+            bytes_read: 0,
+            batches: 0,
+        }
+    }
+
+    /// The file is read: its attacks end, and the report is made.
+    fn finish(
+        mut self,
+        mut stage: Option<&mut FloodStage>,
+        talkers: Talkers,
+        on_decision: &mut dyn FnMut(&Decision),
+    ) -> ReplayReport {
+        let last_ts = self.last_ts;
+        let attacks = end_attacks(
+            &mut self.engine,
+            stage.as_deref_mut(),
+            last_ts,
+            self.attacks,
+            on_decision,
+        );
+        self.summary.ts = last_ts;
+        let mut report = report(
+            &self.engine,
+            stage.as_deref(),
+            self.summary,
+            self.offenders,
+            talkers,
+            attacks,
+        );
+        report.trace = self.engine.take_trace();
+        report.first_ts = self.first_ts.unwrap_or(last_ts);
+        report
+    }
+
+    /// Counts one batch; every decision goes to `on_decision`. Returns the batch's vector
+    /// for reuse.
+    fn batch(
+        &mut self,
+        b: Batch,
+        on_decision: &mut dyn FnMut(&Decision),
+    ) -> Vec<(PacketMeta, Timestamp)> {
+        let Batch {
+            items,
+            frames,
+            unparsed,
+            bytes,
+            floods,
+            flood_bytes,
+        } = b;
+        self.summary.packets += frames;
+        self.summary.unparsed += unparsed;
+        self.summary.parsed += items.len() as u64;
+        self.bytes_read += bytes;
+        self.engine.feed_floods(floods);
+        self.engine.observe_batch(&items, &mut self.decisions);
+        if let Some((_, ts)) = items.last() {
+            self.last_ts = *ts;
+        }
+        if let Some((_, ts)) = items.first() {
+            self.first_ts.get_or_insert(*ts);
+        }
+        for d in self.decisions.drain(..) {
+            note_offender(&mut self.offenders, &d);
+            self.attacks.note(&d);
+            on_decision(&d);
+        }
+        self.batches += 1;
+        if self.batches.is_multiple_of(SAMPLE_EVERY) {
+            let m = self.engine.memory_bytes() as u64 + flood_bytes;
+            self.summary.peak_table_bytes = self.summary.peak_table_bytes.max(m);
+        }
+        items
+    }
 }
 
 /// Replays one file; every decision is passed to `on_decision` as it is made.
@@ -127,19 +230,14 @@ pub fn replay_file(
     opts: &ReplayOptions,
     on_decision: &mut dyn FnMut(&Decision),
 ) -> Result<ReplayReport, OpenError> {
-    let (mut file, mut engine, mut summary) = open(config, path, opts)?;
+    let (mut file, mut engine, summary) = open(config, path, opts)?;
     let k = config.limits.max_tracked_sources.clamp(1, MAX_TALKERS);
     let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut first_ts = None;
-    let mut offenders: HashMap<SourceKey, Offender, RandomState> = HashMap::default();
-    let mut attacks = AttackLog::default();
-    let mut decisions = Vec::new();
-    let mut last_ts = Timestamp(0);
-    let mut bytes_read = 0u64;
     let started = Instant::now();
     let mut last_progress = started;
 
     let stage = engine.detach_floods();
+    let mut run = EngineSide::new(engine, summary);
     let (talkers, mut stage) = std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<Msg>(4);
         let (back_tx, back_rx) = mpsc::channel::<Vec<(PacketMeta, Timestamp)>>();
@@ -151,49 +249,20 @@ pub fn replay_file(
             read_loop(&mut file, &mut side, tx, back_rx);
             side
         });
-        let mut batches = 0u64;
         for msg in rx {
             match msg {
-                Msg::Batch {
-                    items,
-                    frames,
-                    unparsed,
-                    bytes,
-                    floods,
-                    flood_bytes,
-                } => {
-                    summary.packets += frames;
-                    summary.unparsed += unparsed;
-                    summary.parsed += items.len() as u64;
-                    bytes_read += bytes;
-                    engine.feed_floods(floods);
-                    engine.observe_batch(&items, &mut decisions);
-                    if let Some((_, ts)) = items.last() {
-                        last_ts = *ts;
-                    }
-                    if let Some((_, ts)) = items.first() {
-                        first_ts.get_or_insert(*ts);
-                    }
-                    for d in decisions.drain(..) {
-                        note_offender(&mut offenders, &d);
-                        attacks.note(&d);
-                        on_decision(&d);
-                    }
+                Msg::Batch(b) => {
+                    let items = run.batch(b, on_decision);
                     // The reader may be gone already; then the batch is simply dropped.
                     let _ = back_tx.send(items);
-                    batches += 1;
-                    if batches.is_multiple_of(SAMPLE_EVERY) {
-                        let m = engine.memory_bytes() as u64 + flood_bytes;
-                        summary.peak_table_bytes = summary.peak_table_bytes.max(m);
-                    }
                     if opts.progress && last_progress.elapsed() >= Duration::from_secs(1) {
                         last_progress = Instant::now();
-                        show_progress(path, summary.packets, bytes_read, file_size);
+                        show_progress(path, run.summary.packets, run.bytes_read, file_size);
                     }
                 }
                 Msg::Done(Err(e)) => {
-                    summary.complete = false;
-                    summary.error = Some(e.to_string());
+                    run.summary.complete = false;
+                    run.summary.error = Some(e.to_string());
                 }
                 Msg::Done(Ok(())) => {}
             }
@@ -208,19 +277,7 @@ pub fn replay_file(
     if opts.progress && started.elapsed() >= Duration::from_secs(1) {
         eprintln!();
     }
-    let attacks = end_attacks(&mut engine, stage.as_mut(), last_ts, attacks, on_decision);
-    summary.ts = last_ts;
-    let mut report = report(
-        &engine,
-        stage.as_ref(),
-        summary,
-        offenders,
-        talkers,
-        attacks,
-    );
-    report.trace = engine.take_trace();
-    report.first_ts = first_ts.unwrap_or(last_ts);
-    Ok(report)
+    Ok(run.finish(stage.as_mut(), talkers, on_decision))
 }
 
 /// One progress line on stderr, over the last one.
@@ -381,14 +438,14 @@ fn read_loop(
         if batches.is_multiple_of(SAMPLE_EVERY) {
             flood_bytes = self::flood_bytes(side.stage.as_ref()) as u64;
         }
-        let batch = Msg::Batch {
+        let batch = Msg::Batch(Batch {
             items,
             frames,
             unparsed,
             bytes,
             floods,
             flood_bytes,
-        };
+        });
         if tx.send(batch).is_err() {
             return;
         }
@@ -397,107 +454,4 @@ fn read_loop(
             return;
         }
     }
-}
-
-fn note_offender(offenders: &mut HashMap<SourceKey, Offender, RandomState>, d: &Decision) {
-    let (v, suppressed) = match d {
-        Decision::Block(v) | Decision::Extend(v) => (v, None),
-        Decision::Suppressed { verdict, reason } => (verdict, Some(reason.as_str())),
-        Decision::Unblock { ban, .. } => {
-            if let Some(o) = offenders.get_mut(&ban.key) {
-                o.peak = o.peak.max(ban.peak);
-            }
-            return;
-        }
-        Decision::Flood(_) => return,
-    };
-    let o = offenders.entry(v.key).or_insert_with(|| Offender {
-        key: v.key,
-        rule: v.rule.clone(),
-        metric: v.metric,
-        observed: v.observed,
-        peak: 0,
-        threshold: v.threshold,
-        first_decision: v.at,
-        blocks: 0,
-        suppressed,
-        packets: 0,
-        approx: false,
-        first_seen: Timestamp(0),
-        last_seen: Timestamp(0),
-    });
-    if o.rule == v.rule {
-        o.peak = o.peak.max(v.observed);
-    }
-    if let Decision::Block(_) = d {
-        o.blocks += 1;
-        if o.suppressed.is_some() {
-            // Blocked after all (e.g. another rule): report it as blocked by that rule.
-            o.suppressed = None;
-            o.rule = v.rule.clone();
-            o.metric = v.metric;
-            o.threshold = v.threshold;
-            o.observed = v.observed;
-            o.peak = v.observed;
-        }
-    }
-}
-
-/// Adds each offender's own traffic (from the talker summary: exact for sources that entered
-/// it while it had room, a lower bound otherwise) and orders them for the report.
-fn finish_offenders(
-    offenders: HashMap<SourceKey, Offender, RandomState>,
-    talkers: &Talkers,
-) -> Vec<Offender> {
-    // Each talker is added to the offender that covers it, one pass per distinct prefix
-    // length: linear in talkers, however many prefix offenders a flood produced.
-    let mut totals: HashMap<SourceKey, (u64, Timestamp, Timestamp, bool), RandomState> =
-        HashMap::default();
-    let mut lengths: Vec<(u8, bool)> = offenders
-        .keys()
-        .map(|k| (k.net().prefix_len(), k.net().addr().is_ipv6()))
-        .collect();
-    lengths.sort_unstable();
-    lengths.dedup();
-    for t in talkers.entries() {
-        for &(len, v6) in &lengths {
-            if t.addr.is_ipv6() != v6 {
-                continue;
-            }
-            let key = SourceKey::new(t.addr, len, len);
-            if offenders.contains_key(&key) {
-                // A prefix may have lost addresses the summary replaced; a host entry is exact
-                // unless it entered by replacing another.
-                let host = key.is_host();
-                let e =
-                    totals
-                        .entry(key)
-                        .or_insert((0, t.first, t.last, talkers.replaced && !host));
-                e.0 += t.packets - t.err;
-                e.1 = e.1.min(t.first);
-                e.2 = e.2.max(t.last);
-                e.3 |= t.err > 0;
-            }
-        }
-    }
-    let mut out: Vec<Offender> = offenders.into_values().collect();
-    for o in &mut out {
-        match totals.get(&o.key) {
-            Some(&(packets, first, last, approx)) => {
-                o.packets = packets;
-                o.first_seen = first;
-                o.last_seen = last;
-                o.approx = approx;
-            }
-            None => o.approx = talkers.replaced,
-        }
-    }
-    out.sort_by(|a, b| {
-        (a.suppressed.is_some(), a.first_decision, a.key).cmp(&(
-            b.suppressed.is_some(),
-            b.first_decision,
-            b.key,
-        ))
-    });
-    out
 }
