@@ -236,8 +236,10 @@ impl Floods {
         if let Some(a) = e.attack.as_deref_mut() {
             a.packets += 1;
             a.bytes += u64::from(p.len);
-        }
-        if det.syn_only && !e.sampled && value.saturating_mul(2) > det.threshold {
+        } else if det.syn_only && !e.sampled && value.saturating_mul(2) > det.threshold {
+            // The sample tells at an attack's start whether its sources are real; during the
+            // attack more of its SYNs change nothing (and a few sources never fill it: each
+            // SYN paid a scan of it).
             e.sampled = sample_syn(&mut self.handshakes, slot, p);
         }
         if value <= det.threshold {
