@@ -77,7 +77,9 @@ impl Engine {
         if f.floods.is_empty() {
             if !f.fed.is_empty() {
                 f.fed.take_due(self.packets, &mut f.pending);
-                self.flood_decisions(now, out);
+                if !f.pending.is_empty() {
+                    self.flood_decisions(now, out);
+                }
             }
             return;
         }

@@ -64,6 +64,12 @@ const CLOCK_RESET: Duration = Duration::from_secs(60);
 /// How often [`Engine::tick`] does its housekeeping (and ticks the flood detectors).
 const MAINTENANCE: Duration = Duration::from_secs(1);
 
+/// The engine's clock rule: a packet at `ts` moves the clock from `now` forward always, and
+/// backward only past a clock reset (jitter and slightly late packets leave it).
+fn clock_moves(now: Timestamp, ts: Timestamp) -> bool {
+    ts >= now || now.since(ts) > CLOCK_RESET
+}
+
 /// Why a firing source was not blocked.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum SuppressReason {
@@ -640,7 +646,7 @@ impl Engine {
     /// Monotonic time: small backward steps are jitter (held at the latest time); a large one
     /// is a clock reset and is followed.
     fn advance(&mut self, ts: Timestamp) -> Timestamp {
-        if ts >= self.now || self.now.since(ts) > CLOCK_RESET {
+        if clock_moves(self.now, ts) {
             if ts < self.now {
                 // A clock reset: active bans keep the time they had left.
                 self.bans.shift_earlier(self.now.since(ts));

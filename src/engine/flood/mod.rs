@@ -101,7 +101,16 @@ impl Floods {
     /// Detectors for `config`'s `[[flood]]` tables; `protected` are our own addresses (empty:
     /// count toward every destination).
     pub fn new(config: &Config, protected: Vec<IpNet>) -> Floods {
-        let detectors: Vec<Detector> = config.floods.iter().map(Detector::new).collect();
+        let detectors = config.floods.iter().map(Detector::new).collect();
+        Floods::with(detectors, allow_nets(config), protected)
+    }
+
+    /// No detectors (what stays in an engine whose detectors were moved out).
+    pub fn none() -> Floods {
+        Floods::with(Vec::new(), Nets::allowlist(&[]), Vec::new())
+    }
+
+    fn with(detectors: Vec<Detector>, allow: Nets, protected: Vec<IpNet>) -> Floods {
         let mut routes: [Vec<u16>; ROUTES] = Default::default();
         for (i, d) in detectors.iter().enumerate() {
             for (r, list) in routes.iter_mut().enumerate() {
@@ -112,37 +121,18 @@ impl Floods {
         }
         Floods {
             started: vec![0; detectors.len()],
+            clocks: vec![BucketClock::default(); detectors.len()],
             detectors,
             routes,
             table: Table::new(MAX_TARGETS),
             protected_nets: Nets::new(&protected),
             protected: protected.iter().map(IpNet::trunc).collect(),
-            allow: allow_nets(config),
+            allow,
             facts: PortFacts::default(),
             next_aging: Timestamp(0),
             active: Vec::new(),
             deadline: None,
             handshakes: Handshakes::default(),
-            clocks: vec![BucketClock::default(); config.floods.len()],
-        }
-    }
-
-    /// No detectors (what stays in an engine whose detectors were moved out).
-    pub fn none() -> Floods {
-        Floods {
-            detectors: Vec::new(),
-            routes: Default::default(),
-            table: Table::new(1),
-            protected: Vec::new(),
-            protected_nets: Nets::new(&[]),
-            allow: Nets::allowlist(&[]),
-            facts: PortFacts::default(),
-            next_aging: Timestamp(0),
-            active: Vec::new(),
-            deadline: None,
-            started: Vec::new(),
-            handshakes: Handshakes::default(),
-            clocks: Vec::new(),
         }
     }
 

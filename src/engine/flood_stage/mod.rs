@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use super::flood::{EndReason, FloodDecision, Floods};
-use super::{CLOCK_RESET, Engine, MAINTENANCE};
+use super::{Engine, MAINTENANCE, clock_moves};
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
 
@@ -79,9 +79,10 @@ impl FloodStage {
         out.extend(self.pending.drain(..).map(|d| (packet, d)));
     }
 
-    /// [`Engine`]'s clock rule: forward always, backward only past a clock reset.
+    /// [`Engine`]'s clock ([`clock_moves`]); a reset brings the housekeeping tick forward, as
+    /// in the engine.
     fn advance(&mut self, ts: Timestamp) -> Timestamp {
-        if ts >= self.now || self.now.since(ts) > CLOCK_RESET {
+        if clock_moves(self.now, ts) {
             if ts < self.now {
                 self.next_maintenance = ts;
             }
