@@ -63,14 +63,7 @@ fn peers_of_a_real_namespace_with_why() {
     // The held SSH client below connects once: wait until the listener accepts (a probe from
     // CLIENT6, whose closed connection leaves no established peer).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !p
-        .client
-        .exec(&[
-            "nc", "-z", "-6", "-n", "-w", "1", "-s", CLIENT6, SERVER6, "22",
-        ])
-        .status
-        .success()
-    {
+    while !p.reaches_port(CLIENT6, SERVER6, "22") {
         assert!(Instant::now() < deadline, "the SSH listener never accepted");
         std::thread::sleep(Duration::from_millis(20));
     }

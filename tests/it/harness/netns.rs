@@ -225,8 +225,14 @@ impl Pair {
     /// True when a TCP connection from `src` (a client address) to `dst` port 7000 succeeds
     /// within 1 s.
     pub fn reaches(&self, src: &str, dst: &str) -> bool {
+        self.reaches_port(src, dst, "7000")
+    }
+
+    /// True when a TCP connection from `src` (a client address) to `dst` port `port`
+    /// succeeds within 1 s.
+    pub fn reaches_port(&self, src: &str, dst: &str, port: &str) -> bool {
         self.client
-            .exec(&["nc", "-z", "-n", "-w", "1", "-s", src, dst, "7000"])
+            .exec(&["nc", "-z", "-n", "-w", "1", "-s", src, dst, port])
             .status
             .success()
     }
