@@ -354,10 +354,11 @@ impl Engine {
         }
     }
 
-    /// Counts up to [`PASS`] packets of a batch: four passes of independent loads (hash and
-    /// touch the index lines; touch the records they point to; look up or create each
-    /// source's record; touch their distinct sets), then the counting pass on warm lines. `now_us` is the
-    /// batch's start (new records' last-seen time at the earliest).
+    /// Counts up to [`PASS`] packets of a batch: four passes that start the cache misses of
+    /// the whole chunk at once (hash and prefetch the index lines; prefetch the records they
+    /// point to; look up or create each source's record; prefetch their distinct sets), then
+    /// the counting pass on warm lines. `now_us` is the batch's start (new records' last-seen
+    /// time at the earliest).
     fn observe_chunk(
         &mut self,
         items: &[(PacketMeta, Timestamp)],
@@ -368,7 +369,6 @@ impl Engine {
         hashes.clear();
         let mut ignored = std::mem::take(&mut self.ignored);
         ignored.clear();
-        let mut acc = 0u64;
         for (p, _) in items {
             let local = self.ignores(p.src);
             ignored.push(local);
@@ -377,19 +377,17 @@ impl Engine {
                     hashes.push(None);
                 } else {
                     let h = g.table.hash(SourceKey::new(p.src, g.agg_v4, g.agg_v6));
-                    acc = acc.wrapping_add(g.table.prefetch_index(h));
+                    g.table.prefetch_index(h);
                     hashes.push(Some(h));
                 }
             }
         }
         let n = self.groups.len();
-        // The slot each look-up will most likely find (loading its record), then the look-ups.
+        // The slot each look-up will most likely find (prefetching its record), then the look-ups.
         let mut slots = std::mem::take(&mut self.scratch);
         slots.clear();
         for (i, h) in hashes.iter().enumerate() {
-            let (guess, word) = h.map_or((NO_GUESS, 0), |h| self.groups[i % n].table.prefetch(h));
-            acc = acc.wrapping_add(word);
-            slots.push(guess);
+            slots.push(h.map_or(NO_GUESS, |h| self.groups[i % n].table.prefetch(h)));
         }
         for (i, (p, ts)) in items.iter().enumerate() {
             for (gi, g) in self.groups.iter_mut().enumerate() {
@@ -405,10 +403,9 @@ impl Engine {
         self.hashes = hashes;
         for (i, &slot) in slots.iter().enumerate() {
             if slot != NO_SLOT {
-                acc = acc.wrapping_add(self.groups[i % n].table.touch(slot));
+                self.groups[i % n].table.touch(slot);
             }
         }
-        std::hint::black_box(acc);
         for (i, (p, ts)) in items.iter().enumerate() {
             let now = self.advance(*ts);
             self.packets += 1;

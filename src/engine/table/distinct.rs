@@ -123,16 +123,20 @@ impl SetPool {
         &mut self.slabs[class][b * words..(b + 1) * words]
     }
 
-    /// The set's first and last words, summed (to load its lines ahead of use: a block that
-    /// does not start a line spans two).
+    /// Starts loading set `h`'s first and last lines (a block that does not start a line
+    /// spans two).
     #[inline]
-    pub fn first_word(&self, h: u32) -> u64 {
+    pub fn prefetch(&self, h: u32) {
         let (class, b) = split(h);
         let words = block_words(class);
-        self.slabs
+        if let Some(block) = self
+            .slabs
             .get(class)
             .and_then(|s| s.get(b * words..(b + 1) * words))
-            .map_or(0, |block| block[0].wrapping_add(block[words - 1]))
+        {
+            super::prefetch::line(&block[0]);
+            super::prefetch::line(&block[words - 1]);
+        }
     }
 
     /// A new set holding `a` and `b`; `None` when out of budget.

@@ -104,10 +104,10 @@ impl Index {
         hash as usize & (self.lines.len() - 1)
     }
 
-    /// Reads the home line of `hash` (to load it ahead of a look-up); returns a word of it.
+    /// Starts loading the home line of `hash`.
     #[inline]
-    pub fn touch(&self, hash: u64) -> u32 {
-        self.lines[self.home(hash)].slot[0]
+    pub fn prefetch(&self, hash: u64) {
+        super::prefetch::line(&self.lines[self.home(hash)]);
     }
 
     /// The first slot in `hash`'s home line whose fingerprint matches (a guess, to load its

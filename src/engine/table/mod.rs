@@ -19,6 +19,7 @@ mod count;
 pub mod distinct;
 mod index;
 pub mod layout;
+pub(crate) mod prefetch;
 #[cfg(test)]
 mod tests;
 
@@ -194,23 +195,29 @@ impl SourceTable {
         self.hasher.hash_one(key_words(key))
     }
 
-    /// Loads the index line a look-up of `hash` will read first, returning something read
-    /// from it. A pass of these over a batch before the look-ups starts the batch's cache
-    /// misses at once instead of one look-up after the other (a software prefetch in safe
-    /// Rust); [`SourceTable::prefetch`] then loads the records.
+    /// Starts loading the index line a look-up of `hash` will read first. A pass of these over
+    /// a batch before the look-ups starts the batch's cache misses at once instead of one
+    /// look-up after the other; [`SourceTable::prefetch`] then loads the records.
     #[inline]
-    pub fn prefetch_index(&self, hash: u64) -> u64 {
-        u64::from(self.index.touch(hash))
+    pub fn prefetch_index(&self, hash: u64) {
+        self.index.prefetch(hash);
     }
 
-    /// Loads the record a look-up of `hash` will most likely find (the first in its index
-    /// line with the hash's fingerprint); returns its slot (the guess [`SourceTable::slot_hashed`]
-    /// takes; [`NO_GUESS`] if none) and something read from it.
+    /// Starts loading the record a look-up of `hash` will most likely find (the first in its
+    /// index line with the hash's fingerprint); returns its slot, the guess
+    /// [`SourceTable::slot_hashed`] takes ([`NO_GUESS`] if none).
     #[inline]
-    pub fn prefetch(&self, hash: u64) -> (u32, u64) {
+    pub fn prefetch(&self, hash: u64) -> u32 {
         match self.index.guess(hash) {
-            Some(s) if s < self.slots => (s, self.record(s)[word::KEY_LO]),
-            _ => (NO_GUESS, 0),
+            Some(s) if s < self.slots => {
+                // Its first and last lines: a record longer than a line, or not starting one,
+                // spans two.
+                let r = self.record(s);
+                prefetch::line(&r[0]);
+                prefetch::line(&r[r.len() - 1]);
+                s
+            }
+            _ => NO_GUESS,
         }
     }
 
@@ -373,25 +380,20 @@ impl SourceTable {
         self.free.push(s);
     }
 
-    /// Reads `slot`'s record (its first and last words) and the first and last words of each
-    /// of its distinct sets, and returns
-    /// something computed from them: a pass of these over a batch, before counting, starts
-    /// every cache miss of the batch at once (a software prefetch in safe Rust).
+    /// Starts loading the first and last lines of each of `slot`'s distinct sets (reading
+    /// the record, loaded by [`SourceTable::prefetch`], for their handles): a pass of these
+    /// over a batch, before counting, starts the sets' cache misses at once.
     #[inline]
-    pub fn touch(&self, slot: u32) -> u64 {
+    pub fn touch(&self, slot: u32) {
         let r = self.record(slot);
-        let meta = r[word::META];
-        let mut overflow = ((meta >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
-        // The last word too: a record longer than a line, or not starting one, spans two.
-        let mut acc = meta.wrapping_add(r[r.len() - 1]);
+        let mut overflow = ((r[word::META] >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
         let first = self.first_distinct();
         while overflow != 0 {
             let i = overflow.trailing_zeros() as usize;
             overflow &= overflow - 1;
-            let h = r[self.layout.windows[first + i].offset] as u32;
-            acc = acc.wrapping_add(self.sets.first_word(h));
+            self.sets
+                .prefetch(r[self.layout.windows[first + i].offset] as u32);
         }
-        acc
     }
 
     /// Index of the first distinct window (distinct window `i` has overflow bit `i - this`).

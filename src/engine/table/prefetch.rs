@@ -1,0 +1,26 @@
+//! A cache-line prefetch hint, the crate's one `unsafe` block (a measured reason: see below).
+//!
+//! The source table's look-ahead passes (`Engine::observe_chunk`) start a chunk's cache
+//! misses (index lines, records, distinct sets) before counting it. They used to do so with
+//! plain loads of a word of each line; a load that misses holds its place in the CPU's
+//! reorder window until its line arrives, so a pass stalled after a dozen misses. A prefetch
+//! instruction retires at once and the pass goes on issuing the rest: replay of issue 10's
+//! mixed file with the shipped rules, engine thread 0.46-0.58 s → 0.26-0.34 s (BENCHMARKS.md,
+//! "Prefetch instructions in the look-ahead passes").
+
+/// Hints the CPU to load the cache line holding `x` into every cache level. Changes no value
+/// any load returns: only when the line arrives.
+#[inline(always)]
+pub fn line<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint: it never faults, never writes, and is defined for any
+    // address; `x` is a valid reference in any case. SSE (which has it) is part of x86_64.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (x as *const T).cast::<i8>(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
