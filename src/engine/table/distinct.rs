@@ -24,8 +24,9 @@ pub fn value_of(e: u64) -> u32 {
 /// Seen within the window of bucket `b`: at most 7 buckets before it or after it.
 #[inline]
 pub fn live(e: u64, b: u32) -> bool {
-    let d = b.wrapping_sub((e >> 32) as u32) as i32;
-    d.unsigned_abs() < super::layout::BUCKETS
+    // |b - bucket| < BUCKETS, as one unsigned compare (the scan of a set vectorizes).
+    const B: u32 = super::layout::BUCKETS;
+    b.wrapping_sub((e >> 32) as u32).wrapping_add(B - 1) < 2 * B - 1
 }
 
 /// An empty inline entry as of bucket `b` (stale by construction).
@@ -68,6 +69,50 @@ fn split(h: u32) -> (usize, usize) {
 
 fn block_words(class: usize) -> usize {
     1 + (MIN_ENTRIES << class)
+}
+
+/// A block's first word: entries in use (bits 0-15; at most `4 << 13`), and how many of them
+/// were live at a bucket (bits 16-31, [`UNKNOWN`] if not known) and that bucket (bits 32-63),
+/// so that packets within one bucket need not recount the set.
+fn header(n: usize, alive: u64, b: u32) -> u64 {
+    n as u64 | alive << 16 | u64::from(b) << 32
+}
+
+/// The live count of a header that knows none.
+const UNKNOWN: u64 = 0xffff;
+
+fn in_use(head: u64) -> usize {
+    (head & 0xffff) as usize
+}
+
+/// Live values among `entries` at bucket `b`: the header's count if it is for `b`.
+#[inline]
+fn alive_at(head: u64, b: u32, entries: &[u64]) -> u64 {
+    let known = (head >> 16) & 0xffff;
+    if known != UNKNOWN && (head >> 32) as u32 == b {
+        return known;
+    }
+    entries.iter().map(|&e| u64::from(live(e, b))).sum()
+}
+
+/// Where `value` is among `entries` (a set holds a value once), eight entries per step.
+#[inline]
+fn find(entries: &[u64], value: u32) -> Option<usize> {
+    let mut chunks = entries.chunks_exact(8);
+    for (k, chunk) in chunks.by_ref().enumerate() {
+        let m = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (i, &e)| m | u32::from(value_of(e) == value) << i);
+        if m != 0 {
+            return Some(k * 8 + m.trailing_zeros() as usize);
+        }
+    }
+    let rest = chunks.remainder();
+    let base = entries.len() - rest.len();
+    rest.iter()
+        .position(|&e| value_of(e) == value)
+        .map(|i| base + i)
 }
 
 impl SetPool {
@@ -143,7 +188,7 @@ impl SetPool {
     pub fn pair(&mut self, a: u64, b: u64) -> Option<u32> {
         let h = self.alloc(0)?;
         let block = self.block_mut(h);
-        block[0] = 2;
+        block[0] = header(2, UNKNOWN, 0);
         block[1] = a;
         block[2] = b;
         Some(h)
@@ -154,15 +199,9 @@ impl SetPool {
     /// which the caller keeps inline; the set was freed).
     pub fn add(&mut self, h: u32, value: u32, b: u32, cap: u64) -> (Added, Option<u32>) {
         let block = self.block_mut(h);
-        let n = block[0] as usize;
-        let (mut found, mut alive) = (None, 0u64);
-        for (i, e) in block[1..=n].iter().enumerate() {
-            let l = live(*e, b);
-            alive += u64::from(l);
-            if value_of(*e) == value {
-                found = Some((i, l));
-            }
-        }
+        let n = in_use(block[0]);
+        let alive = alive_at(block[0], b, &block[1..=n]);
+        let found = find(&block[1..=n], value).map(|i| (i, live(block[1 + i], b)));
         let admitted = |count: u64| Added {
             count,
             short: false,
@@ -170,10 +209,12 @@ impl SetPool {
         match found {
             Some((i, true)) => {
                 block[1 + i] = pack(value, b);
+                block[0] = header(n, alive, b);
                 return (admitted(alive), Some(h));
             }
             Some((i, false)) if alive < cap => {
                 block[1 + i] = pack(value, b);
+                block[0] = header(n, alive + 1, b);
                 return (admitted(alive + 1), Some(h));
             }
             _ => {}
@@ -183,13 +224,14 @@ impl SetPool {
             return (admitted(1), None);
         }
         if alive >= cap {
+            block[0] = header(n, alive, b);
             return (admitted(alive), Some(h));
         }
         let (class, _) = split(h);
         let capacity = MIN_ENTRIES << class;
         if n < capacity {
-            block[0] += 1;
             block[1 + n] = pack(value, b);
+            block[0] = header(n + 1, alive + 1, b);
             return (admitted(alive + 1), Some(h));
         }
         if (alive as usize) < n {
@@ -202,10 +244,15 @@ impl SetPool {
                 }
             }
             block[w] = pack(value, b);
-            block[0] = w as u64;
+            block[0] = header(w, alive + 1, b);
             return (admitted(alive + 1), Some(h));
         }
-        // Full of live values: move to the next class.
+        self.grow(h, n, value, b, alive)
+    }
+
+    /// Moves set `h` (`n` entries, all live at bucket `b`) to the next class and adds `value`.
+    fn grow(&mut self, h: u32, n: usize, value: u32, b: u32, alive: u64) -> (Added, Option<u32>) {
+        let (class, from) = split(h);
         let Some(bigger) = self.alloc(class + 1) else {
             return (
                 Added {
@@ -215,7 +262,7 @@ impl SetPool {
                 Some(h),
             );
         };
-        let ((_, from), (_, to)) = (split(h), split(bigger));
+        let (_, to) = split(bigger);
         let (small, large) = self.slabs.split_at_mut(class + 1);
         let (ws, wl) = (block_words(class), block_words(class + 1));
         large[0][to * wl + 1..to * wl + 1 + n]
@@ -223,15 +270,19 @@ impl SetPool {
         self.free(h);
         let block = self.block_mut(bigger);
         block[1 + n] = pack(value, b);
-        block[0] = (n + 1) as u64;
-        (admitted(alive + 1), Some(bigger))
+        block[0] = header(n + 1, alive + 1, b);
+        let added = Added {
+            count: alive + 1,
+            short: false,
+        };
+        (added, Some(bigger))
     }
 
     /// Live values of set `h` as of bucket `b`.
     pub fn count(&self, h: u32, b: u32) -> u64 {
         let block = self.block(h);
-        let n = block[0] as usize;
-        block[1..=n].iter().filter(|e| live(**e, b)).count() as u64
+        let n = in_use(block[0]);
+        alive_at(block[0], b, &block[1..=n])
     }
 
     pub fn memory_bytes(&self) -> usize {
@@ -255,6 +306,86 @@ mod tests {
             count = a.count;
         }
         (h, count)
+    }
+
+    /// The add of the pool before its header counted live values (the reference: one set,
+    /// `cap`ped, in a block of `capacity` entries; `None` when it dissolves).
+    fn reference_add(
+        set: &mut Vec<u64>,
+        capacity: &mut usize,
+        value: u32,
+        b: u32,
+        cap: u64,
+    ) -> Option<Added> {
+        let alive = set.iter().filter(|e| live(**e, b)).count() as u64;
+        let found = set.iter().position(|e| value_of(*e) == value);
+        let ok = |count| {
+            Some(Added {
+                count,
+                short: false,
+            })
+        };
+        match found.map(|i| (i, live(set[i], b))) {
+            Some((i, true)) => {
+                set[i] = pack(value, b);
+                return ok(alive);
+            }
+            Some((i, false)) if alive < cap => {
+                set[i] = pack(value, b);
+                return ok(alive + 1);
+            }
+            _ => {}
+        }
+        if alive == 0 {
+            return None;
+        }
+        if alive >= cap {
+            return ok(alive);
+        }
+        if set.len() < *capacity {
+            set.push(pack(value, b));
+        } else if (alive as usize) < set.len() {
+            set.retain(|e| live(*e, b));
+            set.push(pack(value, b));
+        } else {
+            *capacity *= 2;
+            set.push(pack(value, b));
+        }
+        ok(alive + 1)
+    }
+
+    #[test]
+    fn counts_as_the_pool_that_recounted_every_packet() {
+        let mut rng = 0x5e75u64;
+        for round in 0..300 {
+            let mut pool = SetPool::new(1 << 20);
+            let cap = 2 + crate::test_rng::next(&mut rng) % 70;
+            let values = 1 + crate::test_rng::next(&mut rng) % 150;
+            let mut b = (crate::test_rng::next(&mut rng) >> 40) as u32;
+            let (mut set, mut capacity) = (vec![pack(0, b), pack(1, b)], MIN_ENTRIES);
+            let mut h = pool.pair(pack(0, b), pack(1, b));
+            for _ in 0..2000 {
+                let r = crate::test_rng::next(&mut rng) >> 33;
+                // Mostly the same bucket; forward by one or more; now and then a packet from
+                // up to 9 buckets back.
+                b = match r % 64 {
+                    0..=3 => b.wrapping_add(1 + (r >> 8) as u32 % 12),
+                    4 => b.wrapping_sub((r >> 8) as u32 % 10),
+                    _ => b,
+                };
+                let value = ((r >> 12) % values) as u32;
+                let Some(hh) = h else { break };
+                let (got, next) = pool.add(hh, value, b, cap);
+                let want = reference_add(&mut set, &mut capacity, value, b, cap);
+                assert_eq!(next.is_some(), want.is_some(), "round {round}");
+                if let Some(w) = want {
+                    assert_eq!(got, w, "round {round}: value {value} bucket {b}");
+                    let n = next.map_or(0, |n| pool.count(n, b));
+                    assert_eq!(n, set.iter().filter(|e| live(**e, b)).count() as u64);
+                }
+                h = next;
+            }
+        }
     }
 
     #[test]
