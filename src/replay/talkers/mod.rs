@@ -50,6 +50,11 @@ pub struct Entry {
 /// flight to overlap, few enough lines (two each) that they stay in L1.
 const AHEAD: usize = 128;
 
+/// How many replacements ahead [`Talkers::remove_smallest`] prefetches a candidate's entry,
+/// and its index line (computed from the entry: fewer ahead).
+const ENTRY_AHEAD: usize = 8;
+const INDEX_AHEAD: usize = 4;
+
 /// No slot guessed.
 const NO_GUESS: u32 = u32::MAX;
 
@@ -204,6 +209,7 @@ impl Talkers {
     fn remove_smallest(&mut self) -> (usize, u64) {
         loop {
             while let Some(s) = self.candidates.pop() {
+                self.prefetch_candidates();
                 let e = &self.slots[s as usize];
                 // Counts only grow and a new entry starts above the minimum: a candidate's
                 // slot at the minimum still holds a smallest entry.
@@ -214,6 +220,24 @@ impl Talkers {
                 }
             }
             self.rescan();
+        }
+    }
+
+    /// Starts loading what the next replacements read: the entry of the candidate
+    /// [`ENTRY_AHEAD`] from the end of the list, the index line of the one [`INDEX_AHEAD`] from
+    /// the end (its entry loaded by an earlier call). Taken as loads when their turn comes,
+    /// the two were dependent misses per replacement (perf, mixed file: 45% of `add_batch`).
+    #[inline]
+    fn prefetch_candidates(&self) {
+        let ahead = |d: usize| {
+            let n = self.candidates.len().checked_sub(d)?;
+            self.slots.get(*self.candidates.get(n)? as usize)
+        };
+        if let Some(e) = ahead(ENTRY_AHEAD) {
+            prefetch::line(e);
+        }
+        if let Some(e) = ahead(INDEX_AHEAD) {
+            self.index.prefetch(self.hash(e.addr));
         }
     }
 
