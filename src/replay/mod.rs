@@ -35,10 +35,9 @@ use talkers::Talkers;
 /// Packets per batch between the reader and the engine.
 const BATCH: usize = 4096;
 /// Most sources the talker summary keeps (fewer when `max_tracked_sources` is lower): up to
-/// this many distinct sources, the report's sources and talkers are exact. 7/8 of 2^16: the
-/// hash table holds them in 2^16 buckets (4 MiB) while it has room; the first replacement
-/// leaves a tombstone and hashbrown grows it to 2^17 (8 MiB), what a file with more sources
-/// holds (measured with massif).
+/// this many distinct sources, the report's sources and talkers are exact. 7/8 of 2^16 (it was
+/// sized for a hashbrown table's 2^16 buckets): 3.5 MiB of entries, and an index of 0.5 MiB
+/// that grows to 1 MiB once replacements leave tombstones in it.
 const MAX_TALKERS: usize = 57_344;
 /// Top talkers in the report.
 const TOP_TALKERS: usize = 10;

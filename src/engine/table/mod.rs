@@ -17,7 +17,7 @@
 pub mod cells;
 mod count;
 pub mod distinct;
-mod index;
+pub(crate) mod index;
 pub mod layout;
 pub(crate) mod prefetch;
 #[cfg(test)]
