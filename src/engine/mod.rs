@@ -354,9 +354,9 @@ impl Engine {
         }
     }
 
-    /// Counts up to [`PASS`] packets of a batch: four passes that start the cache misses of
+    /// Counts up to [`PASS`] packets of a batch: three passes that start the cache misses of
     /// the whole chunk at once (hash and prefetch the index lines; prefetch the records they
-    /// point to; look up or create each source's record; prefetch their distinct sets), then
+    /// point to; look up or create each source's record and prefetch its distinct sets), then
     /// the counting pass on warm lines. `now_us` is the batch's start (new records' last-seen
     /// time at the earliest).
     fn observe_chunk(
@@ -397,15 +397,14 @@ impl Engine {
                     g.table
                         .slot_hashed(key, h, slots[k], ts.as_micros().max(now_us))
                 });
+                // The record is in cache now: start loading its distinct sets.
+                if let Some(s) = slot {
+                    g.table.touch(s.0);
+                }
                 slots[k] = slot.map_or(NO_SLOT, |s| s.0);
             }
         }
         self.hashes = hashes;
-        for (i, &slot) in slots.iter().enumerate() {
-            if slot != NO_SLOT {
-                self.groups[i % n].table.touch(slot);
-            }
-        }
         for (i, (p, ts)) in items.iter().enumerate() {
             let now = self.advance(*ts);
             self.packets += 1;
