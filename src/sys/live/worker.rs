@@ -125,6 +125,7 @@ impl Worker {
         result
     }
 
+    #[inline]
     fn on_frame(&mut self, p: pcap::Packet<'_>) {
         self.stats.frames += 1;
         self.frames_in_batch += 1;
