@@ -399,7 +399,7 @@ impl Engine {
                 });
                 // The record is in cache now: start loading its distinct sets.
                 if let Some(s) = slot {
-                    g.table.touch(s.0);
+                    g.table.prefetch_sets(s.0);
                 }
                 slots[k] = slot.map_or(NO_SLOT, |s| s.0);
             }

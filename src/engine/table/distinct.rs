@@ -168,8 +168,7 @@ impl SetPool {
         &mut self.slabs[class][b * words..(b + 1) * words]
     }
 
-    /// Starts loading set `h`'s first and last lines (a block that does not start a line
-    /// spans two).
+    /// Starts loading set `h`'s block.
     #[inline]
     pub fn prefetch(&self, h: u32) {
         let (class, b) = split(h);
@@ -179,8 +178,7 @@ impl SetPool {
             .get(class)
             .and_then(|s| s.get(b * words..(b + 1) * words))
         {
-            super::prefetch::line(&block[0]);
-            super::prefetch::line(&block[words - 1]);
+            super::prefetch::ends(block);
         }
     }
 

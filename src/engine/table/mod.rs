@@ -210,11 +210,7 @@ impl SourceTable {
     pub fn prefetch(&self, hash: u64) -> u32 {
         match self.index.guess(hash) {
             Some(s) if s < self.slots => {
-                // Its first and last lines: a record longer than a line, or not starting one,
-                // spans two.
-                let r = self.record(s);
-                prefetch::line(&r[0]);
-                prefetch::line(&r[r.len() - 1]);
+                prefetch::ends(self.record(s));
                 s
             }
             _ => NO_GUESS,
@@ -380,11 +376,12 @@ impl SourceTable {
         self.free.push(s);
     }
 
-    /// Starts loading the first and last lines of each of `slot`'s distinct sets (reading
-    /// the record, loaded by [`SourceTable::prefetch`], for their handles): a pass of these
-    /// over a batch, before counting, starts the sets' cache misses at once.
+    /// Starts loading each of `slot`'s distinct sets (reading the record, loaded by
+    /// [`SourceTable::prefetch`], for their handles): called in the look-up pass as each
+    /// record is found, so the sets' misses overlap the rest of the pass and arrive before
+    /// counting.
     #[inline]
-    pub fn touch(&self, slot: u32) {
+    pub fn prefetch_sets(&self, slot: u32) {
         let r = self.record(slot);
         let mut overflow = ((r[word::META] >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
         let first = self.first_distinct();

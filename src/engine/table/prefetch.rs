@@ -24,3 +24,14 @@ pub fn line<T>(x: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = x;
 }
+
+/// Hints the CPU to load the lines holding the first and last of `items`: the whole of a block
+/// of up to two lines (a record or a set that does not start a line, or is longer than one,
+/// spans two).
+#[inline(always)]
+pub fn ends<T>(items: &[T]) {
+    if let (Some(first), Some(last)) = (items.first(), items.last()) {
+        line(first);
+        line(last);
+    }
+}
