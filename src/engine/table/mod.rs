@@ -210,7 +210,7 @@ impl SourceTable {
     pub fn prefetch(&self, hash: u64) -> u32 {
         match self.index.guess(hash) {
             Some(s) if s < self.slots => {
-                prefetch::ends(self.record(s));
+                prefetch::all(self.record(s));
                 s
             }
             _ => NO_GUESS,
