@@ -26,8 +26,9 @@ use crate::firewall::Firewall;
 use crate::sys::enforcer::KernelOp;
 use crate::sys::live::{LiveCapture, LiveOptions};
 
-/// Capture batches waiting for the engine; beyond this, capture threads drop (and count).
-const BATCH_QUEUE: usize = 128;
+/// Capture batches waiting for the engine (up to 4,096 frames each: ~262k frames in all);
+/// beyond this, capture threads drop (and count).
+const BATCH_QUEUE: usize = 64;
 
 /// A worker thread that ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //!   never stalls (a stalled reader would make the kernel drop instead, uncounted by us).
 //! - Reads never block (libpcap non-blocking mode): the thread reads what the kernel ring holds,
 //!   sends the batch, and naps when the ring is empty: 1-4 ms while traffic flows (long enough
-//!   for ~1,024 frames at the last read's rate), 10 ms after 1 s of quiet. A frame waits about
+//!   for ~4,096 frames at the last read's rate), 10 ms after 1 s of quiet. A frame waits about
 //!   one nap at most, and batches grow with the rate ([`FlushPolicy`]).
 //! - [`LiveCapture::stop`] returns within about one nap, idle link or not: the thread checks a
 //!   stop flag after every read. (A blocking read cannot do this: libpcap 1.10 on Linux never
@@ -90,10 +90,10 @@ impl Default for LiveOptions {
             snaplen: 128,
             filter: None,
             buffer_bytes: 8 << 20,
-            batch_frames: 2048,
+            batch_frames: 4096,
             nap: Duration::from_millis(1),
             max_nap: Duration::from_millis(4),
-            target_frames: 1024,
+            target_frames: 4096,
             idle_nap: Duration::from_millis(10),
             idle_after: Duration::from_secs(1),
             stats_every: Duration::from_secs(1),
