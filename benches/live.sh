@@ -19,7 +19,8 @@
 # CONFIG whose max_tracked_sources is 1000000, the daemon's peak RSS at ~1M tracked sources.
 # Usage: benches/live.sh   (env: RUNS=3 COUNT=3000000 MODES="many few" CONFIG=rules.toml PREFIX=abB
 #   BIN=target/release/autoblock; PERF_DIR=DIR also records `perf record -g` of each capturer
-#   during the flood into DIR/MODE-CAPTURER-RUN.data; BIN_B=OTHER adds a second build,
+#   during the flood into DIR/MODE-CAPTURER-RUN.data; SMAPS_DIR=DIR keeps each capturer's
+#   /proc/PID/smaps after the flood (what its peak RSS is made of); BIN_B=OTHER adds a second build,
 #   "autoblock-b", to every round: an A/B of two builds in one run, the order rotating)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -130,6 +131,9 @@ run_one() {
   captured=0 kdrop=0 qdrop=0 hwm=0 c1=0 c0=${c0:-0}
   if [ -n "$CPID" ]; then
     c1=$(cpu_ticks "$CPID"); hwm=$(hwm_kb "$CPID"); switches "$CPID" >"$out.sw1"
+    if [ -n "${SMAPS_DIR:-}" ]; then
+      mkdir -p "$SMAPS_DIR"; cp "/proc/$CPID/smaps" "$SMAPS_DIR/$mode-$cap-$run.smaps"
+    fi
   fi
   case $cap in
     tcpdump)
