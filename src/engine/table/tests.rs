@@ -462,3 +462,19 @@ fn a_wrong_or_stale_slot_guess_never_gives_a_wrong_slot() {
     // The evicted source stays gone.
     assert_eq!(t.lookup(k(1)), None);
 }
+
+/// The record size README.md quotes for the shipped rules (88 bytes: key, flags, last seen and
+/// two clocks in 5 words, four packet windows, two distinct windows), so that it cannot go
+/// stale when a rule is added to the shipped file.
+#[test]
+fn shipped_rules_make_88_byte_records() {
+    let c = crate::config::parse_str(
+        include_str!("../../../rules.toml"),
+        std::path::Path::new("rules.toml"),
+    )
+    .expect("the shipped rules.toml is valid");
+    let refs: Vec<&Rule> = c.rules.iter().collect();
+    let layout = Layout::compile(&refs);
+    assert_eq!(layout.stride * 8, 88);
+    assert_eq!(layout.clocks.len(), 2, "100 ms and 1 s");
+}
