@@ -246,6 +246,9 @@ pub struct Engine {
     /// The tables report every value, not only those above the leaders' floor: tests (the
     /// leaders see all, as without report levels) and replay's `--report` trace.
     report_all: bool,
+    /// No leaders are kept (replay: nothing asks for `top`); the tables then report values
+    /// above each rule's peak so far (or its threshold), all that the peaks and `fire` need.
+    no_leaders: bool,
     /// What `fire` would do for sources already banned.
     ban_cache: ban_cache::BanCache,
     /// Reused per batch: each packet's slot in each group (`NO_SLOT`: ours, or untracked).
@@ -279,6 +282,7 @@ impl Engine {
             leaders: rules.iter().map(|_| leaders::Leaders::default()).collect(),
             peaks: peaks::Peaks::new(rules.len()),
             report_all: false,
+            no_leaders: false,
             rules,
             groups,
             allow: config.allow.nets.iter().map(IpNet::trunc).collect(),
@@ -510,8 +514,12 @@ impl Engine {
         for k in 0..self.fired.len() {
             let (r, value) = self.fired[k];
             let ri = self.groups[gi].rules[r];
-            self.offer_leader(gi, r, ri, key, value);
-            self.peaks.offer(ri, key, value, ts);
+            if self.no_leaders {
+                self.offer_peak(gi, r, ri, key, value, ts);
+            } else {
+                self.offer_leader(gi, r, ri, key, value);
+                self.peaks.offer(ri, key, value, ts);
+            }
             if value <= self.rules[ri].threshold {
                 continue;
             }
@@ -561,6 +569,26 @@ impl Engine {
                 return;
             }
             self.groups[gi].table.layout.set_report(r, l.floor());
+        }
+    }
+
+    /// Offers `value` to rule `ri`'s peaks when no leaders are kept; when the peak rose, the
+    /// table reports values above it (or the threshold, if lower).
+    #[inline]
+    fn offer_peak(
+        &mut self,
+        gi: usize,
+        r: usize,
+        ri: usize,
+        key: SourceKey,
+        value: u64,
+        ts: Timestamp,
+    ) {
+        let floor = self.peaks.floor(ri);
+        self.peaks.offer(ri, key, value, ts);
+        let now = self.peaks.floor(ri);
+        if now != floor && !self.report_all {
+            self.groups[gi].table.layout.set_report(r, now);
         }
     }
 

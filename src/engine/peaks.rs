@@ -127,6 +127,12 @@ impl Peaks {
         }
     }
 
+    /// Values at or below this cannot change rule `ri`'s set (0 while it has room).
+    #[inline]
+    pub fn floor(&self, ri: usize) -> u64 {
+        self.sets.get(ri).map_or(0, |s| s.floor)
+    }
+
     /// Rule `ri`'s window value for `key` is `value` at `ts`.
     #[inline]
     pub fn offer(&mut self, ri: usize, key: SourceKey, value: u64, ts: Timestamp) {
@@ -215,6 +221,7 @@ impl Engine {
         for set in &mut self.peaks.sets {
             *set = PeakSet::new(keep);
         }
+        self.sync_reports();
     }
 
     /// From now on, records the values of `watch[ri]`'s sources for rule `ri` at each packet.

@@ -266,3 +266,43 @@ proptest::proptest! {
         proptest::prop_assert_eq!(x, y);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Replay keeps no leaders: its tables then report only values above each rule's peak so
+    /// far (or its threshold). The decisions and the peaks (one source each, and five as with
+    /// `--report`) are those of an engine with leaders, on random traffic with bursts over
+    /// the thresholds; and `top` stays empty.
+    #[test]
+    fn without_leaders_the_decisions_and_peaks_are_the_same(
+        stream in proptest::collection::vec(
+            (proptest::prop_oneof![0..3u8, 0..40u8], 0..10u16, 0..5_000u32),
+            200..1500,
+        ),
+        keep in proptest::prop_oneof![proptest::strategy::Just(1usize), proptest::strategy::Just(5)],
+    ) {
+        let c = config(vec![
+            rule("p", Metric::Packets, 30, 1000),
+            rule("q", Metric::Packets, 12, 500),
+            rule("d", Metric::DstPorts, 6, 1000),
+        ]);
+        let mut with = Engine::new(&c, vec![]);
+        let mut without = Engine::new(&c, vec![]);
+        without.without_leaders();
+        with.keep_peak_sources(keep);
+        without.keep_peak_sources(keep);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut ts = 1_000_000_000u64;
+        for (src, port, gap) in &stream {
+            ts += u64::from(*gap);
+            let p = syn(&format!("198.51.100.{src}"), "10.0.0.1", 1000 + port);
+            with.observe(&p, Timestamp(ts), &mut x);
+            without.observe(&p, Timestamp(ts), &mut y);
+        }
+        proptest::prop_assert!(!x.is_empty(), "the stream went over a threshold");
+        proptest::prop_assert_eq!(x, y);
+        proptest::prop_assert_eq!(with.peaks(), without.peaks());
+        proptest::prop_assert!(without.top(8).iter().all(|r| r.sources.is_empty()));
+    }
+}

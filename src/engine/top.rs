@@ -42,16 +42,33 @@ impl Engine {
     }
 
     /// Each table reports a rule's values above its leaders' floor (or its threshold, if
-    /// lower): the values the leaders and `fire` need, and no others.
+    /// lower): the values the leaders and `fire` need, and no others. Without leaders
+    /// ([`Engine::without_leaders`]), above its peak so far: what the peaks need.
     pub(super) fn sync_reports(&mut self) {
         for (ri, rule) in self.rules.iter().enumerate() {
-            let floor = self.leaders.get(ri).map_or(0, |l| l.floor());
-            let floor = if self.report_all { 0 } else { floor };
+            let floor = if self.report_all {
+                0
+            } else if self.no_leaders {
+                self.peaks.floor(ri)
+            } else {
+                self.leaders.get(ri).map_or(0, |l| l.floor())
+            };
             self.groups[rule.group]
                 .table
                 .layout
                 .set_report(rule.slot, floor);
         }
+    }
+
+    /// Keeps no leaders from now on (replay: nothing asks for `top`): a packet whose value
+    /// is below its rule's peak so far and its threshold is then not reported by the tables
+    /// at all. `top` stays empty; decisions and peaks are unchanged.
+    pub fn without_leaders(&mut self) {
+        self.no_leaders = true;
+        for l in &mut self.leaders {
+            *l = super::leaders::Leaders::default();
+        }
+        self.sync_reports();
     }
 
     /// Every rule with up to `n` of its leading sources, in file order.

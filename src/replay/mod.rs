@@ -301,6 +301,7 @@ fn open(
         file.set_filter(filter)?;
     }
     let mut engine = Engine::new(config, opts.local.clone());
+    engine.without_leaders();
     engine.keep_peak_sources(opts.peak_sources);
     if let Some(watch) = &opts.trace {
         engine.trace_sources(watch.clone());
