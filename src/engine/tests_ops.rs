@@ -231,6 +231,15 @@ fn explain_never_counts_fewer_offenses_than_the_ban_in_force() {
     assert_eq!((x.offenses, ban.offense), (1, 1));
 }
 
+/// The proptests' rules: two packet rates over different windows and a distinct-ports count.
+fn two_rates_and_ports() -> Config {
+    config(vec![
+        rule("p", Metric::Packets, 30, 1000),
+        rule("q", Metric::Packets, 12, 500),
+        rule("d", Metric::DstPorts, 6, 1000),
+    ])
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
@@ -241,11 +250,7 @@ proptest::proptest! {
     fn report_levels_change_no_leader_and_no_decision(
         stream in proptest::collection::vec((0..40u8, 0..4u16, 0..20_000u32), 200..1500),
     ) {
-        let c = config(vec![
-            rule("p", Metric::Packets, 30, 1000),
-            rule("q", Metric::Packets, 12, 500),
-            rule("d", Metric::DstPorts, 6, 1000),
-        ]);
+        let c = two_rates_and_ports();
         let mut levels = Engine::new(&c, vec![]);
         let mut all = Engine::new(&c, vec![]);
         all.report_all = true;
@@ -282,11 +287,7 @@ proptest::proptest! {
         ),
         keep in proptest::prop_oneof![proptest::strategy::Just(1usize), proptest::strategy::Just(5)],
     ) {
-        let c = config(vec![
-            rule("p", Metric::Packets, 30, 1000),
-            rule("q", Metric::Packets, 12, 500),
-            rule("d", Metric::DstPorts, 6, 1000),
-        ]);
+        let c = two_rates_and_ports();
         let mut with = Engine::new(&c, vec![]);
         let mut without = Engine::new(&c, vec![]);
         without.without_leaders();
