@@ -47,6 +47,16 @@ pub struct Added {
     pub short: bool,
 }
 
+impl Added {
+    /// `count` live values, the packet's among them if it had to be stored.
+    fn admitted(count: u64) -> Added {
+        Added {
+            count,
+            short: false,
+        }
+    }
+}
+
 /// Sets of entries in size classes, within a budget of words.
 #[derive(Debug)]
 pub struct SetPool {
@@ -200,37 +210,33 @@ impl SetPool {
         let n = in_use(block[0]);
         let alive = alive_at(block[0], b, &block[1..=n]);
         let found = find(&block[1..=n], value).map(|i| (i, live(block[1 + i], b)));
-        let admitted = |count: u64| Added {
-            count,
-            short: false,
-        };
         match found {
             Some((i, true)) => {
                 block[1 + i] = pack(value, b);
                 block[0] = header(n, alive, b);
-                return (admitted(alive), Some(h));
+                return (Added::admitted(alive), Some(h));
             }
             Some((i, false)) if alive < cap => {
                 block[1 + i] = pack(value, b);
                 block[0] = header(n, alive + 1, b);
-                return (admitted(alive + 1), Some(h));
+                return (Added::admitted(alive + 1), Some(h));
             }
             _ => {}
         }
         if alive == 0 {
             self.free(h);
-            return (admitted(1), None);
+            return (Added::admitted(1), None);
         }
         if alive >= cap {
             block[0] = header(n, alive, b);
-            return (admitted(alive), Some(h));
+            return (Added::admitted(alive), Some(h));
         }
         let (class, _) = split(h);
         let capacity = MIN_ENTRIES << class;
         if n < capacity {
             block[1 + n] = pack(value, b);
             block[0] = header(n + 1, alive + 1, b);
-            return (admitted(alive + 1), Some(h));
+            return (Added::admitted(alive + 1), Some(h));
         }
         if (alive as usize) < n {
             // Drop what went stale, then there is room.
@@ -243,7 +249,7 @@ impl SetPool {
             }
             block[w] = pack(value, b);
             block[0] = header(w, alive + 1, b);
-            return (admitted(alive + 1), Some(h));
+            return (Added::admitted(alive + 1), Some(h));
         }
         self.grow(h, n, value, b, alive)
     }
@@ -269,11 +275,7 @@ impl SetPool {
         let block = self.block_mut(bigger);
         block[1 + n] = pack(value, b);
         block[0] = header(n + 1, alive + 1, b);
-        let added = Added {
-            count: alive + 1,
-            short: false,
-        };
-        (added, Some(bigger))
+        (Added::admitted(alive + 1), Some(bigger))
     }
 
     /// Live values of set `h` as of bucket `b`.
@@ -317,12 +319,7 @@ mod tests {
     ) -> Option<Added> {
         let alive = set.iter().filter(|e| live(**e, b)).count() as u64;
         let found = set.iter().position(|e| value_of(*e) == value);
-        let ok = |count| {
-            Some(Added {
-                count,
-                short: false,
-            })
-        };
+        let ok = |count| Some(Added::admitted(count));
         match found.map(|i| (i, live(set[i], b))) {
             Some((i, true)) => {
                 set[i] = pack(value, b);
