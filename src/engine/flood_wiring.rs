@@ -63,10 +63,26 @@ fn ban_rule(f: &crate::config::Flood, config: &Config) -> CompiledRule {
 }
 
 impl Engine {
-    /// Counts `p` for the flood detectors (out of line: the engine's own loop stays as tight
+    /// Counts `p` for the flood detectors; without detectors (replay detaches them), only
+    /// hands out a detached stage's decisions when one is due at this packet.
+    #[inline(always)]
+    pub(super) fn observe_floods(
+        &mut self,
+        p: &PacketMeta,
+        ts: Timestamp,
+        now: Timestamp,
+        out: &mut Vec<Decision>,
+    ) {
+        if self.flood.floods.is_empty() && !self.flood.fed.due(self.packets) {
+            return;
+        }
+        self.observe_floods_out_of_line(p, ts, now, out);
+    }
+
+    /// [`Engine::observe_floods`]'s work (out of line: the engine's own loop stays as tight
     /// as without detectors).
     #[inline(never)]
-    pub(super) fn observe_floods(
+    fn observe_floods_out_of_line(
         &mut self,
         p: &PacketMeta,
         ts: Timestamp,

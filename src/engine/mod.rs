@@ -251,10 +251,12 @@ pub struct Engine {
     no_leaders: bool,
     /// What `fire` would do for sources already banned.
     ban_cache: ban_cache::BanCache,
-    /// Reused per batch: each packet's slot in each group (`NO_SLOT`: ours, or untracked).
+    /// Reused per batch: each packet's slot in each group (`NO_SLOT`: ours, or untracked),
+    /// group by group (packet `i` of group `g` at `g * len + i`).
     scratch: Vec<u32>,
-    /// Reused per batch: each packet's key hash in each group (`None`: ours).
-    hashes: Vec<Option<u64>>,
+    /// Reused per batch: each packet's key hash in each group, laid out as `scratch` (0 for
+    /// ours: never used).
+    hashes: Vec<u64>,
     /// Reused per batch: whether each packet's source is one the rules never count
     /// ([`Engine::ignores`], asked once per packet).
     ignored: Vec<bool>,
@@ -369,46 +371,11 @@ impl Engine {
         now_us: u64,
         out: &mut Vec<Decision>,
     ) {
-        let mut hashes = std::mem::take(&mut self.hashes);
-        hashes.clear();
-        let mut ignored = std::mem::take(&mut self.ignored);
-        ignored.clear();
-        for (p, _) in items {
-            let local = self.ignores(p.src);
-            ignored.push(local);
-            for g in &self.groups {
-                if local {
-                    hashes.push(None);
-                } else {
-                    let h = g.table.hash(SourceKey::new(p.src, g.agg_v4, g.agg_v6));
-                    g.table.prefetch_index(h);
-                    hashes.push(Some(h));
-                }
-            }
+        let len = items.len();
+        if len == 0 {
+            return;
         }
-        let n = self.groups.len();
-        // The slot each look-up will most likely find (prefetching its record), then the look-ups.
-        let mut slots = std::mem::take(&mut self.scratch);
-        slots.clear();
-        for (i, h) in hashes.iter().enumerate() {
-            slots.push(h.map_or(NO_GUESS, |h| self.groups[i % n].table.prefetch(h)));
-        }
-        for (i, (p, ts)) in items.iter().enumerate() {
-            for (gi, g) in self.groups.iter_mut().enumerate() {
-                let k = i * n + gi;
-                let slot = hashes[k].and_then(|h| {
-                    let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
-                    g.table
-                        .slot_hashed(key, h, slots[k], ts.as_micros().max(now_us))
-                });
-                // The record is in cache now: start loading its distinct sets.
-                if let Some(s) = slot {
-                    g.table.prefetch_sets(s.0);
-                }
-                slots[k] = slot.map_or(NO_SLOT, |s| s.0);
-            }
-        }
-        self.hashes = hashes;
+        let (ignored, slots) = self.look_up_chunk(items, now_us);
         for (i, (p, ts)) in items.iter().enumerate() {
             let now = self.advance(*ts);
             self.packets += 1;
@@ -422,17 +389,76 @@ impl Engine {
                 self.expire(now, out);
             }
             let c = classify(p);
-            for gi in 0..n {
-                let slot = slots[i * n + gi];
+            for gi in 0..self.groups.len() {
+                let slot = slots[gi * len + i];
                 if slot != NO_SLOT {
-                    let g = &self.groups[gi];
-                    let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
+                    let key = self.groups[gi].prefixes.key(p.src);
                     self.count(gi, key, Slot(slot), p, c, *ts, now, out);
                 }
             }
         }
         self.scratch = slots;
         self.ignored = ignored;
+    }
+
+    /// The look-ahead passes of [`Engine::observe_chunk`] over `items` (not empty): whether
+    /// each packet's source is ours, and its slot in each group (`NO_SLOT`: ours or untracked;
+    /// group by group, packet `i` of group `g` at `g * len + i`).
+    fn look_up_chunk(
+        &mut self,
+        items: &[(PacketMeta, Timestamp)],
+        now_us: u64,
+    ) -> (Vec<bool>, Vec<u32>) {
+        let len = items.len();
+        let mut ignored = std::mem::take(&mut self.ignored);
+        ignored.clear();
+        ignored.extend(items.iter().map(|(p, _)| self.ignores(p.src)));
+        // Each pass runs group by group: exact-size loops over the chunk, no push per packet.
+        // Each group's look-ups stay in packet order (a group's table sees only its own).
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.clear();
+        for g in &self.groups {
+            hashes.extend(items.iter().zip(&ignored).map(|((p, _), &ours)| {
+                if ours {
+                    return 0;
+                }
+                let h = g.table.hash(g.prefixes.key(p.src));
+                g.table.prefetch_index(h);
+                h
+            }));
+        }
+        // The slot each look-up will most likely find (prefetching its record), then the look-ups.
+        let mut slots = std::mem::take(&mut self.scratch);
+        slots.clear();
+        for (g, hs) in self.groups.iter().zip(hashes.chunks_exact(len)) {
+            slots.extend(hs.iter().zip(&ignored).map(|(&h, &ours)| {
+                if ours { NO_GUESS } else { g.table.prefetch(h) }
+            }));
+        }
+        for ((g, hs), ss) in self
+            .groups
+            .iter_mut()
+            .zip(hashes.chunks_exact(len))
+            .zip(slots.chunks_exact_mut(len))
+        {
+            for (((&h, s), &ours), (p, ts)) in hs.iter().zip(ss).zip(&ignored).zip(items) {
+                if ours {
+                    *s = NO_SLOT;
+                    continue;
+                }
+                let key = g.prefixes.key(p.src);
+                match g.table.slot_hashed(key, h, *s, ts.as_micros().max(now_us)) {
+                    // The record is in cache now: start loading its distinct sets.
+                    Some(found) => {
+                        g.table.prefetch_sets(found.0);
+                        *s = found.0;
+                    }
+                    None => *s = NO_SLOT,
+                }
+            }
+        }
+        self.hashes = hashes;
+        (ignored, slots)
     }
 
     /// Whether every source table stays in cache, so that a chunk is counted in one pass
@@ -471,7 +497,7 @@ impl Engine {
             let seen_us = ts.as_micros().max(now_us);
             for gi in 0..self.groups.len() {
                 let g = &mut self.groups[gi];
-                let key = SourceKey::new(p.src, g.agg_v4, g.agg_v6);
+                let key = g.prefixes.key(p.src);
                 let hash = g.table.hash(key);
                 let guess = g.table.guess(hash);
                 if let Some(slot) = g.table.slot_hashed(key, hash, guess, seen_us) {

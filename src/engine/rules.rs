@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, Metric, Rule};
+use crate::engine::sources::Prefixes;
 use crate::engine::table::SourceTable;
 use crate::engine::table::layout::{Layout, MAX_RULES};
 
@@ -42,6 +43,8 @@ impl CompiledRule {
 pub(super) struct Group {
     pub(super) agg_v4: u8,
     pub(super) agg_v6: u8,
+    /// `agg_v4`/`agg_v6` with their masks: what makes the group's keys.
+    pub(super) prefixes: Prefixes,
     pub(super) table: SourceTable,
     /// Rule indexes, in table slot order.
     pub(super) rules: Vec<usize>,
@@ -82,6 +85,7 @@ pub(super) fn compile(config: &Config) -> (Vec<CompiledRule>, Vec<Group>) {
             Group {
                 agg_v4,
                 agg_v6,
+                prefixes: Prefixes::new(agg_v4, agg_v6),
                 table: SourceTable::new(
                     Layout::compile(&of_group),
                     config.limits.max_tracked_sources,

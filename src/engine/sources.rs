@@ -53,37 +53,7 @@ impl SourceKey {
 
     /// The key of `addr` under the given prefix lengths (clamped to the family's width).
     pub fn new(addr: IpAddr, prefix_v4: u8, prefix_v6: u8) -> SourceKey {
-        match addr {
-            IpAddr::V4(a) => {
-                let p = prefix_v4.min(32);
-                let mask = if p == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(p))
-                };
-                SourceKey {
-                    hi: 0,
-                    lo: u64::from(u32::from(a) & mask),
-                    v6: false,
-                    prefix: p,
-                }
-            }
-            IpAddr::V6(a) => {
-                let p = prefix_v6.min(128);
-                let mask = if p == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(p))
-                };
-                let bits = u128::from(a) & mask;
-                SourceKey {
-                    hi: (bits >> 64) as u64,
-                    lo: bits as u64,
-                    v6: true,
-                    prefix: p,
-                }
-            }
-        }
+        Prefixes::new(prefix_v4, prefix_v6).key(addr)
     }
 
     pub fn from_net(net: IpNet) -> SourceKey {
@@ -113,6 +83,51 @@ impl SourceKey {
     /// True when the key is a whole single address (/32 or /128).
     pub fn is_host(self) -> bool {
         self.prefix == if self.v6 { 128 } else { 32 }
+    }
+}
+
+/// The prefix lengths a source table keys addresses by, with their masks computed once
+/// (a key is made several times per packet).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Prefixes {
+    v4: u8,
+    v6: u8,
+    mask_v4: u32,
+    mask_v6: u128,
+}
+
+impl Prefixes {
+    /// Prefix lengths clamped to each family's width.
+    pub fn new(v4: u8, v6: u8) -> Prefixes {
+        let (v4, v6) = (v4.min(32), v6.min(128));
+        Prefixes {
+            v4,
+            v6,
+            mask_v4: u32::MAX.checked_shl(32 - u32::from(v4)).unwrap_or(0),
+            mask_v6: u128::MAX.checked_shl(128 - u32::from(v6)).unwrap_or(0),
+        }
+    }
+
+    /// The key of `addr`: its address masked to the family's prefix.
+    #[inline]
+    pub fn key(self, addr: IpAddr) -> SourceKey {
+        match addr {
+            IpAddr::V4(a) => SourceKey {
+                hi: 0,
+                lo: u64::from(u32::from(a) & self.mask_v4),
+                v6: false,
+                prefix: self.v4,
+            },
+            IpAddr::V6(a) => {
+                let bits = u128::from(a) & self.mask_v6;
+                SourceKey {
+                    hi: (bits >> 64) as u64,
+                    lo: bits as u64,
+                    v6: true,
+                    prefix: self.v6,
+                }
+            }
+        }
     }
 }
 
@@ -146,5 +161,18 @@ mod tests {
         assert_eq!(h.to_string(), "203.0.113.77");
         assert_eq!(SourceKey::from_net(h.net()), h);
         assert_eq!(SourceKey::new(a, 0, 0).to_string(), "::/0");
+    }
+
+    #[test]
+    fn prefixes_mask_like_truncated_nets_at_every_length() {
+        let v4: IpAddr = "203.0.113.77".parse().unwrap();
+        let v6: IpAddr = "2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap();
+        for len in 0..=140u8 {
+            let p = Prefixes::new(len, len);
+            let want4 = IpNet::new(v4, len.min(32)).unwrap().trunc();
+            let want6 = IpNet::new(v6, len.min(128)).unwrap().trunc();
+            assert_eq!(p.key(v4).net(), want4, "/{len}");
+            assert_eq!(p.key(v6).net(), want6, "/{len}");
+        }
     }
 }

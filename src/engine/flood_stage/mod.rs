@@ -112,6 +112,12 @@ impl Fed {
     pub(super) fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
+
+    /// Whether a decision is due at packet `packet` (or was before it).
+    #[inline]
+    pub(super) fn due(&self, packet: u64) -> bool {
+        self.queue.front().is_some_and(|(n, _)| *n <= packet)
+    }
 }
 
 impl Engine {
