@@ -295,16 +295,20 @@ fn write_notes(out: &mut impl Write, s: &crate::event::Summary) -> std::io::Resu
             if s.local_packets == 1 { "was" } else { "were" }
         )?;
     }
-    if s.untracked_packets > 0 {
+    let beyond = s.untracked_packets - s.untracked_distinct_packets.min(s.untracked_packets);
+    if beyond > 0 {
         writeln!(
             out,
             "  {} from sources beyond limits.max_tracked_sources {} not tracked",
-            count(s.untracked_packets, "packet"),
-            if s.untracked_packets == 1 {
-                "was"
-            } else {
-                "were"
-            }
+            count(beyond, "packet"),
+            if beyond == 1 { "was" } else { "were" }
+        )?;
+    }
+    if s.untracked_distinct_packets > 0 {
+        writeln!(
+            out,
+            "  {} had a destination port or address that a dst_ports/dst_addrs window could not store: the pool of distinct-value sets (one word per limits.max_tracked_sources, 8 MB at least) was spent, so those windows' counts may be low",
+            count(s.untracked_distinct_packets, "packet"),
         )?;
     }
     Ok(())
@@ -370,5 +374,43 @@ fn at_least(n: u64, lower_bound: bool) -> String {
         format!(">={n}")
     } else {
         n.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Summary;
+    use crate::time::Timestamp;
+
+    fn notes(s: &Summary) -> String {
+        let mut out = Vec::new();
+        write_notes(&mut out, s).expect("writes to a vector");
+        String::from_utf8(out).expect("text")
+    }
+
+    #[test]
+    fn untracked_packets_are_told_apart_by_what_ran_out() {
+        let mut s = Summary::new("f.pcap".into(), Timestamp(0));
+        assert!(!notes(&s).contains("not tracked"));
+        s.untracked_packets = 7;
+        s.untracked_distinct_packets = 5;
+        let text = notes(&s);
+        assert!(
+            text.contains(
+                "2 packets from sources beyond limits.max_tracked_sources were not tracked"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("5 packets had a destination port or address that a dst_ports/dst_addrs window could not store"),
+            "{text}"
+        );
+        s.untracked_packets = 5;
+        let text = notes(&s);
+        assert!(
+            !text.contains("beyond limits"),
+            "the pool alone ran out: {text}"
+        );
     }
 }

@@ -65,6 +65,12 @@ pub fn render(s: &StatusInfo) -> String {
         s.enforcer_errors,
         s.pending_decisions,
     );
+    if s.untracked_packets + s.untracked_distinct_packets > 0 {
+        out.push_str(&format!(
+            "untracked:         {} packets from sources the full table turned away (limits.max_tracked_sources), {} with a port or address no distinct-value set had room for\n",
+            s.untracked_packets, s.untracked_distinct_packets
+        ));
+    }
     if let Some(c) = &s.cluster {
         out.push_str(&cluster_lines(c));
     }
@@ -239,6 +245,23 @@ mod tests {
                  fleet sent:        12 published, 0 queued, 0 dropped, 0 stale\n\
                  fleet received:    30 applied, 0 lag, 2 waiting (rate), 0 malformed, 0 reconnects\n\
                  fleet last error:  2026-11-24T10:00:00.000Z: NATS: disconnected\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn untracked_packets_have_a_line_only_when_there_are_some() {
+        let mut s = StatusInfo::default();
+        assert!(!render(&s).contains("untracked"));
+        s.untracked_packets = 3;
+        s.untracked_distinct_packets = 40;
+        let text = render(&s);
+        assert!(
+            text.contains(
+                "untracked:         3 packets from sources the full table turned away \
+                 (limits.max_tracked_sources), 40 with a port or address no distinct-value set \
+                 had room for\n"
             ),
             "{text}"
         );

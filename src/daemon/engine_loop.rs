@@ -238,6 +238,9 @@ impl EngineLoop {
         self.shared
             .metrics
             .set_tracked_sources(s.tracked_sources as u64);
+        self.shared
+            .metrics
+            .set_untracked(s.untracked, s.untracked_distinct);
         self.shared.metrics.set_active_bans(s.active_bans as u64);
         self.shared.fleet_waiting.store(
             self.engine.fleet_waiting() as u64,

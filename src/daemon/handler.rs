@@ -116,6 +116,8 @@ impl Context {
             dry_run: self.dry_run,
             interfaces,
             tracked_sources: s.metrics.tracked_sources(),
+            untracked_packets: s.metrics.untracked().0,
+            untracked_distinct_packets: s.metrics.untracked().1,
             active_bans: s.metrics.active_bans(),
             bans_total: s.metrics.bans_total(),
             events_suppressed: s.events.dropped_suppressed(),

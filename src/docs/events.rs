@@ -90,7 +90,7 @@ const ATTACK_END: EventDoc = e(
 );
 const SUMMARY: EventDoc = e(
     "`summary` (replay)",
-    "`file`, `packets`, `parsed`, `unparsed`, `sources`, [`sources_estimated`: true when `sources` is an estimate], `blocked`, `local_packets`, `untracked_packets`, `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10], [`bpf_filter`: `[capture] bpf_filter`, when set: only the frames it matches were read], [`spoofed`: when the sources look spoofed (a flood detector's attack said so, or about one packet per source): `sources`, `few_packet_sources` (at most 2 packets), `martian_sources`, `detectors`]",
+    "`file`, `packets`, `parsed`, `unparsed`, `sources`, [`sources_estimated`: true when `sources` is an estimate], `blocked`, `local_packets`, `untracked_packets`, [`untracked_distinct_packets`: of those, the packets whose destination port or address a distinct window could not store because the set pool was spent], `peak_table_bytes`, [`peak_rss_bytes`], `complete`, [`error`], [`top_talkers`: `ip`, `packets`, `bytes`, at most 10], [`bpf_filter`: `[capture] bpf_filter`, when set: only the frames it matches were read], [`spoofed`: when the sources look spoofed (a flood detector's attack said so, or about one packet per source): `sources`, `few_packet_sources` (at most 2 packets), `martian_sources`, `detectors`]",
 );
 const PEAKS: EventDoc = e(
     "`peaks` (replay)",

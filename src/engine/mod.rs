@@ -212,6 +212,9 @@ pub struct EngineStats {
     pub martian_packets: u64,
     /// Packets whose source could not be tracked (table full).
     pub untracked: u64,
+    /// Packets with a destination port or address a distinct window could not store (the
+    /// set pool was spent): those windows' counts may be low.
+    pub untracked_distinct: u64,
     pub tracked_sources: usize,
     pub evicted: u64,
     /// Not filled by [`Engine::stats`] (it walks every tracked source): see
@@ -669,6 +672,7 @@ impl Engine {
             local_packets: self.local_packets,
             martian_packets: self.martian_packets,
             untracked: self.groups.iter().map(|g| g.table.untracked).sum(),
+            untracked_distinct: self.groups.iter().map(|g| g.table.untracked_distinct).sum(),
             tracked_sources: self.groups.iter().map(|g| g.table.len()).sum(),
             evicted: self.groups.iter().map(|g| g.table.evicted).sum(),
             memory_bytes: 0,

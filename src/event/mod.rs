@@ -326,8 +326,14 @@ pub struct Summary {
     pub blocked: u64,
     /// Packets from `--local` addresses (never counted).
     pub local_packets: u64,
-    /// Packets whose source was not tracked because the table was full.
+    /// Packets not fully tracked: their source because the table was full, or a destination
+    /// port or address because the distinct windows' set pool was spent (the latter also in
+    /// `untracked_distinct_packets`).
     pub untracked_packets: u64,
+    /// Of `untracked_packets`, those whose source was tracked but a distinct window could not
+    /// store their destination port or address (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub untracked_distinct_packets: u64,
     /// Highest estimate of the source table's memory, in bytes.
     pub peak_table_bytes: u64,
     /// The process's peak resident memory so far (Linux `VmHWM`), when known.
@@ -374,6 +380,7 @@ impl Summary {
             blocked: 0,
             local_packets: 0,
             untracked_packets: 0,
+            untracked_distinct_packets: 0,
             peak_table_bytes: 0,
             peak_rss_bytes: None,
             complete: true,
@@ -526,3 +533,8 @@ pub(crate) fn is_false(b: &bool) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// For `skip_serializing_if`: a count field that is absent when zero.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}

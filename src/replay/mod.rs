@@ -350,7 +350,8 @@ fn report(
     summary.sources = sources;
     summary.sources_estimated = !exact;
     summary.local_packets = stats.local_packets;
-    summary.untracked_packets = stats.untracked;
+    summary.untracked_packets = stats.untracked + stats.untracked_distinct;
+    summary.untracked_distinct_packets = stats.untracked_distinct;
     summary.peak_table_bytes = summary
         .peak_table_bytes
         .max((engine.memory_bytes() + flood_bytes(stage) + talkers.memory_bytes()) as u64);

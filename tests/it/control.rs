@@ -79,6 +79,8 @@ impl ControlHandler for Fake {
                     queue_drops: 2,
                 }],
                 tracked_sources: 640,
+                untracked_packets: 0,
+                untracked_distinct_packets: 0,
                 active_bans: 2,
                 bans_total: 9,
                 events_suppressed: 1,

@@ -48,6 +48,8 @@ impl ControlHandler for Big {
                 dry_run: true,
                 interfaces: vec![],
                 tracked_sources: 0,
+                untracked_packets: 0,
+                untracked_distinct_packets: 0,
                 active_bans: 0,
                 bans_total: 0,
                 events_suppressed: 0,

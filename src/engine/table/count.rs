@@ -54,7 +54,7 @@ impl SourceTable {
             sets,
             scales,
             window_scale,
-            untracked,
+            untracked_distinct,
             ..
         } = self;
         let layout = &*layout;
@@ -78,6 +78,7 @@ impl SourceTable {
             let v = add_rate(layout, r, heavy, w, i, u64::from(p.len), BYTES_CELL_MAX);
             check(layout, w, v, fired);
         }
+        let mut short = false;
         for w in bits(m & layout.distinct_mask) {
             let win = &layout.windows[w];
             let Kind::Distinct { addrs, cap } = win.kind else {
@@ -89,7 +90,7 @@ impl SourceTable {
             let v = add_distinct(
                 r,
                 sets,
-                untracked,
+                &mut short,
                 win.offset,
                 bit,
                 value,
@@ -98,6 +99,7 @@ impl SourceTable {
             );
             check(layout, w, v, fired);
         }
+        *untracked_distinct += u64::from(short);
     }
 
     /// Rule window `w`'s value for `slot` as of `now_us` (no change).
@@ -220,13 +222,14 @@ fn add_rate(
 }
 
 /// Admits `value` (seen at bucket `b`) to the distinct window at `off` of record `r` (its
-/// overflow flag `bit`); returns its live count.
+/// overflow flag `bit`); returns its live count. Sets `short` when the value had to be stored
+/// and the set pool had no room for it.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn add_distinct(
     r: &mut [u64],
     sets: &mut SetPool,
-    untracked: &mut u64,
+    short: &mut bool,
     off: usize,
     bit: u64,
     value: u32,
@@ -249,12 +252,12 @@ fn add_distinct(
                 2
             }
             None => {
-                *untracked += 1;
+                *short = true;
                 1
             }
         };
     }
-    add_to_set(sets, r, off, bit, value, b, cap, untracked)
+    add_to_set(sets, r, off, bit, value, b, cap, short)
 }
 
 /// Packed cell `i` of the rate window at `off`.
@@ -275,7 +278,7 @@ fn add_to_set(
     value: u32,
     b: u32,
     cap: u64,
-    untracked: &mut u64,
+    short: &mut bool,
 ) -> u64 {
     let (added, handle) = sets.add(r[off] as u32, value, b, cap);
     match handle {
@@ -285,9 +288,7 @@ fn add_to_set(
             r[word::META] &= !bit;
         }
     }
-    if added.short {
-        *untracked += 1;
-    }
+    *short |= added.short;
     added.count
 }
 

@@ -65,9 +65,11 @@ pub struct SourceTable {
     scales: Vec<(u64, u64, u64)>,
     /// Per window: its entry in `scales` (clock `k` is entry `k`).
     window_scale: Vec<usize>,
-    /// Packets from sources that could not be tracked because the table (or the distinct-set
-    /// pool) was full.
+    /// Packets from sources that could not be tracked because the table was full.
     pub untracked: u64,
+    /// Packets of tracked sources with a destination port or address that a distinct window
+    /// had to store and the set pool had no room for (the window's count may be low).
+    pub untracked_distinct: u64,
     /// A source was turned away since the last sweep (batch mode sweeps between batches).
     full: bool,
     /// Sources evicted as idle, in all.
@@ -112,6 +114,7 @@ impl SourceTable {
                 })
                 .collect(),
             untracked: 0,
+            untracked_distinct: 0,
             full: false,
             evicted: 0,
             layout,

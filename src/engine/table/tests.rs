@@ -232,9 +232,30 @@ fn an_exhausted_set_pool_is_reported_as_untracked() {
     for port in 0..4 {
         count(&mut t, &syn_to(port), SEC);
     }
-    assert_eq!(t.untracked, 0);
+    assert_eq!(t.untracked_distinct, 0);
     count(&mut t, &syn_to(4), SEC);
-    assert_eq!(t.untracked, 1, "the fifth value had no room: said so");
+    assert_eq!(
+        t.untracked_distinct, 1,
+        "the fifth value had no room: said so"
+    );
+    assert_eq!(t.untracked, 0, "the source itself is tracked");
+}
+
+#[test]
+fn a_packet_short_in_two_distinct_windows_is_one_untracked_packet() {
+    let rules = [
+        rule(Metric::DstPorts, 1000, 10_000),
+        rule(Metric::DstAddrs, 1000, 10_000),
+    ];
+    let mut t = table(&rules, 10);
+    t.sets.budget_words = 0;
+    count(&mut t, &syn_to(1), SEC);
+    assert_eq!(t.untracked_distinct, 0, "one value each: inline");
+    // A second port and a second address, each needing a set the pool cannot give.
+    let mut p = syn_to(2);
+    p.dst = "10.0.0.9".parse().unwrap();
+    count(&mut t, &p, SEC);
+    assert_eq!((t.untracked_distinct, t.untracked), (1, 0));
 }
 
 #[test]

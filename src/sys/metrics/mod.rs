@@ -54,6 +54,9 @@ struct InterfaceCounters {
     queue_drops: Counter,
 }
 
+/// The `reason` labels of `untracked_packets`.
+const UNTRACKED_REASONS: [&str; 2] = ["table_full", "distinct_sets_full"];
+
 /// All of the daemon's metrics. Share it as `Arc<Metrics>`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -61,6 +64,8 @@ pub struct Metrics {
     /// Indexed by the interface index given at start (the capture threads' order).
     interfaces: Vec<InterfaceCounters>,
     tracked_sources: U64Gauge,
+    /// Packets not fully tracked, per reason (`table_full`, `distinct_sets_full`).
+    untracked: CounterFamily,
     active_bans: U64Gauge,
     bans: CounterFamily,
     unbans: CounterFamily,
@@ -131,6 +136,7 @@ impl Metrics {
             registry: Registry::with_prefix("autoblock"),
             interfaces: Vec::new(),
             tracked_sources: U64Gauge::default(),
+            untracked: CounterFamily::default(),
             active_bans: U64Gauge::default(),
             bans: CounterFamily::default(),
             unbans: CounterFamily::default(),
@@ -174,6 +180,14 @@ impl Metrics {
         );
         let sources = self.tracked_sources.clone();
         r.register("tracked_sources", "Sources in the counter table", sources);
+        for reason in UNTRACKED_REASONS {
+            let _ = self.untracked.get_or_create(&labels(&[("reason", reason)]));
+        }
+        r.register(
+            "untracked_packets",
+            "Packets not fully counted, per reason: the source table was full (table_full), or a dst_ports/dst_addrs window could not store a value because the pool of distinct-value sets was spent (distinct_sets_full)",
+            self.untracked.clone(),
+        );
         let bans = self.active_bans.clone();
         r.register("active_bans", "Bans currently in force", bans);
         r.register("bans", "Bans put in force, per rule", self.bans.clone());
@@ -251,6 +265,32 @@ impl Metrics {
             .get_or_create(&labels(&[("output", output)]))
             .clone();
         c.inc_by(total.saturating_sub(c.get()));
+    }
+
+    /// Packets not fully counted since start, as cumulative totals: sources the full table
+    /// turned away, and values the distinct windows' set pool had no room for (a lower total
+    /// than the last one is ignored).
+    pub fn set_untracked(&self, table_full: u64, distinct_sets_full: u64) {
+        for (reason, total) in UNTRACKED_REASONS
+            .into_iter()
+            .zip([table_full, distinct_sets_full])
+        {
+            let c = self
+                .untracked
+                .get_or_create(&labels(&[("reason", reason)]))
+                .clone();
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+    }
+
+    /// The totals of [`Metrics::set_untracked`], as last published.
+    pub fn untracked(&self) -> (u64, u64) {
+        let [a, b] = UNTRACKED_REASONS.map(|reason| {
+            self.untracked
+                .get_or_create(&labels(&[("reason", reason)]))
+                .get()
+        });
+        (a, b)
     }
 
     /// Sources in the counter table now.

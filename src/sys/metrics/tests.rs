@@ -10,6 +10,8 @@ fn fixture() -> Metrics {
     m.set_capture_drops(0, 12, 3, 40);
     m.set_capture_drops(0, 15, 3, 41); // totals are stored, not added
     m.set_tracked_sources(4096);
+    m.set_untracked(5, 30);
+    m.set_untracked(7, 30); // totals are stored, not added
     m.set_active_bans(2);
     m.ban("syn-flood");
     m.ban("syn-flood");
@@ -50,6 +52,10 @@ autoblock_capture_drops_total{interface="wg\"0",where="queue"} 0
 # HELP autoblock_tracked_sources Sources in the counter table.
 # TYPE autoblock_tracked_sources gauge
 autoblock_tracked_sources 4096
+# HELP autoblock_untracked_packets_total Packets not fully counted, per reason: the source table was full (table_full), or a dst_ports/dst_addrs window could not store a value because the pool of distinct-value sets was spent (distinct_sets_full).
+# TYPE autoblock_untracked_packets_total counter
+autoblock_untracked_packets_total{reason="table_full"} 7
+autoblock_untracked_packets_total{reason="distinct_sets_full"} 30
 # HELP autoblock_active_bans Bans currently in force.
 # TYPE autoblock_active_bans gauge
 autoblock_active_bans 2

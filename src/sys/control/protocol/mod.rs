@@ -178,6 +178,14 @@ pub struct StatusInfo {
     pub interfaces: Vec<InterfaceStats>,
     /// Sources in the counter table.
     pub tracked_sources: u64,
+    /// Packets since start whose source the full table turned away (absent from older
+    /// daemons).
+    #[serde(default)]
+    pub untracked_packets: u64,
+    /// Packets since start with a destination port or address a `dst_ports`/`dst_addrs`
+    /// window could not store: the pool of distinct-value sets was spent.
+    #[serde(default)]
+    pub untracked_distinct_packets: u64,
     /// Bans in force.
     pub active_bans: u64,
     /// Bans applied since the daemon started (manual ones included).

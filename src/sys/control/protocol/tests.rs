@@ -41,6 +41,8 @@ fn status() -> StatusInfo {
             queue_drops: 12,
         }],
         tracked_sources: 64_000,
+        untracked_packets: 0,
+        untracked_distinct_packets: 0,
         active_bans: 1,
         bans_total: 5,
         events_suppressed: 0,
