@@ -15,6 +15,7 @@ use super::enforce_loop::EnforceMsg;
 use super::fleet::EngineLink;
 use super::floods;
 use super::state_writer::{self, BanChange, StateMsg};
+use super::untracked::UntrackedWarnings;
 use super::workers::EndGuard;
 use crate::config::Config;
 use crate::engine::flood::EndReason;
@@ -34,6 +35,8 @@ const SAVE_EVERY: Duration = Duration::from_secs(5);
 const STATS_EVERY: Duration = Duration::from_millis(200);
 /// How often the per-rule lines of `status` are published (they walk the bans).
 const RULES_EVERY: Duration = Duration::from_secs(1);
+/// Packets not fully counted are logged at most this often.
+const UNTRACKED_EVERY: Duration = Duration::from_secs(60);
 
 /// What other threads ask of the engine thread.
 pub enum EngineMsg {
@@ -79,6 +82,9 @@ pub struct EngineLoop {
     rule_counts: HashMap<Arc<str>, (u64, u64)>,
     /// The host's ports, from their own thread (started with the first flood detector).
     host_ports: Option<Receiver<HostPorts>>,
+    /// What was last logged about packets not fully counted, and when.
+    untracked: UntrackedWarnings,
+    untracked_logged: Option<Instant>,
 }
 
 impl EngineLoop {
@@ -110,6 +116,8 @@ impl EngineLoop {
             last_rules: Instant::now(),
             rule_counts: HashMap::new(),
             host_ports: None,
+            untracked: UntrackedWarnings::default(),
+            untracked_logged: None,
         }
     }
 
@@ -241,6 +249,18 @@ impl EngineLoop {
         self.shared
             .metrics
             .set_untracked(s.untracked, s.untracked_distinct);
+        if self
+            .untracked_logged
+            .is_none_or(|t| t.elapsed() >= UNTRACKED_EVERY)
+        {
+            let lines = self.untracked.lines(s.untracked, s.untracked_distinct);
+            for line in &lines {
+                tracing::warn!("{line}");
+            }
+            if !lines.is_empty() {
+                self.untracked_logged = Some(Instant::now());
+            }
+        }
         self.shared.metrics.set_active_bans(s.active_bans as u64);
         self.shared.fleet_waiting.store(
             self.engine.fleet_waiting() as u64,

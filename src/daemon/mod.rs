@@ -30,6 +30,7 @@ mod restore;
 mod signals;
 mod startup;
 mod state_writer;
+mod untracked;
 mod watch_loop;
 mod workers;
 

@@ -487,6 +487,14 @@ fn random_source_flood_no_bans_bounded_memory() {
     assert!(packets >= 10_000, "too few packets captured: {packets}");
     assert!(tracked <= MAX_TRACKED, "{st}");
     assert!(tracked >= MAX_TRACKED / 2, "the table was not filled: {st}");
+    // The sources it turned away are said so: in `status`, and once in the log.
+    let untracked = st["untracked_packets"].as_u64().unwrap_or(0);
+    assert!(untracked > 0, "a full table and no untracked packets: {st}");
+    let log = std::fs::read_to_string(&d.stderr).unwrap_or_default();
+    assert!(
+        log.contains("could not track (limits.max_tracked_sources)"),
+        "no warning about the full table in the log:\n{log}"
+    );
     assert!(
         d.of("block").is_empty(),
         "per-address bans: {:?}",
