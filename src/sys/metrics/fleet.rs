@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use super::{U64Gauge, labels};
+use super::{U64Gauge, labels, raise};
 use crate::cluster::ClusterStatus;
 
 /// Why deliveries from the fleet were skipped, as the `reason` label.
@@ -117,9 +117,4 @@ impl FleetMetrics {
             );
         }
     }
-}
-
-/// Raises `c` to the cumulative `total` (never lowers it).
-fn raise(c: &Counter, total: u64) {
-    c.inc_by(total.saturating_sub(c.get()));
 }

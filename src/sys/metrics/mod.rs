@@ -54,6 +54,12 @@ struct InterfaceCounters {
     queue_drops: Counter,
 }
 
+/// Raises `c` to the cumulative `total` (never lowers it): counters published from totals
+/// kept elsewhere.
+fn raise(c: &Counter, total: u64) {
+    c.inc_by(total.saturating_sub(c.get()));
+}
+
 /// The `reason` labels of `untracked_packets`.
 const UNTRACKED_REASONS: [&str; 2] = ["table_full", "distinct_sets_full"];
 
@@ -249,22 +255,20 @@ impl Metrics {
     /// backwards).
     pub fn set_capture_drops(&self, iface: usize, kernel: u64, interface: u64, queue: u64) {
         if let Some(c) = self.interfaces.get(iface) {
-            c.kernel_drops
-                .inc_by(kernel.saturating_sub(c.kernel_drops.get()));
-            c.interface_drops
-                .inc_by(interface.saturating_sub(c.interface_drops.get()));
-            c.queue_drops
-                .inc_by(queue.saturating_sub(c.queue_drops.get()));
+            raise(&c.kernel_drops, kernel);
+            raise(&c.interface_drops, interface);
+            raise(&c.queue_drops, queue);
         }
     }
 
     /// Event lines `output` left out since start (a cumulative total; a lower one is ignored).
     pub fn set_events_dropped(&self, output: &str, total: u64) {
-        let c = self
-            .events_dropped
-            .get_or_create(&labels(&[("output", output)]))
-            .clone();
-        c.inc_by(total.saturating_sub(c.get()));
+        raise(
+            &self
+                .events_dropped
+                .get_or_create(&labels(&[("output", output)])),
+            total,
+        );
     }
 
     /// Packets not fully counted since start, as cumulative totals: sources the full table
@@ -275,11 +279,10 @@ impl Metrics {
             .into_iter()
             .zip([table_full, distinct_sets_full])
         {
-            let c = self
-                .untracked
-                .get_or_create(&labels(&[("reason", reason)]))
-                .clone();
-            c.inc_by(total.saturating_sub(c.get()));
+            raise(
+                &self.untracked.get_or_create(&labels(&[("reason", reason)])),
+                total,
+            );
         }
     }
 
