@@ -295,7 +295,9 @@ fn write_notes(out: &mut impl Write, s: &crate::event::Summary) -> std::io::Resu
             if s.local_packets == 1 { "was" } else { "were" }
         )?;
     }
-    let beyond = s.untracked_packets - s.untracked_distinct_packets.min(s.untracked_packets);
+    let beyond = s
+        .untracked_packets
+        .saturating_sub(s.untracked_distinct_packets);
     if beyond > 0 {
         writeln!(
             out,

@@ -65,10 +65,11 @@ pub fn render(s: &StatusInfo) -> String {
         s.enforcer_errors,
         s.pending_decisions,
     );
-    if s.untracked_packets + s.untracked_distinct_packets > 0 {
+    if s.untracked_packets > 0 {
         out.push_str(&format!(
             "untracked:         {} packets from sources the full table turned away (limits.max_tracked_sources), {} with a port or address no distinct-value set had room for\n",
-            s.untracked_packets, s.untracked_distinct_packets
+            s.untracked_packets.saturating_sub(s.untracked_distinct_packets),
+            s.untracked_distinct_packets
         ));
     }
     if let Some(c) = &s.cluster {
@@ -254,7 +255,7 @@ mod tests {
     fn untracked_packets_have_a_line_only_when_there_are_some() {
         let mut s = StatusInfo::default();
         assert!(!render(&s).contains("untracked"));
-        s.untracked_packets = 3;
+        s.untracked_packets = 43;
         s.untracked_distinct_packets = 40;
         let text = render(&s);
         assert!(

@@ -104,6 +104,8 @@ impl Context {
                 .collect(),
             Err(_) => Vec::new(),
         };
+        // (sources the full table turned away, values no distinct set had room for)
+        let untracked = s.metrics.untracked();
         StatusInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
@@ -116,8 +118,8 @@ impl Context {
             dry_run: self.dry_run,
             interfaces,
             tracked_sources: s.metrics.tracked_sources(),
-            untracked_packets: s.metrics.untracked().0,
-            untracked_distinct_packets: s.metrics.untracked().1,
+            untracked_packets: untracked.0 + untracked.1,
+            untracked_distinct_packets: untracked.1,
             active_bans: s.metrics.active_bans(),
             bans_total: s.metrics.bans_total(),
             events_suppressed: s.events.dropped_suppressed(),

@@ -178,12 +178,14 @@ pub struct StatusInfo {
     pub interfaces: Vec<InterfaceStats>,
     /// Sources in the counter table.
     pub tracked_sources: u64,
-    /// Packets since start whose source the full table turned away (absent from older
-    /// daemons).
+    /// Packets since start not fully counted, as replay's `untracked_packets`: their source
+    /// because the full table turned it away, or a destination port or address because the
+    /// distinct-value set pool was spent (those also in `untracked_distinct_packets`). Absent
+    /// from older daemons.
     #[serde(default)]
     pub untracked_packets: u64,
-    /// Packets since start with a destination port or address a `dst_ports`/`dst_addrs`
-    /// window could not store: the pool of distinct-value sets was spent.
+    /// Of `untracked_packets`, those with a destination port or address a
+    /// `dst_ports`/`dst_addrs` window could not store.
     #[serde(default)]
     pub untracked_distinct_packets: u64,
     /// Bans in force.
