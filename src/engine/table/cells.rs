@@ -39,23 +39,22 @@ pub fn get_u16(a: u64, b: u64, i: u32) -> u64 {
     (w >> (16 * (i & 3))) & 0xffff
 }
 
-/// The cells of buckets `head+1 ..= head+steps` (mod 8), as a mask of `width`-bit cells over
-/// 128 bits (packet windows use the low 64).
+/// The cells of buckets `head+1 ..= head+steps` (mod 8) of a packet word, as a mask; `steps`
+/// is 1 to 8 (8: every cell).
 #[inline]
-pub fn clear_mask(head: u32, steps: u32, width: u32) -> u128 {
-    let all: u128 = if width == 8 {
-        u128::from(u64::MAX)
-    } else {
-        u128::MAX
-    };
-    if steps >= BUCKETS {
-        return all;
-    }
-    let bits = width * BUCKETS;
-    let run = (1u128 << (width * steps)) - 1;
-    let shift = width * ((head.wrapping_add(1)) % BUCKETS);
-    // Rotate within `bits` bits.
-    ((run << shift) | (run >> ((bits - shift) % bits))) & all
+pub fn clear_u8(head: u32, steps: u32) -> u64 {
+    debug_assert!((1..=BUCKETS).contains(&steps), "steps {steps}");
+    let run = u64::MAX >> (64 - 8 * steps);
+    run.rotate_left(8 * (head.wrapping_add(1) % BUCKETS))
+}
+
+/// The cells of buckets `head+1 ..= head+steps` (mod 8) of a byte window, as a mask over its
+/// two words (low word in the low 64 bits); `steps` is 1 to 8 (8: every cell).
+#[inline]
+pub fn clear_u16(head: u32, steps: u32) -> u128 {
+    debug_assert!((1..=BUCKETS).contains(&steps), "steps {steps}");
+    let run = u128::MAX >> (128 - 16 * steps);
+    run.rotate_left(16 * (head.wrapping_add(1) % BUCKETS))
 }
 
 /// Wide cells for records whose packed cells overflowed: per rate window, 8 × u64.
@@ -145,13 +144,30 @@ mod tests {
     #[test]
     fn clear_masks_wrap_around_the_ring() {
         // head 6, two steps: buckets 7 and 0.
-        assert_eq!(clear_mask(6, 2, 8), 0xff00_0000_0000_00ff);
-        assert_eq!(clear_mask(0, 1, 8), 0xff00);
-        assert_eq!(clear_mask(3, 8, 8), u128::from(u64::MAX));
-        assert_eq!(clear_mask(3, 100, 16), u128::MAX);
+        assert_eq!(clear_u8(6, 2), 0xff00_0000_0000_00ff);
+        assert_eq!(clear_u8(0, 1), 0xff00);
+        assert_eq!(clear_u8(3, 8), u64::MAX);
+        assert_eq!(clear_u8(u32::MAX, 1), 0xff, "head 7 (mod 8): bucket 0");
+        assert_eq!(clear_u16(3, 8), u128::MAX);
         // u16 cells: head 7, one step: bucket 0.
-        assert_eq!(clear_mask(7, 1, 16), 0xffff);
-        assert_eq!(clear_mask(6, 2, 16), 0xffff | (0xffff << 112));
+        assert_eq!(clear_u16(7, 1), 0xffff);
+        assert_eq!(clear_u16(6, 2), 0xffff | (0xffff << 112));
+    }
+
+    #[test]
+    fn clear_masks_cover_exactly_the_buckets_passed() {
+        for head in 0..20u32 {
+            for steps in 1..=BUCKETS {
+                let passed = |i: u32| (1..=steps).any(|j| (head + j) % BUCKETS == i);
+                let (mut want8, mut want16) = (0u64, 0u128);
+                for i in (0..BUCKETS).filter(|&i| passed(i)) {
+                    want8 |= 0xff << (8 * i);
+                    want16 |= 0xffff << (16 * i);
+                }
+                assert_eq!(clear_u8(head, steps), want8, "head {head} steps {steps}");
+                assert_eq!(clear_u16(head, steps), want16, "head {head} steps {steps}");
+            }
+        }
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! whole window or more restarts them (a clock reset).
 
 use super::cells::{
-    BYTES_CELL_MAX, HeavyPool, PACKET_CELL_MAX, clear_mask, get_u8, get_u16, sum_u8x8, sum_u16x4,
+    BYTES_CELL_MAX, HeavyPool, PACKET_CELL_MAX, clear_u8, clear_u16, get_u8, get_u16, sum_u8x8,
+    sum_u16x4,
 };
 use super::distinct::{self, SetPool};
-use super::layout::{BUCKETS, Kind, Layout, flag, word};
+use super::layout::{BUCKETS, BitIndexed, Kind, Layout, MAX_RULES, flag, word};
 use super::{Slot, SourceTable, set_time, time};
 use crate::packet::PacketMeta;
 
@@ -34,7 +35,9 @@ impl SourceTable {
     /// lowered) the value now exceeds, in window order (the caller orders them by rule).
     ///
     /// The record and the side pools are borrowed once for the whole packet (the helpers below
-    /// take them apart), so the record's place is computed and bounds-checked once.
+    /// take them apart), so the record's place is computed and bounds-checked once; what the
+    /// helpers need per window comes from the layout's compact [`super::layout::BitIndexed`]
+    /// copies.
     pub fn count(
         &mut self,
         slot: Slot,
@@ -53,53 +56,20 @@ impl SourceTable {
             heavy,
             sets,
             scales,
-            window_scale,
             untracked_distinct,
             ..
         } = self;
         let layout = &*layout;
         let r = super::record_in(chunks, layout.stride, slot.0);
         let rate = m & (layout.packet_mask | layout.bytes_mask);
-        let mut buckets = [0u32; super::layout::MAX_RULES];
-        for (k, bucket) in buckets.iter_mut().enumerate().take(layout.clocks.len()) {
-            if rate & layout.clock_windows[k] != 0 {
-                let b = super::bucket_in(&mut scales[k], ts_us);
-                *bucket = b;
-                advance(layout, r, heavy, k, b);
-            }
+        if rate != 0 {
+            count_rates(layout, r, heavy, scales, rate, p.len, ts_us, fired);
         }
-        for w in bits(m & layout.packet_mask) {
-            let i = buckets[layout.windows[w].clock] % BUCKETS;
-            let v = add_rate(layout, r, heavy, w, i, 1, PACKET_CELL_MAX);
-            check(layout, w, v, fired);
+        let distinct = m & layout.distinct_mask;
+        if distinct != 0 {
+            let short = count_distinct(layout, r, sets, scales, distinct, p, ts_us, fired);
+            *untracked_distinct += u64::from(short);
         }
-        for w in bits(m & layout.bytes_mask) {
-            let i = buckets[layout.windows[w].clock] % BUCKETS;
-            let v = add_rate(layout, r, heavy, w, i, u64::from(p.len), BYTES_CELL_MAX);
-            check(layout, w, v, fired);
-        }
-        let mut short = false;
-        for w in bits(m & layout.distinct_mask) {
-            let win = &layout.windows[w];
-            let Kind::Distinct { addrs, cap } = win.kind else {
-                continue;
-            };
-            let value = Layout::distinct_value(addrs, p);
-            let b = super::bucket_in(&mut scales[window_scale[w]], ts_us);
-            let bit = layout.overflow_bit(w);
-            let v = add_distinct(
-                r,
-                sets,
-                &mut short,
-                win.offset,
-                bit,
-                value,
-                b,
-                u64::from(cap),
-            );
-            check(layout, w, v, fired);
-        }
-        *untracked_distinct += u64::from(short);
     }
 
     /// Rule window `w`'s value for `slot` as of `now_us` (no change).
@@ -148,15 +118,109 @@ impl SourceTable {
     }
 }
 
+/// Adds a packet of `len` bytes to the rate windows in `rate` (not empty) of record `r`:
+/// moves their clocks first, then adds to each window in the packet's bucket.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn count_rates(
+    layout: &Layout,
+    r: &mut [u64],
+    heavy: &mut HeavyPool,
+    scales: &mut BitIndexed<(u64, u64, u64)>,
+    rate: u32,
+    len: u32,
+    ts_us: u64,
+    fired: &mut Vec<(usize, u64)>,
+) {
+    let mut buckets = [0u32; MAX_RULES];
+    for k in 0..layout.clocks.len() {
+        if rate & layout.clock_windows[k] != 0 {
+            let b = super::bucket_in(&mut scales[k], ts_us);
+            buckets[k % MAX_RULES] = b;
+            advance(layout, r, heavy, k, b);
+        }
+    }
+    // Read after the clocks moved: a move may have settled the record's heavy entry.
+    let mut e = heavy_entry(r);
+    for w in bits(rate & layout.packet_mask) {
+        let i = buckets[usize::from(layout.scale[w]) % MAX_RULES] % BUCKETS;
+        let v = add_rate(layout, r, heavy, &mut e, w, i, 1, PACKET_CELL_MAX);
+        check(layout, w, v, fired);
+    }
+    for w in bits(rate & layout.bytes_mask) {
+        let i = buckets[usize::from(layout.scale[w]) % MAX_RULES] % BUCKETS;
+        let v = add_rate(
+            layout,
+            r,
+            heavy,
+            &mut e,
+            w,
+            i,
+            u64::from(len),
+            BYTES_CELL_MAX,
+        );
+        check(layout, w, v, fired);
+    }
+}
+
+/// Admits packet `p`'s destination port or address to the distinct windows in `mask` (not
+/// empty) of record `r`; returns whether a value had to be left out (the pool was full).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn count_distinct(
+    layout: &Layout,
+    r: &mut [u64],
+    sets: &mut SetPool,
+    scales: &mut BitIndexed<(u64, u64, u64)>,
+    mask: u32,
+    p: &PacketMeta,
+    ts_us: u64,
+    fired: &mut Vec<(usize, u64)>,
+) -> bool {
+    let port = Layout::distinct_value(false, p);
+    let addr = if mask & layout.addrs_mask != 0 {
+        Layout::distinct_value(true, p)
+    } else {
+        0
+    };
+    let first = layout.n_packets + layout.n_bytes;
+    let mut short = false;
+    for w in bits(mask) {
+        let value = if layout.addrs_mask >> w & 1 != 0 {
+            addr
+        } else {
+            port
+        };
+        let b = super::bucket_in(&mut scales[usize::from(layout.scale[w])], ts_us);
+        let bit = 1u64 << (flag::OVERFLOW_SHIFT as usize + w - first);
+        let off = usize::from(layout.offset[w]);
+        let cap = u64::from(layout.cap[w]);
+        let v = add_distinct(r, sets, &mut short, off, bit, value, b, cap);
+        check(layout, w, v, fired);
+    }
+    short
+}
+
+/// The heavy entry of record `r` (0: none, its rate cells are packed).
+#[inline(always)]
+fn heavy_entry(r: &[u64]) -> u32 {
+    (r[word::META] >> flag::HEAVY_SHIFT) as u32
+}
+
 /// Appends the rules of window `w` whose report level `v` exceeds.
-#[inline]
+#[inline(always)]
 fn check(layout: &Layout, w: usize, v: u64, fired: &mut Vec<(usize, u64)>) {
-    let win = &layout.windows[w];
-    if v > win.min_report {
-        for &r in &win.rules {
-            if v > layout.rules[r].report {
-                fired.push((r, v));
-            }
+    if v > layout.min_report[w] {
+        report(layout, w, v, fired);
+    }
+}
+
+/// [`check`] once `v` exceeds the lowest report level of window `w`'s rules.
+#[inline(never)]
+fn report(layout: &Layout, w: usize, v: u64, fired: &mut Vec<(usize, u64)>) {
+    for &r in &layout.windows[w].rules {
+        if v > layout.rules[r].report {
+            fired.push((r, v));
         }
     }
 }
@@ -167,44 +231,52 @@ fn advance(layout: &Layout, r: &mut [u64], heavy: &mut HeavyPool, k: usize, b: u
     let head = time(r, k + 1);
     let d = b.wrapping_sub(head) as i32;
     if d > 0 || d <= -(BUCKETS as i32) {
-        let steps = if d > 0 { d as u32 } else { BUCKETS };
+        let steps = if d > 0 {
+            (d as u32).min(BUCKETS)
+        } else {
+            BUCKETS
+        };
         set_time(r, k + 1, b);
-        let e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
-        for w in bits(layout.clock_windows[k]) {
-            let off = layout.windows[w].offset;
-            if e != 0 {
+        let windows = layout.clock_windows[k];
+        let e = heavy_entry(r);
+        if e != 0 {
+            for w in bits(windows) {
                 let cells = heavy.window(e, w);
-                for j in 1..=steps.min(BUCKETS) {
+                for j in 1..=steps {
                     cells[(head.wrapping_add(j) % BUCKETS) as usize] = 0;
                 }
-            } else if layout.windows[w].kind == Kind::Packets {
-                r[off] &= !(clear_mask(head, steps, 8) as u64);
-            } else {
-                let mask = clear_mask(head, steps, 16);
-                r[off] &= !(mask as u64);
-                r[off + 1] &= !((mask >> 64) as u64);
             }
-        }
-        if e != 0 {
             settle(layout, r, heavy, e);
+            return;
+        }
+        for w in bits(windows & layout.packet_mask) {
+            r[usize::from(layout.offset[w])] &= !clear_u8(head, steps);
+        }
+        for w in bits(windows & layout.bytes_mask) {
+            let off = usize::from(layout.offset[w]);
+            let mask = clear_u16(head, steps);
+            r[off] &= !(mask as u64);
+            r[off + 1] &= !((mask >> 64) as u64);
         }
     }
 }
 
-/// Adds `amount` to cell `i` of rate window `w` of record `r`; returns the window's total.
+/// Adds `amount` to cell `i` of rate window `w` of record `r` (heavy entry `e`, updated if
+/// the add escalates); returns the window's total.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn add_rate(
     layout: &Layout,
     r: &mut [u64],
     heavy: &mut HeavyPool,
+    e: &mut u32,
     w: usize,
     i: u32,
     amount: u64,
     cell_max: u64,
 ) -> u64 {
-    let off = layout.windows[w].offset;
-    let mut e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
-    if e == 0 {
+    let off = usize::from(layout.offset[w]);
+    if *e == 0 {
         if cell_max == PACKET_CELL_MAX {
             if get_u8(r[off], i) + amount <= cell_max {
                 r[off] += amount << (8 * i);
@@ -214,9 +286,9 @@ fn add_rate(
             r[off + usize::from(i >= 4)] += amount << (16 * (i & 3));
             return sum_u16x4(r[off]) + sum_u16x4(r[off + 1]);
         }
-        e = escalate(layout, r, heavy);
+        *e = escalate(layout, r, heavy);
     }
-    let cells = heavy.window(e, w);
+    let cells = heavy.window(*e, w);
     cells[i as usize] = cells[i as usize].saturating_add(amount);
     cells.iter().fold(0u64, |a, &c| a.saturating_add(c))
 }

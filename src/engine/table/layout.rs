@@ -6,7 +6,12 @@
 //! the same packets over the same window share one window (and compare it with each
 //! threshold); every rate window of one bucket width shares one clock; a table holds at most
 //! [`MAX_RULES`] rules, so masks fit in a `u32` and per-record flags in a byte or two.
+//!
+//! What `count` reads for every packet is also kept compact, per window or clock in a
+//! [`BitIndexed`] array (offset, scale, cap, lowest report level), so the hot path neither
+//! walks the large [`Window`] structs nor checks bounds; those copies are made once, here.
 
+use std::ops::{Index, IndexMut};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -19,6 +24,33 @@ use crate::packet::{PacketMeta, Proto, tcp_flag};
 pub const BUCKETS: u32 = 8;
 /// Most rules (and so windows) one table holds; a group with more is split into several tables.
 pub const MAX_RULES: usize = 16;
+
+/// Values indexed by a bit number of a `u32` mask (a window, or a clock): a fixed array of
+/// 32, so an index taken from a mask's bits needs no bounds check (indices wrap at 32, which
+/// no mask bit reaches).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BitIndexed<T>(pub [T; 32]);
+
+impl<T: Copy + Default> Default for BitIndexed<T> {
+    fn default() -> Self {
+        BitIndexed([T::default(); 32])
+    }
+}
+
+impl<T> Index<usize> for BitIndexed<T> {
+    type Output = T;
+    #[inline(always)]
+    fn index(&self, i: usize) -> &T {
+        &self.0[i % 32]
+    }
+}
+
+impl<T> IndexMut<usize> for BitIndexed<T> {
+    #[inline(always)]
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.0[i % 32]
+    }
+}
 
 /// Per-window geometry.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -149,8 +181,6 @@ pub struct Window {
     pub offset: usize,
     /// The table's rules that compare this window with their threshold, in rule order.
     pub rules: Vec<usize>,
-    /// The lowest `report` of those rules: at or below it nothing is reported.
-    pub min_report: u64,
 }
 
 /// One rule of the table: its window and threshold.
@@ -202,7 +232,20 @@ pub struct Layout {
     /// Bucket width (µs) of each clock.
     pub clocks: Vec<u64>,
     /// Per clock: the rate windows it moves.
-    pub clock_windows: Vec<u32>,
+    pub clock_windows: BitIndexed<u32>,
+    /// The bucket widths (µs) a table keeps bucket numbers for: the clocks' first (scale `k`
+    /// is clock `k`), then those that only distinct windows use.
+    pub scales: Vec<u64>,
+    /// Per window: its word offset (a copy of [`Window::offset`]).
+    pub offset: BitIndexed<u8>,
+    /// Per window: its entry in `scales` (a rate window's is its clock).
+    pub scale: BitIndexed<u8>,
+    /// Per window: the lowest `report` of its rules; at or below it nothing is reported.
+    pub min_report: BitIndexed<u64>,
+    /// Per distinct window: its cap.
+    pub cap: BitIndexed<u32>,
+    /// Distinct windows that count destination addresses (the others count ports).
+    pub addrs_mask: u32,
     pub rules: Vec<RuleSlot>,
     /// Per class: the windows a packet of that class counts in (port lists aside).
     pub class_masks: Vec<u32>,
@@ -282,11 +325,18 @@ impl Layout {
         let class_masks = (0..class::COUNT as u8)
             .map(|c| mask_of(&|w| w.filter.admits(c, w.kind)))
             .collect();
-        let clock_windows = (0..clocks.len())
-            .map(|c| mask_of(&|w| rank(w.kind) < 2 && w.clock == c))
-            .collect();
-        Layout {
+        let mut clock_windows = BitIndexed::default();
+        for c in 0..clocks.len() {
+            clock_windows[c] = mask_of(&|w| rank(w.kind) < 2 && w.clock == c);
+        }
+        let mut layout = Layout {
             clock_windows,
+            scales: Vec::new(),
+            offset: BitIndexed::default(),
+            scale: BitIndexed::default(),
+            min_report: BitIndexed([u64::MAX; 32]),
+            cap: BitIndexed::default(),
+            addrs_mask: 0,
             idle_us: windows.iter().map(|w| w.span.window_us).max().unwrap_or(1),
             exempt: exempt_sets(&windows),
             windows,
@@ -300,7 +350,43 @@ impl Layout {
             bytes_mask,
             distinct_mask,
             stride: offset,
+        };
+        layout.compact();
+        layout
+    }
+
+    /// Fills the compact per-window copies `count` reads (and the scales).
+    fn compact(&mut self) {
+        let mut scales = self.clocks.clone();
+        for w in &self.windows {
+            if !scales.contains(&w.span.bucket_us) {
+                scales.push(w.span.bucket_us);
+            }
         }
+        for (i, w) in self.windows.iter().enumerate() {
+            let scale = scales.iter().position(|&x| x == w.span.bucket_us);
+            self.scale[i] = u8::try_from(scale.unwrap_or(0)).expect("at most 16 scales");
+            self.offset[i] = u8::try_from(w.offset).expect("a record fits in 256 words");
+            if let Kind::Distinct { addrs, cap } = w.kind {
+                self.cap[i] = cap;
+                self.addrs_mask |= u32::from(addrs) << i;
+            }
+        }
+        self.scales = scales;
+        for w in 0..self.windows.len() {
+            self.refresh_min_report(w);
+        }
+    }
+
+    /// Recomputes `min_report` of window `w` from its rules' report levels.
+    fn refresh_min_report(&mut self, w: usize) {
+        let rules = &self.rules;
+        self.min_report[w] = self.windows[w]
+            .rules
+            .iter()
+            .map(|&r| rules[r].report)
+            .min()
+            .unwrap_or(u64::MAX);
     }
 
     /// The windows packet `p` of class `c` counts in.
@@ -334,13 +420,7 @@ impl Layout {
         };
         rule.report = above.min(rule.threshold);
         let w = rule.window;
-        let rules = &self.rules;
-        self.windows[w].min_report = self.windows[w]
-            .rules
-            .iter()
-            .map(|&r| rules[r].report)
-            .min()
-            .unwrap_or(u64::MAX);
+        self.refresh_min_report(w);
     }
 
     /// The META flag of distinct window `w`: set once its values moved from the record to a
@@ -392,13 +472,11 @@ fn shared_windows(rules: &[&Rule]) -> (Vec<Window>, Vec<RuleSlot>) {
                     clock: 0,
                     offset: 0,
                     rules: Vec::new(),
-                    min_report: u64::MAX,
                 });
                 windows.len() - 1
             }
         };
         windows[w].rules.push(ri);
-        windows[w].min_report = windows[w].min_report.min(r.threshold);
         slots.push((w, r.threshold));
     }
     // Order windows by kind; remap the rules' window numbers.

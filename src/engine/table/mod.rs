@@ -31,7 +31,7 @@ use crate::engine::sources::SourceKey;
 use cells::HeavyPool;
 use distinct::SetPool;
 use index::Index;
-use layout::{Layout, flag, word};
+use layout::{BitIndexed, Layout, flag, word};
 
 /// Records per chunk of the arena (a chunk is allocated whole and never moves).
 const CHUNK_BITS: u32 = 12;
@@ -61,10 +61,9 @@ pub struct SourceTable {
     pub(crate) sets: SetPool,
     max_sources: usize,
     last_sweep: u64,
-    /// Cached bucket numbers per bucket width: (bucket start µs, bucket number), see `scale`.
-    scales: Vec<(u64, u64, u64)>,
-    /// Per window: its entry in `scales` (clock `k` is entry `k`).
-    window_scale: Vec<usize>,
+    /// Cached bucket numbers per entry of `layout.scales` (bucket width µs, bucket start µs,
+    /// bucket number), see [`bucket_in`]; window `w` uses entry `layout.scale[w]`.
+    scales: BitIndexed<(u64, u64, u64)>,
     /// Packets from sources that could not be tracked because the table was full.
     pub untracked: u64,
     /// Packets of tracked sources with a destination port or address that a distinct window
@@ -84,11 +83,9 @@ fn key_words(key: SourceKey) -> (u64, u64, bool) {
 impl SourceTable {
     pub fn new(layout: Layout, max_sources: usize) -> SourceTable {
         let rate_windows = layout.n_packets + layout.n_bytes;
-        let mut widths: Vec<u64> = layout.clocks.clone();
-        for w in &layout.windows {
-            if !widths.contains(&w.span.bucket_us) {
-                widths.push(w.span.bucket_us);
-            }
+        let mut scales = BitIndexed([(1, u64::MAX, 0); 32]);
+        for (i, &width) in layout.scales.iter().enumerate() {
+            scales[i] = (width, u64::MAX, 0);
         }
         let max_sources = max_sources.clamp(1, u32::MAX as usize - 1);
         SourceTable {
@@ -102,17 +99,7 @@ impl SourceTable {
             sets: SetPool::new(max_sources.max(1 << 20)),
             max_sources,
             last_sweep: 0,
-            scales: widths.iter().map(|&w| (w, u64::MAX, 0)).collect(),
-            window_scale: layout
-                .windows
-                .iter()
-                .map(|w| {
-                    widths
-                        .iter()
-                        .position(|&x| x == w.span.bucket_us)
-                        .unwrap_or(0)
-                })
-                .collect(),
+            scales,
             untracked: 0,
             untracked_distinct: 0,
             full: false,
@@ -140,7 +127,7 @@ impl SourceTable {
     }
 
     /// The bucket number of `ts_us` at the bucket width of `scales[i]` (clock `i`, or a
-    /// window's `window_scale`), cached: a division per bucket, not per packet.
+    /// window's `layout.scale`), cached: a division per bucket, not per packet.
     #[inline]
     fn bucket_at(&mut self, i: usize, ts_us: u64) -> u32 {
         bucket_in(&mut self.scales[i], ts_us)

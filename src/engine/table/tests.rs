@@ -1,13 +1,14 @@
 //! Unit tests of the source table: exact values at thresholds for every cell width and at
 //! escalation, shared clocks and shared windows, distinct sets at T and T+1 as values expire,
-//! pool exhaustion, the bound on sources, eviction; and a property test comparing the table's
-//! decisions with the straightforward per-rule windows (`engine/window.rs`) on random streams.
+//! pool exhaustion, the bound on sources, eviction, the layout's compact per-window copies;
+//! and a property test comparing the table's decisions with the straightforward per-rule
+//! windows (`engine/window.rs`) on random streams.
 
 use std::net::IpAddr;
 
 use proptest::prelude::*;
 
-use super::layout::{Layout, classify};
+use super::layout::{BitIndexed, Kind, Layout, classify};
 use super::{Slot, SourceTable};
 use crate::config::{Metric, Protocol, Rule, TcpFlagsFilter};
 use crate::engine::rules::fold;
@@ -180,6 +181,61 @@ fn rules_sharing_a_window_keep_their_own_thresholds() {
         count(&mut t, &p, SEC);
     }
     assert_eq!(count(&mut t, &p, SEC), [(0, 1000 + 1), (1, 1001)]);
+}
+
+#[test]
+fn the_compact_copies_agree_with_the_windows() {
+    let mut slow = rule(Metric::Packets, 50, 1000);
+    slow.protocol = Protocol::Udp;
+    let rules = [
+        rule(Metric::Packets, 10, 100),
+        rule(Metric::DstAddrs, 7, 10_000),
+        rule(Metric::Bytes, 9000, 1000),
+        slow,
+        rule(Metric::DstPorts, 5, 10_000),
+        rule(Metric::DstPorts, 9, 3000),
+        rule(Metric::Packets, 30, 100),
+    ];
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut l = Layout::compile(&refs);
+    let (mut addrs_mask, mut clocks) = (0, 0);
+    for (w, win) in l.windows.iter().enumerate() {
+        assert_eq!(usize::from(l.offset[w]), win.offset, "window {w}");
+        assert_eq!(l.scales[usize::from(l.scale[w])], win.span.bucket_us);
+        let lowest = win.rules.iter().map(|&r| l.rules[r].report).min();
+        assert_eq!(l.min_report[w], lowest.unwrap());
+        match win.kind {
+            Kind::Distinct { addrs, cap } => {
+                assert_eq!(l.cap[w], cap);
+                addrs_mask |= u32::from(addrs) << w;
+            }
+            _ => {
+                assert_eq!(usize::from(l.scale[w]), win.clock);
+                assert_ne!(l.clock_windows[win.clock] & 1 << w, 0);
+                clocks |= 1 << win.clock;
+            }
+        }
+    }
+    assert_eq!(l.addrs_mask, addrs_mask);
+    assert_eq!(clocks, 0b11, "100 ms and 1 s");
+    assert_eq!(l.scales.len(), 4, "the clocks, then 10 s and 3 s");
+    // Rules 0 and 6 share a window: its level is the lower of theirs, as they change.
+    let w = l.rules[6].window;
+    assert_eq!(l.min_report[w], 10);
+    l.set_report(0, 40);
+    assert_eq!(l.min_report[w], 10, "rule 0 is capped at its threshold");
+    l.set_report(6, 3);
+    assert_eq!(l.min_report[w], 3);
+    l.set_report(6, 30);
+    assert_eq!(l.min_report[w], 10);
+}
+
+#[test]
+fn bit_indexed_arrays_wrap_at_32() {
+    let mut a = BitIndexed([0u8; 32]);
+    a[31] = 7;
+    a[33] = 9;
+    assert_eq!((a[31], a[63], a[1], a[0]), (7, 7, 9, 0));
 }
 
 #[test]
