@@ -327,6 +327,7 @@ impl Engine {
         self.rules = rules;
         self.groups = groups;
         self.sync_reports();
+        self.remake_digester();
         self.allow = config.allow.nets.iter().map(IpNet::trunc).collect();
         self.settings = BanSettings::from_config(config);
         self.rate = BanRate::new(config.enforce.max_new_bans_per_sec);
@@ -363,9 +364,9 @@ impl Engine {
     /// Replaces our own addresses (they can change while running) and lifts bans that now
     /// cover one of them.
     pub fn set_local(&mut self, local: Vec<IpNet>, ts: Timestamp, out: &mut Vec<Decision>) {
-        self.local_set = super::nets::NetSet::new(&local);
         self.ban_cache = Default::default();
         self.local = local.iter().map(IpNet::trunc).collect();
+        self.remake_digester();
         self.flood.floods.set_protected(&self.local);
         self.lift_protected(ts, out);
     }

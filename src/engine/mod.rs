@@ -13,6 +13,7 @@ mod admin;
 mod ban_cache;
 pub mod ban_rate;
 pub mod bans;
+pub mod digest;
 mod fire;
 pub mod flood;
 pub mod flood_stage;
@@ -31,7 +32,6 @@ pub mod window;
 pub use admin::{Explained, ManualBan, Unbanned};
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,12 +42,11 @@ use crate::config::{Config, Metric};
 use crate::engine::ban_rate::BanRate;
 use crate::engine::bans::{ActiveBan, BanTable};
 use crate::engine::sources::SourceKey;
-use crate::engine::table::layout::classify;
 use crate::engine::table::{NO_GUESS, Slot};
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
-use crate::trust::martian::check_source;
 use crate::trust::peers::{Kinds, PeerSet};
+use digest::{Digester, Digests};
 use fire::{FireCtx, fire};
 use nets::NetSet;
 use rules::{CompiledRule, Group};
@@ -58,6 +57,29 @@ const PASS: usize = 256;
 
 /// A batch entry for a packet that is ours or was not tracked.
 const NO_SLOT: u32 = u32::MAX;
+
+/// A chunk's view of its batch's digests: the chunk starts at packet `from` of `len`.
+#[derive(Copy, Clone)]
+struct Digested<'a> {
+    digests: &'a Digests,
+    from: usize,
+    len: usize,
+}
+
+impl<'a> Digested<'a> {
+    /// The marks of the chunk's `n` packets.
+    #[inline]
+    fn marks(self, n: usize) -> &'a [u8] {
+        &self.digests.marks[self.from..self.from + n]
+    }
+
+    /// The chunk's `n` hashes in group `g`.
+    #[inline]
+    fn hashes(self, g: usize, n: usize) -> &'a [u64] {
+        let at = g * self.len + self.from;
+        &self.digests.hashes[at..at + n]
+    }
+}
 
 /// A backward time step longer than this is a clock reset, not jitter.
 const CLOCK_RESET: Duration = Duration::from_secs(60);
@@ -228,8 +250,9 @@ pub struct Engine {
     groups: Vec<Group>,
     allow: Vec<IpNet>,
     local: Vec<IpNet>,
-    /// `local` for the per-packet test.
-    local_set: NetSet,
+    /// `local` and each group's key prefixes and hasher, for the per-packet look-ahead (a copy
+    /// goes to replay's reader thread); remade when they change.
+    digester: Digester,
     /// Verified peers (`trust::peers`), refreshed by the daemon; empty in replay.
     peers: Arc<PeerSet>,
     settings: BanSettings,
@@ -257,12 +280,8 @@ pub struct Engine {
     /// Reused per batch: each packet's slot in each group (`NO_SLOT`: ours, or untracked),
     /// group by group (packet `i` of group `g` at `g * len + i`).
     scratch: Vec<u32>,
-    /// Reused per batch: each packet's key hash in each group, laid out as `scratch` (0 for
-    /// ours: never used).
-    hashes: Vec<u64>,
-    /// Reused per batch: whether each packet's source is one the rules never count
-    /// ([`Engine::ignores`], asked once per packet).
-    ignored: Vec<bool>,
+    /// Reused per batch: its digests when the caller brings none.
+    digests: Digests,
     /// Reused per packet: the rules of a group that fired, with their values.
     fired: Vec<(usize, u64)>,
     /// The latest time seen (time never runs backwards here except on a clock reset).
@@ -291,7 +310,7 @@ impl Engine {
             rules,
             groups,
             allow: config.allow.nets.iter().map(IpNet::trunc).collect(),
-            local_set: NetSet::new(&local),
+            digester: Digester::new(NetSet::default(), Vec::new()),
             local: local.iter().map(IpNet::trunc).collect(),
             peers: Arc::default(),
             settings,
@@ -302,8 +321,7 @@ impl Engine {
             ban_cache: ban_cache::BanCache::default(),
             fleet: remote::Fleet::new(config.enforce.max_new_bans_per_sec),
             scratch: Vec::new(),
-            hashes: Vec::new(),
-            ignored: Vec::new(),
+            digests: Digests::default(),
             fired: Vec::new(),
             now: Timestamp(0),
             next_maintenance: Timestamp(0),
@@ -315,20 +333,37 @@ impl Engine {
             lookahead_always: false,
         };
         engine.sync_reports();
+        engine.remake_digester();
         engine
+    }
+
+    /// A copy of the per-packet configuration, for [`Engine::observe_digested`]'s callers.
+    pub fn digester(&self) -> Digester {
+        self.digester.clone()
+    }
+
+    /// Makes the digester anew from `local` and the groups (after either changed).
+    fn remake_digester(&mut self) {
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| (g.prefixes, g.table.hasher()))
+            .collect();
+        self.digester = Digester::new(NetSet::new(&self.local), groups);
     }
 
     /// Counts one packet seen at `ts`; appends any decisions to `out`. (The daemon and replay
     /// use [`Engine::observe_batch`]; this is for callers with one packet at a time.)
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn observe(&mut self, p: &PacketMeta, ts: Timestamp, out: &mut Vec<Decision>) {
-        if self.ignores(p.src) {
+        let mark = self.digester.mark(p);
+        if digest::skipped(mark) {
             // Ours or martian: counted as such (the flood detectors see it), and no
             // housekeeping runs on its time (as in a batch).
             let now = self.advance(ts);
             self.packets += 1;
             self.observe_floods(p, ts, now, out);
-            self.count_ignored(p.src);
+            self.count_ignored(mark);
             return;
         }
         self.observe_batch(std::slice::from_ref(&(*p, ts)), out);
@@ -339,6 +374,24 @@ impl Engine {
     /// each record), so their cache misses overlap instead of queueing. Table sweeps happen
     /// only between batches, so slots stay valid within one.
     pub fn observe_batch(&mut self, items: &[(PacketMeta, Timestamp)], out: &mut Vec<Decision>) {
+        let mut digests = std::mem::take(&mut self.digests);
+        self.digester.digest(items, &mut digests);
+        self.observe_digested(items, &digests, out);
+        self.digests = digests;
+    }
+
+    /// [`Engine::observe_batch`] with the batch's digests made by a copy of
+    /// [`Engine::digester`] (replay's reader thread makes them while this counts the batch
+    /// before). Digests from an older digester (a reload came between) are made anew here.
+    pub fn observe_digested(
+        &mut self,
+        items: &[(PacketMeta, Timestamp)],
+        digests: &Digests,
+        out: &mut Vec<Decision>,
+    ) {
+        if !digests.made_by(&self.digester, items.len()) {
+            return self.observe_batch(items, out);
+        }
         let Some(&(_, first)) = items.first() else {
             return;
         };
@@ -354,23 +407,29 @@ impl Engine {
             g.table.sweep_if_full(now.as_micros());
         }
         let now_us = now.as_micros();
-        for chunk in items.chunks(PASS) {
+        for (k, chunk) in items.chunks(PASS).enumerate() {
+            let batch = Digested {
+                digests,
+                from: k * PASS,
+                len: items.len(),
+            };
             if self.tables_resident() {
-                self.observe_chunk_resident(chunk, now_us, out);
+                self.observe_chunk_resident(chunk, batch, now_us, out);
             } else {
-                self.observe_chunk(chunk, now_us, out);
+                self.observe_chunk(chunk, batch, now_us, out);
             }
         }
     }
 
     /// Counts up to [`PASS`] packets of a batch: three passes that start the cache misses of
-    /// the whole chunk at once (hash and prefetch the index lines; prefetch the records they
-    /// point to; look up or create each source's record and prefetch its distinct sets), then
-    /// the counting pass on warm lines. `now_us` is the batch's start (new records' last-seen
-    /// time at the earliest).
+    /// the whole chunk at once (prefetch the index lines; prefetch the records they point to;
+    /// look up or create each source's record and prefetch its distinct sets), then the
+    /// counting pass on warm lines. `now_us` is the batch's start (new records' last-seen time
+    /// at the earliest).
     fn observe_chunk(
         &mut self,
         items: &[(PacketMeta, Timestamp)],
+        d: Digested,
         now_us: u64,
         out: &mut Vec<Decision>,
     ) {
@@ -378,20 +437,21 @@ impl Engine {
         if len == 0 {
             return;
         }
-        let (ignored, slots) = self.look_up_chunk(items, now_us);
-        for (i, (p, ts)) in items.iter().enumerate() {
+        let marks = d.marks(len);
+        let slots = self.look_up_chunk(items, d, now_us);
+        for (i, ((p, ts), &mark)) in items.iter().zip(marks).enumerate() {
             let now = self.advance(*ts);
             self.packets += 1;
             // Consumers of every packet, ours included, in arrival order.
             self.observe_floods(p, *ts, now, out);
-            if ignored[i] {
-                self.count_ignored(p.src);
+            if digest::skipped(mark) {
+                self.count_ignored(mark);
                 continue;
             }
             if self.bans.next_deadline().is_some_and(|d| d <= now) {
                 self.expire(now, out);
             }
-            let c = classify(p);
+            let c = mark & digest::CLASS;
             for gi in 0..self.groups.len() {
                 let slot = slots[gi * len + i];
                 if slot != NO_SLOT {
@@ -401,51 +461,47 @@ impl Engine {
             }
         }
         self.scratch = slots;
-        self.ignored = ignored;
     }
 
-    /// The look-ahead passes of [`Engine::observe_chunk`] over `items` (not empty): whether
-    /// each packet's source is ours, and its slot in each group (`NO_SLOT`: ours or untracked;
-    /// group by group, packet `i` of group `g` at `g * len + i`).
+    /// The look-ahead passes of [`Engine::observe_chunk`] over `items` (not empty): each
+    /// packet's slot in each group (`NO_SLOT`: ours or untracked; group by group, packet `i`
+    /// of group `g` at `g * len + i`).
     fn look_up_chunk(
         &mut self,
         items: &[(PacketMeta, Timestamp)],
+        d: Digested,
         now_us: u64,
-    ) -> (Vec<bool>, Vec<u32>) {
+    ) -> Vec<u32> {
         let len = items.len();
-        let mut ignored = std::mem::take(&mut self.ignored);
-        ignored.clear();
-        ignored.extend(items.iter().map(|(p, _)| self.ignores(p.src)));
-        // Each pass runs group by group: exact-size loops over the chunk, no push per packet.
-        // Each group's look-ups stay in packet order (a group's table sees only its own).
-        let mut hashes = std::mem::take(&mut self.hashes);
-        hashes.clear();
-        for g in &self.groups {
-            hashes.extend(items.iter().zip(&ignored).map(|((p, _), &ours)| {
-                if ours {
-                    return 0;
-                }
-                let h = g.table.hash(g.prefixes.key(p.src));
+        let marks = d.marks(len);
+        // Each pass runs group by group over the chunk; each group's look-ups stay in packet
+        // order (a group's table sees only its own).
+        for (gi, g) in self.groups.iter().enumerate() {
+            for &h in d.hashes(gi, len) {
                 g.table.prefetch_index(h);
-                h
-            }));
+            }
         }
         // The slot each look-up will most likely find (prefetching its record), then the look-ups.
         let mut slots = std::mem::take(&mut self.scratch);
         slots.clear();
-        for (g, hs) in self.groups.iter().zip(hashes.chunks_exact(len)) {
-            slots.extend(hs.iter().zip(&ignored).map(|(&h, &ours)| {
-                if ours { NO_GUESS } else { g.table.prefetch(h) }
+        for (gi, g) in self.groups.iter().enumerate() {
+            slots.extend(d.hashes(gi, len).iter().zip(marks).map(|(&h, &m)| {
+                if digest::skipped(m) {
+                    NO_GUESS
+                } else {
+                    g.table.prefetch(h)
+                }
             }));
         }
-        for ((g, hs), ss) in self
+        for ((gi, g), ss) in self
             .groups
             .iter_mut()
-            .zip(hashes.chunks_exact(len))
+            .enumerate()
             .zip(slots.chunks_exact_mut(len))
         {
-            for (((&h, s), &ours), (p, ts)) in hs.iter().zip(ss).zip(&ignored).zip(items) {
-                if ours {
+            let hs = d.hashes(gi, len);
+            for (((&h, s), &m), (p, ts)) in hs.iter().zip(ss).zip(marks).zip(items) {
+                if digest::skipped(m) {
                     *s = NO_SLOT;
                     continue;
                 }
@@ -460,8 +516,7 @@ impl Engine {
                 }
             }
         }
-        self.hashes = hashes;
-        (ignored, slots)
+        slots
     }
 
     /// Whether every source table stays in cache, so that a chunk is counted in one pass
@@ -482,26 +537,28 @@ impl Engine {
     fn observe_chunk_resident(
         &mut self,
         items: &[(PacketMeta, Timestamp)],
+        d: Digested,
         now_us: u64,
         out: &mut Vec<Decision>,
     ) {
-        for (p, ts) in items {
+        let len = items.len();
+        for (i, ((p, ts), &mark)) in items.iter().zip(d.marks(len)).enumerate() {
             let now = self.advance(*ts);
             self.packets += 1;
             self.observe_floods(p, *ts, now, out);
-            if self.ignores(p.src) {
-                self.count_ignored(p.src);
+            if digest::skipped(mark) {
+                self.count_ignored(mark);
                 continue;
             }
             if self.bans.next_deadline().is_some_and(|d| d <= now) {
                 self.expire(now, out);
             }
-            let c = classify(p);
+            let c = mark & digest::CLASS;
             let seen_us = ts.as_micros().max(now_us);
             for gi in 0..self.groups.len() {
+                let hash = d.hashes(gi, len)[i];
                 let g = &mut self.groups[gi];
                 let key = g.prefixes.key(p.src);
-                let hash = g.table.hash(key);
                 let guess = g.table.guess(hash);
                 if let Some(slot) = g.table.slot_hashed(key, hash, guess, seen_us) {
                     self.count(gi, key, slot, p, c, *ts, now, out);
@@ -684,13 +741,9 @@ impl Engine {
     /// (a source that cannot come from the network, finding 9 of issue 11: a spoofed
     /// `127.0.0.53`).
     #[inline]
-    fn ignores(&self, src: IpAddr) -> bool {
-        self.local_set.contains(src) || !check_source(src).counted()
-    }
-
-    /// Counts a packet [`Engine::ignores`] leaves out: ours, or from a martian source.
-    fn count_ignored(&mut self, src: IpAddr) {
-        if self.local_set.contains(src) {
+    /// Counts a packet the rules leave out (its mark says ours, or martian).
+    fn count_ignored(&mut self, mark: u8) {
+        if mark & digest::LOCAL != 0 {
             self.local_packets += 1;
         } else {
             self.martian_packets += 1;

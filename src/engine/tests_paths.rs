@@ -1,5 +1,7 @@
-//! Unit tests of the two ways a batch is counted: with look-ahead passes (large tables) and
-//! packet by packet (tables that stay in cache) decide exactly alike, also across the switch.
+//! Unit tests of the ways a batch is counted: with look-ahead passes (large tables) and
+//! packet by packet (tables that stay in cache) decide exactly alike, also across the switch;
+//! and digests made elsewhere (replay's reader thread) decide as the engine's own, stale ones
+//! (made before a reload) included.
 
 use super::tests::{rate_scan_sweep_config, syn};
 use super::*;
@@ -11,6 +13,74 @@ const SEC: u64 = 1_000_000;
 /// new sources that grow the table past the cache-resident size mid-run: the engine that
 /// always takes the look-ahead passes, the default one and one fed packet by packet make the
 /// same decisions and counts.
+/// The packets of [`resident_and_lookahead_batches_decide_alike`]: floods from a few sources
+/// and ours, then thousands of new sources.
+fn mixed_items() -> Vec<(PacketMeta, Timestamp)> {
+    (0..20_000u32)
+        .map(|i| {
+            let src = match i {
+                _ if i % 13 == 0 => "10.9.9.9".to_string(),
+                0..6000 => format!("203.0.113.{}", i % 7),
+                _ => format!("198.18.{}.{}", (i / 250) % 200, i % 250),
+            };
+            let dst = format!("10.0.{}.{}", (i / 250) % 4, i % 250);
+            let p = syn(&src, &dst, (i % 40) as u16 + 1);
+            (p, Timestamp(SEC + u64::from(i) * 397))
+        })
+        .collect()
+}
+
+/// Digests made by a copy of the digester (as replay's reader does) decide as the engine's
+/// own; after a reload (new tables, new hashers) and new local addresses, digests made by the
+/// old copy are not taken: the engine digests those batches itself, and decides alike.
+#[test]
+fn digests_from_a_copy_decide_alike_and_stale_ones_are_remade() {
+    let mut c = rate_scan_sweep_config();
+    c.limits.max_tracked_sources = 100_000;
+    let local: Vec<ipnet::IpNet> = vec!["10.9.9.9/32".parse().unwrap()];
+    let mut own = Engine::new(&c, local.clone());
+    let mut fed = Engine::new(&c, local);
+    let mut copy = fed.digester();
+    let items = mixed_items();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut digests = digest::Digests::default();
+    let mut reloaded = c.clone();
+    reloaded.rules[0].threshold += 1;
+    reloaded.rules[0].aggregate_v4 = 24;
+    for (k, chunk) in items.chunks(300).enumerate() {
+        if k == 20 {
+            for e in [&mut own, &mut fed] {
+                e.reconfigure(&reloaded, chunk[0].1, &mut Vec::new());
+            }
+        }
+        if k == 40 {
+            // The bans it lifts come in each engine's own (hash) order: compared as sets.
+            let ours = vec!["198.18.0.0/16".parse().unwrap()];
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            own.set_local(ours.clone(), chunk[0].1, &mut x);
+            fed.set_local(ours, chunk[0].1, &mut y);
+            let keys = |v: &[Decision]| {
+                let mut k: Vec<String> = v.iter().map(|d| format!("{d:?}")).collect();
+                k.sort();
+                k
+            };
+            assert!(!x.is_empty());
+            assert_eq!(keys(&x), keys(&y));
+        }
+        // The copy lags a reload by ten batches, as a reader thread may.
+        if k == 30 || k == 50 {
+            copy = fed.digester();
+        }
+        copy.digest(chunk, &mut digests);
+        own.observe_batch(chunk, &mut a);
+        fed.observe_digested(chunk, &digests, &mut b);
+    }
+    assert!(a.iter().any(|d| matches!(d, Decision::Block(_))));
+    assert_eq!(a, b);
+    assert_eq!(own.stats(), fed.stats());
+    assert!(own.stats().local_packets > 0 && own.stats().tracked_sources > 0);
+}
+
 #[test]
 fn resident_and_lookahead_batches_decide_alike() {
     let mut c = rate_scan_sweep_config();
@@ -20,17 +90,7 @@ fn resident_and_lookahead_batches_decide_alike() {
     lookahead.lookahead_always = true;
     let mut default = Engine::new(&c, local.clone());
     let mut one = Engine::new(&c, local);
-    let mut items = Vec::new();
-    for i in 0..20_000u32 {
-        let src = match i {
-            _ if i % 13 == 0 => "10.9.9.9".to_string(),
-            0..6000 => format!("203.0.113.{}", i % 7),
-            _ => format!("198.18.{}.{}", (i / 250) % 200, i % 250),
-        };
-        let dst = format!("10.0.{}.{}", (i / 250) % 4, i % 250);
-        let p = syn(&src, &dst, (i % 40) as u16 + 1);
-        items.push((p, Timestamp(SEC + u64::from(i) * 397)));
-    }
+    let items = mixed_items();
     let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
     for chunk in items.chunks(300) {
         lookahead.observe_batch(chunk, &mut a);

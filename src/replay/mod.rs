@@ -1,9 +1,10 @@
 //! Replay: a capture file through exactly the parse -> count -> evaluate code that runs live,
 //! on capture time. Two threads: one reads and parses frames ([`crate::sys::capture`] +
 //! [`crate::packet`]), keeps the report's top talkers (`talkers.rs`: bounded, whatever the
-//! file holds) and counts the flood detectors ([`FloodStage`]: their decisions go with the
-//! batch, and the engine hands them out at their packet); one owns the engine. Batches of parsed packets go between them and come back
-//! for reuse, so nothing is allocated per packet and no table is shared. Memory is bounded by
+//! file holds), counts the flood detectors ([`FloodStage`]: their decisions go with the
+//! batch, and the engine hands them out at their packet) and digests each batch for the
+//! engine ([`Digester`]: which sources the rules skip, each packet's class and key hashes);
+//! one owns the engine. Batches of parsed packets go between them and come back for reuse, so nothing is allocated per packet and no table is shared. Memory is bounded by
 //! `max_tracked_sources` (engine tables, the talker summary) however many sources the file has.
 
 mod offenders;
@@ -19,6 +20,7 @@ use foldhash::fast::RandomState;
 use ipnet::IpNet;
 
 use crate::config::{Config, Metric};
+use crate::engine::digest::{Digester, Digests};
 use crate::engine::flood::EndReason;
 use crate::engine::flood_stage::{FloodStage, Tagged};
 use crate::engine::peaks::{RulePeak, Series};
@@ -110,6 +112,8 @@ pub type OpenError = CaptureError;
 /// Parsed packets from the reader, with what the reader counted of them.
 struct Batch {
     items: Vec<(PacketMeta, Timestamp)>,
+    /// The items' digests, made by the engine's digester.
+    digests: Digests,
     frames: u64,
     unparsed: u64,
     bytes: u64,
@@ -118,6 +122,9 @@ struct Batch {
     /// The flood detectors' memory, sampled every [`SAMPLE_EVERY`] batches.
     flood_bytes: u64,
 }
+
+/// A counted batch's vectors, back to the reader for reuse.
+type Spent = (Vec<(PacketMeta, Timestamp)>, Digests);
 
 enum Msg {
     Batch(Batch),
@@ -181,15 +188,12 @@ impl EngineSide {
         report
     }
 
-    /// Counts one batch; every decision goes to `on_decision`. Returns the batch's vector
+    /// Counts one batch; every decision goes to `on_decision`. Returns the batch's vectors
     /// for reuse.
-    fn batch(
-        &mut self,
-        b: Batch,
-        on_decision: &mut dyn FnMut(&Decision),
-    ) -> Vec<(PacketMeta, Timestamp)> {
+    fn batch(&mut self, b: Batch, on_decision: &mut dyn FnMut(&Decision)) -> Spent {
         let Batch {
             items,
+            digests,
             frames,
             unparsed,
             bytes,
@@ -201,7 +205,8 @@ impl EngineSide {
         self.summary.parsed += items.len() as u64;
         self.bytes_read += bytes;
         self.engine.feed_floods(floods);
-        self.engine.observe_batch(&items, &mut self.decisions);
+        self.engine
+            .observe_digested(&items, &digests, &mut self.decisions);
         if let Some((_, ts)) = items.last() {
             self.last_ts = *ts;
         }
@@ -218,7 +223,7 @@ impl EngineSide {
             let m = self.engine.memory_bytes() as u64 + flood_bytes;
             self.summary.peak_table_bytes = self.summary.peak_table_bytes.max(m);
         }
-        items
+        (items, digests)
     }
 }
 
@@ -236,14 +241,16 @@ pub fn replay_file(
     let mut last_progress = started;
 
     let stage = engine.detach_floods();
+    let digester = engine.digester();
     let mut run = EngineSide::new(engine, summary);
     let (talkers, mut stage) = std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<Msg>(4);
-        let (back_tx, back_rx) = mpsc::channel::<Vec<(PacketMeta, Timestamp)>>();
+        let (back_tx, back_rx) = mpsc::channel::<Spent>();
         let reader = scope.spawn(move || {
             let mut side = ReaderSide {
                 talkers: Talkers::new(k),
                 stage,
+                digester,
             };
             read_loop(&mut file, &mut side, tx, back_rx);
             side
@@ -251,9 +258,9 @@ pub fn replay_file(
         for msg in rx {
             match msg {
                 Msg::Batch(b) => {
-                    let items = run.batch(b, on_decision);
+                    let spent = run.batch(b, on_decision);
                     // The reader may be gone already; then the batch is simply dropped.
-                    let _ = back_tx.send(items);
+                    let _ = back_tx.send(spent);
                     if opts.progress && last_progress.elapsed() >= Duration::from_secs(1) {
                         last_progress = Instant::now();
                         show_progress(path, run.summary.packets, run.bytes_read, file_size);
@@ -267,11 +274,10 @@ pub fn replay_file(
             }
         }
         // The reader ends by itself once it has sent `Done`; a panic there is a bug.
-        let side = reader.join().unwrap_or_else(|_| ReaderSide {
-            talkers: Talkers::new(1),
-            stage: None,
-        });
-        (side.talkers, side.stage)
+        match reader.join() {
+            Ok(side) => (side.talkers, side.stage),
+            Err(_) => (Talkers::new(1), None),
+        }
     });
     if opts.progress && started.elapsed() >= Duration::from_secs(1) {
         eprintln!();
@@ -388,10 +394,12 @@ fn flood_bytes(stage: Option<&FloodStage>) -> usize {
     stage.map_or(0, |s| s.floods().memory_bytes())
 }
 
-/// What the reader thread keeps besides reading: the talker summary, the flood detectors.
+/// What the reader thread keeps besides reading: the talker summary, the flood detectors,
+/// and the engine's digester.
 struct ReaderSide {
     talkers: Talkers,
     stage: Option<FloodStage>,
+    digester: Digester,
 }
 
 /// The reader thread: frames -> parsed batches, until the end of the file or an error.
@@ -399,15 +407,15 @@ fn read_loop(
     file: &mut CaptureFile,
     side: &mut ReaderSide,
     tx: mpsc::SyncSender<Msg>,
-    back: mpsc::Receiver<Vec<(PacketMeta, Timestamp)>>,
+    back: mpsc::Receiver<Spent>,
 ) {
     let linktype = file.linktype();
     let mut batches = 0u64;
     let mut flood_bytes = 0u64;
     loop {
-        let mut items = back
+        let (mut items, mut digests) = back
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+            .unwrap_or_else(|_| (Vec::with_capacity(BATCH), Digests::default()));
         items.clear();
         let (mut frames, mut unparsed, mut bytes) = (0u64, 0u64, 0u64);
         let end = loop {
@@ -435,12 +443,14 @@ fn read_loop(
         if let Some(stage) = &mut side.stage {
             stage.observe_batch(&items, &mut floods);
         }
+        side.digester.digest(&items, &mut digests);
         batches += 1;
         if batches.is_multiple_of(SAMPLE_EVERY) {
             flood_bytes = self::flood_bytes(side.stage.as_ref()) as u64;
         }
         let batch = Msg::Batch(Batch {
             items,
+            digests,
             frames,
             unparsed,
             bytes,

@@ -73,6 +73,20 @@ pub fn check_source(addr: IpAddr) -> SourceCheck {
     }
 }
 
+/// `check_source(addr).counted()`, without naming the range (this runs per packet).
+#[inline]
+pub fn counted(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => !matches!(a.octets()[0], 0 | 127 | 224..=255),
+        IpAddr::V6(a) => {
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.to_ipv4_mapped().is_some()
+                || a.segments()[0] >> 8 == 0xff)
+        }
+    }
+}
+
 fn check_v4(a: Ipv4Addr) -> SourceCheck {
     let [o0, o1, ..] = a.octets();
     match (o0, o1) {
@@ -108,6 +122,46 @@ mod tests {
 
     fn check(text: &str) -> SourceCheck {
         check_source(text.parse().unwrap())
+    }
+
+    #[test]
+    fn counted_is_check_source_counted() {
+        let mut seed = 7u64;
+        let mut addrs: Vec<IpAddr> = ["0.0.0.0", "127.0.0.1", "126.255.255.255", "128.0.0.0"]
+            .iter()
+            .chain(&[
+                "223.255.255.255",
+                "224.0.0.0",
+                "169.254.1.1",
+                "::",
+                "::1",
+                "::2",
+            ])
+            .chain(&[
+                "::ffff:1.2.3.4",
+                "::fffe:1.2.3.4",
+                "ff00::",
+                "feff::1",
+                "fe80::1",
+            ])
+            .map(|a| a.parse().unwrap())
+            .collect();
+        for _ in 0..20_000 {
+            let x = crate::test_rng::next(&mut seed);
+            addrs.push(IpAddr::V4(Ipv4Addr::from(x as u32)));
+            let hi = if x & 1 == 0 {
+                0xff00 << 48
+            } else {
+                x & (0xffff << 48)
+            };
+            let v6 =
+                u128::from(hi | (x >> 16)) << 64 | u128::from(crate::test_rng::next(&mut seed));
+            addrs.push(IpAddr::V6(Ipv6Addr::from(v6)));
+            addrs.push(IpAddr::V6(Ipv4Addr::from(x as u32).to_ipv6_mapped()));
+        }
+        for a in addrs {
+            assert_eq!(counted(a), check_source(a).counted(), "{a}");
+        }
     }
 
     #[test]

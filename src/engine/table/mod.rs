@@ -185,6 +185,12 @@ impl SourceTable {
         self.hasher.hash_one(key_words(key))
     }
 
+    /// The hasher of [`SourceTable::hash`] (for [`crate::engine::digest::Digester`]: the same
+    /// hash of `key.words()`).
+    pub fn hasher(&self) -> RandomState {
+        self.hasher.clone()
+    }
+
     /// Starts loading the index line a look-up of `hash` will read first. A pass of these over
     /// a batch before the look-ups starts the batch's cache misses at once instead of one
     /// look-up after the other; [`SourceTable::prefetch`] then loads the records.
