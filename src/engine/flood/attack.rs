@@ -146,6 +146,7 @@ pub fn start(
 }
 
 /// The window of `e` is over the threshold again during its attack.
+#[inline(always)]
 pub fn over(e: &mut Entry, det: &Detector, di: usize, seen: &Seen, out: &mut Vec<FloodDecision>) {
     let Some(a) = e.attack.as_deref_mut() else {
         return;

@@ -59,6 +59,8 @@ impl Default for Cell {
 }
 
 impl Cell {
+    /// Out of line: [`cell_at`] stays small where it is inlined (once per sub-bucket).
+    #[inline(never)]
     fn reset(&mut self, stamp: u64) {
         *self = Cell {
             stamp,
@@ -95,7 +97,7 @@ impl Cell {
     }
 
     /// Only the packet and its bytes (while an attack is on, see [`Cells::add_light`]).
-    #[inline]
+    #[inline(always)]
     fn add_light(&mut self, len: u32) {
         self.packets = self.packets.saturating_add(1);
         self.bytes = self.bytes.saturating_add(u64::from(len));
@@ -150,7 +152,7 @@ impl Cells {
     /// attack is on, its fingerprint was taken at the crossing and nothing else is needed, so
     /// the per-packet cost is lowest exactly when the flood is at its height.
     /// [`Cells::clear`] when it ends: the next fingerprint counts from there.
-    #[inline]
+    #[inline(always)]
     pub fn add_light(&mut self, b: u64, len: u32) {
         if self.log.n != 0 {
             self.fold();
@@ -283,7 +285,7 @@ pub fn key_addr(k: u128) -> IpAddr {
 }
 
 /// The cell of sub-bucket `b`, reset if it counted an older one.
-#[inline]
+#[inline(always)]
 fn cell_at(cells: &mut [Cell; BUCKETS], b: u64) -> &mut Cell {
     let cell = &mut cells[(b % BUCKETS as u64) as usize];
     if cell.stamp != b {

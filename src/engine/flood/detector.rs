@@ -37,17 +37,33 @@ pub const FLAG_WORDS: [Option<FloodFlags>; 6] = [
     None,
 ];
 
-/// The word class of a TCP packet's flags: RST first, then SYN-ACK, SYN, FIN, ACK.
+/// The word class of a TCP packet's flags: RST first, then SYN-ACK, SYN, FIN, ACK (one
+/// load from [`FLAG_CLASSES`]).
 #[inline]
 pub fn flag_class(flags: u8) -> usize {
-    let has = |f: u8| flags & f != 0;
-    if has(tcp_flag::RST) {
+    usize::from(FLAG_CLASSES[usize::from(flags)])
+}
+
+/// [`flag_class`] of every flags byte.
+const FLAG_CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = flag_class_of(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// [`flag_class`] worked out: what [`FLAG_CLASSES`] is made of.
+const fn flag_class_of(flags: u8) -> u8 {
+    if flags & tcp_flag::RST != 0 {
         3
-    } else if has(tcp_flag::SYN) {
-        if has(tcp_flag::ACK) { 1 } else { 0 }
-    } else if has(tcp_flag::FIN) {
+    } else if flags & tcp_flag::SYN != 0 {
+        if flags & tcp_flag::ACK != 0 { 1 } else { 0 }
+    } else if flags & tcp_flag::FIN != 0 {
         4
-    } else if has(tcp_flag::ACK) {
+    } else if flags & tcp_flag::ACK != 0 {
         2
     } else {
         5
@@ -316,6 +332,9 @@ mod tests {
         assert_eq!(flag_class(RST | ACK), 3);
         assert_eq!(flag_class(FIN | ACK), 4);
         assert_eq!(flag_class(0), 5);
+        for f in 0..=255u8 {
+            assert_eq!(flag_class(f), usize::from(flag_class_of(f)), "{f:#x}");
+        }
         assert_eq!(FLAG_WORDS[5], None);
         for w in [FloodFlags::Syn, FloodFlags::Rst] {
             assert_eq!(FLAG_WORDS[class_of_word(w).unwrap()], Some(w));

@@ -95,6 +95,13 @@ pub struct Floods {
     handshakes: Handshakes,
     /// Per detector: the sub-bucket of the latest packet (a division saved per packet).
     clocks: Vec<BucketClock>,
+    /// Per route (the rest up to [`ROUTE_SLOTS`] zeros): 1 + the one detector that takes it,
+    /// when counting its packets is that detector's business alone (no other detector takes
+    /// it, no protected addresses, not the route of bare ACKs); else 0.
+    single: [u16; ROUTE_SLOTS],
+    /// Bit `r`: packets of route `r` have nothing to do (no detector takes the route, no
+    /// protected addresses), but for a bare ACK toward a watch ([`Handshakes`]).
+    idle_routes: u16,
 }
 
 impl Floods {
@@ -119,13 +126,18 @@ impl Floods {
                 }
             }
         }
+        let protected_nets = Nets::new(&protected);
+        let idle_routes = idle_routes(&routes, &protected_nets);
+        let single = single_routes(&routes, &protected_nets);
         Floods {
+            idle_routes,
+            single,
             started: vec![0; detectors.len()],
             clocks: vec![BucketClock::default(); detectors.len()],
             detectors,
             routes,
             table: Table::new(MAX_TARGETS),
-            protected_nets: Nets::new(&protected),
+            protected_nets,
             protected: protected.iter().map(IpNet::trunc).collect(),
             allow,
             facts: PortFacts::default(),
@@ -142,7 +154,9 @@ impl Floods {
     }
 
     /// Counts one packet: its window values at `ts` (the packet's time), its attacks on `now`
-    /// (the engine's clock). Appends decisions to `out`.
+    /// (the engine's clock). Appends decisions to `out`. Inlined, it only finds the packet's
+    /// route: a route one detector takes alone goes straight to [`Floods::count`], one with
+    /// nothing to do (no detector, no protected addresses, no watch for a bare ACK) nowhere.
     #[inline]
     pub fn observe(
         &mut self,
@@ -151,11 +165,29 @@ impl Floods {
         now: Timestamp,
         out: &mut Vec<FloodDecision>,
     ) {
-        let class = proto_class(p.proto);
         let r = route(p);
+        let one = self.single[r % ROUTE_SLOTS];
+        if one != 0 {
+            self.count(usize::from(one - 1), p, ts.as_micros(), now, out);
+        } else if self.idle_routes >> r & 1 == 0 || (r == ACK_CLASS && !self.handshakes.is_empty())
+        {
+            self.observe_routed(p, r, ts, now, out);
+        }
+    }
+
+    /// [`Floods::observe`] for a packet of route `r` with more to do than one detector.
+    #[inline(never)]
+    fn observe_routed(
+        &mut self,
+        p: &PacketMeta,
+        r: usize,
+        ts: Timestamp,
+        now: Timestamp,
+        out: &mut Vec<FloodDecision>,
+    ) {
         if !self.protected_nets.is_empty() {
             if self.protected_nets.contains(p.src) {
-                let proto = fingerprint::FpProto::of_class(class);
+                let proto = fingerprint::FpProto::of_class(proto_class(p.proto));
                 self.facts.outbound(proto, p.src_port, p.dst_port);
                 return;
             }
@@ -166,38 +198,33 @@ impl Floods {
         if r == ACK_CLASS && !self.handshakes.is_empty() {
             self.handshakes.ack(p.dst, p.src);
         }
+        let ts_us = ts.as_micros();
         for k in 0..self.routes[r].len() {
             let di = usize::from(self.routes[r][k]);
-            if self.detectors[di].ports_match(p) {
-                self.count(di, class, p, ts, now, out);
-            }
+            self.count(di, p, ts_us, now, out);
         }
     }
 
+    /// Counts `p` for detector `di` if it passes the detector's port filters. Out of line and
+    /// not in a loop: the compiler keeps nothing across detectors, and the common case (an
+    /// attack's packet, counted for its peak rates) runs first and returns.
+    #[inline(never)]
     fn count(
         &mut self,
         di: usize,
-        class: usize,
         p: &PacketMeta,
-        ts: Timestamp,
+        ts_us: u64,
         now: Timestamp,
         out: &mut Vec<FloodDecision>,
     ) {
-        let ts_us = ts.as_micros();
         let (Some(det), Some(clock)) = (self.detectors.get(di), self.clocks.get_mut(di)) else {
             return;
         };
+        if !det.ports_match(p) {
+            return;
+        }
         let b = clock.bucket(ts_us, det.span);
-        let slot = match det.scope {
-            FloodScope::Destination => {
-                self.table
-                    .slot_of_addr(di as u16, p.dst, ts_us, det.span.window_us)
-            }
-            FloodScope::Total => self
-                .table
-                .slot(di as u16, total_key(), ts_us, det.span.window_us),
-        };
-        let Some(slot) = slot else {
+        let Some(slot) = target_slot(&mut self.table, det, di, p.dst, ts_us) else {
             return;
         };
         let (entries, spare) = self.table.parts();
@@ -210,6 +237,19 @@ impl Floods {
             FloodMetric::Bytes => u64::from(p.len),
         };
         let value = e.window.add(b, amount);
+        // An attack whose detector needs only the peak rates (most packets of a flood): the
+        // rest of this function, in short.
+        if let (Some(cells), Some(a)) = (e.cells.as_deref_mut(), e.attack.as_deref_mut())
+            && a.action != FloodAction::Sources
+        {
+            cells.add_light(b, p.len);
+            a.packets += 1;
+            a.bytes += u64::from(p.len);
+            if value > det.threshold {
+                attack::over(e, det, di, &Seen { value, ts_us, now }, out);
+            }
+            return;
+        }
         if e.cells.is_none() && value >= det.attach_at {
             table::attach(e, spare);
         }
@@ -219,7 +259,7 @@ impl Floods {
             .as_ref()
             .is_none_or(|a| a.action == FloodAction::Sources);
         match e.cells.as_deref_mut() {
-            Some(cells) if full => add_full(cells, b, p, class, &self.allow),
+            Some(cells) if full => add_full(cells, b, p, &self.allow),
             Some(cells) => cells.add_light(b, p.len),
             None => {}
         }
@@ -299,6 +339,8 @@ impl Floods {
     pub fn set_protected(&mut self, nets: &[IpNet]) {
         self.protected = nets.iter().map(IpNet::trunc).collect();
         self.protected_nets = Nets::new(&self.protected);
+        self.idle_routes = idle_routes(&self.routes, &self.protected_nets);
+        self.single = single_routes(&self.routes, &self.protected_nets);
     }
 
     /// The host's socket tables as read now: listening TCP and UDP ports, remote ports of
@@ -444,6 +486,38 @@ fn value_at(e: &table::Entry, det: &Detector, now: Timestamp) -> u64 {
     e.window.total_at(now.as_micros(), det.span)
 }
 
+/// [`Floods::idle_routes`] of detector lists `routes` with protected addresses `protected`
+/// (packets toward them, and from them, always have something to do).
+fn idle_routes(routes: &[Vec<u16>; ROUTES], protected: &Nets) -> u16 {
+    const { assert!(ROUTES <= 16) };
+    if !protected.is_empty() {
+        return 0;
+    }
+    (0..ROUTES)
+        .filter(|&r| routes[r].is_empty())
+        .fold(0, |bits, r| bits | 1 << r)
+}
+
+/// [`Floods::single`] of detector lists `routes` with protected addresses `protected`.
+fn single_routes(routes: &[Vec<u16>; ROUTES], protected: &Nets) -> [u16; ROUTE_SLOTS] {
+    let mut single = [0; ROUTE_SLOTS];
+    if protected.is_empty() {
+        for (r, list) in routes.iter().enumerate() {
+            if let [di] = list[..]
+                && r != ACK_CLASS
+                && di < u16::MAX
+            {
+                single[r] = di + 1;
+            }
+        }
+    }
+    single
+}
+
+/// Entries of [`Floods::single`]: [`ROUTES`] rounded up to a power of two, so that a route
+/// indexes it without a bounds check.
+const ROUTE_SLOTS: usize = ROUTES.next_power_of_two();
+
 fn allow_nets(config: &Config) -> Nets {
     let nets: Vec<IpNet> = config.allow.nets.iter().map(IpNet::trunc).collect();
     Nets::allowlist(&nets)
@@ -453,13 +527,13 @@ fn allow_nets(config: &Config) -> Nets {
 const ACK_CLASS: usize = 2;
 
 /// Counts `p` into the fingerprint cells of its target. Out of line, with everything it
-/// derives from the packet (the source's key, whether it is allowlisted): inlined into
-/// [`Floods::observe`], the compiler computed those for every packet before the detector loop
-/// (about 180 instructions, most packets never need them: measured with cachegrind).
+/// derives from the packet (its class, the source's key, whether it is allowlisted): inlined
+/// into the per-packet path, the compiler computed those for every packet before the detector
+/// loop (about 180 instructions, most packets never need them: measured with cachegrind).
 #[inline(never)]
-fn add_full(cells: &mut cell::Cells, b: u64, p: &PacketMeta, class: usize, allow: &Nets) {
+fn add_full(cells: &mut cell::Cells, b: u64, p: &PacketMeta, allow: &Nets) {
     let allowed = !allow.is_empty() && allow.contains(p.src) && !martian(p.src);
-    cells.add(b, p, class, addr_key(p.src), allowed);
+    cells.add(b, p, proto_class(p.proto), addr_key(p.src), allowed);
 }
 
 /// Offers the source of SYN `p` to the handshake sample of `slot` (out of line, as
@@ -468,6 +542,22 @@ fn add_full(cells: &mut cell::Cells, b: u64, p: &PacketMeta, class: usize, allow
 #[inline(never)]
 fn sample_syn(handshakes: &mut Handshakes, slot: usize, p: &PacketMeta) -> bool {
     handshakes.syn(slot, p.dst, addr_key(p.src))
+}
+
+/// The slot of detector `di` (`det`) toward `dst` (or in total), created if needed; `None`
+/// when the table is full.
+#[inline(always)]
+fn target_slot(
+    table: &mut Table,
+    det: &Detector,
+    di: usize,
+    dst: IpAddr,
+    ts_us: u64,
+) -> Option<usize> {
+    match det.scope {
+        FloodScope::Destination => table.slot_of_addr(di as u16, dst, ts_us, det.span.window_us),
+        FloodScope::Total => table.slot(di as u16, total_key(), ts_us, det.span.window_us),
+    }
 }
 
 /// The one key of a `total` detector.

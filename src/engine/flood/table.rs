@@ -50,9 +50,16 @@ pub struct Rate {
 impl Rate {
     /// Adds `amount` in sub-bucket `b` (the absolute index: time / bucket width); returns the
     /// window's total including it.
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, b: u64, amount: u64) -> u64 {
         let n = BUCKETS as u64;
+        if b == self.head {
+            // The newest sub-bucket again (most packets): no window moves.
+            let cell = &mut self.counts[(b % n) as usize];
+            *cell = cell.saturating_add(amount);
+            self.total = self.total.saturating_add(amount);
+            return self.total;
+        }
         if b >= self.head.saturating_add(n) || b.saturating_add(n) <= self.head {
             // Far forward (all stale) or far back (a clock reset): start over.
             *self = Rate {
@@ -96,7 +103,7 @@ pub struct BucketClock {
 }
 
 impl BucketClock {
-    #[inline]
+    #[inline(always)]
     pub fn bucket(&mut self, ts_us: u64, span: Span) -> u64 {
         if ts_us >= self.start && ts_us < self.end {
             return self.index;
@@ -151,6 +158,7 @@ const NO_RECENT: Recent = Recent {
     slot: u32::MAX,
 };
 
+#[inline(always)]
 fn recent_index(detector: u16, addr: u128) -> usize {
     let x = (addr as u64) ^ ((addr >> 64) as u64) ^ (u64::from(detector) << 40);
     (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize % RECENT
@@ -231,7 +239,7 @@ impl Table {
 
     /// The slot of `(detector, dst)`, through the `recent` cache; created if needed; `None`
     /// when full.
-    #[inline]
+    #[inline(always)]
     pub fn slot_of_addr(
         &mut self,
         detector: u16,

@@ -610,3 +610,39 @@ fn fingerprint_counts_start_at_a_64th_of_the_threshold() {
     assert!(quiet.memory_bytes() < 200_000, "{}", quiet.memory_bytes());
     assert!(quiet.table.entries.iter().all(|e| e.cells.is_none()));
 }
+
+/// A route taken by one detector goes straight to it, one taken by none is idle, and a
+/// route that must do more (two detectors, bare ACKs, protected addresses) takes the loop.
+#[test]
+fn routes_go_to_their_one_detector_to_the_loop_or_nowhere() {
+    let two = format!(
+        "{}{}",
+        detector("protocol = \"tcp\"\ntcp_flags = \"syn\""),
+        detector("protocol = \"tcp\"").replace("name = \"d\"", "name = \"e\"")
+    );
+    let mut f = Floods::new(&config(&two), Vec::new());
+    let (syn, synack, udp_route) = (0, 1, 6);
+    assert_eq!(f.single[syn], 0, "two detectors take SYNs");
+    assert_eq!(f.single[synack], 2, "only the second takes SYN-ACKs");
+    assert_eq!(f.single[ACK_CLASS], 0, "bare ACKs may feed a watch");
+    assert_eq!(f.idle_routes >> udp_route & 1, 1);
+    assert_eq!(f.idle_routes >> ACK_CLASS & 1, 0);
+    // Both detectors count a SYN flood, the second alone a SYN-ACK one and an ACK one.
+    let to =
+        |flags: u8| -> Vec<PacketMeta> { (0..101).map(|i| tcp(src(i), flags, 1000, 80)).collect() };
+    let (out, _) = feed(&mut f, &to(tcp_flag::SYN), T0, 10);
+    assert_eq!(starts(&out).len(), 2, "{out:#?}");
+    let rules = |out: &[FloodDecision]| -> Vec<String> {
+        starts(out).iter().map(|a| a.rule.to_string()).collect()
+    };
+    for flags in [tcp_flag::SYN | tcp_flag::ACK, tcp_flag::ACK] {
+        let mut g = Floods::new(&config(&two), Vec::new());
+        let (out, _) = feed(&mut g, &to(flags), T0, 10);
+        assert_eq!(rules(&out), ["e"], "{flags:#x}");
+    }
+    // Protected addresses: every route takes the loop (our own packets teach ports).
+    f.set_protected(&["10.10.10.10/32".parse().unwrap()]);
+    assert_eq!((f.single, f.idle_routes), ([0; ROUTE_SLOTS], 0));
+    f.set_protected(&[]);
+    assert_eq!(f.single[synack], 2);
+}
