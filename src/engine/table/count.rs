@@ -102,7 +102,7 @@ impl SourceTable {
                         head.wrapping_sub(ahead.unsigned_abs()),
                     )
                 };
-                let e = (r[word::META] >> flag::HEAVY_SHIFT) as u32;
+                let e = heavy_entry(r);
                 (0..=hi.wrapping_sub(lo))
                     .map(|j| {
                         let i = lo.wrapping_add(j) % BUCKETS;
@@ -183,7 +183,6 @@ fn count_distinct(
     } else {
         0
     };
-    let first = layout.n_packets + layout.n_bytes;
     let mut short = false;
     for w in bits(mask) {
         let value = if layout.addrs_mask >> w & 1 != 0 {
@@ -192,7 +191,7 @@ fn count_distinct(
             port
         };
         let b = super::bucket_in(&mut scales[usize::from(layout.scale[w])], ts_us);
-        let bit = 1u64 << (flag::OVERFLOW_SHIFT as usize + w - first);
+        let bit = layout.overflow_bit(w);
         let off = usize::from(layout.offset[w]);
         let cap = u64::from(layout.cap[w]);
         let v = add_distinct(r, sets, &mut short, off, bit, value, b, cap);
