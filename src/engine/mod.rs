@@ -671,6 +671,10 @@ impl Engine {
         ts: Timestamp,
     ) {
         let floor = self.peaks.floor(ri);
+        // Under a flood nearly every value is at or below the peak: nothing to offer.
+        if value <= floor && !self.peaks.tracing() {
+            return;
+        }
         self.peaks.offer(ri, key, value, ts);
         let now = self.peaks.floor(ri);
         if now != floor && !self.report_all {

@@ -133,6 +133,12 @@ impl Peaks {
         self.sets.get(ri).map_or(0, |s| s.floor)
     }
 
+    /// Whether values at or below a floor are wanted too (a source is traced).
+    #[inline]
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
     /// Rule `ri`'s window value for `key` is `value` at `ts`.
     #[inline]
     pub fn offer(&mut self, ri: usize, key: SourceKey, value: u64, ts: Timestamp) {

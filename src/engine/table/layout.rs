@@ -25,6 +25,9 @@ pub const BUCKETS: u32 = 8;
 /// Most rules (and so windows) one table holds; a group with more is split into several tables.
 pub const MAX_RULES: usize = 16;
 
+/// [`Layout::single`] of a window with several rules (or none).
+pub const SEVERAL: u8 = u8::MAX;
+
 /// Values indexed by a bit number of a `u32` mask (a window, or a clock): a fixed array of
 /// 32, so an index taken from a mask's bits needs no bounds check (indices wrap at 32, which
 /// no mask bit reaches).
@@ -244,6 +247,9 @@ pub struct Layout {
     pub min_report: BitIndexed<u64>,
     /// Per distinct window: its cap.
     pub cap: BitIndexed<u32>,
+    /// Per window: its rule when it has exactly one (then a value above `min_report` is that
+    /// rule's to report, with no walk of the window's rules), else [`SEVERAL`].
+    pub single: BitIndexed<u8>,
     /// Distinct windows that count destination addresses (the others count ports).
     pub addrs_mask: u32,
     pub rules: Vec<RuleSlot>,
@@ -336,6 +342,7 @@ impl Layout {
             scale: BitIndexed::default(),
             min_report: BitIndexed([u64::MAX; 32]),
             cap: BitIndexed::default(),
+            single: BitIndexed([SEVERAL; 32]),
             addrs_mask: 0,
             idle_us: windows.iter().map(|w| w.span.window_us).max().unwrap_or(1),
             exempt: exempt_sets(&windows),
@@ -367,6 +374,9 @@ impl Layout {
             let scale = scales.iter().position(|&x| x == w.span.bucket_us);
             self.scale[i] = u8::try_from(scale.unwrap_or(0)).expect("at most 16 scales");
             self.offset[i] = u8::try_from(w.offset).expect("a record fits in 256 words");
+            if let [r] = w.rules[..] {
+                self.single[i] = u8::try_from(r).expect("at most MAX_RULES rules");
+            }
             if let Kind::Distinct { addrs, cap } = w.kind {
                 self.cap[i] = cap;
                 self.addrs_mask |= u32::from(addrs) << i;

@@ -204,6 +204,10 @@ fn the_compact_copies_agree_with_the_windows() {
         assert_eq!(l.scales[usize::from(l.scale[w])], win.span.bucket_us);
         let lowest = win.rules.iter().map(|&r| l.rules[r].report).min();
         assert_eq!(l.min_report[w], lowest.unwrap());
+        match win.rules[..] {
+            [r] => assert_eq!(usize::from(l.single[w]), r, "window {w}"),
+            _ => assert_eq!(l.single[w], super::layout::SEVERAL, "window {w}"),
+        }
         match win.kind {
             Kind::Distinct { addrs, cap } => {
                 assert_eq!(l.cap[w], cap);
@@ -221,6 +225,7 @@ fn the_compact_copies_agree_with_the_windows() {
     assert_eq!(l.scales.len(), 4, "the clocks, then 10 s and 3 s");
     // Rules 0 and 6 share a window: its level is the lower of theirs, as they change.
     let w = l.rules[6].window;
+    assert_eq!(l.single[w], super::layout::SEVERAL);
     assert_eq!(l.min_report[w], 10);
     l.set_report(0, 40);
     assert_eq!(l.min_report[w], 10, "rule 0 is capped at its threshold");
