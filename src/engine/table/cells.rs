@@ -11,6 +11,10 @@ use super::layout::BUCKETS;
 pub const PACKET_CELL_MAX: u64 = 0xff;
 /// Largest byte count a packed cell holds.
 pub const BYTES_CELL_MAX: u64 = 0xffff;
+/// A heavy cell's most: with all [`super::layout::BUCKETS`] cells at it, a window's total
+/// still fits a `u64`, so totals are plain sums (~2.3e18 packets or bytes in one bucket: far
+/// above any threshold a rule can usefully have).
+pub const HEAVY_CELL_MAX: u64 = u64::MAX / super::layout::BUCKETS as u64;
 
 /// Sum of the 8 byte cells of `x`.
 #[inline]

@@ -560,3 +560,48 @@ fn shipped_rules_make_88_byte_records() {
     assert_eq!(layout.stride * 8, 88);
     assert_eq!(layout.clocks.len(), 2, "100 ms and 1 s");
 }
+
+/// A heavy cell stops at `HEAVY_CELL_MAX`, so a window's total is a plain sum that cannot
+/// wrap: with every cell full the total is exactly `BUCKETS` times the most (a wrapped sum
+/// would be far below it), and one more add changes
+/// nothing.
+#[test]
+fn heavy_cells_stop_at_their_most_and_totals_never_wrap() {
+    use super::cells::{HEAVY_CELL_MAX, HeavyPool, PACKET_CELL_MAX};
+    use super::count::add_rate;
+    use super::layout::BUCKETS;
+    let t = table(&[rule(Metric::Packets, 10, 1000)], 1);
+    let layout = &t.layout;
+    let mut r = vec![0u64; layout.stride];
+    let mut heavy = HeavyPool::new(1);
+    let mut e = 0;
+    // A packed cell overflows: the record moves to a heavy entry.
+    let v = add_rate(
+        layout,
+        &mut r,
+        &mut heavy,
+        &mut e,
+        0,
+        3,
+        300,
+        PACKET_CELL_MAX,
+    );
+    assert_ne!(e, 0, "escalated");
+    assert_eq!(v, 300);
+    let mut total = 0;
+    for i in 0..BUCKETS {
+        total = add_rate(
+            layout,
+            &mut r,
+            &mut heavy,
+            &mut e,
+            0,
+            i,
+            u64::MAX,
+            PACKET_CELL_MAX,
+        );
+    }
+    assert_eq!(total, HEAVY_CELL_MAX * u64::from(BUCKETS));
+    let again = add_rate(layout, &mut r, &mut heavy, &mut e, 0, 5, 1, PACKET_CELL_MAX);
+    assert_eq!(again, total, "a full cell stays at its most");
+}
