@@ -126,13 +126,6 @@ impl SourceTable {
         self.sets.budget_words = self.max_sources.max(1 << 20);
     }
 
-    /// The bucket number of `ts_us` at the bucket width of `scales[i]` (clock `i`, or a
-    /// window's `layout.scale`), cached: a division per bucket, not per packet.
-    #[inline]
-    fn bucket_at(&mut self, i: usize, ts_us: u64) -> u32 {
-        bucket_in(&mut self.scales[i], ts_us)
-    }
-
     #[inline]
     fn base(&self, slot: u32) -> (usize, usize) {
         (
@@ -279,20 +272,22 @@ impl SourceTable {
 
     fn init_record(&mut self, s: u32, key: SourceKey, now_us: u64) {
         let (hi, lo, v6) = key_words(key);
-        let r = self.record_mut(s);
+        let first_distinct = self.first_distinct();
+        let (c, b) = self.base(s);
+        let stride = self.layout.stride;
+        // The record borrowed once (beside the clocks' scales), not once per word written.
+        let r = &mut self.chunks[c][b..b + stride];
         r.fill(0);
         r[word::KEY_HI] = hi;
         r[word::KEY_LO] = lo;
         r[word::META] = flag::LIVE | if v6 { flag::V6 } else { 0 };
         set_time(r, 0, ((now_us >> SEEN_SHIFT) & 0xffff_ffff) as u32);
-        for c in 0..self.layout.clocks.len() {
-            let b = self.bucket_at(c, now_us);
-            set_time(self.record_mut(s), c + 1, b);
+        let clocks = self.layout.clocks.len();
+        for c in 0..clocks {
+            set_time(r, c + 1, bucket_in(&mut self.scales[c], now_us));
         }
-        for w in self.first_distinct()..self.layout.windows.len() {
-            let win = &self.layout.windows[w];
-            let (off, b) = (win.offset, (now_us / win.span.bucket_us) as u32);
-            self.record_mut(s)[off] = distinct::empty(b);
+        for win in self.layout.windows.iter().skip(first_distinct) {
+            r[win.offset] = distinct::empty((now_us / win.span.bucket_us) as u32);
         }
     }
 
