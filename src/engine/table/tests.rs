@@ -563,8 +563,7 @@ fn shipped_rules_make_88_byte_records() {
 
 /// A heavy cell stops at `HEAVY_CELL_MAX`, so a window's total is a plain sum that cannot
 /// wrap: with every cell full the total is exactly `BUCKETS` times the most (a wrapped sum
-/// would be far below it), and one more add changes
-/// nothing.
+/// would be far below it), and one more add changes nothing.
 #[test]
 fn heavy_cells_stop_at_their_most_and_totals_never_wrap() {
     use super::cells::{HEAVY_CELL_MAX, HeavyPool, PACKET_CELL_MAX};
