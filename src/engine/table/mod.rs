@@ -273,10 +273,8 @@ impl SourceTable {
     fn init_record(&mut self, s: u32, key: SourceKey, now_us: u64) {
         let (hi, lo, v6) = key_words(key);
         let first_distinct = self.first_distinct();
-        let (c, b) = self.base(s);
-        let stride = self.layout.stride;
         // The record borrowed once (beside the clocks' scales), not once per word written.
-        let r = &mut self.chunks[c][b..b + stride];
+        let r = record_in(&mut self.chunks, self.layout.stride, s);
         r.fill(0);
         r[word::KEY_HI] = hi;
         r[word::KEY_LO] = lo;
