@@ -3,7 +3,9 @@
 //! the ban up, tests the target against the allowlist and our own nets, computes the ban
 //! length and finds nothing to do until the next extension step. The cache keeps, per (target,
 //! rule), the earliest time at which `fire` could do more than raise the ban's peak, valid
-//! while no ban changed (the ban table's generation).
+//! while the target's ban is unchanged: a change to a ban forgets what was cached for its
+//! target alone ([`BanTable::take_changes`]), so one new ban no longer sends every banned
+//! flooder back through `fire`.
 //!
 //! Invariant: a cached answer is only used when `fire` would have left everything but the
 //! ban's peak unchanged; the peak is raised here exactly as `fire` raises it. So decisions and
@@ -25,7 +27,6 @@ use crate::trust::peers::PeerSet;
 
 #[derive(Clone, Copy, Debug)]
 struct Cached {
-    generation: u64,
     /// From this time on, `fire` may extend or upgrade the ban.
     recheck_at: Timestamp,
     /// The ban is this rule's: its peak follows the rule's value.
@@ -49,22 +50,34 @@ const FREE: Front = Front {
     key: SourceKey::UNSPECIFIED,
     ri: usize::MAX,
     cached: Cached {
-        generation: 0,
         recheck_at: Timestamp(0),
         peak_rule: false,
         peak: 0,
     },
 };
 
+/// Most (target, rule) pairs kept outside the front: a bound on the cache's memory with
+/// 100k bans (past it, `fire` answers for the pairs left out).
+const ENTRIES_KEPT: usize = 16_384;
+
 /// Invariant: a (target, rule) pair is in at most one of `front` (at [`front_index`]) and
-/// `entries`.
+/// `entries`; nothing cached predates a change to its target's ban that
+/// [`BanTable::take_changes`] has reported, and the cache has taken every change up to the
+/// ban table's generation `synced`.
 #[derive(Debug)]
 pub(super) struct BanCache {
     front: Box<[Front; FRONT]>,
     entries: HashMap<(SourceKey, usize), Cached, RandomState>,
+    /// The ban table's generation when the cache last took its changes.
+    synced: u64,
+    /// One more than the highest rule number ever cached (the rules a target's change forgets).
+    rules: usize,
     /// Tests compare the engine with and without the cache.
     #[cfg(test)]
     pub(super) off: bool,
+    /// Tests: times every entry was forgotten at once.
+    #[cfg(test)]
+    pub(super) cleared: usize,
 }
 
 impl Default for BanCache {
@@ -72,8 +85,12 @@ impl Default for BanCache {
         BanCache {
             front: Box::new([FREE; FRONT]),
             entries: HashMap::default(),
+            synced: 0,
+            rules: 0,
             #[cfg(test)]
             off: false,
+            #[cfg(test)]
+            cleared: 0,
         }
     }
 }
@@ -107,6 +124,9 @@ impl BanCache {
         if self.off {
             return false;
         }
+        if self.synced != bans.generation() {
+            self.sync(bans);
+        }
         let f = &mut self.front[front_index(key, ri)];
         let c = if f.ri == ri && f.key == key {
             &mut f.cached
@@ -117,7 +137,7 @@ impl BanCache {
         } else {
             return false;
         };
-        if c.generation != bans.generation() || now >= c.recheck_at {
+        if now >= c.recheck_at {
             return false;
         }
         if c.peak_rule && value > c.peak {
@@ -139,8 +159,11 @@ impl BanCache {
         allow: &[IpNet],
         local: &[IpNet],
         peers: &PeerSet,
-        bans: &BanTable,
+        bans: &mut BanTable,
     ) {
+        // What `fire` just changed is already in what is learnt here.
+        self.sync(bans);
+        self.rules = self.rules.max(ri + 1);
         let Some(ban) = bans.get(&key) else {
             self.forget(key, ri);
             return;
@@ -176,7 +199,6 @@ impl BanCache {
             }
         };
         let cached = Cached {
-            generation: bans.generation(),
             recheck_at,
             peak_rule: !protected && !rule.log_only && *ban.rule == *rule.name,
             peak: ban.peak,
@@ -187,28 +209,55 @@ impl BanCache {
         } else if f.ri == usize::MAX {
             self.entries.remove(&(key, ri));
             *f = Front { key, ri, cached };
-        } else {
+        } else if let Some(c) = self.entries.get_mut(&(key, ri)) {
+            *c = cached;
+        } else if self.entries.len() < ENTRIES_KEPT {
             self.entries.insert((key, ri), cached);
         }
     }
 
     /// Forgets what was cached for (`key`, rule `ri`).
     fn forget(&mut self, key: SourceKey, ri: usize) {
-        let f = &mut self.front[front_index(key, ri)];
-        if f.ri == ri && f.key == key {
-            *f = FREE;
-        }
-        self.entries.remove(&(key, ri));
+        forget_in(&mut self.front, &mut self.entries, key, ri);
     }
 
-    /// Drops what a change to the bans made stale.
-    pub(super) fn prune(&mut self, generation: u64) {
-        for f in self.front.iter_mut() {
-            if f.ri != usize::MAX && f.cached.generation != generation {
-                *f = FREE;
+    /// Forgets what the bans' changes since the last call made stale: the entries of each
+    /// changed target (every entry when the table lost count).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn sync(&mut self, bans: &mut BanTable) {
+        let (front, entries, rules) = (&mut self.front, &mut self.entries, self.rules);
+        #[cfg(test)]
+        let cleared = &mut self.cleared;
+        bans.take_changes(|changed| match changed {
+            Some(&key) => (0..rules).for_each(|ri| forget_in(front, entries, key, ri)),
+            None => {
+                front.fill(FREE);
+                entries.clear();
+                #[cfg(test)]
+                {
+                    *cleared += 1;
+                }
             }
-        }
-        self.entries.retain(|_, c| c.generation == generation);
+        });
+        self.synced = bans.generation();
+    }
+}
+
+/// [`BanCache::forget`] on the cache's parts.
+fn forget_in(
+    front: &mut [Front; FRONT],
+    entries: &mut HashMap<(SourceKey, usize), Cached, RandomState>,
+    key: SourceKey,
+    ri: usize,
+) {
+    let f = &mut front[front_index(key, ri)];
+    if f.ri == ri && f.key == key {
+        *f = FREE;
+        return;
+    }
+    if !entries.is_empty() {
+        entries.remove(&(key, ri));
     }
 }
 
@@ -258,6 +307,84 @@ mod tests {
         assert!(in_map, "one pair went to the map");
         assert!(x.iter().any(|d| matches!(d, Decision::Extend(_))));
         assert!(x.iter().filter(|d| matches!(d, Decision::Block(_))).count() >= 4);
+        assert_eq!(x, y);
+    }
+
+    /// A SYN rule over 5 packets a second, banning for `ban_ms`.
+    fn syn_rule(ban_ms: u64) -> crate::config::Rule {
+        let mut a = rule("a", Metric::Packets, 5, 1000);
+        a.protocol = Protocol::Tcp;
+        a.tcp_flags = Some(TcpFlagsFilter::Syn);
+        a.ban = Some(std::time::Duration::from_millis(ban_ms));
+        a
+    }
+
+    fn cached(e: &Engine, src: &str) -> bool {
+        let key = super::SourceKey::new(src.parse().unwrap(), 32, 128);
+        let f = &e.ban_cache.front[super::front_index(key, 0)];
+        (f.ri == 0 && f.key == key) || e.ban_cache.entries.contains_key(&(key, 0))
+    }
+
+    /// A new ban, or a change to one, forgets only what was cached for its own target: the
+    /// other flooders' answers stay (before, every ban change sent them all back to `fire`).
+    #[test]
+    fn a_change_to_one_ban_keeps_the_other_targets_answers() {
+        let mut e = Engine::new(&config(vec![syn_rule(60_000)]), vec![]);
+        let mut out = Vec::<Decision>::new();
+        let mut t = 1_000_000_000u64;
+        let mut send = |e: &mut Engine, src: &str, n: usize| {
+            for _ in 0..n {
+                t += 1_000;
+                e.observe(&syn(src, "10.0.0.1", 80), Timestamp(t), &mut out);
+            }
+        };
+        send(&mut e, "203.0.113.1", 10);
+        send(&mut e, "203.0.113.2", 10);
+        assert!(cached(&e, "203.0.113.1") && cached(&e, "203.0.113.2"));
+        // A third source is banned (the second's packet takes the change), then the first's
+        // ban is lifted by hand.
+        send(&mut e, "203.0.113.3", 10);
+        send(&mut e, "203.0.113.2", 1);
+        assert!(cached(&e, "203.0.113.1") && cached(&e, "203.0.113.3"));
+        let first = super::SourceKey::new("203.0.113.1".parse().unwrap(), 32, 128);
+        e.bans.remove(&first);
+        send(&mut e, "203.0.113.2", 1);
+        assert!(!cached(&e, "203.0.113.1"), "its ban changed");
+        assert!(cached(&e, "203.0.113.2") && cached(&e, "203.0.113.3"));
+        assert_eq!(e.ban_cache.cleared, 0);
+    }
+
+    /// More bans end at once than the ban table names one by one: the cache forgets all, and
+    /// the decisions are still those without the cache.
+    #[test]
+    fn many_bans_ending_at_once_clear_the_cache_and_decide_alike() {
+        let mut c = config(vec![syn_rule(2_000)]);
+        c.enforce.max_active_bans = 5_000;
+        c.enforce.max_new_bans_per_sec = 100_000;
+        c.limits.max_tracked_sources = 4_000;
+        let mut cached = Engine::new(&c, vec![]);
+        let mut plain = Engine::new(&c, vec![]);
+        plain.ban_cache.off = true;
+        let (mut x, mut y) = (Vec::<Decision>::new(), Vec::<Decision>::new());
+        let src = |i: u32| std::net::IpAddr::from((0xC633_0000u32 | i).to_be_bytes()).to_string();
+        let mut t = 1_000_000_000u64;
+        // 1,500 sources banned within ~1 s; then, 3 s later, all of them end at once and a
+        // few come back.
+        for round in 0..2u32 {
+            let sources = if round == 0 { 1_500 } else { 40 };
+            for i in 0..sources {
+                for _ in 0..8 {
+                    t += 80;
+                    let p = syn(&src(i), "10.0.0.1", 80);
+                    cached.observe(&p, Timestamp(t), &mut x);
+                    plain.observe(&p, Timestamp(t), &mut y);
+                }
+            }
+            t += 3_000_000_000;
+        }
+        assert!(cached.ban_cache.cleared >= 1, "the table lost count");
+        let blocks = x.iter().filter(|d| matches!(d, Decision::Block(_))).count();
+        assert_eq!(blocks, 1_540);
         assert_eq!(x, y);
     }
 

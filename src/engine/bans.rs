@@ -41,6 +41,10 @@ pub struct ActiveBan {
     pub origin: Option<Arc<str>>,
 }
 
+/// Most keys kept as changed between two calls of [`BanTable::take_changes`]; past it, every
+/// ban counts as changed.
+const CHANGES_KEPT: usize = 1024;
+
 #[derive(Debug, Default)]
 pub struct BanTable {
     by_key: HashMap<SourceKey, ActiveBan, RandomState>,
@@ -49,6 +53,10 @@ pub struct BanTable {
     next: Option<Timestamp>,
     /// Changes with every change to a ban other than its peak: what the ban cache checks.
     generation: u64,
+    /// The keys whose ban changed since [`BanTable::take_changes`] last ran, in order (what
+    /// the ban cache forgets); `changed_all` once more piled up, or every ban moved.
+    changes: Vec<SourceKey>,
+    changed_all: bool,
 }
 
 impl BanTable {
@@ -69,13 +77,41 @@ impl BanTable {
             self.by_expiry.remove(&(o.until, o.key));
         }
         self.by_expiry.insert((until, key));
-        self.changed();
+        self.changed(Some(key));
         old
     }
 
-    fn changed(&mut self) {
+    /// After a change to `key`'s ban (`None`: to every ban), its end included.
+    fn changed(&mut self, key: Option<SourceKey>) {
         self.next = self.by_expiry.first().map(|(t, _)| *t);
+        self.touched(key);
+    }
+
+    /// After a change to `key`'s ban (`None`: to every ban) other than its peak.
+    fn touched(&mut self, key: Option<SourceKey>) {
         self.generation += 1;
+        match key {
+            Some(k) if !self.changed_all && self.changes.len() < CHANGES_KEPT => {
+                self.changes.push(k)
+            }
+            Some(_) if self.changed_all => {}
+            _ => {
+                self.changed_all = true;
+                self.changes.clear();
+            }
+        }
+    }
+
+    /// Hands `forget` each key whose ban changed (other than its peak) since the last call,
+    /// in order, or `None` once if every ban may have; then starts a new list.
+    pub fn take_changes(&mut self, mut forget: impl FnMut(Option<&SourceKey>)) {
+        if self.changed_all {
+            forget(None);
+        } else {
+            self.changes.iter().for_each(|k| forget(Some(k)));
+        }
+        self.changes.clear();
+        self.changed_all = false;
     }
 
     /// Changes whenever a ban is added, removed or changed (except its peak).
@@ -91,14 +127,14 @@ impl BanTable {
         self.by_expiry.remove(&(b.until, b.key));
         b.until = until;
         self.by_expiry.insert((until, *key));
-        self.changed();
+        self.changed(Some(*key));
         true
     }
 
     pub fn remove(&mut self, key: &SourceKey) -> Option<ActiveBan> {
         let b = self.by_key.remove(key)?;
         self.by_expiry.remove(&(b.until, b.key));
-        self.changed();
+        self.changed(Some(b.key));
         Some(b)
     }
 
@@ -117,7 +153,7 @@ impl BanTable {
             b.since = b.since.saturating_sub(by);
             self.by_expiry.insert((b.until, b.key));
         }
-        self.changed();
+        self.changed(None);
     }
 
     /// Removes and returns every ban whose end is at or before `now`, earliest first.
@@ -130,7 +166,7 @@ impl BanTable {
             if let Some(b) = self.by_key.remove(&key) {
                 out.push(b);
             }
-            self.changed();
+            self.changed(Some(key));
         }
     }
 
@@ -138,7 +174,7 @@ impl BanTable {
     pub fn set_duration(&mut self, key: &SourceKey, duration: Duration) {
         if let Some(b) = self.by_key.get_mut(key) {
             b.duration = duration;
-            self.generation += 1;
+            self.touched(Some(*key));
         }
     }
 
@@ -146,6 +182,7 @@ impl BanTable {
     pub fn set_rule(&mut self, key: &SourceKey, rule: Arc<str>) {
         if let Some(b) = self.by_key.get_mut(key) {
             b.rule = rule;
+            self.touched(Some(*key));
         }
     }
 
@@ -153,6 +190,7 @@ impl BanTable {
     pub fn set_origin(&mut self, key: &SourceKey, origin: Option<Arc<str>>) {
         if let Some(b) = self.by_key.get_mut(key) {
             b.origin = origin;
+            self.touched(Some(*key));
         }
     }
 
@@ -207,6 +245,53 @@ mod tests {
         assert_eq!(t.next_deadline(), Some(Timestamp::from_secs(40)));
         assert!(t.remove(&ban("10.0.0.2", 0).key).is_some());
         assert!(t.len() == 0 && t.next_deadline().is_none());
+    }
+
+    fn changes(t: &mut BanTable) -> Vec<Option<String>> {
+        let mut seen = Vec::new();
+        t.take_changes(|k| seen.push(k.map(|k| k.to_string())));
+        seen
+    }
+
+    #[test]
+    fn changes_name_each_changed_key_in_order_until_too_many() {
+        let mut t = BanTable::default();
+        t.insert(ban("10.0.0.1", 30));
+        t.insert(ban("10.0.0.2", 10));
+        let k1 = ban("10.0.0.1", 0).key;
+        t.record_peak(&k1, 99);
+        assert_eq!(
+            changes(&mut t),
+            [Some("10.0.0.1".into()), Some("10.0.0.2".into())],
+            "a peak is no change"
+        );
+        assert!(changes(&mut t).is_empty(), "taken once");
+        let g = t.generation();
+        t.set_rule(&k1, Arc::from("other"));
+        t.set_origin(&k1, Some(Arc::from("node-b")));
+        t.set_duration(&k1, Duration::from_secs(9));
+        t.set_until(&k1, Timestamp::from_secs(40));
+        assert_eq!(t.generation(), g + 4);
+        assert_eq!(changes(&mut t), vec![Some("10.0.0.1".to_string()); 4]);
+        let mut out = Vec::new();
+        t.pop_expired(Timestamp::from_secs(10), &mut out);
+        t.remove(&k1);
+        assert_eq!(
+            changes(&mut t),
+            [Some("10.0.0.2".into()), Some("10.0.0.1".into())]
+        );
+        // Every ban moves: one `None`.
+        t.insert(ban("10.0.0.3", 30));
+        t.shift_earlier(Duration::from_secs(1));
+        t.insert(ban("10.0.0.4", 30));
+        assert_eq!(changes(&mut t), [None]);
+        // More than the table keeps: one `None`, then a fresh list.
+        for i in 0..=CHANGES_KEPT {
+            t.insert(ban(&format!("10.1.{}.{}", i / 256, i % 256), 50));
+        }
+        assert_eq!(changes(&mut t), [None]);
+        t.insert(ban("10.0.0.5", 30));
+        assert_eq!(changes(&mut t), [Some("10.0.0.5".into())]);
     }
 
     #[test]

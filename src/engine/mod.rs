@@ -638,7 +638,7 @@ impl Engine {
                 &self.allow,
                 &self.local,
                 &self.peers,
-                &self.bans,
+                &mut self.bans,
             );
         }
     }
@@ -696,7 +696,7 @@ impl Engine {
             self.offenses
                 .retain(|_, (_, last)| last.saturating_add(rw) >= now && *last <= now);
             self.quiet.retain(|_, until| *until > now);
-            self.ban_cache.prune(self.bans.generation());
+            self.ban_cache.sync(&mut self.bans);
         }
     }
 
