@@ -756,16 +756,24 @@ impl Engine {
 
     /// Monotonic time: small backward steps are jitter (held at the latest time); a large one
     /// is a clock reset and is followed.
+    #[inline]
     fn advance(&mut self, ts: Timestamp) -> Timestamp {
         if clock_moves(self.now, ts) {
             if ts < self.now {
-                // A clock reset: active bans keep the time they had left.
-                self.bans.shift_earlier(self.now.since(ts));
-                self.next_maintenance = ts;
+                self.reset_clock(ts);
             }
             self.now = ts;
         }
         self.now
+    }
+
+    /// A clock reset to `ts` (before the clock): active bans keep the time they had left. Out
+    /// of line, so that [`Engine::advance`] inlines into the per-packet loops.
+    #[cold]
+    #[inline(never)]
+    fn reset_clock(&mut self, ts: Timestamp) {
+        self.bans.shift_earlier(self.now.since(ts));
+        self.next_maintenance = ts;
     }
 }
 
