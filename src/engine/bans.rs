@@ -104,7 +104,7 @@ impl BanTable {
 
     /// Hands `forget` each key whose ban changed (other than its peak) since the last call,
     /// in order, or `None` once if every ban may have; then starts a new list.
-    pub fn take_changes(&mut self, mut forget: impl FnMut(Option<&SourceKey>)) {
+    pub(super) fn take_changes(&mut self, mut forget: impl FnMut(Option<&SourceKey>)) {
         if self.changed_all {
             forget(None);
         } else {
