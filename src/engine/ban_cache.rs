@@ -60,7 +60,9 @@ const FREE: Front = Front {
 };
 
 /// Most (target, rule) pairs kept outside the front: a bound on the cache's memory with
-/// 100k bans (past it, `fire` answers for the pairs left out).
+/// 100k bans. A pair learnt when the map is full empties it first: pairs of banned sources
+/// that went quiet stay until their ban changes, and must not keep a long attack's newer
+/// flooders out (each would pay `fire` on every packet).
 const ENTRIES_KEPT: usize = 16_384;
 
 /// Invariant: a (target, rule) pair is in at most one of `front` (at [`front_index`]) and
@@ -75,6 +77,8 @@ pub(super) struct BanCache {
     synced: u64,
     /// One more than the highest rule number ever cached (the rules a target's change forgets).
     rules: usize,
+    /// [`ENTRIES_KEPT`] (tests lower it).
+    kept: usize,
     /// Tests compare the engine with and without the cache.
     #[cfg(test)]
     pub(super) off: bool,
@@ -90,6 +94,7 @@ impl Default for BanCache {
             entries: HashMap::default(),
             synced: 0,
             rules: 0,
+            kept: ENTRIES_KEPT,
             #[cfg(test)]
             off: false,
             #[cfg(test)]
@@ -214,7 +219,10 @@ impl BanCache {
             *f = Front { key, ri, cached };
         } else if let Some(c) = self.entries.get_mut(&(key, ri)) {
             *c = cached;
-        } else if self.entries.len() < ENTRIES_KEPT {
+        } else {
+            if self.entries.len() >= self.kept {
+                self.entries.clear();
+            }
             self.entries.insert((key, ri), cached);
         }
     }
@@ -388,6 +396,57 @@ mod tests {
         assert!(cached.ban_cache.cleared >= 1, "the table lost count");
         let blocks = x.iter().filter(|d| matches!(d, Decision::Block(_))).count();
         assert_eq!(blocks, 1_540);
+        assert_eq!(x, y);
+    }
+
+    /// A long attack: 3,000 flooders banned, then silent (their pairs stay cached until their
+    /// bans change) fill the map past its cap; a newer flooder whose front entry is taken is
+    /// still cached (the full map was emptied for it), and the decisions are those without
+    /// the cache.
+    #[test]
+    fn a_full_map_makes_room_for_a_new_flooder() {
+        let mut c = config(vec![syn_rule(600_000)]);
+        c.enforce.max_active_bans = 5_000;
+        c.enforce.max_new_bans_per_sec = 100_000;
+        c.limits.max_tracked_sources = 8_000;
+        let mut with = Engine::new(&c, vec![]);
+        with.ban_cache.kept = 64;
+        let mut plain = Engine::new(&c, vec![]);
+        plain.ban_cache.off = true;
+        let (mut x, mut y) = (Vec::<Decision>::new(), Vec::<Decision>::new());
+        let src = |i: u32| std::net::IpAddr::from((0xC633_0000u32 | i).to_be_bytes());
+        let mut t = 1_000_000_000u64;
+        let mut flood = |e: &mut Engine, i: u32, n: usize| {
+            for _ in 0..n {
+                t += 80;
+                let p = syn(&src(i).to_string(), "10.0.0.1", 80);
+                e.observe(&p, Timestamp(t), &mut x);
+                plain.observe(&p, Timestamp(t), &mut y);
+            }
+        };
+        for i in 0..3_000 {
+            flood(&mut with, i, 8);
+        }
+        assert!(with.ban_cache.entries.len() <= 64);
+        // A newer flooder whose front entry another (silent) pair holds.
+        let taken = |i: u32| {
+            let key = super::SourceKey::new(src(i), 32, 128);
+            let f = &with.ban_cache.front[super::front_index(key, 0)];
+            f.ri == 0 && f.key != key
+        };
+        let late = (3_000..8_000)
+            .find(|&i| taken(i))
+            .expect("a taken front entry");
+        flood(&mut with, late, 8);
+        assert!(
+            cached(&with, &src(late).to_string()),
+            "cached despite a full map"
+        );
+        assert_eq!(with.ban_cache.cleared, 0, "only the map was emptied");
+        assert_eq!(
+            x.iter().filter(|d| matches!(d, Decision::Block(_))).count(),
+            3_001
+        );
         assert_eq!(x, y);
     }
 
