@@ -91,6 +91,8 @@ impl BanTable {
     fn touched(&mut self, key: Option<SourceKey>) {
         self.generation += 1;
         match key {
+            // One extension changes a ban's end, rule, origin and length in turn: one entry.
+            Some(k) if !self.changed_all && self.changes.last() == Some(&k) => {}
             Some(k) if !self.changed_all && self.changes.len() < CHANGES_KEPT => {
                 self.changes.push(k)
             }
@@ -272,7 +274,23 @@ mod tests {
         t.set_duration(&k1, Duration::from_secs(9));
         t.set_until(&k1, Timestamp::from_secs(40));
         assert_eq!(t.generation(), g + 4);
-        assert_eq!(changes(&mut t), vec![Some("10.0.0.1".to_string()); 4]);
+        assert_eq!(
+            changes(&mut t),
+            [Some("10.0.0.1".into())],
+            "one key changed four times in a row is named once"
+        );
+        t.set_until(&k1, Timestamp::from_secs(41));
+        t.set_until(&ban("10.0.0.2", 0).key, Timestamp::from_secs(10));
+        t.set_until(&k1, Timestamp::from_secs(42));
+        assert_eq!(
+            changes(&mut t),
+            [
+                Some("10.0.0.1".into()),
+                Some("10.0.0.2".into()),
+                Some("10.0.0.1".into())
+            ],
+            "not in a row: named each time"
+        );
         let mut out = Vec::new();
         t.pop_expired(Timestamp::from_secs(10), &mut out);
         t.remove(&k1);
