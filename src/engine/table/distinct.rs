@@ -57,13 +57,19 @@ impl Added {
     }
 }
 
-/// Sets of entries in size classes, within a budget of words.
+/// Sets of values in size classes, within a budget of words.
+///
+/// A block of class `c` is `2 + 2 * (4 << c)` u32s: a header of two ([`header`]), then the
+/// values, then the bucket each was last seen in (same order). Values apart from their buckets
+/// make the scan for a value one compare per 4 values (a scanner's set at its cap is scanned
+/// whole on every packet: with value and bucket packed in one u64 it was ~6 instructions an
+/// entry).
 #[derive(Debug)]
 pub struct SetPool {
-    /// Per class: blocks of `1 + (4 << c)` words (header: entries in use).
-    slabs: Vec<Vec<u64>>,
+    /// Per class: blocks of [`block_len`] u32s.
+    slabs: Vec<Vec<u32>>,
     free: Vec<Vec<u32>>,
-    /// Words allocated to sets in use, and the most allowed.
+    /// Words (u64) allocated to sets in use, and the most allowed.
     pub used_words: usize,
     pub budget_words: usize,
 }
@@ -77,52 +83,96 @@ fn split(h: u32) -> (usize, usize) {
     ((h >> 27) as usize, (h & ((1 << 27) - 1)) as usize)
 }
 
-fn block_words(class: usize) -> usize {
-    1 + (MIN_ENTRIES << class)
+/// Entries of a class-`class` block.
+fn entries(class: usize) -> usize {
+    MIN_ENTRIES << class
 }
 
-/// A block's first word: entries in use (bits 0-15; at most `4 << 13`), and how many of them
-/// were live at a bucket (bits 16-31, [`UNKNOWN`] if not known) and that bucket (bits 32-63),
-/// so that packets within one bucket need not recount the set.
-fn header(n: usize, alive: u64, b: u32) -> u64 {
-    n as u64 | alive << 16 | u64::from(b) << 32
+/// A class-`class` block's size in u64 words (the budget's unit): one for the header, one per
+/// entry.
+fn block_words(class: usize) -> usize {
+    1 + entries(class)
+}
+
+/// A class-`class` block's length in u32s.
+fn block_len(class: usize) -> usize {
+    2 * block_words(class)
+}
+
+/// A block's two header u32s: entries in use (bits 0-15 of the first; at most `4 << 13`) and
+/// how many of them were live at a bucket (bits 16-31, [`UNKNOWN`] if not known), and that
+/// bucket (the second), so that packets within one bucket need not recount the set.
+fn header(n: usize, alive: u64, b: u32) -> [u32; 2] {
+    [n as u32 | (alive as u32) << 16, b]
 }
 
 /// The live count of a header that knows none.
 const UNKNOWN: u64 = 0xffff;
 
-fn in_use(head: u64) -> usize {
-    (head & 0xffff) as usize
+#[inline(always)]
+fn set_header(head: &mut [u32], h: [u32; 2]) {
+    if let [a, b] = head {
+        (*a, *b) = (h[0], h[1]);
+    }
 }
 
-/// Live values among `entries` at bucket `b`: the header's count if it is for `b`.
+fn in_use(head: &[u32]) -> usize {
+    head.first().map_or(0, |h| (h & 0xffff) as usize)
+}
+
+/// Whether a value last seen at bucket `seen` is live at bucket `b` (as [`live`]).
 #[inline]
-fn alive_at(head: u64, b: u32, entries: &[u64]) -> u64 {
-    let known = (head >> 16) & 0xffff;
-    if known != UNKNOWN && (head >> 32) as u32 == b {
+fn live_at(seen: u32, b: u32) -> bool {
+    const B: u32 = super::layout::BUCKETS;
+    b.wrapping_sub(seen).wrapping_add(B - 1) < 2 * B - 1
+}
+
+/// Live values among those last seen at `buckets`, as of bucket `b`: the header's count if
+/// it is for `b`.
+#[inline]
+fn alive_at(head: [u32; 2], b: u32, buckets: &[u32]) -> u64 {
+    let known = u64::from(head[0] >> 16);
+    if known != UNKNOWN && head[1] == b {
         return known;
     }
-    entries.iter().map(|&e| u64::from(live(e, b))).sum()
+    u64::from(
+        buckets
+            .iter()
+            .map(|&s| u32::from(live_at(s, b)))
+            .sum::<u32>(),
+    )
 }
 
-/// Where `value` is among `entries` (a set holds a value once), eight entries per step.
+/// Where `value` is among `values` (a set holds a value once): a short set scanned in line, a
+/// longer one by [`find_wide`].
 #[inline]
-fn find(entries: &[u64], value: u32) -> Option<usize> {
-    let mut chunks = entries.chunks_exact(8);
-    for (k, chunk) in chunks.by_ref().enumerate() {
-        let m = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |m, (i, &e)| m | u32::from(value_of(e) == value) << i);
-        if m != 0 {
-            return Some(k * 8 + m.trailing_zeros() as usize);
+fn find(values: &[u32], value: u32) -> Option<usize> {
+    if values.len() < 16 {
+        return values.iter().position(|&v| v == value);
+    }
+    find_wide(values, value)
+}
+
+/// [`find`] 32 values per step: one or-reduction of compares each (the loop vectorizes, 4
+/// values a compare), the position only in the step that holds the value. At a set's cap the
+/// value is usually absent (a scanner's next port), and the whole set is scanned on every
+/// packet. Out of line, and with no early exit inside a step: inlined into the engine's
+/// counting, or as fixed-size steps, the compiler left such a scan partly or wholly scalar.
+#[inline(never)]
+fn find_wide(values: &[u32], value: u32) -> Option<usize> {
+    for (k, chunk) in values.chunks(32).enumerate() {
+        if chunk.iter().fold(false, |h, &v| h | (v == value)) {
+            return chunk.iter().position(|&v| v == value).map(|i| k * 32 + i);
         }
     }
-    let rest = chunks.remainder();
-    let base = entries.len() - rest.len();
-    rest.iter()
-        .position(|&e| value_of(e) == value)
-        .map(|i| base + i)
+    None
+}
+
+/// A block's parts: header, values, buckets (each `entries(class)` long).
+fn parts(block: &mut [u32], class: usize) -> (&mut [u32], &mut [u32], &mut [u32]) {
+    let (head, rest) = block.split_at_mut(2);
+    let (values, buckets) = rest.split_at_mut(entries(class));
+    (head, values, buckets)
 }
 
 impl SetPool {
@@ -136,89 +186,102 @@ impl SetPool {
     }
 
     fn alloc(&mut self, class: usize) -> Option<u32> {
+        if class >= CLASSES {
+            return None;
+        }
         let words = block_words(class);
-        if class >= CLASSES || self.used_words + words > self.budget_words {
+        if self.used_words + words > self.budget_words {
             return None;
         }
         self.used_words += words;
         if let Some(b) = self.free[class].pop() {
             return Some(handle(class, b as usize));
         }
+        let len = block_len(class);
         let slab = &mut self.slabs[class];
-        let b = slab.len() / words;
+        let b = slab.len() / len;
         if b >= 1 << 27 {
             self.used_words -= words;
             return None;
         }
-        slab.resize(slab.len() + words, 0);
+        slab.resize(slab.len() + len, 0);
         Some(handle(class, b))
     }
 
     pub fn free(&mut self, h: u32) {
         let (class, b) = split(h);
-        let words = block_words(class);
+        if class >= CLASSES {
+            return;
+        }
+        let len = block_len(class);
         if let Some(slab) = self.slabs.get_mut(class)
-            && let Some(block) = slab.get_mut(b * words..(b + 1) * words)
+            && let Some(block) = slab.get_mut(b * len..(b + 1) * len)
         {
             block[0] = 0;
             self.free[class].push(b as u32);
-            self.used_words -= words;
+            self.used_words -= block_words(class);
         }
     }
 
-    fn block(&self, h: u32) -> &[u64] {
+    fn block(&self, h: u32) -> &[u32] {
         let (class, b) = split(h);
-        let words = block_words(class);
-        &self.slabs[class][b * words..(b + 1) * words]
+        let len = block_len(class);
+        &self.slabs[class][b * len..(b + 1) * len]
     }
 
-    fn block_mut(&mut self, h: u32) -> &mut [u64] {
+    fn block_mut(&mut self, h: u32) -> &mut [u32] {
         let (class, b) = split(h);
-        let words = block_words(class);
-        &mut self.slabs[class][b * words..(b + 1) * words]
+        let len = block_len(class);
+        &mut self.slabs[class][b * len..(b + 1) * len]
     }
 
     /// Starts loading set `h`'s block.
     #[inline]
     pub fn prefetch(&self, h: u32) {
         let (class, b) = split(h);
-        let words = block_words(class);
+        if class >= CLASSES {
+            return;
+        }
+        let len = block_len(class);
         if let Some(block) = self
             .slabs
             .get(class)
-            .and_then(|s| s.get(b * words..(b + 1) * words))
+            .and_then(|s| s.get(b * len..(b + 1) * len))
         {
             super::prefetch::ends(block);
         }
     }
 
-    /// A new set holding `a` and `b`; `None` when out of budget.
+    /// A new set holding the packed entries `a` and `b`; `None` when out of budget.
     pub fn pair(&mut self, a: u64, b: u64) -> Option<u32> {
         let h = self.alloc(0)?;
-        let block = self.block_mut(h);
-        block[0] = header(2, UNKNOWN, 0);
-        block[1] = a;
-        block[2] = b;
+        let (head, values, buckets) = parts(self.block_mut(h), 0);
+        set_header(head, header(2, UNKNOWN, 0));
+        values[..2].copy_from_slice(&[value_of(a), value_of(b)]);
+        buckets[..2].copy_from_slice(&[(a >> 32) as u32, (b >> 32) as u32]);
         Some(h)
     }
 
     /// Adds `value` seen at bucket `b` to set `h` (capped at `cap` live values). Returns the
     /// outcome and the set's handle afterwards (`None`: nothing live is left besides `value`,
-    /// which the caller keeps inline; the set was freed).
+    /// which the caller keeps inline; the set was freed). Inlined into the engine's counting
+    /// (out of line it cost a call and the parts' bounds checks on every packet of a set).
+    #[inline(always)]
     pub fn add(&mut self, h: u32, value: u32, b: u32, cap: u64) -> (Added, Option<u32>) {
-        let block = self.block_mut(h);
-        let n = in_use(block[0]);
-        let alive = alive_at(block[0], b, &block[1..=n]);
-        let found = find(&block[1..=n], value).map(|i| (i, live(block[1 + i], b)));
+        let class = split(h).0;
+        let (head, values, buckets) = parts(self.block_mut(h), class);
+        let n = in_use(head);
+        let alive = alive_at([head[0], head[1]], b, &buckets[..n]);
+        let found = find(&values[..n], value).map(|i| (i, live_at(buckets[i], b)));
         match found {
             Some((i, true)) => {
-                block[1 + i] = pack(value, b);
-                block[0] = header(n, alive, b);
+                buckets[i] = b;
+                set_header(head, header(n, alive, b));
                 return (Added::admitted(alive), Some(h));
             }
             Some((i, false)) if alive < cap => {
-                block[1 + i] = pack(value, b);
-                block[0] = header(n, alive + 1, b);
+                buckets[i] = b;
+                set_header(head, header(n, alive + 1, b));
                 return (Added::admitted(alive + 1), Some(h));
             }
             _ => {}
@@ -228,27 +291,28 @@ impl SetPool {
             return (Added::admitted(1), None);
         }
         if alive >= cap {
-            block[0] = header(n, alive, b);
+            set_header(head, header(n, alive, b));
             return (Added::admitted(alive), Some(h));
         }
-        let (class, _) = split(h);
-        let capacity = MIN_ENTRIES << class;
-        if n < capacity {
-            block[1 + n] = pack(value, b);
-            block[0] = header(n + 1, alive + 1, b);
+        if n < entries(class) {
+            values[n] = value;
+            buckets[n] = b;
+            set_header(head, header(n + 1, alive + 1, b));
             return (Added::admitted(alive + 1), Some(h));
         }
         if (alive as usize) < n {
             // Drop what went stale, then there is room.
-            let mut w = 1;
-            for r in 1..=n {
-                if live(block[r], b) {
-                    block[w] = block[r];
+            let mut w = 0;
+            for r in 0..n {
+                if live_at(buckets[r], b) {
+                    values[w] = values[r];
+                    buckets[w] = buckets[r];
                     w += 1;
                 }
             }
-            block[w] = pack(value, b);
-            block[0] = header(w, alive + 1, b);
+            values[w] = value;
+            buckets[w] = b;
+            set_header(head, header(w + 1, alive + 1, b));
             return (Added::admitted(alive + 1), Some(h));
         }
         self.grow(h, n, value, b, alive)
@@ -268,25 +332,29 @@ impl SetPool {
         };
         let (_, to) = split(bigger);
         let (small, large) = self.slabs.split_at_mut(class + 1);
-        let (ws, wl) = (block_words(class), block_words(class + 1));
-        large[0][to * wl + 1..to * wl + 1 + n]
-            .copy_from_slice(&small[class][from * ws + 1..from * ws + 1 + n]);
+        let (ls, ll) = (block_len(class), block_len(class + 1));
+        let (_, old_values, old_buckets) =
+            parts(&mut small[class][from * ls..(from + 1) * ls], class);
+        let (head, values, buckets) = parts(&mut large[0][to * ll..(to + 1) * ll], class + 1);
+        values[..n].copy_from_slice(&old_values[..n]);
+        buckets[..n].copy_from_slice(&old_buckets[..n]);
+        values[n] = value;
+        buckets[n] = b;
+        set_header(head, header(n + 1, alive + 1, b));
         self.free(h);
-        let block = self.block_mut(bigger);
-        block[1 + n] = pack(value, b);
-        block[0] = header(n + 1, alive + 1, b);
         (Added::admitted(alive + 1), Some(bigger))
     }
 
     /// Live values of set `h` as of bucket `b`.
     pub fn count(&self, h: u32, b: u32) -> u64 {
         let block = self.block(h);
-        let n = in_use(block[0]);
-        alive_at(block[0], b, &block[1..=n])
+        let n = in_use(block);
+        let e = entries(split(h).0);
+        alive_at([block[0], block[1]], b, &block[2 + e..2 + e + n])
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.slabs.iter().map(|s| s.capacity() * 8).sum::<usize>()
+        self.slabs.iter().map(|s| s.capacity() * 4).sum::<usize>()
             + self.free.iter().map(|f| f.capacity() * 4).sum::<usize>()
     }
 }
@@ -380,6 +448,22 @@ mod tests {
                 }
                 h = next;
             }
+        }
+    }
+
+    /// The scan of a long set (in steps, vectorized) finds what a plain scan finds: each
+    /// position of sets of every length up to two steps and more, and absent values.
+    #[test]
+    fn find_agrees_with_a_plain_scan() {
+        for len in 0..140u32 {
+            let values: Vec<u32> = (0..len)
+                .map(|i| i.wrapping_mul(2_654_435_761) | 1)
+                .collect();
+            for (i, &v) in values.iter().enumerate() {
+                assert_eq!(find(&values, v), Some(i), "len {len}");
+            }
+            assert_eq!(find(&values, 0), None, "len {len}: even values are absent");
+            assert_eq!(find(&values, 2), None);
         }
     }
 
