@@ -3,13 +3,15 @@
 # Usage: benches/replay.sh [PACKETS] [SOURCES] [RUNS] [MIX...]
 #   defaults: 2000000 default 7 uniform. SOURCES "default" (or "-") takes each mix's own:
 #   64000 for uniform/skewed, 60000 IPv4 (+ a fifth as many IPv6) for mixed, 200000 for zipf.
-#   MIX: uniform | skewed | mixed | zipf | all (= the four), several allowed.
+#   MIX: uniform | skewed | mixed | zipf | all (= the four) | few | scan, several allowed.
 # Mixes (examples/gencap.rs says more):
 #   uniform  every packet from a random one of all sources (the source table's worst case);
 #   skewed   sources drawn log-uniformly (a few busy, many quiet);
 #   mixed    issue 10's SYN-heavy IPv4+IPv6 mix, 20 s of capture time, two SYN flooders;
 #   zipf     unlike the others: Zipf sources all over the address space, bursty, many ports
-#            and protocols, fragments, VLAN, ARP, attackers of every kind.
+#            and protocols, fragments, VLAN, ARP, attackers of every kind;
+#   few      benches/live.sh's "few" flood: SYNs to port 80 from 8 sources (SOURCES);
+#   scan     "few" with each SYN to a random port: 8 port scanners, their port sets at the cap.
 # Each file is replayed with every rule set in RULESETS (default: the shipped rules.toml and
 # benches/rules-six.toml, three of whose six rules count distinct values), alternating with
 # `tcpdump -r F -w /dev/null` RUNS times (the order rotates each run). Prints each run, then
@@ -45,6 +47,7 @@ default_sources() {
   case $1 in
     mixed) echo 60000 ;;
     zipf) echo 200000 ;;
+    few|scan) echo 8 ;;
     *) echo 64000 ;;
   esac
 }
@@ -57,8 +60,8 @@ capture_file() {
     case $mix in
       uniform|skewed) ./target/release/examples/gencap --out "$file.tmp" --packets "$packets" \
           --sources "$sources" --attackers 4 --mix "$mix" ;;
-      mixed|zipf) ./target/release/examples/gencap --out "$file.tmp" --packets "$packets" \
-          --sources "$sources" --mix "$mix" ;;
+      mixed|zipf|few|scan) ./target/release/examples/gencap --out "$file.tmp" \
+          --packets "$packets" --sources "$sources" --mix "$mix" ;;
       *) echo "unknown mix $mix" >&2; exit 2 ;;
     esac
     mv "$file.tmp" "$file"

@@ -13,9 +13,11 @@
 //! - `distinct`: every packet from a new source (the memory benchmark's file).
 //! - `few`: benches/live.sh's "few" flood: only TCP SYNs, from `--sources` (default 8)
 //!   addresses, all of them flooders at a flood's `--rate`.
+//! - `scan`: `few`, each SYN to a random port: every source also a port scanner (its
+//!   distinct-port sets at their cap).
 //!
 //! `mixed` and `zipf` span `--seconds` (default 20) of capture time unless `--rate` is given;
-//! `uniform`, `skewed`, `distinct` and `few` run at `--rate` (default 200000/s) unless `--seconds` is.
+//! `uniform`, `skewed`, `distinct`, `few` and `scan` run at `--rate` (default 200000/s) unless `--seconds` is.
 //!
 //! cargo run --release --example gencap -- --out F.pcap [--mix M] [--packets N] [--sources N]
 //!     [--attackers N] [--rate PPS | --seconds S] [--seed N] [--skewed]
@@ -40,6 +42,7 @@ enum Mix {
     Zipf,
     Distinct,
     Few,
+    Scan,
 }
 
 struct Args {
@@ -61,9 +64,10 @@ fn parse_mix(s: &str) -> Result<Mix, String> {
         "zipf" => Mix::Zipf,
         "distinct" => Mix::Distinct,
         "few" => Mix::Few,
+        "scan" => Mix::Scan,
         _ => {
             return Err(format!(
-                "--mix: `{s}` is not uniform, skewed, mixed, zipf, distinct or few"
+                "--mix: `{s}` is not uniform, skewed, mixed, zipf, distinct, few or scan"
             ));
         }
     })
@@ -193,7 +197,8 @@ fn generate(a: &Args, file: std::fs::File) -> io::Result<()> {
         Mix::Mixed => mixes::mixed(&mut g, a.packets, a.sources.unwrap_or(60_000), duration)?,
         Mix::Zipf => zipf::zipf(&mut g, a.packets, a.sources.unwrap_or(200_000), duration)?,
         Mix::Distinct => mixes::distinct(&mut g, a.packets, duration)?,
-        Mix::Few => mixes::few(&mut g, a.packets, a.sources.unwrap_or(8), duration)?,
+        Mix::Few => mixes::few(&mut g, a.packets, a.sources.unwrap_or(8), duration, false)?,
+        Mix::Scan => mixes::few(&mut g, a.packets, a.sources.unwrap_or(8), duration, true)?,
     }
     g.out.finish()
 }

@@ -218,19 +218,28 @@ pub fn mixed<W: Write>(
 /// benches/live.sh's "few" flood: every packet a TCP SYN to port 80 of one server from one of
 /// `sources` addresses (198.18.0.1 onward, drawn uniformly), a random ephemeral source port,
 /// evenly spaced over `duration_us`. At a flood's rate every source crosses the SYN rules.
+/// With `scan`, each SYN goes to a random port (1-65535) instead: every source is also a port
+/// scanner, whose distinct-port sets sit at their cap.
 pub fn few<W: Write>(
     g: &mut Gen<W>,
     packets: u64,
     sources: u64,
     duration_us: u64,
+    scan: bool,
 ) -> io::Result<()> {
     for i in 0..packets {
         let ts = spaced_ts(i, packets, duration_us);
         let k = g.rng.below(sources) as u32 + 1;
         let src = [198, 18 + (k >> 16) as u8, (k >> 8) as u8, k as u8];
+        let sport = g.rng.ephemeral();
+        let dport = if scan {
+            1 + g.rng.below(65_535) as u16
+        } else {
+            80
+        };
         let l4 = L4::Tcp {
-            sport: g.rng.ephemeral(),
-            dport: 80,
+            sport,
+            dport,
             flags: 0x02,
         };
         let p = Pkt::new(
