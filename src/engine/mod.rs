@@ -780,6 +780,8 @@ impl Engine {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_cache_ops;
+#[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
 mod tests_paths;
