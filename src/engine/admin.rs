@@ -211,12 +211,15 @@ impl Engine {
         out: &mut Vec<Decision>,
     ) -> usize {
         let now = self.advance(ts);
-        let keys: Vec<SourceKey> = self
+        let mut keys: Vec<SourceKey> = self
             .bans
             .iter()
             .filter(|b| rule.is_none_or(|r| *b.rule == *r))
             .map(|b| b.key)
             .collect();
+        // In key order: the same events in the same order on every run (the table's own order
+        // is its hash map's).
+        keys.sort_unstable();
         for key in &keys {
             if let Some(ban) = self.bans.remove(key) {
                 out.push(Decision::Unblock {
@@ -344,12 +347,14 @@ impl Engine {
     /// operator forced onto an allowlisted net stay; none can cover our own addresses.
     pub fn lift_protected(&mut self, ts: Timestamp, out: &mut Vec<Decision>) {
         let now = self.advance(ts);
-        let doomed: Vec<SourceKey> = self
+        let mut doomed: Vec<SourceKey> = self
             .bans
             .iter()
             .filter(|b| lifted_by_protection(b, &self.allow, &self.local))
             .map(|b| b.key)
             .collect();
+        // In key order, as `unban_where`.
+        doomed.sort_unstable();
         for key in doomed {
             if let Some(ban) = self.bans.remove(&key) {
                 out.push(Decision::Unblock {

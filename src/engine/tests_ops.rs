@@ -118,6 +118,46 @@ fn unban_all_or_one_rules_bans() {
     assert_eq!((e.bans().len(), out.len()), (0, 3));
 }
 
+/// Bans lifted together come out in key order, whatever the ban table's hash order: the same
+/// events on every run.
+#[test]
+fn bans_lifted_together_come_out_in_key_order() {
+    let t = Timestamp(SEC);
+    let unblocked = |out: &[Decision]| -> Vec<String> {
+        out.iter()
+            .filter_map(|d| match d {
+                Decision::Unblock { ban, .. } => Some(ban.key.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let nets: Vec<String> = (1..=40)
+        .rev()
+        .map(|i| format!("198.51.100.{i}/32"))
+        .collect();
+    let mut e = engine();
+    for n in &nets {
+        assert!(e.ban_manual(net(n), None, "", false, false, t).is_ok());
+    }
+    let mut out = Vec::new();
+    assert_eq!(e.unban_where(None, t, &mut out), 40);
+    let got = unblocked(&out);
+    let mut sorted = got.clone();
+    sorted.sort_by_key(|k| k.parse::<std::net::IpAddr>().ok());
+    assert_eq!(got, sorted, "unban_where");
+    // Our own addresses now cover every ban: all lifted, in order.
+    for n in &nets {
+        assert!(e.ban_manual(net(n), None, "", false, false, t).is_ok());
+    }
+    let mut out = Vec::new();
+    e.set_local(vec![net("198.51.100.0/24")], t, &mut out);
+    let got = unblocked(&out);
+    assert_eq!(got.len(), 40);
+    let mut sorted = got.clone();
+    sorted.sort_by_key(|k| k.parse::<std::net::IpAddr>().ok());
+    assert_eq!(got, sorted, "lift_protected");
+}
+
 #[test]
 fn the_rule_that_extends_a_ban_is_named_by_it() {
     let mut c = config(vec![
