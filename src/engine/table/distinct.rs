@@ -24,9 +24,15 @@ pub fn value_of(e: u64) -> u32 {
 /// Seen within the window of bucket `b`: at most 7 buckets before it or after it.
 #[inline]
 pub fn live(e: u64, b: u32) -> bool {
-    // |b - bucket| < BUCKETS, as one unsigned compare (the scan of a set vectorizes).
+    live_at((e >> 32) as u32, b)
+}
+
+/// [`live`] for a value last seen at bucket `seen`.
+#[inline]
+fn live_at(seen: u32, b: u32) -> bool {
+    // |b - seen| < BUCKETS, as one unsigned compare (the scan of a set vectorizes).
     const B: u32 = super::layout::BUCKETS;
-    b.wrapping_sub((e >> 32) as u32).wrapping_add(B - 1) < 2 * B - 1
+    b.wrapping_sub(seen).wrapping_add(B - 1) < 2 * B - 1
 }
 
 /// An empty inline entry as of bucket `b` (stale by construction).
@@ -118,13 +124,6 @@ fn set_header(head: &mut [u32], h: [u32; 2]) {
 
 fn in_use(head: &[u32]) -> usize {
     head.first().map_or(0, |h| (h & 0xffff) as usize)
-}
-
-/// Whether a value last seen at bucket `seen` is live at bucket `b` (as [`live`]).
-#[inline]
-fn live_at(seen: u32, b: u32) -> bool {
-    const B: u32 = super::layout::BUCKETS;
-    b.wrapping_sub(seen).wrapping_add(B - 1) < 2 * B - 1
 }
 
 /// Live values among those last seen at `buckets`, as of bucket `b`: the header's count if
