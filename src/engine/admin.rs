@@ -14,7 +14,7 @@ use super::rules;
 use super::{BanSettings, Decision, Engine, UnblockReason, Verdict};
 use crate::config::{Config, Metric};
 use crate::engine::ban_rate::BanRate;
-use crate::engine::bans::{ActiveBan, MANUAL};
+use crate::engine::bans::{ActiveBan, BanTable, MANUAL};
 use crate::engine::sources::SourceKey;
 use crate::time::Timestamp;
 use crate::trust::peers::{PeerSet, Protection};
@@ -211,25 +211,9 @@ impl Engine {
         out: &mut Vec<Decision>,
     ) -> usize {
         let now = self.advance(ts);
-        let mut keys: Vec<SourceKey> = self
-            .bans
-            .iter()
-            .filter(|b| rule.is_none_or(|r| *b.rule == *r))
-            .map(|b| b.key)
-            .collect();
-        // In key order: the same events in the same order on every run (the table's own order
-        // is its hash map's).
-        keys.sort_unstable();
-        for key in &keys {
-            if let Some(ban) = self.bans.remove(key) {
-                out.push(Decision::Unblock {
-                    ban,
-                    at: now,
-                    reason: UnblockReason::Manual,
-                });
-            }
-        }
-        keys.len()
+        lift_where(&mut self.bans, now, UnblockReason::Manual, out, |b| {
+            rule.is_none_or(|r| *b.rule == *r)
+        })
     }
 
     /// The most specific ban on a prefix strictly containing `net` (a /48 around an address,
@@ -347,23 +331,10 @@ impl Engine {
     /// operator forced onto an allowlisted net stay; none can cover our own addresses.
     pub fn lift_protected(&mut self, ts: Timestamp, out: &mut Vec<Decision>) {
         let now = self.advance(ts);
-        let mut doomed: Vec<SourceKey> = self
-            .bans
-            .iter()
-            .filter(|b| lifted_by_protection(b, &self.allow, &self.local))
-            .map(|b| b.key)
-            .collect();
-        // In key order, as `unban_where`.
-        doomed.sort_unstable();
-        for key in doomed {
-            if let Some(ban) = self.bans.remove(&key) {
-                out.push(Decision::Unblock {
-                    ban,
-                    at: now,
-                    reason: UnblockReason::Protected,
-                });
-            }
-        }
+        let (allow, local) = (&self.allow, &self.local);
+        lift_where(&mut self.bans, now, UnblockReason::Protected, out, |b| {
+            lifted_by_protection(b, allow, local)
+        });
     }
 
     /// Replaces our own addresses (they can change while running) and lifts bans that now
@@ -405,4 +376,28 @@ impl Engine {
             self.offenses.insert(SourceKey::from_net(*net), (*n, *t));
         }
     }
+}
+
+/// Lifts every ban of `bans` that `doomed` picks, at `now`, appending an `Unblock` for `reason`
+/// each; returns how many. In key order: the same events in the same order on every run (the
+/// table's own order is its hash map's).
+fn lift_where(
+    bans: &mut BanTable,
+    now: Timestamp,
+    reason: UnblockReason,
+    out: &mut Vec<Decision>,
+    doomed: impl Fn(&ActiveBan) -> bool,
+) -> usize {
+    let mut keys: Vec<SourceKey> = bans.iter().filter(|b| doomed(b)).map(|b| b.key).collect();
+    keys.sort_unstable();
+    for key in &keys {
+        if let Some(ban) = bans.remove(key) {
+            out.push(Decision::Unblock {
+                ban,
+                at: now,
+                reason,
+            });
+        }
+    }
+    keys.len()
 }
