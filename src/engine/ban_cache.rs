@@ -330,6 +330,15 @@ mod tests {
         a
     }
 
+    /// [`syn_rule`] in a config with room for thousands of bans made within a second.
+    fn wide_attack(ban_ms: u64, tracked: usize) -> crate::config::Config {
+        let mut c = config(vec![syn_rule(ban_ms)]);
+        c.enforce.max_active_bans = 5_000;
+        c.enforce.max_new_bans_per_sec = 100_000;
+        c.limits.max_tracked_sources = tracked;
+        c
+    }
+
     fn cached(e: &Engine, src: &str) -> bool {
         let key = super::SourceKey::new(src.parse().unwrap(), 32, 128);
         let f = &e.ban_cache.front[super::front_index(key, 0)];
@@ -369,10 +378,7 @@ mod tests {
     /// the decisions are still those without the cache.
     #[test]
     fn many_bans_ending_at_once_clear_the_cache_and_decide_alike() {
-        let mut c = config(vec![syn_rule(2_000)]);
-        c.enforce.max_active_bans = 5_000;
-        c.enforce.max_new_bans_per_sec = 100_000;
-        c.limits.max_tracked_sources = 4_000;
+        let c = wide_attack(2_000, 4_000);
         let mut cached = Engine::new(&c, vec![]);
         let mut plain = Engine::new(&c, vec![]);
         plain.ban_cache.off = true;
@@ -405,10 +411,7 @@ mod tests {
     /// the cache.
     #[test]
     fn a_full_map_makes_room_for_a_new_flooder() {
-        let mut c = config(vec![syn_rule(600_000)]);
-        c.enforce.max_active_bans = 5_000;
-        c.enforce.max_new_bans_per_sec = 100_000;
-        c.limits.max_tracked_sources = 8_000;
+        let c = wide_attack(600_000, 8_000);
         let mut with = Engine::new(&c, vec![]);
         with.ban_cache.kept = 64;
         let mut plain = Engine::new(&c, vec![]);
