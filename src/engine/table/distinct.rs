@@ -10,6 +10,8 @@
 //! A set that cannot grow because the pool's budget is spent leaves the value out and says so
 //! (the caller reports the packet as not fully tracked): never a silent undercount.
 
+use super::set_index;
+
 /// An entry: value (low 32 bits), bucket last seen (high 32).
 #[inline]
 pub fn pack(value: u32, bucket: u32) -> u64 {
@@ -94,15 +96,26 @@ fn entries(class: usize) -> usize {
     MIN_ENTRIES << class
 }
 
-/// A class-`class` block's size in u64 words (the budget's unit): one for the header, one per
-/// entry.
-fn block_words(class: usize) -> usize {
-    1 + entries(class)
+/// Whether a class's blocks end with a table of where each value sits ([`set_index`]): sets
+/// of up to 16 entries are scanned (as cheap as a look-up at that length), longer ones
+/// looked up.
+fn indexed(class: usize) -> bool {
+    class >= INDEXED
 }
 
-/// A class-`class` block's length in u32s.
+/// The first class with a table: 32 entries.
+const INDEXED: usize = 3;
+
+/// A class-`class` block's length in u32s: the header's two, a value and a bucket per entry,
+/// then the table if it has one. Branch-free: it places a set on every packet.
 fn block_len(class: usize) -> usize {
-    2 * block_words(class)
+    let e = entries(class);
+    2 + 2 * e + usize::from(indexed(class)) * set_index::words(e)
+}
+
+/// A class-`class` block's size in u64 words (the budget's unit; every length is even).
+fn block_words(class: usize) -> usize {
+    block_len(class) / 2
 }
 
 /// A block's two header u32s: entries in use (bits 0-15 of the first; at most `4 << 13`) and
@@ -142,36 +155,32 @@ fn alive_at(head: [u32; 2], b: u32, buckets: &[u32]) -> u64 {
     )
 }
 
-/// Where `value` is among `values` (a set holds a value once): a short set scanned in line, a
-/// longer one by [`find_wide`].
-#[inline]
-fn find(values: &[u32], value: u32) -> Option<usize> {
-    if values.len() < 16 {
+/// Where `value` is among `values` (the entries in use; a set holds a value once): a short
+/// set scanned, a longer one looked up in the table at `tail[entries(class)..]`.
+#[inline(always)]
+fn find(class: usize, values: &[u32], tail: &[u32], value: u32) -> Option<usize> {
+    if !indexed(class) {
         return values.iter().position(|&v| v == value);
     }
-    find_wide(values, value)
+    set_index::find(table(class, tail), values, value)
 }
 
-/// [`find`] 32 values per step: one or-reduction of compares each (the loop vectorizes, 4
-/// values a compare), the position only in the step that holds the value. At a set's cap the
-/// value is usually absent (a scanner's next port), and the whole set is scanned on every
-/// packet. Out of line, and with no early exit inside a step: inlined into the engine's
-/// counting, or as fixed-size steps, the compiler left such a scan partly or wholly scalar.
-#[inline(never)]
-fn find_wide(values: &[u32], value: u32) -> Option<usize> {
-    for (k, chunk) in values.chunks(32).enumerate() {
-        if chunk.iter().fold(false, |h, &v| h | (v == value)) {
-            return chunk.iter().position(|&v| v == value).map(|i| k * 32 + i);
-        }
-    }
-    None
-}
-
-/// A block's parts: header, values, buckets (each `entries(class)` long).
+/// A block's parts: header, values (`entries(class)` of them), and the tail: the buckets (as
+/// many, same order), then the table of a long set ([`table`]). The table is split off only
+/// where it is used: every packet of a set places its parts.
 fn parts(block: &mut [u32], class: usize) -> (&mut [u32], &mut [u32], &mut [u32]) {
     let (head, rest) = block.split_at_mut(2);
-    let (values, buckets) = rest.split_at_mut(entries(class));
-    (head, values, buckets)
+    let (values, tail) = rest.split_at_mut(entries(class));
+    (head, values, tail)
+}
+
+/// The table in a block's tail (empty for a short set).
+fn table(class: usize, tail: &[u32]) -> &[u32] {
+    tail.get(entries(class)..).unwrap_or_default()
+}
+
+fn table_mut(class: usize, tail: &mut [u32]) -> &mut [u32] {
+    tail.get_mut(entries(class)..).unwrap_or_default()
 }
 
 impl SetPool {
@@ -271,7 +280,7 @@ impl SetPool {
         let (head, values, buckets) = parts(self.block_mut(h), class);
         let n = in_use(head);
         let alive = alive_at([head[0], head[1]], b, &buckets[..n]);
-        let found = find(&values[..n], value).map(|i| (i, live_at(buckets[i], b)));
+        let found = find(class, &values[..n], buckets, value).map(|i| (i, live_at(buckets[i], b)));
         match found {
             Some((i, true)) => {
                 buckets[i] = b;
@@ -296,6 +305,9 @@ impl SetPool {
         if n < entries(class) {
             values[n] = value;
             buckets[n] = b;
+            if indexed(class) {
+                set_index::insert(table_mut(class, buckets), value, n);
+            }
             set_header(head, header(n + 1, alive + 1, b));
             return (Added::admitted(alive + 1), Some(h));
         }
@@ -311,6 +323,9 @@ impl SetPool {
             }
             values[w] = value;
             buckets[w] = b;
+            if indexed(class) {
+                set_index::rebuild(table_mut(class, buckets), &values[..=w]);
+            }
             set_header(head, header(w + 1, alive + 1, b));
             return (Added::admitted(alive + 1), Some(h));
         }
@@ -339,6 +354,10 @@ impl SetPool {
         buckets[..n].copy_from_slice(&old_buckets[..n]);
         values[n] = value;
         buckets[n] = b;
+        // A reused block's table still describes its last set.
+        if indexed(class + 1) {
+            set_index::rebuild(table_mut(class + 1, buckets), &values[..=n]);
+        }
         set_header(head, header(n + 1, alive + 1, b));
         self.free(h);
         (Added::admitted(alive + 1), Some(bigger))
@@ -450,19 +469,36 @@ mod tests {
         }
     }
 
-    /// The scan of a long set (in steps, vectorized) finds what a plain scan finds: each
-    /// position of sets of every length up to two steps and more, and absent values.
+    /// A set grown through every class up to 2,048 entries (each growth rebuilds the table
+    /// of where its values sit) finds each of its values: adding one again counts nothing
+    /// new; then the older half goes stale, and the set keeps finding the newer half and
+    /// admitting new values in the room the stale ones leave.
     #[test]
-    fn find_agrees_with_a_plain_scan() {
-        for len in 0..140u32 {
-            let values: Vec<u32> = (0..len)
-                .map(|i| i.wrapping_mul(2_654_435_761) | 1)
-                .collect();
-            for (i, &v) in values.iter().enumerate() {
-                assert_eq!(find(&values, v), Some(i), "len {len}");
-            }
-            assert_eq!(find(&values, 0), None, "len {len}: even values are absent");
-            assert_eq!(find(&values, 2), None);
+    fn long_sets_find_every_value_they_hold() {
+        let mut pool = SetPool::new(1 << 20);
+        let (mut h, count) = filled(&mut pool, 0..2000, 100, 5000);
+        assert_eq!(count, 2000);
+        assert_eq!(split(h).0, 9, "2,048 entries");
+        for v in (0..2000).rev() {
+            let (a, next) = pool.add(h, v, 100, 5000);
+            assert_eq!(a.count, 2000, "value {v} was not found");
+            h = next.unwrap();
+        }
+        // Values 1000.. seen again 7 buckets later; 0..1000 go stale one bucket after.
+        for v in 1000..2000 {
+            h = pool.add(h, v, 107, 5000).1.unwrap();
+        }
+        for v in (1000..2000).step_by(7) {
+            assert_eq!(pool.add(h, v, 108, 5000).0.count, 1000, "value {v}");
+        }
+        for (k, v) in (5000..5100).enumerate() {
+            let (a, next) = pool.add(h, v, 108, 5000);
+            assert_eq!(a.count, 1001 + k as u64);
+            h = next.unwrap();
+        }
+        assert_eq!(split(h).0, 9, "the stale half made room: no growth");
+        for v in (1000..2000).chain(5000..5100) {
+            assert_eq!(pool.add(h, v, 108, 5000).0.count, 1100, "value {v}");
         }
     }
 

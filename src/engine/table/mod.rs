@@ -20,6 +20,7 @@ pub mod distinct;
 pub(crate) mod index;
 pub mod layout;
 pub(crate) mod prefetch;
+mod set_index;
 #[cfg(test)]
 mod tests;
 
