@@ -9,6 +9,10 @@
 //! are live; the count is the number of live admitted values, so it never exceeds `cap`.
 //! A set that cannot grow because the pool's budget is spent leaves the value out and says so
 //! (the caller reports the packet as not fully tracked): never a silent undercount.
+//!
+//! A set of 32 entries or more also holds a table of where each value sits ([`set_index`]),
+//! so a value is found in a probe or two at any threshold; it takes a third of the set's words
+//! (one u32 per entry), so a spent budget holds two thirds as many long sets as plain ones.
 
 use super::set_index;
 
@@ -67,11 +71,11 @@ impl Added {
 
 /// Sets of values in size classes, within a budget of words.
 ///
-/// A block of class `c` is `2 + 2 * (4 << c)` u32s: a header of two ([`header`]), then the
-/// values, then the bucket each was last seen in (same order). Values apart from their buckets
-/// make the scan for a value one compare per 4 values (a scanner's set at its cap is scanned
-/// whole on every packet: with value and bucket packed in one u64 it was ~6 instructions an
-/// entry).
+/// A block of class `c` ([`block_len`] u32s) is a header of two ([`header`]), then the
+/// `4 << c` values, then the bucket each was last seen in (same order), then, from class 3 (32
+/// entries) up, the [`set_index`] table of where each value sits: a short set is scanned, a
+/// long one looked up (a scanner's set at its cap, 2 × threshold + 1 values, was scanned whole
+/// on every packet).
 #[derive(Debug)]
 pub struct SetPool {
     /// Per class: blocks of [`block_len`] u32s.
