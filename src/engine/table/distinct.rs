@@ -84,6 +84,8 @@ pub struct SetPool {
     /// Words (u64) allocated to sets in use, and the most allowed.
     pub used_words: usize,
     pub budget_words: usize,
+    /// The long sets' tables' hash multiplier ([`set_index::multiplier`]).
+    mult: u32,
 }
 
 /// A set's handle: class in the top 5 bits, block number below.
@@ -162,11 +164,11 @@ fn alive_at(head: [u32; 2], b: u32, buckets: &[u32]) -> u64 {
 /// Where `value` is among `values` (the entries in use; a set holds a value once): a short
 /// set scanned, a longer one looked up in the table at `tail[entries(class)..]`.
 #[inline(always)]
-fn find(class: usize, values: &[u32], tail: &[u32], value: u32) -> Option<usize> {
+fn find(class: usize, values: &[u32], tail: &[u32], m: u32, value: u32) -> Option<usize> {
     if !indexed(class) {
         return values.iter().position(|&v| v == value);
     }
-    set_index::find(table(class, tail), values, value)
+    set_index::find(table(class, tail), m, values, value)
 }
 
 /// A block's parts: header, values (`entries(class)` of them), and the tail: the buckets (as
@@ -194,6 +196,7 @@ impl SetPool {
             free: vec![Vec::new(); CLASSES],
             used_words: 0,
             budget_words,
+            mult: set_index::multiplier(),
         }
     }
 
@@ -281,10 +284,12 @@ impl SetPool {
     #[inline(always)]
     pub fn add(&mut self, h: u32, value: u32, b: u32, cap: u64) -> (Added, Option<u32>) {
         let class = split(h).0;
+        let mult = self.mult;
         let (head, values, buckets) = parts(self.block_mut(h), class);
         let n = in_use(head);
         let alive = alive_at([head[0], head[1]], b, &buckets[..n]);
-        let found = find(class, &values[..n], buckets, value).map(|i| (i, live_at(buckets[i], b)));
+        let found = find(class, &values[..n], buckets, mult, value);
+        let found = found.map(|i| (i, live_at(buckets[i], b)));
         match found {
             Some((i, true)) => {
                 buckets[i] = b;
@@ -310,7 +315,7 @@ impl SetPool {
             values[n] = value;
             buckets[n] = b;
             if indexed(class) {
-                set_index::insert(table_mut(class, buckets), value, n);
+                set_index::insert(table_mut(class, buckets), mult, value, n);
             }
             set_header(head, header(n + 1, alive + 1, b));
             return (Added::admitted(alive + 1), Some(h));
@@ -328,7 +333,7 @@ impl SetPool {
             values[w] = value;
             buckets[w] = b;
             if indexed(class) {
-                set_index::rebuild(table_mut(class, buckets), &values[..=w]);
+                set_index::rebuild(table_mut(class, buckets), mult, &values[..=w]);
             }
             set_header(head, header(w + 1, alive + 1, b));
             return (Added::admitted(alive + 1), Some(h));
@@ -360,7 +365,7 @@ impl SetPool {
         buckets[n] = b;
         // A reused block's table still describes its last set.
         if indexed(class + 1) {
-            set_index::rebuild(table_mut(class + 1, buckets), &values[..=n]);
+            set_index::rebuild(table_mut(class + 1, buckets), self.mult, &values[..=n]);
         }
         set_header(head, header(n + 1, alive + 1, b));
         self.free(h);

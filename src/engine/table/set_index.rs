@@ -3,6 +3,10 @@
 //! or two instead of a scan of the whole set (a busy client's set of server addresses, or a
 //! server's set of client ports, holds dozens of values and is searched on every packet).
 //!
+//! The hash is a multiply by a random odd number chosen per pool ([`multiplier`]): values that
+//! crowd one slot cannot be chosen ahead (a scanner picks its ports; with a fixed multiplier
+//! it could make every probe walk the whole set).
+//!
 //! Invariants: every entry `i` of the set (its values `[..n]`) has exactly one slot holding
 //! `i + 1`; every other slot holds 0; fewer than half the slots are used, so a probe always
 //! reaches an empty slot. The table is rebuilt whenever entries move (a set grows into a new
@@ -16,12 +20,18 @@ pub const fn words(entries: usize) -> usize {
     entries * SLOTS_PER_ENTRY / 2
 }
 
-/// The first slot probed for `value` in a table of `slots` (a power of two) slots.
+/// A random odd multiplier for a pool's tables.
+pub fn multiplier() -> u32 {
+    use std::hash::BuildHasher;
+    foldhash::fast::RandomState::default().hash_one(0x5e7u64) as u32 | 1
+}
+
+/// The first slot probed for `value` in a table of `slots` (a power of two) slots: the top
+/// bits of the value times the pool's multiplier `m`.
 #[inline(always)]
-fn home(value: u32, slots: usize) -> usize {
-    // Fibonacci hashing: consecutive ports or addresses land far apart.
+fn home(value: u32, slots: usize, m: u32) -> usize {
     let bits = slots.trailing_zeros();
-    ((value.wrapping_mul(0x9E37_79B1) as u64) << bits >> 32) as usize
+    ((value.wrapping_mul(m) as u64) << bits >> 32) as usize
 }
 
 #[inline(always)]
@@ -39,11 +49,12 @@ fn put(table: &mut [u32], j: usize, v: u32) {
     }
 }
 
-/// The position of `value` among `values` (the set's entries in use), through `table`.
+/// The position of `value` among `values` (the set's entries in use), through `table` (of a
+/// pool with multiplier `m`).
 #[inline(always)]
-pub fn find(table: &[u32], values: &[u32], value: u32) -> Option<usize> {
+pub fn find(table: &[u32], m: u32, values: &[u32], value: u32) -> Option<usize> {
     let slots = table.len() * 2;
-    let mut j = home(value, slots);
+    let mut j = home(value, slots, m);
     // At most every slot: the bound holds even if the invariants did not.
     for _ in 0..slots {
         let p = get(table, j) as usize;
@@ -60,9 +71,9 @@ pub fn find(table: &[u32], values: &[u32], value: u32) -> Option<usize> {
 
 /// Records that entry `i` holds `value` (not in the table yet).
 #[inline]
-pub fn insert(table: &mut [u32], value: u32, i: usize) {
+pub fn insert(table: &mut [u32], m: u32, value: u32, i: usize) {
     let slots = table.len() * 2;
-    let mut j = home(value, slots);
+    let mut j = home(value, slots, m);
     for _ in 0..slots {
         if get(table, j) == 0 {
             put(table, j, i as u32 + 1);
@@ -73,10 +84,10 @@ pub fn insert(table: &mut [u32], value: u32, i: usize) {
 }
 
 /// Makes `table` describe exactly `values`.
-pub fn rebuild(table: &mut [u32], values: &[u32]) {
+pub fn rebuild(table: &mut [u32], m: u32, values: &[u32]) {
     table.fill(0);
     for (i, &v) in values.iter().enumerate() {
-        insert(table, v, i);
+        insert(table, m, v, i);
     }
 }
 
@@ -84,18 +95,31 @@ pub fn rebuild(table: &mut [u32], values: &[u32]) {
 mod tests {
     use super::*;
 
+    /// A fixed multiplier (Fibonacci hashing's), so the crowded values below are the same on
+    /// every run.
+    const M: u32 = 0x9E37_79B1;
+
+    /// Multipliers differ from pool to pool (so crowding values cannot be chosen ahead) and
+    /// are odd (a multiply by an odd number loses no bit of the value).
+    #[test]
+    fn multipliers_are_odd_and_vary() {
+        let ms: Vec<u32> = (0..8).map(|_| multiplier()).collect();
+        assert!(ms.iter().all(|m| m % 2 == 1));
+        assert!(ms.windows(2).any(|w| w[0] != w[1]), "{ms:?}");
+    }
+
     /// Checks every value of `values` is found at its position, and absent ones are not.
     fn check(table: &[u32], values: &[u32]) {
         for (k, &w) in values.iter().enumerate() {
             assert_eq!(
-                find(table, values, w),
+                find(table, M, values, w),
                 Some(k),
                 "{} entries: {w}",
                 values.len()
             );
         }
         for absent in [u32::MAX, 0x8000_0001, 0x4000_0000] {
-            assert_eq!(find(table, values, absent), None);
+            assert_eq!(find(table, M, values, absent), None);
         }
     }
 
@@ -113,14 +137,14 @@ mod tests {
                 } else {
                     (i as u32) << 15 | 1 << 30
                 };
-                insert(&mut table, v, i);
+                insert(&mut table, M, v, i);
                 values.push(v);
                 if i.is_power_of_two() || i + 1 == entries {
                     check(&table, &values);
                 }
             }
             let mut again = vec![7u32; words(entries)];
-            rebuild(&mut again, &values);
+            rebuild(&mut again, M, &values);
             assert_eq!(again, table, "a rebuild is the same table");
         }
     }
@@ -131,13 +155,13 @@ mod tests {
     fn crowded_values_wrap_around() {
         let slots = words(16) * 2;
         let crowded: Vec<u32> = (0..u32::MAX)
-            .filter(|&v| home(v, slots) == slots - 1)
+            .filter(|&v| home(v, slots, M) == slots - 1)
             .take(17)
             .collect();
         let mut table = vec![0u32; words(16)];
-        rebuild(&mut table, &crowded[..16]);
+        rebuild(&mut table, M, &crowded[..16]);
         check(&table, &crowded[..16]);
-        assert_eq!(find(&table, &crowded[..16], crowded[16]), None);
+        assert_eq!(find(&table, M, &crowded[..16], crowded[16]), None);
     }
 
     /// Positions beyond the entries in use are not reported, even if the table still named
@@ -146,8 +170,8 @@ mod tests {
     fn only_entries_in_use_are_found() {
         let mut table = vec![0u32; words(16)];
         let values: Vec<u32> = (100..116).collect();
-        rebuild(&mut table, &values);
-        assert_eq!(find(&table, &values[..8], 110), None);
-        assert_eq!(find(&table, &values[..8], 104), Some(4));
+        rebuild(&mut table, M, &values);
+        assert_eq!(find(&table, M, &values[..8], 110), None);
+        assert_eq!(find(&table, M, &values[..8], 104), Some(4));
     }
 }
