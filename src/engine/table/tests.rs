@@ -270,6 +270,54 @@ fn distinct_at_t_and_t_plus_one_as_values_expire_bucket_by_bucket() {
     assert_eq!(fired, [(0, 21)]);
 }
 
+/// The shipped port-scan threshold (60): the set outgrows 16 values and is looked up through
+/// its table (`set_index`). Exactly 60 ports do not fire, the 61st does; a port seen again is
+/// found (the count does not move); when the older half expires the count drops by exactly
+/// that half, a stale port comes back as one, and the cap (121) holds.
+#[test]
+fn a_looked_up_set_is_exact_at_t_and_t_plus_one() {
+    let mut t = table(&[rule(Metric::DstPorts, 60, 8000)], 10);
+    let mut fired = Vec::new();
+    // Ports 1000..1030 in bucket 0, 1030..1060 in bucket 4 (1 s buckets).
+    for port in 1000..1060u16 {
+        let at = if port < 1030 { 0 } else { 4 * SEC };
+        fired = count(&mut t, &syn_to(port), at);
+    }
+    assert_eq!(fired, [], "60 distinct ports is the threshold");
+    for port in (1030..1060u16).rev() {
+        assert_eq!(
+            count(&mut t, &syn_to(port), 4 * SEC),
+            [],
+            "port {port} again"
+        );
+    }
+    assert_eq!(count(&mut t, &syn_to(7), 4 * SEC), [(0, 61)]);
+    assert_eq!(
+        count(&mut t, &syn_to(7), 4 * SEC),
+        [(0, 61)],
+        "a repeat is not new"
+    );
+    // Bucket 0 leaves the window at bucket 8: ports 1000..1030 go, 31 stay.
+    assert_eq!(t.value(slot(&t, &syn_to(7)), 0, 7 * SEC), 61);
+    assert_eq!(t.value(slot(&t, &syn_to(7)), 0, 8 * SEC), 31);
+    assert_eq!(
+        count(&mut t, &syn_to(1000), 8 * SEC),
+        [],
+        "stale, back as one: 32"
+    );
+    assert_eq!(t.value(slot(&t, &syn_to(7)), 0, 8 * SEC), 32);
+    for port in 2000..2200u16 {
+        fired = count(&mut t, &syn_to(port), 8 * SEC);
+    }
+    assert_eq!(fired, [(0, 121)]);
+    assert_eq!(
+        count(&mut t, &syn_to(1001), 8 * SEC),
+        [(0, 121)],
+        "beyond the cap"
+    );
+    assert_eq!(count(&mut t, &syn_to(2000), 8 * SEC), [(0, 121)]);
+}
+
 #[test]
 fn distinct_addresses_count_like_ports() {
     let mut t = table(&[rule(Metric::DstAddrs, 3, 10_000)], 10);
