@@ -8,7 +8,7 @@
 //! it could make every probe walk the whole set).
 //!
 //! Invariants: every entry `i` of the set (its values `[..n]`) has exactly one slot holding
-//! `i + 1`; every other slot holds 0; fewer than half the slots are used, so a probe always
+//! `i + 1`; every other slot holds 0; at most half the slots are used, so a probe always
 //! reaches an empty slot. The table is rebuilt whenever entries move (a set grows into a new
 //! block, or drops its stale entries); an entry appended at the end is inserted.
 
