@@ -78,7 +78,7 @@ const CONTROL_ERROR: EventDoc = e(
 );
 const ATTACK: EventDoc = e(
     "`attack`",
-    "`rule` (the `[[flood]]` detector), `target` (the protected address, or `total`), `observed`, `threshold`, `window_secs`, `sources` (distinct, estimated beyond a few thousand), `spoofed`, `fingerprint`: {`protocol`, `src_port`, `dst_port`, `tcp_flags` (`syn` `synack` `ack` `rst` `fin`), `fragments` (share), `length`: [min, max]} (`null` where no value carries 80% of the packets), `top_sources`: [{`ip`, `share`}], `action` (`signature` `sources` `alert`), [`refused`: why the configured action was not taken; `action` is then `alert`], [`dry_run`]: a flood from many sources crossed a detector's threshold",
+    "`rule` (the `[[flood]]` detector), `target` (the protected address, or `total`), `observed`, `threshold`, `window_secs`, `sources` (distinct, estimated beyond a few thousand), `spoofed` (at least 32 sources, at most 1.25 packets each, and no sampled source completed a handshake; on an estimated count, up to ~1.7 each: its error is counted toward `true`, which refuses per-source bans, never toward banning random addresses), `fingerprint`: {`protocol`, `src_port`, `dst_port`, `tcp_flags` (`syn` `synack` `ack` `rst` `fin`), `fragments` (share), `length`: [min, max]} (`null` where no value carries 80% of the packets), `top_sources`: [{`ip`, `share`}], `action` (`signature` `sources` `alert`), [`refused`: why the configured action was not taken; `action` is then `alert`], [`dry_run`]: a flood from many sources crossed a detector's threshold",
 );
 const MITIGATE: EventDoc = e(
     "`mitigate`, `unmitigate`",
