@@ -1,10 +1,12 @@
 //! What the engine's look-ahead learns from a packet alone (pure): whether the rules skip its
-//! source (ours, or martian), its class byte, and its key's hash in each group's table. A
+//! source (ours, or martian), its class byte, and its key's hash in each group's table that
+//! counts its class. A
 //! [`Digester`] is a copy of the per-packet configuration the engine holds, so replay's reader
 //! thread makes a batch's digests while the engine thread counts the batch before.
 //!
 //! Invariants: a [`Digests`] holds one mark per packet and, group by group, one hash per packet
-//! (packet `i` of group `g` at `g * len + i`; 0 for a skipped source); it carries the stamp of
+//! (packet `i` of group `g` at `g * len + i`; 0 for a skipped source, or a class the group
+//! does not count); it carries the stamp of
 //! the digester that made it, and the engine takes it only when that stamp is its own current
 //! one (a reload or new local addresses make a new digester with a new stamp).
 
@@ -29,12 +31,16 @@ pub(crate) const CLASS: u8 = 0x1f;
 /// Digesters made so far in this process: each gets its own stamp.
 static STAMPS: AtomicU64 = AtomicU64::new(1);
 
-/// The per-packet configuration of an engine: our own nets, and each group's prefixes and
-/// table hasher.
+/// One group's part of a [`Digester`]: its prefixes, its table's hasher, and the classes
+/// its windows count ([`crate::engine::table::SourceTable::counted_classes`]).
+pub type DigestGroup = (Prefixes, RandomState, u32);
+
+/// The per-packet configuration of an engine: our own nets, and each group's
+/// [`DigestGroup`].
 #[derive(Clone, Debug)]
 pub struct Digester {
     local: NetSet,
-    groups: Vec<(Prefixes, RandomState)>,
+    groups: Vec<DigestGroup>,
     stamp: u64,
 }
 
@@ -56,7 +62,7 @@ impl Digests {
 }
 
 impl Digester {
-    pub(crate) fn new(local: NetSet, groups: Vec<(Prefixes, RandomState)>) -> Digester {
+    pub(crate) fn new(local: NetSet, groups: Vec<DigestGroup>) -> Digester {
         Digester {
             local,
             groups,
@@ -82,10 +88,10 @@ impl Digester {
         out.marks.clear();
         out.marks.extend(items.iter().map(|(p, _)| self.mark(p)));
         out.hashes.clear();
-        for (prefixes, hasher) in &self.groups {
+        for (prefixes, hasher, classes) in &self.groups {
             out.hashes
                 .extend(items.iter().zip(&out.marks).map(|((p, _), &m)| {
-                    if skipped(m) {
+                    if skipped(m) || classes >> (m & CLASS) & 1 == 0 {
                         0
                     } else {
                         hasher.hash_one(prefixes.key(p.src).words())
@@ -125,8 +131,8 @@ mod tests {
         let local = NetSet::new(&["10.0.0.0/8".parse().unwrap()]);
         let hasher = RandomState::default();
         let groups = vec![
-            (Prefixes::new(32, 128), hasher.clone()),
-            (Prefixes::new(24, 64), hasher.clone()),
+            (Prefixes::new(32, 128), hasher.clone(), u32::MAX),
+            (Prefixes::new(24, 64), hasher.clone(), u32::MAX),
         ];
         (Digester::new(local, groups), hasher)
     }
@@ -169,5 +175,28 @@ mod tests {
         // The /24 group: two sources of one /24 share a hash.
         assert_eq!(out.hashes[4], out.hashes[7]);
         assert_ne!(out.hashes[0], out.hashes[3]);
+    }
+
+    /// A group hashes only the packets of classes its windows count: the others get 0 (the
+    /// engine gives them no slot there), while every group still hashes a counted class.
+    #[test]
+    fn a_group_hashes_only_the_classes_it_counts() {
+        let hasher = RandomState::default();
+        let syn = class::TCP | class::SYN | class::HAS_PORT;
+        let groups = vec![
+            (Prefixes::new(32, 128), hasher.clone(), u32::MAX),
+            (Prefixes::new(24, 64), hasher.clone(), 1 << syn),
+        ];
+        let d = Digester::new(NetSet::default(), groups);
+        let mut udp = packet("198.51.100.7");
+        udp.proto = Proto::Udp;
+        udp.tcp_flags = 0;
+        let items = [(packet("198.51.100.7"), Timestamp(0)), (udp, Timestamp(0))];
+        let mut out = Digests::default();
+        d.digest(&items, &mut out);
+        let a: IpAddr = "198.51.100.7".parse().unwrap();
+        let all = hasher.hash_one(Prefixes::new(32, 128).key(a).words());
+        let agg = hasher.hash_one(Prefixes::new(24, 64).key(a).words());
+        assert_eq!(out.hashes, vec![all, all, agg, 0]);
     }
 }

@@ -42,7 +42,7 @@ use crate::config::{Config, Metric};
 use crate::engine::ban_rate::BanRate;
 use crate::engine::bans::{ActiveBan, BanTable};
 use crate::engine::sources::SourceKey;
-use crate::engine::table::{NO_GUESS, Slot};
+use crate::engine::table::Slot;
 use crate::packet::PacketMeta;
 use crate::time::Timestamp;
 use crate::trust::peers::{Kinds, PeerSet};
@@ -55,8 +55,11 @@ use rules::{CompiledRule, Group};
 /// stay in the L2 cache until the counting pass reads them.
 const PASS: usize = 256;
 
-/// A batch entry for a packet that is ours or was not tracked.
+/// A batch entry for a packet that is ours, was not tracked, or that the group does not count.
 const NO_SLOT: u32 = u32::MAX;
+/// In the look-ahead's guesses: the packet gets no slot in the group (its source is skipped,
+/// or no window of the group counts it). Neither a slot nor [`table::NO_GUESS`].
+const UNCOUNTED: u32 = u32::MAX - 1;
 
 /// A chunk's view of its batch's digests: the chunk starts at packet `from` of `len`.
 #[derive(Copy, Clone)]
@@ -347,7 +350,7 @@ impl Engine {
         let groups = self
             .groups
             .iter()
-            .map(|g| (g.prefixes, g.table.hasher()))
+            .map(|g| (g.prefixes, g.table.hasher(), g.table.counted_classes()))
             .collect();
         self.digester = Digester::new(NetSet::new(&self.local), groups);
     }
@@ -485,9 +488,10 @@ impl Engine {
         let mut slots = std::mem::take(&mut self.scratch);
         slots.clear();
         for (gi, g) in self.groups.iter().enumerate() {
-            slots.extend(d.hashes(gi, len).iter().zip(marks).map(|(&h, &m)| {
-                if digest::skipped(m) {
-                    NO_GUESS
+            let hs = d.hashes(gi, len).iter().zip(marks).zip(items);
+            slots.extend(hs.map(|((&h, &m), (p, _))| {
+                if digest::skipped(m) || !g.table.counts(m & digest::CLASS, p) {
+                    UNCOUNTED
                 } else {
                     g.table.prefetch(h)
                 }
@@ -500,8 +504,8 @@ impl Engine {
             .zip(slots.chunks_exact_mut(len))
         {
             let hs = d.hashes(gi, len);
-            for (((&h, s), &m), (p, ts)) in hs.iter().zip(ss).zip(marks).zip(items) {
-                if digest::skipped(m) {
+            for ((&h, s), (p, ts)) in hs.iter().zip(ss).zip(items) {
+                if *s == UNCOUNTED {
                     *s = NO_SLOT;
                     continue;
                 }
@@ -558,6 +562,9 @@ impl Engine {
             for gi in 0..self.groups.len() {
                 let hash = d.hashes(gi, len)[i];
                 let g = &mut self.groups[gi];
+                if !g.table.counts(c, p) {
+                    continue;
+                }
                 let key = g.prefixes.key(p.src);
                 let guess = g.table.guess(hash);
                 if let Some(slot) = g.table.slot_hashed(key, hash, guess, seen_us) {

@@ -111,3 +111,71 @@ fn resident_and_lookahead_batches_decide_alike() {
     assert_eq!(lookahead.stats(), default.stats());
     assert_eq!(lookahead.stats(), one.stats());
 }
+
+/// A group gives a source a record only for a packet one of its windows counts (class, port
+/// list, exempt nets), in both ways a batch is counted: UDP packets get none (only TCP SYN
+/// rules), SYNs to port 22 none in the port-80 group, exempt sources none there either; the
+/// port-80 SYNs of a /24 still make one record that fires, and every engine decides alike.
+#[test]
+fn a_group_makes_records_only_for_packets_it_counts() {
+    use super::tests::{config, rule};
+    use crate::config::{Metric, Protocol, TcpFlagsFilter};
+    let mut any_syn = rule("syn", Metric::Packets, 500, 1000);
+    any_syn.protocol = Protocol::Tcp;
+    any_syn.tcp_flags = Some(TcpFlagsFilter::Syn);
+    let mut web = any_syn.clone();
+    web.name = "web".into();
+    web.threshold = 50;
+    web.dst_ports = Some(vec![80]);
+    web.aggregate_v4 = 24;
+    web.exempt = vec!["198.51.100.0/24".parse().unwrap()];
+    let mut c = config(vec![any_syn, web]);
+    c.limits.max_tracked_sources = 100_000;
+    let host = |net: &str, i: u32| format!("{net}.{}.{}", i / 250, i % 250 + 1);
+    let mut items = Vec::new();
+    for i in 0..3000u32 {
+        let mut udp = syn(&host("198.18", i), "10.0.0.1", 53);
+        udp.proto = crate::packet::Proto::Udp;
+        udp.tcp_flags = 0;
+        items.push(udp);
+        items.push(syn(&host("198.19", i % 2000), "10.0.0.1", 22));
+    }
+    for i in 0..600u32 {
+        items.push(syn(&format!("203.0.113.{}", i % 60 + 1), "10.0.0.1", 80));
+        items.push(syn(&format!("198.51.100.{}", i % 10 + 1), "10.0.0.1", 80));
+    }
+    let items: Vec<_> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (p, Timestamp(SEC + i as u64 * 100)))
+        .collect();
+    let mut lookahead = Engine::new(&c, vec![]);
+    lookahead.lookahead_always = true;
+    let mut default = Engine::new(&c, vec![]);
+    let mut one = Engine::new(&c, vec![]);
+    let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in items.chunks(300) {
+        lookahead.observe_batch(chunk, &mut a);
+        default.observe_batch(chunk, &mut b);
+    }
+    for (p, ts) in &items {
+        one.observe(p, *ts, &mut d);
+    }
+    for e in [&lookahead, &default, &one] {
+        let lens: Vec<usize> = e.groups.iter().map(|g| g.table.len()).collect();
+        assert_eq!(lens, [2000 + 60 + 10, 1], "records per group");
+        assert_eq!(e.stats().tracked_sources, 2071);
+    }
+    let fired: Vec<String> = a
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Block(v) => Some(format!("{} {}", v.rule, v.key)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fired, ["web 203.0.113.0/24"]);
+    assert_eq!(a, b);
+    assert_eq!(a, d);
+    assert_eq!(lookahead.stats(), default.stats());
+    assert_eq!(lookahead.stats(), one.stats());
+}

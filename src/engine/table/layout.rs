@@ -262,6 +262,11 @@ pub struct Layout {
     pub distinct_mask: u32,
     /// Per distinct `exempt` list of the rules: its nets and the windows that skip them.
     pub exempt: Vec<(NetSet, u32)>,
+    /// Classes (bit `c`) any window counts: a packet of another class counts nowhere here.
+    pub counted: u32,
+    /// Classes whose windows all list ports or exempt sources: whether a packet of one
+    /// counts anywhere takes [`Layout::mask`].
+    pub filtered: u32,
     /// Words per record.
     pub stride: usize,
     /// The longest window: a record idle this long is evicted.
@@ -356,6 +361,8 @@ impl Layout {
             packet_mask,
             bytes_mask,
             distinct_mask,
+            counted: 0,
+            filtered: 0,
             stride: offset,
         };
         layout.compact();
@@ -385,6 +392,15 @@ impl Layout {
         self.scales = scales;
         for w in 0..self.windows.len() {
             self.refresh_min_report(w);
+        }
+        let narrowed = self.exempt.iter().fold(self.port_mask, |m, e| m | e.1);
+        for (c, &m) in self.class_masks.iter().enumerate().take(32) {
+            if m != 0 {
+                self.counted |= 1 << c;
+                if m & !narrowed == 0 {
+                    self.filtered |= 1 << c;
+                }
+            }
         }
     }
 
@@ -421,6 +437,14 @@ impl Layout {
             }
         }
         m
+    }
+
+    /// Whether packet `p` of class `c` counts in any window (`mask(c, p) != 0`, with a bit
+    /// test for every class whose windows are not narrowed by ports or exempt sources).
+    #[inline(always)]
+    pub fn counts(&self, c: u8, p: &PacketMeta) -> bool {
+        let bit = 1u32 << (c & 31);
+        self.counted & bit != 0 && (self.filtered & bit == 0 || self.mask(c, p) != 0)
     }
 
     /// Rule `r` reports values above `above` (at most its threshold).

@@ -29,6 +29,7 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 
 use crate::engine::sources::SourceKey;
+use crate::packet::PacketMeta;
 use cells::HeavyPool;
 use distinct::SetPool;
 use index::Index;
@@ -118,6 +119,20 @@ impl SourceTable {
     #[inline]
     pub fn cache_resident(&self) -> bool {
         self.index.memory_bytes() + self.slots as usize * self.layout.stride * 8 <= RESIDENT_BYTES
+    }
+
+    /// The packet classes any window of this table counts (bit `c` for class `c`): a packet
+    /// of another class gets no record here.
+    pub fn counted_classes(&self) -> u32 {
+        self.layout.counted
+    }
+
+    /// Whether any window of this table counts packet `p` of class `c` (its protocol, flags
+    /// and destination port, and the source not exempt): a source gets a record only for a
+    /// packet something counts.
+    #[inline(always)]
+    pub fn counts(&self, c: u8, p: &PacketMeta) -> bool {
+        self.layout.counts(c, p)
     }
 
     /// A new bound (a reload). Raising it admits more sources at once; lowering it admits no
