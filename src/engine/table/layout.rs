@@ -264,8 +264,8 @@ pub struct Layout {
     pub exempt: Vec<(NetSet, u32)>,
     /// Classes (bit `c`) any window counts: a packet of another class counts nowhere here.
     pub counted: u32,
-    /// Classes whose windows all list ports or exempt sources: whether a packet of one
-    /// counts anywhere takes [`Layout::mask`].
+    /// Classes whose windows all list ports: whether a packet of one counts anywhere takes
+    /// the port lists.
     pub filtered: u32,
     /// Words per record.
     pub stride: usize,
@@ -393,11 +393,10 @@ impl Layout {
         for w in 0..self.windows.len() {
             self.refresh_min_report(w);
         }
-        let narrowed = self.exempt.iter().fold(self.port_mask, |m, e| m | e.1);
         for (c, &m) in self.class_masks.iter().enumerate().take(32) {
             if m != 0 {
                 self.counted |= 1 << c;
-                if m & !narrowed == 0 {
+                if m & !self.port_mask == 0 {
                     self.filtered |= 1 << c;
                 }
             }
@@ -416,8 +415,21 @@ impl Layout {
     }
 
     /// The windows packet `p` of class `c` counts in.
-    #[inline]
+    #[inline(always)]
     pub fn mask(&self, c: u8, p: &PacketMeta) -> u32 {
+        let mut m = self.ported_mask(c, p);
+        for (nets, windows) in &self.exempt {
+            if m & windows != 0 && nets.contains(p.src) {
+                m &= !windows;
+            }
+        }
+        m
+    }
+
+    /// [`Layout::mask`] before the `exempt` nets: the windows whose class and port list
+    /// admit packet `p` of class `c`.
+    #[inline(always)]
+    fn ported_mask(&self, c: u8, p: &PacketMeta) -> u32 {
         let mut m = self.class_masks[usize::from(c)];
         let mut ported = m & self.port_mask;
         while ported != 0 {
@@ -431,20 +443,23 @@ impl Layout {
                 m &= !(1 << w);
             }
         }
-        for (nets, windows) in &self.exempt {
-            if m & windows != 0 && nets.contains(p.src) {
-                m &= !windows;
-            }
-        }
         m
     }
 
-    /// Whether packet `p` of class `c` counts in any window (`mask(c, p) != 0`, with a bit
-    /// test for every class whose windows are not narrowed by ports or exempt sources).
+    /// Whether some window's class and port list admit packet `p` of class `c` (a bit test
+    /// for every class whose windows do not all list ports). The `exempt` nets are left to
+    /// [`Layout::mask`]: an exempt source may get a record that nothing counts in, but the
+    /// nets are not searched twice per packet.
     #[inline(always)]
     pub fn counts(&self, c: u8, p: &PacketMeta) -> bool {
         let bit = 1u32 << (c & 31);
-        self.counted & bit != 0 && (self.filtered & bit == 0 || self.mask(c, p) != 0)
+        self.counted & bit != 0 && (self.filtered & bit == 0 || self.listed_ports(c, p) != 0)
+    }
+
+    /// [`Layout::ported_mask`] out of line, for [`Layout::counts`]'s seldom path.
+    #[inline(never)]
+    fn listed_ports(&self, c: u8, p: &PacketMeta) -> u32 {
+        self.ported_mask(c, p)
     }
 
     /// Rule `r` reports values above `above` (at most its threshold).

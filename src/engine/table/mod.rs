@@ -127,9 +127,9 @@ impl SourceTable {
         self.layout.counted
     }
 
-    /// Whether any window of this table counts packet `p` of class `c` (its protocol, flags
-    /// and destination port, and the source not exempt): a source gets a record only for a
-    /// packet something counts.
+    /// Whether any window of this table admits packet `p` of class `c` (its protocol, flags
+    /// and destination port; [`Layout::counts`]): a source gets a record only for such a
+    /// packet.
     #[inline(always)]
     pub fn counts(&self, c: u8, p: &PacketMeta) -> bool {
         self.layout.counts(c, p)
