@@ -458,8 +458,7 @@ impl Engine {
             for gi in 0..self.groups.len() {
                 let slot = slots[gi * len + i];
                 if slot != NO_SLOT {
-                    let key = self.groups[gi].prefixes.key(p.src);
-                    self.count(gi, key, Slot(slot), p, c, *ts, now, out);
+                    self.count(gi, Slot(slot), p, c, *ts, now, out);
                 }
             }
         }
@@ -568,7 +567,7 @@ impl Engine {
                 let key = g.prefixes.key(p.src);
                 let guess = g.table.guess(hash);
                 if let Some(slot) = g.table.slot_hashed(key, hash, guess, seen_us) {
-                    self.count(gi, key, slot, p, c, *ts, now, out);
+                    self.count(gi, slot, p, c, *ts, now, out);
                 }
             }
         }
@@ -585,7 +584,6 @@ impl Engine {
     fn count(
         &mut self,
         gi: usize,
-        key: SourceKey,
         slot: Slot,
         p: &PacketMeta,
         c: u8,
@@ -598,6 +596,11 @@ impl Engine {
         self.groups[gi]
             .table
             .count(slot, p, c, ts.as_micros(), fired);
+        if fired.is_empty() {
+            return;
+        }
+        // The source's key, for leaders, peaks and bans (most packets report nothing).
+        let key = self.groups[gi].prefixes.key(p.src);
         // Window order is mostly rule order already (one rule per window, windows laid out
         // in rule order): a check of the pairs is cheaper than a call to the sort.
         if fired.len() > 1 && !fired.is_sorted_by_key(|f| f.0) {
