@@ -13,7 +13,9 @@
 #   few      benches/live.sh's "few" flood: SYNs to port 80 from 8 sources (SOURCES);
 #   scan     "few" with each SYN to a random port: 8 port scanners, their port sets at the cap.
 # Each file is replayed with every rule set in RULESETS (default: the shipped rules.toml and
-# benches/rules-six.toml, three of whose six rules count distinct values), alternating with
+# benches/rules-six.toml, three of whose six rules count distinct values; "agg" names
+# benches/rules-agg.toml, the shipped rules plus one with its own /24 aggregation, i.e. a
+# second source table; any other word is a path), alternating with
 # `tcpdump -r F -w /dev/null` RUNS times (the order rotates each run). Prints each run, then
 # a table of medians: wall time, and autoblock's wall time / tcpdump's (the target is <= 1.5);
 # CPU is user+sys of the process (autoblock replay runs two threads), and the CPU ratio next to
@@ -39,6 +41,7 @@ rules_file() {
   case $1 in
     shipped) echo rules.toml ;;
     six) echo benches/rules-six.toml ;;
+    agg) echo benches/rules-agg.toml ;;
     *) echo "$1" ;;
   esac
 }
