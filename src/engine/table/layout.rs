@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::ports::PortSet;
 use crate::config::{Metric, Protocol, Rule, TcpFlagsFilter};
 use crate::engine::nets::NetSet;
 use crate::packet::{PacketMeta, Proto, tcp_flag};
@@ -132,19 +133,15 @@ pub struct Filter {
     pub protocol: Protocol,
     pub syn_only: bool,
     pub skip_replies: bool,
-    /// Sorted, deduplicated destination ports; `None` matches all.
-    pub ports: Option<Vec<u16>>,
+    /// Destination ports, as ranges; `None` matches all.
+    pub ports: Option<PortSet>,
     /// Sources the rule does not count (its `exempt` nets, truncated, in file order).
     pub exempt: Vec<IpNet>,
 }
 
 impl Filter {
     fn of(r: &Rule) -> Filter {
-        let mut ports = r.dst_ports.clone();
-        if let Some(p) = &mut ports {
-            p.sort_unstable();
-            p.dedup();
-        }
+        let ports = r.dst_ports.as_deref().map(PortSet::new);
         Filter {
             protocol: r.protocol,
             syn_only: r.tcp_flags == Some(TcpFlagsFilter::Syn),
@@ -436,7 +433,7 @@ impl Layout {
             let w = ported.trailing_zeros() as usize;
             ported &= ported - 1;
             let ok = match (&self.windows[w].filter.ports, p.dst_port) {
-                (Some(ports), Some(d)) => ports.binary_search(&d).is_ok(),
+                (Some(ports), Some(d)) => ports.contains(d),
                 _ => false,
             };
             if !ok {

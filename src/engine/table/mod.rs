@@ -19,6 +19,7 @@ mod count;
 pub mod distinct;
 pub(crate) mod index;
 pub mod layout;
+pub(crate) mod ports;
 pub(crate) mod prefetch;
 mod set_index;
 #[cfg(test)]
