@@ -81,24 +81,35 @@ fn digests_from_a_copy_decide_alike_and_stale_ones_are_remade() {
     assert!(own.stats().local_packets > 0 && own.stats().tracked_sources > 0);
 }
 
-#[test]
-fn resident_and_lookahead_batches_decide_alike() {
-    let mut c = rate_scan_sweep_config();
-    c.limits.max_tracked_sources = 100_000;
-    let local = vec!["10.9.9.9/32".parse().unwrap()];
-    let mut lookahead = Engine::new(&c, local.clone());
+/// Engines on config `c` (our addresses `local`) fed `items` in the three ways a batch is
+/// counted: always with the look-ahead passes, the default choice (packet by packet while
+/// the tables stay in cache), and one packet at a time; with their decisions.
+fn three_ways(
+    c: &crate::config::Config,
+    local: &[ipnet::IpNet],
+    items: &[(PacketMeta, Timestamp)],
+) -> [(Engine, Vec<Decision>); 3] {
+    let mut lookahead = Engine::new(c, local.to_vec());
     lookahead.lookahead_always = true;
-    let mut default = Engine::new(&c, local.clone());
-    let mut one = Engine::new(&c, local);
-    let items = mixed_items();
+    let mut default = Engine::new(c, local.to_vec());
+    let mut one = Engine::new(c, local.to_vec());
     let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
     for chunk in items.chunks(300) {
         lookahead.observe_batch(chunk, &mut a);
         default.observe_batch(chunk, &mut b);
     }
-    for (p, ts) in &items {
+    for (p, ts) in items {
         one.observe(p, *ts, &mut d);
     }
+    [(lookahead, a), (default, b), (one, d)]
+}
+
+#[test]
+fn resident_and_lookahead_batches_decide_alike() {
+    let mut c = rate_scan_sweep_config();
+    c.limits.max_tracked_sources = 100_000;
+    let local = ["10.9.9.9/32".parse().unwrap()];
+    let [(lookahead, a), (default, b), (one, d)] = three_ways(&c, &local, &mixed_items());
     assert!(a.iter().any(|d| matches!(d, Decision::Block(_))));
     assert!(a.iter().any(|d| matches!(d, Decision::Extend(_))));
     assert!(a.iter().any(|d| matches!(d, Decision::Unblock { .. })));
@@ -149,18 +160,7 @@ fn a_group_makes_records_only_for_packets_it_counts() {
         .enumerate()
         .map(|(i, p)| (p, Timestamp(SEC + i as u64 * 100)))
         .collect();
-    let mut lookahead = Engine::new(&c, vec![]);
-    lookahead.lookahead_always = true;
-    let mut default = Engine::new(&c, vec![]);
-    let mut one = Engine::new(&c, vec![]);
-    let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
-    for chunk in items.chunks(300) {
-        lookahead.observe_batch(chunk, &mut a);
-        default.observe_batch(chunk, &mut b);
-    }
-    for (p, ts) in &items {
-        one.observe(p, *ts, &mut d);
-    }
+    let [(lookahead, a), (default, b), (one, d)] = three_ways(&c, &[], &items);
     for e in [&lookahead, &default, &one] {
         let lens: Vec<usize> = e.groups.iter().map(|g| g.table.len()).collect();
         assert_eq!(lens, [2000 + 60 + 10, 2], "records per group");
