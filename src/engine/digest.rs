@@ -1,14 +1,14 @@
 //! What the engine's look-ahead learns from a packet alone (pure): whether the rules skip its
 //! source (ours, or martian), its class byte, and its key's hash in each group's table that
-//! counts its class. A
-//! [`Digester`] is a copy of the per-packet configuration the engine holds, so replay's reader
-//! thread makes a batch's digests while the engine thread counts the batch before.
+//! counts its class. A [`Digester`] is a copy of the per-packet configuration the engine
+//! holds, so replay's reader thread makes a batch's digests while the engine thread counts the
+//! batch before.
 //!
 //! Invariants: a [`Digests`] holds one mark per packet and, group by group, one hash per packet
 //! (packet `i` of group `g` at `g * len + i`; 0 for a skipped source, or a class the group
-//! does not count); it carries the stamp of
-//! the digester that made it, and the engine takes it only when that stamp is its own current
-//! one (a reload or new local addresses make a new digester with a new stamp).
+//! does not count); it carries the stamp of the digester that made it, and the engine takes it
+//! only when that stamp is its own current one (a reload or new local addresses make a new
+//! digester with a new stamp).
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
