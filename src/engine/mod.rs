@@ -51,9 +51,12 @@ use fire::{FireCtx, fire};
 use nets::NetSet;
 use rules::{CompiledRule, Group};
 
-/// Packets per pass of a batch: the lines a pass touches (records, index, sets: ~100 KB)
-/// stay in the L2 cache until the counting pass reads them.
-const PASS: usize = 256;
+/// Packets per pass of a batch: the lines a pass touches (records, index, sets: ~25 KB)
+/// stay in the L1/L2 caches until the counting pass reads them, and the pass's prefetches
+/// fit the misses a core keeps in flight. 64 rather than 256: within noise on the machines
+/// measured before, 3-15% less wall time on mixed and zipf replay on an AMD EPYC host
+/// (BENCHMARKS.md, session of 2026-12-03, thirteenth).
+const PASS: usize = 64;
 
 /// A batch entry for a packet that is ours, was not tracked, or that the group does not count.
 const NO_SLOT: u32 = u32::MAX;
