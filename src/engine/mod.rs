@@ -54,7 +54,7 @@ use rules::{CompiledRule, Group};
 /// Packets per pass of a batch: the lines a pass touches (records, index, sets: ~25 KB)
 /// stay in the L1/L2 caches until the counting pass reads them, and the pass's prefetches
 /// fit the misses a core keeps in flight. 64 rather than 256: within noise on the machines
-/// measured before, 3-15% less wall time on mixed and zipf replay on an AMD EPYC host
+/// measured before, 4-15% less wall time on mixed and zipf replay on an AMD EPYC host
 /// (BENCHMARKS.md, session of 2026-12-03, thirteenth).
 const PASS: usize = 64;
 
