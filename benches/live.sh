@@ -16,7 +16,8 @@
 # gives the generator's own rate. RUNS rounds, capturers alternating; medians at the end.
 #
 # MODES=million sends from ~16M random sources (sa[1..3]=drnd()): with COUNT=1100000 and a
-# CONFIG whose max_tracked_sources is 1000000, the daemon's peak RSS at ~1M tracked sources.
+# CONFIG whose max_tracked_sources is 1000000 (CONFIG=benches/rules-memory.toml: every metric
+# kind), the daemon's peak RSS at ~1M tracked sources.
 # Usage: benches/live.sh   (env: RUNS=3 COUNT=3000000 MODES="many few" CONFIG=rules.toml PREFIX=abB
 #   BIN=target/release/autoblock; PERF_DIR=DIR also records `perf record -g` of each capturer
 #   during the flood into DIR/MODE-CAPTURER-RUN.data; SMAPS_DIR=DIR keeps each capturer's
@@ -72,9 +73,18 @@ for mode in many few million; do
 }
 EOF
 done
+# A CONFIG with only rules (no `interfaces` line, e.g. benches/rules-memory.toml) runs under
+# rules.toml's tables up to its first [[rule]]; the CONFIG's own tables before its rules are
+# then left out (rules-memory.toml's [limits] is the shipped one).
+base=$CONFIG
+if ! grep -q '^interfaces = ' "$CONFIG"; then
+  echo "live.sh: $CONFIG has no [capture] interfaces: its rules under rules.toml's other tables" >&2
+  { sed '/^\[\[rule\]\]/,$d' rules.toml; sed -n '/^\[\[rule\]\]/,$p' "$CONFIG"; } >"$TMP/base.toml"
+  base=$TMP/base.toml
+fi
 sed -e 's|^interfaces = \[.*\]|interfaces = ["va"]|' \
     -e "s|^socket = .*|socket = \"$TMP/ab.sock\"|" \
-    -e "s|^dir = .*|dir = \"$TMP/state\"|" "$CONFIG" >"$TMP/rules.toml"
+    -e "s|^dir = .*|dir = \"$TMP/state\"|" "$base" >"$TMP/rules.toml"
 "$BIN" check --config "$TMP/rules.toml" >/dev/null
 
 wait_for() { # file, pattern, tenths of a second
