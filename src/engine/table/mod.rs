@@ -262,14 +262,16 @@ impl SourceTable {
         let hasher = &self.hasher;
         let chunks = &self.chunks;
         let stride = self.layout.stride;
-        self.index.insert(hash, s, |t| {
-            let (c, b) = (
-                (t >> CHUNK_BITS) as usize,
-                (t as usize & (CHUNK - 1)) * stride,
-            );
-            let r = &chunks[c][b..b + stride];
-            let v6 = r[word::META] & flag::V6 != 0;
-            hasher.hash_one((r[word::KEY_HI], r[word::KEY_LO], v6))
+        self.index.insert(hash, s, |slots, out| {
+            // The records' first words (key and flags) for the whole block, then the hashes.
+            for &t in slots {
+                prefetch::ends(&record_in_ref(chunks, stride, t)[..=word::META]);
+            }
+            out.extend(slots.iter().map(|&t| {
+                let r = record_in_ref(chunks, stride, t);
+                let v6 = r[word::META] & flag::V6 != 0;
+                hasher.hash_one((r[word::KEY_HI], r[word::KEY_LO], v6))
+            }));
         });
         Some(Slot(s))
     }
@@ -445,6 +447,13 @@ pub(crate) fn bucket_in(s: &mut (u64, u64, u64), ts_us: u64) -> u32 {
 pub(crate) fn record_in(chunks: &mut [Box<[u64]>], stride: usize, s: u32) -> &mut [u64] {
     let b = (s as usize & (CHUNK - 1)) * stride;
     &mut chunks[(s >> CHUNK_BITS) as usize][b..b + stride]
+}
+
+/// [`record_in`] to read.
+#[inline]
+fn record_in_ref(chunks: &[Box<[u64]>], stride: usize, s: u32) -> &[u64] {
+    let b = (s as usize & (CHUNK - 1)) * stride;
+    &chunks[(s >> CHUNK_BITS) as usize][b..b + stride]
 }
 
 /// Time field `i` of a record (0 = last seen, then the clocks), two per word.

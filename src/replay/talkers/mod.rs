@@ -200,8 +200,17 @@ impl Talkers {
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         // Slots are below `k`, itself below u32::MAX (a replay keeps far fewer).
-        self.index.insert(hash, slot as u32, |s| {
-            hasher.hash_one(key(slots[s as usize].addr))
+        self.index.insert(hash, slot as u32, |block, out| {
+            for &s in block {
+                if let Some(e) = slots.get(s as usize) {
+                    prefetch::line(e);
+                }
+            }
+            out.extend(
+                block
+                    .iter()
+                    .map(|&s| hasher.hash_one(key(slots[s as usize].addr))),
+            );
         });
     }
 
