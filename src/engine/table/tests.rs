@@ -397,6 +397,47 @@ fn full_table_does_not_grow_and_reports_untracked() {
 }
 
 #[test]
+fn a_sweep_across_eviction_blocks_evicts_exactly_the_idle_sources() {
+    // Two windows: packets, and destination ports (each source gets a set of 3 ports).
+    let rules = [
+        rule(Metric::Packets, 100, 1000),
+        rule(Metric::DstPorts, 100, 1000),
+    ];
+    let mut t = table(&rules, 1000);
+    let src = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+    let from = |i: u32, port: u16| pkt(&src(i), "10.0.0.1", Proto::Udp, 0, Some(port), 60);
+    // 300 sources (more than four eviction blocks) at 1 s; the odd ones again at 2.5 s.
+    for i in 0..300 {
+        for port in [53, 54, 55] {
+            count(&mut t, &from(i, port), SEC);
+        }
+    }
+    let sets_all = t.sets.used_words;
+    assert!(sets_all > 0);
+    for i in (1..300).step_by(2) {
+        count(&mut t, &from(i, 53), 2 * SEC + 500 * MS);
+    }
+    assert_eq!(t.sweep(2 * SEC + 500 * MS), 150);
+    assert_eq!((t.len(), t.evicted), (150, 150));
+    // The evicted ones' sets went back to the pool.
+    assert_eq!(t.sets.used_words, sets_all / 2);
+    for i in 0..300 {
+        let found = t.lookup(key(&from(i, 53)));
+        if i % 2 == 0 {
+            assert_eq!(found, None, "source {i} was idle");
+        } else {
+            let s = found.unwrap_or_else(|| panic!("source {i} was active"));
+            assert_eq!(t.value(s, 0, 2 * SEC + 500 * MS), 1, "source {i}");
+            assert_eq!(t.value(s, 1, 2 * SEC + 500 * MS), 1, "source {i}");
+        }
+    }
+    // An evicted source comes back with fresh windows.
+    count(&mut t, &from(4, 53), 3 * SEC);
+    let s = t.lookup(key(&from(4, 53))).unwrap();
+    assert_eq!(t.value(s, 0, 3 * SEC), 1);
+}
+
+#[test]
 fn a_source_idle_for_less_than_the_window_is_kept() {
     let mut t = table(&[rule(Metric::Packets, 10, 1000)], 10);
     let p = syn_to(80);
