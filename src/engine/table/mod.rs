@@ -269,11 +269,11 @@ impl SourceTable {
             for &t in slots {
                 prefetch::ends(&record_in_ref(chunks, stride, t)[..=word::META]);
             }
-            out.extend(slots.iter().map(|&t| {
-                let r = record_in_ref(chunks, stride, t);
-                let v6 = r[word::META] & flag::V6 != 0;
-                hasher.hash_one((r[word::KEY_HI], r[word::KEY_LO], v6))
-            }));
+            out.extend(
+                slots
+                    .iter()
+                    .map(|&t| record_hash(hasher, record_in_ref(chunks, stride, t))),
+            );
         });
         Some(Slot(s))
     }
@@ -389,9 +389,7 @@ impl SourceTable {
 
     /// The hash of record `s`'s key.
     fn key_hash(&self, s: u32) -> u64 {
-        let r = self.record(s);
-        let v6 = r[word::META] & flag::V6 != 0;
-        self.hasher.hash_one((r[word::KEY_HI], r[word::KEY_LO], v6))
+        record_hash(&self.hasher, self.record(s))
     }
 
     /// Evicts record `s`, whose key hashes to `hash`.
@@ -476,6 +474,13 @@ pub(crate) fn bucket_in(s: &mut (u64, u64, u64), ts_us: u64) -> u32 {
 pub(crate) fn record_in(chunks: &mut [Box<[u64]>], stride: usize, s: u32) -> &mut [u64] {
     let b = (s as usize & (CHUNK - 1)) * stride;
     &mut chunks[(s >> CHUNK_BITS) as usize][b..b + stride]
+}
+
+/// The hash of record `r`'s key, as [`SourceTable::hash`] makes it from the key.
+#[inline]
+fn record_hash(hasher: &RandomState, r: &[u64]) -> u64 {
+    let v6 = r[word::META] & flag::V6 != 0;
+    hasher.hash_one((r[word::KEY_HI], r[word::KEY_LO], v6))
 }
 
 /// [`record_in`] to read.
