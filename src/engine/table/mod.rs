@@ -145,26 +145,15 @@ impl SourceTable {
         self.sets.budget_words = self.max_sources.max(1 << 20);
     }
 
-    #[inline]
-    fn base(&self, slot: u32) -> (usize, usize) {
-        (
-            (slot >> CHUNK_BITS) as usize,
-            (slot as usize & (CHUNK - 1)) * self.layout.stride,
-        )
-    }
-
     /// The words of `slot`'s record.
     #[inline]
     pub(crate) fn record(&self, slot: u32) -> &[u64] {
-        let (c, b) = self.base(slot);
-        &self.chunks[c][b..b + self.layout.stride]
+        record_in_ref(&self.chunks, self.layout.stride, slot)
     }
 
     #[inline]
     pub(crate) fn record_mut(&mut self, slot: u32) -> &mut [u64] {
-        let (c, b) = self.base(slot);
-        let stride = self.layout.stride;
-        &mut self.chunks[c][b..b + stride]
+        record_in(&mut self.chunks, self.layout.stride, slot)
     }
 
     fn find(&self, key: SourceKey, hash: u64) -> Option<u32> {
@@ -373,8 +362,8 @@ impl SourceTable {
 
     /// Evicts `slots` (at most [`EVICT_BLOCK`], in order), their index lines and distinct sets
     /// loaded ahead all at once: one at a time, each eviction waited for its index line and
-    /// then its sets, and a sweep that evicts a million sources stalled the engine for a
-    /// tenth of a second.
+    /// then its sets (a replay whose one sweep evicts a million sources: 0.31 -> 0.28 s,
+    /// BENCHMARKS.md, session of 2026-12-03, fourteenth).
     fn evict_all(&mut self, slots: &[u32]) {
         let mut hashes = [0u64; EVICT_BLOCK];
         for (h, &s) in hashes.iter_mut().zip(slots) {
@@ -469,11 +458,18 @@ pub(crate) fn bucket_in(s: &mut (u64, u64, u64), ts_us: u64) -> u32 {
     s.2 as u32
 }
 
+/// Where record `s` sits: its chunk, and the range of its words there.
+#[inline]
+fn place_of(stride: usize, s: u32) -> (usize, std::ops::Range<usize>) {
+    let b = (s as usize & (CHUNK - 1)) * stride;
+    ((s >> CHUNK_BITS) as usize, b..b + stride)
+}
+
 /// The words of record `s` in `chunks` (for functions that also borrow other fields).
 #[inline]
 pub(crate) fn record_in(chunks: &mut [Box<[u64]>], stride: usize, s: u32) -> &mut [u64] {
-    let b = (s as usize & (CHUNK - 1)) * stride;
-    &mut chunks[(s >> CHUNK_BITS) as usize][b..b + stride]
+    let (c, words) = place_of(stride, s);
+    &mut chunks[c][words]
 }
 
 /// The hash of record `r`'s key, as [`SourceTable::hash`] makes it from the key.
@@ -486,8 +482,8 @@ fn record_hash(hasher: &RandomState, r: &[u64]) -> u64 {
 /// [`record_in`] to read.
 #[inline]
 fn record_in_ref(chunks: &[Box<[u64]>], stride: usize, s: u32) -> &[u64] {
-    let b = (s as usize & (CHUNK - 1)) * stride;
-    &chunks[(s >> CHUNK_BITS) as usize][b..b + stride]
+    let (c, words) = place_of(stride, s);
+    &chunks[c][words]
 }
 
 /// Time field `i` of a record (0 = last seen, then the clocks), two per word.
