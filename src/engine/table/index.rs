@@ -188,28 +188,39 @@ impl Index {
         let old = std::mem::replace(&mut self.lines, vec![EMPTY_LINE; lines]);
         self.len = 0;
         self.used = 0;
-        let mut live = old
-            .iter()
-            .flat_map(|line| line.slot)
-            .filter(|&s| s != EMPTY && s != TOMB)
-            .map(|s| s - 1);
         let mut slots = Vec::with_capacity(REBUILD_BLOCK);
         let mut hashes = Vec::with_capacity(REBUILD_BLOCK);
-        loop {
-            slots.clear();
-            slots.extend(live.by_ref().take(REBUILD_BLOCK));
-            if slots.is_empty() {
-                return;
+        for line in &old {
+            for &s in &line.slot {
+                if s != EMPTY && s != TOMB {
+                    slots.push(s - 1);
+                }
             }
-            hashes.clear();
-            rehash(&slots, &mut hashes);
-            for &h in &hashes {
-                self.prefetch(h);
-            }
-            for (&h, &s) in hashes.iter().zip(&slots) {
-                self.place(h, s);
+            // A line holds at most WAYS: the block stays within REBUILD_BLOCK.
+            if slots.len() + WAYS > REBUILD_BLOCK {
+                self.move_block(&mut slots, &mut hashes, rehash);
             }
         }
+        self.move_block(&mut slots, &mut hashes, rehash);
+    }
+
+    /// [`Index::rebuild`]'s step: hashes `slots` (through `rehash`), loads their new lines
+    /// ahead, places them, and empties both vectors.
+    fn move_block(
+        &mut self,
+        slots: &mut Vec<u32>,
+        hashes: &mut Vec<u64>,
+        rehash: &mut impl FnMut(&[u32], &mut Vec<u64>),
+    ) {
+        rehash(slots, hashes);
+        for &h in hashes.iter() {
+            self.prefetch(h);
+        }
+        for (&h, &s) in hashes.iter().zip(slots.iter()) {
+            self.place(h, s);
+        }
+        slots.clear();
+        hashes.clear();
     }
 
     /// Removes `slot`'s entry (found under `hash`); false if it was not there.
