@@ -66,6 +66,10 @@ pub struct SourceTable {
     pub(crate) sets: SetPool,
     max_sources: usize,
     last_sweep: u64,
+    /// The earliest time (µs) a sweep can evict anything: the oldest source the last sweep
+    /// kept turns idle then, and sources seen since are younger (their last-seen time is at
+    /// least the time of the batch that saw them, which is at least the sweep's).
+    evictable_at: u64,
     /// Cached bucket numbers per entry of `layout.scales` (bucket width µs, bucket start µs,
     /// bucket number), see [`bucket_in`]; window `w` uses entry `layout.scale[w]`.
     scales: BitIndexed<(u64, u64, u64)>,
@@ -104,6 +108,7 @@ impl SourceTable {
             sets: SetPool::new(max_sources.max(1 << 20)),
             max_sources,
             last_sweep: 0,
+            evictable_at: 0,
             scales,
             untracked: 0,
             untracked_distinct: 0,
@@ -302,10 +307,19 @@ impl SourceTable {
     /// Sweeps idle keys if the table filled up since the last sweep (at most once per bucket
     /// of the shortest window).
     pub fn sweep_if_full(&mut self, now_us: u64) {
-        if self.full && self.sweep_due(now_us) {
+        if self.full && self.sweep_due(now_us) && self.may_evict(now_us) {
             self.full = false;
             self.sweep(now_us);
         }
+    }
+
+    /// Whether a sweep at `now_us` can evict anything. A table kept full by sources that are
+    /// all active (a flood from spoofed addresses) scanned every record once per bucket of
+    /// the shortest window, to evict nothing: 18% of a replay's samples with 100k sources
+    /// (BENCHMARKS.md, session of 2026-12-03, fourteenth). A clock that went back always
+    /// sweeps (sources "in the future" are evicted).
+    fn may_evict(&self, now_us: u64) -> bool {
+        now_us >= self.evictable_at || now_us < self.last_sweep
     }
 
     /// A full table sweeps at most once per bucket of the shortest window, so a table full of
@@ -324,8 +338,9 @@ impl SourceTable {
     /// Sweeps when a longest-window has passed since the last sweep, so memory is released
     /// after an attack even when the table never fills.
     pub fn maybe_sweep(&mut self, now_us: u64) {
-        if now_us >= self.last_sweep.saturating_add(self.layout.idle_us) || now_us < self.last_sweep
-        {
+        let due = now_us >= self.last_sweep.saturating_add(self.layout.idle_us)
+            || now_us < self.last_sweep;
+        if due && self.may_evict(now_us) {
             self.sweep(now_us);
         }
     }
@@ -336,8 +351,11 @@ impl SourceTable {
         let now = ((now_us >> SEEN_SHIFT) & 0xffff_ffff) as u32;
         // One unit more than the window, so rounding never evicts a source too early.
         let idle = (self.layout.idle_us >> SEEN_SHIFT).saturating_add(1);
+        let limit = idle.min(u64::from(u32::MAX >> 1));
         let mut n = 0;
         let mut idle_slots = Vec::with_capacity(EVICT_BLOCK);
+        // The age of the oldest source kept (at most `limit`).
+        let mut oldest = 0;
         for s in 0..self.slots {
             let r = self.record(s);
             if r[word::META] & flag::LIVE == 0 {
@@ -345,18 +363,24 @@ impl SourceTable {
             }
             let seen = r[word::TIMES] as u32;
             // Idle, or "in the future" after a clock reset.
-            let age = now.wrapping_sub(seen);
-            if u64::from(age) > idle.min(u64::from(u32::MAX >> 1)) {
+            let age = u64::from(now.wrapping_sub(seen));
+            if age > limit {
                 idle_slots.push(s);
                 if idle_slots.len() == EVICT_BLOCK {
                     self.evict_all(&idle_slots);
                     idle_slots.clear();
                 }
                 n += 1;
+            } else {
+                oldest = oldest.max(age);
             }
         }
         self.evict_all(&idle_slots);
         self.evicted += n as u64;
+        // The oldest one kept is evicted once its age passes `limit`; a source seen later,
+        // later still.
+        let at = (now_us >> SEEN_SHIFT) + (limit + 1 - oldest);
+        self.evictable_at = at.saturating_mul(1 << SEEN_SHIFT);
         n
     }
 

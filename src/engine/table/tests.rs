@@ -438,6 +438,41 @@ fn a_sweep_across_eviction_blocks_evicts_exactly_the_idle_sources() {
 }
 
 #[test]
+fn a_full_table_of_active_sources_is_not_scanned_until_one_can_go() {
+    let v4 = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+    let k = |i: u32| SourceKey::new(v4(i), 32, 128);
+    // 100 sources at 1 s, then source 0 again at 1.5 s; the table is full. The first sweep
+    // scans and keeps them all.
+    let full = || {
+        let mut t = table(&[rule(Metric::Packets, 10, 1000)], 100);
+        for i in 0..100 {
+            t.slot_deferred(k(i), SEC).unwrap();
+        }
+        t.slot_deferred(k(0), SEC + 500 * MS).unwrap();
+        assert!(t.slot_deferred(k(100), SEC + 500 * MS).is_none());
+        t.sweep_if_full(SEC + 600 * MS);
+        assert_eq!((t.evicted, t.last_sweep), (0, SEC + 600 * MS));
+        t
+    };
+    let mut t = full();
+    let at = t.evictable_at;
+    assert!(at > 2 * SEC && at <= 2 * SEC + 5 * MS, "evictable at {at}");
+    // Until then, a full table does not scan: nothing could go.
+    assert!(t.slot_deferred(k(100), SEC + 700 * MS).is_none());
+    t.sweep_if_full(at - 1);
+    t.maybe_sweep(at - 1);
+    assert_eq!((t.evicted, t.last_sweep), (0, SEC + 600 * MS));
+    // At the bound the 99 sources last seen at 1 s go, and source 0 (1.5 s) stays.
+    t.sweep_if_full(at);
+    assert_eq!((t.evicted, t.len()), (99, 1));
+    assert!(t.lookup(k(0)).is_some());
+    // And the bound is not late: a scan one unit of last-seen time before it (`sweep`
+    // always scans) evicts nothing.
+    let mut u = full();
+    assert_eq!(u.sweep(at - (1 << super::SEEN_SHIFT)), 0);
+}
+
+#[test]
 fn a_source_idle_for_less_than_the_window_is_kept() {
     let mut t = table(&[rule(Metric::Packets, 10, 1000)], 10);
     let p = syn_to(80);
