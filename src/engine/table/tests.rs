@@ -60,6 +60,16 @@ fn key(p: &PacketMeta) -> SourceKey {
     SourceKey::new(p.src, 32, 128)
 }
 
+/// The `i`-th test address, 10.0.0.0 + `i`.
+fn nth_addr(i: u32) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+}
+
+/// The key of [`nth_addr`] `i`.
+fn nth_key(i: u32) -> SourceKey {
+    SourceKey::new(nth_addr(i), 32, 128)
+}
+
 /// Counts `p` at `ts`; returns what fired.
 fn count(t: &mut SourceTable, p: &PacketMeta, ts: u64) -> Vec<(usize, u64)> {
     let slot = t.slot_deferred(key(p), ts).unwrap();
@@ -370,28 +380,19 @@ fn a_packet_short_in_two_distinct_windows_is_one_untracked_packet() {
 #[test]
 fn full_table_does_not_grow_and_reports_untracked() {
     let mut t = table(&[rule(Metric::Packets, 10, 1000)], 100);
-    let v4 = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
     for i in 0..100 {
-        assert!(
-            t.slot_deferred(SourceKey::new(v4(i), 32, 128), 1000)
-                .is_some()
-        );
+        assert!(t.slot_deferred(nth_key(i), 1000).is_some());
     }
     let mem = t.memory_bytes();
     for i in 100..10_100 {
-        assert!(
-            t.slot_deferred(SourceKey::new(v4(i), 32, 128), 2000)
-                .is_none()
-        );
+        assert!(t.slot_deferred(nth_key(i), 2000).is_none());
     }
     assert_eq!((t.len(), t.untracked), (100, 10_000));
     assert_eq!(t.memory_bytes(), mem);
     // Idle ones go, and their slots are reused with fresh windows.
     t.sweep_if_full(3 * SEC);
     assert_eq!((t.len(), t.evicted), (0, 100));
-    let s = t
-        .slot_deferred(SourceKey::new(v4(7), 32, 128), 3 * SEC)
-        .unwrap();
+    let s = t.slot_deferred(nth_key(7), 3 * SEC).unwrap();
     assert!(s.0 < 100);
     assert_eq!(t.value(s, 0, 3 * SEC), 0);
 }
@@ -404,8 +405,16 @@ fn a_sweep_across_eviction_blocks_evicts_exactly_the_idle_sources() {
         rule(Metric::DstPorts, 100, 1000),
     ];
     let mut t = table(&rules, 1000);
-    let src = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
-    let from = |i: u32, port: u16| pkt(&src(i), "10.0.0.1", Proto::Udp, 0, Some(port), 60);
+    let from = |i: u32, port: u16| {
+        pkt(
+            &nth_addr(i).to_string(),
+            "10.0.0.1",
+            Proto::Udp,
+            0,
+            Some(port),
+            60,
+        )
+    };
     // 300 sources (more than four eviction blocks) at 1 s; the odd ones again at 2.5 s.
     for i in 0..300 {
         for port in [53, 54, 55] {
@@ -439,17 +448,15 @@ fn a_sweep_across_eviction_blocks_evicts_exactly_the_idle_sources() {
 
 #[test]
 fn a_full_table_of_active_sources_is_not_scanned_until_one_can_go() {
-    let v4 = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-    let k = |i: u32| SourceKey::new(v4(i), 32, 128);
     // 100 sources at 1 s, then source 0 again at 1.5 s; the table is full. The first sweep
     // scans and keeps them all.
     let full = || {
         let mut t = table(&[rule(Metric::Packets, 10, 1000)], 100);
         for i in 0..100 {
-            t.slot_deferred(k(i), SEC).unwrap();
+            t.slot_deferred(nth_key(i), SEC).unwrap();
         }
-        t.slot_deferred(k(0), SEC + 500 * MS).unwrap();
-        assert!(t.slot_deferred(k(100), SEC + 500 * MS).is_none());
+        t.slot_deferred(nth_key(0), SEC + 500 * MS).unwrap();
+        assert!(t.slot_deferred(nth_key(100), SEC + 500 * MS).is_none());
         t.sweep_if_full(SEC + 600 * MS);
         assert_eq!((t.evicted, t.last_sweep), (0, SEC + 600 * MS));
         t
@@ -458,14 +465,14 @@ fn a_full_table_of_active_sources_is_not_scanned_until_one_can_go() {
     let at = t.evictable_at;
     assert!(at > 2 * SEC && at <= 2 * SEC + 5 * MS, "evictable at {at}");
     // Until then, a full table does not scan: nothing could go.
-    assert!(t.slot_deferred(k(100), SEC + 700 * MS).is_none());
+    assert!(t.slot_deferred(nth_key(100), SEC + 700 * MS).is_none());
     t.sweep_if_full(at - 1);
     t.maybe_sweep(at - 1);
     assert_eq!((t.evicted, t.last_sweep), (0, SEC + 600 * MS));
     // At the bound the 99 sources last seen at 1 s go, and source 0 (1.5 s) stays.
     t.sweep_if_full(at);
     assert_eq!((t.evicted, t.len()), (99, 1));
-    assert!(t.lookup(k(0)).is_some());
+    assert!(t.lookup(nth_key(0)).is_some());
     // And the bound is not late: a scan one unit of last-seen time before it (`sweep`
     // always scans) evicts nothing.
     let mut u = full();
@@ -644,15 +651,13 @@ proptest! {
 #[test]
 fn a_wrong_or_stale_slot_guess_never_gives_a_wrong_slot() {
     let mut t = table(&[rule(Metric::Packets, 10, 1000)], 100);
-    let v4 = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-    let k = |i: u32| SourceKey::new(v4(i), 32, 128);
-    let a = t.slot_deferred(k(1), 1000).unwrap();
-    let b = t.slot_deferred(k(2), 1000).unwrap();
+    let a = t.slot_deferred(nth_key(1), 1000).unwrap();
+    let b = t.slot_deferred(nth_key(2), 1000).unwrap();
     // The right guess, another source's slot, a slot never handed out, no guess.
     for guess in [a.0, b.0, 77, super::NO_GUESS] {
-        let h = t.hash(k(1));
+        let h = t.hash(nth_key(1));
         assert_eq!(
-            t.slot_hashed(k(1), h, guess, 2000),
+            t.slot_hashed(nth_key(1), h, guess, 2000),
             Some(a),
             "guess {guess}"
         );
@@ -666,7 +671,7 @@ fn a_wrong_or_stale_slot_guess_never_gives_a_wrong_slot() {
     assert_eq!(t.len(), 1);
     assert_eq!(t.lookup(zero), Some(z));
     // The evicted source stays gone.
-    assert_eq!(t.lookup(k(1)), None);
+    assert_eq!(t.lookup(nth_key(1)), None);
 }
 
 /// The record size README.md quotes for the shipped rules (88 bytes: key, flags, last seen and
