@@ -17,7 +17,9 @@
 #
 # MODES=million sends from ~16M random sources (sa[1..3]=drnd()): with COUNT=1100000 and a
 # CONFIG whose max_tracked_sources is 1000000 (CONFIG=benches/rules-memory.toml: every metric
-# kind), the daemon's peak RSS at ~1M tracked sources.
+# kind), the daemon's peak RSS at ~1M tracked sources. MAX_SOURCES=N sets the config's
+# max_tracked_sources: MODES=million MAX_SOURCES=100000 floods a full table with sources that
+# are all active (a spoofed flood): the untracked path, with no source the sweeps could evict.
 # Usage: benches/live.sh   (env: RUNS=3 COUNT=3000000 MODES="many few" CONFIG=rules.toml PREFIX=abB
 #   BIN=target/release/autoblock; PERF_DIR=DIR also records `perf record -g` of each capturer
 #   during the flood into DIR/MODE-CAPTURER-RUN.data; SMAPS_DIR=DIR keeps each capturer's
@@ -31,6 +33,7 @@ RUNS=${RUNS:-3}
 COUNT=${COUNT:-3000000}
 MODES=${MODES:-"many few"}
 CONFIG=${CONFIG:-rules.toml}
+MAX_SOURCES=${MAX_SOURCES:-}
 PREFIX=${PREFIX:-abB}
 A=$PREFIX-live-$$-a
 V=$PREFIX-live-$$-v
@@ -82,9 +85,14 @@ if ! grep -q '^interfaces = ' "$CONFIG"; then
   { sed '/^\[\[rule\]\]/,$d' rules.toml; sed -n '/^\[\[rule\]\]/,$p' "$CONFIG"; } >"$TMP/base.toml"
   base=$TMP/base.toml
 fi
+limit=()
+[ -n "$MAX_SOURCES" ] && limit=(-e "s|^max_tracked_sources = .*|max_tracked_sources = $MAX_SOURCES|")
 sed -e 's|^interfaces = \[.*\]|interfaces = ["va"]|' \
     -e "s|^socket = .*|socket = \"$TMP/ab.sock\"|" \
-    -e "s|^dir = .*|dir = \"$TMP/state\"|" "$base" >"$TMP/rules.toml"
+    -e "s|^dir = .*|dir = \"$TMP/state\"|" "${limit[@]}" "$base" >"$TMP/rules.toml"
+if [ -n "$MAX_SOURCES" ] && ! grep -q "^max_tracked_sources = $MAX_SOURCES\$" "$TMP/rules.toml"; then
+  echo "live.sh: MAX_SOURCES: no max_tracked_sources line in $base to set" >&2; exit 2
+fi
 "$BIN" check --config "$TMP/rules.toml" >/dev/null
 
 wait_for() { # file, pattern, tenths of a second
@@ -171,7 +179,7 @@ run_one() {
   fi
 }
 
-echo "# live: RUNS=$RUNS COUNT=$COUNT MODES=\"$MODES\" CONFIG=$CONFIG; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# live: RUNS=$RUNS COUNT=$COUNT MODES=\"$MODES\" CONFIG=$CONFIG MAX_SOURCES=${MAX_SOURCES:-as configured}; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$TMP/results.tsv"
 for run in $(seq "$RUNS"); do
   for mode in $MODES; do
