@@ -512,14 +512,11 @@ impl Engine {
                     continue;
                 }
                 let key = g.prefixes.key(p.src);
-                match g.table.slot_hashed(key, h, *s, ts.as_micros().max(now_us)) {
-                    // The record is in cache now: start loading its distinct sets.
-                    Some(found) => {
-                        g.table.prefetch_sets(found.0);
-                        *s = found.0;
-                    }
-                    None => *s = NO_SLOT,
-                }
+                // A source found has its distinct sets loaded ahead (its record is in cache now).
+                *s = match g.table.slot_ahead(key, h, *s, ts.as_micros().max(now_us)) {
+                    Some(found) => found.0,
+                    None => NO_SLOT,
+                };
             }
         }
         slots

@@ -191,7 +191,7 @@ fn count_distinct(
             port
         };
         let b = super::bucket_in(&mut scales[usize::from(layout.scale[w])], ts_us);
-        let bit = layout.overflow_bit(w);
+        let bit = layout.overflow[w];
         let off = usize::from(layout.offset[w]);
         let cap = u64::from(layout.cap[w]);
         let v = add_distinct(r, sets, &mut short, off, bit, value, b, cap);

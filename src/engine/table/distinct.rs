@@ -113,11 +113,28 @@ fn indexed(class: usize) -> bool {
 const INDEXED: usize = 3;
 
 /// A class-`class` block's length in u32s: the header's two, a value and a bucket per entry,
-/// then the table if it has one. Branch-free: it places a set on every packet.
+/// then the table if it has one. Looked up: it places a set on every packet.
+#[inline(always)]
 fn block_len(class: usize) -> usize {
-    let e = entries(class);
-    2 + 2 * e + usize::from(indexed(class)) * set_index::words(e)
+    BLOCK_LEN[class % 16]
 }
+
+/// [`block_len`] of each class (16 rather than [`CLASSES`], so an index needs no check).
+const BLOCK_LEN: [usize; 16] = {
+    let mut lens = [0; 16];
+    let mut class = 0;
+    while class < CLASSES {
+        let e = MIN_ENTRIES << class;
+        let table = if class >= INDEXED {
+            set_index::words(e)
+        } else {
+            0
+        };
+        lens[class] = 2 + 2 * e + table;
+        class += 1;
+    }
+    lens
+};
 
 /// A class-`class` block's size in u64 words (the budget's unit; every length is even).
 fn block_words(class: usize) -> usize {

@@ -244,6 +244,8 @@ pub struct Layout {
     pub min_report: BitIndexed<u64>,
     /// Per distinct window: its cap.
     pub cap: BitIndexed<u32>,
+    /// Per distinct window: its META flag ([`Layout::overflow_bit`]).
+    pub overflow: BitIndexed<u64>,
     /// Per window: its rule when it has exactly one (then a value above `min_report` is that
     /// rule's to report, with no walk of the window's rules), else [`SEVERAL`].
     pub single: BitIndexed<u8>,
@@ -344,6 +346,7 @@ impl Layout {
             scale: BitIndexed::default(),
             min_report: BitIndexed([u64::MAX; 32]),
             cap: BitIndexed::default(),
+            overflow: BitIndexed::default(),
             single: BitIndexed([SEVERAL; 32]),
             addrs_mask: 0,
             idle_us: windows.iter().map(|w| w.span.window_us).max().unwrap_or(1),
@@ -383,6 +386,7 @@ impl Layout {
             }
             if let Kind::Distinct { addrs, cap } = w.kind {
                 self.cap[i] = cap;
+                self.overflow[i] = self.overflow_bit(i);
                 self.addrs_mask |= u32::from(addrs) << i;
             }
         }

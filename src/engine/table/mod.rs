@@ -237,6 +237,32 @@ impl SourceTable {
         guess: u32,
         now_us: u64,
     ) -> Option<Slot> {
+        self.slot_with(key, hash, guess, now_us, false)
+    }
+
+    /// [`SourceTable::slot_hashed`] that also starts loading the distinct sets of a source it
+    /// finds ([`SourceTable::prefetch_sets`]) while it holds the record: for the look-up pass,
+    /// which counts each packet later.
+    #[inline]
+    pub fn slot_ahead(
+        &mut self,
+        key: SourceKey,
+        hash: u64,
+        guess: u32,
+        now_us: u64,
+    ) -> Option<Slot> {
+        self.slot_with(key, hash, guess, now_us, true)
+    }
+
+    #[inline(always)]
+    fn slot_with(
+        &mut self,
+        key: SourceKey,
+        hash: u64,
+        guess: u32,
+        now_us: u64,
+        sets_ahead: bool,
+    ) -> Option<Slot> {
         let seen = now_us >> SEEN_SHIFT;
         let found = if guess < self.slots && self.holds(guess, key) {
             Some(guess)
@@ -244,8 +270,17 @@ impl SourceTable {
             self.find(key, hash)
         };
         if let Some(s) = found {
-            let r = self.record_mut(s);
+            let SourceTable {
+                chunks,
+                layout,
+                sets,
+                ..
+            } = self;
+            let r = record_in(chunks, layout.stride, s);
             r[word::TIMES] = (r[word::TIMES] & !0xffff_ffff) | (seen & 0xffff_ffff);
+            if sets_ahead {
+                prefetch_sets_in(layout, sets, r);
+            }
             return Some(Slot(s));
         }
         if self.len() >= self.max_sources {
@@ -430,15 +465,7 @@ impl SourceTable {
     /// counting.
     #[inline]
     pub fn prefetch_sets(&self, slot: u32) {
-        let r = self.record(slot);
-        let mut overflow = ((r[word::META] >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
-        let first = self.first_distinct();
-        while overflow != 0 {
-            let i = overflow.trailing_zeros() as usize;
-            overflow &= overflow - 1;
-            self.sets
-                .prefetch(r[self.layout.windows[first + i].offset] as u32);
-        }
+        prefetch_sets_in(&self.layout, &self.sets, self.record(slot));
     }
 
     /// Index of the first distinct window (distinct window `i` has overflow bit `i - this`).
@@ -480,6 +507,20 @@ pub(crate) fn bucket_in(s: &mut (u64, u64, u64), ts_us: u64) -> u32 {
         s.2 = b;
     }
     s.2 as u32
+}
+
+/// Starts loading the distinct sets of record `r` (the handles its overflowed windows hold).
+#[inline(always)]
+fn prefetch_sets_in(layout: &Layout, sets: &SetPool, r: &[u64]) {
+    let mut overflow = ((r[word::META] >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
+    let first = layout.n_packets + layout.n_bytes;
+    while overflow != 0 {
+        let i = overflow.trailing_zeros() as usize;
+        overflow &= overflow - 1;
+        if let Some(&h) = r.get(usize::from(layout.offset[first + i])) {
+            sets.prefetch(h as u32);
+        }
+    }
 }
 
 /// Where record `s` sits: its chunk, and the range of its words there.
