@@ -300,6 +300,57 @@ impl SetPool {
     /// (out of line it cost a call and the parts' bounds checks on every packet of a set).
     #[inline(always)]
     pub fn add(&mut self, h: u32, value: u32, b: u32, cap: u64) -> (Added, Option<u32>) {
+        let (class, block) = split(h);
+        let known = match class {
+            0 => self.add_stored::<4, 10>(0, block, value, b),
+            1 => self.add_stored::<8, 18>(1, block, value, b),
+            _ => None,
+        };
+        match known {
+            Some(alive) => (Added::admitted(alive), Some(h)),
+            None => self.add_any(h, value, b, cap),
+        }
+    }
+
+    /// [`SetPool::add`] of a value a short set (class 0 or 1: `E` entries, blocks of `L`
+    /// u32s) holds live: its bucket becomes `b`, and the set's live count is the answer (the
+    /// cap cannot turn it away). `None` for anything else, left to [`SetPool::add_any`]. On
+    /// fixed-size blocks, the look-up and the count are a few vector compares with no bounds
+    /// checks: most packets of a set take this path.
+    #[inline(always)]
+    fn add_stored<const E: usize, const L: usize>(
+        &mut self,
+        class: usize,
+        block: usize,
+        value: u32,
+        b: u32,
+    ) -> Option<u64> {
+        const { assert!(L == 2 + 2 * E && E <= 16) };
+        let words = self
+            .slabs
+            .get_mut(class)?
+            .get_mut(block * L..block * L + L)?;
+        let words: &mut [u32; L] = words.try_into().ok()?;
+        let n = (words[0] & 0xffff) as usize;
+        let in_use = (1u32 << n.min(E)) - 1;
+        let (mut found, mut live) = (0u32, 0u32);
+        for i in 0..E {
+            found |= u32::from(words[2 + i] == value) << i;
+            live |= u32::from(live_at(words[2 + E + i], b)) << i;
+        }
+        let hit = found & live & in_use;
+        if hit == 0 {
+            return None;
+        }
+        words[2 + E + (hit.trailing_zeros() as usize % E)] = b;
+        let alive = u64::from((live & in_use).count_ones());
+        set_header(&mut words[..2], header(n, alive, b));
+        Some(alive)
+    }
+
+    /// [`SetPool::add`] in every case.
+    #[inline(always)]
+    fn add_any(&mut self, h: u32, value: u32, b: u32, cap: u64) -> (Added, Option<u32>) {
         let class = split(h).0;
         let mult = self.mult;
         let (head, values, buckets) = parts(self.block_mut(h), class);
