@@ -513,7 +513,10 @@ impl Engine {
                 }
                 let key = g.prefixes.key(p.src);
                 // A source found has its distinct sets loaded ahead (its record is in cache now).
-                *s = match g.table.slot_ahead(key, h, *s, ts.as_micros().max(now_us)) {
+                *s = match g
+                    .table
+                    .slot_with(key, h, *s, ts.as_micros().max(now_us), true)
+                {
                     Some(found) => found.0,
                     None => NO_SLOT,
                 };

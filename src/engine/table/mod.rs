@@ -240,22 +240,11 @@ impl SourceTable {
         self.slot_with(key, hash, guess, now_us, false)
     }
 
-    /// [`SourceTable::slot_hashed`] that also starts loading the distinct sets of a source it
-    /// finds ([`SourceTable::prefetch_sets`]) while it holds the record: for the look-up pass,
-    /// which counts each packet later.
-    #[inline]
-    pub fn slot_ahead(
-        &mut self,
-        key: SourceKey,
-        hash: u64,
-        guess: u32,
-        now_us: u64,
-    ) -> Option<Slot> {
-        self.slot_with(key, hash, guess, now_us, true)
-    }
-
+    /// [`SourceTable::slot_hashed`]; with `sets_ahead`, also starts loading the distinct sets
+    /// of a source it finds ([`SourceTable::prefetch_sets`]) while it holds the record: for
+    /// the look-up pass, which counts each packet later.
     #[inline(always)]
-    fn slot_with(
+    pub fn slot_with(
         &mut self,
         key: SourceKey,
         hash: u64,
