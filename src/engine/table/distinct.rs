@@ -98,14 +98,14 @@ fn split(h: u32) -> (usize, usize) {
 }
 
 /// Entries of a class-`class` block.
-fn entries(class: usize) -> usize {
+const fn entries(class: usize) -> usize {
     MIN_ENTRIES << class
 }
 
 /// Whether a class's blocks end with a table of where each value sits ([`set_index`]): sets
 /// of up to 16 entries are scanned (as cheap as a look-up at that length), longer ones
 /// looked up.
-fn indexed(class: usize) -> bool {
+const fn indexed(class: usize) -> bool {
     class >= INDEXED
 }
 
@@ -124,8 +124,8 @@ const BLOCK_LEN: [usize; 16] = {
     let mut lens = [0; 16];
     let mut class = 0;
     while class < CLASSES {
-        let e = MIN_ENTRIES << class;
-        let table = if class >= INDEXED {
+        let e = entries(class);
+        let table = if indexed(class) {
             set_index::words(e)
         } else {
             0
@@ -302,8 +302,8 @@ impl SetPool {
     pub fn add(&mut self, h: u32, value: u32, b: u32, cap: u64) -> (Added, Option<u32>) {
         let (class, block) = split(h);
         let known = match class {
-            0 => self.add_stored::<4, 10>(0, block, value, b),
-            1 => self.add_stored::<8, 18>(1, block, value, b),
+            0 => self.add_stored::<0, 4, 10>(block, value, b),
+            1 => self.add_stored::<1, 8, 18>(block, value, b),
             _ => None,
         };
         match known {
@@ -312,24 +312,20 @@ impl SetPool {
         }
     }
 
-    /// [`SetPool::add`] of a value a short set (class 0 or 1: `E` entries, blocks of `L`
-    /// u32s) holds live: its bucket becomes `b`, and the set's live count is the answer (the
+    /// [`SetPool::add`] of a value a short set (class `C`, 0 or 1: its `E` entries and its
+    /// blocks of `L` u32s, checked when compiled) holds live: its bucket becomes `b`, and the set's live count is the answer (the
     /// cap cannot turn it away). `None` for anything else, left to [`SetPool::add_any`]. On
     /// fixed-size blocks, the look-up and the count are a few vector compares with no bounds
     /// checks: most packets of a set take this path.
     #[inline(always)]
-    fn add_stored<const E: usize, const L: usize>(
+    fn add_stored<const C: usize, const E: usize, const L: usize>(
         &mut self,
-        class: usize,
         block: usize,
         value: u32,
         b: u32,
     ) -> Option<u64> {
-        const { assert!(L == 2 + 2 * E && E <= 16) };
-        let words = self
-            .slabs
-            .get_mut(class)?
-            .get_mut(block * L..block * L + L)?;
+        const { assert!(E == entries(C) && L == BLOCK_LEN[C] && !indexed(C) && E <= 16) };
+        let words = self.slabs.get_mut(C)?.get_mut(block * L..block * L + L)?;
         let words: &mut [u32; L] = words.try_into().ok()?;
         let n = (words[0] & 0xffff) as usize;
         let in_use = (1u32 << n.min(E)) - 1;

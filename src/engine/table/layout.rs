@@ -477,7 +477,13 @@ impl Layout {
     /// set in the pool.
     #[inline]
     pub fn overflow_bit(&self, w: usize) -> u64 {
-        1u64 << (flag::OVERFLOW_SHIFT as usize + w - (self.n_packets + self.n_bytes))
+        1u64 << (flag::OVERFLOW_SHIFT as usize + w - self.first_distinct())
+    }
+
+    /// Index of the first distinct window (distinct window `w` has overflow bit `w - this`).
+    #[inline]
+    pub fn first_distinct(&self) -> usize {
+        self.n_packets + self.n_bytes
     }
 
     /// The window value of a distinct window for packet `p`.

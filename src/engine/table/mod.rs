@@ -311,7 +311,7 @@ impl SourceTable {
 
     fn init_record(&mut self, s: u32, key: SourceKey, now_us: u64) {
         let (hi, lo, v6) = key_words(key);
-        let first_distinct = self.first_distinct();
+        let first_distinct = self.layout.first_distinct();
         // The record borrowed once (beside the clocks' scales), not once per word written.
         let r = record_in(&mut self.chunks, self.layout.stride, s);
         r.fill(0);
@@ -438,7 +438,7 @@ impl SourceTable {
             self.heavy.free(heavy);
         }
         let overflow = ((meta >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
-        for (i, w) in (self.first_distinct()..self.layout.windows.len()).enumerate() {
+        for (i, w) in (self.layout.first_distinct()..self.layout.windows.len()).enumerate() {
             if overflow & (1 << i) != 0 {
                 let h = self.record(s)[self.layout.windows[w].offset] as u32;
                 self.sets.free(h);
@@ -455,11 +455,6 @@ impl SourceTable {
     #[inline]
     pub fn prefetch_sets(&self, slot: u32) {
         prefetch_sets_in(&self.layout, &self.sets, self.record(slot));
-    }
-
-    /// Index of the first distinct window (distinct window `i` has overflow bit `i - this`).
-    fn first_distinct(&self) -> usize {
-        self.layout.n_packets + self.layout.n_bytes
     }
 
     /// The slot of `key` if tracked (no change).
@@ -502,7 +497,7 @@ pub(crate) fn bucket_in(s: &mut (u64, u64, u64), ts_us: u64) -> u32 {
 #[inline(always)]
 fn prefetch_sets_in(layout: &Layout, sets: &SetPool, r: &[u64]) {
     let mut overflow = ((r[word::META] >> flag::OVERFLOW_SHIFT) & 0xffff) as u32;
-    let first = layout.n_packets + layout.n_bytes;
+    let first = layout.first_distinct();
     while overflow != 0 {
         let i = overflow.trailing_zeros() as usize;
         overflow &= overflow - 1;
