@@ -461,7 +461,7 @@ impl Engine {
             for gi in 0..self.groups.len() {
                 let slot = slots[gi * len + i];
                 if slot != NO_SLOT {
-                    self.count(gi, Slot(slot), p, c, *ts, now, out);
+                    self.count(gi, Slot(slot), None, p, c, *ts, now, out);
                 }
             }
         }
@@ -570,14 +570,15 @@ impl Engine {
                 let key = g.prefixes.key(p.src);
                 let guess = g.table.guess(hash);
                 if let Some(slot) = g.table.slot_hashed(key, hash, guess, seen_us) {
-                    self.count(gi, slot, p, c, *ts, now, out);
+                    self.count(gi, slot, Some(key), p, c, *ts, now, out);
                 }
             }
         }
     }
 
     /// Counts `p` (class `c`) for every matching rule of group `gi` and fires those that go
-    /// over, in rule order.
+    /// over, in rule order. `key` is the source's key when the caller made it already (else it
+    /// is made here, only if a rule reports).
     ///
     /// The windows use the packet's own time `ts`: a backlog processed late (the engine was
     /// busy, a wall-clock tick already ran ahead) or a packet slightly out of order is counted
@@ -588,6 +589,7 @@ impl Engine {
         &mut self,
         gi: usize,
         slot: Slot,
+        key: Option<SourceKey>,
         p: &PacketMeta,
         c: u8,
         ts: Timestamp,
@@ -603,7 +605,7 @@ impl Engine {
             return;
         }
         // The source's key, for leaders, peaks and bans (most packets report nothing).
-        let key = self.groups[gi].prefixes.key(p.src);
+        let key = key.unwrap_or_else(|| self.groups[gi].prefixes.key(p.src));
         // Window order is mostly rule order already (one rule per window, windows laid out
         // in rule order): a check of the pairs is cheaper than a call to the sort.
         if fired.len() > 1 && !fired.is_sorted_by_key(|f| f.0) {
