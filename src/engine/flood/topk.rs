@@ -39,17 +39,36 @@ impl<K: Copy + Eq + Default, const N: usize> TopK<K, N> {
     #[inline]
     pub fn add(&mut self, key: K) -> Option<K> {
         let len = usize::from(self.len);
+        if len == N {
+            // Full, the common case under load: every slot holds a value, so all are compared
+            // at once, without a bound or an early exit (the values kept are distinct).
+            let mut hit = N;
+            for i in 0..N {
+                if self.keys[i] == key {
+                    hit = i;
+                }
+            }
+            if let Some(c) = self.counts.get_mut(hit) {
+                *c = c.saturating_add(1);
+                return None;
+            }
+            return Some(self.replace_smallest(key));
+        }
         if let Some(i) = self.keys[..len].iter().position(|k| *k == key) {
             self.counts[i] = self.counts[i].saturating_add(1);
             return None;
         }
-        if len < N {
-            self.keys[len] = key;
-            self.counts[len] = 1;
-            self.errs[len] = 0;
-            self.len += 1;
-            return None;
-        }
+        self.keys[len] = key;
+        self.counts[len] = 1;
+        self.errs[len] = 0;
+        self.len += 1;
+        None
+    }
+
+    /// Puts `key` (absent) in place of the smallest counter, which it inherits as its error;
+    /// returns the value it replaced.
+    #[inline]
+    fn replace_smallest(&mut self, key: K) -> K {
         let mut m = 0;
         for i in 1..N {
             if self.counts[i] < self.counts[m] {
@@ -60,7 +79,7 @@ impl<K: Copy + Eq + Default, const N: usize> TopK<K, N> {
         let old = std::mem::replace(&mut self.keys[m], key);
         self.errs[m] = self.counts[m];
         self.counts[m] = self.counts[m].saturating_add(1);
-        Some(old)
+        old
     }
 
     /// True when a value was evicted: the summary no longer holds every value seen.
@@ -160,6 +179,49 @@ mod tests {
         assert_eq!(t.get(11), Some((2, 1)));
         assert_eq!(t.get(7), Some((3, 0)), "the heavy one stays, exact");
         assert!(t.evicted());
+    }
+
+    /// Space-Saving as first written: a search bounded by the length, then the smallest
+    /// counter replaced (the reference for the full summary's fixed-size search).
+    fn reference_add<const N: usize>(r: &mut Vec<(u16, u32, u32)>, key: u16) -> Option<u16> {
+        if let Some(e) = r.iter_mut().find(|e| e.0 == key) {
+            e.1 += 1;
+            return None;
+        }
+        if r.len() < N {
+            r.push((key, 1, 0));
+            return None;
+        }
+        let mut m = 0;
+        for i in 1..N {
+            if r[i].1 < r[m].1 {
+                m = i;
+            }
+        }
+        let old = r[m].0;
+        r[m] = (key, r[m].1 + 1, r[m].1);
+        Some(old)
+    }
+
+    #[test]
+    fn adds_as_the_reference_with_the_default_value_among_the_keys() {
+        let mut x = 11u64;
+        for round in 0..300 {
+            // Small alphabets that include 0 (the value of unused slots), so a full summary
+            // and one still filling both meet values they hold, values they do not and 0.
+            let alphabet = 2 + round % 9;
+            let mut t = TopK::<u16, 4>::default();
+            let mut r = Vec::new();
+            for _ in 0..(1 + round * 3) {
+                let key = (crate::test_rng::next(&mut x) % alphabet) as u16;
+                assert_eq!(t.add(key), reference_add::<4>(&mut r, key), "round {round}");
+                let mut got: Vec<_> = t.entries().collect();
+                let mut want = r.clone();
+                got.sort_unstable();
+                want.sort_unstable();
+                assert_eq!(got, want, "round {round}");
+            }
+        }
     }
 
     #[test]
