@@ -75,10 +75,8 @@ impl Digester {
     pub(crate) fn mark(&self, p: &PacketMeta) -> u8 {
         if self.local.contains(p.src) {
             LOCAL
-        } else if !martian::counted(p.src) {
-            MARTIAN
         } else {
-            classify(p)
+            mark_not_ours(p)
         }
     }
 
@@ -86,7 +84,13 @@ impl Digester {
     pub fn digest(&self, items: &[(PacketMeta, Timestamp)], out: &mut Digests) {
         out.stamp = self.stamp;
         out.marks.clear();
-        out.marks.extend(items.iter().map(|(p, _)| self.mark(p)));
+        // Without addresses of ours (replay without `--local`) the search is left out.
+        if self.local.is_empty() {
+            out.marks
+                .extend(items.iter().map(|(p, _)| mark_not_ours(p)));
+        } else {
+            out.marks.extend(items.iter().map(|(p, _)| self.mark(p)));
+        }
         out.hashes.clear();
         for (prefixes, hasher, classes) in &self.groups {
             out.hashes
@@ -98,6 +102,16 @@ impl Digester {
                     }
                 }));
         }
+    }
+}
+
+/// The mark of a packet whose source is not ours: martian, or its class.
+#[inline]
+fn mark_not_ours(p: &PacketMeta) -> u8 {
+    if !martian::counted(p.src) {
+        MARTIAN
+    } else {
+        classify(p)
     }
 }
 
@@ -146,6 +160,34 @@ mod tests {
         assert_eq!(d.mark(&packet("10.1.2.3")), LOCAL);
         assert_eq!(d.mark(&packet("127.0.0.53")), MARTIAN);
         assert_eq!(d.mark(&packet("::1")), MARTIAN);
+    }
+
+    #[test]
+    fn without_addresses_of_ours_marks_are_the_same_but_never_ours() {
+        let hasher = RandomState::default();
+        let groups = vec![(Prefixes::new(32, 128), hasher, u32::MAX)];
+        let (with, _) = digester();
+        let without = Digester::new(NetSet::new(&[]), groups);
+        let srcs = [
+            "198.51.100.7",
+            "10.1.2.3",
+            "127.0.0.53",
+            "::1",
+            "2001:db8::1",
+            "0.0.0.0",
+        ];
+        let items: Vec<_> = srcs.iter().map(|s| (packet(s), Timestamp(0))).collect();
+        let mut out = Digests::default();
+        without.digest(&items, &mut out);
+        for (i, s) in srcs.iter().enumerate() {
+            let want = if *s == "10.1.2.3" {
+                classify(&items[i].0)
+            } else {
+                with.mark(&items[i].0)
+            };
+            assert_eq!(out.marks[i], want, "{s}");
+            assert_eq!(out.marks[i], without.mark(&items[i].0), "{s}");
+        }
     }
 
     #[test]

@@ -75,6 +75,12 @@ impl NetSet {
         s
     }
 
+    /// True when no net was given.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.v4.lengths.is_empty() && self.v6.lengths.is_empty()
+    }
+
     #[inline]
     pub(crate) fn contains(&self, a: IpAddr) -> bool {
         match a {
