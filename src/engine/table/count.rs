@@ -79,7 +79,7 @@ impl SourceTable {
         let b = (now_us / win.span.bucket_us) as u32;
         match win.kind {
             Kind::Distinct { .. } => {
-                let bit = self.layout.overflow_bit(w);
+                let bit = self.layout.overflow[w];
                 if r[word::META] & bit != 0 {
                     self.sets.count(r[win.offset] as u32, b)
                 } else {

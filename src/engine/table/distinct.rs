@@ -313,10 +313,10 @@ impl SetPool {
     }
 
     /// [`SetPool::add`] of a value a short set (class `C`, 0 or 1: its `E` entries and its
-    /// blocks of `L` u32s, checked when compiled) holds live: its bucket becomes `b`, and the set's live count is the answer (the
-    /// cap cannot turn it away). `None` for anything else, left to [`SetPool::add_any`]. On
-    /// fixed-size blocks, the look-up and the count are a few vector compares with no bounds
-    /// checks: most packets of a set take this path.
+    /// blocks of `L` u32s, checked when compiled) holds live: its bucket becomes `b`, and the
+    /// set's live count is the answer (the cap cannot turn it away). `None` for anything else,
+    /// left to [`SetPool::add_any`]. On fixed-size blocks, the look-up and the count are a few
+    /// vector compares with no bounds checks: most packets of a set take this path.
     #[inline(always)]
     fn add_stored<const C: usize, const E: usize, const L: usize>(
         &mut self,

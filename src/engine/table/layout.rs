@@ -476,7 +476,7 @@ impl Layout {
     /// The META flag of distinct window `w`: set once its values moved from the record to a
     /// set in the pool.
     #[inline]
-    pub fn overflow_bit(&self, w: usize) -> u64 {
+    fn overflow_bit(&self, w: usize) -> u64 {
         1u64 << (flag::OVERFLOW_SHIFT as usize + w - self.first_distinct())
     }
 
