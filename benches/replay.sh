@@ -46,7 +46,8 @@ noise=${NOISE:-0}
 [[ $noise =~ ^[0-9]+$ ]] || { echo "NOISE must be a number of cores, not '$noise'" >&2; exit 2; }
 hogs=()
 stop_hogs() { for h in "${hogs[@]}"; do kill "$h" 2>/dev/null || true; done; }
-trap stop_hogs EXIT INT TERM
+trap stop_hogs EXIT
+trap 'exit 130' INT TERM
 for _ in $(seq "$noise"); do
   timeout 3600 dd if=/dev/zero of=/dev/null bs=32M 2>/dev/null &
   hogs+=($!)
