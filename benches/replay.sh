@@ -38,12 +38,12 @@ mixes=("$@")
 read -r -a rulesets <<<"${RULESETS:-shipped six}"
 dir=target/bench
 mkdir -p "$dir"
+noise=${NOISE:-0}
+[[ $noise =~ ^[0-9]+$ ]] || { echo "NOISE must be a number of cores, not '$noise'" >&2; exit 2; }
 command -v tcpdump >/dev/null || { echo "tcpdump is missing (make deps)" >&2; exit 1; }
 cargo build --release --locked --quiet
 cargo build --release --locked --quiet --example gencap
 ab=${AB:-./target/release/autoblock}
-noise=${NOISE:-0}
-[[ $noise =~ ^[0-9]+$ ]] || { echo "NOISE must be a number of cores, not '$noise'" >&2; exit 2; }
 hogs=()
 stop_hogs() { for h in "${hogs[@]}"; do kill "$h" 2>/dev/null || true; done; }
 trap stop_hogs EXIT
