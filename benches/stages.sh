@@ -6,10 +6,22 @@
 # Usage: benches/stages.sh ROUNDS FILE   (BIN=path to autoblock, default target/release;
 # ONE=the rule measured alone, default conn-burst). Rules are sorted by their `metric` line:
 # packets and bytes are rate rules, dst_ports and dst_addrs distinct ones.
+#        benches/stages.sh --configs DIR   writes the stage configurations (none.toml,
+# one-rate-rule.toml, rate-rules.toml, distinct-rules.toml, floods.toml, six-rules.toml,
+# shipped.toml) into DIR, checks them and stops: for other benchmarks, e.g.
+# CONFIG=DIR/none.toml benches/live.sh (the live pipeline with detection off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=$1; file=$2; bin=${BIN:-target/release/autoblock}; one=${ONE:-conn-burst}
-dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+bin=${BIN:-target/release/autoblock}; one=${ONE:-conn-burst}
+configs=(none one-rate-rule rate-rules distinct-rules floods six-rules shipped)
+if [ "${1:-}" = --configs ]; then
+  [ $# -eq 2 ] || { echo "usage: benches/stages.sh --configs DIR" >&2; exit 2; }
+  dir=$2; mkdir -p "$dir"
+else
+  [ $# -eq 2 ] || { echo "usage: benches/stages.sh ROUNDS FILE | --configs DIR" >&2; exit 2; }
+  rounds=$1; file=$2
+  dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+fi
 # The part before the first [[rule]]/[[flood]], then each block, sorted by kind.
 awk -v d="$dir" -v one="$one" '
   function keep() {
@@ -33,9 +45,13 @@ awk -v d="$dir" -v one="$one" '
     printf "%s%s", head, rules > (d "/six-rules.toml")
   }' rules.toml
 cp rules.toml "$dir/shipped.toml"
+for c in "${configs[@]}"; do "$bin" check --config "$dir/$c.toml" >/dev/null; done
+if [ "$1" = --configs ]; then
+  printf "$dir/%s.toml\n" "${configs[@]}"
+  exit 0
+fi
 echo "file $file, $rounds rounds, load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-for c in none one-rate-rule rate-rules distinct-rules floods six-rules shipped; do
-  "$bin" check --config "$dir/$c.toml" >/dev/null
+for c in "${configs[@]}"; do
   printf '%-15s ' "$c"
   python3 benches/threadcpu.py "$rounds" "$bin" replay --config "$dir/$c.toml" "$file" | tail -1
 done
