@@ -101,11 +101,12 @@ wait_for() { # file, pattern, tenths of a second
 }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
-# Context switches and CPU ticks of every thread of $1: "name switches ticks" per thread.
+# Context switches, CPU ticks and minor page faults of every thread of $1: "name switches
+# ticks faults" per thread.
 switches() {
   local t
   for t in /proc/"$1"/task/*; do
-    awk -v n="$(cat "$t/comm")" -v c="$(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')" \
+    awk -v n="$(cat "$t/comm")" -v c="$(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13, $8}')" \
       '/ctxt_switches/ {s += $2} END {print n, s, c}' "$t/status"
   done | sort
 }
@@ -173,8 +174,8 @@ run_one() {
     "$(echo "($c1 - $c0) / $HZ" | bc -l)" "$(printf '%.0f' "$ns_pp")" "$hwm" >>"$TMP/results.tsv"
   tail -1 "$TMP/results.tsv" | awk -F'\t' '{printf "%-4s %-9s sent %s at %s pps: captured %s, kernel drops %s, queue drops %s, cpu %ss = %s ns/packet, peak RSS %s kB\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10}'
   if [ -f "$out.sw1" ]; then # context switches per thread during the flood
-    printf '     per thread during the flood (context switches, CPU ticks of 1/%s s):' "$HZ"
-    join "$out.sw0" "$out.sw1" | awk '{printf " %s %d %d;", $1, $4 - $2, $5 - $3}'
+    printf '     per thread during the flood (context switches, CPU ticks of 1/%s s, minor faults):' "$HZ"
+    join "$out.sw0" "$out.sw1" | awk '{printf " %s %d %d %d;", $1, $5 - $2, $6 - $3, $7 - $4}'
     echo
   fi
 }
