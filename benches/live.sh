@@ -55,26 +55,10 @@ fi
 PERF_DIR=${PERF_DIR:-}
 HZ=$(getconf CLK_TCK)
 
-ip netns add "$A"; ip netns add "$V"
-ip -n "$A" link set lo up; ip -n "$V" link set lo up
-ip -n "$V" link add va type veth peer name eth0 netns "$A"
-ip -n "$V" addr add "$VIC/24" dev va
-ip -n "$A" addr add 10.209.0.1/24 dev eth0
-ip -n "$V" link set va up; ip -n "$A" link set eth0 up
-vmac=$(ip -n "$V" -o link show va | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+. benches/flood-lib.sh
+flood_netns "$A" "$V" "$VIC"
 for mode in many few million; do
-  case $mode in
-    many) src='sa[2]=drnd(), sa[3]=drnd()' ;;
-    few) src='sa[3]=drnd(1, 8)' ;;
-    million) src='sa[1]=drnd(), sa[2]=drnd(), sa[3]=drnd()' ;;
-  esac
-  cat >"$TMP/$mode.cfg" <<EOF
-{
-  eth(da=$vmac),
-  ipv4(sa=198.18.0.0, da=$VIC, $src),
-  tcp(sp=drnd(), dp=80, syn)
-}
-EOF
+  flood_cfg "$mode" "$VIC" "$TMP/$mode.cfg"
 done
 # A CONFIG with only rules (no `interfaces` line, e.g. benches/rules-memory.toml) runs under
 # rules.toml's tables up to its first [[rule]]; the CONFIG's own tables before its rules are

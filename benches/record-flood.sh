@@ -11,29 +11,16 @@ set -euo pipefail
 MODE=$1 COUNT=$2 RATE=$3 OUT=$4
 [ "$(id -u)" = 0 ] || { echo "record-flood.sh: needs root (network namespaces)" >&2; exit 1; }
 command -v trafgen >/dev/null || { echo "record-flood.sh: trafgen is missing (make deps)" >&2; exit 1; }
-dp=80
 case $MODE in
-  many) src='sa[2]=drnd(), sa[3]=drnd()' ;;
-  few) src='sa[3]=drnd(1, 8)' ;;
-  scan) src='sa[3]=drnd(1, 8)'; dp='drnd()' ;;
+  many|few|scan) ;;
   *) echo "record-flood.sh: MODE is many, few or scan" >&2; exit 2 ;;
 esac
 A=abR-$$-a V=abR-$$-v VIC=10.209.0.2 TMP=$(mktemp -d)
 cleanup() { ip netns del "$A" 2>/dev/null || true; ip netns del "$V" 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
-ip netns add "$A"; ip netns add "$V"
-ip -n "$A" link set lo up; ip -n "$V" link set lo up
-ip -n "$V" link add va type veth peer name eth0 netns "$A"
-ip -n "$V" addr add "$VIC/24" dev va; ip -n "$A" addr add 10.209.0.1/24 dev eth0
-ip -n "$V" link set va up; ip -n "$A" link set eth0 up
-vmac=$(ip -n "$V" -o link show va | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-cat >"$TMP/flood.cfg" <<EOF
-{
-  eth(da=$vmac),
-  ipv4(sa=198.18.0.0, da=$VIC, $src),
-  tcp(sp=drnd(), dp=$dp, syn)
-}
-EOF
+. "$(dirname "$0")/flood-lib.sh"
+flood_netns "$A" "$V" "$VIC"
+flood_cfg "$MODE" "$VIC" "$TMP/flood.cfg"
 ip netns exec "$V" tcpdump -ni va -w "$OUT" -s 128 -B 65536 2>"$TMP/err" &
 T=$!
 for _ in $(seq 100); do grep -q listening "$TMP/err" && break; sleep 0.1; done

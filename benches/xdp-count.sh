@@ -35,20 +35,10 @@ clang-14 -O2 -g -target bpf -DCOUNT=0 "${inc[@]}" -c benches/xdp-count.c -o "$TM
 clang-14 -O2 -g -target bpf -DCOUNT=1 "${inc[@]}" -c benches/xdp-count.c -o "$TMP/lru.o"
 clang-14 -O2 -g -target bpf -DCOUNT=1 -DPLAIN=1 "${inc[@]}" -c benches/xdp-count.c -o "$TMP/hash.o"
 
-ip netns add "$A"; ip netns add "$V"
-ip -n "$A" link set lo up; ip -n "$V" link set lo up
-ip -n "$V" link add va type veth peer name eth0 netns "$A"
-ip -n "$V" addr add "$VIC/24" dev va
-ip -n "$A" addr add 10.209.0.1/24 dev eth0
-ip -n "$V" link set va up; ip -n "$A" link set eth0 up
-vmac=$(ip -n "$V" -o link show va | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+. benches/flood-lib.sh
+flood_netns "$A" "$V" "$VIC"
 for mode in many few; do
-  case $mode in
-    many) src='sa[2]=drnd(), sa[3]=drnd()' ;;
-    few) src='sa[3]=drnd(1, 8)' ;;
-  esac
-  printf '{\n  eth(da=%s),\n  ipv4(sa=198.18.0.0, da=%s, %s),\n  tcp(sp=drnd(), dp=80, syn)\n}\n' \
-    "$vmac" "$VIC" "$src" >"$TMP/$mode.cfg"
+  flood_cfg "$mode" "$VIC" "$TMP/$mode.cfg"
 done
 echo 1 >/proc/sys/kernel/bpf_stats_enabled
 
