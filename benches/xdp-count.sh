@@ -7,14 +7,16 @@
 #   parse    COUNT=0: parse only (the floor)
 #   lru      COUNT=1: per-source windows in an LRU hash, bpf_ktime_get_ns per packet
 #   hash     COUNT=1 PLAIN=1: a preallocated hash, the coarse clock
-# Needs clang-14, bpftool and iproute2 with libbpf (apt-get install clang-14 bpftool).
+# Needs clang-14, libbpf's headers, bpftool and iproute2 with libbpf (apt-get install clang-14
+# libbpf-dev bpftool).
 # Usage: benches/xdp-count.sh   (env: RUNS=3 COUNT=3000000 MODES="many few")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "xdp-count.sh: needs root (network namespaces, XDP)" >&2; exit 1; }
 for c in clang-14 bpftool trafgen; do
-  command -v "$c" >/dev/null || { echo "xdp-count.sh: $c is missing (apt-get install clang-14 bpftool netsniff-ng)" >&2; exit 1; }
+  command -v "$c" >/dev/null || { echo "xdp-count.sh: $c is missing (apt-get install clang-14 libbpf-dev bpftool netsniff-ng)" >&2; exit 1; }
 done
+[ -f /usr/include/bpf/bpf_helpers.h ] || { echo "xdp-count.sh: libbpf's headers are missing (apt-get install libbpf-dev)" >&2; exit 1; }
 RUNS=${RUNS:-3}
 COUNT=${COUNT:-3000000}
 MODES=${MODES:-"many few"}
