@@ -9,7 +9,8 @@
 #   hash     COUNT=1 PLAIN=1: a preallocated hash, the coarse clock
 # Needs clang-14, libbpf's headers, bpftool and iproute2 with libbpf (apt-get install clang-14
 # libbpf-dev bpftool).
-# Usage: benches/xdp-count.sh   (env: RUNS=3 COUNT=3000000 MODES="many few")
+# Usage: benches/xdp-count.sh   (env: RUNS=3 COUNT=3000000 MODES="many few"; also million, scan:
+#   benches/flood-lib.sh's floods)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "xdp-count.sh: needs root (network namespaces, XDP)" >&2; exit 1; }
@@ -39,8 +40,8 @@ clang-14 -O2 -g -target bpf -DCOUNT=1 -DPLAIN=1 "${inc[@]}" -c benches/xdp-count
 
 . benches/flood-lib.sh
 flood_netns "$A" "$V" "$VIC"
-for mode in many few; do
-  flood_cfg "$mode" "$VIC" "$TMP/$mode.cfg"
+for mode in $MODES; do
+  flood_cfg "$mode" "$VIC" "$TMP/$mode.cfg" || { echo "xdp-count.sh: MODES holds many, few, million or scan, not $mode" >&2; exit 2; }
 done
 echo 1 >/proc/sys/kernel/bpf_stats_enabled
 
